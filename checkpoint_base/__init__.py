@@ -1,0 +1,69 @@
+"""checkpoint_base: the checkpointer contract written once, the backend interface, and tools.
+
+Open a saver from a URL and compile a LangGraph graph with it:
+
+    from checkpoint_base import connect
+
+    with connect("sqlite:///checkpoints.db") as saver:
+        graph = builder.compile(checkpointer=saver)
+"""
+
+from __future__ import annotations
+
+from ._backend import Backend, Capabilities
+from ._connect import BackendEntry, aconnect, connect, installed_schemes
+from ._errors import (
+    CheckpointerError,
+    ConfigError,
+    MissingDriverError,
+    SchemaVersionError,
+    StorageError,
+    StorageUnavailableError,
+    SyncCallInEventLoopError,
+    UnknownBackendError,
+)
+from ._memory import MemorySaver, MemoryStore
+from ._plan import AsyncExecutor, Plan, SyncExecutor, arun, run
+from ._records import (
+    EMPTY,
+    BlobRecord,
+    CheckpointRecord,
+    CheckpointRow,
+    ListQuery,
+    ThreadInfo,
+    WriteRecord,
+)
+from ._saver import CheckpointSaver, default_serde
+
+__all__ = [
+    "EMPTY",
+    "AsyncExecutor",
+    "Backend",
+    "BackendEntry",
+    "BlobRecord",
+    "Capabilities",
+    "CheckpointRecord",
+    "CheckpointRow",
+    "CheckpointSaver",
+    "CheckpointerError",
+    "ConfigError",
+    "ListQuery",
+    "MemorySaver",
+    "MemoryStore",
+    "MissingDriverError",
+    "Plan",
+    "SchemaVersionError",
+    "StorageError",
+    "StorageUnavailableError",
+    "SyncCallInEventLoopError",
+    "SyncExecutor",
+    "ThreadInfo",
+    "UnknownBackendError",
+    "WriteRecord",
+    "aconnect",
+    "arun",
+    "connect",
+    "default_serde",
+    "installed_schemes",
+    "run",
+]

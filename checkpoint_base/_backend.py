@@ -1,0 +1,197 @@
+"""The backend interface: the few storage operations a database must provide.
+
+Everything else (config parsing, serialization, filters, `before`/`limit`, parent configs,
+pruning policy, delta-channel walks, sync and async flavors) is written once in the saver.
+Every operation returns a plan (see `_plan.py`); the backend's executors run it.
+
+Methods marked *backend-specific* must be written by each backend. The *generic* ones have
+a correct default built from the others; a backend overrides them only to do better
+(fewer round trips), never to change what they return.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ._plan import Plan
+from ._records import (
+    BlobRecord,
+    CheckpointRecord,
+    CheckpointRow,
+    ListQuery,
+    ThreadInfo,
+    WriteRecord,
+)
+
+__all__ = ["Backend", "Capabilities"]
+
+_SCAN_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend supports, declared once per backend. Never detected at run time.
+
+    Semantics never depend on a flag: where a backend cannot do something in storage,
+    the saver does it in Python with the same result.
+    """
+
+    metadata_filter: bool = False
+    """`list_page` uses `ListQuery.filter` to narrow pages in storage (else the saver filters)."""
+    ttl: bool = False
+    """Keys or rows expire after a time-to-live set on the saver."""
+    cluster: bool = False
+    """Runs on a sharded cluster; every key of a thread lives on one shard."""
+    durable: bool = True
+    """Data outlives the process (false for the memory backend)."""
+    multi_process: bool = True
+    """Several processes may use the same storage at once."""
+
+
+class Backend(ABC):
+    """Storage operations of one database, as plans.
+
+    A backend holds no connection: it builds requests; its executors perform them.
+    """
+
+    name: ClassVar[str] = "backend"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    # -- backend-specific ------------------------------------------------------------------
+
+    @abstractmethod
+    def setup(self) -> Plan[None]:
+        """Create or migrate the storage schema. Idempotent; safe from two processes at once."""
+
+    @abstractmethod
+    def put_checkpoint(
+        self,
+        checkpoint: CheckpointRecord,
+        blobs: Sequence[BlobRecord],
+        writes: Sequence[WriteRecord] = (),
+    ) -> Plan[None]:
+        """Store a checkpoint with its blobs (and writes, for migration) atomically.
+
+        Storing a checkpoint that exists replaces it; a blob that exists is left as is
+        (a (thread, namespace, channel, version) key always names the same value).
+        """
+
+    @abstractmethod
+    def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
+        """Store pending writes atomically, following the `idx` rule of `WriteRecord`."""
+
+    @abstractmethod
+    def list_page(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
+        """One page of checkpoints with their blobs and writes, as `ListQuery` describes."""
+
+    @abstractmethod
+    def delete_threads(self, thread_ids: Sequence[str]) -> Plan[None]:
+        """Delete every checkpoint, blob and write of these threads."""
+
+    @abstractmethod
+    def delete_runs(self, run_ids: Sequence[str]) -> Plan[None]:
+        """Delete the checkpoints whose `run_id` is one of these, with their writes.
+
+        Blobs that no remaining checkpoint reads may be deleted too.
+        """
+
+    @abstractmethod
+    def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
+        """Delete every checkpoint of the thread not in `keep` ((namespace, id) pairs).
+
+        Their writes go too, and the blobs that no kept checkpoint reads.
+        """
+
+    # -- generic ---------------------------------------------------------------------------
+
+    def get(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> Plan[CheckpointRow | None]:
+        """The checkpoint with this id, or the latest of the namespace when id is None."""
+        rows = yield from self.list_page(
+            ListQuery(
+                thread_id=thread_id,
+                checkpoint_ns=checkpoint_ns,
+                checkpoint_id=checkpoint_id,
+                limit=1,
+            )
+        )
+        return rows[0] if rows else None
+
+    def history(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, limit: int
+    ) -> Plan[list[CheckpointRow]]:
+        """Up to `limit` checkpoints following parent links from `checkpoint_id` (included).
+
+        Newest first; stops early at a root or at a missing parent.
+        """
+        rows: list[CheckpointRow] = []
+        current: str | None = checkpoint_id
+        while current is not None and len(rows) < limit:
+            row = yield from self.get(thread_id, checkpoint_ns, current)
+            if row is None:
+                break
+            rows.append(row)
+            current = row.checkpoint.parent_checkpoint_id
+        return rows
+
+    def heads(self, thread_id: str) -> Plan[list[CheckpointRecord]]:
+        """The latest checkpoint of each namespace of the thread."""
+        latest: dict[str, CheckpointRecord] = {}
+        for row in (yield from self._scan(ListQuery(thread_id=thread_id))):
+            latest.setdefault(row.checkpoint.checkpoint_ns, row.checkpoint)
+        return list(latest.values())
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Plan[None]:
+        """Copy every checkpoint, blob and write of a thread to another thread id."""
+        rows = yield from self._scan(ListQuery(thread_id=source_thread_id))
+        for row in reversed(rows):  # parents first, so the copy never shows a dangling parent
+            yield from self.put_checkpoint(
+                dataclasses.replace(row.checkpoint, thread_id=target_thread_id),
+                [dataclasses.replace(b, thread_id=target_thread_id) for b in row.blobs],
+                [dataclasses.replace(w, thread_id=target_thread_id) for w in row.writes],
+            )
+
+    def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        """Up to `limit` threads with ids greater than `after`, by thread id ascending.
+
+        The default scans every checkpoint; backends with an index do better.
+        """
+        found: dict[str, list[CheckpointRecord]] = {}
+        for row in (yield from self._scan(ListQuery())):
+            tid = row.checkpoint.thread_id
+            if after is None or tid > after:
+                found.setdefault(tid, []).append(row.checkpoint)
+        infos = []
+        for tid in sorted(found)[:limit]:
+            records = found[tid]
+            newest = max(records, key=lambda r: r.checkpoint_id)
+            infos.append(
+                ThreadInfo(
+                    thread_id=tid,
+                    checkpoint_count=len(records),
+                    last_checkpoint_id=newest.checkpoint_id,
+                    updated_at=max(r.created_at for r in records),
+                    size_bytes=sum(len(r.checkpoint) + len(r.metadata) for r in records),
+                    namespaces=tuple(sorted({r.checkpoint_ns for r in records})),
+                )
+            )
+        return infos
+
+    def _scan(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
+        """Every row matching `query`, page by page (for the generic defaults)."""
+        rows: list[CheckpointRow] = []
+        cursor = None
+        while True:
+            page = yield from self.list_page(
+                dataclasses.replace(query, cursor=cursor, limit=_SCAN_PAGE)
+            )
+            rows.extend(page)
+            if len(page) < _SCAN_PAGE:
+                return rows
+            last = page[-1].checkpoint
+            cursor = (last.checkpoint_id, last.thread_id, last.checkpoint_ns)

@@ -1,0 +1,152 @@
+"""`connect(url)` and `aconnect(url)`: open the right saver from a URL.
+
+Backends register in the entry-point group `checkpointers.backends`, one entry per URL
+scheme, whose object is a `BackendEntry`. A third-party package adds a backend by declaring
+an entry point; nothing in this repository changes.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._errors import MissingDriverError, UnknownBackendError
+
+if TYPE_CHECKING:
+    from ._saver import CheckpointSaver
+
+__all__ = ["BackendEntry", "aconnect", "connect", "installed_schemes"]
+
+GROUP = "checkpointers.backends"
+
+
+@dataclass(frozen=True, slots=True)
+class BackendEntry:
+    """What a backend registers: how to open a sync and an async saver from a URL.
+
+    Attributes:
+        connect: `(url, **options) -> saver` with a sync executor.
+        aconnect: `async (url, **options) -> saver` with an async executor.
+        extra: The extra of `checkpointers` that installs the driver, for error messages.
+    """
+
+    connect: Callable[..., CheckpointSaver]
+    aconnect: Callable[..., Awaitable[CheckpointSaver]]
+    extra: str | None = None
+
+
+def installed_schemes() -> list[str]:
+    """The URL schemes of every registered backend."""
+    return sorted({ep.name for ep in importlib.metadata.entry_points(group=GROUP)})
+
+
+def _scheme(url: str) -> str:
+    if not isinstance(url, str) or "://" not in url:
+        raise UnknownBackendError(
+            f"not a checkpointer URL: {url!r}; expected scheme://..., for example "
+            "sqlite:///checkpoints.db, postgresql://user@host/db, redis://host:6379/0"
+        )
+    return url.split("://", 1)[0].lower()
+
+
+def _entry(url: str) -> BackendEntry:
+    scheme = _scheme(url)
+    found = [ep for ep in importlib.metadata.entry_points(group=GROUP) if ep.name == scheme]
+    if not found:
+        raise UnknownBackendError(
+            f"no backend for URL scheme {scheme!r} in {url!r}; installed schemes: "
+            f"{', '.join(installed_schemes()) or 'none'}"
+        )
+    ep = found[0]
+    try:
+        entry = ep.load()
+    except MissingDriverError:
+        raise
+    except ImportError as exc:
+        extra = _extra_of(ep.value)
+        raise MissingDriverError(
+            f"the {scheme}:// backend needs a driver that is not installed ({exc}); "
+            f"install it with: pip install 'checkpointers[{extra}]'"
+        ) from exc
+    if not isinstance(entry, BackendEntry):
+        raise UnknownBackendError(f"entry point {ep.value!r} for {scheme!r} is not a BackendEntry")
+    return entry
+
+
+def _extra_of(target: str) -> str:
+    module = target.split(":", 1)[0].split(".", 1)[0]
+    return module.removeprefix("checkpoint_") or "all"
+
+
+def connect(url: str, *, setup: bool = True, **options: Any) -> CheckpointSaver:
+    """Open a sync saver for `url`, with its storage schema set up.
+
+    Use it as a context manager to close its connections, or keep it for the process:
+
+        with connect("sqlite:///checkpoints.db") as saver:
+            graph = builder.compile(checkpointer=saver)
+
+    Args:
+        url: `memory://`, `sqlite:///path.db`, `postgresql://...`, `redis://...`,
+            `rediss://...`, `redis+cluster://host:port,...`, or a third-party scheme.
+        setup: Run the schema migrations first (default True).
+        **options: Passed to the backend (for example `serde=`, `ttl=`, `key_prefix=`).
+
+    Raises:
+        UnknownBackendError: no installed backend handles the scheme.
+        MissingDriverError: the backend's driver is missing; the message names the extra.
+    """
+    saver = _entry(url).connect(url, **options)
+    if setup:
+        try:
+            saver.setup()
+        except BaseException:
+            saver.close()
+            raise
+    return saver
+
+
+class aconnect:
+    """Open an async saver for `url`: `async with aconnect(url) as saver:` or `await aconnect(url)`.
+
+    Args:
+        url: As for `connect`.
+        setup: Run the schema migrations first (default True).
+        **options: Passed to the backend.
+    """
+
+    def __init__(self, url: str, *, setup: bool = True, **options: Any) -> None:
+        self._entry = _entry(url)
+        self._url = url
+        self._setup = setup
+        self._options = options
+        self._saver: CheckpointSaver | None = None
+
+    async def _open(self) -> CheckpointSaver:
+        saver = await self._entry.aconnect(self._url, **self._options)
+        if self._setup:
+            try:
+                await saver.asetup()
+            except BaseException:
+                await saver.aclose()
+                raise
+        self._saver = saver
+        return saver
+
+    def __await__(self) -> Generator[Any, None, CheckpointSaver]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> CheckpointSaver:
+        return await self._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._saver is not None:
+            await self._saver.aclose()

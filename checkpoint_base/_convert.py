@@ -1,0 +1,313 @@
+"""Pure conversions between LangGraph's values and records: configs, metadata, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    EXCLUDED_METADATA_KEYS,
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    writes_sort_key,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from ._errors import ConfigError
+from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, WriteRecord
+
+__all__ = [
+    "ThreadKey",
+    "checkpoint_config",
+    "decode_metadata",
+    "encode_metadata",
+    "json_equal",
+    "matches_filter",
+    "next_version",
+    "normalize_filter",
+    "parse_config",
+    "to_records",
+    "to_tuple",
+    "write_records",
+]
+
+ThreadKey = tuple[str, str, str | None]
+"""(thread_id, checkpoint_ns, checkpoint_id or None)."""
+
+
+def parse_config(config: RunnableConfig | None, *, need_checkpoint_id: bool = False) -> ThreadKey:
+    """Read thread id, namespace and checkpoint id from a config, or say what is wrong."""
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            f"config must be a dict like {{'configurable': {{'thread_id': ...}}}}, "
+            f"got {type(config).__name__}"
+        )
+    configurable = config.get("configurable")
+    if not isinstance(configurable, Mapping):
+        raise ConfigError(
+            "config has no 'configurable' dict: pass "
+            "config={'configurable': {'thread_id': 'my-thread'}}"
+        )
+    thread_id = configurable.get("thread_id")
+    if thread_id is None or thread_id == "":
+        raise ConfigError(
+            "config['configurable']['thread_id'] is missing: pass "
+            "config={'configurable': {'thread_id': 'my-thread'}}"
+        )
+    checkpoint_ns = configurable.get("checkpoint_ns") or ""
+    if not isinstance(checkpoint_ns, str):
+        raise ConfigError(
+            f"config['configurable']['checkpoint_ns'] must be a str, "
+            f"got {type(checkpoint_ns).__name__}"
+        )
+    checkpoint_id = configurable.get("checkpoint_id") or None
+    if checkpoint_id is not None and not isinstance(checkpoint_id, str):
+        raise ConfigError(
+            f"config['configurable']['checkpoint_id'] must be a str, "
+            f"got {type(checkpoint_id).__name__}"
+        )
+    if need_checkpoint_id and checkpoint_id is None:
+        raise ConfigError(
+            "config['configurable']['checkpoint_id'] is missing: writes belong to a "
+            "checkpoint; pass the config that put() returned"
+        )
+    return str(thread_id), checkpoint_ns, checkpoint_id
+
+
+def checkpoint_config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> RunnableConfig:
+    """The config that names one stored checkpoint."""
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": checkpoint_ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+
+
+def next_version(current: str | int | float | None) -> str:
+    """The next channel version, in the format of the official SQL savers.
+
+    `"{counter:032}.{random:016}"`: sortable as text, and the same everywhere, so records
+    migrate between backends (and from the official savers) without rewriting versions.
+    """
+    if current is None:
+        counter = 0
+    elif isinstance(current, (int, float)):
+        counter = int(current)
+    else:
+        counter = int(current.split(".", 1)[0])
+    return f"{counter + 1:032}.{random.random():016}"
+
+
+# -- metadata ---------------------------------------------------------------------------------
+
+
+def _reject(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def encode_metadata(metadata: Mapping[str, Any]) -> bytes:
+    """Metadata as ASCII JSON: storage can index it and filter on it."""
+    try:
+        text = json.dumps(
+            metadata, ensure_ascii=True, separators=(",", ":"), allow_nan=False, default=_reject
+        )
+    except (TypeError, ValueError) as exc:
+        bad = (
+            ", ".join(repr(k) for k, v in metadata.items() if not _is_json(v)) or "(a nested value)"
+        )
+        raise ConfigError(
+            f"checkpoint metadata must be JSON (str, int, float, bool, None, list, dict); "
+            f"key {bad}: {exc}. Convert the value to a JSON type before passing it."
+        ) from exc
+    return text.encode("ascii")
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False, default=_reject)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def decode_metadata(data: bytes) -> CheckpointMetadata:
+    """The inverse of `encode_metadata`."""
+    value = json.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError("stored metadata is not a JSON object")
+    return value  # type: ignore[return-value]
+
+
+def normalize_filter(filter: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A metadata filter as JSON values (tuples become lists), or None for no filter."""
+    if not filter:
+        return None
+    if not isinstance(filter, Mapping):
+        raise ConfigError(f"filter must be a dict of metadata values, got {type(filter).__name__}")
+    for key in filter:
+        if not isinstance(key, str):
+            raise ConfigError(f"filter keys must be str, got {key!r}")
+    normalized = json.loads(encode_metadata(filter))
+    assert isinstance(normalized, dict)
+    return normalized
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of two decoded JSON values: booleans are not numbers, 1 equals 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b and not (isinstance(a, float) and math.isnan(a))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def matches_filter(metadata: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:
+    """True when every filter key is in the metadata with an equal value.
+
+    Keys are top-level metadata keys, taken literally ("a.b" is one key, not a path);
+    values compare whole (a nested dict must be equal, not merely contained).
+    """
+    if not filter:
+        return True
+    return all(k in metadata and json_equal(metadata[k], v) for k, v in filter.items())
+
+
+def stored_metadata_for(config: RunnableConfig, metadata: CheckpointMetadata) -> dict[str, Any]:
+    """The metadata to store: the given metadata plus scalar config entries, as LangGraph does.
+
+    Unlike `langgraph.checkpoint.base.get_checkpoint_metadata`, strings keep their NUL
+    characters: every backend stores them faithfully, so nothing is silently changed.
+    """
+    stored: dict[str, Any] = dict(metadata)
+    stored.pop("writes", None)
+    for source in (config.get("metadata"), config.get("configurable")):
+        if not source:
+            continue
+        for key, value in source.items():
+            if key in stored or key in EXCLUDED_METADATA_KEYS or key.startswith("__"):
+                continue
+            if isinstance(value, (str, int, bool, float)):
+                stored[key] = value
+    return stored
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+
+def to_records(
+    serde: SerializerProtocol,
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    new_versions: ChannelVersions,
+) -> tuple[CheckpointRecord, list[BlobRecord]]:
+    """Split a checkpoint into its record and the blobs of the channels in `new_versions`."""
+    thread_id, checkpoint_ns, parent_id = parse_config(config)
+    if not isinstance(checkpoint, Mapping) or "id" not in checkpoint:
+        raise ConfigError("checkpoint must be a Checkpoint dict with an 'id'")
+    body: dict[str, Any] = dict(checkpoint)
+    values: dict[str, Any] = body.pop("channel_values", None) or {}
+    blobs = []
+    for channel, version in new_versions.items():
+        if channel in values:
+            type_, data = serde.dumps_typed(values[channel])
+        else:
+            type_, data = EMPTY, b""
+        blobs.append(BlobRecord(thread_id, checkpoint_ns, channel, str(version), type_, data))
+    type_, data = serde.dumps_typed(body)
+    stored_metadata = stored_metadata_for(config, metadata)
+    run_id = stored_metadata.get("run_id")
+    record = CheckpointRecord(
+        thread_id=thread_id,
+        checkpoint_ns=checkpoint_ns,
+        checkpoint_id=str(checkpoint["id"]),
+        parent_checkpoint_id=parent_id,
+        type=type_,
+        checkpoint=data,
+        metadata=encode_metadata(stored_metadata),
+        channel_versions={ch: str(v) for ch, v in checkpoint["channel_versions"].items()},
+        run_id=str(run_id) if run_id is not None else None,
+        created_at=time.time(),
+    )
+    return record, blobs
+
+
+def write_records(
+    serde: SerializerProtocol,
+    config: RunnableConfig,
+    writes: Sequence[tuple[str, Any]],
+    task_id: str,
+    task_path: str,
+) -> list[WriteRecord]:
+    """The records of one `put_writes` call, with `WRITES_IDX_MAP` indexes for special writes."""
+    thread_id, checkpoint_ns, checkpoint_id = parse_config(config, need_checkpoint_id=True)
+    assert checkpoint_id is not None
+    records = []
+    for idx, (channel, value) in enumerate(writes):
+        type_, data = serde.dumps_typed(value)
+        records.append(
+            WriteRecord(
+                thread_id=thread_id,
+                checkpoint_ns=checkpoint_ns,
+                checkpoint_id=checkpoint_id,
+                task_id=str(task_id),
+                idx=WRITES_IDX_MAP.get(channel, idx),
+                channel=channel,
+                type=type_,
+                data=data,
+                task_path=task_path or "",
+            )
+        )
+    return records
+
+
+def sorted_writes(row: CheckpointRow) -> list[WriteRecord]:
+    """A checkpoint's writes in `writes_sort_key` order, the order LangGraph applies them."""
+    return sorted(row.writes, key=lambda w: writes_sort_key(w.task_path, w.task_id, w.idx))
+
+
+def load_blob(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool, Any]:
+    """(True, value) for a blob that holds a value; (False, None) for none or EMPTY."""
+    if blob is None or blob.type == EMPTY:
+        return False, None
+    return True, serde.loads_typed((blob.type, blob.data))
+
+
+def to_tuple(serde: SerializerProtocol, row: CheckpointRow) -> CheckpointTuple:
+    """Rebuild the `CheckpointTuple` that LangGraph expects from a fetched row."""
+    rec = row.checkpoint
+    checkpoint: Checkpoint = serde.loads_typed((rec.type, rec.checkpoint))
+    blobs = {(b.channel, b.version): b for b in row.blobs}
+    values: dict[str, Any] = {}
+    for channel, version in rec.channel_versions.items():
+        present, value = load_blob(serde, blobs.get((channel, version)))
+        if present:
+            values[channel] = value
+    checkpoint["channel_values"] = values
+    return CheckpointTuple(
+        config=checkpoint_config(rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id),
+        checkpoint=checkpoint,
+        metadata=decode_metadata(rec.metadata),
+        parent_config=(
+            checkpoint_config(rec.thread_id, rec.checkpoint_ns, rec.parent_checkpoint_id)
+            if rec.parent_checkpoint_id
+            else None
+        ),
+        pending_writes=[
+            (w.task_id, w.channel, serde.loads_typed((w.type, w.data))) for w in sorted_writes(row)
+        ],
+    )

@@ -1,0 +1,220 @@
+"""The memory backend: the reference implementation of the backend interface.
+
+Records live in dictionaries of one process. A plan's requests are functions applied to the
+store; the executor applies a whole plan under one lock, so every operation is atomic.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from ._backend import Backend, Capabilities
+from ._connect import BackendEntry
+from ._plan import Plan, run
+from ._records import BlobRecord, CheckpointRecord, CheckpointRow, ListQuery, WriteRecord
+from ._saver import CheckpointSaver
+
+__all__ = ["MemoryBackend", "MemorySaver", "MemoryStore"]
+
+T = TypeVar("T")
+NsKey = tuple[str, str]  # (thread_id, checkpoint_ns)
+
+
+@dataclass
+class MemoryStore:
+    """The dictionaries that hold one memory saver's records."""
+
+    checkpoints: dict[NsKey, dict[str, CheckpointRecord]] = field(default_factory=dict)
+    blobs: dict[tuple[str, str, str, str], BlobRecord] = field(default_factory=dict)
+    writes: dict[tuple[str, str, str], dict[tuple[str, int], WriteRecord]] = field(
+        default_factory=dict
+    )
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+Op = Callable[[MemoryStore], Any]
+
+
+class MemoryBackend(Backend):
+    """Plans over a `MemoryStore`; each yields functions that the executor applies."""
+
+    name = "memory"
+    capabilities = Capabilities(metadata_filter=False, durable=False, multi_process=False)
+
+    def setup(self) -> Plan[None]:
+        yield lambda store: None
+
+    def put_checkpoint(
+        self,
+        checkpoint: CheckpointRecord,
+        blobs: Sequence[BlobRecord],
+        writes: Sequence[WriteRecord] = (),
+    ) -> Plan[None]:
+        def op(store: MemoryStore) -> None:
+            for blob in blobs:
+                key = (blob.thread_id, blob.checkpoint_ns, blob.channel, blob.version)
+                store.blobs.setdefault(key, blob)
+            _store_writes(store, writes)
+            ns_key = (checkpoint.thread_id, checkpoint.checkpoint_ns)
+            store.checkpoints.setdefault(ns_key, {})[checkpoint.checkpoint_id] = checkpoint
+
+        yield op
+
+    def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
+        yield lambda store: _store_writes(store, writes)
+
+    def list_page(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
+        rows: list[CheckpointRow] = yield lambda store: _list_page(store, query)
+        return rows
+
+    def delete_threads(self, thread_ids: Sequence[str]) -> Plan[None]:
+        def op(store: MemoryStore) -> None:
+            doomed = set(thread_ids)
+            for ns_key in [k for k in store.checkpoints if k[0] in doomed]:
+                del store.checkpoints[ns_key]
+            for key in [k for k in store.blobs if k[0] in doomed]:
+                del store.blobs[key]
+            for wkey in [k for k in store.writes if k[0] in doomed]:
+                del store.writes[wkey]
+
+        yield op
+
+    def delete_runs(self, run_ids: Sequence[str]) -> Plan[None]:
+        def op(store: MemoryStore) -> None:
+            doomed = set(run_ids)
+            touched = set()
+            for ns_key, records in store.checkpoints.items():
+                for cid in [c for c, r in records.items() if r.run_id in doomed]:
+                    del records[cid]
+                    store.writes.pop((*ns_key, cid), None)
+                    touched.add(ns_key[0])
+            for thread_id in touched:
+                _collect_blobs(store, thread_id)
+
+        yield op
+
+    def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
+        def op(store: MemoryStore) -> None:
+            kept = set(keep)
+            for ns_key in [k for k in store.checkpoints if k[0] == thread_id]:
+                records = store.checkpoints[ns_key]
+                for cid in [c for c in records if (ns_key[1], c) not in kept]:
+                    del records[cid]
+                    store.writes.pop((*ns_key, cid), None)
+            _collect_blobs(store, thread_id)
+
+        yield op
+
+
+def _store_writes(store: MemoryStore, writes: Sequence[WriteRecord]) -> None:
+    for w in writes:
+        stored = store.writes.setdefault((w.thread_id, w.checkpoint_ns, w.checkpoint_id), {})
+        key = (w.task_id, w.idx)
+        if w.idx < 0 or key not in stored:
+            stored[key] = w
+
+
+def _collect_blobs(store: MemoryStore, thread_id: str) -> None:
+    """Delete the thread's blobs that no remaining checkpoint reads."""
+    live = {
+        (ns, ch, ver)
+        for (tid, ns), records in store.checkpoints.items()
+        if tid == thread_id
+        for r in records.values()
+        for ch, ver in r.channel_versions.items()
+    }
+    for key in [k for k in store.blobs if k[0] == thread_id and k[1:] not in live]:
+        del store.blobs[key]
+
+
+def _list_page(store: MemoryStore, query: ListQuery) -> list[CheckpointRow]:
+    candidates: list[CheckpointRecord] = []
+    for (thread_id, ns), records in store.checkpoints.items():
+        if query.thread_id is not None and thread_id != query.thread_id:
+            continue
+        if query.checkpoint_ns is not None and ns != query.checkpoint_ns:
+            continue
+        for cid, rec in records.items():
+            if query.checkpoint_id is not None and cid != query.checkpoint_id:
+                continue
+            if query.before is not None and cid >= query.before:
+                continue
+            if query.cursor is not None and (cid, thread_id, ns) >= query.cursor:
+                continue
+            candidates.append(rec)
+    candidates.sort(key=lambda r: (r.checkpoint_id, r.thread_id, r.checkpoint_ns), reverse=True)
+    rows = []
+    for rec in candidates[: query.limit]:
+        blobs = tuple(
+            blob
+            for ch, ver in rec.channel_versions.items()
+            if (blob := store.blobs.get((rec.thread_id, rec.checkpoint_ns, ch, ver))) is not None
+        )
+        writes = store.writes.get((rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id), {})
+        rows.append(CheckpointRow(rec, blobs, tuple(writes.values())))
+    return rows
+
+
+class MemoryExecutor:
+    """Applies a plan's functions to a store under its lock: sync and async alike."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def run(self, plan: Plan[T]) -> T:
+        with self.store.lock:
+            return run(plan, self._apply)
+
+    def _apply(self, op: Op) -> Any:
+        return op(self.store)
+
+    def close(self) -> None:
+        """Nothing to release: the store lives as long as the saver."""
+
+
+class AsyncMemoryExecutor(MemoryExecutor):
+    """The async flavor: the same work, awaited (it never blocks on I/O)."""
+
+    async def run(self, plan: Plan[T]) -> T:  # type: ignore[override]
+        return super().run(plan)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class MemorySaver(CheckpointSaver):
+    """A saver that keeps checkpoints in this process's memory (tests, demos, notebooks).
+
+    Both flavors work: `put` and `aput` reach the same store.
+
+    Args:
+        serde: The serializer (default: the package's safe msgpack serializer).
+        store: Share a store between savers; a new one by default.
+    """
+
+    def __init__(
+        self, *, serde: SerializerProtocol | None = None, store: MemoryStore | None = None
+    ) -> None:
+        self.store = store if store is not None else MemoryStore()
+        super().__init__(
+            MemoryBackend(),
+            executor=MemoryExecutor(self.store),
+            aexecutor=AsyncMemoryExecutor(self.store),
+            serde=serde,
+        )
+
+
+def _connect(url: str, **options: Any) -> MemorySaver:
+    return MemorySaver(**options)
+
+
+async def _aconnect(url: str, **options: Any) -> MemorySaver:
+    return MemorySaver(**options)
+
+
+BACKEND = BackendEntry(connect=_connect, aconnect=_aconnect, extra=None)

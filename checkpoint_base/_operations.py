@@ -1,0 +1,192 @@
+"""Operations that combine several backend plans: list paging, delta history, pruning.
+
+Written once as plans, so the sync and the async saver run the very same logic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from ._backend import Backend
+from ._convert import decode_metadata, matches_filter, sorted_writes
+from ._errors import ConfigError
+from ._plan import Plan
+from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ListQuery, WriteRecord
+
+__all__ = ["ListWalk", "delta_history", "prune_plan"]
+
+_MAX_PAGE = 500
+_FIRST_PAGE = 100
+_HISTORY_PAGE = 32
+
+
+class ListWalk:
+    """The state of one `list()` call: which page to ask for next, what to keep of a page.
+
+    Keyset pagination, so no cursor or lock is held between pages, and the caller may use
+    the saver while it iterates.
+    """
+
+    __slots__ = ("_base", "_cursor", "_done", "_filter", "_page", "_remaining")
+
+    def __init__(
+        self,
+        base: ListQuery,
+        filter: Mapping[str, Any] | None,
+        limit: int | None,
+        *,
+        push_filter: bool,
+    ) -> None:
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise ConfigError(f"limit must be an int or None, got {limit!r}")
+        if limit is not None and limit < 0:
+            raise ConfigError(
+                f"limit must be None (no limit) or a number >= 0, got {limit}; "
+                "pass limit=None to list every checkpoint"
+            )
+        self._filter = filter
+        self._base = dataclasses.replace(base, filter=filter if push_filter else None)
+        self._remaining = limit
+        self._cursor: tuple[str, str, str] | None = None
+        self._done = limit == 0
+        # Filtering in Python may discard most of a page: grow pages while that happens.
+        self._page = _FIRST_PAGE if filter and not push_filter else 0
+
+    def next_query(self) -> ListQuery | None:
+        """The next page to fetch, or None when the listing is complete."""
+        if self._done:
+            return None
+        size = _FIRST_PAGE if self._remaining is None else self._remaining
+        size = min(max(size, self._page), _MAX_PAGE)
+        return dataclasses.replace(self._base, cursor=self._cursor, limit=size)
+
+    def accept(self, query: ListQuery, rows: Sequence[CheckpointRow]) -> list[CheckpointRow]:
+        """Keep the rows of a fetched page that match, within the limit; advance the cursor."""
+        if len(rows) < query.limit:
+            self._done = True
+        if rows:
+            last = rows[-1].checkpoint
+            self._cursor = (last.checkpoint_id, last.thread_id, last.checkpoint_ns)
+        kept = [
+            row
+            for row in rows
+            if matches_filter(decode_metadata(row.checkpoint.metadata), self._filter)
+        ]
+        if self._remaining is not None:
+            kept = kept[: self._remaining]
+            self._remaining -= len(kept)
+            if self._remaining == 0:
+                self._done = True
+        if self._page and len(kept) < len(rows):
+            self._page = min(self._page * 2, _MAX_PAGE)
+        return kept
+
+
+DeltaWalk = tuple[dict[str, list[WriteRecord]], dict[str, BlobRecord]]
+
+
+def delta_history(
+    backend: Backend,
+    thread_id: str,
+    checkpoint_ns: str,
+    checkpoint_id: str | None,
+    channels: Sequence[str],
+) -> Plan[DeltaWalk]:
+    """Walk the ancestors of a checkpoint once for all channels: their writes and seeds.
+
+    For each channel: the writes stored at ancestors (oldest first), back to and including the
+    nearest ancestor whose blob for the channel holds a value, which is the seed. Writes stored
+    at the target itself are pending for the next step and are not included.
+    """
+    writes: dict[str, list[WriteRecord]] = {ch: [] for ch in channels}
+    seeds: dict[str, BlobRecord] = {}
+    target = yield from backend.get(thread_id, checkpoint_ns, checkpoint_id)
+    remaining = set(channels)
+    cursor = target.checkpoint.parent_checkpoint_id if target else None
+    while cursor is not None and remaining:
+        rows = yield from backend.history(thread_id, checkpoint_ns, cursor, _HISTORY_PAGE)
+        if not rows:
+            break
+        for row in rows:
+            for write in reversed(sorted_writes(row)):
+                if write.channel in remaining:
+                    writes[write.channel].append(write)
+            for channel, blob in _stored_values(row, remaining).items():
+                seeds[channel] = blob
+                remaining.discard(channel)
+            cursor = row.checkpoint.parent_checkpoint_id
+            if cursor is None or not remaining:
+                break
+        if len(rows) < _HISTORY_PAGE:
+            break
+    for found in writes.values():
+        found.reverse()
+    return writes, seeds
+
+
+def _stored_values(row: CheckpointRow, channels: Collection[str]) -> dict[str, BlobRecord]:
+    """The blobs of `channels` that hold a value at this checkpoint."""
+    versions = row.checkpoint.channel_versions
+    found = {}
+    for blob in row.blobs:
+        if (
+            blob.channel in channels
+            and blob.type != EMPTY
+            and versions.get(blob.channel) == blob.version
+        ):
+            found[blob.channel] = blob
+    return found
+
+
+def prune_plan(backend: Backend, thread_ids: Sequence[str], strategy: str) -> Plan[None]:
+    """Prune threads: `"delete"` removes them, `"keep_latest"` keeps each namespace's latest.
+
+    `keep_latest` is safe for `DeltaChannel`: it also keeps every ancestor back to the nearest
+    checkpoint that stores a value for each delta channel of the kept checkpoint, so the
+    channel still rebuilds to the same value.
+    """
+    if strategy == "delete":
+        if thread_ids:
+            yield from backend.delete_threads(list(thread_ids))
+        return
+    if strategy != "keep_latest":
+        raise ConfigError(f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'")
+    for thread_id in thread_ids:
+        heads = yield from backend.heads(thread_id)
+        if not heads:
+            continue
+        keep: set[tuple[str, str]] = set()
+        for head in heads:
+            keep.add((head.checkpoint_ns, head.checkpoint_id))
+            delta_channels = _delta_channels(head)
+            if delta_channels:
+                keep |= yield from _chain_to_snapshots(backend, head, delta_channels)
+        yield from backend.prune(thread_id, keep)
+
+
+def _delta_channels(head: CheckpointRecord) -> set[str]:
+    counters = decode_metadata(head.metadata).get("counters_since_delta_snapshot") or {}
+    return set(counters) if isinstance(counters, dict) else set()
+
+
+def _chain_to_snapshots(
+    backend: Backend, head: CheckpointRecord, channels: set[str]
+) -> Plan[set[tuple[str, str]]]:
+    keep: set[tuple[str, str]] = set()
+    remaining = set(channels)
+    cursor: str | None = head.checkpoint_id
+    while cursor is not None and remaining:
+        rows = yield from backend.history(head.thread_id, head.checkpoint_ns, cursor, _HISTORY_PAGE)
+        if not rows:
+            break
+        for row in rows:
+            keep.add((row.checkpoint.checkpoint_ns, row.checkpoint.checkpoint_id))
+            remaining -= set(_stored_values(row, remaining))
+            cursor = row.checkpoint.parent_checkpoint_id
+            if cursor is None or not remaining:
+                break
+        if len(rows) < _HISTORY_PAGE:
+            break
+    return keep

@@ -1,0 +1,85 @@
+"""Plans: storage operations written once, as generators, run by a sync or an async executor.
+
+A plan yields requests (a SQL statement, a Redis command: whatever its backend's executor
+understands) and receives each request's result through `send`. It returns the operation's
+result. The plan never waits on I/O itself, so the same plan serves both flavors; only the
+executor differs. Plans compose with `yield from`, and run without a server in unit tests by
+sending them fake results. This is the sans-IO design of psycopg's `generators.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Protocol, TypeVar
+
+__all__ = ["AsyncExecutor", "Plan", "SyncExecutor", "arun", "done", "run"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+Plan = Generator[Any, Any, T]
+"""A generator that yields requests, receives their results, and returns `T`."""
+
+
+def run(plan: Plan[T], execute: Callable[[Any], Any]) -> T:
+    """Drive `plan` to completion, performing each request with `execute`.
+
+    An exception raised by `execute` is thrown into the plan, so a plan can clean up
+    (or translate) with an ordinary `try`.
+    """
+    try:
+        request = next(plan)
+        while True:
+            try:
+                result = execute(request)
+            except Exception as exc:
+                request = plan.throw(exc)
+            else:
+                request = plan.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def arun(plan: Plan[T], execute: Callable[[Any], Awaitable[Any]]) -> T:
+    """Drive `plan` to completion, awaiting each request with `execute`."""
+    try:
+        request = next(plan)
+        while True:
+            try:
+                result = await execute(request)
+            except Exception as exc:
+                request = plan.throw(exc)
+            else:
+                request = plan.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def done(value: T) -> Plan[T]:
+    """A plan that performs no request and returns `value` (for backends with nothing to do)."""
+    return value
+    yield  # pragma: no cover - makes this function a generator
+
+
+class SyncExecutor(Protocol):
+    """Runs plans on a blocking driver. Owns connections, transactions and error translation."""
+
+    def run(self, plan: Plan[T]) -> T:
+        """Run one plan, with every request of it on one connection (or pipeline)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the executor owns (not what the caller passed in)."""
+        ...
+
+
+class AsyncExecutor(Protocol):
+    """Runs plans on an asyncio driver. Owns connections, transactions and error translation."""
+
+    async def run(self, plan: Plan[T]) -> T:
+        """Run one plan, with every request of it on one connection (or pipeline)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the executor owns (not what the caller passed in)."""
+        ...

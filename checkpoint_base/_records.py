@@ -1,0 +1,145 @@
+"""Records: what a backend stores and returns. Bytes plus the fields storage indexes on.
+
+A backend never sees a Python channel value: the saver turns checkpoints into these records
+(serializing once, in one place) and turns fetched rows back into `CheckpointTuple`s.
+Migration copies records verbatim between backends, with no serializer round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "EMPTY",
+    "BlobRecord",
+    "CheckpointRecord",
+    "CheckpointRow",
+    "ListQuery",
+    "ThreadInfo",
+    "WriteRecord",
+]
+
+EMPTY = "empty"
+"""Type tag of a blob that records "this channel has no value at this version"."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """One checkpoint, without its channel values (those live in blobs).
+
+    Attributes:
+        thread_id: The thread.
+        checkpoint_ns: The namespace ("" for the root graph, "node:task" for subgraphs).
+        checkpoint_id: Unique within (thread, namespace); sorts by creation time.
+        parent_checkpoint_id: The checkpoint this one follows, or None for a root.
+        type: Serializer type tag of `checkpoint`.
+        checkpoint: The serialized checkpoint, `channel_values` removed.
+        metadata: The metadata as UTF-8 JSON text (ASCII-escaped), queryable by storage.
+        channel_versions: Channel -> version string: the blobs that hold this checkpoint's values.
+        run_id: `metadata["run_id"]` when present, for `delete_for_runs`.
+        created_at: Seconds since the epoch when the checkpoint was first stored.
+    """
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    type: str
+    checkpoint: bytes
+    metadata: bytes
+    channel_versions: Mapping[str, str]
+    run_id: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRecord:
+    """The value of one channel at one version, in one (thread, namespace).
+
+    Written only for the channels of a put's `new_versions`; `type == EMPTY` says the channel
+    had no value at that version. Nothing outside `checkpoint_base` may assume `data` holds a
+    whole value: a later format may store a delta against an earlier version.
+    """
+
+    thread_id: str
+    checkpoint_ns: str
+    channel: str
+    version: str
+    type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecord:
+    """One pending write of a task, attached to the checkpoint it follows.
+
+    `idx` is the write's position in its `put_writes` call, or a negative number from
+    `WRITES_IDX_MAP` for the special channels (errors, interrupts, resumes, scheduled).
+    Storage rule: a write with `idx < 0` replaces an existing one with the same key;
+    a write with `idx >= 0` never overwrites one that exists.
+    """
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    task_id: str
+    idx: int
+    channel: str
+    type: str
+    data: bytes
+    task_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    """A fetched checkpoint with the blobs of its channel versions and its pending writes.
+
+    `blobs` may hold more versions than the checkpoint reads, or fewer when some were never
+    written; `writes` may come in any order (the saver sorts them).
+    """
+
+    checkpoint: CheckpointRecord
+    blobs: tuple[BlobRecord, ...] = ()
+    writes: tuple[WriteRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """One page of checkpoints, newest first.
+
+    Order: `(checkpoint_id, thread_id, checkpoint_ns)` descending. A page holds at most
+    `limit` rows that satisfy every given condition:
+
+    Attributes:
+        thread_id: Only this thread (None: every thread).
+        checkpoint_ns: Only this namespace (None: every namespace).
+        checkpoint_id: Only this checkpoint id.
+        before: Only checkpoint ids strictly smaller than this one.
+        cursor: Only rows strictly after this `(checkpoint_id, thread_id, checkpoint_ns)`
+            in the order above (keyset pagination: the last row of the previous page).
+        filter: Metadata equality filter, top-level keys. A backend may use it to narrow
+            the page; it must never drop a row that matches. The saver re-checks every row.
+        limit: Page size, at least 1.
+    """
+
+    thread_id: str | None = None
+    checkpoint_ns: str | None = None
+    checkpoint_id: str | None = None
+    before: str | None = None
+    cursor: tuple[str, str, str] | None = None
+    filter: Mapping[str, Any] | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    """A summary of one thread, for `list_threads` and the `threads` command."""
+
+    thread_id: str
+    checkpoint_count: int
+    last_checkpoint_id: str | None
+    updated_at: float | None
+    size_bytes: int | None = None
+    namespaces: tuple[str, ...] = field(default=())

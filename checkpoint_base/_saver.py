@@ -1,0 +1,463 @@
+"""The saver: LangGraph's whole checkpointer contract, written once over a `Backend`.
+
+One class serves both flavors. A saver built with a sync executor runs plans on a blocking
+driver; one built with an async executor runs them on asyncio. Either way every method of
+`BaseCheckpointSaver` works:
+
+- async methods of a sync-only saver run the blocking call directly (as LangGraph's
+  `InMemorySaver` does): prefer the async flavor inside an event loop;
+- sync methods of an async-only saver hand the call to the saver's event loop from another
+  thread, and raise `SyncCallInEventLoopError` at once when called from that loop, where
+  waiting would deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import copy
+from collections.abc import AsyncIterator, Collection, Coroutine, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol, maybe_add_typed_methods
+
+from ._backend import Backend
+from ._convert import (
+    checkpoint_config,
+    load_blob,
+    next_version,
+    normalize_filter,
+    parse_config,
+    to_records,
+    to_tuple,
+    write_records,
+)
+from ._errors import ConfigError, SyncCallInEventLoopError
+from ._operations import DeltaWalk, ListWalk, delta_history, prune_plan
+from ._plan import AsyncExecutor, Plan, SyncExecutor
+from ._records import ListQuery, ThreadInfo
+
+__all__ = ["CheckpointSaver", "default_serde"]
+
+T = TypeVar("T")
+
+
+def default_serde() -> SerializerProtocol:
+    """The serializer every saver uses unless given `serde=`: safe by default."""
+    try:
+        from .serde import MsgpackSerializer
+    except ModuleNotFoundError as exc:  # until the serializer lands: LangGraph's, strict
+        if exc.name != "checkpoint_base.serde":
+            raise
+        from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+        return JsonPlusSerializer(allowed_msgpack_modules=None)
+    serde: SerializerProtocol = MsgpackSerializer()
+    return serde
+
+
+class CheckpointSaver(BaseCheckpointSaver[str]):
+    """A LangGraph checkpointer over any backend of this package.
+
+    Backends subclass it only to add constructors (`SqliteSaver.from_conn_string`, ...);
+    every method of the checkpointer contract lives here.
+
+    Args:
+        backend: The storage operations.
+        executor: Runs plans on a blocking driver (the sync flavor).
+        aexecutor: Runs plans on asyncio (the async flavor).
+        serde: The serializer of channel values, checkpoints and writes. Defaults to the
+            package's msgpack serializer, which rebuilds only allowlisted types.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        executor: SyncExecutor | None = None,
+        aexecutor: AsyncExecutor | None = None,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        if executor is None and aexecutor is None:
+            raise ConfigError("a saver needs an executor, an aexecutor, or both")
+        super().__init__(serde=serde or default_serde())
+        self.backend = backend
+        self._executor = executor
+        self._aexecutor = aexecutor
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if aexecutor is not None:
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._loop = None
+
+    # -- running plans ---------------------------------------------------------------------
+
+    def _run(self, plan: Plan[T]) -> T:
+        if self._executor is not None:
+            return self._executor.run(plan)
+        assert self._aexecutor is not None
+        return self._call_soon(self._aexecutor.run(plan))
+
+    async def _arun(self, plan: Plan[T]) -> T:
+        if self._aexecutor is None:
+            assert self._executor is not None
+            return self._executor.run(plan)
+        self._loop = asyncio.get_running_loop()
+        return await self._aexecutor.run(plan)
+
+    def _call_soon(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the saver's loop from a thread that is not running it."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        loop = self._loop
+        if running is not None and (loop is None or running is loop):
+            coro.close()
+            raise SyncCallInEventLoopError(
+                f"{type(self).__name__} is async: a synchronous call from its own event loop "
+                "would block the loop that must run it. Use the async method instead "
+                "(`await saver.aget_tuple(...)`, `await graph.ainvoke(...)`), or call the "
+                "sync method from another thread."
+            )
+        if loop is None or loop.is_closed() or not loop.is_running():
+            coro.close()
+            raise SyncCallInEventLoopError(
+                f"{type(self).__name__} is async and its event loop is not running: use the "
+                "async methods, or a sync saver (`connect(url)` instead of `aconnect(url)`)."
+            )
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    # -- set-up and life cycle -------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create or migrate the storage schema (idempotent)."""
+        self._run(self.backend.setup())
+
+    async def asetup(self) -> None:
+        """Async twin of `setup`."""
+        await self._arun(self.backend.setup())
+
+    def close(self) -> None:
+        """Release the connections the saver opened (not those it was given)."""
+        if self._executor is not None:
+            self._executor.close()
+        elif self._aexecutor is not None:
+            self._call_soon(self._aexecutor.aclose())
+
+    async def aclose(self) -> None:
+        """Async twin of `close`."""
+        if self._aexecutor is not None:
+            await self._aexecutor.aclose()
+        if self._executor is not None:
+            self._executor.close()
+
+    def __enter__(self) -> CheckpointSaver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> CheckpointSaver:
+        if self._aexecutor is not None:
+            self._loop = asyncio.get_running_loop()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Fetch a checkpoint: the one `checkpoint_id` names, else the thread's latest.
+
+        Args:
+            config: `{"configurable": {"thread_id": ..., "checkpoint_ns": ...,
+                "checkpoint_id": ...}}`; `checkpoint_ns` defaults to `""`, `checkpoint_id`
+                to the latest.
+
+        Returns:
+            The checkpoint with its metadata, parent config and pending writes, or None.
+
+        Raises:
+            ConfigError: `thread_id` is missing or the config is malformed.
+        """
+        row = self._run(self.backend.get(*parse_config(config)))
+        return to_tuple(self.serde, row) if row is not None else None
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Async twin of `get_tuple`."""
+        row = await self._arun(self.backend.get(*parse_config(config)))
+        return to_tuple(self.serde, row) if row is not None else None
+
+    def _walk(
+        self,
+        config: RunnableConfig | None,
+        filter: Mapping[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> ListWalk:
+        base = ListQuery()
+        if config is not None:
+            configurable = config.get("configurable") or {}
+            thread_id = configurable.get("thread_id")
+            base = ListQuery(
+                thread_id=str(thread_id) if thread_id is not None else None,
+                checkpoint_ns=configurable.get("checkpoint_ns"),
+                checkpoint_id=configurable.get("checkpoint_id") or None,
+            )
+        if before is not None:
+            base = ListQuery(
+                thread_id=base.thread_id,
+                checkpoint_ns=base.checkpoint_ns,
+                checkpoint_id=base.checkpoint_id,
+                before=(before.get("configurable") or {}).get("checkpoint_id") or None,
+            )
+        return ListWalk(
+            base,
+            normalize_filter(filter),
+            limit,
+            push_filter=self.backend.capabilities.metadata_filter,
+        )
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """List checkpoints, newest first.
+
+        Pages are fetched with keyset pagination: no cursor, transaction or lock is held
+        while the caller iterates, so the saver may be used inside the loop.
+
+        Args:
+            config: Restricts to `thread_id`, and to `checkpoint_ns` / `checkpoint_id` when
+                given. None lists every thread.
+            filter: Metadata equality on top-level keys (nested values compare whole).
+            before: Only checkpoints older than this config's `checkpoint_id`.
+            limit: At most this many. None: all; 0: none.
+
+        Raises:
+            ConfigError: `limit` is negative or not an int, or `filter` is not JSON.
+        """
+        walk = self._walk(config, filter, before, limit)
+        while (query := walk.next_query()) is not None:
+            rows = self._run(self.backend.list_page(query))
+            for row in walk.accept(query, rows):
+                yield to_tuple(self.serde, row)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Async twin of `list`."""
+        walk = self._walk(config, filter, before, limit)
+        while (query := walk.next_query()) is not None:
+            rows = await self._arun(self.backend.list_page(query))
+            for row in walk.accept(query, rows):
+                yield to_tuple(self.serde, row)
+
+    def list_threads(
+        self, *, after: str | None = None, limit: int = 100
+    ) -> builtins.list[ThreadInfo]:
+        """Up to `limit` thread summaries, by thread id, after `after`."""
+        return self._run(self.backend.list_threads(after, limit))
+
+    async def alist_threads(
+        self, *, after: str | None = None, limit: int = 100
+    ) -> builtins.list[ThreadInfo]:
+        """Async twin of `list_threads`."""
+        return await self._arun(self.backend.list_threads(after, limit))
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint atomically: only the channels in `new_versions` get new blobs.
+
+        Returns:
+            The config naming the stored checkpoint.
+        """
+        record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
+        self._run(self.backend.put_checkpoint(record, blobs))
+        return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Async twin of `put`."""
+        record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
+        await self._arun(self.backend.put_checkpoint(record, blobs))
+        return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's writes for the checkpoint `config` names.
+
+        Special writes (`WRITES_IDX_MAP`: errors, interrupts, resumes) replace earlier ones
+        of the task; ordinary writes never overwrite a stored write.
+        """
+        records = write_records(self.serde, config, writes, task_id, task_path)
+        if records:
+            self._run(self.backend.put_writes(records))
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Async twin of `put_writes`."""
+        records = write_records(self.serde, config, writes, task_id, task_path)
+        if records:
+            await self._arun(self.backend.put_writes(records))
+
+    # -- deletes, copies, pruning ----------------------------------------------------------
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, blob and write of a thread."""
+        self._run(self.backend.delete_threads([str(thread_id)]))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async twin of `delete_thread`."""
+        await self._arun(self.backend.delete_threads([str(thread_id)]))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) that these runs created."""
+        if run_ids:
+            self._run(self.backend.delete_runs([str(r) for r in run_ids]))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Async twin of `delete_for_runs`."""
+        if run_ids:
+            await self._arun(self.backend.delete_runs([str(r) for r in run_ids]))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread's whole history (every namespace, checkpoint, blob and write)."""
+        self._run(self.backend.copy_thread(str(source_thread_id), str(target_thread_id)))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Async twin of `copy_thread`."""
+        await self._arun(self.backend.copy_thread(str(source_thread_id), str(target_thread_id)))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Prune threads.
+
+        Args:
+            thread_ids: The threads to prune.
+            strategy: `"keep_latest"` keeps the latest checkpoint of each namespace (and,
+                for `DeltaChannel` graphs, the ancestors back to each delta channel's
+                nearest stored value, so the state still rebuilds); `"delete"` deletes all.
+        """
+        self._run(prune_plan(self.backend, [str(t) for t in thread_ids], strategy))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Async twin of `prune`."""
+        await self._arun(prune_plan(self.backend, [str(t) for t in thread_ids], strategy))
+
+    # -- delta channels --------------------------------------------------------------------
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Per channel, the writes of the ancestors back to the nearest stored value (the seed).
+
+        One walk over the ancestor chain for all channels, fetched in pages.
+        """
+        if not channels:
+            return {}
+        walk = self._run(delta_history(self.backend, *parse_config(config), list(channels)))
+        return self._histories(channels, walk)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Async twin of `get_delta_channel_history`."""
+        if not channels:
+            return {}
+        walk = await self._arun(delta_history(self.backend, *parse_config(config), list(channels)))
+        return self._histories(channels, walk)
+
+    def _histories(
+        self, channels: Sequence[str], walk: DeltaWalk
+    ) -> dict[str, DeltaChannelHistory]:
+        writes, seeds = walk
+        result: dict[str, DeltaChannelHistory] = {}
+        for channel in channels:
+            entry: DeltaChannelHistory = {
+                "writes": [
+                    (w.task_id, w.channel, self.serde.loads_typed((w.type, w.data)))
+                    for w in writes[channel]
+                ]
+            }
+            present, value = load_blob(self.serde, seeds.get(channel))
+            if present:
+                entry["seed"] = value
+            result[channel] = entry
+        return result
+
+    # -- versions and serializer -----------------------------------------------------------
+
+    def get_next_version(self, current: str | None, channel: None = None) -> str:
+        """The next channel version: `"{counter:032}.{random:016}"`."""
+        return next_version(current)
+
+    def with_allowlist(self, extra_allowlist: Collection[tuple[str, ...]]) -> CheckpointSaver:
+        """A shallow clone whose serializer also rebuilds these `(module, name)` types.
+
+        LangGraph calls this at compile time with the types of the graph's state schema.
+        """
+        extend = getattr(self.serde, "with_allowlist", None)
+        if extend is None:
+            base_clone = super().with_allowlist(extra_allowlist)
+            assert isinstance(base_clone, CheckpointSaver)
+            return base_clone
+        serde = extend(extra_allowlist)
+        if serde is self.serde:
+            return self
+        clone: CheckpointSaver = copy.copy(self)
+        clone.serde = maybe_add_typed_methods(serde)
+        return clone
