@@ -1,0 +1,142 @@
+"""Redis and Redis Cluster started from local binaries, with a tiny RESP client to steer them."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+from typing import BinaryIO
+
+from checkpoint_base.testing._procs import (
+    Proc,
+    ServerUnavailable,
+    make_run_dir,
+    remove_dir,
+    start_listening,
+)
+
+__all__ = ["LocalRedis", "RespError", "command", "info", "node_argv", "pong", "redis_binary"]
+
+Reply = str | int | list["Reply"] | None
+_TEST_ARGS = ("--save", "", "--appendonly", "no")  # durable=True keeps redis' own defaults
+
+
+class RespError(Exception):
+    """An error reply from Redis."""
+
+
+def redis_binary() -> str | None:
+    """Path of redis-server, if installed."""
+    return shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin")
+
+
+def _read(stream: BinaryIO) -> Reply:
+    line = stream.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("connection closed mid-reply")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RespError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        size = int(rest)
+        return None if size < 0 else stream.read(size + 2)[:-2].decode()
+    if kind == b"*":
+        size = int(rest)
+        return None if size < 0 else [_read(stream) for _ in range(size)]
+    raise ConnectionError(f"unexpected RESP reply {line[:40]!r}")
+
+
+def command(
+    port: int, *args: str | int, host: str = "127.0.0.1", password: str | None = None
+) -> Reply:
+    """Send one command on a fresh connection and return its reply (RESP2).
+
+    Raises:
+        RespError: Redis answered with an error.
+        OSError: the server could not be reached.
+    """
+    calls: list[tuple[str | int, ...]] = [("AUTH", password)] if password else []
+    calls.append(args)
+    payload = bytearray()
+    for call in calls:
+        payload += b"*%d\r\n" % len(call)
+        for arg in call:
+            data = str(arg).encode()
+            payload += b"$%d\r\n%s\r\n" % (len(data), data)
+    with socket.create_connection((host, port), timeout=2) as sock:
+        sock.sendall(payload)
+        with sock.makefile("rb") as stream:
+            reply = None
+            for _ in calls:
+                reply = _read(stream)
+            return reply
+
+
+def pong(port: int) -> bool:
+    """Whether the server at `port` answers PING."""
+    try:
+        return command(port, "PING") == "PONG"
+    except (OSError, RespError):  # LOADING, or not listening yet
+        return False
+
+
+def info(
+    port: int, section: str, host: str = "127.0.0.1", password: str | None = None
+) -> dict[str, str]:
+    """INFO `section` (or CLUSTER INFO for "cluster") as a dict."""
+    args = ("CLUSTER", "INFO") if section == "cluster" else ("INFO", section)
+    reply = command(port, *args, host=host, password=password)
+    pairs = (line.split(":", 1) for line in str(reply).splitlines() if ":" in line)
+    return {key: value for key, value in pairs}
+
+
+def node_argv(binary: str, port: int, run_dir: Path, durable: bool) -> list[str]:
+    """Command line of one redis-server on loopback."""
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(run_dir)]
+    argv += ["--daemonize", "no", "--loglevel", "warning"]
+    return argv if durable else argv + list(_TEST_ARGS)
+
+
+class LocalRedis:
+    """A single redis-server on loopback."""
+
+    def __init__(self, *, durable: bool) -> None:
+        self.durable = durable
+        self.port = 0
+        self.proc: Proc | None = None
+        self.run_dir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        """redis:// URL of database 0."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server.
+
+        Raises:
+            ServerUnavailable: binary missing or the server did not come up.
+        """
+        binary = redis_binary()
+        if binary is None:
+            raise ServerUnavailable("redis-server not found on PATH")
+        run_dir = self.run_dir = make_run_dir("redis", None)
+        self.proc, (self.port,) = start_listening(
+            "redis-server",
+            lambda ports: node_argv(binary, ports[0], run_dir, self.durable),
+            log=run_dir / "redis.log",
+            user=None,
+            ready=lambda ports: pong(ports[0]),
+            timeout=15,
+        )
+
+    def stop(self) -> None:
+        """Stop the server and delete its directory."""
+        if self.proc is not None:
+            self.proc.stop()
+        if self.run_dir is not None:
+            remove_dir(self.run_dir)

@@ -1,0 +1,348 @@
+"""Real PostgreSQL, PgBouncer, Redis and Redis Cluster servers for the tests and benchmarks.
+
+Each kind is resolved once per process, in this order:
+
+1. its environment variable, read on every call: ``CHECKPOINTERS_TEST_POSTGRES_URL``,
+   ``CHECKPOINTERS_TEST_PGBOUNCER_URL``, ``CHECKPOINTERS_TEST_REDIS_URL``,
+   ``CHECKPOINTERS_TEST_REDIS_CLUSTER_URL``;
+2. testcontainers, when it is installed and a Docker engine answers (PostgreSQL and Redis only);
+3. the local binaries from Debian's packages (``bash scripts/install-system-deps.sh``), started
+   on 127.0.0.1 in a fresh directory under /tmp, as ``postgres`` where the server refuses root.
+
+Servers start on first request, are shared by the whole process and are stopped (by PID, only the
+ones this process started) by :func:`stop_all`, which also runs at exit. Nothing here skips a test:
+a server that cannot be had raises :class:`ServerUnavailable` and the caller decides.
+
+``durable=False`` (tests) turns off fsync and friends in PostgreSQL and persistence in Redis;
+``durable=True`` (benchmarks) keeps each server's defaults. The two are separate servers.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from typing import Protocol
+
+from checkpoint_base.testing._cluster import LocalRedisCluster, external_cluster_ok
+from checkpoint_base.testing._containers import (
+    PostgresContainerServer,
+    RedisContainerServer,
+    unusable_reason,
+)
+from checkpoint_base.testing._pg import LocalPgBouncer, LocalPostgres
+from checkpoint_base.testing._procs import Proc, ServerUnavailable
+from checkpoint_base.testing._redis import LocalRedis
+
+__all__ = [
+    "ServerUnavailable",
+    "kill_redis_cluster_master",
+    "owned_pids",
+    "pgbouncer_url",
+    "postgres_url",
+    "redis_cluster_url",
+    "redis_url",
+    "restart_postgres",
+    "stop_all",
+    "wait_redis_cluster_ok",
+]
+
+ENV_VARS = {
+    "postgres": "CHECKPOINTERS_TEST_POSTGRES_URL",
+    "pgbouncer": "CHECKPOINTERS_TEST_PGBOUNCER_URL",
+    "redis": "CHECKPOINTERS_TEST_REDIS_URL",
+    "redis_cluster": "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL",
+}
+_LABELS = {
+    "postgres": ("PostgreSQL", "postgresql", "postgresql://user:password@host:5432/dbname"),
+    "pgbouncer": ("PgBouncer", "pgbouncer", "postgresql://user@host:6432/dbname"),
+    "redis": ("Redis", "redis-server", "redis://host:6379/0"),
+    "redis_cluster": ("Redis Cluster", "redis-server", "redis+cluster://host:7000,host:7001"),
+}
+
+
+class _Server(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+_lock = threading.RLock()
+_servers: dict[tuple[str, bool], _Server] = {}
+_failures: dict[tuple[str, bool], ServerUnavailable] = {}
+_owner_pid = os.getpid()  # a forked child must not stop its parent's servers at its exit
+_exit_hook_registered = False
+
+
+def _env_url(kind: str) -> str | None:
+    return os.environ.get(ENV_VARS[kind]) or None
+
+
+def _candidates(kind: str, durable: bool, tried: list[str]) -> list[_Server]:
+    """Servers to try in order; explains in `tried` why a step was left out."""
+    found: list[_Server] = []
+    if kind in ("postgres", "redis"):
+        reason = unusable_reason()
+        if reason is None:
+            if kind == "postgres":
+                found.append(PostgresContainerServer(durable=durable))
+            else:
+                found.append(RedisContainerServer(durable=durable))
+        else:
+            tried.append(f"testcontainers: {reason}")
+    else:
+        tried.append("testcontainers: not used for this kind")
+    if kind == "postgres":
+        found.append(LocalPostgres(durable=durable))
+    elif kind == "pgbouncer":
+        found.append(LocalPgBouncer(postgres_url(durable=durable)))
+    elif kind == "redis":
+        found.append(LocalRedis(durable=durable))
+    else:
+        found.append(LocalRedisCluster(durable=durable))
+    return found
+
+
+def _source(server: _Server) -> str:
+    if isinstance(server, (PostgresContainerServer, RedisContainerServer)):
+        return "testcontainers"
+    return "local binaries"
+
+
+def _unavailable(kind: str, tried: list[str]) -> ServerUnavailable:
+    label, package, example = _LABELS[kind]
+    steps = "\n".join(f"  - {step}" for step in tried)
+    return ServerUnavailable(
+        f"No {label} server for tests. Tried, in order:\n{steps}\n"
+        f"Fix: set {ENV_VARS[kind]}={example}, or install Debian's {package} package "
+        f"(`bash scripts/install-system-deps.sh` installs what is missing), or install "
+        f"testcontainers and start a Docker engine."
+    )
+
+
+def _server(kind: str, durable: bool) -> _Server:
+    """The shared server of this kind, started on first use."""
+    key = (kind, durable)
+    with _lock:
+        server = _servers.get(key)
+        if server is not None:
+            return server
+        if key in _failures:  # do not pay a slow failure again in every test
+            raise _failures[key]
+        tried = [f"{ENV_VARS[kind]}: not set"]
+        for candidate in _candidates(kind, durable, tried):
+            try:
+                candidate.start()
+            except ServerUnavailable as exc:
+                candidate.stop()  # whatever part of it did start
+                tried.append(f"{_source(candidate)}: {exc}")
+                continue
+            except BaseException:
+                candidate.stop()
+                raise
+            _servers[key] = candidate
+            _register_exit_hook()
+            return candidate
+        _failures[key] = error = _unavailable(kind, tried)
+        raise error
+
+
+def _register_exit_hook() -> None:
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        atexit.register(stop_all)
+        _exit_hook_registered = True
+
+
+def _url(kind: str, durable: bool) -> str:
+    return _env_url(kind) or _server(kind, durable).url
+
+
+def postgres_url(*, durable: bool = False) -> str:
+    """URL of a PostgreSQL server for tests, started on first call.
+
+    Args:
+        durable: keep PostgreSQL's crash-safe defaults (for benchmarks) instead of running with
+            ``fsync=off``, ``synchronous_commit=off`` and ``full_page_writes=off``.
+
+    Returns:
+        A ``postgresql://`` URL; for a local server ``postgresql://postgres@127.0.0.1:PORT/postgres``
+        (superuser, trust authentication on loopback).
+
+    Raises:
+        ServerUnavailable: no server could be had; the message says what was tried and the fix.
+    """
+    return _url("postgres", durable)
+
+
+def pgbouncer_url(*, durable: bool = False) -> str:
+    """URL of a PgBouncer in transaction pooling mode in front of :func:`postgres_url`.
+
+    Args:
+        durable: front the durable PostgreSQL server instead of the test one.
+
+    Returns:
+        A ``postgresql://`` URL psycopg connects to as is (same user and database as upstream).
+
+    Raises:
+        ServerUnavailable: no pooler could be had.
+    """
+    return _url("pgbouncer", durable)
+
+
+def redis_url(*, durable: bool = False) -> str:
+    """URL of a single Redis server, started on first call.
+
+    Args:
+        durable: keep Redis' default snapshots instead of ``--save '' --appendonly no``.
+
+    Returns:
+        ``redis://127.0.0.1:PORT/0`` for a local server.
+
+    Raises:
+        ServerUnavailable: no server could be had.
+    """
+    return _url("redis", durable)
+
+
+def redis_cluster_url(*, durable: bool = False) -> str:
+    """URL of a Redis Cluster of 3 masters with one replica each, started on first call.
+
+    The local cluster uses ``cluster-node-timeout`` 1000 ms, so a killed master is replaced within
+    a few seconds. The URL lists the masters serving slots at the time of the call.
+
+    Args:
+        durable: keep Redis' default snapshots on every node.
+
+    Returns:
+        ``redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3``.
+
+    Raises:
+        ServerUnavailable: no cluster could be had.
+    """
+    env = _env_url("redis_cluster")
+    if env:
+        return env
+    server = _server("redis_cluster", durable)
+    assert isinstance(server, LocalRedisCluster)
+    with _lock:
+        return server.url
+
+
+def _owned(kind: str, durable: bool, action: str) -> _Server:
+    if _env_url(kind):
+        raise ServerUnavailable(
+            f"{action} needs a server this process started, but {ENV_VARS[kind]} points at "
+            f"another one; unset it to let the tests start their own"
+        )
+    return _server(kind, durable)
+
+
+def restart_postgres(*, durable: bool = False) -> None:
+    """Stop the test PostgreSQL server with a fast shutdown and start it again.
+
+    Same port and data directory, so URLs and committed data survive; open connections break.
+
+    Args:
+        durable: restart the durable server instead of the test one.
+
+    Raises:
+        ServerUnavailable: the server is not ours (env URL) or did not come back.
+    """
+    server = _owned("postgres", durable, "restart_postgres")
+    assert isinstance(server, (LocalPostgres, PostgresContainerServer))
+    with _lock:
+        server.restart()
+
+
+def kill_redis_cluster_master(port: int | None = None, *, durable: bool = False) -> int:
+    """SIGKILL one master of the test Redis Cluster, as a crash would.
+
+    Nodes killed by an earlier call are first restarted and resynced (they rejoin as replicas),
+    so every call starts from 3 masters with a replica each and a failover can happen.
+
+    Args:
+        port: the master to kill; by default the one serving slot 0.
+        durable: act on the durable cluster instead of the test one.
+
+    Returns:
+        The port of the killed master.
+
+    Raises:
+        ServerUnavailable: the cluster is not ours (env URL) or could not be restored first.
+        ValueError: `port` is not a master of the cluster.
+    """
+    server = _owned("redis_cluster", durable, "kill_redis_cluster_master")
+    assert isinstance(server, LocalRedisCluster)
+    with _lock:
+        return server.kill_master(port)
+
+
+def wait_redis_cluster_ok(
+    timeout: float = 30.0, *, revive: bool = False, durable: bool = False
+) -> None:
+    """Wait until the test Redis Cluster serves every slot again.
+
+    For a cluster we started: every live node reports ``cluster_state:ok`` with all 16384 slots
+    ok, and no slot is owned by a node we killed. For an env URL: each listed node reports ok.
+
+    Args:
+        timeout: seconds to wait at most.
+        revive: then also restart the masters killed by :func:`kill_redis_cluster_master` and
+            wait until they are in-sync replicas, leaving a whole cluster for later tests.
+        durable: wait on the durable cluster instead of the test one.
+
+    Raises:
+        TimeoutError: not ok within `timeout`.
+        ServerUnavailable: no cluster could be had, or `revive` failed.
+    """
+    env = _env_url("redis_cluster")
+    if env:
+        external_cluster_ok(env, timeout)
+        return
+    server = _server("redis_cluster", durable)
+    assert isinstance(server, LocalRedisCluster)
+    with _lock:
+        server.wait_ok(timeout, revive=revive)
+
+
+def _procs(server: _Server) -> list[Proc]:
+    if isinstance(server, LocalRedisCluster):
+        return [node.proc for node in server.nodes]
+    proc = getattr(server, "proc", None)
+    return [proc] if isinstance(proc, Proc) else []
+
+
+def owned_pids() -> list[int]:
+    """PIDs of the running server processes this process started (containers excluded).
+
+    Returns:
+        The PIDs, in start order.
+    """
+    with _lock:
+        return [p.pid for s in _servers.values() for p in _procs(s) if p.alive()]
+
+
+def stop_all() -> None:
+    """Stop every server this process started and delete its files; registered with atexit.
+
+    Servers from env URLs are left alone. A later request starts fresh servers.
+    """
+    if os.getpid() != _owner_pid:
+        return
+    with _lock:
+        # Poolers first, so they do not log their upstream vanishing.
+        order = sorted(_servers.items(), key=lambda item: item[0][0] != "pgbouncer")
+        _servers.clear()
+        _failures.clear()
+        errors: list[BaseException] = []
+        for _, server in order:
+            try:
+                server.stop()
+            except Exception as exc:  # stop the others before reporting
+                errors.append(exc)
+        if errors:
+            raise errors[0]
