@@ -69,11 +69,13 @@ class ListWalk:
         if rows:
             last = rows[-1].checkpoint
             self._cursor = (last.checkpoint_id, last.thread_id, last.checkpoint_ns)
-        kept = [
-            row
-            for row in rows
-            if matches_filter(decode_metadata(row.checkpoint.metadata), self._filter)
-        ]
+        kept = list(rows)
+        if self._filter:
+            kept = [
+                row
+                for row in kept
+                if matches_filter(decode_metadata(row.checkpoint.metadata), self._filter)
+            ]
         if self._remaining is not None:
             kept = kept[: self._remaining]
             self._remaining -= len(kept)
