@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 from redis import Redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from checkpoint_base.testing import servers
+from checkpoint_base.testing import _containers, servers
 from checkpoint_base.testing.servers import ServerUnavailable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,7 +223,7 @@ def test_restart_durable_and_stop_all_in_a_fresh_process() -> None:
     result = _run_script(
         """
         import json, psycopg
-        from checkpoint_base.testing import servers
+        from checkpoint_base.testing import _containers, servers
         url = servers.postgres_url()
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE kept (v text)")
@@ -287,3 +289,32 @@ def test_exit_stops_only_own_servers_and_explains_what_is_missing() -> None:
     for hint in ("CHECKPOINTERS_TEST_REDIS_URL", "redis-server", "install-system-deps.sh"):
         assert hint in first
     assert "testcontainers" in first
+
+
+@pytest.mark.parametrize(("status", "answers"), [(b"200 OK", True), (b"500 Server Error", False)])
+def test_docker_probe_reads_the_engine_ping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: bytes, answers: bool
+) -> None:
+    path = tmp_path / "docker.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+
+    def serve_one() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\nOK")
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    try:
+        assert _containers._docker_answers() is answers
+    finally:
+        thread.join(5)
+        listener.close()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'absent.sock'}")
+    started = time.monotonic()
+    assert _containers._docker_answers() is False
+    assert time.monotonic() - started < 0.5

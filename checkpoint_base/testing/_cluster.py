@@ -17,6 +17,7 @@ from checkpoint_base.testing._procs import (
     remove_dir,
     spawn,
     start_listening,
+    stop_procs,
     wait_until,
 )
 from checkpoint_base.testing._redis import (
@@ -275,8 +276,7 @@ class LocalRedisCluster:
 
     def stop(self) -> None:
         """Stop every node and delete their directories."""
-        for node in self.nodes:
-            node.proc.stop()
+        stop_procs([node.proc for node in self.nodes])
         if self.run_dir is not None:
             remove_dir(self.run_dir)
 

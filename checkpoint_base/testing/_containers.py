@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,9 +46,9 @@ def _docker_answers() -> bool:
 def unusable_reason() -> str | None:
     """Why testcontainers cannot be used here, or None if it can."""
     if importlib.util.find_spec("testcontainers") is None:
-        return "testcontainers is not installed (optional: pip install testcontainers)"
+        return "not installed (optional: pip install testcontainers)"
     if not _docker_answers():
-        return "no Docker engine answers (DOCKER_HOST or /var/run/docker.sock)"
+        return "installed, but no Docker engine answers at DOCKER_HOST or /var/run/docker.sock"
     return None
 
 
@@ -62,6 +65,31 @@ def _pg_answers(url: str) -> bool:
         return False
 
 
+def _module_class(module: str, name: str) -> Any:
+    # testcontainers >= 4.14 moved the modules under `community` and deprecated the old path.
+    for prefix in ("testcontainers.community.", "testcontainers."):
+        try:
+            return getattr(importlib.import_module(prefix + module), name)
+        except ImportError:
+            continue
+    raise ImportError(f"testcontainers has no {module} module")
+
+
+def _started(what: str, build: Callable[[], Any]) -> Any:
+    """Build and start a container; any failure becomes ServerUnavailable (and is cleaned up)."""
+    container = None
+    try:
+        container = build()  # the constructor already talks to the engine
+        container.start()
+    except Exception as exc:  # ImportError, docker.errors.*, wait timeouts: no common base
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.stop()
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        raise ServerUnavailable(f"could not start {what}: {first_line}") from exc
+    return container
+
+
 class PostgresContainerServer:
     """PostgreSQL 15 in a container, published on a fixed host port so a restart keeps the URL."""
 
@@ -71,19 +99,21 @@ class PostgresContainerServer:
         self._container: Any = None
 
     def start(self) -> None:
-        """Start the container and wait for it (testcontainers waits for readiness)."""
-        from testcontainers.postgres import PostgresContainer
+        """Start the container; testcontainers waits until PostgreSQL answers.
 
-        container = PostgresContainer("postgres:15", driver=None)
-        container.with_bind_ports(5432, pick_port())
-        if not self.durable:
-            container.with_command(_PG_TEST_COMMAND)
-        try:
-            container.start()
-        except Exception as exc:  # docker errors have no common base worth importing
-            raise ServerUnavailable(f"testcontainers could not start postgres: {exc}") from exc
-        self._container = container
-        self.url = container.get_connection_url()
+        Raises:
+            ServerUnavailable: the module or the engine failed.
+        """
+
+        def build() -> Any:
+            container = _module_class("postgres", "PostgresContainer")("postgres:15", driver=None)
+            container.with_bind_ports(5432, pick_port())
+            if not self.durable:
+                container.with_command(_PG_TEST_COMMAND)
+            return container
+
+        self._container = _started("postgres", build)
+        self.url = self._container.get_connection_url()
 
     def restart(self) -> None:
         """Restart the container (the image stops PostgreSQL with a fast shutdown).
@@ -113,17 +143,19 @@ class RedisContainerServer:
         self._container: Any = None
 
     def start(self) -> None:
-        """Start the container (testcontainers waits for PING)."""
-        from testcontainers.redis import RedisContainer
+        """Start the container; testcontainers waits until Redis answers PING.
 
-        container = RedisContainer("redis:7")
-        if not self.durable:
-            container.with_command("redis-server --save '' --appendonly no")
-        try:
-            container.start()
-        except Exception as exc:  # docker errors have no common base worth importing
-            raise ServerUnavailable(f"testcontainers could not start redis: {exc}") from exc
-        self._container = container
+        Raises:
+            ServerUnavailable: the module or the engine failed.
+        """
+
+        def build() -> Any:
+            container = _module_class("redis", "RedisContainer")("redis:7")
+            if not self.durable:
+                container.with_command("redis-server --save '' --appendonly no")
+            return container
+
+        self._container = container = _started("redis", build)
         host = container.get_container_host_ip()
         self.url = f"redis://{host}:{container.get_exposed_port(6379)}/0"
 

@@ -33,6 +33,7 @@ __all__ = [
     "service_user",
     "spawn",
     "start_listening",
+    "stop_procs",
     "wait_until",
 ]
 
@@ -70,14 +71,22 @@ class Proc:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop gracefully with the server's own signal, then SIGKILL if it lingers."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(self.stop_signal)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(5)
+        stop_procs([self], timeout)
+
+
+def stop_procs(procs: Sequence[Proc], timeout: float = 10.0) -> None:
+    """Stop servers together: signal all, then wait for each (SIGKILL after `timeout`)."""
+    for proc in procs:
+        if proc.popen.poll() is None:
+            proc.popen.send_signal(proc.stop_signal)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.popen.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(5)
 
 
 class ServerExited(Exception):
