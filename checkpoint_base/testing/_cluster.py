@@ -120,12 +120,14 @@ class LocalRedisCluster:
             "--cluster-enabled", "yes",
             "--cluster-config-file", str(node_dir / "nodes.conf"),
             "--cluster-node-timeout", str(_NODE_TIMEOUT_MS),
-            "--cluster-port", str(ports[1]),  # needed when port + 10000 > 65535
+            "--cluster-port", str(ports[1]),  # a bus port checked free, not blindly port+10000
             "--repl-diskless-sync", "yes",
-            "--repl-diskless-sync-delay", "0",  # measured: 2-3 s to form instead of 7 s
+            "--repl-diskless-sync-delay", "0",  # the default 5 s would delay every replica sync
         ]  # fmt: skip
 
     def _form(self) -> None:
+        # Measured 2.1 s from the first node's start to a whole cluster; the floor is 2 s, as a
+        # master does not report ok until 2 s after it started (CLUSTER_WRITABLE_DELAY).
         masters, replicas = self.nodes[:3], self.nodes[3:]
         for node in self.nodes:
             node.node_id = str(command(node.port, "CLUSTER", "MYID"))

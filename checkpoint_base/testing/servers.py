@@ -35,6 +35,7 @@ from checkpoint_base.testing._procs import Proc, ServerUnavailable
 from checkpoint_base.testing._redis import LocalRedis
 
 __all__ = [
+    "ENV_VARS",
     "ServerUnavailable",
     "kill_redis_cluster_master",
     "owned_pids",
