@@ -6,6 +6,7 @@ calls the saver's sync method for the `sync` flavor and its `a*` twin for `async
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,7 +53,9 @@ class Harness:
             return await self.saver.aget_tuple(config)
         return self.saver.get_tuple(config)
 
-    async def list(self, config: RunnableConfig | None, **kwargs: Any) -> list[CheckpointTuple]:
+    async def list(
+        self, config: RunnableConfig | None, **kwargs: Any
+    ) -> builtins.list[CheckpointTuple]:
         if self.is_async:
             return [t async for t in self.saver.alist(config, **kwargs)]
         return list(self.saver.list(config, **kwargs))
@@ -98,7 +101,9 @@ class Harness:
             return await graph.aget_state(config, **kwargs)
         return graph.get_state(config, **kwargs)
 
-    async def state_history(self, graph: Any, config: RunnableConfig, **kwargs: Any) -> list[Any]:
+    async def state_history(
+        self, graph: Any, config: RunnableConfig, **kwargs: Any
+    ) -> builtins.list[Any]:
         if self.is_async:
             return [s async for s in graph.aget_state_history(config, **kwargs)]
         return list(graph.get_state_history(config, **kwargs))
