@@ -60,6 +60,8 @@ class Target:
 # One module per backend; each defines `targets() -> list[Target]`.
 TARGET_MODULES = [
     "checkpoint_base.testing.targets",
+    "checkpoint_sqlite._testing",
+    "checkpoint_postgres._testing",
 ]
 
 

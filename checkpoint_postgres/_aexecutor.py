@@ -1,0 +1,213 @@
+"""The async executor: runs PostgreSQL plans on an `AsyncConnection` or `AsyncConnectionPool`.
+
+The twin of `_executor.py`, awaiting where that one blocks: same retry rule (`RunState`), same
+statements. With a pool, no lock: each plan holds one pooled connection while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from checkpoint_base import Plan, StorageError, arun
+
+from ._errors import connection_lost, retryable_conflict, translate
+from ._query import Begin, Fetch, Query
+from ._state import RunState
+
+__all__ = ["AsyncPostgresExecutor"]
+
+T = TypeVar("T")
+AConn = psycopg.AsyncConnection[Any]
+IDLE = psycopg.pq.TransactionStatus.IDLE
+
+
+class _ARun(RunState[AConn, AbstractAsyncContextManager[psycopg.AsyncTransaction]]):
+    """One plan's connection, transaction and retry budget."""
+
+    __slots__ = ()
+
+    async def begin(self) -> None:
+        tx = self.conn.transaction()
+        await tx.__aenter__()
+        self.tx = tx
+        self.statements = 0
+
+    async def commit(self) -> None:
+        tx, self.tx = self.tx, None
+        if tx is not None:
+            await tx.__aexit__(None, None, None)
+
+    async def rollback(self) -> None:
+        """Roll back (or, on a dead connection, forget) the plan's transaction."""
+        tx, self.tx = self.tx, None
+        if tx is not None:
+            with contextlib.suppress(psycopg.Error):
+                await tx.__aexit__(psycopg.Rollback, psycopg.Rollback(), None)
+
+
+class AsyncPostgresExecutor:
+    """Runs plans on an `AsyncConnection` or an `AsyncConnectionPool`.
+
+    Args:
+        source: The connection or pool. A pool that is not open yet is opened on first use.
+        owned: Close `source` in `aclose()` (true when the saver created it).
+        prepare_threshold: As for `PostgresExecutor`.
+        schema: For error messages.
+    """
+
+    def __init__(
+        self,
+        source: AConn | AsyncConnectionPool[Any],
+        *,
+        owned: bool,
+        prepare_threshold: int | None,
+        schema: str,
+    ) -> None:
+        self._pool = source if isinstance(source, AsyncConnectionPool) else None
+        self._conn = None if isinstance(source, AsyncConnectionPool) else source
+        self._owned = owned
+        self._opened = not owned
+        self._lock: asyncio.Lock | None = None
+        self._prepare: bool | None = False if prepare_threshold is None else None
+        self._schema = schema
+        self._dsn: tuple[str, str | None] | None = None
+        if self._conn is not None:
+            self._dsn = (self._conn.info.dsn, self._conn.info.password)
+
+    # -- public ----------------------------------------------------------------------------
+
+    async def run(self, plan: Plan[T]) -> T:
+        """Run one plan on one connection (in one transaction if it begins one)."""
+        if self._pool is None:
+            if self._lock is None:  # created here: it must belong to the running loop
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                conn = await self._single()
+                state = _ARun(conn, conn.info.transaction_status)
+                try:
+                    return await self._drive(plan, state)
+                finally:
+                    self._conn = state.conn
+        try:
+            if not self._opened:
+                await self._pool.open()
+                self._opened = True
+            conn = await self._pool.getconn()
+        except Exception as exc:
+            raise translate(exc, self._schema) from exc
+        state = _ARun(conn, conn.info.transaction_status)
+        try:
+            return await self._drive(plan, state)
+        finally:
+            if state.held:
+                await self._pool.putconn(state.conn)
+
+    async def aclose(self) -> None:
+        """Close the pool or connection if the saver created it."""
+        if not self._owned:
+            return
+        if self._pool is not None:
+            await self._pool.close()
+        elif self._conn is not None:
+            await self._conn.close()
+
+    # -- driving a plan --------------------------------------------------------------------
+
+    async def _drive(self, plan: Plan[T], state: _ARun) -> T:
+        try:
+            result = await arun(plan, lambda request: self._execute(state, request))
+            await state.commit()
+            return result
+        except psycopg.Error as exc:  # from the commit
+            raise translate(exc, self._schema) from exc
+        finally:
+            await state.rollback()  # when an error left the transaction open
+
+    async def _execute(self, state: _ARun, request: Query | Begin) -> Any:
+        if isinstance(request, Begin):
+            if state.tx is None and not state.outer_tx:
+                await state.begin()
+            return None
+        try:
+            result = await self._perform(state.conn, request)
+        except psycopg.Error as exc:
+            lost = connection_lost(exc, state.conn)
+            if not (lost or retryable_conflict(exc)) or not state.may_retry(request, lost):
+                raise translate(exc, self._schema) from exc
+            state.retried = True
+            try:
+                if lost:
+                    await self._replace(state)
+                result = await self._perform(state.conn, request)
+            except StorageError:
+                raise
+            except Exception as again:
+                raise translate(again, self._schema) from again
+        if state.tx is not None:
+            state.statements += 1
+        return result
+
+    async def _perform(self, conn: AConn, query: Query) -> Any:
+        if not conn.autocommit and conn.info.transaction_status == IDLE:
+            # The caller's connection is not in autocommit: commit this statement ourselves.
+            async with conn.transaction():
+                return await self._perform_on(conn, query)
+        return await self._perform_on(conn, query)
+
+    async def _perform_on(self, conn: AConn, query: Query) -> Any:
+        async with conn.cursor(binary=True, row_factory=tuple_row) as cur:
+            await cur.execute(query.sql, query.params, prepare=self._prepare)
+            if query.fetch is Fetch.ALL:
+                return await cur.fetchall()
+            if query.fetch is Fetch.ONE:
+                return await cur.fetchone()
+            return None
+
+    # -- connections -----------------------------------------------------------------------
+
+    async def _single(self) -> AConn:
+        conn = self._conn
+        assert conn is not None
+        if conn.closed or conn.broken:
+            conn = await self._reconnect(conn)
+        return conn
+
+    async def _replace(self, state: _ARun) -> None:
+        """Swap a lost connection for a working one; re-begin a transaction it had."""
+        had_tx = state.tx is not None
+        await state.rollback()
+        if self._pool is not None:
+            state.held = False
+            await self._pool.putconn(state.conn)  # a broken connection is discarded
+            await self._pool.check()  # the others likely died with it (server restart)
+            state.conn = await self._pool.getconn()
+            state.held = True
+        else:
+            state.conn = await self._reconnect(state.conn)
+        if had_tx:
+            await state.begin()
+
+    async def _reconnect(self, old: AConn) -> AConn:
+        """A new connection with the settings of `old`, which the executor then owns."""
+        if self._dsn is None:
+            raise StorageError("the PostgreSQL connection is closed and cannot be reopened")
+        with contextlib.suppress(psycopg.Error):
+            await old.close()
+        dsn, password = self._dsn
+        extra: dict[str, Any] = {} if password is None else {"password": password}
+        try:
+            conn = await type(old).connect(
+                dsn, autocommit=old.autocommit, prepare_threshold=old.prepare_threshold, **extra
+            )
+        except psycopg.Error as exc:
+            raise translate(exc, self._schema) from exc
+        self._conn = conn
+        self._owned = True
+        return conn

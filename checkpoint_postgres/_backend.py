@@ -1,0 +1,197 @@
+"""The PostgreSQL backend: every storage operation as a plan of `Query` requests.
+
+Each operation but `setup` is a single statement: one round trip, atomic on its own in
+autocommit, and idempotent, so the executors may run it again on a fresh connection after
+the server or a proxy dropped the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from checkpoint_base import (
+    Backend,
+    BlobRecord,
+    Capabilities,
+    CheckpointRecord,
+    CheckpointRow,
+    ConfigError,
+    ListQuery,
+    Plan,
+    SchemaVersionError,
+    ThreadInfo,
+    WriteRecord,
+)
+
+from ._query import BEGIN, Fetch, Query
+from ._rows import (
+    checkpoint_params,
+    encode_key,
+    filter_param,
+    to_checkpoint,
+    to_row,
+    to_thread_info,
+    writes_params,
+)
+from ._sql import MIGRATIONS, list_sql, statements
+
+__all__ = ["DEFAULT_SCHEMA", "PostgresBackend"]
+
+DEFAULT_SCHEMA = "checkpointers"
+"""Tables live in their own schema by default, apart from the official saver's tables."""
+
+
+def _lock_key(schema: str) -> int:
+    """The advisory lock that serializes `setup` of one schema across processes."""
+    digest = hashlib.blake2b(b"checkpointers.setup:" + schema.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PostgresBackend(Backend):
+    """Plans over three tables (checkpoints, blobs, writes) in one schema.
+
+    Args:
+        schema: The schema holding the tables; created by `setup` when missing. It is always
+            quoted as an identifier: nothing depends on `search_path`.
+    """
+
+    name = "postgres"
+    capabilities = Capabilities(metadata_filter=True)
+
+    def __init__(self, schema: str = DEFAULT_SCHEMA) -> None:
+        if not isinstance(schema, str) or not schema or "\x00" in schema or len(schema) > 63:
+            raise ConfigError(
+                f"schema must be a non-empty PostgreSQL identifier of at most 63 bytes, "
+                f"got {schema!r}"
+            )
+        self.schema = schema
+        self.sql = statements(schema)
+
+    # -- backend-specific ------------------------------------------------------------------
+
+    def setup(self) -> Plan[None]:
+        s = self.sql
+        yield BEGIN
+        # Held until commit: a second process waits here, then finds the work done.
+        yield Query(b"SELECT pg_advisory_xact_lock(%(key)s)", {"key": _lock_key(self.schema)})
+        # Look first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the
+        # schema exists, which a role confined to an existing schema does not have.
+        exists = yield Query(s.schema_exists, {"schema": self.schema}, Fetch.ONE)
+        if exists is None:
+            yield Query(s.create_schema)
+        yield Query(s.create_migrations)
+        row = yield Query(s.applied, fetch=Fetch.ONE)
+        version = int(row[0])
+        if version > len(MIGRATIONS):
+            raise SchemaVersionError(
+                f"schema {self.schema!r} is at version {version}, newer than the {len(MIGRATIONS)} "
+                "this version of checkpointers knows: upgrade the package"
+            )
+        for v in range(version, len(MIGRATIONS)):
+            for statement in s.migrations[v]:
+                yield Query(statement)
+            yield Query(s.record_migration, {"v": v + 1})
+
+    def put_checkpoint(
+        self,
+        checkpoint: CheckpointRecord,
+        blobs: Sequence[BlobRecord],
+        writes: Sequence[WriteRecord] = (),
+    ) -> Plan[None]:
+        params = checkpoint_params(checkpoint, blobs)
+        if writes:
+            params.update(writes_params(writes))
+            yield Query(self.sql.put_with_writes, params)
+        else:
+            yield Query(self.sql.put, params)
+
+    def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
+        if writes:
+            yield Query(self.sql.put_writes, writes_params(writes))
+
+    def list_page(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
+        params: dict[str, Any] = {"limit": query.limit}
+        if query.thread_id is not None:
+            params["thread"] = encode_key(query.thread_id)
+        if query.checkpoint_ns is not None:
+            params["ns"] = encode_key(query.checkpoint_ns)
+        if query.checkpoint_id is not None:
+            params["id"] = encode_key(query.checkpoint_id)
+        if query.before is not None:
+            params["before"] = encode_key(query.before)
+        if query.cursor is not None:
+            params["c_id"], params["c_thread"], params["c_ns"] = map(encode_key, query.cursor)
+        contains = filter_param(query.filter)
+        if contains is not None:
+            params["filter"] = contains
+        flags = (
+            query.thread_id is not None,
+            query.checkpoint_ns is not None,
+            query.checkpoint_id is not None,
+            query.before is not None,
+            query.cursor is not None,
+            contains is not None,
+        )
+        rows = yield Query(list_sql(self.schema, flags), params, Fetch.ALL)
+        return [to_row(r) for r in rows]
+
+    def delete_threads(self, thread_ids: Sequence[str]) -> Plan[None]:
+        if thread_ids:
+            threads = [encode_key(t) for t in thread_ids]
+            yield Query(self.sql.delete_threads, {"threads": threads})
+
+    def delete_runs(self, run_ids: Sequence[str]) -> Plan[None]:
+        if run_ids:
+            yield Query(self.sql.delete_runs, {"runs": [encode_key(r) for r in run_ids]})
+
+    def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
+        kept = sorted(keep)
+        yield Query(
+            self.sql.prune,
+            {
+                "thread": encode_key(thread_id),
+                "keep_ns": [encode_key(ns) for ns, _ in kept],
+                "keep_id": [encode_key(cid) for _, cid in kept],
+            },
+        )
+
+    # -- generic, done in one statement ------------------------------------------------------
+
+    def history(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, limit: int
+    ) -> Plan[list[CheckpointRow]]:
+        if limit < 1:
+            return []
+        rows = yield Query(
+            self.sql.history,
+            {
+                "thread": encode_key(thread_id),
+                "ns": encode_key(checkpoint_ns),
+                "id": encode_key(checkpoint_id),
+                "limit": limit,
+            },
+            Fetch.ALL,
+        )
+        return [to_row(r) for r in rows]
+
+    def heads(self, thread_id: str) -> Plan[list[CheckpointRecord]]:
+        rows = yield Query(self.sql.heads, {"thread": encode_key(thread_id)}, Fetch.ALL)
+        return [to_checkpoint(r) for r in rows]
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Plan[None]:
+        yield Query(
+            self.sql.copy_thread,
+            {"source": encode_key(source_thread_id), "target": encode_key(target_thread_id)},
+        )
+
+    def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        if limit < 1:
+            return []
+        rows = yield Query(
+            self.sql.list_threads,
+            {"after": None if after is None else encode_key(after), "limit": limit},
+            Fetch.ALL,
+        )
+        return [to_thread_info(r) for r in rows]

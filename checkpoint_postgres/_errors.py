@@ -1,0 +1,53 @@
+"""Driver errors: which ones a retry may cure, and their translation to checkpoint_base errors."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import pq
+from psycopg_pool import PoolTimeout
+
+from checkpoint_base import StorageError, StorageUnavailableError
+
+__all__ = ["connection_lost", "retryable_conflict", "translate"]
+
+# Class 08: connection exception. 57P01-03: the server is shutting down, crashed or starting.
+_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
+# The statement was rolled back as a whole: running it again is always safe.
+_CONFLICT_STATES = frozenset({"40001", "40P01"})
+# The schema or its tables are missing: the most likely cause is a missing setup().
+_NOT_SET_UP = frozenset({"42P01", "3F000"})
+
+
+def connection_lost(exc: BaseException, conn: psycopg.BaseConnection[object] | None) -> bool:
+    """True when `exc` means the connection is gone (server restart, proxy drop, network)."""
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate or ""
+    if state.startswith("08") or state in _LOST_STATES:
+        return True
+    if not isinstance(exc, psycopg.OperationalError) or conn is None:
+        return False
+    return conn.closed or conn.broken or conn.pgconn.status == pq.ConnStatus.BAD
+
+
+def retryable_conflict(exc: BaseException) -> bool:
+    """True for a deadlock or serialization failure (the statement was rolled back)."""
+    return isinstance(exc, psycopg.Error) and (exc.sqlstate or "") in _CONFLICT_STATES
+
+
+def translate(exc: BaseException, schema: str) -> StorageError:
+    """The checkpoint_base error for a driver or pool error (the caller chains it)."""
+    if isinstance(exc, PoolTimeout):
+        return StorageUnavailableError(f"no PostgreSQL connection available from the pool: {exc}")
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate or ""
+        detail = f"PostgreSQL error{f' {state}' if state else ''}: {exc}".rstrip()
+        if state in _NOT_SET_UP:
+            return StorageError(
+                f"{detail} -- the checkpoint tables are missing in schema {schema!r}; "
+                "run saver.setup() (or `checkpointers setup URL`) first"
+            )
+        if isinstance(exc, psycopg.OperationalError) or state.startswith("08"):
+            return StorageUnavailableError(detail)
+        return StorageError(detail)
+    return StorageError(f"PostgreSQL operation failed: {exc!r}")

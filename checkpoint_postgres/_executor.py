@@ -1,0 +1,214 @@
+"""The sync executor: runs PostgreSQL plans on a psycopg `Connection` or `ConnectionPool`.
+
+With a pool, each plan takes a connection for its duration and gives it back: concurrent
+callers never wait on each other here (no saver-wide lock). A single connection is shared
+under a lock, since a plan's statements must not interleave with another thread's.
+
+A connection that the server or a proxy closed is replaced, and the failed statement runs
+once more on the new one, when that is safe: outside a transaction the statements are
+idempotent (see `Query.idempotent`); inside one, only if the failure hit its first statement
+and the plan did not start inside the caller's own transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import tuple_row
+from psycopg_pool import ConnectionPool
+
+from checkpoint_base import Plan, StorageError, run
+
+from ._errors import connection_lost, retryable_conflict, translate
+from ._query import Begin, Fetch, Query
+from ._state import RunState
+
+__all__ = ["PostgresExecutor"]
+
+T = TypeVar("T")
+IDLE = psycopg.pq.TransactionStatus.IDLE
+Conn = psycopg.Connection[Any]
+
+
+class _Run(RunState[Conn, AbstractContextManager[psycopg.Transaction]]):
+    """One plan's connection, transaction and retry budget."""
+
+    __slots__ = ()
+
+    def begin(self) -> None:
+        tx = self.conn.transaction()
+        tx.__enter__()
+        self.tx = tx
+        self.statements = 0
+
+    def commit(self) -> None:
+        tx, self.tx = self.tx, None
+        if tx is not None:
+            tx.__exit__(None, None, None)
+
+    def rollback(self) -> None:
+        """Roll back (or, on a dead connection, forget) the plan's transaction."""
+        tx, self.tx = self.tx, None
+        if tx is not None:
+            with contextlib.suppress(psycopg.Error):
+                tx.__exit__(psycopg.Rollback, psycopg.Rollback(), None)
+
+
+class PostgresExecutor:
+    """Runs plans on a `Connection` or a `ConnectionPool`.
+
+    Args:
+        source: The connection or pool.
+        owned: Close `source` in `close()` (true when the saver created it).
+        prepare_threshold: None never prepares statements (safe behind PgBouncer in
+            transaction mode); a number lets psycopg prepare by the connection's threshold.
+        schema: For error messages.
+    """
+
+    def __init__(
+        self,
+        source: Conn | ConnectionPool[Any],
+        *,
+        owned: bool,
+        prepare_threshold: int | None,
+        schema: str,
+    ) -> None:
+        self._pool = source if isinstance(source, ConnectionPool) else None
+        self._conn = None if isinstance(source, ConnectionPool) else source
+        self._owned = owned
+        self._lock = threading.Lock()
+        self._prepare: bool | None = False if prepare_threshold is None else None
+        self._schema = schema
+        self._dsn: tuple[str, str | None] | None = None
+        if self._conn is not None:
+            self._dsn = (self._conn.info.dsn, self._conn.info.password)
+
+    # -- public ----------------------------------------------------------------------------
+
+    def run(self, plan: Plan[T]) -> T:
+        """Run one plan on one connection (in one transaction if it begins one)."""
+        if self._pool is None:
+            with self._lock:
+                conn = self._single()
+                state = _Run(conn, conn.info.transaction_status)
+                try:
+                    return self._drive(plan, state)
+                finally:
+                    self._conn = state.conn
+        try:
+            conn = self._pool.getconn()
+        except Exception as exc:
+            raise translate(exc, self._schema) from exc
+        state = _Run(conn, conn.info.transaction_status)
+        try:
+            return self._drive(plan, state)
+        finally:
+            if state.held:
+                self._pool.putconn(state.conn)
+
+    def close(self) -> None:
+        """Close the pool or connection if the saver created it."""
+        if not self._owned:
+            return
+        if self._pool is not None:
+            self._pool.close()
+        elif self._conn is not None:
+            self._conn.close()
+
+    # -- driving a plan --------------------------------------------------------------------
+
+    def _drive(self, plan: Plan[T], state: _Run) -> T:
+        try:
+            result = run(plan, lambda request: self._execute(state, request))
+            state.commit()
+            return result
+        except psycopg.Error as exc:  # from the commit
+            raise translate(exc, self._schema) from exc
+        finally:
+            state.rollback()  # when an error left the transaction open
+
+    def _execute(self, state: _Run, request: Query | Begin) -> Any:
+        if isinstance(request, Begin):
+            if state.tx is None and not state.outer_tx:
+                state.begin()
+            return None
+        try:
+            result = self._perform(state.conn, request)
+        except psycopg.Error as exc:
+            lost = connection_lost(exc, state.conn)
+            if not (lost or retryable_conflict(exc)) or not state.may_retry(request, lost):
+                raise translate(exc, self._schema) from exc
+            state.retried = True
+            try:
+                if lost:
+                    self._replace(state)
+                result = self._perform(state.conn, request)
+            except StorageError:
+                raise
+            except Exception as again:
+                raise translate(again, self._schema) from again
+        if state.tx is not None:
+            state.statements += 1
+        return result
+
+    def _perform(self, conn: Conn, query: Query) -> Any:
+        if not conn.autocommit and conn.info.transaction_status == IDLE:
+            # The caller's connection is not in autocommit: commit this statement ourselves.
+            with conn.transaction():
+                return self._perform_on(conn, query)
+        return self._perform_on(conn, query)
+
+    def _perform_on(self, conn: Conn, query: Query) -> Any:
+        with conn.cursor(binary=True, row_factory=tuple_row) as cur:
+            cur.execute(query.sql, query.params, prepare=self._prepare)
+            if query.fetch is Fetch.ALL:
+                return cur.fetchall()
+            if query.fetch is Fetch.ONE:
+                return cur.fetchone()
+            return None
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _single(self) -> Conn:
+        conn = self._conn
+        assert conn is not None
+        if conn.closed or conn.broken:
+            conn = self._reconnect(conn)
+        return conn
+
+    def _replace(self, state: _Run) -> None:
+        """Swap a lost connection for a working one; re-begin a transaction it had."""
+        had_tx = state.tx is not None
+        state.rollback()
+        if self._pool is not None:
+            state.held = False
+            self._pool.putconn(state.conn)  # a broken connection is discarded, not reused
+            self._pool.check()  # the others likely died with it (server restart)
+            state.conn = self._pool.getconn()
+            state.held = True
+        else:
+            state.conn = self._reconnect(state.conn)
+        if had_tx:
+            state.begin()
+
+    def _reconnect(self, old: Conn) -> Conn:
+        """A new connection with the settings of `old`, which the executor then owns."""
+        if self._dsn is None:
+            raise StorageError("the PostgreSQL connection is closed and cannot be reopened")
+        with contextlib.suppress(psycopg.Error):
+            old.close()
+        dsn, password = self._dsn
+        extra: dict[str, Any] = {} if password is None else {"password": password}
+        try:
+            conn = type(old).connect(
+                dsn, autocommit=old.autocommit, prepare_threshold=old.prepare_threshold, **extra
+            )
+        except psycopg.Error as exc:
+            raise translate(exc, self._schema) from exc
+        self._conn = conn
+        self._owned = True
+        return conn

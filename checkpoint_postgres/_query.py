@@ -1,0 +1,44 @@
+"""What a PostgreSQL plan yields: a statement with its parameters, or "begin a transaction"."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BEGIN", "Begin", "Fetch", "Query"]
+
+
+class Fetch(enum.Enum):
+    """What the executor sends back into the plan for a statement."""
+
+    NONE = "none"  # None
+    ONE = "one"  # the first row, or None
+    ALL = "all"  # a list of rows
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One statement, run in binary result format.
+
+    Attributes:
+        sql: The rendered statement (`%(name)s` placeholders; `%(name)b` for bytea).
+        params: Its bound values.
+        fetch: What to return to the plan.
+        idempotent: Running it twice leaves the same state as running it once, so after a
+            lost connection it may run again even if the first attempt might have committed.
+    """
+
+    sql: bytes
+    params: Mapping[str, Any] = field(default_factory=dict)
+    fetch: Fetch = Fetch.NONE
+    idempotent: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Begin:
+    """The rest of the plan runs in one transaction, committed when the plan returns."""
+
+
+BEGIN = Begin()

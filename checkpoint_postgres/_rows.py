@@ -1,0 +1,244 @@
+"""Pure conversions between records and PostgreSQL parameters and rows.
+
+Two things PostgreSQL refuses are handled here, so a write never fails on them:
+
+- `text` cannot hold NUL. Key strings (thread ids, namespaces, channels, ...) are stored with
+  an order-preserving escape: NUL becomes `\\x01\\x01` and `\\x01` becomes `\\x01\\x02`. The
+  code is prefix-free and monotone, so stored keys sort (in the "C" collation) exactly as the
+  originals do and keyset cursors keep working. Strings without either byte are unchanged.
+- `jsonb` cannot hold `\\u0000` (nor an unpaired surrogate). The exact metadata JSON is kept
+  in a `bytea` column and returned as is; the indexed JSONB copy drops those characters from
+  strings and drops object keys containing them. A filter that would need them is not pushed
+  to the server (the saver filters in Python), so server filtering never loses a match.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from checkpoint_base import BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
+
+__all__ = [
+    "checkpoint_params",
+    "decode_key",
+    "encode_key",
+    "filter_param",
+    "index_json",
+    "to_checkpoint",
+    "to_row",
+    "to_thread_info",
+    "writes_params",
+]
+
+_ESCAPED = "\x01"
+
+
+def encode_key(value: str) -> str:
+    """A string as stored in a `text` column (see the module docstring)."""
+    if "\x00" in value or _ESCAPED in value:
+        return value.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
+    return value
+
+
+def decode_key(value: str) -> str:
+    """The inverse of `encode_key`."""
+    if _ESCAPED in value:
+        return value.replace("\x01\x01", "\x00").replace("\x01\x02", "\x01")
+    return value
+
+
+def _encode_opt(value: str | None) -> str | None:
+    return None if value is None else encode_key(value)
+
+
+def _decode_opt(value: str | None) -> str | None:
+    return None if value is None else decode_key(value)
+
+
+# -- metadata ---------------------------------------------------------------------------------
+
+
+def _jsonb_safe(text: str) -> bool:
+    # Python's ASCII JSON writes NUL as \u0000 and any surrogate as \udXXX (paired or not).
+    return "\\u0000" not in text and "\\ud" not in text
+
+
+def _is_bad_char(ch: str) -> bool:
+    return ch == "\x00" or "\ud800" <= ch <= "\udfff"
+
+
+def _has_bad_char(value: Any) -> bool:
+    if isinstance(value, str):
+        return any(_is_bad_char(ch) for ch in value)
+    if isinstance(value, list):
+        return any(_has_bad_char(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_bad_char(k) or _has_bad_char(v) for k, v in value.items())
+    return False
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, str):
+        return "".join(ch for ch in value if not _is_bad_char(ch))
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if not any(_is_bad_char(ch) for ch in k)}
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def index_json(metadata: bytes) -> str:
+    """The JSONB text to index for stored metadata: NUL and lone surrogates removed."""
+    text = metadata.decode("ascii")
+    if _jsonb_safe(text):
+        return text
+    return _dumps(_strip(json.loads(text)))
+
+
+def filter_param(filter: Mapping[str, Any] | None) -> str | None:
+    """The JSONB containment argument for a metadata filter, or None to filter in Python.
+
+    Equal JSON values contain each other, so containment keeps every row that the saver's
+    equality check keeps. A filter with characters JSONB cannot hold is not pushed down.
+    """
+    if not filter or _has_bad_char(filter):
+        return None
+    return _dumps(filter)
+
+
+# -- parameters -------------------------------------------------------------------------------
+
+
+def checkpoint_params(checkpoint: CheckpointRecord, blobs: Sequence[BlobRecord]) -> dict[str, Any]:
+    """Parameters of the put statement (blobs sorted by key, so concurrent puts lock in order)."""
+    ordered = sorted(blobs, key=lambda b: (b.thread_id, b.checkpoint_ns, b.channel, b.version))
+    channels = list(checkpoint.channel_versions)
+    return {
+        "thread": encode_key(checkpoint.thread_id),
+        "ns": encode_key(checkpoint.checkpoint_ns),
+        "id": encode_key(checkpoint.checkpoint_id),
+        "parent": _encode_opt(checkpoint.parent_checkpoint_id),
+        "type": encode_key(checkpoint.type),
+        "checkpoint": checkpoint.checkpoint,
+        "metadata": checkpoint.metadata,
+        "index": index_json(checkpoint.metadata),
+        "channels": [encode_key(c) for c in channels],
+        "versions": [encode_key(checkpoint.channel_versions[c]) for c in channels],
+        "run_id": _encode_opt(checkpoint.run_id),
+        "created_at": checkpoint.created_at,
+        "b_thread": [encode_key(b.thread_id) for b in ordered],
+        "b_ns": [encode_key(b.checkpoint_ns) for b in ordered],
+        "b_channel": [encode_key(b.channel) for b in ordered],
+        "b_version": [encode_key(b.version) for b in ordered],
+        "b_type": [encode_key(b.type) for b in ordered],
+        "b_data": [b.data for b in ordered],
+    }
+
+
+def _dedupe(writes: Iterable[WriteRecord]) -> list[WriteRecord]:
+    """One write per key, as applying them in order would leave: idx < 0 last wins, else first.
+
+    A single INSERT .. ON CONFLICT may not touch a row twice, so duplicates go here.
+    """
+    kept: dict[tuple[str, str, str, str, int], WriteRecord] = {}
+    for w in writes:
+        key = (w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx)
+        if w.idx < 0 or key not in kept:
+            kept[key] = w
+    return [kept[k] for k in sorted(kept)]
+
+
+def writes_params(writes: Sequence[WriteRecord]) -> dict[str, Any]:
+    """Parameters of the writes insert, sorted by key (concurrent writers lock in order)."""
+    rows = _dedupe(writes)
+    return {
+        "w_thread": [encode_key(w.thread_id) for w in rows],
+        "w_ns": [encode_key(w.checkpoint_ns) for w in rows],
+        "w_checkpoint": [encode_key(w.checkpoint_id) for w in rows],
+        "w_task": [encode_key(w.task_id) for w in rows],
+        "w_idx": [w.idx for w in rows],
+        "w_channel": [encode_key(w.channel) for w in rows],
+        "w_type": [encode_key(w.type) for w in rows],
+        "w_data": [w.data for w in rows],
+        "w_path": [encode_key(w.task_path) for w in rows],
+    }
+
+
+# -- rows -------------------------------------------------------------------------------------
+
+
+def to_checkpoint(row: Sequence[Any]) -> CheckpointRecord:
+    """A checkpoint record from the first 11 columns of a fetched row."""
+    channels = [decode_key(c) for c in row[7]]
+    versions = [decode_key(v) for v in row[8]]
+    return CheckpointRecord(
+        thread_id=decode_key(row[0]),
+        checkpoint_ns=decode_key(row[1]),
+        checkpoint_id=decode_key(row[2]),
+        parent_checkpoint_id=_decode_opt(row[3]),
+        type=decode_key(row[4]),
+        checkpoint=row[5],
+        metadata=row[6],
+        channel_versions=dict(zip(channels, versions, strict=True)),
+        run_id=_decode_opt(row[9]),
+        created_at=row[10],
+    )
+
+
+def to_row(row: Sequence[Any]) -> CheckpointRow:
+    """A checkpoint with its blobs (columns 11-12) and writes (columns 13-18)."""
+    record = to_checkpoint(row)
+    blobs: list[BlobRecord] = []
+    types, datas = row[11], row[12]
+    if types is not None:
+        for (channel, version), type_, data in zip(
+            record.channel_versions.items(), types, datas, strict=True
+        ):
+            if type_ is not None:
+                blobs.append(
+                    BlobRecord(
+                        record.thread_id,
+                        record.checkpoint_ns,
+                        channel,
+                        version,
+                        decode_key(type_),
+                        data,
+                    )
+                )
+    writes: list[WriteRecord] = []
+    if row[13] is not None:
+        for task_id, idx, channel, type_, data, path in zip(
+            row[13], row[14], row[15], row[16], row[17], row[18], strict=True
+        ):
+            writes.append(
+                WriteRecord(
+                    thread_id=record.thread_id,
+                    checkpoint_ns=record.checkpoint_ns,
+                    checkpoint_id=record.checkpoint_id,
+                    task_id=decode_key(task_id),
+                    idx=idx,
+                    channel=decode_key(channel),
+                    type=decode_key(type_),
+                    data=data,
+                    task_path=decode_key(path),
+                )
+            )
+    return CheckpointRow(record, tuple(blobs), tuple(writes))
+
+
+def to_thread_info(row: Sequence[Any]) -> ThreadInfo:
+    """A thread summary from a row of the list-threads statement."""
+    return ThreadInfo(
+        thread_id=decode_key(row[0]),
+        checkpoint_count=row[1],
+        last_checkpoint_id=_decode_opt(row[2]),
+        updated_at=row[3],
+        size_bytes=int(row[4]) if row[4] is not None else None,
+        namespaces=tuple(sorted(decode_key(ns) for ns in row[5])),
+    )

@@ -1,0 +1,225 @@
+"""`PostgresSaver` and `AsyncPostgresSaver`: constructors over the shared saver.
+
+Every checkpointer method lives in `checkpoint_base.CheckpointSaver`; these classes only
+turn a conninfo, a connection or a pool into an executor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psycopg
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from checkpoint_base import CheckpointSaver, ConfigError
+
+from ._aexecutor import AsyncPostgresExecutor
+from ._backend import DEFAULT_SCHEMA, PostgresBackend
+from ._executor import PostgresExecutor
+
+__all__ = ["POOL_DEFAULTS", "AsyncPostgresSaver", "PostgresSaver"]
+
+POOL_DEFAULTS: Mapping[str, Any] = {
+    "min_size": 1,  # one warm connection; more open on demand
+    "max_size": 10,  # well under PostgreSQL's default max_connections (100)
+    "timeout": 30.0,  # seconds a caller waits for a connection before StorageUnavailableError
+    "max_idle": 300.0,  # close surplus connections idle this long
+    "max_lifetime": 3600.0,  # recycle connections hourly (lets proxies rebalance)
+    "reconnect_timeout": 300.0,  # keep trying to reach a restarting server this long
+}
+"""Pool settings used when a saver is given a conninfo; override with `pool_options`."""
+
+
+def _pool_settings(
+    prepare_threshold: int | None, pool_options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    settings = {**POOL_DEFAULTS, **(pool_options or {})}
+    kwargs = dict(settings.pop("kwargs", None) or {})
+    kwargs.setdefault("autocommit", True)  # each statement is a transaction: one round trip
+    kwargs["prepare_threshold"] = prepare_threshold
+    settings["kwargs"] = kwargs
+    settings.setdefault("name", "checkpointers")
+    return settings
+
+
+def _check_prepare(prepare_threshold: int | None) -> None:
+    if prepare_threshold is not None and (
+        isinstance(prepare_threshold, bool)
+        or not isinstance(prepare_threshold, int)
+        or prepare_threshold < 0
+    ):
+        raise ConfigError(
+            f"prepare_threshold must be None (never prepare; safe behind PgBouncer) or an "
+            f"int >= 0, got {prepare_threshold!r}"
+        )
+
+
+class PostgresSaver(CheckpointSaver):
+    """A LangGraph checkpointer on PostgreSQL, over psycopg 3 (blocking).
+
+    Args:
+        conn: A conninfo or `postgresql://` URL (the saver opens and owns a
+            `ConnectionPool`), a `psycopg.Connection` (shared under a lock; autocommit
+            recommended), or a `psycopg_pool.ConnectionPool` (no lock: throughput grows
+            with concurrent callers).
+        schema: Schema of the tables, created by `setup()` when missing. Default
+            `"checkpointers"`, apart from the official saver's tables.
+        prepare_threshold: None (default) never uses server-side prepared statements, which
+            PgBouncer in transaction mode requires; an int lets psycopg prepare a statement
+            after that many runs on connections the saver opens (faster on a direct server).
+        serde: The serializer; the package's safe msgpack serializer by default.
+        pool_options: `ConnectionPool` arguments when `conn` is a conninfo, over
+            `POOL_DEFAULTS`.
+
+    Raises:
+        ConfigError: An argument is malformed.
+    """
+
+    def __init__(
+        self,
+        conn: str | psycopg.Connection[Any] | ConnectionPool[Any],
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        prepare_threshold: int | None = None,
+        serde: SerializerProtocol | None = None,
+        pool_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        _check_prepare(prepare_threshold)
+        backend = PostgresBackend(schema)
+        owned = isinstance(conn, str)
+        if isinstance(conn, str):
+            source: psycopg.Connection[Any] | ConnectionPool[Any] = ConnectionPool(
+                conn, open=True, **_pool_settings(prepare_threshold, pool_options)
+            )
+        elif isinstance(conn, (psycopg.Connection, ConnectionPool)):
+            source = conn
+        else:
+            raise ConfigError(
+                "PostgresSaver needs a conninfo/URL, a psycopg.Connection or a "
+                f"psycopg_pool.ConnectionPool, got {type(conn).__name__}"
+            )
+        executor = PostgresExecutor(
+            source, owned=owned, prepare_threshold=prepare_threshold, schema=schema
+        )
+        super().__init__(backend, executor=executor, serde=serde)
+        self.conn = source
+
+    @classmethod
+    @contextmanager
+    def from_conn_string(
+        cls,
+        conn_string: str,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        prepare_threshold: int | None = None,
+        serde: SerializerProtocol | None = None,
+        pool_options: Mapping[str, Any] | None = None,
+    ) -> Iterator[PostgresSaver]:
+        """Open a saver with its own pool; close the pool on exit.
+
+        Args:
+            conn_string: A conninfo or `postgresql://` URL.
+            schema: As for the constructor.
+            prepare_threshold: As for the constructor.
+            serde: As for the constructor.
+            pool_options: As for the constructor.
+
+        Returns:
+            A context manager yielding the saver. Call `setup()` once per database.
+        """
+        saver = cls(
+            conn_string,
+            schema=schema,
+            prepare_threshold=prepare_threshold,
+            serde=serde,
+            pool_options=pool_options,
+        )
+        try:
+            yield saver
+        finally:
+            saver.close()
+
+
+class AsyncPostgresSaver(CheckpointSaver):
+    """A LangGraph checkpointer on PostgreSQL, over psycopg 3's asyncio API.
+
+    Args:
+        conn: A conninfo or `postgresql://` URL (the saver opens and owns an
+            `AsyncConnectionPool`, opened on first use), a `psycopg.AsyncConnection`
+            (shared under an asyncio lock), or a `psycopg_pool.AsyncConnectionPool`.
+        schema: As for `PostgresSaver`.
+        prepare_threshold: As for `PostgresSaver`.
+        serde: As for `PostgresSaver`.
+        pool_options: As for `PostgresSaver`.
+
+    Raises:
+        ConfigError: An argument is malformed.
+    """
+
+    def __init__(
+        self,
+        conn: str | psycopg.AsyncConnection[Any] | AsyncConnectionPool[Any],
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        prepare_threshold: int | None = None,
+        serde: SerializerProtocol | None = None,
+        pool_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        _check_prepare(prepare_threshold)
+        backend = PostgresBackend(schema)
+        owned = isinstance(conn, str)
+        if isinstance(conn, str):
+            source: psycopg.AsyncConnection[Any] | AsyncConnectionPool[Any] = AsyncConnectionPool(
+                conn, open=False, **_pool_settings(prepare_threshold, pool_options)
+            )
+        elif isinstance(conn, (psycopg.AsyncConnection, AsyncConnectionPool)):
+            source = conn
+        else:
+            raise ConfigError(
+                "AsyncPostgresSaver needs a conninfo/URL, a psycopg.AsyncConnection or a "
+                f"psycopg_pool.AsyncConnectionPool, got {type(conn).__name__}"
+            )
+        aexecutor = AsyncPostgresExecutor(
+            source, owned=owned, prepare_threshold=prepare_threshold, schema=schema
+        )
+        super().__init__(backend, aexecutor=aexecutor, serde=serde)
+        self.conn = source
+
+    @classmethod
+    @asynccontextmanager
+    async def from_conn_string(
+        cls,
+        conn_string: str,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        prepare_threshold: int | None = None,
+        serde: SerializerProtocol | None = None,
+        pool_options: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[AsyncPostgresSaver]:
+        """Open an async saver with its own pool; close the pool on exit.
+
+        Args:
+            conn_string: A conninfo or `postgresql://` URL.
+            schema: As for the constructor.
+            prepare_threshold: As for the constructor.
+            serde: As for the constructor.
+            pool_options: As for the constructor.
+
+        Returns:
+            An async context manager yielding the saver. Call `await saver.asetup()` once
+            per database.
+        """
+        saver = cls(
+            conn_string,
+            schema=schema,
+            prepare_threshold=prepare_threshold,
+            serde=serde,
+            pool_options=pool_options,
+        )
+        try:
+            yield saver
+        finally:
+            await saver.aclose()
