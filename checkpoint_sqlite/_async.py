@@ -1,0 +1,308 @@
+"""The async flavor: `AsyncSqliteSaver`, and its executors on aiosqlite.
+
+aiosqlite runs each connection in a thread of its own and hands every statement to it; a
+plan's statements go to one connection, so a read is one hop and a `put` four (BEGIN,
+blobs, checkpoint, COMMIT). No other thread is involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from checkpoint_base import CheckpointSaver, MissingDriverError, Plan, StorageError, arun
+
+from ._backend import SqliteBackend
+from ._conn import MEMORY, ConnectOptions, connection_pragmas, database_path
+from ._requests import Execute, Query
+from ._session import Sleep, transaction, translate
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+__all__ = ["AsyncSqliteSaver"]
+
+T = TypeVar("T")
+
+
+def _driver() -> ModuleType:
+    try:
+        import aiosqlite
+    except ImportError as exc:
+        raise MissingDriverError(
+            "AsyncSqliteSaver needs aiosqlite, which is not installed; install it with: "
+            "pip install 'checkpointers[sqlite]'"
+        ) from exc
+    return aiosqlite
+
+
+async def _perform(conn: aiosqlite.Connection, op: Any) -> Any:
+    """Perform one request of a wrapped plan on `conn` (one hop to its thread)."""
+    if type(op) is Query:
+        return await conn.execute_fetchall(op.sql, op.params)
+    if type(op) is Execute:
+        if len(op.rows) == 1:
+            await conn.execute(op.sql, op.rows[0])
+        else:
+            await conn.executemany(op.sql, op.rows)
+        return None
+    if type(op) is Sleep:
+        await asyncio.sleep(op.seconds)
+        return None
+    raise TypeError(f"not a SQLite request: {op!r}")
+
+
+async def _run_on(conn: aiosqlite.Connection, plan: Plan[T]) -> T:
+    """Run a plan in its transaction on `conn`."""
+    nested = conn.in_transaction
+    try:
+        return await arun(transaction(plan, nested=nested), lambda op: _perform(conn, op))
+    except Exception:
+        raise
+    except BaseException:
+        # Cancelled mid-plan: the plan's own rollback did not run. aiosqlite performs calls
+        # in order, so this ROLLBACK runs after the statement still in flight.
+        if not nested:
+            with contextlib.suppress(BaseException):  # the original error is what matters
+                await conn.rollback()
+        raise
+
+
+async def open_connection(path: str, options: ConnectOptions) -> aiosqlite.Connection:
+    """A connection of the saver's own, in autocommit mode (transactions are explicit)."""
+    driver = _driver()
+    try:
+        conn: aiosqlite.Connection = await driver.connect(
+            path, timeout=options.timeout, isolation_level=None, cached_statements=256
+        )
+    except Exception as exc:
+        if isinstance(exc, driver.Error):
+            raise translate(exc) from exc
+        raise
+    try:
+        for pragma in connection_pragmas(path):
+            await conn.execute_fetchall(pragma)
+    except BaseException as exc:
+        await conn.close()
+        if isinstance(exc, driver.Error):
+            raise translate(exc) from exc
+        raise
+    return conn
+
+
+class AsyncPooledExecutor:
+    """Runs each plan on a connection of a pool of at most `max_connections`.
+
+    Connections are opened on demand and `max_idle` of them kept; a plan that finds every
+    connection busy waits for one to come back.
+    """
+
+    def __init__(self, path: str, options: ConnectOptions) -> None:
+        self._path = path
+        self._options = options
+        self._idle: list[aiosqlite.Connection] = []
+        self._count = 0  # open connections, idle or in use
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    async def _take(self) -> aiosqlite.Connection:
+        while True:
+            if self._closed:
+                raise StorageError("the SQLite saver is closed")
+            if self._idle:
+                return self._idle.pop()
+            if self._count < self._options.max_connections:
+                self._count += 1
+                try:
+                    return await open_connection(self._path, self._options)
+                except BaseException:
+                    self._count -= 1
+                    self._wake()
+                    raise
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # we were woken but will not take it: pass it on
+                raise
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _give_back(self, conn: aiosqlite.Connection) -> None:
+        if self._closed or (len(self._idle) >= self._options.max_idle and not self._waiters):
+            self._count -= 1
+            await conn.close()
+        else:
+            self._idle.append(conn)
+        self._wake()
+
+    async def run(self, plan: Plan[T]) -> T:
+        conn = await self._take()
+        try:
+            result = await _run_on(conn, plan)
+        except BaseException:
+            await asyncio.shield(self._give_back(conn))
+            raise
+        await self._give_back(conn)
+        return result
+
+    async def aclose(self) -> None:
+        self._closed = True
+        while self._idle:
+            conn = self._idle.pop()
+            self._count -= 1
+            await conn.close()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)  # they see the pool closed
+
+
+class AsyncSharedExecutor:
+    """Runs plans one at a time on a single connection (`:memory:`, or one you passed in)."""
+
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        *,
+        owned: bool,
+        prepare: Callable[[], Plan[None]] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._owned = owned
+        self._lock = asyncio.Lock()
+        self._prepare = prepare
+        self._closed = False
+
+    async def run(self, plan: Plan[T]) -> T:
+        async with self._lock:
+            if self._closed:
+                plan.close()
+                raise StorageError("the SQLite saver is closed")
+            if self._prepare is not None:  # first use of a connection passed in: set up
+                await _run_on(self._conn, self._prepare())
+                self._prepare = None
+            return await _run_on(self._conn, plan)
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            self._closed = True
+            if self._owned:
+                await self._conn.close()
+
+
+class AsyncSqliteSaver(CheckpointSaver):
+    """A LangGraph checkpointer on SQLite, async flavor (aiosqlite).
+
+    From a connection you opened (the saver sets up its tables on first use and never
+    closes the connection):
+
+        async with aiosqlite.connect("checkpoints.db") as conn:
+            graph = builder.compile(checkpointer=AsyncSqliteSaver(conn))
+
+    Or let the saver open its own connections (WAL, `synchronous=NORMAL`, a small pool):
+
+        async with AsyncSqliteSaver.from_conn_string("checkpoints.db") as saver:
+            graph = builder.compile(checkpointer=saver)
+
+    Sync methods work from other threads while the saver's event loop runs; from inside
+    that loop they raise `SyncCallInEventLoopError` at once (waiting would deadlock).
+    Close the saver (or use `async with`): aiosqlite's threads keep the process alive.
+
+    Durability: as for `SqliteSaver`: every write is one transaction; committed
+    checkpoints survive a crash of the process; a kill mid-`put` leaves all or nothing.
+
+    Args:
+        conn: An open `aiosqlite.Connection`; calls are serialized on it. If it is inside a
+            transaction of yours when the saver writes, the saver's writes join it (as a
+            savepoint) and last once you commit.
+        serde: The serializer (default: the package's safe msgpack serializer).
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, *, serde: SerializerProtocol | None = None):
+        backend = SqliteBackend()
+        super().__init__(
+            backend,
+            aexecutor=AsyncSharedExecutor(conn, owned=False, prepare=backend.setup),
+            serde=serde,
+        )
+
+    @classmethod
+    async def open(
+        cls,
+        conn_string: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        timeout: float = 5.0,
+        max_idle: int = 4,
+        max_connections: int = 16,
+    ) -> AsyncSqliteSaver:
+        """Open a saver with connections of its own; `await asetup()`, then `aclose()` it.
+
+        Args:
+            conn_string: A path, `:memory:`, or a `sqlite:///path.db` URL.
+            serde: The serializer.
+            timeout: Seconds to wait for another connection's lock before retrying.
+            max_idle: Idle connections (each one a thread) kept for reuse.
+            max_connections: At most this many connections at once.
+
+        Raises:
+            ConfigError: `conn_string` is not a SQLite path or URL.
+            MissingDriverError: aiosqlite is not installed.
+        """
+        _driver()
+        path = database_path(conn_string)
+        options = ConnectOptions(
+            timeout=timeout, max_idle=max_idle, max_connections=max_connections
+        )
+        executor: AsyncPooledExecutor | AsyncSharedExecutor
+        if path == MEMORY:
+            executor = AsyncSharedExecutor(await open_connection(path, options), owned=True)
+        else:
+            executor = AsyncPooledExecutor(path, options)
+        saver = cls.__new__(cls)
+        CheckpointSaver.__init__(saver, SqliteBackend(), aexecutor=executor, serde=serde)
+        return saver
+
+    @classmethod
+    @asynccontextmanager
+    async def from_conn_string(
+        cls,
+        conn_string: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        timeout: float = 5.0,
+    ) -> AsyncIterator[AsyncSqliteSaver]:
+        """Open a saver on a database file (or `:memory:`), set up, closed on exit.
+
+        Args:
+            conn_string: A path such as `"checkpoints.db"`, `":memory:"`, or a
+                `sqlite:///path.db` URL.
+            serde: The serializer.
+            timeout: Seconds to wait for another connection's lock before retrying.
+
+        Yields:
+            The saver, with its tables created or migrated.
+        """
+        saver = await cls.open(conn_string, serde=serde, timeout=timeout)
+        try:
+            await saver.asetup()
+            yield saver
+        finally:
+            await saver.aclose()

@@ -1,0 +1,193 @@
+"""SQLite storage operations as plans (requests: `Query`, `Execute`, `Begin`).
+
+Each read is one statement: a page (`list_page`, `get`) or an ancestor walk (`history`)
+comes back with its blobs and writes in one round trip, which is what the async flavor
+pays for most (every statement is a hop to aiosqlite's thread, about 45 us here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Collection, Sequence
+
+from checkpoint_base import (
+    Backend,
+    BlobRecord,
+    Capabilities,
+    CheckpointRecord,
+    CheckpointRow,
+    ListQuery,
+    Plan,
+    SchemaVersionError,
+    StorageError,
+    ThreadInfo,
+    WriteRecord,
+)
+
+from . import _sql as sql
+from ._requests import Begin, Execute, Query, Row
+
+__all__ = ["SqliteBackend"]
+
+_CHUNK = 500  # bound values per IN (...) list, far below SQLite's limit of 32766
+
+
+class SqliteBackend(Backend):
+    """Plans over the SQLite schema of `_sql.MIGRATIONS`."""
+
+    name = "sqlite"
+    capabilities = Capabilities(metadata_filter=True, durable=True, multi_process=True)
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def setup(self) -> Plan[None]:
+        # Persistent for the file; refused inside a caller's open transaction, then kept as is.
+        with contextlib.suppress(StorageError):
+            yield Query("PRAGMA journal_mode=WAL")
+        if (yield Query(sql.HAS_MIGRATIONS)):
+            current = (yield Query(sql.CURRENT_VERSION))[0][0]
+            if current == len(sql.MIGRATIONS) - 1:
+                return  # up to date: no write lock taken
+        # Two processes may get here at once: the write lock orders them, and the second
+        # one reads the version the first one recorded.
+        yield Begin(write=True)
+        yield Execute(sql.MIGRATIONS_TABLE)
+        current = (yield Query(sql.CURRENT_VERSION))[0][0]
+        current = -1 if current is None else current
+        if current >= len(sql.MIGRATIONS):
+            raise SchemaVersionError(
+                f"the SQLite checkpoint schema is at version {current}, newer than this "
+                f"package knows ({len(sql.MIGRATIONS) - 1}): upgrade checkpointers"
+            )
+        for version in range(current + 1, len(sql.MIGRATIONS)):
+            for statement in sql.MIGRATIONS[version]:
+                yield Execute(statement)
+            yield Execute(sql.RECORD_VERSION, ((version,),))
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def put_checkpoint(
+        self,
+        checkpoint: CheckpointRecord,
+        blobs: Sequence[BlobRecord],
+        writes: Sequence[WriteRecord] = (),
+    ) -> Plan[None]:
+        if blobs:
+            yield Execute(sql.INSERT_BLOB, sql.blob_rows(blobs))
+        if writes:
+            yield Execute(sql.UPSERT_WRITE, sql.write_rows(writes))
+        yield Execute(sql.UPSERT_CHECKPOINT, (sql.checkpoint_params(checkpoint),))
+
+    def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
+        if writes:
+            yield Execute(sql.UPSERT_WRITE, sql.write_rows(writes))
+
+    def delete_threads(self, thread_ids: Sequence[str]) -> Plan[None]:
+        rows = [(thread_id,) for thread_id in thread_ids]
+        if rows:
+            for statement in sql.DELETE_THREAD:
+                yield Execute(statement, rows)
+
+    def delete_runs(self, run_ids: Sequence[str]) -> Plan[None]:
+        yield Begin(write=True)
+        doomed: list[Row] = []
+        for start in range(0, len(run_ids), _CHUNK):
+            chunk = list(run_ids[start : start + _CHUNK])
+            doomed += yield Query(sql.run_checkpoints_sql(len(chunk)), chunk)
+        if not doomed:
+            return
+        yield Execute(sql.DELETE_CHECKPOINT_WRITES, doomed)
+        yield Execute(sql.DELETE_CHECKPOINT, doomed)
+        for thread_id in sorted({str(row[0]) for row in doomed}):
+            yield from self._collect_blobs(thread_id)
+
+    def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
+        yield Begin(write=True)
+        kept = set(keep)
+        stored = yield Query(sql.THREAD_CHECKPOINT_KEYS, (thread_id,))
+        doomed = [(thread_id, ns, cid) for ns, cid in stored if (ns, cid) not in kept]
+        if doomed:
+            yield Execute(sql.DELETE_CHECKPOINT_WRITES, doomed)
+            yield Execute(sql.DELETE_CHECKPOINT, doomed)
+        yield from self._collect_blobs(thread_id)
+
+    def _collect_blobs(self, thread_id: str) -> Plan[None]:
+        """Delete the thread's blobs that no remaining checkpoint reads.
+
+        The live set is decoded in Python, not with `json_each`, so that no channel name
+        (NUL included) is ever mistaken for garbage.
+        """
+        live: set[tuple[object, ...]] = set()
+        for ns, versions in (yield Query(sql.THREAD_VERSIONS, (thread_id,))):
+            live.update((ns, channel, version) for channel, version in json.loads(versions).items())
+        dead = [
+            (thread_id, *key)
+            for key in (yield Query(sql.THREAD_BLOB_KEYS, (thread_id,)))
+            if tuple(key) not in live
+        ]
+        if dead:
+            yield Execute(sql.DELETE_BLOB, dead)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def list_page(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
+        statement, params = sql.page_sql(query)
+        return (yield from self._page(statement, params))
+
+    def history(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, limit: int
+    ) -> Plan[list[CheckpointRow]]:
+        if limit <= 0:
+            return []
+        statement, params = sql.history_sql(thread_id, checkpoint_ns, checkpoint_id, limit)
+        return (yield from self._page(statement, params))
+
+    def _page(self, statement: str, params: Sequence[object]) -> Plan[list[CheckpointRow]]:
+        rows = yield Query(statement, params)
+        page, missing = sql.page_rows(rows)
+        if missing:  # rare: see page_rows
+            extra: list[Row] = []
+            for key in missing:
+                extra += yield Query(sql.GET_BLOB, key)
+            page, _ = sql.page_rows(rows, extra)
+        return page
+
+    def heads(self, thread_id: str) -> Plan[list[CheckpointRecord]]:
+        # SQLite fills the bare columns of a max() aggregate from the row holding the max.
+        rows = yield Query(
+            f"SELECT {sql.CHECKPOINT_COLUMNS}, max(checkpoint_id) FROM cp_checkpoints"  # noqa: S608
+            " WHERE thread_id = ? GROUP BY checkpoint_ns",
+            (thread_id,),
+        )
+        records = [sql.checkpoint_record(row[:10]) for row in rows]
+        records.sort(key=lambda r: (r.checkpoint_id, r.checkpoint_ns), reverse=True)
+        return records
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Plan[None]:
+        yield Begin(write=True)
+        for statement in sql.COPY_THREAD:
+            yield Execute(statement, ((source_thread_id, target_thread_id),))
+
+    def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        if limit <= 0:
+            return []
+        if after is None:
+            rows = yield Query(sql.THREAD_SUMMARIES.format(after="1"), (limit,))
+        else:
+            rows = yield Query(sql.THREAD_SUMMARIES.format(after="thread_id > ?"), (after, limit))
+        infos: dict[str, ThreadInfo] = {}
+        for tid, ns, count, last, updated, size in rows:
+            prev = infos.get(tid)
+            if prev is None:
+                infos[tid] = ThreadInfo(tid, count, last, updated, size, (ns,))
+                continue
+            infos[tid] = ThreadInfo(
+                tid,
+                prev.checkpoint_count + count,
+                max(prev.last_checkpoint_id or "", last),
+                max(prev.updated_at or 0.0, updated),
+                (prev.size_bytes or 0) + size,
+                (*prev.namespaces, ns),
+            )
+        return list(infos.values())

@@ -1,0 +1,49 @@
+"""The requests a SQLite plan yields; both executors perform them on one connection.
+
+A plan's transaction follows from its requests: the first `Execute` opens a write
+transaction (`BEGIN IMMEDIATE`) unless one is open, `Begin` opens one explicitly, and the
+executor commits when the plan returns (or rolls back when it raises). A plan made only of
+`Query` requests runs in autocommit mode: each statement sees one consistent snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Begin", "Execute", "Query", "Request", "Row"]
+
+Row = tuple[Any, ...]
+"""A row as sqlite3 returns it: values typed by what the column holds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Run one statement and return all its rows (a `list[Row]`)."""
+
+    sql: str
+    params: Sequence[object] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Run one writing statement once per parameter row (`executemany`); returns None."""
+
+    sql: str
+    rows: Sequence[Sequence[object]] = ((),)
+
+
+@dataclass(frozen=True, slots=True)
+class Begin:
+    """Open the plan's transaction now: `write` takes the write lock at once.
+
+    A plan that reads and then writes begins with `Begin(write=True)`, so what it read
+    cannot change before it writes. A plan of several reads that must agree begins with
+    `Begin(write=False)` (a read snapshot); such a plan must not write.
+    """
+
+    write: bool
+
+
+Request = Query | Execute | Begin

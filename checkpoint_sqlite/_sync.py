@@ -1,0 +1,259 @@
+"""The sync flavor: `SqliteSaver`, and its executors on the standard library's `sqlite3`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from checkpoint_base import CheckpointSaver, Plan, StorageError, run
+
+from ._backend import SqliteBackend
+from ._conn import MEMORY, ConnectOptions, connection_pragmas, database_path
+from ._requests import Execute, Query
+from ._session import Sleep, transaction
+
+__all__ = ["SqliteSaver"]
+
+T = TypeVar("T")
+
+
+def _perform(conn: sqlite3.Connection, op: Any) -> Any:
+    """Perform one request of a wrapped plan on `conn`."""
+    if type(op) is Query:
+        return conn.execute(op.sql, op.params).fetchall()
+    if type(op) is Execute:
+        if len(op.rows) == 1:
+            conn.execute(op.sql, op.rows[0])
+        else:
+            conn.executemany(op.sql, op.rows)
+        return None
+    if type(op) is Sleep:
+        time.sleep(op.seconds)
+        return None
+    raise TypeError(f"not a SQLite request: {op!r}")
+
+
+def _run_on(conn: sqlite3.Connection, plan: Plan[T]) -> T:
+    """Run a plan in its transaction on `conn`; leave `conn` outside any transaction we began."""
+    nested = conn.in_transaction
+    try:
+        return run(transaction(plan, nested=nested), lambda op: _perform(conn, op))
+    except BaseException:
+        # KeyboardInterrupt and the like skip the plan's own rollback.
+        if conn.in_transaction and not nested:
+            with contextlib.suppress(sqlite3.Error):
+                conn.rollback()
+        raise
+
+
+def open_connection(path: str, options: ConnectOptions) -> sqlite3.Connection:
+    """A connection of the saver's own: autocommit (transactions are explicit), any thread."""
+    try:
+        conn = sqlite3.connect(
+            path,
+            timeout=options.timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=256,
+        )
+        try:
+            for pragma in connection_pragmas(path):
+                conn.execute(pragma).fetchall()
+        except BaseException:
+            conn.close()
+            raise
+    except sqlite3.Error as exc:
+        from ._session import translate
+
+        raise translate(exc) from exc
+    return conn
+
+
+class PooledExecutor:
+    """Runs each plan on a connection of a pool: one database file, many threads.
+
+    A thread takes an idle connection (or opens one) for one plan and gives it back: no
+    lock is held around the pool, so threads read and write concurrently, ordered only by
+    SQLite's own locks.
+    """
+
+    def __init__(self, path: str, options: ConnectOptions) -> None:
+        self._path = path
+        self._options = options
+        self._idle: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._closed = False
+
+    def _take(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StorageError("the SQLite saver is closed")
+        if os.getpid() != self._pid:  # forked: the parent's connections are not ours to use
+            self._idle, self._pid = [], os.getpid()
+        try:
+            return self._idle.pop()  # atomic under the GIL
+        except IndexError:
+            return open_connection(self._path, self._options)
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        if self._closed or len(self._idle) >= self._options.max_idle or conn.in_transaction:
+            conn.close()
+        else:
+            self._idle.append(conn)
+
+    def run(self, plan: Plan[T]) -> T:
+        conn = self._take()
+        try:
+            result = _run_on(conn, plan)
+        except Exception:
+            self._give_back(conn)  # the plan's transaction was rolled back
+            raise
+        except BaseException:
+            conn.close()  # interrupted mid-statement: its state is unknown
+            raise
+        self._give_back(conn)
+        return result
+
+    def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._idle.pop().close()
+
+
+class SharedExecutor:
+    """Runs plans one at a time on a single connection (`:memory:`, or one you passed in).
+
+    An in-memory database lives in its connection, so every thread must use that one; the
+    lock is held for one plan and never across a `list()` page boundary.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        owned: bool,
+        prepare: Callable[[], Plan[None]] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._owned = owned
+        self._lock = threading.Lock()
+        self._prepare = prepare
+        self._closed = False
+
+    def run(self, plan: Plan[T]) -> T:
+        with self._lock:
+            if self._closed:
+                plan.close()
+                raise StorageError("the SQLite saver is closed")
+            if self._prepare is not None:  # first use of a connection passed in: set up
+                _run_on(self._conn, self._prepare())
+                self._prepare = None
+            return _run_on(self._conn, plan)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._owned:
+                self._conn.close()
+
+
+class SqliteSaver(CheckpointSaver):
+    """A LangGraph checkpointer on SQLite, sync flavor (`sqlite3` from the standard library).
+
+    From a connection you opened (the saver sets up its tables on first use and never
+    closes the connection):
+
+        conn = sqlite3.connect("checkpoints.db", check_same_thread=False)
+        graph = builder.compile(checkpointer=SqliteSaver(conn))
+
+    Or let the saver open its own connections (WAL, `synchronous=NORMAL`, a pool of
+    connections so that threads do not wait on each other):
+
+        with SqliteSaver.from_conn_string("checkpoints.db") as saver:
+            graph = builder.compile(checkpointer=saver)
+
+    Durability: each `put` / `put_writes` is one transaction. With the saver's own
+    connections a committed checkpoint survives a crash or kill of the process; a power
+    loss may lose the last commits (WAL with `synchronous=NORMAL`). A kill in the middle
+    of a `put` leaves the whole checkpoint or nothing.
+
+    Args:
+        conn: An open `sqlite3.Connection`. Open it with `check_same_thread=False` to use
+            the saver from several threads; calls are serialized on it. If it is inside a
+            transaction of yours when the saver writes, the saver's writes join it (as a
+            savepoint) and last once you commit.
+        serde: The serializer (default: the package's safe msgpack serializer).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, serde: SerializerProtocol | None = None):
+        backend = SqliteBackend()
+        super().__init__(
+            backend,
+            executor=SharedExecutor(conn, owned=False, prepare=backend.setup),
+            serde=serde,
+        )
+
+    @classmethod
+    def open(
+        cls,
+        conn_string: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        timeout: float = 5.0,
+        max_idle: int = 8,
+    ) -> SqliteSaver:
+        """Open a saver with connections of its own; call `setup()`, then `close()` it.
+
+        Args:
+            conn_string: A path, `:memory:`, or a `sqlite:///path.db` URL.
+            serde: The serializer.
+            timeout: Seconds to wait for another connection's lock before retrying.
+            max_idle: Idle connections kept for reuse.
+
+        Raises:
+            ConfigError: `conn_string` is not a SQLite path or URL.
+        """
+        path = database_path(conn_string)
+        options = ConnectOptions(timeout=timeout, max_idle=max_idle)
+        executor: PooledExecutor | SharedExecutor
+        if path == MEMORY:
+            executor = SharedExecutor(open_connection(path, options), owned=True)
+        else:
+            executor = PooledExecutor(path, options)
+        saver = cls.__new__(cls)
+        CheckpointSaver.__init__(saver, SqliteBackend(), executor=executor, serde=serde)
+        return saver
+
+    @classmethod
+    @contextmanager
+    def from_conn_string(
+        cls,
+        conn_string: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        timeout: float = 5.0,
+    ) -> Iterator[SqliteSaver]:
+        """Open a saver on a database file (or `:memory:`), set up, closed on exit.
+
+        Args:
+            conn_string: A path such as `"checkpoints.db"`, `":memory:"`, or a
+                `sqlite:///path.db` URL.
+            serde: The serializer.
+            timeout: Seconds to wait for another connection's lock before retrying.
+
+        Yields:
+            The saver, with its tables created or migrated.
+        """
+        saver = cls.open(conn_string, serde=serde, timeout=timeout)
+        try:
+            saver.setup()
+            yield saver
+        finally:
+            saver.close()

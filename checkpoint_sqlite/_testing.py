@@ -1,0 +1,118 @@
+"""SQLite targets for the conformance suite and the benchmarks (see `checkpoint_base.testing`).
+
+- `sqlite`: a fresh database file in a temporary directory, per opened saver.
+- `sqlite-memory`: `:memory:`, one connection shared (and locked) per saver.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from checkpoint_base import Capabilities, CheckpointSaver
+from checkpoint_base.testing.targets import Target
+
+from ._async import AsyncSqliteSaver
+from ._backend import SqliteBackend
+from ._sync import SqliteSaver
+
+__all__ = ["targets"]
+
+
+@contextmanager
+def _database_file() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="checkpointers-sqlite-") as folder:
+        yield os.path.join(folder, "checkpoints.db")
+
+
+def _file_target() -> Target:
+    @contextmanager
+    def open_sync() -> Iterator[CheckpointSaver]:
+        with _database_file() as path, SqliteSaver.from_conn_string(path) as saver:
+            yield saver
+
+    @asynccontextmanager
+    async def open_async() -> AsyncIterator[CheckpointSaver]:
+        with _database_file() as path:
+            async with AsyncSqliteSaver.from_conn_string(path) as saver:
+                yield saver
+
+    @contextmanager
+    def official_sync() -> Iterator[Any]:
+        from langgraph.checkpoint.sqlite import SqliteSaver as OfficialSaver
+
+        with _database_file() as path, OfficialSaver.from_conn_string(path) as saver:
+            saver.setup()
+            yield saver
+
+    @asynccontextmanager
+    async def official_async() -> AsyncIterator[Any]:
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver as OfficialAsyncSaver
+
+        with _database_file() as path:
+            async with OfficialAsyncSaver.from_conn_string(path) as saver:
+                await saver.setup()
+                yield saver
+
+    def url() -> str:
+        folder = tempfile.mkdtemp(prefix="checkpointers-sqlite-")
+        return "sqlite:///" + os.path.join(folder, "checkpoints.db")
+
+    return Target(
+        name="sqlite",
+        backend="sqlite",
+        capabilities=SqliteBackend.capabilities,
+        open_sync=open_sync,
+        open_async=open_async,
+        official_sync=official_sync,
+        official_async=official_async,
+        url=url,
+    )
+
+
+def _memory_target() -> Target:
+    @contextmanager
+    def open_sync() -> Iterator[CheckpointSaver]:
+        with SqliteSaver.from_conn_string(":memory:") as saver:
+            yield saver
+
+    @asynccontextmanager
+    async def open_async() -> AsyncIterator[CheckpointSaver]:
+        async with AsyncSqliteSaver.from_conn_string(":memory:") as saver:
+            yield saver
+
+    @contextmanager
+    def official_sync() -> Iterator[Any]:
+        from langgraph.checkpoint.sqlite import SqliteSaver as OfficialSaver
+
+        with OfficialSaver.from_conn_string(":memory:") as saver:
+            saver.setup()
+            yield saver
+
+    @asynccontextmanager
+    async def official_async() -> AsyncIterator[Any]:
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver as OfficialAsyncSaver
+
+        async with OfficialAsyncSaver.from_conn_string(":memory:") as saver:
+            await saver.setup()
+            yield saver
+
+    return Target(
+        name="sqlite-memory",
+        backend="sqlite",
+        # The database lives in one connection of one process.
+        capabilities=Capabilities(metadata_filter=True, durable=False, multi_process=False),
+        open_sync=open_sync,
+        open_async=open_async,
+        official_sync=official_sync,
+        official_async=official_async,
+        url=lambda: "sqlite:///:memory:",
+    )
+
+
+def targets() -> list[Target]:
+    """The SQLite targets: a database file, and an in-memory database."""
+    return [_file_target(), _memory_target()]
