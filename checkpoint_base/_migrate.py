@@ -1,0 +1,400 @@
+"""Copy threads between any two checkpointers: `migrate`, `amigrate`, `verify`, `averify`.
+
+Savers of this package copy records verbatim through their backends' plans (no serializer
+round trip). The official SQLite and Postgres savers are read and written through their own
+tables, so values keep their bytes and type tags. Any other `BaseCheckpointSaver` goes
+through its public API (`list`, `put`, `put_writes`), which re-serializes values.
+
+The loop is written once, as a generator of steps (run this plan on that side); `migrate`
+and `amigrate` only differ in how they wait for a step.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from ._errors import ConfigError
+from ._migrate_progress import MigrationProgress, MigrationReport, Tally, VerifyReport
+from ._migrate_side import Key, SaverSide, Side, key_of, parents_first, without_blobs
+from ._migrate_verify import Recode, compare_rows
+from ._plan import Plan
+from ._records import CheckpointRow, ThreadInfo
+from ._saver import CheckpointSaver
+
+__all__ = [
+    "MigrationProgress",
+    "MigrationReport",
+    "VerifyReport",
+    "amigrate",
+    "as_side",
+    "averify",
+    "migrate",
+    "verify",
+]
+
+Endpoint = CheckpointSaver | BaseCheckpointSaver[Any] | Side
+ProgressCallback = Callable[[MigrationProgress], None]
+
+DEFAULT_BATCH = 200
+_THREAD_PAGE = 1000
+
+
+def as_side(endpoint: Endpoint, label: str | None = None) -> Side:
+    """The migration side for a saver: ours, an official SQL saver's tables, or its public API."""
+    if isinstance(endpoint, Side):
+        return endpoint
+    if isinstance(endpoint, CheckpointSaver):
+        return SaverSide(endpoint, label)
+    if not isinstance(endpoint, BaseCheckpointSaver):
+        raise ConfigError(
+            f"cannot migrate from or to {type(endpoint).__name__}: pass a checkpointer "
+            "(a saver of this package or any langgraph BaseCheckpointSaver)"
+        )
+    kind = _official_kind(endpoint)
+    if kind == "sqlite":
+        from ._migrate_lgsqlite import LangGraphSqliteSide
+
+        return LangGraphSqliteSide(endpoint, label)
+    if kind == "postgres":
+        from ._migrate_lgpostgres import LangGraphPostgresSide
+
+        return LangGraphPostgresSide(endpoint, label)
+    from ._migrate_api import ApiSide
+
+    return ApiSide(endpoint, label)
+
+
+def _official_kind(saver: BaseCheckpointSaver[Any]) -> str | None:
+    """ "sqlite"/"postgres" for the official SQL savers themselves (not subclasses: they may
+    store differently), else None."""
+    kinds = {
+        ("langgraph.checkpoint.sqlite", "SqliteSaver"): "sqlite",
+        ("langgraph.checkpoint.sqlite.aio", "AsyncSqliteSaver"): "sqlite",
+        ("langgraph.checkpoint.postgres", "PostgresSaver"): "postgres",
+        ("langgraph.checkpoint.postgres.aio", "AsyncPostgresSaver"): "postgres",
+    }
+    cls = type(saver)
+    return kinds.get((cls.__module__, cls.__qualname__))
+
+
+# -- the loop, written once --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    side: Side
+    plan: Plan[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    side: Side
+
+
+Steps = Generator[_Run | _Setup, Any, Any]
+
+
+@dataclass
+class _Options:
+    threads: list[str] | None
+    since: float | None
+    batch: int
+    dry_run: bool
+    progress: ProgressCallback | None
+    tally: Tally = field(default_factory=Tally)
+
+
+def _since(value: float | datetime.datetime | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigError(f"since must be a datetime or seconds since the epoch, got {value!r}")
+
+
+def _options(
+    threads: Sequence[str] | None,
+    since: float | datetime.datetime | None,
+    batch: int,
+    dry_run: bool,
+    progress: ProgressCallback | None,
+) -> _Options:
+    if isinstance(threads, str):
+        raise ConfigError("threads must be a list of thread ids, not one string")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"batch must be a number >= 1, got {batch!r}")
+    wanted = None if threads is None else list(dict.fromkeys(str(t) for t in threads))
+    return _Options(wanted, _since(since), batch, dry_run, progress)
+
+
+def _all_threads(side: Side) -> Steps:
+    infos: list[ThreadInfo] = []
+    after: str | None = None
+    while True:
+        page = yield _Run(side, side.thread_page(after, _THREAD_PAGE))
+        infos.extend(page)
+        if len(page) < _THREAD_PAGE:
+            return infos
+        after = page[-1].thread_id
+
+
+def _source_threads(source: Side, opts: _Options) -> Steps:
+    if opts.threads is None:
+        return (yield from _all_threads(source))
+    return [ThreadInfo(t, 0, None, None) for t in opts.threads]
+
+
+def _same(a: ThreadInfo, b: ThreadInfo | None) -> bool:
+    """True when a thread already looks complete in the target (count and newest id agree)."""
+    return (
+        b is not None
+        and a.checkpoint_count > 0
+        and a.checkpoint_count == b.checkpoint_count
+        and a.last_checkpoint_id is not None
+        and a.last_checkpoint_id == b.last_checkpoint_id
+    )
+
+
+def _copy(source: Side, target: Side, opts: _Options) -> Steps:
+    tally = opts.tally
+    infos = yield from _source_threads(source, opts)
+    tally.start(infos, known=opts.threads is None)
+    if not opts.dry_run:
+        yield _Setup(target)
+    known: dict[str, ThreadInfo] | None = None
+    if target.indexed_threads and opts.threads is None:
+        known = {t.thread_id: t for t in (yield from _all_threads(target))}
+    pending: list[CheckpointRow] = []
+
+    def flush(rows: list[CheckpointRow]) -> Steps:
+        if not opts.dry_run:
+            yield _Run(target, target.write(rows, source.serde))
+        tally.copied(rows)
+        _report(opts)
+
+    for info in infos:
+        tid = info.thread_id
+        if opts.since is not None and info.updated_at is not None and info.updated_at < opts.since:
+            tally.thread_done(skipped=0)
+            continue
+        if known is not None and _same(info, known.get(tid)):
+            tally.thread_done(skipped=info.checkpoint_count)
+            _report(opts)
+            continue
+        rows: list[CheckpointRow] = yield _Run(source, source.read_thread(tid))
+        if not rows and opts.threads is not None:
+            tally.missing.append(tid)
+        if opts.since is not None:
+            rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
+        have: set[Key] = set()
+        if rows and (known is None or tid in known):
+            have = yield _Run(target, target.existing(tid))
+        todo = [r for r in parents_first(rows) if key_of(r) not in have]
+        if target.shared_blobs:
+            sent: set[tuple[str, str, str]] = set()
+            todo = [without_blobs(r, sent) for r in todo]
+        tally.planned(tid, len(todo))
+        for row in todo:
+            pending.append(row)
+            if len(pending) >= opts.batch:
+                yield from flush(pending)
+                pending = []
+        tally.thread_done(skipped=len(rows) - len(todo))
+        _report(opts)
+    if pending:
+        yield from flush(pending)
+    return tally.report(source.label, target.label, opts.dry_run)
+
+
+def _report(opts: _Options) -> None:
+    if opts.progress is not None:
+        opts.progress(opts.tally.progress())
+
+
+def _verify(source: Side, target: Side, opts: _Options) -> Steps:
+    tally = opts.tally
+    infos = yield from _source_threads(source, opts)
+    tally.start(infos, known=opts.threads is None)
+    recode = _recoders(source, target)
+    mismatches = []
+    for info in infos:
+        rows = yield _Run(source, source.read_thread(info.thread_id))
+        if not rows and opts.threads is not None:
+            tally.missing.append(info.thread_id)
+        if opts.since is not None:
+            rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
+        theirs: list[CheckpointRow] = []
+        if rows:
+            theirs = yield _Run(target, target.read_thread(info.thread_id))
+        found = compare_rows(
+            info.thread_id, rows, theirs, recode, exact=source.exact and target.exact
+        )
+        if found is not None:
+            mismatches.append(found)
+        tally.checked(rows)
+        tally.thread_done(skipped=len(rows))
+        _report(opts)
+    return VerifyReport(
+        threads=len(infos),
+        checkpoints=tally.checkpoints_seen,
+        mismatches=tuple(mismatches),
+        missing_threads=tuple(tally.missing),
+        seconds=tally.elapsed(),
+    )
+
+
+def _recoders(source: Side, target: Side) -> tuple[Recode | None, Recode | None]:
+    if source.exact and target.exact:
+        return None, None
+    common = target.serde if not target.exact else source.serde
+    return Recode(source.serde, common), Recode(target.serde, common)
+
+
+# -- drivers -----------------------------------------------------------------------------------
+
+
+def _drive(steps: Steps) -> Any:
+    try:
+        step = next(steps)
+        while True:
+            if isinstance(step, _Setup):
+                step.side.setup()
+                step = steps.send(None)
+            else:
+                step = steps.send(step.side.run(step.plan))
+    except StopIteration as stop:
+        return stop.value
+
+
+async def _adrive(steps: Steps) -> Any:
+    try:
+        step = next(steps)
+        while True:
+            if isinstance(step, _Setup):
+                await step.side.asetup()
+                step = steps.send(None)
+            else:
+                step = steps.send(await step.side.arun(step.plan))
+    except StopIteration as stop:
+        return stop.value
+
+
+def _sides(source: Endpoint, target: Endpoint) -> tuple[Side, Side]:
+    src, dst = as_side(source), as_side(target)
+    encoder = getattr(dst, "serde", None)
+    if not src.exact and encoder is not None:  # public-API reads encode with the target's serde
+        src.encoder = encoder  # type: ignore[attr-defined]
+    return src, dst
+
+
+def migrate(
+    source: Endpoint,
+    target: Endpoint,
+    threads: Sequence[str] | None = None,
+    *,
+    since: float | datetime.datetime | None = None,
+    batch: int = DEFAULT_BATCH,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+) -> MigrationReport:
+    """Copy threads from one checkpointer to another: every namespace, checkpoint, blob, write.
+
+    Savers of this package copy records verbatim (no serializer round trip). The official
+    `SqliteSaver`/`AsyncSqliteSaver` and `PostgresSaver`/`AsyncPostgresSaver` are read and
+    written through their own tables, so values keep their bytes and type tags. Any other
+    `BaseCheckpointSaver` goes through `list`/`put`/`put_writes`: its values are decoded and
+    encoded again with the target's serializer (reading) or its own (writing), and a write's
+    `task_path` is not visible there, so it reads back as `""`.
+
+    Checkpoints are written oldest first (parents before children), `batch` at a time, each
+    atomically, so the target never shows a half-copied checkpoint. A checkpoint whose id the
+    target already has is skipped: a second run adds nothing, and a run that was killed or
+    stopped continues where it stopped. A thread whose checkpoint count and newest id already
+    match in the target is skipped without being read.
+
+    Args:
+        source: Where to read (a saver, an official saver, or any `BaseCheckpointSaver`).
+        target: Where to write.
+        threads: Only these thread ids (default: every thread of the source).
+        since: Only checkpoints created at or after this time (a datetime, or seconds since
+            the epoch); their parents may then be absent from the target.
+        batch: Checkpoints per write (one plan, one round trip where the backend allows).
+        dry_run: Read and compare only; write nothing.
+        progress: Called after every batch and thread with a `MigrationProgress`. An exception
+            it raises stops the migration between batches and propagates; run again to resume.
+
+    Returns:
+        What was copied and skipped, with timings.
+
+    Raises:
+        ConfigError: a bad argument, or an endpoint that is not a checkpointer.
+        StorageError: a storage failed; what was written so far stays and a rerun resumes.
+    """
+    opts = _options(threads, since, batch, dry_run, progress)
+    src, dst = _sides(source, target)
+    report: MigrationReport = _drive(_copy(src, dst, opts))
+    return report
+
+
+async def amigrate(
+    source: Endpoint,
+    target: Endpoint,
+    threads: Sequence[str] | None = None,
+    *,
+    since: float | datetime.datetime | None = None,
+    batch: int = DEFAULT_BATCH,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+) -> MigrationReport:
+    """Async twin of `migrate` (for async savers; sync ones are called directly)."""
+    opts = _options(threads, since, batch, dry_run, progress)
+    src, dst = _sides(source, target)
+    report: MigrationReport = await _adrive(_copy(src, dst, opts))
+    return report
+
+
+def verify(
+    source: Endpoint,
+    target: Endpoint,
+    threads: Sequence[str] | None = None,
+    *,
+    since: float | datetime.datetime | None = None,
+    progress: ProgressCallback | None = None,
+) -> VerifyReport:
+    """Compare every source thread with the target, checkpoint by checkpoint, by digest.
+
+    A digest covers ids, parent ids, metadata, channel versions, the type and bytes of every
+    value, and every pending write. Through a public API (not exact bytes) values are decoded
+    and encoded again with one serializer before hashing, and `task_path` is left out.
+
+    Returns:
+        The threads checked and every mismatch (missing or different checkpoints).
+    """
+    opts = _options(threads, since, DEFAULT_BATCH, True, progress)
+    src, dst = _sides(source, target)
+    report: VerifyReport = _drive(_verify(src, dst, opts))
+    return report
+
+
+async def averify(
+    source: Endpoint,
+    target: Endpoint,
+    threads: Sequence[str] | None = None,
+    *,
+    since: float | datetime.datetime | None = None,
+    progress: ProgressCallback | None = None,
+) -> VerifyReport:
+    """Async twin of `verify`."""
+    opts = _options(threads, since, DEFAULT_BATCH, True, progress)
+    src, dst = _sides(source, target)
+    report: VerifyReport = await _adrive(_verify(src, dst, opts))
+    return report

@@ -1,0 +1,261 @@
+"""A migration side over any LangGraph `BaseCheckpointSaver`, through its public API only.
+
+Reading uses `list`; writing uses `put_writes` then `put` (the checkpoint last, so it never
+shows without its writes). Values cross a public API as Python objects, so they are decoded
+and encoded again: records read here are encoded with `encoder` (the target's serializer when
+migrating), and records written here are decoded with the source's serializer. Two facts of
+a write are not visible through the API and are rebuilt: `task_path` (read back as `""`) and
+`idx` (the write's position among its task's writes, or its `WRITES_IDX_MAP` index).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from langgraph.checkpoint.base import WRITES_IDX_MAP, BaseCheckpointSaver, CheckpointTuple
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from ._convert import checkpoint_config, decode_metadata, encode_metadata, load_blob
+from ._errors import ConfigError
+from ._migrate_msgpack import ts_to_epoch, uuid6_epoch
+from ._migrate_side import Key, Side
+from ._plan import Plan
+from ._records import (
+    BlobRecord,
+    CheckpointRecord,
+    CheckpointRow,
+    ThreadInfo,
+    WriteRecord,
+)
+
+__all__ = ["ApiSide"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A request of an API plan: call `method` (sync) or `a{method}` (async) of the saver."""
+
+    method: str
+    args: tuple[Any, ...] = ()
+
+
+def _thread_config(thread_id: str) -> Any:
+    return {"configurable": {"thread_id": thread_id}}
+
+
+class ApiSide(Side):
+    """Any `BaseCheckpointSaver` (official or third-party), through `list`, `put`, `put_writes`.
+
+    Args:
+        saver: The checkpointer.
+        label: How reports name it.
+        encoder: Encodes the values this side reads (default: the saver's own serializer).
+    """
+
+    exact = False
+    indexed_threads = False
+    shared_blobs = False
+
+    def __init__(
+        self,
+        saver: BaseCheckpointSaver[Any],
+        label: str | None = None,
+        *,
+        encoder: SerializerProtocol | None = None,
+    ) -> None:
+        super().__init__(label or type(saver).__name__)
+        self.saver = saver
+        self.encoder: SerializerProtocol = encoder or saver.serde
+        self._threads: list[ThreadInfo] | None = None
+        self._sync_only = False
+
+    @property
+    def serde(self) -> SerializerProtocol:
+        return self.encoder
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _call(self, call: _Call) -> Any:
+        result = getattr(self.saver, call.method)(*call.args)
+        return list(result) if call.method == "list" else result
+
+    async def _acall(self, call: _Call) -> Any:
+        if not self._sync_only:
+            try:
+                method = getattr(self.saver, f"a{call.method}")
+                if call.method == "list":
+                    return [item async for item in method(*call.args)]
+                result = method(*call.args)
+                return await result if inspect.isawaitable(result) else result
+            except NotImplementedError:  # a sync-only saver (the official SqliteSaver)
+                self._sync_only = True
+        return self._call(call)
+
+    def run(self, plan: Plan[T]) -> T:
+        from ._plan import run
+
+        return run(plan, self._call)
+
+    async def arun(self, plan: Plan[T]) -> T:
+        from ._plan import arun
+
+        return await arun(plan, self._acall)
+
+    # -- plans -----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        setup = getattr(self.saver, "setup", None)
+        if callable(setup):
+            outcome = setup()
+            if inspect.isawaitable(outcome):
+                if inspect.iscoroutine(outcome):
+                    outcome.close()
+                raise ConfigError(f"{self.label} is async: use amigrate()/averify()")
+
+    async def asetup(self) -> None:
+        setup = getattr(self.saver, "setup", None)
+        if callable(setup):
+            outcome = setup()
+            if inspect.isawaitable(outcome):
+                await outcome
+
+    def thread_page(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        if self._threads is None:
+            tuples: list[CheckpointTuple] = yield _Call("list", (None,))
+            found: dict[str, list[CheckpointTuple]] = defaultdict(list)
+            for tup in tuples:
+                found[str(tup.config["configurable"]["thread_id"])].append(tup)
+            self._threads = [_thread_info(tid, found[tid]) for tid in sorted(found)]
+        return [t for t in self._threads if after is None or t.thread_id > after][:limit]
+
+    def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
+        tuples: list[CheckpointTuple] = yield _Call("list", (_thread_config(thread_id),))
+        return [self._row(tup) for tup in tuples]
+
+    def existing(self, thread_id: str) -> Plan[set[Key]]:
+        tuples: list[CheckpointTuple] = yield _Call("list", (_thread_config(thread_id),))
+        return {
+            (t.config["configurable"].get("checkpoint_ns") or "", t.checkpoint["id"])
+            for t in tuples
+        }
+
+    def write(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> Plan[None]:
+        for row in rows:
+            rec = row.checkpoint
+            config = checkpoint_config(rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id)
+            for (task_id, task_path), writes in _by_task(row.writes).items():
+                values = [(w.channel, serde.loads_typed((w.type, w.data))) for w in writes]
+                yield _Call("put_writes", (config, values, task_id, task_path))
+            checkpoint = serde.loads_typed((rec.type, rec.checkpoint))
+            blobs = {(b.channel, b.version): b for b in row.blobs}
+            values_by_channel = {}
+            for channel, version in rec.channel_versions.items():
+                present, value = load_blob(serde, blobs.get((channel, version)))
+                if present:
+                    values_by_channel[channel] = value
+            checkpoint["channel_values"] = values_by_channel
+            parent: Any = {
+                "configurable": {
+                    "thread_id": rec.thread_id,
+                    "checkpoint_ns": rec.checkpoint_ns,
+                    "checkpoint_id": rec.parent_checkpoint_id,
+                }
+            }
+            if rec.parent_checkpoint_id is None:
+                del parent["configurable"]["checkpoint_id"]
+            new_versions = dict(checkpoint.get("channel_versions") or {})
+            yield _Call("put", (parent, checkpoint, decode_metadata(rec.metadata), new_versions))
+
+    # -- conversions -----------------------------------------------------------------------
+
+    def _row(self, tup: CheckpointTuple) -> CheckpointRow:
+        configurable = tup.config["configurable"]
+        thread_id = str(configurable["thread_id"])
+        ns = configurable.get("checkpoint_ns") or ""
+        body: dict[str, Any] = dict(tup.checkpoint)
+        values: dict[str, Any] = body.pop("channel_values", None) or {}
+        versions = {ch: str(v) for ch, v in (body.get("channel_versions") or {}).items()}
+        blobs = tuple(
+            BlobRecord(thread_id, ns, ch, versions[ch], *self.encoder.dumps_typed(values[ch]))
+            for ch in versions
+            if ch in values
+        )
+        type_, data = self.encoder.dumps_typed(body)
+        metadata = dict(tup.metadata or {})
+        run_id = metadata.get("run_id")
+        parent = (tup.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        record = CheckpointRecord(
+            thread_id=thread_id,
+            checkpoint_ns=ns,
+            checkpoint_id=str(body["id"]),
+            parent_checkpoint_id=parent or None,
+            type=type_,
+            checkpoint=data,
+            metadata=encode_metadata(metadata),
+            channel_versions=versions,
+            run_id=str(run_id) if run_id is not None else None,
+            created_at=ts_to_epoch(body.get("ts")) or uuid6_epoch(str(body["id"])) or 0.0,
+        )
+        writes = []
+        position: dict[str, int] = defaultdict(int)
+        for task_id, channel, value in tup.pending_writes or ():
+            idx = WRITES_IDX_MAP.get(channel, position[task_id])
+            if channel not in WRITES_IDX_MAP:
+                position[task_id] += 1
+            w_type, w_data = self.encoder.dumps_typed(value)
+            writes.append(
+                WriteRecord(
+                    thread_id, ns, record.checkpoint_id, task_id, idx, channel, w_type, w_data
+                )
+            )
+        return CheckpointRow(record, blobs, tuple(writes))
+
+
+def _by_task(writes: Sequence[WriteRecord]) -> dict[tuple[str, str], list[WriteRecord]]:
+    """Writes per (task, path), in the order `put_writes` gives them back their `idx`.
+
+    `put_writes` numbers a write by its position, except special channels, which take their
+    `WRITES_IDX_MAP` index wherever they stand: so ordinary writes go at their `idx` and
+    special ones fill the gaps (the rest follow; their `idx` then shifts, order preserved).
+    """
+    grouped: dict[tuple[str, str], list[WriteRecord]] = defaultdict(list)
+    for w in writes:
+        grouped[(w.task_id, w.task_path)].append(w)
+    return {key: _positioned(found) for key, found in grouped.items()}
+
+
+def _positioned(writes: list[WriteRecord]) -> list[WriteRecord]:
+    ordinary = sorted((w for w in writes if w.idx >= 0), key=lambda w: w.idx)
+    special = sorted((w for w in writes if w.idx < 0), key=lambda w: w.idx)
+    placed: list[WriteRecord] = []
+    for w in ordinary:
+        while len(placed) < w.idx and special:
+            placed.append(special.pop())
+        placed.append(w)
+    return placed + special
+
+
+def _ns(tup: CheckpointTuple) -> str:
+    return str(tup.config["configurable"].get("checkpoint_ns") or "")
+
+
+def _thread_info(thread_id: str, tuples: Sequence[CheckpointTuple]) -> ThreadInfo:
+    ids = [str(t.checkpoint["id"]) for t in tuples]
+    newest = max(ids)
+    times = [ts_to_epoch(t.checkpoint.get("ts")) for t in tuples]
+    known = [t for t in times if t is not None]
+    return ThreadInfo(
+        thread_id=thread_id,
+        checkpoint_count=len(tuples),
+        last_checkpoint_id=newest,
+        updated_at=max(known) if known else uuid6_epoch(newest),
+        namespaces=tuple(
+            sorted({t.config["configurable"].get("checkpoint_ns") or "" for t in tuples})
+        ),
+    )

@@ -1,0 +1,346 @@
+"""A migration side over the tables of the official `langgraph-checkpoint-postgres` saver.
+
+`checkpoints` holds each checkpoint as JSONB, with `None`, str, int, float and bool channel
+values inline; `checkpoint_blobs` holds every other value with its type tag;
+`checkpoint_writes` holds pending writes with theirs. Blobs and writes are copied with their
+bytes and tags. The JSONB body and the inline primitives have no serializer bytes at all: they
+are encoded as plain msgpack (tag `"msgpack"`, the format of LangGraph's `JsonPlusSerializer`,
+which every serializer of this package reads). Export writes every value to `checkpoint_blobs`
+and an empty `channel_values` into the JSONB, which the official saver reads the same way.
+
+Checkpoints in the pre-v4 format (pending sends kept as writes of the parent) are copied as
+stored; the official saver migrates them when it reads them, this side does not.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from ._convert import decode_metadata, encode_metadata
+from ._errors import StorageError
+from ._migrate_msgpack import pack_plain, ts_to_epoch, uuid6_epoch
+from ._migrate_side import Key, Side
+from ._plan import Plan, arun, run
+from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
+
+__all__ = ["LangGraphPostgresSide"]
+
+T = TypeVar("T")
+
+_READY_SQL = (
+    "SELECT to_regclass('checkpoints') IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute "
+    "WHERE attrelid = to_regclass('checkpoint_writes') AND attname = 'task_path' "
+    "AND NOT attisdropped)"
+)
+_THREADS_SQL = """
+SELECT thread_id, count(*), max(checkpoint_id), array_agg(DISTINCT checkpoint_ns),
+       sum(pg_column_size(checkpoint) + pg_column_size(metadata))::bigint
+FROM checkpoints WHERE thread_id > %s
+GROUP BY thread_id ORDER BY thread_id LIMIT %s
+"""
+_CHECKPOINTS_SQL = """
+SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint::text, metadata::text
+FROM checkpoints WHERE thread_id = %s
+"""
+_BLOBS_SQL = (
+    "SELECT checkpoint_ns, channel, version, type, blob FROM checkpoint_blobs WHERE thread_id = %s"
+)
+_WRITES_SQL = """
+SELECT checkpoint_ns, checkpoint_id, task_id, {task_path}, idx, channel, type, blob
+FROM checkpoint_writes WHERE thread_id = %s
+"""
+_IDS_SQL = "SELECT checkpoint_ns, checkpoint_id FROM checkpoints WHERE thread_id = %s"
+_PUT_BLOBS_SQL = """
+INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
+"""
+_PUT_CHECKPOINTS_SQL = """
+INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+                         checkpoint, metadata)
+VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET
+    parent_checkpoint_id = EXCLUDED.parent_checkpoint_id,
+    checkpoint = EXCLUDED.checkpoint,
+    metadata = EXCLUDED.metadata
+"""
+_WRITE_INSERT = """
+INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path,
+                               idx, channel, type, blob)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
+"""
+_INSERT_WRITES_SQL = _WRITE_INSERT + " DO NOTHING"
+_UPSERT_WRITES_SQL = (
+    _WRITE_INSERT
+    + " DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    sql: str
+    params: Sequence[Any] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Many:
+    sql: str
+    rows: Sequence[Sequence[Any]]
+
+
+def _pool_types() -> tuple[Any, Any]:
+    try:
+        from psycopg_pool import AsyncConnectionPool, ConnectionPool
+    except ImportError:  # no pool installed: connections only
+        return type(None), type(None)
+    return ConnectionPool, AsyncConnectionPool
+
+
+class LangGraphPostgresSide(Side):
+    """The storage of a `langgraph.checkpoint.postgres` `PostgresSaver` / `AsyncPostgresSaver`.
+
+    Args:
+        saver: The official saver; its connection or pool and its lock are used.
+        label: How reports name it.
+    """
+
+    def __init__(self, saver: Any, label: str | None = None) -> None:
+        super().__init__(label or f"{type(saver).__name__} tables")
+        self.saver = saver
+        self._task_path: bool | None = None
+
+    @property
+    def serde(self) -> SerializerProtocol:
+        serde: SerializerProtocol = self.saver.serde
+        return serde
+
+    # -- running ---------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        self.saver.setup()
+
+    async def asetup(self) -> None:
+        outcome = self.saver.setup()
+        if inspect.isawaitable(outcome):
+            await outcome
+
+    def run(self, plan: Plan[T]) -> T:
+        import psycopg
+        from psycopg.rows import tuple_row
+
+        pool_type, _ = _pool_types()
+        try:
+            with self.saver.lock:
+                if isinstance(self.saver.conn, pool_type):
+                    with self.saver.conn.connection() as conn:
+                        return self._run_on(conn, plan, tuple_row)
+                if not isinstance(self.saver.conn, psycopg.Connection):
+                    raise StorageError(f"{self.label} is async: use amigrate()/averify()")
+                return self._run_on(self.saver.conn, plan, tuple_row)
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.label}: {exc}") from exc
+
+    @staticmethod
+    def _run_on(conn: Any, plan: Plan[T], row_factory: Any) -> T:
+        with conn.transaction(), conn.cursor(row_factory=row_factory) as cur:
+
+            def execute(request: Any) -> Any:
+                if isinstance(request, _Many):
+                    cur.executemany(request.sql, request.rows)
+                    return None
+                cur.execute(request.sql, request.params)
+                return cur.fetchall()
+
+            result = run(plan, execute)
+        if not conn.autocommit:
+            conn.commit()
+        return result
+
+    async def arun(self, plan: Plan[T]) -> T:
+        import psycopg
+        from psycopg.rows import tuple_row
+
+        _, apool_type = _pool_types()
+        conn = self.saver.conn
+        if isinstance(conn, (psycopg.Connection, _pool_types()[0])):
+            return self.run(plan)
+        try:
+            async with _Lock(self.saver.lock):
+                if isinstance(conn, apool_type):
+                    async with conn.connection() as pooled:
+                        return await self._arun_on(pooled, plan, tuple_row)
+                return await self._arun_on(conn, plan, tuple_row)
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.label}: {exc}") from exc
+
+    @staticmethod
+    async def _arun_on(conn: Any, plan: Plan[T], row_factory: Any) -> T:
+        async with conn.transaction(), conn.cursor(row_factory=row_factory) as cur:
+
+            async def execute(request: Any) -> Any:
+                if isinstance(request, _Many):
+                    await cur.executemany(request.sql, request.rows)
+                    return None
+                await cur.execute(request.sql, request.params)
+                return await cur.fetchall()
+
+            result = await arun(plan, execute)
+        if not conn.autocommit:
+            await conn.commit()
+        return result
+
+    # -- plans -----------------------------------------------------------------------------
+
+    def _ready(self) -> Plan[bool]:
+        if self._task_path is None:
+            rows = yield _Query(_READY_SQL)
+            if not rows[0][0]:
+                return False
+            self._task_path = bool(rows[0][1])
+        return True
+
+    def thread_page(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        if not (yield from self._ready()):
+            return []
+        rows = yield _Query(_THREADS_SQL, (after if after is not None else "", limit))
+        return [
+            ThreadInfo(
+                thread_id=thread_id,
+                checkpoint_count=count,
+                last_checkpoint_id=newest,
+                updated_at=uuid6_epoch(newest),
+                size_bytes=size,
+                namespaces=tuple(sorted(namespaces or ())),
+            )
+            for thread_id, count, newest, namespaces, size in rows
+        ]
+
+    def existing(self, thread_id: str) -> Plan[set[Key]]:
+        if not (yield from self._ready()):
+            return set()
+        rows = yield _Query(_IDS_SQL, (thread_id,))
+        return {(ns, cid) for ns, cid in rows}
+
+    def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
+        if not (yield from self._ready()):
+            return []
+        checkpoints = yield _Query(_CHECKPOINTS_SQL, (thread_id,))
+        blob_rows = yield _Query(_BLOBS_SQL, (thread_id,))
+        task_path = "task_path" if self._task_path else "''"
+        write_rows = yield _Query(_WRITES_SQL.format(task_path=task_path), (thread_id,))
+        blobs = {
+            (ns, channel, version): (type_, bytes(blob) if blob is not None else b"")
+            for ns, channel, version, type_, blob in blob_rows
+        }
+        writes: dict[Key, list[WriteRecord]] = defaultdict(list)
+        for ns, cid, task_id, path, idx, channel, type_, blob in write_rows:
+            writes[(ns, cid)].append(
+                WriteRecord(thread_id, ns, cid, task_id, idx, channel, type_, bytes(blob), path)
+            )
+        return [
+            _row(thread_id, ns, cid, parent, body, meta, blobs, tuple(writes.get((ns, cid), ())))
+            for ns, cid, parent, body, meta in checkpoints
+        ]
+
+    def write(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> Plan[None]:
+        blobs, checkpoints = [], []
+        inserts: list[tuple[Any, ...]] = []
+        upserts: list[tuple[Any, ...]] = []
+        for row in rows:
+            rec = row.checkpoint
+            for b in row.blobs:
+                data = None if b.type == EMPTY else b.data
+                blobs.append((b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, data))
+            body = dict(serde.loads_typed((rec.type, rec.checkpoint)))
+            body["channel_values"] = {}
+            checkpoints.append(
+                (
+                    rec.thread_id,
+                    rec.checkpoint_ns,
+                    rec.checkpoint_id,
+                    rec.parent_checkpoint_id,
+                    json.dumps(body),
+                    rec.metadata.decode("utf-8"),
+                )
+            )
+            for w in row.writes:
+                (upserts if w.idx < 0 else inserts).append(
+                    (
+                        w.thread_id,
+                        w.checkpoint_ns,
+                        w.checkpoint_id,
+                        w.task_id,
+                        w.task_path,
+                        w.idx,
+                        w.channel,
+                        w.type,
+                        w.data,
+                    )
+                )
+        for sql, params in (
+            (_PUT_BLOBS_SQL, blobs),
+            (_INSERT_WRITES_SQL, inserts),
+            (_UPSERT_WRITES_SQL, upserts),
+            (_PUT_CHECKPOINTS_SQL, checkpoints),
+        ):
+            if params:
+                yield _Many(sql, params)
+
+
+def _row(
+    thread_id: str,
+    ns: str,
+    checkpoint_id: str,
+    parent_id: str | None,
+    body_text: str,
+    metadata_text: str | None,
+    blobs: dict[tuple[str, str, str], tuple[str, bytes]],
+    writes: tuple[WriteRecord, ...],
+) -> CheckpointRow:
+    body = json.loads(body_text)
+    inline = body.pop("channel_values", None) or {}
+    versions = {ch: str(v) for ch, v in (body.get("channel_versions") or {}).items()}
+    records = []
+    for channel, version in versions.items():
+        stored = blobs.get((ns, channel, version))
+        if stored is None and channel in inline:  # a blob wins over an inline marker
+            value = inline[channel]
+            stored = ("null", b"") if value is None else ("msgpack", pack_plain(value))
+        if stored is not None:
+            records.append(BlobRecord(thread_id, ns, channel, version, *stored))
+    meta = decode_metadata(metadata_text.encode("utf-8")) if metadata_text else {}
+    run_id = meta.get("run_id")
+    record = CheckpointRecord(
+        thread_id=thread_id,
+        checkpoint_ns=ns,
+        checkpoint_id=checkpoint_id,
+        parent_checkpoint_id=parent_id or None,
+        type="msgpack",
+        checkpoint=pack_plain(body),
+        metadata=encode_metadata(meta),
+        channel_versions=versions,
+        run_id=str(run_id) if run_id is not None else None,
+        created_at=ts_to_epoch(body.get("ts")) or uuid6_epoch(checkpoint_id) or 0.0,
+    )
+    return CheckpointRow(record, tuple(records), writes)
+
+
+class _Lock:
+    """`async with` over the async saver's asyncio lock."""
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()

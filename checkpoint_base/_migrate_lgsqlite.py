@@ -1,0 +1,321 @@
+"""A migration side over the tables of the official `langgraph-checkpoint-sqlite` saver.
+
+Its `checkpoints` table holds each checkpoint as one `JsonPlusSerializer` msgpack map with the
+channel values inline; `writes` holds pending writes. Reading cuts each map into a body and
+one blob per channel by slicing bytes (`_migrate_msgpack`), so values keep their bytes and
+type tags; writing composes the map back the same way. Only a value whose type tag cannot be
+embedded as msgpack is decoded (with the source's serializer) and encoded again.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from ._convert import decode_metadata, encode_metadata
+from ._errors import StorageError
+from ._migrate_msgpack import (
+    compose_checkpoint,
+    split_checkpoint,
+    standalone_value,
+    ts_to_epoch,
+    uuid6_epoch,
+)
+from ._migrate_side import Key, Side
+from ._plan import Plan, arun, run
+from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
+
+__all__ = ["LangGraphSqliteSide"]
+
+T = TypeVar("T")
+
+_TABLES_SQL = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
+_HAS_TASK_PATH_SQL = "SELECT COUNT(*) FROM pragma_table_info('writes') WHERE name = 'task_path'"
+_THREADS_SQL = (
+    "SELECT thread_id, COUNT(*), MAX(checkpoint_id), "
+    "SUM(LENGTH(checkpoint) + LENGTH(metadata)) FROM checkpoints "
+    "WHERE thread_id > ? GROUP BY thread_id ORDER BY thread_id LIMIT ?"
+)
+_NAMESPACES_SQL = "SELECT DISTINCT checkpoint_ns FROM checkpoints WHERE thread_id = ?"
+_CHECKPOINTS_SQL = (
+    "SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata "
+    "FROM checkpoints WHERE thread_id = ?"
+)
+_WRITES_SQL = (
+    "SELECT checkpoint_ns, checkpoint_id, task_id, {task_path}, idx, channel, type, value "
+    "FROM writes WHERE thread_id = ?"
+)
+_IDS_SQL = "SELECT checkpoint_ns, checkpoint_id FROM checkpoints WHERE thread_id = ?"
+_PUT_CHECKPOINT_SQL = (
+    "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+    "parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_WRITE_COLUMNS = (
+    "writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, "
+    "type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_WRITES_SQL = "INSERT OR IGNORE INTO " + _WRITE_COLUMNS
+_UPSERT_WRITES_SQL = "INSERT OR REPLACE INTO " + _WRITE_COLUMNS
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    sql: str
+    params: Sequence[Any] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Many:
+    sql: str
+    rows: Sequence[Sequence[Any]]
+
+
+class LangGraphSqliteSide(Side):
+    """The storage of a `langgraph.checkpoint.sqlite` `SqliteSaver` or `AsyncSqliteSaver`.
+
+    Args:
+        saver: The official saver; its connection (sqlite3 or aiosqlite) and lock are used.
+        label: How reports name it.
+    """
+
+    shared_blobs = False
+
+    def __init__(self, saver: Any, label: str | None = None) -> None:
+        super().__init__(label or f"{type(saver).__name__} tables")
+        self.saver = saver
+        self._async = not isinstance(saver.conn, sqlite3.Connection)
+        self._task_path: bool | None = None
+
+    @property
+    def serde(self) -> SerializerProtocol:
+        serde: SerializerProtocol = self.saver.serde
+        return serde
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _execute(self, request: Any) -> Any:
+        conn: sqlite3.Connection = self.saver.conn
+        if not conn.in_transaction:
+            conn.execute("BEGIN")
+        if isinstance(request, _Many):
+            conn.executemany(request.sql, request.rows)
+            return None
+        return conn.execute(request.sql, request.params).fetchall()
+
+    def run(self, plan: Plan[T]) -> T:
+        if self._async:
+            raise StorageError(f"{self.label} is async: use amigrate()/averify()")
+        conn: sqlite3.Connection = self.saver.conn
+        with self.saver.lock:
+            try:
+                result = run(plan, self._execute)
+            except sqlite3.Error as exc:
+                conn.rollback()
+                raise StorageError(f"{self.label}: {exc}") from exc
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+            return result
+
+    async def _aexecute(self, request: Any) -> Any:
+        conn = self.saver.conn
+        if not conn.in_transaction:
+            await conn.execute("BEGIN")
+        if isinstance(request, _Many):
+            await conn.executemany(request.sql, request.rows)
+            return None
+        async with conn.execute(request.sql, request.params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def arun(self, plan: Plan[T]) -> T:
+        if not self._async:
+            return self.run(plan)
+        conn = self.saver.conn
+        try:
+            async with _Lock(self.saver.lock):
+                result = await arun(plan, self._aexecute)
+        except sqlite3.Error as exc:
+            await conn.rollback()
+            raise StorageError(f"{self.label}: {exc}") from exc
+        except BaseException:
+            await conn.rollback()
+            raise
+        await conn.commit()
+        return result
+
+    # -- plans -----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        if self._async:
+            raise StorageError(f"{self.label} is async: use amigrate()/averify()")
+        self.saver.setup()
+
+    async def asetup(self) -> None:
+        outcome = self.saver.setup()
+        if inspect.isawaitable(outcome):
+            await outcome
+
+    def _ready(self) -> Plan[bool]:
+        if self._task_path is None:
+            rows = yield _Query(_TABLES_SQL)
+            if not rows[0][0]:
+                return False
+            rows = yield _Query(_HAS_TASK_PATH_SQL)
+            self._task_path = bool(rows[0][0])
+        return True
+
+    def thread_page(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        if not (yield from self._ready()):
+            return []
+        rows = yield _Query(_THREADS_SQL, (after if after is not None else "", limit))
+        infos = []
+        for thread_id, count, newest, size in rows:
+            if after is None or thread_id > after:
+                namespaces = yield _Query(_NAMESPACES_SQL, (thread_id,))
+                infos.append(
+                    ThreadInfo(
+                        thread_id=thread_id,
+                        checkpoint_count=count,
+                        last_checkpoint_id=newest,
+                        updated_at=uuid6_epoch(newest),
+                        size_bytes=size,
+                        namespaces=tuple(sorted(ns for (ns,) in namespaces)),
+                    )
+                )
+        return infos
+
+    def existing(self, thread_id: str) -> Plan[set[Key]]:
+        if not (yield from self._ready()):
+            return set()
+        rows = yield _Query(_IDS_SQL, (thread_id,))
+        return {(ns, cid) for ns, cid in rows}
+
+    def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
+        if not (yield from self._ready()):
+            return []
+        checkpoints = yield _Query(_CHECKPOINTS_SQL, (thread_id,))
+        task_path = "task_path" if self._task_path else "''"
+        writes = yield _Query(_WRITES_SQL.format(task_path=task_path), (thread_id,))
+        by_checkpoint: dict[Key, list[WriteRecord]] = defaultdict(list)
+        for ns, cid, task_id, path, idx, channel, type_, value in writes:
+            by_checkpoint[(ns, cid)].append(
+                WriteRecord(thread_id, ns, cid, task_id, idx, channel, type_, value or b"", path)
+            )
+        return [
+            self._row(thread_id, row, tuple(by_checkpoint.get((row[0], row[1]), ())))
+            for row in checkpoints
+        ]
+
+    def _row(
+        self, thread_id: str, stored: Sequence[Any], writes: tuple[WriteRecord, ...]
+    ) -> CheckpointRow:
+        ns, checkpoint_id, parent_id, type_, data, metadata = stored
+        if type_ == "msgpack":
+            split = split_checkpoint(data)
+            body_type, body = "msgpack", split.body
+            values = {ch: standalone_value(raw) for ch, raw in split.values.items()}
+            versions, ts = split.channel_versions, split.ts
+        else:  # an old "json" checkpoint: decode it, keep the serializer's encoding
+            full = dict(self.serde.loads_typed((type_, data)))
+            decoded = full.pop("channel_values", None) or {}
+            body_type, body = self.serde.dumps_typed(full)
+            values = {ch: self.serde.dumps_typed(v) for ch, v in decoded.items()}
+            versions, ts = full.get("channel_versions") or {}, full.get("ts")
+        str_versions = {ch: str(v) for ch, v in versions.items()}
+        blobs = tuple(
+            BlobRecord(thread_id, ns, ch, str_versions[ch], *values[ch])
+            for ch in str_versions
+            if ch in values
+        )
+        meta = decode_metadata(metadata) if metadata else {}
+        run_id = meta.get("run_id")
+        record = CheckpointRecord(
+            thread_id=thread_id,
+            checkpoint_ns=ns,
+            checkpoint_id=checkpoint_id,
+            parent_checkpoint_id=parent_id or None,
+            type=body_type,
+            checkpoint=body,
+            metadata=encode_metadata(meta),
+            channel_versions=str_versions,
+            run_id=str(run_id) if run_id is not None else None,
+            created_at=ts_to_epoch(ts) or uuid6_epoch(checkpoint_id) or 0.0,
+        )
+        return CheckpointRow(record, blobs, writes)
+
+    def write(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> Plan[None]:
+        checkpoints = []
+        inserts: list[tuple[Any, ...]] = []
+        upserts: list[tuple[Any, ...]] = []
+        for row in rows:
+            rec = row.checkpoint
+            type_, data = self._compose(row, serde)
+            checkpoints.append(
+                (
+                    rec.thread_id,
+                    rec.checkpoint_ns,
+                    rec.checkpoint_id,
+                    rec.parent_checkpoint_id,
+                    type_,
+                    data,
+                    rec.metadata,
+                )
+            )
+            for w in row.writes:
+                (upserts if w.idx < 0 else inserts).append(
+                    (
+                        w.thread_id,
+                        w.checkpoint_ns,
+                        w.checkpoint_id,
+                        w.task_id,
+                        w.task_path,
+                        w.idx,
+                        w.channel,
+                        w.type,
+                        w.data,
+                    )
+                )
+        # Writes first, checkpoints last: in one transaction anyway, but the order keeps a
+        # checkpoint from ever being visible without its writes under weaker isolation.
+        if inserts:
+            yield _Many(_INSERT_WRITES_SQL, inserts)
+        if upserts:
+            yield _Many(_UPSERT_WRITES_SQL, upserts)
+        yield _Many(_PUT_CHECKPOINT_SQL, checkpoints)
+
+    def _compose(self, row: CheckpointRow, serde: SerializerProtocol) -> tuple[str, bytes]:
+        rec = row.checkpoint
+        blobs = {(b.channel, b.version): b for b in row.blobs}
+        values = {}
+        for channel, version in rec.channel_versions.items():
+            blob = blobs.get((channel, version))
+            if blob is not None and blob.type != EMPTY:
+                values[channel] = (blob.type, blob.data)
+        if rec.type == "msgpack":
+            composed = compose_checkpoint(rec.checkpoint, values)
+            if composed is not None:
+                return "msgpack", composed
+        full = dict(serde.loads_typed((rec.type, rec.checkpoint)))
+        full["channel_values"] = {ch: serde.loads_typed(v) for ch, v in values.items()}
+        typed: tuple[str, bytes] = self.serde.dumps_typed(full)
+        return typed
+
+
+class _Lock:
+    """`async with` over an asyncio lock (kept separate so the sync path needs no asyncio)."""
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()

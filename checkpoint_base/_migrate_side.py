@@ -1,0 +1,187 @@
+"""The two ends of a migration: what a side must read and write, and the side for our savers.
+
+A side speaks records (`CheckpointRow`s). Each operation is a plan, run by the side's own
+`run` (blocking) or `arun` (asyncio), so the migration loop is written once for both flavors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from typing import ClassVar, TypeVar
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from ._plan import Plan
+from ._records import CheckpointRow, ListQuery, ThreadInfo
+from ._saver import CheckpointSaver
+
+__all__ = ["Key", "SaverSide", "Side", "parents_first", "row_bytes"]
+
+T = TypeVar("T")
+Key = tuple[str, str]
+"""(checkpoint_ns, checkpoint_id) of a checkpoint within its thread."""
+
+_SCAN_PAGE = 200
+
+
+class Side(ABC):
+    """One end of a migration. Subclasses say how to reach their storage.
+
+    Attributes:
+        label: How reports and errors name this side.
+        exact: True when records hold the stored bytes with their type tags; False when they
+            are re-encoded through a public API (values then go through a serializer).
+        indexed_threads: True when `thread_page` is cheap (no need to read every checkpoint).
+        shared_blobs: True when a stored blob serves every checkpoint that reads its version,
+            so a migration sends each blob once; False when each checkpoint needs all its
+            values (the official SQLite saver inlines them; a public `put` takes them all).
+    """
+
+    exact: ClassVar[bool] = True
+    indexed_threads: ClassVar[bool] = True
+    shared_blobs: ClassVar[bool] = True
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    @property
+    @abstractmethod
+    def serde(self) -> SerializerProtocol:
+        """The serializer that reads the type tags of this side's records."""
+
+    @abstractmethod
+    def run(self, plan: Plan[T]) -> T:
+        """Run a plan of this side, blocking."""
+
+    @abstractmethod
+    async def arun(self, plan: Plan[T]) -> T:
+        """Run a plan of this side on asyncio."""
+
+    def setup(self) -> None:  # noqa: B027 - most sides have no schema to create
+        """Make the storage ready to be written (create its schema), blocking."""
+
+    async def asetup(self) -> None:  # noqa: B027
+        """Make the storage ready to be written (create its schema), on asyncio."""
+
+    @abstractmethod
+    def thread_page(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        """Up to `limit` thread summaries with ids above `after`, by thread id."""
+
+    @abstractmethod
+    def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
+        """Every checkpoint of a thread (all namespaces) with its blobs and writes."""
+
+    def existing(self, thread_id: str) -> Plan[set[Key]]:
+        """The (namespace, id) of every checkpoint of the thread already stored."""
+        rows = yield from self.read_thread(thread_id)
+        return {(r.checkpoint.checkpoint_ns, r.checkpoint.checkpoint_id) for r in rows}
+
+    @abstractmethod
+    def write(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> Plan[None]:
+        """Store rows (parents before children); each checkpoint appears whole or not at all.
+
+        Args:
+            rows: The rows, as the source side read them.
+            serde: Reads the type tags of the rows (the source side's serializer), for sides
+                that must decode what they cannot store verbatim.
+        """
+
+
+class SaverSide(Side):
+    """A saver of this package: records are copied verbatim through its backend's plans."""
+
+    def __init__(self, saver: CheckpointSaver, label: str | None = None) -> None:
+        super().__init__(label or f"{type(saver).__name__}({saver.backend.name})")
+        self.saver = saver
+
+    @property
+    def serde(self) -> SerializerProtocol:
+        return self.saver.serde
+
+    def run(self, plan: Plan[T]) -> T:
+        return self.saver._run(plan)
+
+    async def arun(self, plan: Plan[T]) -> T:
+        return await self.saver._arun(plan)
+
+    def setup(self) -> None:
+        self.saver.setup()
+
+    async def asetup(self) -> None:
+        await self.saver.asetup()
+
+    def thread_page(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        return self.saver.backend.list_threads(after, limit)
+
+    def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
+        backend = self.saver.backend
+        rows: list[CheckpointRow] = []
+        cursor = None
+        while True:
+            query = ListQuery(thread_id=thread_id, cursor=cursor, limit=_SCAN_PAGE)
+            page = yield from backend.list_page(query)
+            rows.extend(page)
+            if len(page) < _SCAN_PAGE:
+                return rows
+            last = page[-1].checkpoint
+            cursor = (last.checkpoint_id, last.thread_id, last.checkpoint_ns)
+
+    def write(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> Plan[None]:
+        backend = self.saver.backend
+        for row in rows:
+            yield from backend.put_checkpoint(row.checkpoint, row.blobs, row.writes)
+
+
+def key_of(row: CheckpointRow) -> Key:
+    """(namespace, id) of a row's checkpoint."""
+    return row.checkpoint.checkpoint_ns, row.checkpoint.checkpoint_id
+
+
+def parents_first(rows: Iterable[CheckpointRow]) -> list[CheckpointRow]:
+    """Rows oldest first, every parent before its children (ids order only within a process)."""
+    by_key = {key_of(r): r for r in rows}
+    ordered: list[CheckpointRow] = []
+    placed: set[Key] = set()
+    for row in sorted(by_key.values(), key=lambda r: (r.checkpoint.checkpoint_id, key_of(r))):
+        chain: list[CheckpointRow] = []
+        seen: set[Key] = set()
+        current: CheckpointRow | None = row
+        while current is not None:
+            key = key_of(current)
+            if key in placed or key in seen:  # placed already, or a loop of parent links
+                break
+            seen.add(key)
+            chain.append(current)
+            parent = current.checkpoint.parent_checkpoint_id
+            current = by_key.get((key[0], parent)) if parent else None
+        for item in reversed(chain):
+            placed.add(key_of(item))
+            ordered.append(item)
+    return ordered
+
+
+def row_bytes(row: CheckpointRow) -> int:
+    """Bytes of a row's payloads (checkpoint, metadata, blobs, writes)."""
+    rec = row.checkpoint
+    return (
+        len(rec.checkpoint)
+        + len(rec.metadata)
+        + sum(len(b.data) for b in row.blobs)
+        + sum(len(w.data) for w in row.writes)
+    )
+
+
+def without_blobs(row: CheckpointRow, sent: set[tuple[str, str, str]]) -> CheckpointRow:
+    """The row without the blobs already sent in this run; records the ones it keeps."""
+    ns = row.checkpoint.checkpoint_ns
+    kept = []
+    for blob in row.blobs:
+        key = (ns, blob.channel, blob.version)
+        if key not in sent:
+            sent.add(key)
+            kept.append(blob)
+    if len(kept) == len(row.blobs):
+        return row
+    return dataclasses.replace(row, blobs=tuple(kept))
