@@ -1,0 +1,327 @@
+"""The targets the backend issues set, checked against a run's medians.
+
+Each goal compares our median with the official saver's (same target, same flavor) or with
+the raw-driver floor, on the parameters the issue names (100-step thread, 200-step storage,
+the first payload); when the run did not measure those parameters (a smaller size), the
+largest thread length measured is used and the row says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._results import BYTES, SECONDS, THROUGHPUT, Results, Series, summarize
+
+__all__ = ["GOALS", "Goal", "evaluate"]
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One target of an issue.
+
+    Attributes:
+        family: Backend family the goal applies to.
+        issue: The issue that sets it.
+        text: What the issue asks, in its words.
+        workload: Workload of the series.
+        op: Operation of the series.
+        unit: Unit of the series.
+        against: "official" or "floor".
+        bound: The ratio the issue asks for.
+        speedup: True: `against / ours >= bound` (ours faster, latency) or
+            `ours / against >= bound` (throughput); False: `ours / against <= bound`.
+        params: Parameters the series must have (others: the first payload, largest steps).
+    """
+
+    family: str
+    issue: int
+    text: str
+    workload: str
+    op: str
+    unit: str
+    against: str
+    bound: float
+    speedup: bool
+    params: tuple[tuple[str, Any], ...] = ()
+
+
+def _g(
+    family: str,
+    issue: int,
+    text: str,
+    op: str,
+    against: str,
+    bound: float,
+    speedup: bool,
+    workload: str = "ops",
+    unit: str = SECONDS,
+    **params: Any,
+) -> Goal:
+    return Goal(
+        family, issue, text, workload, op, unit, against, bound, speedup, tuple(params.items())
+    )
+
+
+GOALS = (
+    _g(
+        "sqlite",
+        5,
+        "put within 1.2x of a raw sqlite3 INSERT",
+        "put",
+        "floor",
+        1.2,
+        False,
+        steps=100,
+    ),
+    _g(
+        "sqlite",
+        5,
+        "get_tuple latest >= 3x faster than official",
+        "get_tuple latest",
+        "official",
+        3.0,
+        True,
+        steps=100,
+    ),
+    _g(
+        "sqlite",
+        5,
+        "list(limit=10) >= 3x faster than official",
+        "list limit=10",
+        "official",
+        3.0,
+        True,
+        steps=100,
+    ),
+    _g(
+        "sqlite",
+        5,
+        "end-to-end >= 1.3x official turns/s",
+        "turns/s",
+        "official",
+        1.3,
+        True,
+        workload="e2e",
+        unit=THROUGHPUT,
+    ),
+    _g(
+        "sqlite",
+        5,
+        "bytes for 200 steps <= official",
+        "bytes",
+        "official",
+        1.0,
+        False,
+        workload="storage",
+        unit=BYTES,
+        steps=200,
+    ),
+    _g(
+        "postgres",
+        6,
+        "put within 1.2x of a raw psycopg INSERT",
+        "put",
+        "floor",
+        1.2,
+        False,
+        steps=100,
+    ),
+    _g(
+        "postgres",
+        6,
+        "get_tuple latest >= 2x faster than official",
+        "get_tuple latest",
+        "official",
+        2.0,
+        True,
+        steps=100,
+    ),
+    _g(
+        "postgres",
+        6,
+        "list(limit=10) >= 2.5x faster than official",
+        "list limit=10",
+        "official",
+        2.5,
+        True,
+        steps=100,
+    ),
+    _g(
+        "postgres",
+        6,
+        "8 writers >= 2.5x official throughput",
+        "put",
+        "official",
+        2.5,
+        True,
+        workload="concurrency",
+        unit=THROUGHPUT,
+        writers=8,
+    ),
+    _g(
+        "postgres",
+        6,
+        "16 writers >= 2.5x official throughput",
+        "put",
+        "official",
+        2.5,
+        True,
+        workload="concurrency",
+        unit=THROUGHPUT,
+        writers=16,
+    ),
+    _g(
+        "postgres",
+        6,
+        "end-to-end >= 1.5x official turns/s",
+        "turns/s",
+        "official",
+        1.5,
+        True,
+        workload="e2e",
+        unit=THROUGHPUT,
+    ),
+    _g(
+        "postgres",
+        6,
+        "bytes for 200 steps <= official",
+        "bytes",
+        "official",
+        1.0,
+        False,
+        workload="storage",
+        unit=BYTES,
+        steps=200,
+    ),
+    _g("redis", 7, "put within 1.5x of a raw redis-py SET", "put", "floor", 1.5, False, steps=100),
+    _g(
+        "redis",
+        7,
+        "get_tuple latest >= 3x faster than plainredis",
+        "get_tuple latest",
+        "official",
+        3.0,
+        True,
+        steps=100,
+    ),
+    _g(
+        "redis",
+        7,
+        "list(limit=10) >= 5x faster than plainredis",
+        "list limit=10",
+        "official",
+        5.0,
+        True,
+        steps=100,
+    ),
+    _g(
+        "redis",
+        7,
+        "list(filter step) 1 of 100 >= 20x faster than plainredis",
+        "list filter 1 of N",
+        "official",
+        20.0,
+        True,
+        steps=100,
+    ),
+    _g(
+        "redis",
+        7,
+        "memory for 200 steps <= plainredis",
+        "bytes",
+        "official",
+        1.0,
+        False,
+        workload="storage",
+        unit=BYTES,
+        steps=200,
+    ),
+)
+
+
+def _pick(candidates: list[Series], goal: Goal) -> tuple[Series | None, str]:
+    wanted = dict(goal.params)
+    exact = [s for s in candidates if all(s.params.get(k) == v for k, v in wanted.items())]
+    if exact:
+        return exact[0], ""
+    if "steps" in wanted:
+        others = {k: v for k, v in wanted.items() if k != "steps"}
+        near = [s for s in candidates if all(s.params.get(k) == v for k, v in others.items())]
+        if near:
+            best = max(near, key=lambda s: s.params.get("steps", 0))
+            return best, f"measured at steps={best.params.get('steps')}, not {wanted['steps']}"
+    return None, ""
+
+
+def _series(results: Results, goal: Goal, target: str, flavor: str, kind: str) -> list[Series]:
+    found = results.find(goal.workload, goal.op, target, flavor, kind, goal.unit)
+    if not found:
+        return []
+    first_payload = min(s.params.get("payload", 0) for s in found)
+    return [s for s in found if s.params.get("payload", 0) == first_payload]
+
+
+def evaluate(results: Results, targets: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Every applicable goal for each measured (target name, family), per flavor and mode."""
+    rows: list[dict[str, Any]] = []
+    for name, family in targets:
+        for goal in (g for g in GOALS if g.family == family):
+            for flavor in ("sync", "async"):
+                ours_all = _series(results, goal, name, flavor, "ours")
+                groups: dict[Any, list[Series]] = {}
+                for s in ours_all:  # e2e: one row per durability mode
+                    groups.setdefault(s.params.get("durability"), []).append(s)
+                for mode, group in groups.items():
+                    measured = [s for s in group if s.samples]
+                    ours, caveat = _pick(measured, goal)
+                    if ours is None:
+                        if group and not measured:  # e.g. storage of a backend with no measure
+                            rows.append(
+                                _row(
+                                    goal,
+                                    name,
+                                    flavor,
+                                    mode,
+                                    group[0],
+                                    None,
+                                    group[0].note or "not measured",
+                                )
+                            )
+                        continue
+                    other_all = _series(results, goal, name, flavor, goal.against)
+                    other = next((s for s in other_all if s.params == ours.params), None)
+                    rows.append(_row(goal, name, flavor, mode, ours, other, caveat))
+    return rows
+
+
+def _row(
+    goal: Goal, target: str, flavor: str, mode: Any, ours: Series, other: Series | None, caveat: str
+) -> dict[str, Any]:
+    mine = summarize(ours)["median"] if ours.samples else None
+    theirs = summarize(other)["median"] if other is not None else None
+    ratio = None
+    met = None
+    if mine and theirs:
+        if goal.speedup:
+            ratio = theirs / mine if goal.unit == SECONDS else mine / theirs
+            met = ratio >= goal.bound
+        else:
+            ratio = mine / theirs
+            met = ratio <= goal.bound
+    label = goal.text + (f" [durability={mode}]" if mode is not None else "")
+    return {
+        "issue": goal.issue,
+        "target": f"{target}-{flavor}",
+        "goal": label,
+        "params": ours.params,
+        "ours": mine,
+        goal.against: theirs,
+        "against": goal.against,
+        "unit": goal.unit,
+        "ratio": ratio,
+        "ratio_kind": ("speed-up" if goal.speedup else "ours/" + goal.against),
+        "bound": goal.bound,
+        "met": met,
+        "caveat": caveat if other is not None else (caveat or f"no {goal.against} measured"),
+    }

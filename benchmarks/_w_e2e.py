@@ -1,0 +1,89 @@
+"""End-to-end: the agent graph compiled with each saver, invoked turn after turn.
+
+Each round starts `e2e_threads` fresh threads and runs `e2e_turns` turns on each, thread
+after thread (`invoke` for the sync flavor, `ainvoke` for the async one), with one of
+LangGraph's durability modes. Samples: seconds per turn, and turns per second of the whole
+round. After each round one thread's state is read back and checked (every message there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ._context import Context
+from ._graph import build_agent_graph, turn_input
+from ._handles import SaverHandle
+from ._results import THROUGHPUT
+from ._runner import interleave, round_units
+from ._subjects import Opened, Subject, open_subjects
+
+__all__ = ["run", "units"]
+
+WORKLOAD = "e2e"
+MESSAGES_PER_TURN = 4  # human, AI tool call, tool result, AI answer
+
+
+def _savers(subjects: Sequence[Subject]) -> list[Subject]:
+    return [s for s in subjects if s.is_saver]
+
+
+def units(ctx: Context, subjects: Sequence[Subject]) -> int:
+    """Progress units of this workload."""
+    per = round_units(ctx, len(_savers(subjects)))
+    return per * len(ctx.sizes.durabilities) * len(ctx.sizes.payloads)
+
+
+async def run(ctx: Context, subjects: Sequence[Subject]) -> None:
+    """Measure turns per second for every durability mode and payload."""
+    for payload in ctx.sizes.payloads:
+        for durability in ctx.sizes.durabilities:
+            async with contextlib.AsyncExitStack() as stack:
+                ctx.progress.begin(f"end-to-end: durability={durability} payload={payload}")
+                opened = await open_subjects(_savers(subjects), stack, ctx.results)
+                await _measure(ctx, opened, durability, payload)
+
+
+async def _measure(ctx: Context, opened: Sequence[Opened], durability: str, payload: int) -> None:
+    sizes = ctx.sizes
+    params = {"durability": durability, "payload": payload, "turns": sizes.e2e_turns}
+    graphs: dict[int, Any] = {}
+    for o in opened:
+        assert isinstance(o.handle, SaverHandle)
+        graphs[id(o)] = build_agent_graph(payload).compile(checkpointer=o.handle.saver)
+
+    async def body(o: Opened, measured: bool) -> None:
+        graph = graphs[id(o)]
+        sync = o.handle.sync
+        configs = [
+            {"configurable": {"thread_id": ctx.thread_id("e2e")}} for _ in range(sizes.e2e_threads)
+        ]
+        turn_seconds: list[float] = []
+        round_start = time.perf_counter()
+        for turn in range(sizes.e2e_turns):
+            for config in configs:
+                message = turn_input(payload, turn)
+                start = time.perf_counter()
+                if sync:
+                    graph.invoke(message, config, durability=durability)
+                else:
+                    await graph.ainvoke(message, config, durability=durability)
+                turn_seconds.append(time.perf_counter() - start)
+        elapsed = time.perf_counter() - round_start
+        if measured:
+            for seconds in turn_seconds:
+                ctx.results.add(WORKLOAD, "turn", params, o.id, seconds)
+            ctx.results.add(
+                WORKLOAD, "turns/s", params, o.id, len(turn_seconds) / elapsed, THROUGHPUT
+            )
+        state = graph.get_state(configs[0]) if sync else await graph.aget_state(configs[0])
+        got = len(state.values.get("messages", []))
+        want = MESSAGES_PER_TURN * sizes.e2e_turns
+        if got != want:
+            ctx.results.problem(
+                f"{o.id.label} end-to-end {params}: {got} messages stored, expected {want}"
+            )
+
+    await interleave(ctx, opened, body)
