@@ -220,9 +220,11 @@ class SqliteFloor(_SqlFloor):
         return list(self._children[:n])
 
     async def storage_bytes(self) -> int | None:
-        from ._storage import sqlite_file_bytes
+        from ._storage import sqlite_connection_bytes, sqlite_file_bytes
 
-        return None if self.path == MEMORY else sqlite_file_bytes(self.path)
+        if self.path == MEMORY:
+            return await sqlite_connection_bytes(self._conn)
+        return sqlite_file_bytes(self.path)
 
     async def aclose(self) -> None:
         for child in self._children:

@@ -150,7 +150,9 @@ def _panels(
         mine = [s for s in series if s.subject.target == target]
         payload = min((s.params.get("payload", 0) for s in mine), default=0)
         mine = [s for s in mine if s.params.get("payload", 0) == payload]
-        xs = sorted({s.params[x_key] for s in mine}, key=str)
+        xs = list(dict.fromkeys(s.params[x_key] for s in mine))  # durability: as run
+        if all(isinstance(x, (int, float)) for x in xs):
+            xs.sort()
         labels = _labels(mine)
         width = 0.8 / max(len(labels), 1)
         for j, label in enumerate(labels):

@@ -1,7 +1,8 @@
 """Bytes stored: one hook per database family, for our savers and the official ones alike.
 
 - SQLite: pages in use, `(page_count - freelist_count) * page_size`, read by a separate
-  connection (it sees the WAL, so it equals the file size after a checkpoint).
+  connection (it sees the WAL, so it equals the file size after a checkpoint); for an
+  in-memory database, read on the saver's own connection.
 - PostgreSQL: `pg_total_relation_size` (heap + TOAST + indexes) summed over the tables of the
   saver's schema (`backend.schema` for ours, the connection's `current_schema()` for the
   official saver), on a separate connection with the saver's conninfo.
@@ -20,7 +21,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["saver_storage_bytes", "sqlite_file_bytes"]
+__all__ = ["saver_storage_bytes", "sqlite_connection_bytes", "sqlite_file_bytes"]
 
 
 def sqlite_file_bytes(path: str) -> int | None:
@@ -140,13 +141,27 @@ async def _sqlite(saver: Any) -> int | bool | None:
             if isinstance(path, str):
                 return sqlite_file_bytes(path)
         return None
-    if isinstance(conn, sqlite3.Connection):
-        rows = conn.execute("PRAGMA database_list").fetchall()
-    else:
-        async with conn.execute("PRAGMA database_list") as cursor:
-            rows = list(await cursor.fetchall())
+    rows = await sqlite_query(conn, "PRAGMA database_list")
     path = next((r[2] for r in rows if r[1] == "main"), "")
-    return sqlite_file_bytes(path)
+    if path:
+        return sqlite_file_bytes(path)
+    return await sqlite_connection_bytes(conn)  # an in-memory database: ask its connection
+
+
+async def sqlite_query(conn: Any, sql: str) -> list[Any]:
+    """Rows of a read-only statement on a sqlite3 or aiosqlite connection."""
+    if isinstance(conn, sqlite3.Connection):
+        return conn.execute(sql).fetchall()
+    async with conn.execute(sql) as cursor:
+        return list(await cursor.fetchall())
+
+
+async def sqlite_connection_bytes(conn: Any) -> int:
+    """Bytes of the pages in use in the main database of an open connection."""
+    pages = (await sqlite_query(conn, "PRAGMA page_count"))[0][0]
+    free = (await sqlite_query(conn, "PRAGMA freelist_count"))[0][0]
+    size = (await sqlite_query(conn, "PRAGMA page_size"))[0][0]
+    return int((pages - free) * size)
 
 
 _PG_SIZE = (

@@ -1,0 +1,141 @@
+"""The benchmark harness at its smallest size, on the memory and SQLite targets.
+
+Every workload must produce samples (positive numbers) for ours, the official saver and,
+where the backend has one, the raw-driver floor; the plots must be PNG files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import main
+from benchmarks._w_migration import migrate_function
+from checkpoint_base.testing.targets import all_targets
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+WORKLOADS = ("ops", "e2e", "concurrency", "storage", "serializer")
+OPS = (
+    "put",
+    "put_writes",
+    "get_tuple latest",
+    "get_tuple by id",
+    "list limit=10",
+    "list filter 1 of N",
+    "list all",
+    "delete_thread",
+)
+
+
+def _families() -> list[str]:
+    present = {t.backend for t in all_targets()}
+    return [f for f in ("memory", "sqlite") if f in present]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    status = main(
+        [
+            "--size",
+            "smallest",
+            "--backend",
+            *_families(),
+            "--json",
+            str(out / "report.json"),
+            "--table",
+            str(out / "table.md"),
+            "--plot",
+            str(out / "plots"),
+            "--no-progress",
+        ]
+    )
+    report = json.loads((out / "report.json").read_text())
+    return status, report, out
+
+
+def test_run_passes_its_own_checks(run: tuple[int, dict, Path]) -> None:
+    status, report, _ = run
+    assert report["problems"] == []
+    assert status == 0
+
+
+def test_every_workload_produced_positive_samples(run: tuple[int, dict, Path]) -> None:
+    _, report, _ = run
+    series = report["series"]
+    for workload in WORKLOADS:
+        mine = [s for s in series if s["workload"] == workload]
+        assert mine, f"no series for workload {workload}"
+        for s in mine:
+            where = f"{workload} {s['op']} {s['params']} {s['target']}-{s['flavor']} {s['kind']}"
+            assert s["samples"], f"no samples: {where}"
+            assert all(v > 0 for v in s["samples"]), f"a sample is not positive: {where}"
+            assert s["summary"]["median"] > 0
+
+
+def test_each_target_compared_with_official_and_floor(run: tuple[int, dict, Path]) -> None:
+    _, report, _ = run
+    series = report["series"]
+    targets = {s["target"] for s in series if s["workload"] == "ops"}
+    assert "memory" in targets
+    if "sqlite" in _families():
+        assert "sqlite" in targets
+    for target in targets:
+        for flavor in ("sync", "async"):
+            for op in OPS:
+                kinds = {
+                    s["kind"]
+                    for s in series
+                    if s["workload"] == "ops"
+                    and s["op"] == op
+                    and s["target"] == target
+                    and s["flavor"] == flavor
+                }
+                wanted = {"ours", "official"} | (
+                    {"floor"} if target.startswith("sqlite") else set()
+                )
+                assert kinds == wanted, f"{target}-{flavor} {op}: {kinds}"
+
+
+def test_e2e_covers_every_durability_mode(run: tuple[int, dict, Path]) -> None:
+    _, report, _ = run
+    modes = {s["params"]["durability"] for s in report["series"] if s["workload"] == "e2e"}
+    assert modes == {"sync", "async", "exit"}
+
+
+def test_migration_measured_or_explained(run: tuple[int, dict, Path]) -> None:
+    _, report, _ = run
+    measured = [s for s in report["series"] if s["workload"] == "migration"]
+    if migrate_function() is None:
+        assert any("migration: skipped" in note for note in report["notes"])
+        assert not measured
+    elif len(_families()) > 1:
+        assert measured and all(s["samples"] for s in measured)
+
+
+def test_environment_is_recorded(run: tuple[int, dict, Path]) -> None:
+    _, report, _ = run
+    env = report["environment"]
+    assert env["machine"]["cpu_count"] >= 1
+    assert env["python"]
+    assert env["packages"]["langgraph"]
+    assert report["sizes"]["name"] == "smallest"
+
+
+def test_plots_are_png_files(run: tuple[int, dict, Path]) -> None:
+    _, _, out = run
+    names = ["storage.png", "throughput.png", "e2e.png", "serializer.png", "latency-memory.png"]
+    if "sqlite" in _families():
+        names.append("latency-sqlite.png")
+    for name in names:
+        path = out / "plots" / name
+        assert path.is_file(), f"missing plot {name}"
+        assert path.read_bytes()[:8] == PNG_MAGIC, f"{name} is not a PNG"
+    assert (out / "table.md").read_text().startswith("checkpointers benchmarks")
+
+
+def test_bad_command_lines() -> None:
+    assert main(["--help"]) == 0
+    assert main(["--backend", "no-such-backend", "--json", "-", "--no-progress"]) == 2
