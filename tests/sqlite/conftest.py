@@ -1,0 +1,56 @@
+"""Fixtures of the SQLite-only tests: a database file per test, workers in other processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from checkpoint_sqlite._testing import targets
+from tests.conformance.harness import Harness
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "checkpoints.db")
+
+
+def worker(*args: str, stdout: int | None = subprocess.PIPE) -> subprocess.Popen[str]:
+    """Start `python -m tests.sqlite._worker ARGS` from the repository root."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.sqlite._worker", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(("sqlite", "sync"), id="file-sync"),
+        pytest.param(("sqlite", "async"), id="file-async"),
+        pytest.param(("sqlite-memory", "sync"), id="memory-sync"),
+        pytest.param(("sqlite-memory", "async"), id="memory-async"),
+    ]
+)
+async def sh(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """A saver of each SQLite target in each flavor, behind the conformance harness."""
+    name, flavor = request.param
+    target = next(t for t in targets() if t.name == name)
+    if flavor == "sync":
+        assert target.open_sync is not None
+        with target.open_sync() as saver:
+            yield Harness(target, flavor, saver)
+    else:
+        assert target.open_async is not None
+        async with target.open_async() as saver:
+            yield Harness(target, flavor, saver)

@@ -1,0 +1,204 @@
+"""Opening savers: URLs, paths, `:memory:`, given connections; set-up, pragmas, errors."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import threading
+import time
+
+import aiosqlite
+import pytest
+
+from checkpoint_base import (
+    ConfigError,
+    MissingDriverError,
+    SchemaVersionError,
+    StorageError,
+    StorageUnavailableError,
+    aconnect,
+    connect,
+)
+from checkpoint_sqlite import AsyncSqliteSaver, SqliteSaver
+from checkpoint_sqlite._conn import ConnectOptions, database_path
+from checkpoint_sqlite._sql import MIGRATIONS
+from checkpoint_sqlite._sync import open_connection
+from tests.conformance.builders import checkpoint, config
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [
+        ("sqlite:///checkpoints.db", "checkpoints.db"),
+        ("sqlite:////var/data/c.db", "/var/data/c.db"),
+        ("sqlite:///:memory:", ":memory:"),
+        ("sqlite://", ":memory:"),
+        ("sqlite:///dir%20with%20space/c.db", "dir with space/c.db"),
+        ("SQLITE:///x.db", "x.db"),
+        ("plain/path.db", "plain/path.db"),
+        (":memory:", ":memory:"),
+    ],
+)
+def test_database_path(target: str, path: str) -> None:
+    assert database_path(target) == path
+
+
+@pytest.mark.parametrize("bad", ["postgresql://h/db", "sqlite://host/x.db"])
+def test_database_path_rejects(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        database_path(bad)
+
+
+def test_connect_file_url_persists(db_path: str) -> None:
+    with connect(f"sqlite:///{db_path}") as saver:
+        assert isinstance(saver, SqliteSaver)
+        stored = saver.put(config("t"), checkpoint({"a": 1}), {"k": "v"}, {"a": 1})
+    with connect(f"sqlite:///{db_path}") as saver:
+        got = saver.get_tuple(stored)
+        assert got is not None and got.checkpoint["channel_values"] == {"a": 1}
+        assert got.metadata["k"] == "v"
+
+
+def test_connect_memory_is_one_database_for_every_thread() -> None:
+    with connect("sqlite:///:memory:") as saver:
+        stored = saver.put(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+        found: list[object] = []
+        thread = threading.Thread(target=lambda: found.append(saver.get_tuple(stored)))
+        thread.start()
+        thread.join()
+        assert found[0] is not None
+    with connect("sqlite:///:memory:") as fresh:  # a new saver: a new, empty database
+        assert fresh.get_tuple(config("t")) is None
+
+
+async def test_aconnect_file_and_memory(db_path: str) -> None:
+    for url in (f"sqlite:///{db_path}", "sqlite:///:memory:"):
+        async with aconnect(url) as saver:
+            assert isinstance(saver, AsyncSqliteSaver)
+            stored = await saver.aput(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+            got = await saver.aget_tuple(stored)
+            assert got is not None and got.checkpoint["channel_values"] == {"a": 1}
+
+
+def test_given_connection_is_set_up_on_first_use_and_left_open(db_path: str) -> None:
+    conn = sqlite3.connect(db_path, check_same_thread=False)
+    saver = SqliteSaver(conn)
+    stored = saver.put(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+    assert saver.get_tuple(stored) is not None
+    saver.close()
+    assert conn.execute("SELECT count(*) FROM cp_checkpoints").fetchone() == (1,)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    conn.close()
+
+
+async def test_given_async_connection_is_set_up_on_first_use(db_path: str) -> None:
+    async with aiosqlite.connect(db_path) as conn:
+        saver = AsyncSqliteSaver(conn)
+        stored = await saver.aput(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+        assert await saver.aget_tuple(stored) is not None
+        await saver.aclose()
+        assert await conn.execute_fetchall("SELECT count(*) FROM cp_checkpoints") == [(1,)]
+
+
+def test_writes_join_the_callers_open_transaction(db_path: str) -> None:
+    conn = sqlite3.connect(db_path, check_same_thread=False)
+    saver = SqliteSaver(conn)
+    saver.setup()
+    conn.execute("CREATE TABLE mine (x)")
+    conn.execute("INSERT INTO mine VALUES (1)")  # sqlite3 opens a transaction for the caller
+    assert conn.in_transaction
+    saver.put(config("rolled-back"), checkpoint({"a": 1}), {}, {"a": 1})
+    assert conn.in_transaction  # the saver neither committed nor ended it
+    conn.rollback()
+    assert saver.get_tuple(config("rolled-back")) is None
+    conn.execute("INSERT INTO mine VALUES (2)")
+    saver.put(config("kept"), checkpoint({"a": 1}), {}, {"a": 1})
+    conn.commit()
+    assert saver.get_tuple(config("kept")) is not None
+    conn.close()
+
+
+def test_from_conn_string_sets_up_and_closes(db_path: str) -> None:
+    with SqliteSaver.from_conn_string(f"sqlite:///{db_path}") as saver:
+        saver.put(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+    with pytest.raises(StorageError, match="closed"):
+        saver.get_tuple(config("t"))
+
+
+def test_migrations_are_numbered_recorded_and_idempotent(db_path: str) -> None:
+    with SqliteSaver.from_conn_string(db_path) as saver:
+        saver.setup()
+        saver.setup()
+    raw = sqlite3.connect(db_path)
+    assert raw.execute("SELECT v FROM cp_migrations ORDER BY v").fetchall() == [
+        (v,) for v in range(len(MIGRATIONS))
+    ]
+    raw.execute("INSERT INTO cp_migrations VALUES (?)", (len(MIGRATIONS) + 5,))
+    raw.commit()
+    raw.close()
+    with pytest.raises(SchemaVersionError, match="newer"), SqliteSaver.from_conn_string(db_path):
+        pass
+
+
+def test_own_connections_use_wal_normal_and_a_busy_timeout(db_path: str) -> None:
+    conn = open_connection(db_path, ConnectOptions(timeout=2.5))
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (2500,)
+        assert conn.isolation_level is None
+    finally:
+        conn.close()
+
+
+def _hold_write_lock(db_path: str, seconds: float) -> threading.Thread:
+    ready = threading.Event()
+
+    def hold() -> None:
+        raw = sqlite3.connect(db_path, isolation_level=None)
+        raw.execute("BEGIN IMMEDIATE")
+        ready.set()
+        time.sleep(seconds)
+        raw.execute("ROLLBACK")
+        raw.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    ready.wait()
+    return thread
+
+
+def test_locked_database_waits_then_succeeds(db_path: str) -> None:
+    with SqliteSaver.from_conn_string(db_path, timeout=0.05) as saver:
+        # Longer than busy_timeout, shorter than the bounded retries after it.
+        holder = _hold_write_lock(db_path, 0.1)
+        saver.put(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+        holder.join()
+        assert saver.get_tuple(config("t")) is not None
+
+
+def test_locked_database_reports_unavailable_not_a_driver_error(db_path: str) -> None:
+    with SqliteSaver.from_conn_string(db_path, timeout=0.01) as saver:
+        holder = _hold_write_lock(db_path, 2.0)
+        try:
+            with pytest.raises(StorageUnavailableError, match="locked") as info:
+                saver.put(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+            assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        finally:
+            holder.join()
+        saver.put(config("t"), checkpoint({"a": 1}), {}, {"a": 1})  # usable again
+
+
+def test_missing_tables_say_to_run_setup(db_path: str) -> None:
+    saver = SqliteSaver.open(db_path)
+    try:
+        with pytest.raises(StorageError, match="setup"):
+            saver.get_tuple(config("t"))
+    finally:
+        saver.close()
+
+
+async def test_missing_aiosqlite_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aiosqlite", None)
+    with pytest.raises(MissingDriverError, match=r"pip install 'checkpointers\[sqlite\]'"):
+        await AsyncSqliteSaver.open(":memory:")
