@@ -17,7 +17,7 @@ from checkpoint_base.testing.targets import Target, all_targets
 
 from . import _w_concurrency, _w_e2e, _w_migration, _w_ops, _w_serde, _w_storage
 from ._context import SIZES, Context
-from ._env import durable_servers, environment, server_settings
+from ._env import durable_servers, environment, server_settings, sqlite_settings
 from ._goals import evaluate
 from ._progress import Progress
 from ._report import goals_table, json_report, table
@@ -198,7 +198,7 @@ async def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 results.problem(f"workload {name} failed: {exc!r}")
                 progress.note(traceback.format_exc())
         progress.close()
-        env = environment(list(argv), server_settings(urls))
+        env = environment(list(argv), server_settings(urls), sqlite_settings(targets))
     goals = evaluate(results, [(t.name, t.backend) for t in targets])
     _output(args, results, env, sizes.to_json(), goals)
     return 1 if results.problems else 0

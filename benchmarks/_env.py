@@ -22,7 +22,7 @@ from typing import Any
 
 from checkpoint_base.testing.targets import Target
 
-__all__ = ["durable_servers", "environment", "server_settings"]
+__all__ = ["durable_servers", "environment", "server_settings", "sqlite_settings"]
 
 PACKAGES = (
     "checkpointers",
@@ -43,7 +43,7 @@ PACKAGES = (
     "matplotlib",
 )
 
-# kind -> (env var, family, predicate on a target)
+# server kind -> (env var, backend family)
 _KINDS = {
     "postgres": ("CHECKPOINTERS_TEST_POSTGRES_URL", "postgres"),
     "pgbouncer": ("CHECKPOINTERS_TEST_PGBOUNCER_URL", "postgres"),
@@ -113,7 +113,9 @@ def _pg_settings(url: str) -> dict[str, Any]:
     # PgBouncer does not forward SHOW of server settings reliably: ask with one query.
     with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
         rows = conn.execute(
-            "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (list(names),)
+            "SELECT name, setting || coalesce(' ' || unit, '') FROM pg_settings "
+            "WHERE name = ANY(%s)",
+            (list(names),),
         ).fetchall()
     out.update({name: value for name, value in rows})
     return out
@@ -135,6 +137,38 @@ def _redis_settings(url: str) -> dict[str, Any]:
             out[name] = value.get(name) if isinstance(value, dict) else value
     finally:
         client.close()
+    return out
+
+
+_SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+
+def sqlite_settings(targets: Sequence[Target]) -> dict[str, Any]:
+    """Journal mode and synchronous setting of each SQLite subject, read where possible."""
+    from ._floors import SqliteFloor
+
+    out: dict[str, Any] = {"floor": list(SqliteFloor.PRAGMAS[:2])}
+    try:
+        from checkpoint_sqlite._conn import connection_pragmas
+
+        out["ours"] = list(connection_pragmas("checkpoints.db"))
+    except ImportError:
+        pass
+    for target in targets:
+        if target.backend != "sqlite" or target.official_sync is None:
+            continue
+        try:
+            with target.official_sync() as saver:
+                conn = saver.conn
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                sync = conn.execute("PRAGMA synchronous").fetchone()[0]
+        except Exception as exc:  # reported, never fatal
+            out[f"official ({target.name})"] = repr(exc)
+            continue
+        out[f"official ({target.name})"] = [
+            f"PRAGMA journal_mode={mode}",
+            f"PRAGMA synchronous={_SYNCHRONOUS.get(sync, sync)}",
+        ]
     return out
 
 
@@ -198,7 +232,9 @@ def _memory_total() -> int | None:
     return None
 
 
-def environment(argv: Sequence[str], servers: dict[str, Any]) -> dict[str, Any]:
+def environment(
+    argv: Sequence[str], servers: dict[str, Any], sqlite: dict[str, Any]
+) -> dict[str, Any]:
     """Machine, Python, package versions, servers, durability and the command line."""
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
@@ -222,10 +258,10 @@ def environment(argv: Sequence[str], servers: dict[str, Any]) -> dict[str, Any]:
         "sqlite_library": sqlite3.sqlite_version,
         "packages": versions,
         "servers": servers,
+        "sqlite": sqlite,
         "durability": (
-            "PostgreSQL and Redis run with their durable defaults (see servers); SQLite files "
-            "are on the local disk of the machine, in the target's journal mode; the raw "
-            "SQLite floor uses WAL with synchronous=FULL (SQLite's default), as the official "
-            "SQLite saver does."
+            "PostgreSQL and Redis run with their durable defaults (see servers). SQLite files "
+            "are on the machine's local disk; see sqlite for each subject's journal mode and "
+            "synchronous setting (the raw floor uses our saver's settings)."
         ),
     }
