@@ -62,6 +62,7 @@ TARGET_MODULES = [
     "checkpoint_base.testing.targets",
     "checkpoint_sqlite._testing",
     "checkpoint_postgres._testing",
+    "checkpoint_redis._testing",
 ]
 
 

@@ -1,0 +1,102 @@
+"""The async executor: runs Redis plans on `redis.asyncio.Redis` or its `RedisCluster`.
+
+The same requests and retry policy as the sync executor (see `_executor.py`), awaited; no
+thread hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, TypeVar
+
+import redis.asyncio as aredis
+from redis import exceptions as rx
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+from checkpoint_base import Plan, arun
+
+from ._errors import RetryPolicy, retryable, translate
+from ._requests import Batch, Command, Eval
+
+__all__ = ["AsyncClient", "AsyncRedisExecutor"]
+
+T = TypeVar("T")
+AsyncClient = aredis.Redis | AsyncRedisCluster
+
+
+class AsyncRedisExecutor:
+    """Runs plans on an asyncio redis-py client.
+
+    Args:
+        client: A `redis.asyncio.Redis` or `redis.asyncio.cluster.RedisCluster`.
+        owned: Close the client in `aclose()` (true when the saver created it).
+        retry: How long to ride out transient failures.
+    """
+
+    def __init__(self, client: AsyncClient, *, owned: bool, retry: RetryPolicy) -> None:
+        self.client = client
+        self._owned = owned
+        self._retry = retry
+
+    async def run(self, plan: Plan[T]) -> T:
+        """Run one plan; every request is retried alone on a transient failure."""
+        return await arun(plan, self._execute)
+
+    async def _execute(self, request: Eval | Command | Batch) -> Any:
+        started: float | None = None
+        delay = self._retry.first_delay
+        while True:
+            try:
+                return await self._perform(request)
+            except Exception as exc:
+                if not retryable(exc):
+                    raise translate(exc) from exc
+                now = time.monotonic()
+                started = now if started is None else started
+                if now + delay - started > self._retry.timeout:
+                    raise translate(exc) from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._retry.max_delay)
+
+    async def _perform(self, request: Eval | Command | Batch) -> Any:
+        client = self.client
+        if isinstance(request, Eval):
+            keys = request.keys
+            try:
+                return await client.execute_command(
+                    "EVALSHA", request.script.sha, len(keys), *keys, *request.args
+                )
+            except rx.NoScriptError:
+                return await client.execute_command(
+                    "EVAL", request.script.text, len(keys), *keys, *request.args
+                )
+        if isinstance(request, Command):
+            return await client.execute_command(*request.args)
+        return await self._batch(request)
+
+    async def _batch(self, batch: Batch) -> list[Any]:
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for request in batch.requests:
+                if isinstance(request, Eval):
+                    pipe.execute_command(
+                        "EVALSHA", request.script.sha, len(request.keys), *request.keys,
+                        *request.args,
+                    )  # fmt: skip
+                else:
+                    pipe.execute_command(*request.args)
+            try:
+                results: list[Any] = await pipe.execute()
+                return results
+            except rx.NoScriptError:
+                if attempt:
+                    raise
+                for script in {r.script for r in batch.requests if isinstance(r, Eval)}:
+                    await self.client.script_load(script.text)
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        """Close the client if the saver created it."""
+        if self._owned:
+            await self.client.aclose()

@@ -1,0 +1,377 @@
+"""The Redis backend: each storage operation as a plan of script calls.
+
+One script per operation on a thread (`put`, `put_writes`, `get`, one `list` page, `history`,
+`prune`, `delete_thread`), so each is one round trip and atomic, on a single server and on a
+cluster alike. What spans threads (listing across threads, `list_threads`, `delete_runs`)
+runs one script per registry bucket: one bucket on a single server, one per slot in use on a
+cluster, found in a directory set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from checkpoint_base import (
+    Backend,
+    BlobRecord,
+    Capabilities,
+    CheckpointRecord,
+    CheckpointRow,
+    ListQuery,
+    Plan,
+    SchemaVersionError,
+    ThreadInfo,
+    WriteRecord,
+)
+
+from . import _lua as lua
+from . import _lua_registry as reg
+from ._codec import (
+    blob_field,
+    blob_value,
+    decode_record,
+    decode_row,
+    pack_checkpoint,
+    write_field,
+    write_value,
+)
+from ._keys import Layout, ThreadKeys, seg, split, unseg
+from ._requests import Batch, Command, Eval
+from ._scans import index_prefixes, plan_scan
+
+__all__ = ["DEFAULT_PREFIX", "MIGRATIONS", "RedisBackend", "RedisClusterBackend"]
+
+DEFAULT_PREFIX = "checkpointers"
+MIGRATIONS: list[str] = [
+    "1: key layout of checkpoint_redis 0.1 (see _keys.py)",
+]
+"""Layout versions; position + 1 is the version recorded under `{prefix}:{#}:schema`."""
+
+_COPY_BATCH = 64
+_PAGE_RETRIES = 3
+
+
+def _rel(a: str, b: str) -> int:
+    return (a > b) - (a < b)
+
+
+class RedisBackend(Backend):
+    """Plans for one key prefix on a single Redis (or Valkey) server.
+
+    Args:
+        key_prefix: Namespace of every key; several applications can share a server.
+        ttl: Seconds every key of a thread lives after its last write (None: forever).
+        refresh_on_read: Reading a thread also renews its TTL.
+    """
+
+    name = "redis"
+    capabilities = Capabilities(metadata_filter=True, ttl=True, cluster=False)
+    _cluster = False
+
+    def __init__(
+        self,
+        *,
+        key_prefix: str = DEFAULT_PREFIX,
+        ttl: float | None = None,
+        refresh_on_read: bool = False,
+    ) -> None:
+        if ttl is not None and (isinstance(ttl, bool) or not ttl > 0):
+            raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+        self.layout = Layout(key_prefix, cluster=self._cluster)
+        self.ttl_ms = int(ttl * 1000) if ttl else 0
+        self.refresh_ms = self.ttl_ms if refresh_on_read else 0
+        self._known_buckets: set[bytes] = set()
+
+    # -- registry --------------------------------------------------------------------------
+
+    def _register(self, tk: ThreadKeys) -> Plan[None]:
+        """Make sure the thread's bucket is in the directory (cluster only)."""
+        if self._cluster and tk.bucket not in self._known_buckets:
+            # Before the thread's own write, so the directory never misses a bucket in use.
+            yield Command(("SADD", self.layout.directory_key, tk.bucket))
+            self._known_buckets.add(tk.bucket)
+
+    def _buckets(self) -> Plan[list[bytes]]:
+        if not self._cluster:
+            return [b"#"]
+        found = yield Command(("SMEMBERS", self.layout.directory_key))
+        return sorted(found)
+
+    def _per_bucket(self, requests: list[Eval]) -> Plan[list[Any]]:
+        if len(requests) == 1:
+            return [(yield requests[0])]
+        if not requests:
+            return []
+        results: list[Any] = yield Batch(tuple(requests))
+        return results
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def setup(self) -> Plan[None]:
+        key = self.layout.schema_key
+        known = len(MIGRATIONS)
+        raw = yield Command(("GET", key))
+        current = int(raw or 0)
+        while current < known:
+            # Every layout step is idempotent; the compare-and-set lets two processes race.
+            found = int((yield Eval(reg.SCHEMA, (key,), (current, current + 1))))
+            current = current + 1 if found == current else found
+        if current > known:
+            raise SchemaVersionError(
+                f"Redis keys under prefix {self.layout.prefix.decode()!r} use layout version "
+                f"{current}, newer than this checkpoint_redis understands ({known}); upgrade "
+                "checkpointers"
+            )
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _put_request(
+        self,
+        record: CheckpointRecord,
+        blobs: Sequence[BlobRecord],
+        writes: Sequence[WriteRecord],
+    ) -> Eval:
+        tk = self.layout.thread(record.thread_id)
+        cid = seg(record.checkpoint_id)
+        k = seg(record.checkpoint_ns) + cid
+        metadata = json.loads(record.metadata)
+        value = pack_checkpoint(record, index_prefixes(record, metadata))
+        run_f = run_r = b""
+        if record.run_id is not None:
+            run = seg(record.run_id)
+            run_f, run_r = b"F" + run + tk.member, b"R" + tk.tid + run
+        args: list[Any] = [
+            tk.base,
+            self.ttl_ms,
+            time.time() if self.ttl_ms else 0,
+            k,
+            cid + k,
+            value,
+            tk.member,
+            run_f,
+            run_r,
+            len(blobs),
+        ]
+        for blob in blobs:
+            args.append(blob_field(blob.checkpoint_ns, blob.channel, blob.version))
+            args.append(blob_value(blob))
+        _append_writes(args, writes)
+        return Eval(lua.PUT, tk.keys, tuple(args))
+
+    def put_checkpoint(
+        self,
+        checkpoint: CheckpointRecord,
+        blobs: Sequence[BlobRecord],
+        writes: Sequence[WriteRecord] = (),
+    ) -> Plan[None]:
+        if self._cluster:
+            yield from self._register(self.layout.thread(checkpoint.thread_id))
+        yield self._put_request(checkpoint, blobs, writes)
+
+    def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
+        by_thread: dict[str, list[WriteRecord]] = {}
+        for write in writes:
+            by_thread.setdefault(write.thread_id, []).append(write)
+        requests = []
+        for thread_id, group in by_thread.items():
+            tk = self.layout.thread(thread_id)
+            yield from self._register(tk)
+            args: list[Any] = [tk.base, self.ttl_ms, time.time() if self.ttl_ms else 0, tk.member]
+            _append_writes(args, group)
+            requests.append(Eval(lua.PUT_WRITES, tk.keys, tuple(args)))
+        if len(requests) == 1:
+            yield requests[0]
+        elif requests:
+            yield Batch(tuple(requests))
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _list_request(
+        self, tk: ThreadKeys, index: bytes, skip: int, hi: bytes, lo: bytes, limit: int,
+        ns_filter: bytes = b"", checks: Sequence[bytes] = (),
+    ) -> Eval:  # fmt: skip
+        now = time.time() if self.refresh_ms else 0
+        args = (tk.base, index, skip, hi, lo, limit, ns_filter, self.refresh_ms, now, tk.member)
+        return Eval(lua.LIST, tk.keys, (*args, len(checks), *checks))
+
+    def get(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> Plan[CheckpointRow | None]:
+        tk = self.layout.thread(thread_id)
+        ns = seg(checkpoint_ns)
+        if checkpoint_id is None:
+            hi, lo = b"(" + ns + b"\xff", b"[" + ns
+        else:
+            hi = lo = b"[" + ns + seg(checkpoint_id)
+        raw = yield self._list_request(tk, b"i", 0, hi, lo, 1)
+        return decode_row(raw[0]) if raw else None
+
+    def list_page(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
+        scan = plan_scan(query)
+        if query.thread_id is not None:
+            rel = 0 if query.cursor is None else _rel(query.thread_id, query.cursor[1])
+            tk = self.layout.thread(query.thread_id)
+            raw = yield self._list_request(
+                tk, scan.index, scan.skip, scan.hi[rel + 1], scan.lo, query.limit,
+                scan.ns, scan.checks,
+            )  # fmt: skip
+            return [decode_row(r) for r in raw]
+        buckets = yield from self._buckets()
+        head: tuple[Any, ...] = (scan.index, scan.skip, *scan.hi, scan.lo)
+        tail: tuple[Any, ...] = (
+            seg(query.cursor[1]) if query.cursor else b"",
+            query.limit,
+            scan.ns,
+        )
+        checks: tuple[Any, ...] = (len(scan.checks), *scan.checks)
+        if len(buckets) <= 1:
+            keys = self.layout.bucket_keys(buckets[0] if buckets else b"#")
+            raw = yield Eval(reg.SCAN, keys, (*head, *tail, b"0", *checks))
+            return [decode_row(r) for r in raw]
+        for _ in range(_PAGE_RETRIES):
+            rows = yield from self._scan_buckets(buckets, (*head, *tail, b"1", *checks), query)
+            if rows is not None:
+                return rows
+        rows = yield from self._scan_buckets(buckets, (*head, *tail, b"1", *checks), query, True)
+        assert rows is not None
+        return rows
+
+    def _scan_buckets(
+        self, buckets: list[bytes], args: tuple[Any, ...], query: ListQuery, last: bool = False
+    ) -> Plan[list[CheckpointRow] | None]:
+        """Two steps: each bucket's best candidates, then the rows of the overall best."""
+        found = yield from self._per_bucket(
+            [Eval(reg.SCAN, self.layout.bucket_keys(b), args) for b in buckets]
+        )
+        chosen = sorted(
+            ((c[0], i, c[1], c[2]) for i, cands in enumerate(found) for c in cands),
+            reverse=True,
+        )[: query.limit]
+        wanted: dict[int, list[bytes]] = {}
+        for _key, i, base, k in chosen:
+            wanted.setdefault(i, []).extend((base, k))
+        order = sorted(wanted)
+        fetched = yield from self._per_bucket(
+            [Eval(reg.FETCH, self.layout.bucket_keys(buckets[i]), tuple(wanted[i])) for i in order]
+        )
+        rows_of: dict[tuple[bytes, bytes], Any] = {}
+        for i, got in zip(order, fetched, strict=True):
+            pairs = wanted[i]
+            for j, r in enumerate(got):
+                rows_of[(pairs[2 * j], pairs[2 * j + 1])] = r
+        raw = [rows_of.get((base, k)) for _key, _i, base, k in chosen]
+        if not last and any(not r for r in raw):
+            return None  # a checkpoint vanished between the steps: ask again
+        return [decode_row(r) for r in raw if r]
+
+    def history(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, limit: int
+    ) -> Plan[list[CheckpointRow]]:
+        tk = self.layout.thread(thread_id)
+        k = seg(checkpoint_ns) + seg(checkpoint_id)
+        now = time.time() if self.refresh_ms else 0
+        raw = yield Eval(lua.HISTORY, tk.keys, (tk.base, k, limit, self.refresh_ms, now, tk.member))
+        return [decode_row(r) for r in raw]
+
+    def heads(self, thread_id: str) -> Plan[list[CheckpointRecord]]:
+        tk = self.layout.thread(thread_id)
+        raw = yield Eval(lua.HEADS, tk.keys, (tk.base,))
+        return [decode_record(v) for v in raw]
+
+    def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        if limit <= 0:
+            return []
+        buckets = yield from self._buckets()
+        lo = b"(" + seg(after) + b"\xff" if after is not None else b"-"
+        found = yield from self._per_bucket(
+            [Eval(reg.THREADS, self.layout.bucket_keys(b), (lo, limit)) for b in buckets]
+        )
+        entries = sorted((e for got in found for e in got), key=lambda e: e[0])[:limit]
+        infos = []
+        for member, count, value, size, namespaces in entries:
+            latest = decode_record(value) if value else None
+            infos.append(
+                ThreadInfo(
+                    thread_id=unseg(split(member)[0]),
+                    checkpoint_count=int(count),
+                    last_checkpoint_id=latest.checkpoint_id if latest else None,
+                    updated_at=latest.created_at if latest else None,
+                    size_bytes=int(size) if size is not None else None,
+                    namespaces=tuple(sorted(unseg(ns) for ns in namespaces)),
+                )
+            )
+        return infos
+
+    # -- deletes, copies -------------------------------------------------------------------
+
+    def delete_threads(self, thread_ids: Sequence[str]) -> Plan[None]:
+        requests = []
+        for thread_id in dict.fromkeys(thread_ids):
+            tk = self.layout.thread(thread_id)
+            requests.append(Eval(lua.DELETE_THREAD, tk.keys, (tk.base, tk.member)))
+        yield from self._per_bucket(requests)
+
+    def delete_runs(self, run_ids: Sequence[str]) -> Plan[None]:
+        runs = tuple(seg(r) for r in dict.fromkeys(run_ids))
+        if not runs:
+            return
+        buckets = yield from self._buckets()
+        yield from self._per_bucket(
+            [Eval(reg.DELETE_RUNS, self.layout.bucket_keys(b), runs) for b in buckets]
+        )
+
+    def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
+        tk = self.layout.thread(thread_id)
+        kept = [seg(ns) + seg(cid) for ns, cid in keep]
+        yield Eval(lua.PRUNE, tk.keys, (tk.base, tk.member, len(kept), *kept))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Plan[None]:
+        rows = yield from self._scan(ListQuery(thread_id=source_thread_id))
+        if not rows:
+            return
+        yield from self._register(self.layout.thread(target_thread_id))
+        requests = []
+        for row in reversed(rows):  # parents first, so the copy never shows a dangling parent
+            requests.append(
+                self._put_request(
+                    dataclasses.replace(row.checkpoint, thread_id=target_thread_id),
+                    [dataclasses.replace(b, thread_id=target_thread_id) for b in row.blobs],
+                    [dataclasses.replace(w, thread_id=target_thread_id) for w in row.writes],
+                )
+            )
+        for start in range(0, len(requests), _COPY_BATCH):
+            yield Batch(tuple(requests[start : start + _COPY_BATCH]))
+
+    def drop_all(self) -> Plan[int]:
+        """Delete every key under this prefix, found through the registry (no KEYS/SCAN).
+
+        Returns:
+            How many threads were deleted.
+        """
+        buckets = yield from self._buckets()
+        counts = yield from self._per_bucket(
+            [Eval(reg.DROP_BUCKET, self.layout.bucket_keys(b), ()) for b in buckets]
+        )
+        yield Command(("DEL", self.layout.directory_key, self.layout.schema_key))
+        self._known_buckets.clear()
+        return sum(int(c) for c in counts)
+
+
+class RedisClusterBackend(RedisBackend):
+    """Plans for one key prefix on a Redis Cluster: one registry bucket per slot in use."""
+
+    name = "redis-cluster"
+    capabilities = Capabilities(metadata_filter=True, ttl=True, cluster=True)
+    _cluster = True
+
+
+def _append_writes(args: list[Any], writes: Sequence[WriteRecord]) -> None:
+    args.append(len(writes))
+    for write in writes:
+        args.append(write_field(write))
+        args.append(b"1" if write.idx < 0 else b"0")  # special writes replace, others never do
+        args.append(write_value(write))

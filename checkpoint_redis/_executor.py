@@ -1,0 +1,104 @@
+"""The sync executor: runs Redis plans on `redis.Redis` or `redis.cluster.RedisCluster`.
+
+Each request of a plan is one round trip: a script (EVALSHA, or EVAL the first time a server
+lacks it), a command, or a pipeline. Redis has no transaction spanning requests, so a plan
+holds no connection between them: redis-py's pool hands one out per request and takes it
+back, and concurrent callers never wait on each other here. A request that fails for a
+transient reason (lost connection, failover) is sent again until `RetryPolicy.timeout`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TypeVar
+
+import redis
+from redis import exceptions as rx
+from redis.cluster import RedisCluster
+
+from checkpoint_base import Plan, run
+
+from ._errors import RetryPolicy, retryable, translate
+from ._requests import Batch, Command, Eval
+
+__all__ = ["RedisExecutor", "SyncClient"]
+
+T = TypeVar("T")
+SyncClient = redis.Redis | RedisCluster
+
+
+class RedisExecutor:
+    """Runs plans on a blocking redis-py client.
+
+    Args:
+        client: A `redis.Redis` (single server) or `redis.cluster.RedisCluster`.
+        owned: Close the client in `close()` (true when the saver created it).
+        retry: How long to ride out transient failures.
+    """
+
+    def __init__(self, client: SyncClient, *, owned: bool, retry: RetryPolicy) -> None:
+        self.client = client
+        self._owned = owned
+        self._retry = retry
+
+    def run(self, plan: Plan[T]) -> T:
+        """Run one plan; every request is retried alone on a transient failure."""
+        return run(plan, self._execute)
+
+    def _execute(self, request: Eval | Command | Batch) -> Any:
+        started: float | None = None
+        delay = self._retry.first_delay
+        while True:
+            try:
+                return self._perform(request)
+            except Exception as exc:
+                if not retryable(exc):
+                    raise translate(exc) from exc
+                now = time.monotonic()
+                started = now if started is None else started
+                if now + delay - started > self._retry.timeout:
+                    raise translate(exc) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, self._retry.max_delay)
+
+    def _perform(self, request: Eval | Command | Batch) -> Any:
+        client: Any = self.client  # RedisCluster's execute_command is untyped
+        if isinstance(request, Eval):
+            keys = request.keys
+            try:
+                return client.execute_command(
+                    "EVALSHA", request.script.sha, len(keys), *keys, *request.args
+                )
+            except rx.NoScriptError:
+                return client.execute_command(
+                    "EVAL", request.script.text, len(keys), *keys, *request.args
+                )
+        if isinstance(request, Command):
+            return client.execute_command(*request.args)
+        return self._batch(request)
+
+    def _batch(self, batch: Batch) -> list[Any]:
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for request in batch.requests:
+                if isinstance(request, Eval):
+                    pipe.execute_command(
+                        "EVALSHA", request.script.sha, len(request.keys), *request.keys,
+                        *request.args,
+                    )  # fmt: skip
+                else:
+                    pipe.execute_command(*request.args)
+            try:
+                results: list[Any] = pipe.execute()
+                return results
+            except rx.NoScriptError:
+                if attempt:
+                    raise
+                for script in {r.script for r in batch.requests if isinstance(r, Eval)}:
+                    self.client.script_load(script.text)  # every master, on a cluster
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close the client if the saver created it."""
+        if self._owned:
+            self.client.close()

@@ -1,0 +1,186 @@
+"""Scripts over one registry bucket: the threads of one slot (or of a standalone server).
+
+Each runs on the bucket's keys (`threads`, `runs`, `exp`) and on the keys of the threads the
+bucket lists, which hash to the same slot. Used for what spans threads: listing across
+threads, `list_threads`, `delete_runs`, dropping a whole prefix.
+"""
+
+from __future__ import annotations
+
+from ._lua import Script, _script
+
+__all__ = ["DELETE_RUNS", "DROP_BUCKET", "FETCH", "SCAN", "SCHEMA", "THREADS"]
+
+# Merge the threads of a bucket, newest first, with a max-heap on sort keys
+# seg(cid) + seg(thread) + seg(ns) compared byte-wise.
+# ARGV: index, skip, hi_before, hi_same, hi_after, lo, seg(cursor thread) or '', limit, nsf,
+# keys_only ('1': return {sort key, base, K} instead of rows), nchecks, check*
+SCAN = _script(
+    "scan",
+    r"""
+local index, skip, lo, ctid = ARGV[1], tonumber(ARGV[2]), ARGV[6], ARGV[7]
+local limit, nsf, keys_only = tonumber(ARGV[8]), ARGV[9], ARGV[10] == '1'
+local checks = checks_from(11)
+
+local heap = {}
+local function up(j)
+  while j > 1 do
+    local p = math.floor(j / 2)
+    if cmp(heap[p].sk, heap[j].sk) >= 0 then break end
+    heap[p], heap[j] = heap[j], heap[p]
+    j = p
+  end
+end
+local function down(j)
+  local n = #heap
+  while true do
+    local l, r, m = 2 * j, 2 * j + 1, j
+    if l <= n and cmp(heap[l].sk, heap[m].sk) > 0 then m = l end
+    if r <= n and cmp(heap[r].sk, heap[m].sk) > 0 then m = r end
+    if m == j then break end
+    heap[m], heap[j] = heap[j], heap[m]
+    j = m
+  end
+end
+local function load(w)
+  local K, v = advance(w)
+  if not K then return false end
+  local cut = after(K, 1)
+  w.K, w.v = K, v
+  w.sk = string.sub(K, cut + 1) .. w.tid .. string.sub(K, 1, cut)
+  return true
+end
+
+for _, member in ipairs(redis.call('ZRANGE', BK[1], 0, -1)) do
+  local cut = after(member, 1)
+  local tid = string.sub(member, 1, cut)
+  local hi = ARGV[4]
+  if ctid ~= '' then
+    local c = cmp(tid, ctid)
+    if c < 0 then hi = ARGV[3] elseif c > 0 then hi = ARGV[5] end
+  end
+  local w = walker(string.sub(member, cut + 1), index, skip, hi, lo, nsf, checks,
+                   math.min(limit, 16))
+  w.tid = tid
+  if load(w) then
+    heap[#heap + 1] = w
+    up(#heap)
+  end
+end
+
+local out = {}
+while #out < limit and #heap > 0 do
+  local w = heap[1]
+  if keys_only then out[#out + 1] = {w.sk, w.base, w.K}
+  else out[#out + 1] = row(w.base, w.K, w.v) end
+  if not load(w) then
+    heap[1] = heap[#heap]
+    heap[#heap] = nil
+  end
+  if #heap > 0 then down(1) end
+end
+return out
+""",
+    bucket=True,
+)
+
+# ARGV: (base, K)*. Rows in the same order; false where the checkpoint is gone.
+FETCH = _script(
+    "fetch",
+    r"""
+local out = {}
+for j = 1, #ARGV, 2 do
+  local v = redis.call('HGET', ARGV[j] .. 'c', ARGV[j + 1])
+  if v then out[#out + 1] = row(ARGV[j], ARGV[j + 1], v) else out[#out + 1] = false end
+end
+return out
+""",
+    bucket=True,
+)
+
+# ARGV: seg(run_id)*. Deletes the checkpoints of these runs in the bucket's threads.
+DELETE_RUNS = _script(
+    "delete_runs",
+    r"""
+local total = 0
+for j = 1, #ARGV do
+  local runT = ARGV[j]
+  local rp = END .. runT
+  for _, f in ipairs(redis.call('ZRANGEBYLEX', BK[2], '[F' .. runT, '(F' .. runT .. '\255')) do
+    local member = string.sub(f, 2 + #runT)
+    local cut = after(member, 1)
+    local base = string.sub(member, cut + 1)
+    local dropped, any = {}, false
+    for _, m in ipairs(redis.call('ZRANGEBYLEX', base .. 'm', '[' .. rp, '(' .. rp .. '\255')) do
+      local K = string.sub(m, after(m, 3) + 1)
+      local v = redis.call('HGET', base .. 'c', K)
+      if v then
+        dropped[K] = drop(base, K, v)
+        any = true
+        total = total + 1
+      end
+    end
+    redis.call('ZREM', BK[2], f, 'R' .. string.sub(member, 1, cut) .. runT)
+    if any then settle(base, member, dropped, false) end
+  end
+end
+return total
+""",
+    bucket=True,
+)
+
+# ARGV: lower bound on members, limit.
+# Returns {member, checkpoint count, latest checkpoint value, size, {seg(ns)*}} per thread.
+THREADS = _script(
+    "threads",
+    r"""
+local lo, limit, out = ARGV[1], tonumber(ARGV[2]), {}
+while #out < limit do
+  local ms = redis.call('ZRANGEBYLEX', BK[1], lo, '+', 'LIMIT', 0, limit)
+  for _, member in ipairs(ms) do
+    local base = string.sub(member, after(member, 1) + 1)
+    local n = redis.call('ZCARD', base .. 'o')
+    if n > 0 then
+      local last = redis.call('ZREVRANGE', base .. 'o', 0, 0)[1]
+      local v = redis.call('HGET', base .. 'c', string.sub(last, after(last, 1) + 1))
+      local nss, hi = {}, '+'
+      while true do
+        local r = redis.call('ZREVRANGEBYLEX', base .. 'i', hi, '-', 'LIMIT', 0, 1)
+        if #r == 0 then break end
+        local nst = string.sub(r[1], 1, after(r[1], 1))
+        nss[#nss + 1] = nst
+        hi = '(' .. nst
+      end
+      out[#out + 1] = {member, n, v or false, redis.call('HGET', base .. 'h', 's') or false, nss}
+      if #out == limit then break end
+    end
+  end
+  if #ms < limit then break end
+  lo = '(' .. ms[#ms]
+end
+return out
+""",
+    bucket=True,
+)
+
+# Delete every thread of the bucket, then the bucket.
+DROP_BUCKET = _script(
+    "drop_bucket",
+    r"""
+local ms = redis.call('ZRANGE', BK[1], 0, -1)
+for _, member in ipairs(ms) do wipe(string.sub(member, after(member, 1) + 1), member) end
+redis.call('DEL', BK[1], BK[2], BK[3])
+return #ms
+""",
+    bucket=True,
+)
+
+# KEYS: schema key. ARGV: expected version, new version. Returns the version found.
+SCHEMA = Script(
+    "schema",
+    r"""
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur == tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[2]) end
+return cur
+""",
+)

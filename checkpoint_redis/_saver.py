@@ -1,0 +1,173 @@
+"""`RedisSaver` and `AsyncRedisSaver`: constructors over the shared saver and the Redis backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+
+from checkpoint_base import CheckpointSaver, ConfigError
+
+from ._aexecutor import AsyncClient, AsyncRedisExecutor
+from ._backend import DEFAULT_PREFIX, RedisBackend, RedisClusterBackend
+from ._errors import RetryPolicy
+from ._executor import RedisExecutor, SyncClient
+from ._urls import async_client, saver_options, sync_client
+
+__all__ = ["AsyncRedisSaver", "RedisSaver"]
+
+SINGLE_RETRY_TIMEOUT = 1.0
+"""Seconds a single server gets to come back (a reconnect, a restart in progress)."""
+CLUSTER_RETRY_TIMEOUT = 20.0
+"""Seconds a cluster gets to promote a replica: Redis' default `cluster-node-timeout` is 15 s."""
+
+
+def _backend(
+    client: Any, cluster: bool, key_prefix: str, ttl: float | None, refresh_on_read: bool
+) -> RedisBackend:
+    if client.get_encoder().decode_responses:
+        raise ConfigError(
+            "the Redis client decodes responses to str, but checkpoints are bytes: "
+            "create it with decode_responses=False"
+        )
+    kind = RedisClusterBackend if cluster else RedisBackend
+    try:
+        return kind(key_prefix=key_prefix, ttl=ttl, refresh_on_read=refresh_on_read)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _retry(cluster: bool, timeout: float | None) -> RetryPolicy:
+    if timeout is None:
+        timeout = CLUSTER_RETRY_TIMEOUT if cluster else SINGLE_RETRY_TIMEOUT
+    return RetryPolicy(timeout=timeout)
+
+
+class RedisSaver(CheckpointSaver):
+    """A LangGraph checkpointer on Redis or Valkey (core commands only, no modules).
+
+    Works on a single server and on Redis Cluster: every key of a thread shares one hash
+    tag, so each operation is one atomic script in one slot.
+
+        with RedisSaver.from_conn_string("redis://localhost:6379/0") as saver:
+            saver.setup()
+            graph = builder.compile(checkpointer=saver)
+
+    Args:
+        client: A `redis.Redis` or `redis.cluster.RedisCluster` with `decode_responses=False`.
+        key_prefix: Namespace of every key, so several applications share a server.
+        ttl: Seconds every key of a thread lives after the thread's last write; None keeps
+            threads until deleted.
+        refresh_on_read: With `ttl`, reading a thread renews its time to live.
+        retry_timeout: Seconds to keep retrying a request after a lost connection or during
+            a failover (default 1 on a single server, 20 on a cluster).
+        serde: The serializer (default: the package's safe msgpack serializer).
+        close_client: Close `client` when the saver closes.
+
+    Raises:
+        ConfigError: The client decodes responses, or an option is invalid.
+    """
+
+    def __init__(
+        self,
+        client: SyncClient,
+        *,
+        key_prefix: str = DEFAULT_PREFIX,
+        ttl: float | None = None,
+        refresh_on_read: bool = False,
+        retry_timeout: float | None = None,
+        serde: SerializerProtocol | None = None,
+        close_client: bool = False,
+    ) -> None:
+        cluster = isinstance(client, RedisCluster)
+        backend = _backend(client, cluster, key_prefix, ttl, refresh_on_read)
+        executor = RedisExecutor(client, owned=close_client, retry=_retry(cluster, retry_timeout))
+        super().__init__(backend, executor=executor, serde=serde)
+        self.client = client
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisSaver:
+        """A saver on a new client for `url`, closed with the saver.
+
+        Args:
+            url: `redis://[user:password@]host:port/db`, `rediss://...` (TLS), or
+                `redis+cluster://[user:password@]host:port,host:port[?ssl=true]`. The query
+                may carry `key_prefix`, `ttl`, `refresh_on_read` and `retry_timeout`.
+            **options: The constructor's keyword arguments (they win over the URL's).
+
+        Raises:
+            ConfigError: The URL or an option is invalid.
+        """
+        plain, from_query = saver_options(url)
+        return cls(sync_client(plain), close_client=True, **{**from_query, **options})
+
+    @classmethod
+    @contextmanager
+    def from_conn_string(cls, url: str, **options: Any) -> Iterator[RedisSaver]:
+        """`from_url` as a context manager that closes the saver on exit."""
+        saver = cls.from_url(url, **options)
+        try:
+            yield saver
+        finally:
+            saver.close()
+
+
+class AsyncRedisSaver(CheckpointSaver):
+    """The asyncio flavor of `RedisSaver`, on `redis.asyncio` clients.
+
+        async with AsyncRedisSaver.from_conn_string("redis://localhost:6379/0") as saver:
+            await saver.asetup()
+            graph = builder.compile(checkpointer=saver)
+
+    Args:
+        client: A `redis.asyncio.Redis` or `redis.asyncio.cluster.RedisCluster` with
+            `decode_responses=False`.
+        key_prefix: Namespace of every key.
+        ttl: Seconds every key of a thread lives after the thread's last write.
+        refresh_on_read: With `ttl`, reading a thread renews its time to live.
+        retry_timeout: Seconds to keep retrying after a lost connection or during a failover.
+        serde: The serializer.
+        close_client: Close `client` when the saver closes.
+
+    Raises:
+        ConfigError: The client decodes responses, or an option is invalid.
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        *,
+        key_prefix: str = DEFAULT_PREFIX,
+        ttl: float | None = None,
+        refresh_on_read: bool = False,
+        retry_timeout: float | None = None,
+        serde: SerializerProtocol | None = None,
+        close_client: bool = False,
+    ) -> None:
+        cluster = isinstance(client, AsyncRedisCluster)
+        backend = _backend(client, cluster, key_prefix, ttl, refresh_on_read)
+        executor = AsyncRedisExecutor(
+            client, owned=close_client, retry=_retry(cluster, retry_timeout)
+        )
+        super().__init__(backend, aexecutor=executor, serde=serde)
+        self.client = client
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> AsyncRedisSaver:
+        """A saver on a new asyncio client for `url` (see `RedisSaver.from_url`)."""
+        plain, from_query = saver_options(url)
+        return cls(async_client(plain), close_client=True, **{**from_query, **options})
+
+    @classmethod
+    @asynccontextmanager
+    async def from_conn_string(cls, url: str, **options: Any) -> AsyncIterator[AsyncRedisSaver]:
+        """`from_url` as an async context manager that closes the saver on exit."""
+        saver = cls.from_url(url, **options)
+        try:
+            yield saver
+        finally:
+            await saver.aclose()
