@@ -32,6 +32,7 @@ class Goal:
         speedup: True: `against / ours >= bound` (ours faster, latency) or
             `ours / against >= bound` (throughput); False: `ours / against <= bound`.
         params: Parameters the series must have (others: the first payload, largest steps).
+        only: The goal applies to targets whose name contains this ("pool": through a pool).
     """
 
     family: str
@@ -44,6 +45,7 @@ class Goal:
     bound: float
     speedup: bool
     params: tuple[tuple[str, Any], ...] = ()
+    only: str = ""
 
 
 def _g(
@@ -266,7 +268,7 @@ def evaluate(results: Results, targets: list[tuple[str, str]]) -> list[dict[str,
     """Every applicable goal for each measured (target name, family), per flavor and mode."""
     rows: list[dict[str, Any]] = []
     for name, family in targets:
-        for goal in (g for g in GOALS if g.family == family):
+        for goal in (g for g in GOALS if g.family == family and g.only in name):
             for flavor in ("sync", "async"):
                 ours_all = _series(results, goal, name, flavor, "ours")
                 groups: dict[Any, list[Series]] = {}
