@@ -27,15 +27,17 @@ from checkpoint_base import (
 
 from ._query import BEGIN, Fetch, Query
 from ._rows import (
-    checkpoint_params,
+    blob_rows,
+    checkpoint_row,
+    dedupe_writes,
     encode_key,
     filter_param,
     to_checkpoint,
     to_row,
     to_thread_info,
-    writes_params,
+    write_rows,
 )
-from ._sql import MIGRATIONS, list_sql, statements
+from ._sql import MIGRATIONS, list_sql, put_sql, put_writes_sql, statements
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresBackend"]
 
@@ -90,8 +92,11 @@ class PostgresBackend(Backend):
                 "this version of checkpointers knows: upgrade the package"
             )
         for v in range(version, len(MIGRATIONS)):
-            for statement in s.migrations[v]:
-                yield Query(statement)
+            check = s.migration_checks[v]
+            applies = check is None or (yield Query(check, fetch=Fetch.ONE)) is not None
+            if applies:
+                for statement in s.migrations[v]:
+                    yield Query(statement)
             yield Query(s.record_migration, {"v": v + 1})
 
     def put_checkpoint(
@@ -100,16 +105,14 @@ class PostgresBackend(Backend):
         blobs: Sequence[BlobRecord],
         writes: Sequence[WriteRecord] = (),
     ) -> Plan[None]:
-        params = checkpoint_params(checkpoint, blobs)
-        if writes:
-            params.update(writes_params(writes))
-            yield Query(self.sql.put_with_writes, params)
-        else:
-            yield Query(self.sql.put, params)
+        unique = dedupe_writes(writes)
+        params = blob_rows(blobs) + write_rows(unique) + checkpoint_row(checkpoint)
+        yield Query(put_sql(self.schema, len(blobs), len(unique)), params)
 
     def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
         if writes:
-            yield Query(self.sql.put_writes, writes_params(writes))
+            unique = dedupe_writes(writes)
+            yield Query(put_writes_sql(self.schema, len(unique)), write_rows(unique))
 
     def list_page(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
         params: dict[str, Any] = {"limit": query.limit}

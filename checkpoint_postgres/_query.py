@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,15 +23,15 @@ class Query:
     """One statement, run in binary result format.
 
     Attributes:
-        sql: The rendered statement (`%(name)s` placeholders; `%(name)b` for bytea).
-        params: Its bound values.
+        sql: The rendered statement (`%(name)s` or `%s` placeholders; `b` for bytea).
+        params: Its bound values, by name or by position.
         fetch: What to return to the plan.
         idempotent: Running it twice leaves the same state as running it once, so after a
             lost connection it may run again even if the first attempt might have committed.
     """
 
     sql: bytes
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] | Sequence[Any] = field(default_factory=dict)
     fetch: Fetch = Fetch.NONE
     idempotent: bool = True
 

@@ -21,15 +21,17 @@ from typing import Any
 from checkpoint_base import BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
 
 __all__ = [
-    "checkpoint_params",
+    "blob_rows",
+    "checkpoint_row",
     "decode_key",
+    "dedupe_writes",
     "encode_key",
     "filter_param",
     "index_json",
     "to_checkpoint",
     "to_row",
     "to_thread_info",
-    "writes_params",
+    "write_rows",
 ]
 
 _ESCAPED = "\x01"
@@ -115,36 +117,45 @@ def filter_param(filter: Mapping[str, Any] | None) -> str | None:
 # -- parameters -------------------------------------------------------------------------------
 
 
-def checkpoint_params(checkpoint: CheckpointRecord, blobs: Sequence[BlobRecord]) -> dict[str, Any]:
-    """Parameters of the put statement (blobs sorted by key, so concurrent puts lock in order)."""
-    ordered = sorted(blobs, key=lambda b: (b.thread_id, b.checkpoint_ns, b.channel, b.version))
-    channels = list(checkpoint.channel_versions)
-    return {
-        "thread": encode_key(checkpoint.thread_id),
-        "ns": encode_key(checkpoint.checkpoint_ns),
-        "id": encode_key(checkpoint.checkpoint_id),
-        "parent": _encode_opt(checkpoint.parent_checkpoint_id),
-        "type": encode_key(checkpoint.type),
-        "checkpoint": checkpoint.checkpoint,
-        "metadata": checkpoint.metadata,
-        "index": index_json(checkpoint.metadata),
-        "channels": [encode_key(c) for c in channels],
-        "versions": [encode_key(checkpoint.channel_versions[c]) for c in channels],
-        "run_id": _encode_opt(checkpoint.run_id),
-        "created_at": checkpoint.created_at,
-        "b_thread": [encode_key(b.thread_id) for b in ordered],
-        "b_ns": [encode_key(b.checkpoint_ns) for b in ordered],
-        "b_channel": [encode_key(b.channel) for b in ordered],
-        "b_version": [encode_key(b.version) for b in ordered],
-        "b_type": [encode_key(b.type) for b in ordered],
-        "b_data": [b.data for b in ordered],
-    }
+def _channel_versions(versions: Mapping[str, str]) -> str:
+    return json.dumps({encode_key(ch): encode_key(v) for ch, v in versions.items()})
 
 
-def _dedupe(writes: Iterable[WriteRecord]) -> list[WriteRecord]:
-    """One write per key, as applying them in order would leave: idx < 0 last wins, else first.
+def checkpoint_row(checkpoint: CheckpointRecord) -> list[Any]:
+    """The checkpoint's values, in the order of the put statement's checkpoint row."""
+    return [
+        encode_key(checkpoint.thread_id),
+        encode_key(checkpoint.checkpoint_ns),
+        encode_key(checkpoint.checkpoint_id),
+        _encode_opt(checkpoint.parent_checkpoint_id),
+        encode_key(checkpoint.type),
+        checkpoint.checkpoint,
+        checkpoint.metadata,
+        index_json(checkpoint.metadata),
+        _channel_versions(checkpoint.channel_versions),
+        _encode_opt(checkpoint.run_id),
+        checkpoint.created_at,
+    ]
 
-    A single INSERT .. ON CONFLICT may not touch a row twice, so duplicates go here.
+
+def blob_rows(blobs: Iterable[BlobRecord]) -> list[Any]:
+    """Blob values, row after row, sorted by key (concurrent puts lock rows in one order)."""
+    params: list[Any] = []
+    for b in sorted(blobs, key=lambda b: (b.thread_id, b.checkpoint_ns, b.channel, b.version)):
+        params += (
+            encode_key(b.thread_id),
+            encode_key(b.checkpoint_ns),
+            encode_key(b.channel),
+            encode_key(b.version),
+            encode_key(b.type),
+            b.data,
+        )
+    return params
+
+
+def dedupe_writes(writes: Iterable[WriteRecord]) -> list[WriteRecord]:
+    """One write per key, as applying them in order would leave (idx < 0: last wins; else
+    first), sorted by key. A single INSERT .. ON CONFLICT may not touch a row twice.
     """
     kept: dict[tuple[str, str, str, str, int], WriteRecord] = {}
     for w in writes:
@@ -154,29 +165,29 @@ def _dedupe(writes: Iterable[WriteRecord]) -> list[WriteRecord]:
     return [kept[k] for k in sorted(kept)]
 
 
-def writes_params(writes: Sequence[WriteRecord]) -> dict[str, Any]:
-    """Parameters of the writes insert, sorted by key (concurrent writers lock in order)."""
-    rows = _dedupe(writes)
-    return {
-        "w_thread": [encode_key(w.thread_id) for w in rows],
-        "w_ns": [encode_key(w.checkpoint_ns) for w in rows],
-        "w_checkpoint": [encode_key(w.checkpoint_id) for w in rows],
-        "w_task": [encode_key(w.task_id) for w in rows],
-        "w_idx": [w.idx for w in rows],
-        "w_channel": [encode_key(w.channel) for w in rows],
-        "w_type": [encode_key(w.type) for w in rows],
-        "w_data": [w.data for w in rows],
-        "w_path": [encode_key(w.task_path) for w in rows],
-    }
+def write_rows(writes: Sequence[WriteRecord]) -> list[Any]:
+    """Write values, row after row (pass them through `dedupe_writes` first)."""
+    params: list[Any] = []
+    for w in writes:
+        params += (
+            encode_key(w.thread_id),
+            encode_key(w.checkpoint_ns),
+            encode_key(w.checkpoint_id),
+            encode_key(w.task_id),
+            w.idx,
+            encode_key(w.channel),
+            encode_key(w.type),
+            w.data,
+            encode_key(w.task_path),
+        )
+    return params
 
 
 # -- rows -------------------------------------------------------------------------------------
 
 
 def to_checkpoint(row: Sequence[Any]) -> CheckpointRecord:
-    """A checkpoint record from the first 11 columns of a fetched row."""
-    channels = [decode_key(c) for c in row[7]]
-    versions = [decode_key(v) for v in row[8]]
+    """A checkpoint record from the first 10 columns of a fetched row."""
     return CheckpointRecord(
         thread_id=decode_key(row[0]),
         checkpoint_ns=decode_key(row[1]),
@@ -185,51 +196,42 @@ def to_checkpoint(row: Sequence[Any]) -> CheckpointRecord:
         type=decode_key(row[4]),
         checkpoint=row[5],
         metadata=row[6],
-        channel_versions=dict(zip(channels, versions, strict=True)),
-        run_id=_decode_opt(row[9]),
-        created_at=row[10],
+        channel_versions={decode_key(ch): decode_key(v) for ch, v in row[7].items()},
+        run_id=_decode_opt(row[8]),
+        created_at=row[9],
     )
 
 
 def to_row(row: Sequence[Any]) -> CheckpointRow:
-    """A checkpoint with its blobs (columns 11-12) and writes (columns 13-18)."""
+    """A checkpoint with its blobs (column 10) and writes (column 11), arrays of records."""
     record = to_checkpoint(row)
-    blobs: list[BlobRecord] = []
-    types, datas = row[11], row[12]
-    if types is not None:
-        for (channel, version), type_, data in zip(
-            record.channel_versions.items(), types, datas, strict=True
-        ):
-            if type_ is not None:
-                blobs.append(
-                    BlobRecord(
-                        record.thread_id,
-                        record.checkpoint_ns,
-                        channel,
-                        version,
-                        decode_key(type_),
-                        data,
-                    )
-                )
-    writes: list[WriteRecord] = []
-    if row[13] is not None:
-        for task_id, idx, channel, type_, data, path in zip(
-            row[13], row[14], row[15], row[16], row[17], row[18], strict=True
-        ):
-            writes.append(
-                WriteRecord(
-                    thread_id=record.thread_id,
-                    checkpoint_ns=record.checkpoint_ns,
-                    checkpoint_id=record.checkpoint_id,
-                    task_id=decode_key(task_id),
-                    idx=idx,
-                    channel=decode_key(channel),
-                    type=decode_key(type_),
-                    data=data,
-                    task_path=decode_key(path),
-                )
-            )
-    return CheckpointRow(record, tuple(blobs), tuple(writes))
+    thread_id, checkpoint_ns = record.thread_id, record.checkpoint_ns
+    blobs = tuple(
+        BlobRecord(
+            thread_id,
+            checkpoint_ns,
+            decode_key(channel),
+            decode_key(version),
+            decode_key(type_),
+            data,
+        )
+        for channel, version, type_, data in row[10]
+    )
+    writes = tuple(
+        WriteRecord(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=record.checkpoint_id,
+            task_id=decode_key(task_id),
+            idx=idx,
+            channel=decode_key(channel),
+            type=decode_key(type_),
+            data=data,
+            task_path=decode_key(path),
+        )
+        for task_id, idx, channel, type_, data, path in row[11]
+    )
+    return CheckpointRow(record, blobs, writes)
 
 
 def to_thread_info(row: Sequence[Any]) -> ThreadInfo:
