@@ -1,60 +1,91 @@
-"""The `checkpointers` command line (also `python -m checkpoint_base`)."""
+"""The `checkpointers` command line (also `python -m checkpoint_base`).
+
+Each sub-command lives in a `_cli_*` module; this one builds the parser and turns every
+error into one line on stderr (with the fix) and an exit status, never a traceback
+(`--debug` shows it).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
+import traceback
 from collections.abc import Sequence
 
-from ._errors import CheckpointerError
+from ._errors import CheckpointerError, StorageUnavailableError, UnknownBackendError
 
 __all__ = ["main"]
 
-
-def _demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
-
-    return run_demo(args.url, sys.stdout)
+_FIXES = {
+    UnknownBackendError: "see `checkpointers migrate --help` for the URL forms",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ._demo import DEFAULT_DEMO_URL
+    from ._cli_admin import add_admin_commands
+    from ._cli_inspect import add_inspect_commands
+    from ._cli_migrate import add_migrate_command
+    from ._cli_open import URL_HELP
 
     parser = argparse.ArgumentParser(
         prog="checkpointers",
-        description="Checkpoint savers for LangGraph: demo, inspect, prune, migrate, benchmark.",
+        description="Checkpoint savers for LangGraph: inspect, prune, migrate, benchmark, demo.",
+        epilog="Run `checkpointers COMMAND --help` for a command's options and examples.\n\n"
+        + URL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = commands.add_parser(
-        "demo",
-        help="run a small agent graph that is interrupted and resumed from storage",
-        description="Run a deterministic agent graph (no LLM) with persistence: it stops for a "
-        "human approval, resumes from storage, and prints the thread's history.",
-        epilog="example: checkpointers demo --url sqlite:///demo.db",
-    )
-    demo.add_argument(
-        "--url", default=DEFAULT_DEMO_URL, help=f"saver URL (default {DEFAULT_DEMO_URL})"
-    )
-    demo.set_defaults(run=_demo)
+    add_inspect_commands(commands, URL_HELP)
+    add_migrate_command(commands, URL_HELP)
+    add_admin_commands(commands, URL_HELP)
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    for kind, fix in _FIXES.items():
+        if isinstance(exc, kind) and fix not in text:
+            text = f"{text} ({fix})"
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    Args:
+        argv: The arguments (without the program name); None reads `sys.argv`.
+
+    Returns:
+        0 on success; 1 on an error or a mismatch; 2 on a usage error; 130 when stopped.
+    """
+    parser = _parser()
     try:
-        parser = _parser()
-    except ImportError as exc:
-        print(f"checkpointers: {exc}", file=sys.stderr)
-        return 2
-    args = parser.parse_args(argv)
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error argparse already printed
+        return exit_.code if isinstance(exit_.code, int) else 2
     try:
         status: int = args.run(args)
-    except (CheckpointerError, ImportError) as exc:
-        print(f"checkpointers {args.command}: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print(f"checkpointers {args.command}: interrupted", file=sys.stderr)
+        print(f"\ncheckpointers {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (CheckpointerError, ImportError, OSError, sqlite3.Error, ValueError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        kind = "unreachable" if isinstance(exc, StorageUnavailableError) else "error"
+        print(f"checkpointers {args.command}: {kind}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line, with how to see more
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"checkpointers {args.command}: unexpected {type(exc).__name__}: {_one_line(exc)} "
+            "(run with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
+    sys.stdout.flush()
     return status
 
 

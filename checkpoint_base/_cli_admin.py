@@ -1,0 +1,221 @@
+"""`checkpointers setup | prune | bench | demo`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Collection
+from typing import Any
+
+from ._backend import Backend
+from ._cli_format import Style, parse_duration, table
+from ._cli_open import open_side
+from ._errors import ConfigError
+from ._migrate_side import Key, SaverSide
+from ._operations import _chain_to_snapshots, _delta_channels
+from ._plan import Plan
+from ._records import CheckpointRecord, ListQuery
+
+__all__ = ["add_admin_commands", "prune_keep"]
+
+_FMT = argparse.RawDescriptionHelpFormatter
+
+
+# -- setup -------------------------------------------------------------------------------------
+
+
+def _setup(args: argparse.Namespace) -> int:
+    with open_side(args.url, write=True) as side:
+        side.setup()
+        sys.stdout.write(f"ready: {side.label} (tables and migrations are up to date)\n")
+    return 0
+
+
+# -- prune -------------------------------------------------------------------------------------
+
+
+def prune_keep(
+    backend: Backend, thread_id: str, keep_last: int | None, newer_than: float | None
+) -> Plan[tuple[int, set[Key]]]:
+    """(checkpoints of the thread, the (namespace, id) to keep) for `checkpointers prune`.
+
+    Per namespace: the `keep_last` newest checkpoints, or those created at or after
+    `newer_than`, and always the newest one (a prune never empties a thread). For graphs
+    with a `DeltaChannel`, every kept checkpoint whose parent goes also keeps its ancestors
+    back to each delta channel's stored value, as the saver's `keep_latest` does, so each
+    kept state still rebuilds.
+    """
+    rows = yield from backend._scan(ListQuery(thread_id=thread_id))
+    by_ns: dict[str, list[CheckpointRecord]] = {}
+    for row in rows:
+        by_ns.setdefault(row.checkpoint.checkpoint_ns, []).append(row.checkpoint)
+    keep: set[Key] = set()
+    for records in by_ns.values():
+        records.sort(key=lambda r: r.checkpoint_id, reverse=True)
+        if keep_last is not None:
+            kept = records[:keep_last]
+        else:
+            assert newer_than is not None
+            kept = [records[0], *(r for r in records[1:] if r.created_at >= newer_than)]
+        keep |= {(r.checkpoint_ns, r.checkpoint_id) for r in kept}
+    for records in by_ns.values():
+        for record in records:
+            key = (record.checkpoint_ns, record.checkpoint_id)
+            parent = (record.checkpoint_ns, record.parent_checkpoint_id or "")
+            if key not in keep or parent in keep:
+                continue
+            channels = _delta_channels(record)
+            if channels:
+                keep |= yield from _chain_to_snapshots(backend, record, channels)
+    return len(rows), keep
+
+
+def _prune_thread(backend: Backend, thread_id: str, keep: Collection[Key]) -> Plan[None]:
+    yield from backend.prune(thread_id, keep)
+
+
+def _prune(args: argparse.Namespace) -> int:
+    out, style = sys.stdout, Style(sys.stdout)
+    newer_than = None
+    if args.older_than is not None:
+        try:
+            newer_than = time.time() - parse_duration(args.older_than)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    with open_side(args.url, write=not args.dry_run) as side:
+        if not isinstance(side, SaverSide):
+            raise ConfigError(
+                f"prune works on savers of this package, not on {side.label}; for LangGraph's "
+                "official savers call their prune(), or migrate first"
+            )
+        backend = side.saver.backend
+        thread_ids = args.thread or _all_thread_ids(side)
+        results = []
+        for thread_id in thread_ids:
+            total, keep = side.run(prune_keep(backend, thread_id, args.keep_last, newer_than))
+            if total == 0 and args.thread:
+                raise ConfigError(f"no thread {thread_id!r} in {side.label}")
+            doomed = total - len(keep)
+            if doomed and not args.dry_run:
+                side.run(_prune_thread(backend, thread_id, keep))
+            results.append((thread_id, total, len(keep), doomed))
+    changed = [r for r in results if r[3]]
+    if changed:
+        rows = [[t, str(n), str(k), str(d)] for t, n, k, d in changed]
+        headers = ["THREAD", "CHECKPOINTS", "KEPT", "WOULD DELETE" if args.dry_run else "DELETED"]
+        out.write(table(headers, rows, style, right=(1, 2, 3), shrink=0) + "\n")
+    deleted = sum(r[3] for r in results)
+    verb = "would delete" if args.dry_run else "deleted"
+    out.write(f"{verb} {deleted:,} checkpoints in {len(changed):,} of {len(results):,} threads\n")
+    return 0
+
+
+def _all_thread_ids(side: SaverSide) -> list[str]:
+    ids: list[str] = []
+    after = None
+    while True:
+        page = side.run(side.thread_page(after, 1000))
+        ids.extend(t.thread_id for t in page)
+        if len(page) < 1000:
+            return ids
+        after = page[-1].thread_id
+
+
+# -- bench and demo ----------------------------------------------------------------------------
+
+
+def _bench(args: argparse.Namespace) -> int:
+    try:  # imported by name: the harness is no dependency of the package
+        benchmarks = importlib.import_module("benchmarks")
+    except ImportError:
+        raise ConfigError(
+            "the benchmark harness is not installed: run `checkpointers bench` from a "
+            "checkout of the repository (its benchmarks/ package)"
+        ) from None
+    status: int = benchmarks.main(args.args)
+    return status
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return run_demo(args.url, sys.stdout)
+
+
+def add_admin_commands(commands: Any, url_help: str) -> None:
+    """Add `setup`, `prune`, `bench` and `demo` to the sub-command parsers."""
+    p = commands.add_parser(
+        "setup",
+        help="create or migrate the storage schema",
+        description="Create the tables (or keys) a checkpointer needs, or run the schema "
+        "migrations it has not run yet. Safe to run again, and from two processes at once.",
+        epilog="examples:\n  checkpointers setup sqlite:///checkpoints.db\n"
+        "  checkpointers setup postgresql://me@localhost:5432/app\n\n" + url_help,
+        formatter_class=_FMT,
+    )
+    p.add_argument("url", help="checkpointer URL")
+    p.set_defaults(run=_setup)
+
+    p = commands.add_parser(
+        "prune",
+        help="delete old checkpoints, keeping the newest per namespace",
+        description="Delete old checkpoints of every thread (or of --thread ones). The newest "
+        "checkpoint of each namespace is always kept, and with a DeltaChannel so are the "
+        "ancestors a kept state needs to rebuild. Only for savers of this package.",
+        epilog="examples:\n  checkpointers prune sqlite:///checkpoints.db --keep-last 10\n"
+        "  checkpointers prune postgresql://me@db/app --older-than 30d --dry-run\n"
+        "  checkpointers prune redis://localhost:6379/0 --keep-last 1 --thread t1\n\n" + url_help,
+        formatter_class=_FMT,
+    )
+    p.add_argument("url", help="checkpointer URL")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--keep-last", type=_at_least_one, metavar="N", help="keep the N newest")
+    which.add_argument(
+        "--older-than", metavar="DURATION", help="delete those older than this: 90m, 12h, 30d, 2w"
+    )
+    p.add_argument("--thread", action="append", metavar="ID", help="only this thread (repeat)")
+    p.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    p.set_defaults(run=_prune)
+
+    p = commands.add_parser(
+        "bench",
+        help="run the benchmark harness (options are passed to it)",
+        description="Run the benchmark harness of the repository (benchmarks/); every "
+        "argument after `bench` goes to it. `checkpointers bench --help` shows its own help "
+        "when it is installed.",
+        epilog="example:\n  checkpointers bench --backend sqlite --backend postgres",
+        formatter_class=_FMT,
+        add_help=False,
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the harness")
+    p.set_defaults(run=_bench)
+
+    try:
+        from ._demo import DEFAULT_DEMO_URL
+    except ImportError:  # LangGraph is missing: `demo` says so when it runs
+        DEFAULT_DEMO_URL = "sqlite:///checkpointers-demo.db"
+
+    p = commands.add_parser(
+        "demo",
+        help="run a small agent graph that is interrupted and resumed from storage",
+        description="Run a deterministic agent graph (no LLM) with persistence: it stops for "
+        "a human approval, resumes from storage, and prints the thread's history.",
+        epilog="example:\n  checkpointers demo --url sqlite:///demo.db",
+        formatter_class=_FMT,
+    )
+    p.add_argument(
+        "--url", default=DEFAULT_DEMO_URL, help=f"saver URL (default {DEFAULT_DEMO_URL})"
+    )
+    p.set_defaults(run=_demo)
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value

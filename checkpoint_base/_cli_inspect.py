@@ -1,0 +1,365 @@
+"""`checkpointers threads | history | show`: look at what a checkpointer stores."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import datetime
+import enum
+import json
+import pprint
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langgraph.checkpoint.base import CheckpointTuple
+
+from ._cli_format import Style, format_age, format_bytes, format_time, table
+from ._cli_open import open_side
+from ._convert import decode_metadata, to_tuple
+from ._errors import ConfigError
+from ._migrate_side import Side
+from ._records import EMPTY, CheckpointRow
+
+__all__ = ["add_inspect_commands", "next_nodes"]
+
+_TASKS = "__pregel_tasks"
+_BRANCH = "branch:to:"
+
+
+def _thread_rows(side: Side, thread_id: str, shown: str) -> list[CheckpointRow]:
+    rows: list[CheckpointRow] = side.run(side.read_thread(thread_id))
+    if not rows:
+        raise ConfigError(
+            f"no thread {thread_id!r} in {shown}; list the threads with: checkpointers threads URL"
+        )
+    return rows
+
+
+def _newer(version: Any, seen: Any) -> bool:
+    if seen is None:
+        return True
+    try:
+        return bool(version > seen)
+    except TypeError:
+        return str(version) > str(seen)
+
+
+def next_nodes(
+    body: Mapping[str, Any], has_value: Mapping[str, bool], sends: Sequence[Any]
+) -> list[str]:
+    """The nodes LangGraph would run next from a checkpoint, without the graph.
+
+    A node runs when its trigger channel (`branch:to:NODE`, or `__start__` for the input)
+    holds a value at a version the node has not seen (`versions_seen`); each `Send` packet in
+    `__pregel_tasks` is a task of its node. This matches `StateSnapshot.next` for graphs
+    built with `StateGraph` (edges, conditional edges, `Send`, interrupts); a graph with
+    other trigger channels may run nodes this does not list.
+    """
+    versions = body.get("channel_versions") or {}
+    seen = body.get("versions_seen") or {}
+    nodes = set()
+    for channel, version in versions.items():
+        if channel.startswith(_BRANCH):
+            node = channel[len(_BRANCH) :]
+        elif channel == "__start__":
+            node = "__start__"
+        else:
+            continue
+        if has_value.get(channel) and _newer(version, (seen.get(node) or {}).get(channel)):
+            nodes.add(node)
+    return sorted(nodes) + [str(getattr(p, "node", p)) for p in sends]
+
+
+def _row_next(side: Side, row: CheckpointRow, body: Mapping[str, Any]) -> list[str]:
+    rec = row.checkpoint
+    blobs = {(b.channel, b.version): b for b in row.blobs}
+    has_value = {}
+    sends: list[Any] = []
+    for channel, version in rec.channel_versions.items():
+        blob = blobs.get((channel, version))
+        has_value[channel] = blob is not None and blob.type != EMPTY
+        if channel == _TASKS and blob is not None and blob.type != EMPTY:
+            sends = list(side.serde.loads_typed((blob.type, blob.data)) or ())
+    return next_nodes(body, has_value, sends)
+
+
+# -- threads -----------------------------------------------------------------------------------
+
+
+def _threads(args: argparse.Namespace) -> int:
+    out, style = sys.stdout, Style(sys.stdout)
+    with open_side(args.url) as side:
+        infos = side.run(side.thread_page(args.after, args.limit + 1))
+    more = len(infos) > args.limit
+    infos = infos[: args.limit]
+    if args.json:
+        out.write(json.dumps([dataclasses.asdict(i) for i in infos], indent=2) + "\n")
+        return 0
+    if not infos:
+        out.write(f"no threads in {side.label}\n")
+        return 0
+    rows = [
+        [
+            i.thread_id,
+            str(i.checkpoint_count),
+            ",".join(repr(ns) if ns == "" else ns for ns in i.namespaces) or "-",
+            format_bytes(i.size_bytes),
+            f"{format_time(i.updated_at)} ({format_age(i.updated_at)})",
+        ]
+        for i in infos
+    ]
+    headers = ["THREAD", "CHECKPOINTS", "NAMESPACES", "SIZE", "LAST UPDATE"]
+    out.write(table(headers, rows, style, right=(1, 3), shrink=2) + "\n")
+    if more:
+        out.write(style(f"more threads: --after {infos[-1].thread_id}", "dim") + "\n")
+    return 0
+
+
+# -- history -----------------------------------------------------------------------------------
+
+
+def _history(args: argparse.Namespace) -> int:
+    out, style = sys.stdout, Style(sys.stdout)
+    with open_side(args.url) as side:
+        rows = _thread_rows(side, args.thread, side.label)
+        namespaces = sorted({r.checkpoint.checkpoint_ns for r in rows})
+        if args.ns not in namespaces:
+            raise ConfigError(
+                f"thread {args.thread!r} has no namespace {args.ns!r}; it has: "
+                + ", ".join(repr(ns) for ns in namespaces)
+            )
+        rows = [r for r in rows if r.checkpoint.checkpoint_ns == args.ns]
+        rows.sort(key=lambda r: r.checkpoint.checkpoint_id, reverse=True)
+        entries: list[dict[str, Any]] = []
+        for row in rows[: args.limit]:
+            rec = row.checkpoint
+            body = side.serde.loads_typed((rec.type, rec.checkpoint))
+            meta = decode_metadata(rec.metadata)
+            entries.append(
+                {
+                    "checkpoint_id": rec.checkpoint_id,
+                    "parent_checkpoint_id": rec.parent_checkpoint_id,
+                    "step": meta.get("step"),
+                    "source": meta.get("source"),
+                    "created_at": rec.created_at,
+                    "next": _row_next(side, row, body),
+                    "pending_writes": len(row.writes),
+                }
+            )
+    if args.json:
+        out.write(json.dumps(entries, indent=2) + "\n")
+        return 0
+    table_rows = [
+        [
+            str(e["step"]),
+            str(e["source"]),
+            format_time(e["created_at"]),
+            ",".join(e["next"]) or "-",
+            str(e["pending_writes"]),
+            e["checkpoint_id"],
+        ]
+        for e in entries
+    ]
+    out.write(f"thread {args.thread}  namespace {args.ns!r}  (newest first)\n")
+    headers = ["STEP", "SOURCE", "CREATED", "NEXT", "WRITES", "CHECKPOINT"]
+    out.write(table(headers, table_rows, style, right=(0, 4), shrink=3) + "\n")
+    if len(rows) > args.limit:
+        out.write(style(f"{len(rows) - args.limit} older checkpoints: --limit N", "dim") + "\n")
+    return 0
+
+
+# -- show --------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-ready view of a decoded value (messages, models, dataclasses, bytes, ...)."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return {"__type__": type(value).__name__, **dump(mode="json")}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {"__type__": type(value).__name__, **{k: _jsonable(v) for k, v in fields.items()}}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [_jsonable(v) for v in items]
+    if isinstance(value, (bytes, bytearray)):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return _jsonable(value.value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
+
+
+def _message_line(message: Any) -> str:
+    kind = type(message).__name__
+    calls = getattr(message, "tool_calls", None)
+    if calls:
+        shown = ", ".join(f"{c['name']}({json.dumps(c.get('args'))})" for c in calls)
+        return f"{kind}: calls {shown}"
+    content = message.content if isinstance(message.content, str) else json.dumps(message.content)
+    return f"{kind}: {content}"
+
+
+def _readable(value: Any, width: int) -> list[str]:
+    if isinstance(value, list) and value and all(hasattr(v, "content") for v in value):
+        return [_message_line(m) for m in value]
+    return pprint.pformat(value, width=max(width, 40), sort_dicts=False).splitlines()
+
+
+def _pick(
+    rows: list[CheckpointRow], checkpoint_id: str | None, ns: str, thread: str
+) -> CheckpointRow:
+    in_ns = [r for r in rows if r.checkpoint.checkpoint_ns == ns]
+    if checkpoint_id is None:
+        if not in_ns:
+            raise ConfigError(f"thread {thread!r} has no checkpoint in namespace {ns!r}")
+        return max(in_ns, key=lambda r: r.checkpoint.checkpoint_id)
+    for row in in_ns:
+        if row.checkpoint.checkpoint_id == checkpoint_id:
+            return row
+    raise ConfigError(
+        f"thread {thread!r} has no checkpoint {checkpoint_id!r} in namespace {ns!r}; "
+        f"list them with: checkpointers history URL {thread}"
+    )
+
+
+def _show(args: argparse.Namespace) -> int:
+    out, style = sys.stdout, Style(sys.stdout)
+    with open_side(args.url) as side:
+        row = _pick(
+            _thread_rows(side, args.thread, side.label), args.checkpoint, args.ns, args.thread
+        )
+        tup: CheckpointTuple = to_tuple(side.serde, row)
+        body = {k: v for k, v in tup.checkpoint.items() if k != "channel_values"}
+        nxt = _row_next(side, row, body)
+    rec = row.checkpoint
+    values = tup.checkpoint.get("channel_values") or {}
+    if args.json:
+        doc = {
+            "thread_id": rec.thread_id,
+            "checkpoint_ns": rec.checkpoint_ns,
+            "checkpoint_id": rec.checkpoint_id,
+            "parent_checkpoint_id": rec.parent_checkpoint_id,
+            "created_at": datetime.datetime.fromtimestamp(
+                rec.created_at, datetime.timezone.utc
+            ).isoformat(),
+            "metadata": tup.metadata,
+            "next": nxt,
+            "values": _jsonable(values),
+            "channel_versions": dict(rec.channel_versions),
+            "pending_writes": [
+                {"task_id": t, "channel": c, "value": _jsonable(v)}
+                for t, c, v in tup.pending_writes or ()
+            ],
+        }
+        out.write(json.dumps(doc, indent=2) + "\n")
+        return 0
+    meta = tup.metadata or {}
+    width = (style.width or 100) - 6
+
+    def label(text: str) -> str:
+        return style(f"{text:<12}", "bold")
+
+    out.write(f"{label('thread')}{rec.thread_id}   namespace {rec.checkpoint_ns!r}\n")
+    out.write(f"{label('checkpoint')}{rec.checkpoint_id}\n")
+    out.write(f"{label('parent')}{rec.parent_checkpoint_id or '-'}\n")
+    out.write(
+        f"{label('created')}{format_time(rec.created_at)}   step {meta.get('step')}   "
+        f"source {meta.get('source')}\n"
+    )
+    out.write(f"{label('next')}{', '.join(nxt) or '-'}\n")
+    shown = {k: v for k, v in values.items() if args.all or not _internal(k)}
+    out.write(style("values", "bold") + (" (none)\n" if not shown else "\n"))
+    for channel, value in shown.items():
+        lines = _readable(value, width)
+        out.write(f"  {style(channel, 'cyan')}:")
+        out.write(f" {lines[0]}\n" if len(lines) == 1 else "\n")
+        for line in lines if len(lines) > 1 else ():
+            out.write(f"    {line}\n")
+    if tup.pending_writes:
+        out.write(style("pending writes", "bold") + "\n")
+        for task_id, channel, value in tup.pending_writes:
+            text = " ".join(_readable(value, width))
+            out.write(f"  {task_id[:8]}  {style(channel, 'cyan')} = {text[:width]}\n")
+    hidden = len(values) - len(shown)
+    if hidden:
+        out.write(style(f"({hidden} internal channels hidden: --all shows them)", "dim") + "\n")
+    return 0
+
+
+def _internal(channel: str) -> bool:
+    return channel.startswith(("__", _BRANCH, "branch:"))
+
+
+# -- registration ------------------------------------------------------------------------------
+
+
+def add_inspect_commands(commands: Any, url_help: str) -> None:
+    """Add `threads`, `history` and `show` to the sub-command parsers."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = commands.add_parser(
+        "threads",
+        help="list threads with counts, namespaces, sizes and last update",
+        description="List the threads of a checkpointer, by thread id.",
+        epilog="examples:\n  checkpointers threads sqlite:///checkpoints.db\n"
+        "  checkpointers threads postgresql://me@localhost/app --limit 20 --after t-0100\n"
+        "  checkpointers threads langgraph-sqlite:///old.db --json\n\n" + url_help,
+        formatter_class=fmt,
+    )
+    p.add_argument("url", help="checkpointer URL (see below)")
+    p.add_argument("--limit", type=_positive, default=50, help="at most N threads (default 50)")
+    p.add_argument("--after", default=None, metavar="ID", help="start after this thread id")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=_threads)
+
+    p = commands.add_parser(
+        "history",
+        help="the checkpoints of a thread: step, source, time, next nodes",
+        description="The checkpoints of one thread and namespace, newest first. NEXT is what "
+        "LangGraph would run next, derived from the stored trigger channels (see `show`).",
+        epilog="examples:\n  checkpointers history sqlite:///checkpoints.db demo-1a2b3c4d\n"
+        "  checkpointers history sqlite:///checkpoints.db t1 --ns 'review:4f1c...' --json\n\n"
+        + url_help,
+        formatter_class=fmt,
+    )
+    p.add_argument("url", help="checkpointer URL")
+    p.add_argument("thread", help="thread id")
+    p.add_argument("--ns", default="", help="checkpoint namespace (default: the root graph)")
+    p.add_argument("--limit", type=_positive, default=50, help="at most N checkpoints")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=_history)
+
+    p = commands.add_parser(
+        "show",
+        help="the decoded state of a checkpoint (latest by default)",
+        description="Decode one checkpoint with the saver's serializer: its channel values, "
+        "pending writes, metadata and next nodes.",
+        epilog="examples:\n  checkpointers show sqlite:///checkpoints.db demo-1a2b3c4d\n"
+        "  checkpointers show sqlite:///checkpoints.db demo-1a2b3c4d 1ef4f797-... --json\n\n"
+        + url_help,
+        formatter_class=fmt,
+    )
+    p.add_argument("url", help="checkpointer URL")
+    p.add_argument("thread", help="thread id")
+    p.add_argument("checkpoint", nargs="?", default=None, help="checkpoint id (default: latest)")
+    p.add_argument("--ns", default="", help="checkpoint namespace (default: the root graph)")
+    p.add_argument("--all", action="store_true", help="also show LangGraph's internal channels")
+    p.add_argument("--json", action="store_true", help="print JSON (every channel)")
+    p.set_defaults(run=_show)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value

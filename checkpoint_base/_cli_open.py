@@ -1,0 +1,239 @@
+"""Open what a command-line URL names, as a migration side.
+
+- `sqlite:///...`, `postgresql://...`, `redis://...`, `memory://`, ...: a saver of this
+  package, through `connect()` (any installed backend).
+- `langgraph-sqlite:///path.db`: the database file of LangGraph's official SQLite saver.
+- `langgraph-postgres://user@host/db` (or `langgraph-postgresql://`): the tables of
+  LangGraph's official Postgres saver (`?options=-csearch_path%3Dmyschema` picks a schema).
+- `py:package.module:factory`: any `BaseCheckpointSaver` that `factory()` returns (or yields,
+  as a context manager), read and written through its public API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import sqlite3
+import sys
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+from ._connect import connect
+from ._errors import ConfigError, MissingDriverError, StorageUnavailableError, UnknownBackendError
+from ._migrate import as_side
+from ._migrate_side import Side
+
+__all__ = ["URL_HELP", "open_side"]
+
+URL_HELP = """\
+URLs:
+  sqlite:///rel.db  sqlite:////abs/path.db    a saver of this package (any installed
+  postgresql://user@host:5432/db              backend: memory://, sqlite, postgresql,
+  redis://host:6379/0  redis+cluster://h:7000  redis, redis+cluster, ...)
+  langgraph-sqlite:///path.db                 LangGraph's official SqliteSaver database
+  langgraph-postgres://user@host/db           LangGraph's official PostgresSaver tables
+                                              (?options=-csearch_path%3Dschema for a schema)
+  py:package.module:factory                   any BaseCheckpointSaver that factory()
+                                              returns or yields (through its public API)
+"""
+
+_CONNECT_TIMEOUT = 5
+
+
+def _sqlite_path(url: str, scheme: str) -> str:
+    rest = url[len(scheme) + len("://") :]
+    if not rest.startswith("/") or rest in ("/", ""):
+        raise ConfigError(
+            f"bad URL {url!r}: use {scheme}:///relative/path.db or {scheme}:////absolute/path.db"
+        )
+    path = urllib.parse.unquote(rest[1:].split("?", 1)[0])
+    if path == ":memory:":
+        raise ConfigError(f"{url!r} names an in-memory database: it would be empty; use a file")
+    return path
+
+
+def _require_file(path: str, url: str) -> None:
+    if not os.path.exists(path):
+        raise ConfigError(
+            f"no database file at {path!r} (from {url!r}); check the path "
+            "(sqlite:///rel.db is relative to the current directory, sqlite:////abs.db absolute)"
+        )
+
+
+def _probe_postgres(url: str, shown: str) -> None:
+    """Fail fast, in one line, when the server cannot be reached (a pool would wait 30 s)."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise MissingDriverError(
+            "PostgreSQL needs psycopg: pip install 'checkpointers[postgres]'"
+        ) from exc
+    try:
+        psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT).close()
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageUnavailableError(
+            f"cannot reach PostgreSQL at {shown}: {reason}; "
+            "is the server running, and are host, port, database and credentials right?"
+        ) from exc
+
+
+def _probe_redis(url: str, shown: str) -> None:
+    try:
+        import redis
+    except ImportError as exc:
+        raise MissingDriverError(
+            "Redis needs redis-py: pip install 'checkpointers[redis]'"
+        ) from exc
+    first = url if "+cluster" not in url else "redis://" + url.split("://", 1)[1].split(",")[0]
+    client = redis.Redis.from_url(
+        first.replace("redis+cluster://", "redis://"),
+        socket_connect_timeout=_CONNECT_TIMEOUT,
+        socket_timeout=_CONNECT_TIMEOUT,
+        retry_on_timeout=False,
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise StorageUnavailableError(
+            f"cannot reach Redis at {shown}: {exc}; is the server running on that host and port?"
+        ) from exc
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def _ours(url: str, shown: str, *, write: bool) -> Iterator[Side]:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "sqlite" and not write:
+        _require_file(_sqlite_path(url, "sqlite"), shown)
+    if scheme in ("postgresql", "postgres"):
+        _probe_postgres(url, shown)
+    elif scheme in ("redis", "rediss", "redis+cluster"):
+        _probe_redis(url, shown)
+    if scheme == "memory":
+        raise ConfigError(
+            "memory:// lives only as long as this command: there is nothing to read and what "
+            "is written is lost; use a durable URL (sqlite:///file.db, postgresql://..., "
+            "redis://...)"
+        )
+    with connect(url) as saver:
+        yield as_side(saver, shown)
+
+
+@contextlib.contextmanager
+def _langgraph_sqlite(url: str, scheme: str, shown: str, *, write: bool) -> Iterator[Side]:
+    try:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+    except ImportError as exc:
+        raise MissingDriverError(
+            "reading LangGraph's SQLite saver needs it: pip install langgraph-checkpoint-sqlite"
+        ) from exc
+    path = _sqlite_path(url, scheme)
+    if write:
+        conn = sqlite3.connect(path, check_same_thread=False)
+    else:
+        _require_file(path, shown)
+        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    with contextlib.closing(conn):
+        yield as_side(SqliteSaver(conn), shown)
+
+
+@contextlib.contextmanager
+def _langgraph_postgres(url: str, scheme: str, shown: str) -> Iterator[Side]:
+    try:
+        from langgraph.checkpoint.postgres import PostgresSaver
+    except ImportError as exc:
+        raise MissingDriverError(
+            "reading LangGraph's Postgres saver needs it: pip install langgraph-checkpoint-postgres"
+        ) from exc
+    real = "postgresql" + url[len(scheme) :]
+    _probe_postgres(real, shown)
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(
+        real,
+        autocommit=True,
+        prepare_threshold=0,
+        row_factory=dict_row,
+        connect_timeout=_CONNECT_TIMEOUT,
+    ) as conn:
+        yield as_side(PostgresSaver(conn), shown)
+
+
+@contextlib.contextmanager
+def _python_factory(url: str, shown: str) -> Iterator[Side]:
+    target = url[len("py:") :]
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"bad URL {url!r}: use py:package.module:factory")
+    if os.getcwd() not in sys.path:  # as `python -m` does, so a local module is found
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r} (from {url!r}): {exc}") from exc
+    factory: Any = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+    if not callable(factory):
+        raise ConfigError(f"{module_name}:{attr} is not a callable that returns a checkpointer")
+    made = factory()
+    with contextlib.ExitStack() as stack:
+        from langgraph.checkpoint.base import BaseCheckpointSaver
+
+        if not isinstance(made, BaseCheckpointSaver) and hasattr(made, "__enter__"):
+            made = stack.enter_context(made)
+        if not isinstance(made, BaseCheckpointSaver):
+            raise ConfigError(
+                f"{module_name}:{attr}() gave {type(made).__name__}, not a checkpointer "
+                "(a BaseCheckpointSaver, or a context manager that yields one)"
+            )
+        yield as_side(made, shown)
+
+
+@contextlib.contextmanager
+def open_side(url: str, *, write: bool = False) -> Iterator[Side]:
+    """Open the storage `url` names (see the module docstring) as a migration side.
+
+    Args:
+        url: The URL.
+        write: The command will write (a missing SQLite file is then created).
+
+    Raises:
+        UnknownBackendError: the scheme is unknown.
+        ConfigError: the URL is malformed, or names nothing readable.
+        MissingDriverError: a driver is missing; the message names what to install.
+        StorageUnavailableError: the server cannot be reached.
+    """
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)  # one line, not a log dump
+    shown = _redact(url)
+    if url.startswith("py:"):
+        with _python_factory(url, shown) as side:
+            yield side
+        return
+    if "://" not in url:
+        raise UnknownBackendError(
+            f"not a URL: {shown!r}; expected scheme://..., for example sqlite:///checkpoints.db"
+        )
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "langgraph-sqlite":
+        with _langgraph_sqlite(url, scheme, shown, write=write) as side:
+            yield side
+    elif scheme in ("langgraph-postgres", "langgraph-postgresql"):
+        with _langgraph_postgres(url, scheme, shown) as side:
+            yield side
+    else:
+        with _ours(url, shown, write=write) as side:
+            yield side
+
+
+def _redact(url: str) -> str:
+    from ._cli_format import redact
+
+    return redact(url)
