@@ -4,8 +4,11 @@ Reading uses `list`; writing uses `put_writes` then `put` (the checkpoint last, 
 shows without its writes). Values cross a public API as Python objects, so they are decoded
 and encoded again: records read here are encoded with `encoder` (the target's serializer when
 migrating), and records written here are decoded with the source's serializer. Two facts of
-a write are not visible through the API and are rebuilt: `task_path` (read back as `""`) and
-`idx` (the write's position among its task's writes, or its `WRITES_IDX_MAP` index).
+a write are not visible through the API and are rebuilt: `idx` (the write's position among
+its task's writes, or its `WRITES_IDX_MAP` index) and `task_path`, which only orders pending
+writes (`writes_sort_key`): it reads back as `""`, or, where the listed order is not the order
+of task ids, as `"~migrated, NNNNNN"` numbering the tasks in the listed order, which LangGraph
+then applies in the same order.
 """
 
 from __future__ import annotations
@@ -202,19 +205,37 @@ class ApiSide(Side):
             run_id=str(run_id) if run_id is not None else None,
             created_at=ts_to_epoch(body.get("ts")) or uuid6_epoch(str(body["id"])) or 0.0,
         )
+        pending = list(tup.pending_writes or ())
+        paths = _task_paths([task_id for task_id, _, _ in pending])
         writes = []
         position: dict[str, int] = defaultdict(int)
-        for task_id, channel, value in tup.pending_writes or ():
+        for task_id, channel, value in pending:
             idx = WRITES_IDX_MAP.get(channel, position[task_id])
             if channel not in WRITES_IDX_MAP:
                 position[task_id] += 1
             w_type, w_data = self.encoder.dumps_typed(value)
             writes.append(
                 WriteRecord(
-                    thread_id, ns, record.checkpoint_id, task_id, idx, channel, w_type, w_data
+                    thread_id,
+                    ns,
+                    record.checkpoint_id,
+                    task_id,
+                    idx,
+                    channel,
+                    w_type,
+                    w_data,
+                    paths[task_id],
                 )
             )
         return CheckpointRow(record, blobs, tuple(writes))
+
+
+def _task_paths(task_ids: Sequence[str]) -> dict[str, str]:
+    """A `task_path` per task that keeps the listed order of pending writes (see module doc)."""
+    order = list(dict.fromkeys(task_ids))
+    if order == sorted(order):
+        return dict.fromkeys(order, "")
+    return {task_id: f"~migrated, {rank:06}" for rank, task_id in enumerate(order)}
 
 
 def _by_task(writes: Sequence[WriteRecord]) -> dict[tuple[str, str], list[WriteRecord]]:
