@@ -10,7 +10,7 @@ How SQLite reads a quoted path key depends on its version, so this module asks t
 library once (`json_support`) instead of trusting a version number:
 
 - SQLite >= 3.45 decodes escapes in `$."..."` and in object labels before comparing, so any
-  key can be written as its JSON-escaped form.
+  key without NUL can be written as its JSON-escaped form (a NUL still ends the comparison).
 - Older versions compare the path key with the label's raw text and end a quoted key at
   the first `"`; there only keys whose JSON form needs no escape at all (printable ASCII
   without `"` or `\\`) are pushed down, and strings with NUL are not compared (older
@@ -63,6 +63,8 @@ def json_support() -> JsonSupport:
 
 def path_key(key: str, support: JsonSupport) -> str | None:
     """`key` as one quoted JSON path step, or None when it cannot be expressed safely."""
+    if "\x00" in key:  # 3.51 still ends a label at NUL when comparing: "\x00" finds "\x00x"
+        return None
     escaped = json.dumps(key, ensure_ascii=True)[1:-1]
     if support.escaped_keys:
         return f'."{escaped}"'

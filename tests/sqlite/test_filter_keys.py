@@ -120,7 +120,9 @@ def test_path_keys_on_both_kinds_of_sqlite() -> None:
         assert path_key(unsafe, old) is None
     assert path_key('a"b', new) == '."a\\"b"'
     assert path_key("é", new) == '."\\u00e9"'
-    assert path_key("\x00", new) == '."\\u0000"'
+    for unsafe in ("\x00", "a\x00b"):  # NUL ends a label comparison even in SQLite 3.51
+        assert path_key(unsafe, new) is None
+        assert path_key(unsafe, old) is None
     # What this process links is probed, not assumed from a version number.
     support = json_support()
     conditions, params = filter_sql({'a"b': 1}, support)

@@ -82,6 +82,6 @@ def test_cost_does_not_grow_with_the_thread(db_path: str, name: str) -> None:
         plan = " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
     finally:
         conn.close()
-    assert "TEMP B-TREE" not in plan  # no sort of the thread's rows
+    assert "FOR ORDER BY" not in plan  # no sort of the thread's rows
     assert "SCAN cp_" not in plan  # every table access is an index search
     assert big <= small * 1.1 + 50, (small, big)
