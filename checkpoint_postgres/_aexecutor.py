@@ -19,7 +19,7 @@ from checkpoint_base import Plan, StorageError, arun
 
 from ._errors import connection_lost, retryable_conflict, translate
 from ._query import Begin, Fetch, Query
-from ._state import RunState
+from ._state import RunState, reconnect_delays, worth_waiting
 
 __all__ = ["AsyncPostgresExecutor"]
 
@@ -60,6 +60,8 @@ class AsyncPostgresExecutor:
         owned: Close `source` in `aclose()` (true when the saver created it).
         prepare_threshold: As for `PostgresExecutor`.
         schema: For error messages.
+        reconnect_timeout: Seconds to keep trying to replace a lost single connection while
+            the server cannot be reached (a restart): then the operation fails.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class AsyncPostgresExecutor:
         owned: bool,
         prepare_threshold: int | None,
         schema: str,
+        reconnect_timeout: float = 30.0,
     ) -> None:
         self._pool = source if isinstance(source, AsyncConnectionPool) else None
         self._conn = None if isinstance(source, AsyncConnectionPool) else source
@@ -77,6 +80,7 @@ class AsyncPostgresExecutor:
         self._lock: asyncio.Lock | None = None
         self._prepare: bool | None = False if prepare_threshold is None else None
         self._schema = schema
+        self._reconnect_timeout = reconnect_timeout
         self._dsn: tuple[str, str | None] | None = None
         if self._conn is not None:
             self._dsn = (self._conn.info.dsn, self._conn.info.password)
@@ -132,24 +136,29 @@ class AsyncPostgresExecutor:
 
     async def _execute(self, state: _ARun, request: Query | Begin) -> Any:
         if isinstance(request, Begin):
-            if state.tx is None and not state.outer_tx:
-                await state.begin()
+            state.want_tx = state.tx is None and not state.outer_tx
             return None
-        try:
-            result = await self._perform(state.conn, request)
-        except psycopg.Error as exc:
-            lost = connection_lost(exc, state.conn)
-            if not (lost or retryable_conflict(exc)) or not state.may_retry(request, lost):
-                raise translate(exc, self._schema) from exc
-            state.retried = True
+        while True:
             try:
-                if lost:
-                    await self._replace(state)
+                if state.want_tx and state.tx is None:
+                    await state.begin()
                 result = await self._perform(state.conn, request)
-            except StorageError:
-                raise
-            except Exception as again:
-                raise translate(again, self._schema) from again
+                break
+            except psycopg.Error as exc:
+                lost = connection_lost(exc, state.conn)
+                retry = (lost or retryable_conflict(exc)) and state.may_retry(request, lost)
+                pause = state.pause(self._reconnect_timeout) if retry else None
+                if pause is None:
+                    raise translate(exc, self._schema) from exc
+            if pause:
+                await asyncio.sleep(pause)
+            if lost:
+                try:
+                    await self._replace(state)
+                except StorageError:
+                    raise
+                except Exception as exc:  # the pool's own errors (PoolTimeout, ...)
+                    raise translate(exc, self._schema) from exc
         if state.tx is not None:
             state.statements += 1
         return result
@@ -180,8 +189,7 @@ class AsyncPostgresExecutor:
         return conn
 
     async def _replace(self, state: _ARun) -> None:
-        """Swap a lost connection for a working one; re-begin a transaction it had."""
-        had_tx = state.tx is not None
+        """Swap a lost connection for a working one (the plan's transaction died with it)."""
         await state.rollback()
         if self._pool is not None:
             state.held = False
@@ -191,8 +199,6 @@ class AsyncPostgresExecutor:
             state.held = True
         else:
             state.conn = await self._reconnect(state.conn)
-        if had_tx:
-            await state.begin()
 
     async def _reconnect(self, old: AConn) -> AConn:
         """A new connection with the settings of `old`, which the executor then owns."""
@@ -202,12 +208,18 @@ class AsyncPostgresExecutor:
             await old.close()
         dsn, password = self._dsn
         extra: dict[str, Any] = {} if password is None else {"password": password}
-        try:
-            conn = await type(old).connect(
-                dsn, autocommit=old.autocommit, prepare_threshold=old.prepare_threshold, **extra
-            )
-        except psycopg.Error as exc:
-            raise translate(exc, self._schema) from exc
+        delays = reconnect_delays(self._reconnect_timeout)
+        while True:
+            try:
+                conn = await type(old).connect(
+                    dsn, autocommit=old.autocommit, prepare_threshold=old.prepare_threshold, **extra
+                )
+                break
+            except psycopg.Error as exc:
+                delay = next(delays, None) if worth_waiting(exc) else None
+                if delay is None:
+                    raise translate(exc, self._schema) from exc
+                await asyncio.sleep(delay)
         self._conn = conn
         self._owned = True
         return conn

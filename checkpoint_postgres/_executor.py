@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -25,7 +26,7 @@ from checkpoint_base import Plan, StorageError, run
 
 from ._errors import connection_lost, retryable_conflict, translate
 from ._query import Begin, Fetch, Query
-from ._state import RunState
+from ._state import RunState, reconnect_delays, worth_waiting
 
 __all__ = ["PostgresExecutor"]
 
@@ -67,6 +68,8 @@ class PostgresExecutor:
         prepare_threshold: None never prepares statements (safe behind PgBouncer in
             transaction mode); a number lets psycopg prepare by the connection's threshold.
         schema: For error messages.
+        reconnect_timeout: Seconds to keep trying to replace a lost single connection while
+            the server cannot be reached (a restart): then the operation fails.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class PostgresExecutor:
         owned: bool,
         prepare_threshold: int | None,
         schema: str,
+        reconnect_timeout: float = 30.0,
     ) -> None:
         self._pool = source if isinstance(source, ConnectionPool) else None
         self._conn = None if isinstance(source, ConnectionPool) else source
@@ -83,6 +87,7 @@ class PostgresExecutor:
         self._lock = threading.Lock()
         self._prepare: bool | None = False if prepare_threshold is None else None
         self._schema = schema
+        self._reconnect_timeout = reconnect_timeout
         self._dsn: tuple[str, str | None] | None = None
         if self._conn is not None:
             self._dsn = (self._conn.info.dsn, self._conn.info.password)
@@ -133,24 +138,29 @@ class PostgresExecutor:
 
     def _execute(self, state: _Run, request: Query | Begin) -> Any:
         if isinstance(request, Begin):
-            if state.tx is None and not state.outer_tx:
-                state.begin()
+            state.want_tx = state.tx is None and not state.outer_tx
             return None
-        try:
-            result = self._perform(state.conn, request)
-        except psycopg.Error as exc:
-            lost = connection_lost(exc, state.conn)
-            if not (lost or retryable_conflict(exc)) or not state.may_retry(request, lost):
-                raise translate(exc, self._schema) from exc
-            state.retried = True
+        while True:
             try:
-                if lost:
-                    self._replace(state)
+                if state.want_tx and state.tx is None:
+                    state.begin()
                 result = self._perform(state.conn, request)
-            except StorageError:
-                raise
-            except Exception as again:
-                raise translate(again, self._schema) from again
+                break
+            except psycopg.Error as exc:
+                lost = connection_lost(exc, state.conn)
+                retry = (lost or retryable_conflict(exc)) and state.may_retry(request, lost)
+                pause = state.pause(self._reconnect_timeout) if retry else None
+                if pause is None:
+                    raise translate(exc, self._schema) from exc
+            if pause:
+                time.sleep(pause)
+            if lost:
+                try:
+                    self._replace(state)
+                except StorageError:
+                    raise
+                except Exception as exc:  # the pool's own errors (PoolTimeout, ...)
+                    raise translate(exc, self._schema) from exc
         if state.tx is not None:
             state.statements += 1
         return result
@@ -181,8 +191,7 @@ class PostgresExecutor:
         return conn
 
     def _replace(self, state: _Run) -> None:
-        """Swap a lost connection for a working one; re-begin a transaction it had."""
-        had_tx = state.tx is not None
+        """Swap a lost connection for a working one (the plan's transaction died with it)."""
         state.rollback()
         if self._pool is not None:
             state.held = False
@@ -192,8 +201,6 @@ class PostgresExecutor:
             state.held = True
         else:
             state.conn = self._reconnect(state.conn)
-        if had_tx:
-            state.begin()
 
     def _reconnect(self, old: Conn) -> Conn:
         """A new connection with the settings of `old`, which the executor then owns."""
@@ -203,12 +210,18 @@ class PostgresExecutor:
             old.close()
         dsn, password = self._dsn
         extra: dict[str, Any] = {} if password is None else {"password": password}
-        try:
-            conn = type(old).connect(
-                dsn, autocommit=old.autocommit, prepare_threshold=old.prepare_threshold, **extra
-            )
-        except psycopg.Error as exc:
-            raise translate(exc, self._schema) from exc
+        delays = reconnect_delays(self._reconnect_timeout)
+        while True:
+            try:
+                conn = type(old).connect(
+                    dsn, autocommit=old.autocommit, prepare_threshold=old.prepare_threshold, **extra
+                )
+                break
+            except psycopg.Error as exc:
+                delay = next(delays, None) if worth_waiting(exc) else None
+                if delay is None:
+                    raise translate(exc, self._schema) from exc
+                time.sleep(delay)
         self._conn = conn
         self._owned = True
         return conn

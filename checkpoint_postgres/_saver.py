@@ -73,6 +73,9 @@ class PostgresSaver(CheckpointSaver):
         serde: The serializer; the package's safe msgpack serializer by default.
         pool_options: `ConnectionPool` arguments when `conn` is a conninfo, over
             `POOL_DEFAULTS`.
+        reconnect_timeout: With a single connection: seconds to keep trying to replace it
+            when the server dropped it and cannot be reached yet (a restart). A pool waits
+            for a connection up to its own `timeout`.
 
     Raises:
         ConfigError: An argument is malformed.
@@ -86,6 +89,7 @@ class PostgresSaver(CheckpointSaver):
         prepare_threshold: int | None = None,
         serde: SerializerProtocol | None = None,
         pool_options: Mapping[str, Any] | None = None,
+        reconnect_timeout: float = 30.0,
     ) -> None:
         _check_prepare(prepare_threshold)
         backend = PostgresBackend(schema)
@@ -102,7 +106,11 @@ class PostgresSaver(CheckpointSaver):
                 f"psycopg_pool.ConnectionPool, got {type(conn).__name__}"
             )
         executor = PostgresExecutor(
-            source, owned=owned, prepare_threshold=prepare_threshold, schema=schema
+            source,
+            owned=owned,
+            prepare_threshold=prepare_threshold,
+            schema=schema,
+            reconnect_timeout=reconnect_timeout,
         )
         super().__init__(backend, executor=executor, serde=serde)
         self.conn = source
@@ -154,6 +162,7 @@ class AsyncPostgresSaver(CheckpointSaver):
         prepare_threshold: As for `PostgresSaver`.
         serde: As for `PostgresSaver`.
         pool_options: As for `PostgresSaver`.
+        reconnect_timeout: As for `PostgresSaver`.
 
     Raises:
         ConfigError: An argument is malformed.
@@ -167,6 +176,7 @@ class AsyncPostgresSaver(CheckpointSaver):
         prepare_threshold: int | None = None,
         serde: SerializerProtocol | None = None,
         pool_options: Mapping[str, Any] | None = None,
+        reconnect_timeout: float = 30.0,
     ) -> None:
         _check_prepare(prepare_threshold)
         backend = PostgresBackend(schema)
@@ -183,7 +193,11 @@ class AsyncPostgresSaver(CheckpointSaver):
                 f"psycopg_pool.AsyncConnectionPool, got {type(conn).__name__}"
             )
         aexecutor = AsyncPostgresExecutor(
-            source, owned=owned, prepare_threshold=prepare_threshold, schema=schema
+            source,
+            owned=owned,
+            prepare_threshold=prepare_threshold,
+            schema=schema,
+            reconnect_timeout=reconnect_timeout,
         )
         super().__init__(backend, aexecutor=aexecutor, serde=serde)
         self.conn = source

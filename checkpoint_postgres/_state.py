@@ -1,14 +1,47 @@
-"""What the sync and the async executor share about one plan run: its retry rule."""
+"""What the sync and the async executor share: the retry rule of a plan run, and how long
+to keep trying to reconnect."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
+import psycopg
 from psycopg import pq
 
 from ._query import Query
 
-__all__ = ["RunState"]
+__all__ = ["RunState", "reconnect_delays", "worth_waiting"]
+
+# The server refuses connections while it stops or starts (a restart, a failover): wait.
+_WAIT_STATES = frozenset({"57P01", "57P02", "57P03"})
+_PERMANENT = ("password", "authentication", "does not exist", "permission denied", "pg_hba.conf")
+
+
+def worth_waiting(exc: BaseException) -> bool:
+    """Whether a failed connection attempt may succeed later (not bad credentials, no such
+    database, ...): no answer at all, or a server shutting down or starting up."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    if state is not None:
+        return state in _WAIT_STATES or state.startswith("08")
+    # A failed connection attempt carries no SQLSTATE, only libpq's text: waiting cannot fix
+    # a refusal of who we are or where we go; anything else (refused, reset, shutting down,
+    # starting up, timed out) may pass.
+    text = str(exc).lower()
+    return not any(word in text for word in _PERMANENT)
+
+
+def reconnect_delays(timeout: float) -> Iterator[float]:
+    """Pauses between connection attempts: 50 ms doubling to 1 s, until `timeout` is spent."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while (left := deadline - time.monotonic()) > 0:
+        yield min(delay, left)
+        delay = min(delay * 2, 1.0)
+
 
 C = TypeVar("C")
 X = TypeVar("X")
@@ -17,27 +50,37 @@ X = TypeVar("X")
 class RunState(Generic[C, X]):
     """One plan's connection `C`, its open transaction `X` if any, and its retry budget.
 
-    A failed statement may run again once: outside a transaction when it is idempotent (it
+    A failed statement may run again: outside a transaction when it is idempotent (it
     committed on its own, or not at all); inside one only after a lost connection hit the
     first statement (nothing of the transaction can have committed). Never when the plan
     started inside the caller's own transaction: that transaction is gone with the
-    connection, and continuing on a new one would split it.
+    connection, and continuing on a new one would split it. The first retry is immediate
+    (a dropped idle connection); later ones wait, within the reconnect timeout, for a server
+    that is restarting or a proxy that cannot reach it yet.
     """
 
-    __slots__ = ("conn", "held", "outer_tx", "retried", "statements", "tx")
+    __slots__ = ("conn", "delays", "held", "outer_tx", "statements", "tx", "want_tx")
 
     def __init__(self, conn: C, status: pq.TransactionStatus) -> None:
         self.conn = conn
         self.held = True  # false while a pooled connection is being swapped
         self.outer_tx = status != pq.TransactionStatus.IDLE
+        self.want_tx = False  # the plan began a transaction: open it before its next statement
         self.tx: X | None = None
         self.statements = 0  # run inside `tx` so far
-        self.retried = False
+        self.delays: Iterator[float] | None = None
 
     def may_retry(self, query: Query, lost: bool) -> bool:
-        """Whether the statement that just failed may run once more."""
-        if self.retried or self.outer_tx:
+        """Whether the statement that just failed may run again."""
+        if self.outer_tx:
             return False
-        if self.tx is not None:
+        if self.want_tx:
             return lost and self.statements == 0
         return query.idempotent
+
+    def pause(self, timeout: float) -> float | None:
+        """Seconds to wait before the next retry, or None when the budget is spent."""
+        if self.delays is None:
+            self.delays = reconnect_delays(timeout)
+            return 0.0
+        return next(self.delays, None)
