@@ -20,11 +20,13 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode as _ClusterNode
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
 from checkpoint_base import ConfigError
 
 from ._aexecutor import AsyncClient
+from ._errors import translate
 from ._executor import SyncClient
 
 __all__ = ["CLIENT_DEFAULTS", "async_client", "saver_options", "sync_client"]
@@ -96,11 +98,14 @@ def sync_client(url: str) -> SyncClient:
     """A blocking client for `url` (single server or cluster)."""
     if url.lower().startswith("redis+cluster://"):
         nodes, kwargs = _cluster_parts(url)
-        return RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in nodes],
-            retry=Retry(NoBackoff(), 1),
-            **{**CLIENT_DEFAULTS, **kwargs},
-        )
+        try:  # the blocking cluster client reads the slot map at once
+            return RedisCluster(
+                startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+                retry=Retry(NoBackoff(), 1),
+                **{**CLIENT_DEFAULTS, **kwargs},
+            )
+        except (RedisClusterException, RedisError) as exc:
+            raise translate(exc) from exc
     try:
         return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **CLIENT_DEFAULTS)
     except ValueError as exc:

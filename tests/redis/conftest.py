@@ -1,0 +1,74 @@
+"""Fixtures of the Redis-only tests: real servers, a fresh key prefix per saver, raw clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from checkpoint_base.testing import servers
+from checkpoint_redis import RedisSaver
+from checkpoint_redis._testing import drop_prefix, fresh_prefix
+from checkpoint_redis._urls import sync_client
+
+KINDS = ["single", "cluster"]
+
+
+def server_url(kind: str) -> str:
+    """URL of the test server of this kind (started on first use)."""
+    return servers.redis_url() if kind == "single" else servers.redis_cluster_url()
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def url(kind: str) -> str:
+    return server_url(kind)
+
+
+@pytest.fixture
+def raw(url: str) -> Iterator[Any]:
+    """A plain redis-py client on the same server, to look at the keys a saver wrote."""
+    client = sync_client(url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def open_saver(url: str) -> Iterator[Any]:
+    """Open savers on fresh prefixes; all of them are closed and dropped at the end."""
+    opened: list[tuple[RedisSaver, str]] = []
+
+    def make(**options: Any) -> RedisSaver:
+        prefix = options.pop("key_prefix", None) or fresh_prefix()
+        saver = RedisSaver.from_url(url, key_prefix=prefix, **options)
+        saver.setup()
+        opened.append((saver, prefix))
+        return saver
+
+    try:
+        yield make
+    finally:
+        for saver, prefix in opened:
+            saver.close()
+            drop_prefix(url, prefix)
+
+
+def keys_under(client: Any, prefix: str) -> set[bytes]:
+    """Every key under `prefix`, by SCAN on each master (the test's own generated prefix)."""
+    pattern = prefix + ":*"
+    if isinstance(client, RedisCluster):
+        found: set[bytes] = set()
+        for node in client.get_primaries():
+            found.update(client.scan_iter(match=pattern, count=1000, target_nodes=node))
+        return found
+    assert isinstance(client, redis.Redis)
+    return set(client.scan_iter(match=pattern, count=1000))

@@ -1,0 +1,146 @@
+"""URLs, clients, prefixes, schema versions and unreachable servers."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from checkpoint_base import (
+    ConfigError,
+    SchemaVersionError,
+    StorageUnavailableError,
+    aconnect,
+    connect,
+)
+from checkpoint_redis import MIGRATIONS, AsyncRedisSaver, RedisSaver
+from checkpoint_redis._testing import drop_prefix, fresh_prefix
+from checkpoint_redis._urls import async_client, sync_client
+
+from .conftest import keys_under, server_url
+from .test_hash_tags import _put_chain
+
+
+def test_connect_url_carries_saver_options(url: str, raw: Any) -> None:
+    prefix = fresh_prefix()
+    sep = "&" if "?" in url else "?"
+    try:
+        with connect(f"{url}{sep}key_prefix={prefix}&ttl=30") as saver:
+            assert isinstance(saver, RedisSaver)
+            _put_chain(saver, "t", 2)
+            assert len(list(saver.list(None))) == 2
+        keys = keys_under(raw, prefix)
+        assert keys and any(raw.pttl(k) > 0 for k in keys)
+    finally:
+        drop_prefix(url, prefix)
+
+
+async def test_aconnect(url: str) -> None:
+    prefix = fresh_prefix()
+    try:
+        async with aconnect(url, key_prefix=prefix) as saver:
+            assert isinstance(saver, AsyncRedisSaver)
+            assert await saver.aget_tuple({"configurable": {"thread_id": "x"}}) is None
+            assert saver.backend.capabilities.cluster == url.startswith("redis+cluster")
+    finally:
+        drop_prefix(url, prefix)
+
+
+def test_saver_on_a_client_it_does_not_own(url: str) -> None:
+    client = sync_client(url)
+    prefix = fresh_prefix()
+    try:
+        saver = RedisSaver(client, key_prefix=prefix)
+        saver.setup()
+        _put_chain(saver, "t", 1)
+        saver.close()
+        assert client.ping()  # still open: the saver did not create it
+    finally:
+        client.close()
+        drop_prefix(url, prefix)
+
+
+async def test_async_saver_on_a_client_it_does_not_own(url: str) -> None:
+    client = async_client(url)
+    prefix = fresh_prefix()
+    try:
+        async with AsyncRedisSaver(client, key_prefix=prefix) as saver:
+            await saver.asetup()
+            assert [t async for t in saver.alist(None)] == []
+        assert await client.ping()
+    finally:
+        await client.aclose()
+        drop_prefix(url, prefix)
+
+
+def test_prefixes_isolate_applications(open_saver: Any, raw: Any, url: str) -> None:
+    a, b = open_saver(), open_saver()
+    _put_chain(a, "same-thread", 3)
+    _put_chain(b, "same-thread", 1)
+    assert len(list(a.list(None))) == 3
+    assert len(list(b.list(None))) == 1
+    a.delete_thread("same-thread")
+    assert len(list(b.list({"configurable": {"thread_id": "same-thread"}}))) == 1
+    b_prefix = b.backend.layout.prefix.decode()
+    b_keys = keys_under(raw, b_prefix)
+    _put_chain(a, "other", 2)
+    a.delete_for_runs(["same-thread"])  # b's checkpoints carry that run id too
+    assert keys_under(raw, b_prefix) == b_keys
+    assert drop_prefix(url, b_prefix) == 1
+    assert keys_under(raw, b_prefix) == set()
+    assert len(list(a.list(None))) == 2
+
+
+@pytest.mark.parametrize("prefix", ["a{b", "x}", ""])
+def test_prefix_may_not_move_the_hash_tag(url: str, prefix: str) -> None:
+    with pytest.raises(ConfigError, match="key_prefix"):
+        RedisSaver.from_url(url, key_prefix=prefix)
+
+
+def test_client_must_return_bytes() -> None:
+    client = redis.Redis.from_url(server_url("single"), decode_responses=True)
+    with pytest.raises(ConfigError, match="decode_responses"):
+        RedisSaver(client)
+    client.close()
+
+
+def test_newer_layout_is_refused(open_saver: Any, raw: Any) -> None:
+    saver = open_saver()
+    raw.set(saver.backend.layout.schema_key, len(MIGRATIONS) + 1)
+    with pytest.raises(SchemaVersionError, match="upgrade"):
+        saver.setup()
+
+
+def test_setup_records_the_layout_version(open_saver: Any, raw: Any) -> None:
+    saver = open_saver()
+    saver.setup()  # idempotent
+    assert int(raw.get(saver.backend.layout.schema_key)) == len(MIGRATIONS)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("scheme", ["redis", "redis+cluster"])
+def test_unreachable_server_fails_fast(scheme: str) -> None:
+    port = _closed_port()
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailableError) as info:
+        connect(f"{scheme}://127.0.0.1:{port}?retry_timeout=1.0")
+    assert time.monotonic() - started < 5
+    assert info.value.__cause__ is not None
+
+
+async def test_unreachable_server_fails_fast_async() -> None:
+    port = _closed_port()
+    saver = AsyncRedisSaver.from_url(f"redis://127.0.0.1:{port}")
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailableError):
+        await saver.aget_tuple({"configurable": {"thread_id": "x"}})
+    assert time.monotonic() - started < 5
+    await saver.aclose()
