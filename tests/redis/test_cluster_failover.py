@@ -1,0 +1,140 @@
+"""Kill the master of a thread's slot in the middle of a LangGraph run on Redis Cluster.
+
+The saver rides out the failover (its bounded retry), the run finishes, and every checkpoint
+written before the kill is readable afterwards. Redis replicates asynchronously, so before
+the kill the test waits until the replica has what the master acknowledged: a crash within
+that window can lose a write on any Redis deployment, whatever the client.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypedDict
+
+import pytest
+import redis
+from langgraph.graph import END, START, StateGraph
+
+from checkpoint_base.testing import servers
+from checkpoint_redis import AsyncRedisSaver, RedisSaver
+from checkpoint_redis._testing import drop_prefix, fresh_prefix
+from checkpoint_redis._urls import sync_client
+
+STEPS = 12
+KILL_AT = 6
+
+
+class State(TypedDict):
+    count: int
+    log: Annotated[list[int], operator.add]
+
+
+def _graph(hook: Callable[[], None]) -> StateGraph:
+    def step(state: State) -> dict[str, Any]:
+        n = state["count"] + 1
+        if n == KILL_AT:
+            hook()
+        return {"count": n, "log": [n]}
+
+    def route(state: State) -> str:
+        return "step" if state["count"] < STEPS else END
+
+    builder = StateGraph(State)
+    builder.add_node("step", step)
+    builder.add_edge(START, "step")
+    builder.add_conditional_edges("step", route)
+    return builder
+
+
+def _wait_replicated(port: int, timeout: float = 10.0) -> None:
+    """Until every replica of the master at `port` has its whole replication stream."""
+    client = redis.Redis(port=port, socket_timeout=2)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = client.info("replication")
+            offsets = [v["offset"] for k, v in info.items() if k.startswith("slave")]
+            if offsets and min(offsets) >= info["master_repl_offset"]:
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"replicas of {port} did not catch up")
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[str, str, Any]]:
+    url = servers.redis_cluster_url()
+    servers.wait_redis_cluster_ok()
+    prefix = fresh_prefix()
+    inspector = RedisSaver.from_url(url, key_prefix=prefix)  # reads the same keys, sync
+    try:
+        yield url, prefix, inspector
+    finally:
+        inspector.close()
+        servers.wait_redis_cluster_ok()
+        drop_prefix(servers.redis_cluster_url(), prefix)
+
+
+class _Killer:
+    """Kills the master serving `thread_id`'s slot, after recording what was stored."""
+
+    def __init__(self, url: str, inspector: RedisSaver, thread_id: str) -> None:
+        self.inspector = inspector
+        self.thread_id = thread_id
+        raw = sync_client(url)
+        key = inspector.backend.layout.thread(thread_id).keys[0]
+        self.port = int(raw.get_node_from_key(key).port)
+        raw.close()
+        self.before: list[str] = []
+        self.killed_at = 0.0
+
+    def __call__(self) -> None:
+        config = {"configurable": {"thread_id": self.thread_id}}
+        self.before = [
+            t.config["configurable"]["checkpoint_id"] for t in self.inspector.list(config)
+        ]
+        _wait_replicated(self.port)
+        assert servers.kill_redis_cluster_master(self.port) == self.port
+        self.killed_at = time.monotonic()
+
+    def check(self, final: Any) -> None:
+        assert self.before, "the kill did not happen"
+        assert final["count"] == STEPS and final["log"] == list(range(1, STEPS + 1))
+        config = {"configurable": {"thread_id": self.thread_id}}
+        listed = list(self.inspector.list(config))
+        ids = [t.config["configurable"]["checkpoint_id"] for t in listed]
+        assert set(self.before) <= set(ids)
+        assert len(ids) > len(self.before)
+        for tup in listed:  # every checkpoint reads back whole
+            again = self.inspector.get_tuple(tup.config)
+            assert again is not None and again.checkpoint == tup.checkpoint
+        latest = self.inspector.get_tuple(config)
+        assert latest is not None and latest.checkpoint["channel_values"]["count"] == STEPS
+
+
+@pytest.mark.slow
+def test_sync_run_survives_master_failover(cluster: tuple[str, str, Any]) -> None:
+    url, prefix, inspector = cluster
+    thread_id = f"failover-{uuid.uuid4()}"
+    killer = _Killer(url, inspector, thread_id)
+    with RedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+        graph = _graph(killer).compile(checkpointer=saver)
+        final = graph.invoke({"count": 0, "log": []}, {"configurable": {"thread_id": thread_id}})
+    killer.check(final)
+
+
+@pytest.mark.slow
+async def test_async_run_survives_master_failover(cluster: tuple[str, str, Any]) -> None:
+    url, prefix, inspector = cluster
+    thread_id = f"failover-{uuid.uuid4()}"
+    killer = _Killer(url, inspector, thread_id)
+    async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+        graph = _graph(killer).compile(checkpointer=saver)
+        final = await graph.ainvoke(
+            {"count": 0, "log": []}, {"configurable": {"thread_id": thread_id}}
+        )
+    killer.check(final)
