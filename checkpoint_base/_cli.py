@@ -61,8 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success; 1 on an error or a mismatch; 2 on a usage error; 130 when stopped.
     """
     parser = _parser()
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        if "bench" in words and set(words[: words.index("bench")]) <= {"--debug"}:
+            # Everything after `bench` belongs to the harness, `--help` included.
+            split = words.index("bench")
+            args = parser.parse_args([*words[:split], "bench"])
+            args.args = words[split + 1 :]
+        else:
+            args = parser.parse_args(words)
     except SystemExit as exit_:  # --help, or a usage error argparse already printed
         return exit_.code if isinstance(exit_.code, int) else 2
     try:

@@ -137,7 +137,10 @@ def _migrate(args: argparse.Namespace) -> int:
             raise ConfigError(str(exc)) from None
     if args.source == args.target:
         raise ConfigError("source and target are the same URL: nothing to migrate")
-    with open_side(args.source) as source, open_side(args.target, write=not args.dry_run) as target:
+    with (
+        open_side(args.source) as source,
+        open_side(args.target, write=not args.dry_run, missing_ok=args.dry_run) as target,
+    ):
         bar = ProgressBar(err, "checked" if args.dry_run else "copied")
         try:
             with _stop_on_ctrl_c(bar):

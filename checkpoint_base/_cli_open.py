@@ -105,6 +105,19 @@ def _probe_redis(url: str, shown: str) -> None:
         client.close()
 
 
+def _missing_file(url: str, scheme: str) -> bool:
+    return not os.path.exists(_sqlite_path(url, scheme))
+
+
+@contextlib.contextmanager
+def _empty(shown: str) -> Iterator[Side]:
+    """A stand-in for a database file that does not exist yet: empty, and never written."""
+    from ._memory import MemorySaver
+
+    with MemorySaver() as saver:
+        yield as_side(saver, f"{shown} (does not exist yet)")
+
+
 @contextlib.contextmanager
 def _ours(url: str, shown: str, *, write: bool) -> Iterator[Side]:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
@@ -183,7 +196,10 @@ def _python_factory(url: str, shown: str) -> Iterator[Side]:
         factory = getattr(factory, part, None)
     if not callable(factory):
         raise ConfigError(f"{module_name}:{attr} is not a callable that returns a checkpointer")
-    made = factory()
+    try:
+        made = factory()
+    except Exception as exc:  # the user's code: say whose, in one line
+        raise ConfigError(f"{module_name}:{attr}() failed: {type(exc).__name__}: {exc}") from exc
     with contextlib.ExitStack() as stack:
         from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -198,12 +214,13 @@ def _python_factory(url: str, shown: str) -> Iterator[Side]:
 
 
 @contextlib.contextmanager
-def open_side(url: str, *, write: bool = False) -> Iterator[Side]:
+def open_side(url: str, *, write: bool = False, missing_ok: bool = False) -> Iterator[Side]:
     """Open the storage `url` names (see the module docstring) as a migration side.
 
     Args:
         url: The URL.
         write: The command will write (a missing SQLite file is then created).
+        missing_ok: A SQLite file that does not exist reads as empty (and is not created).
 
     Raises:
         UnknownBackendError: the scheme is unknown.
@@ -222,7 +239,10 @@ def open_side(url: str, *, write: bool = False) -> Iterator[Side]:
             f"not a URL: {shown!r}; expected scheme://..., for example sqlite:///checkpoints.db"
         )
     scheme = url.split("://", 1)[0].lower()
-    if scheme == "langgraph-sqlite":
+    if missing_ok and scheme in ("sqlite", "langgraph-sqlite") and _missing_file(url, scheme):
+        with _empty(shown) as side:
+            yield side
+    elif scheme == "langgraph-sqlite":
         with _langgraph_sqlite(url, scheme, shown, write=write) as side:
             yield side
     elif scheme in ("langgraph-postgres", "langgraph-postgresql"):

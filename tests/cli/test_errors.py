@@ -1,0 +1,119 @@
+"""Every error is one line on stderr that says what to do, with a non-zero status."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Cli, Filled, assert_one_line_error
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        (["threads", "nourl"], ["not a URL: 'nourl'", "sqlite:///checkpoints.db"]),
+        (
+            ["threads", "foo://x"],
+            ["no backend for URL scheme 'foo'", "installed schemes", "--help"],
+        ),
+        (["history", "mongodb://h/db", "t"], ["no backend for URL scheme 'mongodb'"]),
+        (["threads", "sqlite://relative.db"], ["bad URL", "use sqlite:///relative/path.db"]),
+        (["threads", "langgraph-sqlite:/x.db"], ["not a URL"]),
+        (["threads", "memory://"], ["memory:// lives only as long as this command"]),
+        (["threads", "py:no_such_module_here:f"], ["cannot import 'no_such_module_here'"]),
+        (["threads", "py:json"], ["use py:package.module:factory"]),
+        (["threads", "py:json:dumps"], ["json:dumps() failed", "TypeError"]),
+        (["threads", "py:json:JSONDecoder"], ["gave JSONDecoder, not a checkpointer"]),
+    ],
+)
+def test_bad_urls(cli: Cli, argv: list[str], needles: list[str]) -> None:
+    assert_one_line_error(cli(*argv), *needles)
+
+
+def test_missing_database_file(cli: Cli, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.db"
+    for url in (f"sqlite:///{missing}", f"langgraph-sqlite:///{missing}"):
+        assert_one_line_error(cli("threads", url), "no database file at", "check the path")
+    assert not missing.exists(), "reading created the file"
+
+
+def test_unknown_thread_checkpoint_and_namespace(cli: Cli, filled: Filled) -> None:
+    thread = filled.work.thread_ids[0]
+    assert_one_line_error(
+        cli("history", filled.url, "no-such"), "no thread 'no-such'", "checkpointers threads"
+    )
+    assert_one_line_error(cli("show", filled.url, "no-such"), "no thread 'no-such'")
+    assert_one_line_error(
+        cli("show", filled.url, thread, "bad-id"), "no checkpoint 'bad-id'", "checkpointers history"
+    )
+    assert_one_line_error(cli("history", filled.url, thread, "--ns", "zz"), "no namespace 'zz'")
+
+
+def test_unreachable_servers(cli: Cli) -> None:
+    start = time.monotonic()
+    result = cli("threads", "postgresql://nobody@127.0.0.1:1/db")
+    assert_one_line_error(
+        result,
+        "cannot reach PostgreSQL at postgresql://nobody@127.0.0.1:1/db",
+        "is the server running",
+    )
+    assert result.err.startswith("checkpointers threads: unreachable:")
+    assert_one_line_error(
+        cli("migrate", "langgraph-postgres://u:secret@127.0.0.1:1/db", "sqlite:///x.db"),
+        "cannot reach PostgreSQL",
+        "u:***@",
+    )
+    assert "secret" not in result.err
+    if "redis" in sys.modules or _importable("redis"):
+        assert_one_line_error(
+            cli("threads", "redis://127.0.0.1:1/0"), "cannot reach Redis", "is the server running"
+        )
+    assert time.monotonic() - start < 20, "an unreachable server must fail fast"
+
+
+def _importable(name: str) -> bool:
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+def test_missing_driver_names_the_extra(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    result = cli("threads", "postgresql://me@127.0.0.1:1/db")
+    assert_one_line_error(result, "pip install 'checkpointers[postgres]'")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        (["--since", "yesterday"], ["not a time: 'yesterday'", "7d"]),
+        (["--batch", "0"], ["batch must be a number >= 1"]),
+    ],
+)
+def test_bad_migrate_options(
+    cli: Cli, filled: Filled, tmp_path: Path, argv: list[str], needles: list[str]
+) -> None:
+    assert_one_line_error(
+        cli("migrate", filled.url, f"sqlite:///{tmp_path / 't.db'}", *argv), *needles
+    )
+
+
+def test_bad_prune_duration(cli: Cli, filled: Filled) -> None:
+    assert_one_line_error(
+        cli("prune", filled.url, "--older-than", "a while"), "not a duration", "7d"
+    )
+
+
+def test_same_source_and_target(cli: Cli, filled: Filled) -> None:
+    assert_one_line_error(cli("migrate", filled.url, filled.url), "source and target are the same")
+
+
+def test_debug_shows_the_traceback(cli: Cli) -> None:
+    result = cli("--debug", "threads", "foo://x")
+    assert result.status == 1
+    assert "Traceback" in result.err and "UnknownBackendError" in result.err

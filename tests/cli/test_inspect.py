@@ -1,0 +1,142 @@
+"""`threads`, `history` and `show` on a real database, in tables and in JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from checkpoint_base import connect
+from tests.migration.workload import _GRAPHS
+
+from .conftest import Cli, Filled
+
+
+def _config(thread_id: str, ns: str = "") -> Any:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns}}
+
+
+def test_threads_table_and_json(cli: Cli, filled: Filled) -> None:
+    result = cli("threads", filled.url)
+    assert result.status == 0, result.err
+    header, *lines = result.out.strip().splitlines()
+    assert header.split() == ["THREAD", "CHECKPOINTS", "NAMESPACES", "SIZE", "LAST", "UPDATE"]
+    assert sorted(line.split()[0] for line in lines) == filled.work.thread_ids
+
+    data = json.loads(cli("threads", filled.url, "--json").out)
+    with connect(filled.url) as saver:
+        for info in data:
+            stored = list(saver.list({"configurable": {"thread_id": info["thread_id"]}}))
+            assert info["checkpoint_count"] == len(stored)
+            assert set(info["namespaces"]) == {
+                t.config["configurable"]["checkpoint_ns"] for t in stored
+            }
+            assert info["updated_at"] > 0 and info["last_checkpoint_id"]
+    waiting = [t for t in filled.work.thread_ids if "pipeline-waiting" in t]
+    namespaces = next(i["namespaces"] for i in data if i["thread_id"] == waiting[0])
+    assert len(namespaces) == 2 and namespaces[0] == ""
+
+
+def test_threads_paging(cli: Cli, filled: Filled) -> None:
+    first = cli("threads", filled.url, "--limit", "3")
+    assert first.status == 0
+    assert "more threads: --after" in first.out
+    after = first.out.strip().splitlines()[-1].split("--after ")[1]
+    rest = json.loads(cli("threads", filled.url, "--after", after, "--json").out)
+    assert [t["thread_id"] for t in rest] == filled.work.thread_ids[3:]
+
+
+def test_history_next_nodes_match_langgraph(cli: Cli, filled: Filled) -> None:
+    with connect(filled.url) as saver:
+        for thread_id, (graph_name, _) in filled.work.threads.items():
+            graph = _GRAPHS[graph_name](saver)
+            expected = [
+                (s.config["configurable"]["checkpoint_id"], sorted(s.next), s.metadata["step"])
+                for s in graph.get_state_history(_config(thread_id))
+            ]
+            result = cli("history", filled.url, thread_id, "--json")
+            assert result.status == 0, result.err
+            got = [
+                (e["checkpoint_id"], sorted(e["next"]), e["step"]) for e in json.loads(result.out)
+            ]
+            assert got == expected, thread_id
+
+
+def test_history_table(cli: Cli, filled: Filled) -> None:
+    thread_id = next(t for t in filled.work.thread_ids if "agent-done" in t)
+    result = cli("history", filled.url, thread_id)
+    assert result.status == 0
+    lines = result.out.strip().splitlines()
+    assert lines[0].startswith(f"thread {thread_id}")
+    assert lines[1].split() == ["STEP", "SOURCE", "CREATED", "NEXT", "WRITES", "CHECKPOINT"]
+    steps = [line.split()[0] for line in lines[2:]]
+    assert steps == ["4", "3", "2", "1", "0", "-1"]
+    assert lines[2].split()[4] == "-"  # the final checkpoint runs nothing next
+    assert lines[-1].split()[4] == "__start__"
+
+
+def test_history_of_a_subgraph_namespace(cli: Cli, filled: Filled) -> None:
+    thread_id = next(t for t in filled.work.thread_ids if "pipeline-waiting" in t)
+    data = json.loads(cli("threads", filled.url, "--json").out)
+    ns = next(i for i in data if i["thread_id"] == thread_id)["namespaces"][1]
+    result = cli("history", filled.url, thread_id, "--ns", ns, "--json")
+    assert result.status == 0, result.err
+    entries = json.loads(result.out)
+    assert entries and entries[0]["next"] == ["ask"]  # the subgraph waits in `ask`
+
+
+def test_show_latest_readable(cli: Cli, filled: Filled) -> None:
+    thread_id = next(t for t in filled.work.thread_ids if "agent-done" in t)
+    result = cli("show", filled.url, thread_id)
+    assert result.status == 0, result.err
+    assert "HumanMessage: What is 12 * 7?" in result.out
+    assert 'AIMessage: calls calculator({"expression": "12 * 7"})' in result.out
+    assert "AIMessage: The answer is 84." in result.out
+    assert "approvals: ['calculator(12 * 7): approved']" in result.out
+
+
+def test_show_json_matches_the_saver(cli: Cli, filled: Filled) -> None:
+    thread_id = next(t for t in filled.work.thread_ids if "agent-waiting" in t)
+    with connect(filled.url) as saver:
+        tuples = list(saver.list(_config(thread_id)))
+    for tup in tuples:
+        cid = tup.config["configurable"]["checkpoint_id"]
+        result = cli("show", filled.url, thread_id, cid, "--json")
+        assert result.status == 0, result.err
+        doc = json.loads(result.out)
+        assert doc["checkpoint_id"] == cid
+        assert doc["metadata"] == tup.metadata
+        assert set(doc["values"]) == set(tup.checkpoint["channel_values"])
+        assert [(w["task_id"], w["channel"]) for w in doc["pending_writes"]] == [
+            (t, c) for t, c, _ in tup.pending_writes or ()
+        ]
+        parent = tup.parent_config["configurable"]["checkpoint_id"] if tup.parent_config else None
+        assert doc["parent_checkpoint_id"] == parent
+    latest = json.loads(cli("show", filled.url, thread_id, "--json").out)
+    assert latest["next"] == ["approve"]
+    interrupt = next(w for w in latest["pending_writes"] if w["channel"] == "__interrupt__")
+    assert interrupt["value"][0]["value"]["question"] == "Run this tool call?"
+    messages = latest["values"]["messages"]
+    assert [m["__type__"] for m in messages] == ["HumanMessage", "AIMessage"]
+
+
+def test_show_pipeline_values_of_every_kind(cli: Cli, filled: Filled) -> None:
+    thread_id = next(t for t in filled.work.thread_ids if "pipeline-done" in t)
+    doc = json.loads(cli("show", filled.url, thread_id, "--json").out)
+    values = doc["values"]
+    assert values["data"] == {"__bytes__": "AAFyYXc="}
+    assert values["when"] == "2024-05-04T06:32:42+00:00"
+    assert values["count"] == 4 and values["answer"] == "yes"
+    assert values["log"][-1] == "done:yes"
+    readable = cli("show", filled.url, thread_id)
+    assert "count: 4" in readable.out
+    assert "answer: 'yes'" in readable.out
+
+
+def test_show_hides_internal_channels_unless_asked(cli: Cli, filled: Filled) -> None:
+    thread_id = next(t for t in filled.work.thread_ids if "agent-waiting" in t)
+    plain = cli("show", filled.url, thread_id)
+    assert "branch:to:approve" not in plain.out
+    assert "(1 internal channels hidden: --all shows them)" in plain.out
+    everything = cli("show", filled.url, thread_id, "--all")
+    assert "branch:to:approve: None" in everything.out
+    assert "hidden" not in everything.out
