@@ -29,7 +29,9 @@ class Sizes:
         e2e_turns: Turns per thread per round.
         durabilities: LangGraph durability modes of the end-to-end run.
         writers: Concurrent writers of the concurrency workload.
-        writer_steps: Checkpoints each writer puts per round.
+        writer_steps: Checkpoints of each thread a writer writes.
+        writer_puts: Checkpoints all writers put per round together, whatever their number
+            (each writer writes `writer_puts / writers / writer_steps` threads, at least one).
         storage_lengths: Thread lengths at which bytes stored are read.
         serde_reps: dumps+loads repetitions per subject per round.
         migration_threads: Threads copied by the migration workload.
@@ -48,6 +50,7 @@ class Sizes:
     durabilities: tuple[str, ...]
     writers: tuple[int, ...]
     writer_steps: int
+    writer_puts: int
     storage_lengths: tuple[int, ...]
     serde_reps: int
     migration_threads: int
@@ -72,6 +75,7 @@ SIZES = {
         durabilities=("sync", "async", "exit"),
         writers=(1, 2),
         writer_steps=2,
+        writer_puts=4,
         storage_lengths=(16, 32),
         serde_reps=2,
         migration_threads=2,
@@ -90,6 +94,7 @@ SIZES = {
         durabilities=("sync", "async", "exit"),
         writers=(1, 8, 32),
         writer_steps=4,
+        writer_puts=128,
         storage_lengths=(10, 50, 100, 200),
         serde_reps=20,
         migration_threads=20,
@@ -108,6 +113,7 @@ SIZES = {
         durabilities=("sync", "async", "exit"),
         writers=(1, 8, 16, 32),
         writer_steps=10,
+        writer_puts=320,
         storage_lengths=(10, 50, 100, 200),
         serde_reps=50,
         migration_threads=1000,

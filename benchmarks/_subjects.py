@@ -12,6 +12,7 @@ For each target and flavor there are up to three subjects, measured in one inter
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,12 +66,11 @@ class Subject:
         else:
             saver = await stack.enter_async_context(opener())
             asetup = getattr(saver, "asetup", None)
+            setup = getattr(saver, "setup", None)
             if callable(asetup):
                 await asetup()
-            elif type(saver).__name__.startswith("Async") and callable(
-                getattr(saver, "setup", None)
-            ):
-                await saver.setup()  # the official async savers' setup is a coroutine
+            elif inspect.iscoroutinefunction(setup):
+                await setup()  # the official async savers' setup is a coroutine
         return SaverHandle(saver, sync=sync)
 
 

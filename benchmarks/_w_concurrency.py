@@ -4,7 +4,9 @@ Sync subjects: one OS thread per writer (a pool started and warmed before the cl
 calling the same saver, which holds its own connection or pool. Async subjects: one task per
 writer on the benchmark's event loop. Floors: one raw connection per writer (Redis: one
 client, its own connection pool). Each writer replays the puts of a recorded thread
-(`writer_steps` checkpoints, the message list growing) on a thread of its own.
+(`writer_steps` checkpoints, the message list growing) on threads of its own, one thread
+after the other, so that every round puts the same `writer_puts` checkpoints in all
+whatever the number of writers.
 
 Samples: checkpoints per second of each round (all writers' puts over the wall time from
 the first put to the last), and the latency of every put.
@@ -73,12 +75,15 @@ async def _measure(
     handles = {id(o): await o.handle.writers(writers) for o in opened}
     params = {"writers": writers, "steps": rec.steps, "payload": rec.payload}
 
+    per_writer = max(1, ctx.sizes.writer_puts // (writers * rec.steps))  # threads per writer
+    params = {**params, "puts": per_writer * writers * rec.steps}
+
     async def body(o: Opened, measured: bool) -> None:
         mine = handles[id(o)]
-        threads = [ctx.thread_id(f"w{writers}") for _ in mine]
+        threads = [[ctx.thread_id(f"w{writers}") for _ in range(per_writer)] for _ in mine]
         batches = [
-            [h.prepare_put(t, call) for call in rec.puts]
-            for h, t in zip(mine, threads, strict=True)
+            [h.prepare_put(t, call) for t in ts for call in rec.puts]
+            for h, ts in zip(mine, threads, strict=True)
         ]
         start = time.perf_counter()
         if o.handle.sync:
@@ -100,9 +105,10 @@ async def _measure(
             for latencies in results:
                 for seconds in latencies:
                     ctx.results.add(WORKLOAD, "put latency", params, o.id, seconds)
-        for h, thread in zip(mine, threads, strict=True):
-            if not await h.get(thread, None):
-                ctx.results.problem(f"{o.id.label} concurrency {params}: {thread} lost")
-            await h.delete(thread)
+        for h, ts in zip(mine, threads, strict=True):
+            for thread in ts:
+                if not await h.get(thread, None):
+                    ctx.results.problem(f"{o.id.label} concurrency {params}: {thread} lost")
+                await h.delete(thread)
 
     await interleave(ctx, opened, body)
