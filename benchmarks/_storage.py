@@ -6,7 +6,8 @@
 - PostgreSQL: `pg_total_relation_size` (heap + TOAST + indexes) summed over the tables of the
   saver's schema (`backend.schema` for ours, the connection's `current_schema()` for the
   official saver), on a separate connection with the saver's conninfo.
-- Redis: `MEMORY USAGE key SAMPLES 0` summed over every key under the saver's key prefix.
+- Redis: `MEMORY USAGE key SAMPLES 0` summed over every key under the saver's key prefix
+  (`prefix:*`, found with `SCAN`; on a cluster, on every master).
 - Memory: the serialized bytes the saver's dictionaries hold (Python object overhead excluded).
 
 Our savers expose no size hook yet, so the connection or store is found on the saver's
@@ -221,7 +222,7 @@ async def _redis(saver: Any) -> int | bool | None:
         return False
     backend = getattr(saver, "backend", None)
     prefix = None
-    for owner in (saver, backend):
+    for owner in (saver, backend, getattr(backend, "layout", None)):
         for name in ("key_prefix", "prefix"):
             value = getattr(owner, name, None)
             if isinstance(value, (str, bytes)) and value:
@@ -233,7 +234,7 @@ async def _redis(saver: Any) -> int | bool | None:
         return None
     # The prefix is chosen by the benchmark's target (an isolated key space), never user
     # input; glob characters in it are escaped all the same.
-    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + ":*"
     total = 0
     if isinstance(client, sync_types):
         for key in client.scan_iter(match=pattern, count=1000):
