@@ -54,7 +54,9 @@ def _value(series: Series, value: float | None) -> str:
         return _time(value)
     if series.unit == BYTES:
         return _bytes(value)
-    return "n/a" if value is None else f"{value:,.1f}/s"
+    if value is None:
+        return "n/a"
+    return f"{value:,.2f}/s" if value < 10 else f"{value:,.1f}/s"
 
 
 def _ratio(mine: float | None, other: float | None) -> str:
@@ -145,7 +147,9 @@ def goals_table(goals: list[dict[str, Any]], *, markdown: bool = False) -> str:
             else (lambda v: "n/a" if v is None else f"{v:,.1f}/s")
         )
         ratio = "" if g["ratio"] is None else f"{g['ratio']:.2f}x {g['ratio_kind']}"
-        bound = (">= " if g["ratio_kind"] == "speed-up" else "<= ") + f"{g['bound']:g}x"
+        bound = (">= " if g["ratio_kind"] in ("speed-up", "of the goal") else "<= ") + (
+            f"{g['bound']:g}x"
+        )
         met = "" if g["met"] is None else ("yes" if g["met"] else "NO")
         rows.append(
             (

@@ -3,7 +3,7 @@
 Runs only when `checkpoint_base.migrate` exists. The source (our sync saver of one target) is
 filled with `migration_threads` threads of `migration_steps` recorded checkpoints each (with
 their writes); each round copies all of them into a freshly opened, empty target saver.
-A first copy into a throw-away target warms connections and is not recorded.
+A first copy of one thread into a throw-away target warms connections and is not recorded.
 Samples: checkpoints per second and MB per second (MB of the serialized records, as the
 floors count them) of each round; the target is checked to hold every checkpoint.
 Pairs: SQLite -> PostgreSQL and PostgreSQL -> Redis (issue 8) when those targets run, else
@@ -43,7 +43,10 @@ def pairs(subjects: Sequence[Subject]) -> list[tuple[Subject, Subject]]:
     first: dict[str, Subject] = {}
     for s in subjects:
         if s.kind == "ours" and s.flavor == "sync" and not s.target.capabilities.cluster:
-            first.setdefault(s.target.backend, s)
+            known = first.get(s.target.backend)
+            # A pool is how a server backend is deployed: prefer it to a single connection.
+            if known is None or ("pool" in s.target.name and "pool" not in known.target.name):
+                first[s.target.backend] = s
     found = [(first[a], first[b]) for a, b in PREFERRED if a in first and b in first]
     if not found:
         families = list(first)
@@ -85,8 +88,8 @@ async def _open(stack: contextlib.AsyncExitStack, subject: Subject) -> Any:
     return handle
 
 
-async def _call(migrate: Any, source: Any, target: Any) -> Any:
-    result = migrate(source, target)
+async def _call(migrate: Any, source: Any, target: Any, **options: Any) -> Any:
+    result = migrate(source, target, **options)
     if inspect.isawaitable(result):
         result = await result
     return result
@@ -108,8 +111,8 @@ async def _pair(ctx: Context, migrate: Any, source: Subject, target: Subject) ->
         for thread in threads:
             await replay(src, thread, rec)
         ctx.progress.advance()
-        async with contextlib.AsyncExitStack() as warm:
-            await _call(migrate, src.saver, (await _open(warm, target)).saver)
+        async with contextlib.AsyncExitStack() as warm:  # one thread: connections, caches
+            await _call(migrate, src.saver, (await _open(warm, target)).saver, threads=threads[:1])
         ctx.progress.advance()
         for _ in range(_rounds(ctx)):
             ctx.progress.begin(f"migration {label}: {checkpoints} checkpoints")
