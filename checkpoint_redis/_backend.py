@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from checkpoint_base import (
@@ -53,6 +53,8 @@ MIGRATIONS: list[str] = [
 
 _COPY_BATCH = 64
 _PAGE_RETRIES = 3
+INLINE_BYTES = 64 * 1024
+"""Blob bytes a read script returns itself; the rest comes by one HMGET (see `_lua.row`)."""
 
 
 def _rel(a: str, b: str) -> int:
@@ -193,10 +195,30 @@ class RedisBackend(Backend):
     def _list_request(
         self, tk: ThreadKeys, index: bytes, skip: int, hi: bytes, lo: bytes, limit: int,
         ns_filter: bytes = b"", checks: Sequence[bytes] = (),
-    ) -> Eval:  # fmt: skip
+    ) -> Callable[[int], Eval]:  # fmt: skip
         now = time.time() if self.refresh_ms else 0
         args = (tk.base, index, skip, hi, lo, limit, ns_filter, self.refresh_ms, now, tk.member)
-        return Eval(lua.LIST, tk.keys, (*args, len(checks), *checks))
+        return lambda budget: Eval(lua.LIST, tk.keys, (*args, budget, len(checks), *checks))
+
+    def _read(self, tk: ThreadKeys, request: Callable[[int], Eval]) -> Plan[list[CheckpointRow]]:
+        """A read script on one thread, then one HMGET of the blobs it left out, if any."""
+        for attempt in range(_PAGE_RETRIES):
+            last = attempt == _PAGE_RETRIES - 1
+            raw = yield request(-1 if last else INLINE_BYTES)
+            deferred = [
+                (row[1], j, value[0])
+                for row in raw
+                for j, value in enumerate(row[1])
+                if isinstance(value, list)
+            ]
+            if deferred:
+                values = yield Command(("HMGET", tk.keys[3], *(d[2] for d in deferred)))
+                if any(v is None for v in values):
+                    continue  # deleted between the two reads (prune, delete): read again
+                for (blobs, j, _field), value in zip(deferred, values, strict=True):
+                    blobs[j] = value
+            return [decode_row(r) for r in raw]
+        raise AssertionError("unreachable: the last attempt inlines every blob")
 
     def get(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
@@ -207,19 +229,19 @@ class RedisBackend(Backend):
             hi, lo = b"(" + ns + b"\xff", b"[" + ns
         else:
             hi = lo = b"[" + ns + seg(checkpoint_id)
-        raw = yield self._list_request(tk, b"i", 0, hi, lo, 1)
-        return decode_row(raw[0]) if raw else None
+        rows = yield from self._read(tk, self._list_request(tk, b"i", 0, hi, lo, 1))
+        return rows[0] if rows else None
 
     def list_page(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
         scan = plan_scan(query)
         if query.thread_id is not None:
             rel = 0 if query.cursor is None else _rel(query.thread_id, query.cursor[1])
             tk = self.layout.thread(query.thread_id)
-            raw = yield self._list_request(
+            request = self._list_request(
                 tk, scan.index, scan.skip, scan.hi[rel + 1], scan.lo, query.limit,
                 scan.ns, scan.checks,
             )  # fmt: skip
-            return [decode_row(r) for r in raw]
+            return (yield from self._read(tk, request))
         buckets = yield from self._buckets()
         head: tuple[Any, ...] = (scan.index, scan.skip, *scan.hi, scan.lo)
         tail: tuple[Any, ...] = (
@@ -273,9 +295,10 @@ class RedisBackend(Backend):
     ) -> Plan[list[CheckpointRow]]:
         tk = self.layout.thread(thread_id)
         k = seg(checkpoint_ns) + seg(checkpoint_id)
-        now = time.time() if self.refresh_ms else 0
-        raw = yield Eval(lua.HISTORY, tk.keys, (tk.base, k, limit, self.refresh_ms, now, tk.member))
-        return [decode_row(r) for r in raw]
+        args = (tk.base, k, limit, self.refresh_ms, time.time() if self.refresh_ms else 0)
+        return (
+            yield from self._read(tk, lambda b: Eval(lua.HISTORY, tk.keys, (*args, tk.member, b)))
+        )
 
     def heads(self, thread_id: str) -> Plan[list[CheckpointRecord]]:
         tk = self.layout.thread(thread_id)

@@ -72,12 +72,29 @@ end
 
 local function omember(K) return string.sub(K, after(K, 1) + 1) .. K end
 
+-- Bytes of blobs a script may still return inline. Moving a value into Lua costs the server
+-- about 1.6 us per KB (Redis 7.0: GET of 56 KB inside EVAL 89 us, as a plain command 5 us),
+-- so past a budget a blob is returned as {field} and the client reads it with HMGET.
+local INLINE = math.huge
+
 -- a checkpoint with its blobs and writes: {value, blobs, writes}
 local function row(base, K, v)
   local l = links_of(v)
   local fields = blob_fields(K, l)
   local blobs = {}
-  if #fields > 0 then blobs = hmget_all(base .. 'b', fields) end
+  if #fields > 0 and INLINE == math.huge then
+    blobs = hmget_all(base .. 'b', fields)
+  elseif #fields > 0 then
+    for j, f in ipairs(fields) do
+      local n = redis.call('HSTRLEN', base .. 'b', f)
+      if n <= INLINE then
+        INLINE = INLINE - n
+        blobs[j] = redis.call('HGET', base .. 'b', f)
+      else
+        blobs[j] = {f}
+      end
+    end
+  end
   local wf = redis.call('ZRANGEBYLEX', base .. 'x', '[' .. K, '(' .. K .. '\255')
   local writes = {}
   if #wf > 0 then writes = hmget_all(base .. 'w', wf) end
@@ -337,12 +354,13 @@ return 1
 )
 
 # ARGV: base, index, skip, hi, lo, limit, nsf, ttl_ms (refresh when > 0), now, member,
-# nchecks, check*
+# inline budget (bytes, -1: no limit), nchecks, check*
 LIST = _script(
     "list",
     r"""
 local base, limit = ARGV[1], tonumber(ARGV[6])
-local w = walker(base, ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[7], checks_from(11),
+if tonumber(ARGV[11]) >= 0 then INLINE = tonumber(ARGV[11]) end
+local w = walker(base, ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[7], checks_from(12),
                  math.min(limit, 512))
 local out = {}
 while #out < limit do
@@ -356,11 +374,12 @@ return out
 """,
 )
 
-# ARGV: base, K, limit, ttl_ms, now, member
+# ARGV: base, K, limit, ttl_ms, now, member, inline budget (bytes, -1: no limit)
 HISTORY = _script(
     "history",
     r"""
 local base, K, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if tonumber(ARGV[7]) >= 0 then INLINE = tonumber(ARGV[7]) end
 local nst = string.sub(K, 1, after(K, 1))
 local out = {}
 while #out < limit do
