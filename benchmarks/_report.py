@@ -170,16 +170,23 @@ def goals_table(goals: list[dict[str, Any]], *, markdown: bool = False) -> str:
 def json_report(
     results: Results, env: dict[str, Any], sizes: dict[str, Any], goals: list[dict[str, Any]]
 ) -> str:
-    """The whole run: environment, sizes, every series with every sample, goals, notes."""
-    return json.dumps(
-        {
-            "environment": env,
-            "sizes": sizes,
-            "units": {SECONDS: "seconds per operation", THROUGHPUT: "per second", BYTES: "bytes"},
-            "series": [s.to_json() for s in results],
-            "goals": goals,
-            "notes": results.notes,
-            "problems": results.problems,
-        },
-        indent=1,
-    )
+    """The whole run: environment, sizes, every series with every sample, goals, notes.
+
+    One series per line (samples rounded to the nanosecond or byte), so that a full run
+    stays small enough to keep in the repository and diffs read by series.
+    """
+    head = {
+        "environment": env,
+        "sizes": sizes,
+        "units": {SECONDS: "seconds per operation", THROUGHPUT: "per second", BYTES: "bytes"},
+        "goals": goals,
+        "notes": results.notes,
+        "problems": results.problems,
+    }
+    lines = []
+    for s in results:
+        record = s.to_json()
+        record["samples"] = [round(v, 9) for v in s.samples]
+        lines.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+    body = json.dumps(head, indent=1, ensure_ascii=False)
+    return body[:-2] + ',\n "series": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n"
