@@ -1,0 +1,71 @@
+"""Errors of the serializer: one base class, one subclass per thing a caller may act on."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DisallowedTypeError",
+    "MalformedDataError",
+    "NestingTooDeepError",
+    "SerializationError",
+    "TypeNotFoundError",
+    "UnsupportedTypeError",
+]
+
+
+class SerializationError(Exception):
+    """Base class of every error raised by `MsgpackSerializer`."""
+
+
+class UnsupportedTypeError(SerializationError, TypeError):
+    """`dumps_typed` met a value of a type it cannot write faithfully."""
+
+
+class MalformedDataError(SerializationError, ValueError):
+    """`loads_typed` got bytes that are not a valid payload of their type tag."""
+
+
+class NestingTooDeepError(SerializationError, ValueError):
+    """A value nests containers deeper than msgpack allows (about 1,000 levels)."""
+
+
+class DisallowedTypeError(SerializationError):
+    """Stored data names a class that the allowlist does not contain.
+
+    Attributes:
+        module: The module named by the stored data.
+        qualname: The class name (qualified name) named by the stored data.
+    """
+
+    def __init__(self, module: str, qualname: str) -> None:
+        self.module = module
+        self.qualname = qualname
+        name = qualname.rpartition(".")[2]
+        super().__init__(
+            f"Refusing to rebuild {module}.{qualname} from stored data: the type is not in the "
+            f"serializer's allowlist. If you trust it, allow it with "
+            f"serde.with_allowlist([({module!r}, {name!r})]) or "
+            f"MsgpackSerializer(allowed=[{name}]), or use it in the graph's state schema "
+            f"(LangGraph registers schema types through with_allowlist when compiling with "
+            f"LANGGRAPH_STRICT_MSGPACK=true)."
+        )
+
+
+class TypeNotFoundError(SerializationError):
+    """An allowlisted class named by stored data cannot be found in this process.
+
+    The serializer never imports a module because stored data names it; import the module that
+    defines the class before loading.
+
+    Attributes:
+        module: The module named by the stored data.
+        qualname: The class name (qualified name) named by the stored data.
+    """
+
+    def __init__(self, module: str, qualname: str, reason: str) -> None:
+        self.module = module
+        self.qualname = qualname
+        super().__init__(
+            f"Cannot rebuild {module}.{qualname}: {reason}. The serializer never imports modules "
+            f"named by stored data; import {module!r} before loading, or pass the class itself "
+            f"to MsgpackSerializer(allowed=[...]) or with_allowlist([...])."
+        )

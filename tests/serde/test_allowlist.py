@@ -1,0 +1,139 @@
+"""What `allowed=` and `with_allowlist` add, how classes are found, and schema evolution."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, TypedDict
+
+import pydantic
+import pytest
+from langchain_core.messages import AnyMessage
+from langgraph._internal._serde import build_serde_allowlist
+
+from checkpoint_base.serde import (
+    DisallowedTypeError,
+    MalformedDataError,
+    MsgpackSerializer,
+)
+
+from . import user_types as u
+from .helpers import assert_same, roundtrip
+
+
+def _written(value: Any) -> tuple[str, bytes]:
+    return MsgpackSerializer(allowed=u.ALL_USER_TYPES).dumps_typed(value)
+
+
+def test_user_types_need_allowing() -> None:
+    data = _written(u.Profile(name="a"))
+    with pytest.raises(DisallowedTypeError):
+        MsgpackSerializer().loads_typed(data)
+
+
+@pytest.mark.parametrize(
+    "entry", [u.Profile, ("tests.serde.user_types", "Profile")], ids=["class", "tuple"]
+)
+def test_allowed_as_class_or_tuple(entry: Any) -> None:
+    data = _written(u.Profile(name="a", address=u.Address(city="c")))
+    with pytest.raises(DisallowedTypeError, match="Address"):  # nested types need allowing too
+        MsgpackSerializer(allowed=[entry, u.Mood]).loads_typed(data)
+    serde = MsgpackSerializer(allowed=[entry, u.Address, u.Mood])
+    assert serde.loads_typed(data) == u.Profile(name="a", address=u.Address(city="c"))
+
+
+def test_with_allowlist_returns_new_serializers_and_caches_them() -> None:
+    base = MsgpackSerializer()
+    extra = [("tests.serde.user_types", "Color")]
+    child = base.with_allowlist(extra)
+    assert child is not base and base.allowed == frozenset()
+    assert child.allowed == frozenset(extra)
+    assert base.with_allowlist(extra) is child  # LangGraph asks again on every invocation
+    assert child.with_allowlist(extra) is child  # nothing new: the same serializer
+    assert child.with_allowlist([]) is child
+    grandchild = child.with_allowlist([u.Point])
+    assert grandchild.allowed == {*extra, ("tests.serde.user_types", "Point")}
+    assert grandchild.loads_typed(_written(u.Color.RED)) is u.Color.RED
+
+
+def test_invalid_allowlist_entries_are_rejected() -> None:
+    for entry in ["tests.serde.user_types.Color", ("m",), ("m", "n", "method"), ("m", 1)]:
+        with pytest.raises(TypeError):
+            MsgpackSerializer().with_allowlist([entry])  # type: ignore[list-item]
+
+
+def test_langgraph_name_form_allows_nested_classes() -> None:
+    # LangGraph registers (module, __name__); Outer.Inner's qualname is longer.
+    serde = MsgpackSerializer(allowed=[("tests.serde.user_types", "Inner")])
+    assert serde.loads_typed(_written(u.Outer.Inner(3))) == u.Outer.Inner(3)
+
+
+def test_class_defined_in_a_function() -> None:
+    @dataclasses.dataclass
+    class Local:
+        x: int
+
+    writer = MsgpackSerializer()
+    data = writer.dumps_typed(Local(1))
+    # Given as a class object, it is found in any serializer.
+    assert MsgpackSerializer(allowed=[Local]).loads_typed(data) == Local(1)
+    # Given by LangGraph as (module, name), it is found because this process wrote it.
+    by_name = MsgpackSerializer(allowed=[(__name__, "Local")])
+    assert by_name.loads_typed(data) == Local(1)
+    with pytest.raises(DisallowedTypeError):
+        writer.loads_typed(data)  # writing a class never allows reading it
+
+
+def test_allowlist_from_a_langgraph_state_schema() -> None:
+    class State(TypedDict):
+        messages: Annotated[list[AnyMessage], "reducer"]
+        profile: u.Profile
+        plan: u.Plan | None
+        color: u.Color
+
+    serde = MsgpackSerializer().with_allowlist(build_serde_allowlist(schemas=[State]))
+    value = {
+        "profile": u.Profile(name="x", address=u.Address(city="y"), history=[u.Plan(["s"])]),
+        "plan": u.Plan(steps=["a"]),
+        "color": u.Color.GREEN,
+    }
+    assert_same(value, serde.loads_typed(_written(value)))
+
+
+def _evolving(**fields: Any) -> type[pydantic.BaseModel]:
+    model = pydantic.create_model("Evolving", __module__=__name__, **fields)
+    return model
+
+
+def test_pydantic_schema_evolution() -> None:
+    v1 = _evolving(a=(int, ...), gone=(str, "x"))
+    data = MsgpackSerializer().dumps_typed(v1(a=1))
+    v2 = _evolving(a=(int, ...), added=(list[int], pydantic.Field(default_factory=list)))
+    loaded = MsgpackSerializer(allowed=[v2]).loads_typed(data)
+    assert type(loaded) is v2 and loaded.a == 1 and loaded.added == []
+    assert not hasattr(loaded, "gone")
+    v3 = _evolving(a=(int, ...), required=(str, ...))
+    with pytest.raises(MalformedDataError, match="required field 'required'"):
+        MsgpackSerializer(allowed=[v3]).loads_typed(data)
+
+
+def test_dataclass_schema_evolution() -> None:
+    v1 = dataclasses.make_dataclass("Evolving", [("a", int)], namespace={"__module__": __name__})
+    data = MsgpackSerializer().dumps_typed(v1(1))
+    v2 = dataclasses.make_dataclass(
+        "Evolving",
+        [("a", int), ("b", list, dataclasses.field(default_factory=list))],
+        namespace={"__module__": __name__},
+    )
+    loaded = MsgpackSerializer(allowed=[v2]).loads_typed(data)
+    assert loaded == v2(1, [])
+    v3 = dataclasses.make_dataclass(
+        "Evolving", [("a", int), ("c", int)], namespace={"__module__": __name__}
+    )
+    with pytest.raises(MalformedDataError, match="field 'c'"):
+        MsgpackSerializer(allowed=[v3]).loads_typed(data)
+
+
+def test_repr_shows_the_additions() -> None:
+    serde = MsgpackSerializer(allowed=[u.Color])
+    assert repr(serde) == "MsgpackSerializer(allowed=[('tests.serde.user_types', 'Color')])"
+    assert roundtrip(serde, u.Color.RED) is u.Color.RED
