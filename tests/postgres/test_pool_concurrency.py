@@ -1,0 +1,176 @@
+"""Concurrent writers through one saver on a pool: every write lands, and none waits for
+another (no saver-wide lock)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from checkpoint_postgres import AsyncPostgresSaver, PostgresSaver
+from tests.conformance.builders import checkpoint, cid, config
+
+from .conftest import CONN_KWARGS, unique
+
+WRITERS = 8
+STEPS = 12
+
+
+@pytest.fixture
+def pool_saver(pg_url: str, schema: str) -> Iterator[PostgresSaver]:
+    pool = ConnectionPool(pg_url, min_size=WRITERS, max_size=WRITERS, kwargs=CONN_KWARGS)
+    with pool, PostgresSaver(pool, schema=schema) as saver:
+        saver.setup()
+        yield saver
+
+
+def _write_thread(saver: PostgresSaver, thread: str, shared: str, writer: int) -> None:
+    parent: str | None = None
+    for step in range(STEPS):
+        stored = saver.put(
+            config(thread, checkpoint_id=parent),
+            checkpoint({"v": [writer, step]}, {"v": step + 1}),
+            {"step": step, "writer": writer},
+            {"v": step + 1},
+        )
+        saver.put_writes(stored, [("v", step), ("log", f"w{writer}")], f"task-{step}")
+        parent = cid(stored)
+        # Every writer also adds its own checkpoints to one shared thread.
+        saver.put(
+            config(shared, ns=f"w{writer}"),
+            checkpoint({"v": step}, {"v": step + 1}),
+            {"step": step, "writer": writer},
+            {"v": step + 1},
+        )
+
+
+def _check(saver: PostgresSaver, threads: list[str], shared: str) -> None:
+    for writer, thread in enumerate(threads):
+        history = list(saver.list(config(thread)))
+        assert [t.metadata["step"] for t in history] == list(range(STEPS))[::-1]
+        for t in history:
+            step = t.metadata["step"]
+            assert t.checkpoint["channel_values"] == {"v": [writer, step]}
+            assert t.pending_writes == [
+                (f"task-{step}", "v", step),
+                (f"task-{step}", "log", f"w{writer}"),
+            ]
+        parents = [t.parent_config for t in history]
+        assert parents[-1] is None
+        assert [cid(p) for p in parents[:-1] if p] == [cid(t.config) for t in history[1:]]
+    shared_rows = list(saver.list({"configurable": {"thread_id": shared}}))
+    assert len(shared_rows) == WRITERS * STEPS
+    assert {t.config["configurable"]["checkpoint_ns"] for t in shared_rows} == {
+        f"w{w}" for w in range(WRITERS)
+    }
+
+
+def test_eight_sync_writers(pool_saver: PostgresSaver) -> None:
+    threads = [unique(f"w{w}") for w in range(WRITERS)]
+    shared = unique("shared")
+    with ThreadPoolExecutor(WRITERS) as executor:
+        futures = [
+            executor.submit(_write_thread, pool_saver, threads[w], shared, w)
+            for w in range(WRITERS)
+        ]
+        for future in futures:
+            future.result()
+    _check(pool_saver, threads, shared)
+
+
+async def test_eight_async_writers(pg_url: str, schema: str) -> None:
+    pool = AsyncConnectionPool(
+        pg_url, min_size=WRITERS, max_size=WRITERS, kwargs=CONN_KWARGS, open=False
+    )
+    async with pool, AsyncPostgresSaver(pool, schema=schema) as saver:
+        await saver.asetup()
+        shared = unique("shared")
+        threads = [unique(f"w{w}") for w in range(WRITERS)]
+
+        async def write(writer: int) -> None:
+            parent: str | None = None
+            for step in range(STEPS):
+                stored = await saver.aput(
+                    config(threads[writer], checkpoint_id=parent),
+                    checkpoint({"v": [writer, step]}, {"v": step + 1}),
+                    {"step": step, "writer": writer},
+                    {"v": step + 1},
+                )
+                await saver.aput_writes(
+                    stored, [("v", step), ("log", f"w{writer}")], f"task-{step}"
+                )
+                parent = cid(stored)
+                await saver.aput(
+                    config(shared, ns=f"w{writer}"),
+                    checkpoint({"v": step}, {"v": step + 1}),
+                    {"step": step, "writer": writer},
+                    {"v": step + 1},
+                )
+
+        await asyncio.gather(*(write(w) for w in range(WRITERS)))
+        # Read back through a sync saver on the same schema.
+        with PostgresSaver(pg_url, schema=schema) as reader:
+            _check(reader, threads, shared)
+
+
+def _wait_for_lock_wait(pg_url: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ).fetchone()
+            if row and row[0] > 0:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the blocked put never reached the database")
+
+
+def test_a_blocked_writer_does_not_block_the_others(
+    pool_saver: PostgresSaver, pg_url: str, schema: str
+) -> None:
+    """Hold a row lock on one thread's checkpoint: a put to it waits in the database, while
+    puts to other threads, from other callers of the same saver, go through."""
+    blocked_thread, free_thread = unique("blocked"), unique("free")
+    first = pool_saver.put(config(blocked_thread), checkpoint({"v": 0}), {}, {"v": 1})
+    locker = psycopg.connect(pg_url, autocommit=False)
+    try:
+        locker.execute(
+            sql.SQL(
+                "SELECT 1 FROM {}.checkpoints WHERE thread_id = %s AND checkpoint_id = %s FOR UPDATE"
+            ).format(sql.Identifier(schema)),
+            (blocked_thread, cid(first)),
+        )
+        started = threading.Event()
+
+        def blocked_put() -> None:
+            started.set()
+            # The same checkpoint id: an upsert of the locked row, which must wait.
+            pool_saver.put(
+                config(blocked_thread),
+                {**checkpoint({"v": 1}, {"v": 2}), "id": cid(first)},
+                {"late": True},
+                {"v": 2},
+            )
+
+        with ThreadPoolExecutor(1) as executor:
+            waiting = executor.submit(blocked_put)
+            started.wait(5)
+            _wait_for_lock_wait(pg_url)  # the put is inside the database, stuck on the lock
+            for step in range(5):  # all complete while the other caller is stuck
+                pool_saver.put(config(free_thread), checkpoint({"v": step}), {}, {"v": 1})
+            assert not waiting.done()
+            locker.commit()
+            waiting.result(timeout=30)
+    finally:
+        locker.close()
+    got = pool_saver.get_tuple(config(blocked_thread))
+    assert got is not None and got.metadata.get("late") is True
+    assert len(list(pool_saver.list(config(free_thread)))) == 5

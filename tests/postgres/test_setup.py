@@ -1,0 +1,119 @@
+"""`setup()` inside or outside the caller's transaction, and from several processes at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from checkpoint_base import SchemaVersionError, connect
+from checkpoint_postgres import MIGRATIONS, AsyncPostgresSaver, PostgresSaver
+from checkpoint_postgres._testing import drop_schema, fresh_schema
+from tests.conformance.builders import checkpoint, config
+
+from .conftest import schema_exists, table_names, unique
+
+
+def _versions(admin: psycopg.Connection[Any], schema: str) -> list[int]:
+    query = sql.SQL("SELECT v FROM {}.migrations ORDER BY v").format(sql.Identifier(schema))
+    return [r[0] for r in admin.execute(query).fetchall()]
+
+
+def test_setup_inside_the_callers_transaction(
+    pg_url: str, admin: psycopg.Connection[Any], schema: str
+) -> None:
+    """The migrations join the caller's transaction: its rollback undoes them."""
+    with psycopg.connect(pg_url, autocommit=False, prepare_threshold=None) as conn:
+        saver = PostgresSaver(conn, schema=schema)
+        conn.execute("SELECT 1")  # the caller's transaction is open
+        saver.setup()
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert not schema_exists(admin, schema)  # not visible outside: not committed
+        conn.rollback()
+        assert not schema_exists(admin, schema)
+
+        with conn.transaction():
+            saver.setup()
+        assert _versions(admin, schema) == list(range(1, len(MIGRATIONS) + 1))
+        thread = unique()
+        saver.put(config(thread), checkpoint({"a": 1}), {}, {"a": 1})  # committed by us
+        conn.rollback()
+        assert admin.execute(
+            sql.SQL("SELECT count(*) FROM {}.checkpoints").format(sql.Identifier(schema))
+        ).fetchone() == (1,)
+
+
+def test_setup_outside_a_transaction(
+    pg_url: str, admin: psycopg.Connection[Any], schema: str
+) -> None:
+    with psycopg.connect(pg_url, autocommit=False, prepare_threshold=None) as conn:
+        PostgresSaver(conn, schema=schema).setup()  # idle, not autocommit: commits itself
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert table_names(admin, schema) == {"checkpoints", "blobs", "writes", "migrations"}
+
+
+async def test_async_setup_through_pgbouncer(admin: psycopg.Connection[Any], schema: str) -> None:
+    from checkpoint_base.testing import servers
+
+    async with AsyncPostgresSaver.from_conn_string(servers.pgbouncer_url(), schema=schema) as s:
+        await s.asetup()
+        await s.asetup()
+    assert _versions(admin, schema) == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_newer_schema_is_refused(pg_url: str, admin: psycopg.Connection[Any], schema: str) -> None:
+    with connect(pg_url, schema=schema) as saver:  # the URL entry point runs setup()
+        assert saver.backend.schema == schema  # type: ignore[attr-defined]
+    admin.execute(
+        sql.SQL("INSERT INTO {}.migrations (v) VALUES (%s)").format(sql.Identifier(schema)),
+        (len(MIGRATIONS) + 1,),
+    )
+    with pytest.raises(SchemaVersionError, match="upgrade"), connect(pg_url, schema=schema):
+        pass
+
+
+def _setup_in_process(url: str, schemas: list[str], barrier: Any, errors: Any) -> None:
+    try:
+        for name in schemas:
+            barrier.wait(timeout=60)  # both processes start each setup at the same moment
+            with PostgresSaver(url, schema=name, pool_options={"max_size": 1}) as saver:
+                saver.setup()
+    except BaseException as exc:
+        errors.put(repr(exc))
+        raise
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_concurrent_setup_from_processes(
+    pg_url: str, admin: psycopg.Connection[Any], processes: int
+) -> None:
+    names = [fresh_schema("race") for _ in range(3)]
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(processes)
+    errors = ctx.Queue()
+    workers = [
+        ctx.Process(target=_setup_in_process, args=(pg_url, names, barrier, errors))
+        for _ in range(processes)
+    ]
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=120)
+        found = []
+        while not errors.empty():
+            found.append(errors.get())
+        assert not found, found
+        assert [w.exitcode for w in workers] == [0] * processes
+        for name in names:
+            assert table_names(admin, name) == {"checkpoints", "blobs", "writes", "migrations"}
+            assert _versions(admin, name) == list(range(1, len(MIGRATIONS) + 1))
+    finally:
+        for w in workers:
+            if w.is_alive():
+                w.kill()
+        for name in names:
+            drop_schema(pg_url, name)
