@@ -54,14 +54,8 @@ T = TypeVar("T")
 
 def default_serde() -> SerializerProtocol:
     """The serializer every saver uses unless given `serde=`: safe by default."""
-    try:
-        from .serde import MsgpackSerializer
-    except ModuleNotFoundError as exc:  # until the serializer lands: LangGraph's, strict
-        if exc.name != "checkpoint_base.serde":
-            raise
-        from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+    from .serde import MsgpackSerializer
 
-        return JsonPlusSerializer(allowed_msgpack_modules=None)
     serde: SerializerProtocol = MsgpackSerializer()
     return serde
 
