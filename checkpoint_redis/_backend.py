@@ -39,7 +39,7 @@ from ._codec import (
     write_field,
     write_value,
 )
-from ._keys import Layout, ThreadKeys, seg, split, unseg
+from ._keys import Layout, ThreadKeys, seg, seg_common, split, unseg
 from ._requests import Batch, Command, Eval
 from ._scans import index_prefixes, plan_scan
 
@@ -139,7 +139,7 @@ class RedisBackend(Backend):
     ) -> Eval:
         tk = self.layout.thread(record.thread_id)
         cid = seg(record.checkpoint_id)
-        k = seg(record.checkpoint_ns) + cid
+        k = seg_common(record.checkpoint_ns) + cid
         metadata = json.loads(record.metadata)
         value = pack_checkpoint(record, index_prefixes(record, metadata))
         run_f = run_r = b""

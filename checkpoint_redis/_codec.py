@@ -15,7 +15,7 @@ import msgpack
 
 from checkpoint_base import BlobRecord, CheckpointRecord, CheckpointRow, WriteRecord
 
-from ._keys import seg
+from ._keys import seg, seg_common
 
 __all__ = [
     "blob_field",
@@ -85,7 +85,7 @@ def decode_record(value: bytes) -> CheckpointRecord:
 
 def blob_field(ns: str, channel: str, version: str) -> bytes:
     """The `b` hash field of one blob (Lua builds the same bytes from a checkpoint's links)."""
-    return seg(ns) + seg(channel) + seg(version)
+    return seg_common(ns) + seg_common(channel) + seg(version)
 
 
 def blob_value(blob: BlobRecord) -> bytes:
@@ -99,10 +99,10 @@ def blob_value(blob: BlobRecord) -> bytes:
 def write_field(write: WriteRecord) -> bytes:
     """The `w` hash field (and `x` member) of a write: K + seg(task) + seg(idx)."""
     return (
-        seg(write.checkpoint_ns)
+        seg_common(write.checkpoint_ns)
         + seg(write.checkpoint_id)
         + seg(write.task_id)
-        + seg(str(write.idx))
+        + seg_common(str(write.idx))
     )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "Layout",
     "ThreadKeys",
     "seg",
+    "seg_common",
     "slot_tag",
     "split",
     "unseg",
@@ -53,6 +54,19 @@ _slot_tags: list[bytes] = []
 def seg(value: str) -> bytes:
     """One order-preserving, prefix-free segment of a composite member."""
     return value.encode("utf-8").replace(b"\x00", b"\x00\xff") + END
+
+
+_common: dict[str, bytes] = {}
+
+
+def seg_common(value: str) -> bytes:
+    """`seg` of a string that recurs (namespace, channel, metadata key), from a small cache."""
+    found = _common.get(value)
+    if found is None:
+        if len(_common) > 8192:
+            _common.clear()
+        found = _common[value] = seg(value)
+    return found
 
 
 def unseg(data: bytes) -> str:

@@ -15,7 +15,9 @@ from typing import Any
 
 from checkpoint_base import CheckpointRecord, ListQuery
 
-from ._keys import seg
+from ._keys import seg, seg_common
+
+_quote = json.encoder.encode_basestring_ascii  # what json.dumps does for a str, in C
 
 __all__ = ["INDEXED_KEYS", "Scan", "canonical", "index_prefixes", "plan_scan", "run_prefix"]
 
@@ -39,6 +41,11 @@ def _normalize(value: Any) -> Any:
 
 def canonical(value: Any) -> str:
     """One JSON text per equivalence class of `checkpoint_base._convert.json_equal`."""
+    kind = type(value)
+    if kind is str:
+        return _quote(value)
+    if kind is int:
+        return str(value)
     return json.dumps(_normalize(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
@@ -49,7 +56,7 @@ def run_prefix(run_id: str) -> bytes:
 
 def index_prefixes(record: CheckpointRecord, metadata: Mapping[str, Any]) -> list[bytes]:
     """The `m` member prefixes of a record: its indexed metadata values and its run id."""
-    found = [seg(k) + seg(canonical(metadata[k])) for k in INDEXED_KEYS if k in metadata]
+    found = [seg_common(k) + seg(canonical(metadata[k])) for k in INDEXED_KEYS if k in metadata]
     if record.run_id is not None:
         found.append(run_prefix(record.run_id))
     return found
