@@ -7,7 +7,8 @@ threads, `list_threads`, `delete_runs`, dropping a whole prefix.
 
 from __future__ import annotations
 
-from ._lua import Script, _script
+from ._lua_prelude import Script
+from ._lua_prelude import script as _script
 
 __all__ = ["DELETE_RUNS", "DROP_BUCKET", "FETCH", "SCAN", "SCHEMA", "THREADS"]
 

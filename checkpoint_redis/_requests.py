@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._lua import Script
+from ._lua_prelude import Script
 
 __all__ = ["Arg", "Batch", "Command", "Eval"]
 
