@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ._errors import ConfigError
 from ._migrate_progress import MigrationProgress, MigrationReport, Tally, VerifyReport
@@ -96,7 +97,14 @@ class _Setup:
     side: Side
 
 
-Steps = Generator[_Run | _Setup, Any, Any]
+@dataclass(frozen=True, slots=True)
+class _Store:
+    side: Side
+    rows: list[CheckpointRow]
+    serde: SerializerProtocol
+
+
+Steps = Generator[_Run | _Setup | _Store, Any, Any]
 
 
 @dataclass
@@ -177,7 +185,7 @@ def _copy(source: Side, target: Side, opts: _Options) -> Steps:
 
     def flush(rows: list[CheckpointRow]) -> Steps:
         if not opts.dry_run:
-            yield _Run(target, target.write(rows, source.serde))
+            yield _Store(target, rows, source.serde)
         tally.copied(rows)
         _report(opts)
 
@@ -253,10 +261,18 @@ def _verify(source: Side, target: Side, opts: _Options) -> Steps:
 
 
 def _recoders(source: Side, target: Side) -> tuple[Recode | None, Recode | None]:
-    if source.exact and target.exact:
-        return None, None
-    common = target.serde if not target.exact else source.serde
-    return Recode(source.serde, common), Recode(target.serde, common)
+    """How each side's values are hashed so that equal values hash alike (see `Recode`)."""
+    if not (source.exact and target.exact):
+        common = target.serde if not target.exact else source.serde
+        return Recode(source.serde, common), Recode(target.serde, common)
+    if (source.native_tags is None) == (target.native_tags is None):
+        return None, None  # both sides hold any tag, or the same restricted family
+    restricted = source if source.native_tags is not None else target
+    keep = restricted.native_tags
+    return (
+        Recode(source.serde, restricted.serde, keep),
+        Recode(target.serde, restricted.serde, keep),
+    )
 
 
 # -- drivers -----------------------------------------------------------------------------------
@@ -268,6 +284,9 @@ def _drive(steps: Steps) -> Any:
         while True:
             if isinstance(step, _Setup):
                 step.side.setup()
+                step = steps.send(None)
+            elif isinstance(step, _Store):
+                step.side.store(step.rows, step.serde)
                 step = steps.send(None)
             else:
                 step = steps.send(step.side.run(step.plan))
@@ -281,6 +300,9 @@ async def _adrive(steps: Steps) -> Any:
         while True:
             if isinstance(step, _Setup):
                 await step.side.asetup()
+                step = steps.send(None)
+            elif isinstance(step, _Store):
+                await step.side.astore(step.rows, step.serde)
                 step = steps.send(None)
             else:
                 step = steps.send(await step.side.arun(step.plan))

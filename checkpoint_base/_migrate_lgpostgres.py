@@ -25,7 +25,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ._convert import decode_metadata, encode_metadata
 from ._errors import StorageError
-from ._migrate_msgpack import pack_plain, ts_to_epoch, uuid6_epoch
+from ._migrate_msgpack import JSONPLUS_READS, for_jsonplus, pack_plain, ts_to_epoch, uuid6_epoch
 from ._migrate_side import Key, Side
 from ._plan import Plan, arun, run
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
@@ -111,6 +111,8 @@ class LangGraphPostgresSide(Side):
         saver: The official saver; its connection or pool and its lock are used.
         label: How reports name it.
     """
+
+    native_tags = JSONPLUS_READS
 
     def __init__(self, saver: Any, label: str | None = None) -> None:
         super().__init__(label or f"{type(saver).__name__} tables")
@@ -251,14 +253,18 @@ class LangGraphPostgresSide(Side):
         ]
 
     def write(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> Plan[None]:
-        blobs, checkpoints = [], []
+        blobs: list[tuple[Any, ...]] = []
+        checkpoints: list[tuple[Any, ...]] = []
         inserts: list[tuple[Any, ...]] = []
         upserts: list[tuple[Any, ...]] = []
         for row in rows:
             rec = row.checkpoint
             for b in row.blobs:
-                data = None if b.type == EMPTY else b.data
-                blobs.append((b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, data))
+                if b.type == EMPTY:
+                    blobs.append((b.thread_id, b.checkpoint_ns, b.channel, b.version, EMPTY, None))
+                    continue
+                typed = for_jsonplus(b.type, b.data, serde, self.serde)
+                blobs.append((b.thread_id, b.checkpoint_ns, b.channel, b.version, *typed))
             body = dict(serde.loads_typed((rec.type, rec.checkpoint)))
             body["channel_values"] = {}
             checkpoints.append(
@@ -281,8 +287,7 @@ class LangGraphPostgresSide(Side):
                         w.task_path,
                         w.idx,
                         w.channel,
-                        w.type,
-                        w.data,
+                        *for_jsonplus(w.type, w.data, serde, self.serde),
                     )
                 )
         for sql, params in (

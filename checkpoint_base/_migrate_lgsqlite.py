@@ -21,7 +21,9 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from ._convert import decode_metadata, encode_metadata
 from ._errors import StorageError
 from ._migrate_msgpack import (
+    JSONPLUS_READS,
     compose_checkpoint,
+    for_jsonplus,
     split_checkpoint,
     standalone_value,
     ts_to_epoch,
@@ -85,6 +87,8 @@ class LangGraphSqliteSide(Side):
     """
 
     shared_blobs = False
+
+    native_tags = JSONPLUS_READS
 
     def __init__(self, saver: Any, label: str | None = None) -> None:
         super().__init__(label or f"{type(saver).__name__} tables")
@@ -278,8 +282,7 @@ class LangGraphSqliteSide(Side):
                         w.task_path,
                         w.idx,
                         w.channel,
-                        w.type,
-                        w.data,
+                        *for_jsonplus(w.type, w.data, serde, self.serde),
                     )
                 )
         # Writes first, checkpoints last: in one transaction anyway, but the order keeps a
@@ -297,9 +300,12 @@ class LangGraphSqliteSide(Side):
         for channel, version in rec.channel_versions.items():
             blob = blobs.get((channel, version))
             if blob is not None and blob.type != EMPTY:
-                values[channel] = (blob.type, blob.data)
-        if rec.type == "msgpack":
-            composed = compose_checkpoint(rec.checkpoint, values)
+                values[channel] = for_jsonplus(blob.type, blob.data, serde, self.serde)
+        body_type, body = rec.type, rec.checkpoint
+        if body_type != "msgpack":  # another serializer's format: the body is plain data
+            body_type, body = self.serde.dumps_typed(serde.loads_typed((body_type, body)))
+        if body_type == "msgpack":
+            composed = compose_checkpoint(body, values)
             if composed is not None:
                 return "msgpack", composed
         full = dict(serde.loads_typed((rec.type, rec.checkpoint)))

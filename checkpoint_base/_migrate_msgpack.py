@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+from langgraph.checkpoint.serde.base import SerializerProtocol
 
 __all__ = [
+    "JSONPLUS_READS",
     "JSONPLUS_TAGS",
     "SplitCheckpoint",
     "compose_checkpoint",
+    "for_jsonplus",
     "pack_plain",
     "split_checkpoint",
     "standalone_value",
@@ -30,6 +33,9 @@ __all__ = [
 
 JSONPLUS_TAGS = frozenset({"msgpack", "null", "bytes", "bytearray"})
 """Type tags whose value `compose_checkpoint` embeds without decoding it."""
+
+JSONPLUS_READS = frozenset({"msgpack", "json", "null", "bytes", "bytearray", "empty"})
+"""Type tags LangGraph's `JsonPlusSerializer` (the official savers' serializer) reads."""
 
 _NIL = b"\xc0"
 _BIN_MARKERS = frozenset({0xC4, 0xC5, 0xC6})
@@ -167,6 +173,20 @@ def compose_checkpoint(body: bytes, values: Mapping[str, tuple[str, bytes]]) -> 
     parts = [raw for _, raw in entries]
     parts.append(pack_plain("channel_values") + inner)
     return _map_header(len(parts)) + b"".join(parts)
+
+
+def for_jsonplus(
+    type_: str, data: bytes, source: SerializerProtocol, jsonplus: SerializerProtocol
+) -> tuple[str, bytes]:
+    """A stored value as LangGraph's `JsonPlusSerializer` can read it.
+
+    Values it reads keep their bytes; any other (our own format, say) is decoded with the
+    serializer that wrote it and encoded with `jsonplus`.
+    """
+    if type_ in JSONPLUS_READS:
+        return type_, data
+    typed: tuple[str, bytes] = jsonplus.dumps_typed(source.loads_typed((type_, data)))
+    return typed
 
 
 def ts_to_epoch(ts: Any) -> float | None:

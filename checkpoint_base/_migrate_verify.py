@@ -25,14 +25,22 @@ __all__ = ["Recode", "ThreadMismatch", "compare_rows", "row_digest", "thread_dig
 
 @dataclass(frozen=True, slots=True)
 class Recode:
-    """Re-encode values before hashing, for sides that go through a public API.
+    """Re-encode values before hashing, where two sides cannot hold the same bytes.
 
-    Their bytes come from a serializer, not from storage, so both sides are decoded with
-    their own serializer and encoded again with `common`.
+    A side read through a public API gets its bytes from a serializer, not from storage;
+    the official savers' storage holds only `JsonPlusSerializer` tags, so a value of ours
+    in another format is re-encoded on its way there. Such values are decoded with their
+    side's `serde` and encoded again with `common` on both sides.
+
+    Attributes:
+        serde: Reads this side's values.
+        common: Encodes them for hashing.
+        keep: Tags hashed as stored (None: every value is re-encoded).
     """
 
     serde: SerializerProtocol
     common: SerializerProtocol
+    keep: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +73,8 @@ def _name(key: Key) -> str:
 
 
 def _value(type_: str, data: bytes, recode: Recode | None) -> tuple[str, bytes]:
-    if recode is not None:
-        return recode.common.dumps_typed(recode.serde.loads_typed((type_, data)))
+    if recode is not None and (recode.keep is None or type_ not in recode.keep):
+        type_, data = recode.common.dumps_typed(recode.serde.loads_typed((type_, data)))
     if type_ == "msgpack":  # an inline None or bytes reads as JsonPlusSerializer tags them
         return standalone_value(data)
     return type_, data

@@ -153,8 +153,9 @@ def test_official_sqlite_file_both_ways(cli: Cli, filled: Filled, tmp_path: Path
     back = f"sqlite:///{tmp_path / 'back.db'}"
     result = cli("migrate", f"langgraph-sqlite:///{official}", back, "--verify")
     assert result.status == 0, result.err
-    with connect(filled.url) as ours, connect(back) as copy:
-        assert verify(ours, copy).ok
+    with OfficialSqliteSaver.from_conn_string(str(official)) as saver, connect(back) as copy:
+        assert verify(saver, copy).ok
+        assert_same_storage(saver, copy, filled.work)
     listing = cli("threads", f"langgraph-sqlite:///{official}", "--json")
     assert sorted(t["thread_id"] for t in json.loads(listing.out)) == filled.work.thread_ids
 
@@ -181,8 +182,19 @@ def test_official_postgres_tables_both_ways(cli: Cli, filled: Filled, tmp_path: 
         back = f"sqlite:///{tmp_path / 'back.db'}"
         result = cli("migrate", url, back, "--verify")
         assert result.status == 0, result.err
-        with connect(filled.url) as ours, connect(back) as copy:
-            assert_same_storage(ours, copy, filled.work)
+        from langgraph.checkpoint.postgres import PostgresSaver as OfficialPostgresSaver
+        from psycopg.rows import dict_row
+
+        options = {
+            "autocommit": True,
+            "row_factory": dict_row,
+            "options": f"-csearch_path={schema}",
+        }
+        with psycopg.connect(base, **options) as conn, connect(back) as copy:
+            official = OfficialPostgresSaver(conn)
+            with connect(filled.url) as ours:
+                assert_same_storage(ours, official, filled.work)
+            assert_same_storage(official, copy, filled.work)
         assert "CHECKPOINTS" in cli("threads", url).out
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
@@ -206,6 +218,8 @@ def test_python_factory_url(
     copy = f"sqlite:///{tmp_path / 'copy.db'}"
     back = cli("migrate", "py:my_savers:make", copy, "--verify")
     assert back.status == 0, back.err
+    middle = sys.modules["my_savers"].SAVER
     with connect(filled.url) as ours, connect(copy) as again:
-        assert_same_storage(ours, again, filled.work)
+        assert_same_storage(ours, middle, filled.work)
+        assert_same_storage(middle, again, filled.work)
     sys.modules.pop("my_savers", None)

@@ -21,6 +21,7 @@ from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
@@ -177,33 +178,65 @@ def _key(view: tuple[Any, ...]) -> tuple[str, str]:
     return configurable["checkpoint_ns"], configurable["checkpoint_id"]
 
 
+def _as_seen_by(serde: Any) -> Any:
+    """A view's values as `serde` gives them back after storing them (None: unchanged)."""
+
+    def convert(view: tuple[Any, ...]) -> tuple[Any, ...]:
+        if serde is None:
+            return view
+        config, checkpoint, metadata, parent, writes = view
+        return (
+            config,
+            serde.loads_typed(serde.dumps_typed(checkpoint)),
+            metadata,
+            parent,
+            serde.loads_typed(serde.dumps_typed(writes)),
+        )
+
+    return convert
+
+
+def _weaker_serde(source: BaseCheckpointSaver[Any], target: BaseCheckpointSaver[Any]) -> Any:
+    """LangGraph's serializer when one side uses it and the other ours, else None.
+
+    Ours keeps what `JsonPlusSerializer` cannot (a tuple stays a tuple; it reads back a
+    list), so a value stored in the official format is compared as that format gives it.
+    """
+    if type(source.serde) is type(target.serde):
+        return None
+    return JsonPlusSerializer()
+
+
 def assert_same_storage(
     source: BaseCheckpointSaver[Any], target: BaseCheckpointSaver[Any], work: Workload
 ) -> int:
     """`list` and `get_tuple` on the target give exactly what they give on the source.
 
     A whole thread is compared as a set (LangGraph's `InMemorySaver` lists namespace by
-    namespace, ours newest first across them); each namespace's listing in order.
+    namespace, ours newest first across them); each namespace's listing in order. Between
+    our serializer and LangGraph's, values are compared as LangGraph's gives them back.
     Returns the number of checkpoints compared.
     """
+    seen = _as_seen_by(_weaker_serde(source, target))
     compared = 0
     for thread_id in work.thread_ids:
-        expected = sorted(_listing(source, thread_id), key=_key)
-        got = sorted(_listing(target, thread_id), key=_key)
+        expected = sorted(map(seen, _listing(source, thread_id)), key=_key)
+        got = sorted(map(seen, _listing(target, thread_id)), key=_key)
         assert len(expected) >= 3, f"{thread_id}: the source holds too little to compare"
         assert [_key(v) for v in got] == [_key(v) for v in expected], f"{thread_id}: ids differ"
         for exp, act in zip(expected, got, strict=True):
             assert act == exp, f"{thread_id} {_key(exp)}: target differs from source"
         namespaces = sorted({_key(v)[0] for v in expected})
         for ns in namespaces:
-            assert _listing(target, thread_id, ns) == _listing(source, thread_id, ns)
+            in_target = [seen(v) for v in _listing(target, thread_id, ns)]
+            assert in_target == [seen(v) for v in _listing(source, thread_id, ns)]
         for view in expected:
             exact = target.get_tuple(view[0])
-            assert exact is not None and _tuple_view(exact) == view
+            assert exact is not None and seen(_tuple_view(exact)) == view
         latest_src = source.get_tuple(_config(thread_id))
         latest_dst = target.get_tuple(_config(thread_id))
         assert latest_src is not None and latest_dst is not None
-        assert _tuple_view(latest_dst) == _tuple_view(latest_src)
+        assert seen(_tuple_view(latest_dst)) == seen(_tuple_view(latest_src))
         if work.threads[thread_id] == ("pipeline", True):
             assert len(namespaces) > 1, f"{thread_id}: no subgraph namespace to migrate"
         compared += len(expected)
@@ -218,15 +251,16 @@ async def aassert_same_storage(
     source: BaseCheckpointSaver[Any], target: BaseCheckpointSaver[Any], work: Workload
 ) -> int:
     """Async twin of `assert_same_storage` (through `alist` / `aget_tuple`)."""
+    seen = _as_seen_by(_weaker_serde(source, target))
     compared = 0
     for thread_id in work.thread_ids:
-        expected = await _alisting(source, thread_id)
-        got = await _alisting(target, thread_id)
+        expected = [seen(v) for v in await _alisting(source, thread_id)]
+        got = [seen(v) for v in await _alisting(target, thread_id)]
         assert len(expected) >= 3
         assert got == expected, f"{thread_id}: target differs from source"
         for view in expected:
             exact = await target.aget_tuple(view[0])
-            assert exact is not None and _tuple_view(exact) == view
+            assert exact is not None and seen(_tuple_view(exact)) == view
         compared += len(expected)
     return compared
 
