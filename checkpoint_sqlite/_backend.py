@@ -33,6 +33,17 @@ __all__ = ["SqliteBackend"]
 _CHUNK = 500  # bound values per IN (...) list, far below SQLite's limit of 32766
 
 
+def _atomically(statements: Sequence[tuple[str, Sequence[object]]]) -> Plan[None]:
+    """Run writing statements atomically: alone in autocommit, or in one transaction."""
+    if len(statements) == 1:
+        statement, params = statements[0]
+        yield Execute(statement, (params,), standalone=True)
+        return
+    yield Begin(write=True)
+    for statement, params in statements:
+        yield Execute(statement, (params,))
+
+
 class SqliteBackend(Backend):
     """Plans over the SQLite schema of `_sql.MIGRATIONS`."""
 
@@ -73,15 +84,11 @@ class SqliteBackend(Backend):
         blobs: Sequence[BlobRecord],
         writes: Sequence[WriteRecord] = (),
     ) -> Plan[None]:
-        if blobs:
-            yield Execute(sql.INSERT_BLOB, sql.blob_rows(blobs))
-        if writes:
-            yield Execute(sql.UPSERT_WRITE, sql.write_rows(writes))
-        yield Execute(sql.UPSERT_CHECKPOINT, (sql.checkpoint_params(checkpoint),))
+        yield from _atomically(sql.put_statements(sql.put_rows(checkpoint, blobs, writes)))
 
     def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
         if writes:
-            yield Execute(sql.UPSERT_WRITE, sql.write_rows(writes))
+            yield from _atomically(sql.write_statements(sql.write_rows(writes)))
 
     def delete_threads(self, thread_ids: Sequence[str]) -> Plan[None]:
         rows = [(thread_id,) for thread_id in thread_ids]

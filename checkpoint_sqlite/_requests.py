@@ -1,9 +1,10 @@
 """The requests a SQLite plan yields; both executors perform them on one connection.
 
 A plan's transaction follows from its requests: the first `Execute` opens a write
-transaction (`BEGIN IMMEDIATE`) unless one is open, `Begin` opens one explicitly, and the
-executor commits when the plan returns (or rolls back when it raises). A plan made only of
-`Query` requests runs in autocommit mode: each statement sees one consistent snapshot.
+transaction (`BEGIN IMMEDIATE`) unless one is open or it is `standalone`, `Begin` opens one
+explicitly, and the executor commits when the plan returns (or rolls back when it raises).
+A plan made only of `Query` requests runs in autocommit mode: each statement sees one
+consistent snapshot.
 """
 
 from __future__ import annotations
@@ -28,10 +29,16 @@ class Query:
 
 @dataclass(frozen=True, slots=True)
 class Execute:
-    """Run one writing statement once per parameter row (`executemany`); returns None."""
+    """Run one writing statement once per parameter row (`executemany`); returns None.
+
+    `standalone`: the plan's only write, one statement with one parameter row, atomic by
+    itself; with no transaction open it runs in autocommit, without BEGIN and COMMIT (two
+    statements fewer, and for aiosqlite two thread hops fewer).
+    """
 
     sql: str
     rows: Sequence[Sequence[object]] = ((),)
+    standalone: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from checkpoint_base import StorageError, StorageUnavailableError
 
 from ._requests import Begin, Execute
 
-__all__ = ["Sleep", "is_busy", "transaction", "translate"]
+__all__ = ["Sleep", "Writer", "autocommits", "is_busy", "transaction", "translate"]
 
 T = TypeVar("T")
 
@@ -48,6 +48,24 @@ class Sleep:
     """Pause before a retry (performed by the executor: `time.sleep` or `asyncio.sleep`)."""
 
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """Take the executor's writer lock; the executor releases it when the plan ends.
+
+    SQLite admits one writer at a time. Writers of one saver queue on this lock and start
+    the moment it is free, instead of in SQLite's busy handler, which polls with sleeps of
+    1, 2, 5, 10, ... ms. Writers in other processes still wait in the busy handler.
+    """
+
+
+def autocommits(conn: Any) -> bool:
+    """Whether a sqlite3 (or aiosqlite) connection leaves transactions to its statements."""
+    mode = getattr(conn, "autocommit", None)  # Python >= 3.12; LEGACY (-1) by default
+    if mode is True or mode is False:
+        return mode
+    return conn.isolation_level is None
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -104,14 +122,21 @@ def _rollback(nested: bool) -> Op[None]:
             return
 
 
-def transaction(plan: Op[T], *, nested: bool = False, attempts: int = 4) -> Op[T]:
+def transaction(
+    plan: Op[T], *, nested: bool = False, autocommit: bool = True, attempts: int = 4
+) -> Op[T]:
     """Run `plan` inside the transaction its requests ask for.
 
     Args:
         plan: A backend plan yielding `Query`, `Execute` and `Begin`.
         nested: The connection is already inside the caller's transaction: use a savepoint
             (the caller's commit makes the writes durable).
-        attempts: How many times a busy `BEGIN`, `COMMIT` or autocommit read is tried.
+        autocommit: The connection is in autocommit mode, so a standalone write commits by
+            itself. False for a connection with sqlite3's legacy transaction control
+            (`isolation_level` not None), which would open a transaction before it and leave
+            it open: there the write gets an explicit transaction like any other.
+        attempts: How many times a busy `BEGIN`, `COMMIT`, autocommit read or standalone
+            write is tried.
 
     Returns:
         The plan's result, after its transaction committed.
@@ -122,6 +147,7 @@ def transaction(plan: Op[T], *, nested: bool = False, attempts: int = 4) -> Op[T
         StorageError: Any other SQLite error.
     """
     mode: str | None = None  # None (autocommit), "read" or "write"
+    wrote_alone = False
     send: Any = None
     error: BaseException | None = None
     try:
@@ -132,14 +158,27 @@ def transaction(plan: Op[T], *, nested: bool = False, attempts: int = 4) -> Op[T
                 result: T = stop.value
                 break
             send, error = None, None
-            want = (
-                ("write" if request.write else "read")
-                if isinstance(request, Begin)
-                else "write"
-                if isinstance(request, Execute)
-                else None
-            )
             try:
+                if isinstance(request, Begin):
+                    want = "write" if request.write else "read"
+                elif isinstance(request, Execute):
+                    want = "write"
+                    if wrote_alone:
+                        raise StorageError("a standalone write must be its plan's only write")
+                else:
+                    want = None
+                if want == "write" and mode is None and not nested:
+                    yield Writer()
+                if (
+                    mode is None
+                    and autocommit
+                    and not nested
+                    and isinstance(request, Execute)
+                    and request.standalone
+                ):
+                    wrote_alone = True
+                    yield from _retrying(request, attempts)
+                    continue
                 if want is not None and mode is None:
                     yield from _begin(want, nested, attempts)
                     mode = want

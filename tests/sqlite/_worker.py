@@ -1,12 +1,13 @@
 """A separate process that writes to a SQLite checkpoint file (for the multi-process tests).
 
     python -m tests.sqlite._worker puts PATH THREAD COUNT FLAVOR GO_FILE
-    python -m tests.sqlite._worker loop PATH THREAD [DIE_AT STEP]
+    python -m tests.sqlite._worker loop PATH THREAD CHANNELS [DIE_AT COUNT STEP]
 
 `puts` waits for GO_FILE, then puts COUNT chained checkpoints (flavor `sync` or `async`).
-`loop` puts big checkpoints until killed, printing `begin N` / `end N` around each put; with
-DIE_AT, it SIGKILLs itself when the put of STEP starts a statement beginning with DIE_AT
-(for example `COMMIT`): inside the transaction, at a point chosen by the test.
+`loop` puts checkpoints of CHANNELS big channels until killed, printing `begin N` / `end N`
+around each put. With DIE_AT, it SIGKILLs itself in the put of STEP, at the COUNT-th time
+SQLite traces a statement starting with DIE_AT (a statement is traced when it starts and
+again as each trigger of each row runs): inside the put, at a point the test chooses.
 """
 
 from __future__ import annotations
@@ -30,20 +31,25 @@ CHANNELS = 4
 BIG = 64 * 1024
 
 
+def channel_size(channels: int) -> int:
+    """Characters per channel in `loop`: big for a few channels, small for many."""
+    return BIG if channels <= CHANNELS else 64
+
+
 def value(step: int, channel: int, size: int) -> str:
     """The deterministic value of a channel at a step."""
     unit = f"{step}:{channel};"
     return (unit * (size // len(unit) + 1))[:size]
 
 
-def make(step: int, size: int) -> tuple[Checkpoint, dict[str, Any]]:
+def make(step: int, size: int, channels: int = CHANNELS) -> tuple[Checkpoint, dict[str, Any]]:
     """Checkpoint `step` (every channel changes) and its new versions."""
-    versions = {f"c{j}": f"{step + 1:032}.{j:016}" for j in range(CHANNELS)}
+    versions = {f"c{j}": f"{step + 1:032}.{j:016}" for j in range(channels)}
     checkpoint = Checkpoint(
         v=1,
         id=str(uuid6(clock_seq=step)),
         ts=datetime.now(timezone.utc).isoformat(),
-        channel_values={f"c{j}": value(step, j, size) for j in range(CHANNELS)},
+        channel_values={f"c{j}": value(step, j, size) for j in range(channels)},
         channel_versions=dict(versions),
         versions_seen={},
         updated_channels=None,
@@ -88,21 +94,27 @@ async def puts_async(path: str, thread_id: str, count: int, go_file: str) -> Non
             parent = stored["configurable"]["checkpoint_id"]
 
 
-def loop(path: str, thread_id: str, die_at: str | None, die_step: int) -> None:
+def loop(
+    path: str, thread_id: str, channels: int, die_at: str | None, die_count: int, die_step: int
+) -> None:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     current = [-1]
+    seen = [0]
 
     def trace(statement: str) -> None:
         if die_at is not None and current[0] == die_step and statement.startswith(die_at):
-            os.kill(os.getpid(), signal.SIGKILL)
+            seen[0] += 1
+            if seen[0] == die_count:
+                os.kill(os.getpid(), signal.SIGKILL)
 
-    conn.set_trace_callback(trace)
+    if die_at is not None:  # tracing expands every statement's values into text: costly
+        conn.set_trace_callback(trace)
     with SqliteSaver(conn) as saver:
         latest = saver.get_tuple(_config(thread_id, None))
         step = latest.metadata["step"] + 1 if latest else 0
         parent = latest.config["configurable"]["checkpoint_id"] if latest else None
         while True:
-            checkpoint, versions = make(step, BIG)
+            checkpoint, versions = make(step, channel_size(channels), channels)
             print(f"begin {step}", flush=True)
             current[0] = step
             stored = saver.put(_config(thread_id, parent), checkpoint, {"step": step}, versions)
@@ -122,8 +134,11 @@ def main(argv: list[str]) -> None:
         else:
             asyncio.run(puts_async(path, thread_id, count, go_file))
     elif mode == "loop":
-        die_at, die_step = (rest[0], int(rest[1])) if rest else (None, -1)
-        loop(path, thread_id, die_at, die_step)
+        channels = int(rest[0])
+        if len(rest) > 1:
+            loop(path, thread_id, channels, rest[1], int(rest[2]), int(rest[3]))
+        else:
+            loop(path, thread_id, channels, None, 0, -1)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

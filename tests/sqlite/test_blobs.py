@@ -76,3 +76,17 @@ def test_unchanged_channels_are_written_once_and_collected(db_path: str) -> None
         latest = saver.get_tuple(config("t"))
         assert latest is not None
         assert latest.checkpoint["channel_values"] == {"big": "x" * 1000, "step": 4}
+
+
+async def test_many_writes_and_channels_in_one_call(sh: Harness) -> None:
+    # More rows than one statement binds: the put and put_writes span statements, atomically.
+    tid = new_thread()
+    values = {f"ch{i}": i for i in range(250)}
+    stored = await sh.put(config(tid), checkpoint(values), {}, dict.fromkeys(values, 1))
+    writes = [(f"w{i}", i) for i in range(300)]
+    await sh.put_writes(stored, writes, "task")
+    await sh.put_writes(stored, [("w0", "ignored")], "task")  # idx 0 exists: kept
+    got = await sh.get_tuple(stored)
+    assert got is not None
+    assert got.checkpoint["channel_values"] == values
+    assert got.pending_writes == [("task", ch, v) for ch, v in writes]

@@ -100,6 +100,24 @@ async def test_given_async_connection_is_set_up_on_first_use(db_path: str) -> No
         assert await conn.execute_fetchall("SELECT count(*) FROM cp_checkpoints") == [(1,)]
 
 
+@pytest.mark.parametrize("isolation_level", ["", "DEFERRED", None])
+def test_given_connection_commits_every_write(db_path: str, isolation_level: str | None) -> None:
+    # sqlite3's legacy transaction control opens a transaction before a write by itself;
+    # the saver must still commit, and leave the connection outside any transaction.
+    conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=isolation_level)
+    saver = SqliteSaver(conn)
+    stored = saver.put(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+    saver.put_writes(stored, [("a", 2)], "task")
+    assert not conn.in_transaction
+    other = sqlite3.connect(db_path)
+    try:
+        assert other.execute("SELECT count(*) FROM cp_checkpoints").fetchone() == (1,)
+        assert other.execute("SELECT count(*) FROM cp_writes").fetchone() == (1,)
+    finally:
+        other.close()
+        conn.close()
+
+
 def test_writes_join_the_callers_open_transaction(db_path: str) -> None:
     conn = sqlite3.connect(db_path, check_same_thread=False)
     saver = SqliteSaver(conn)
@@ -202,3 +220,22 @@ async def test_missing_aiosqlite_names_the_extra(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "aiosqlite", None)
     with pytest.raises(MissingDriverError, match=r"pip install 'checkpointers\[sqlite\]'"):
         await AsyncSqliteSaver.open(":memory:")
+
+
+def test_setup_upgrades_a_database_of_an_older_version(db_path: str) -> None:
+    raw = sqlite3.connect(db_path)
+    raw.execute("CREATE TABLE cp_migrations (v INTEGER PRIMARY KEY)")
+    for statement in MIGRATIONS[0]:
+        raw.execute(statement)
+    raw.execute("INSERT INTO cp_migrations VALUES (0)")
+    raw.commit()
+    raw.close()
+    with SqliteSaver.from_conn_string(db_path) as saver:
+        stored = saver.put(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+        assert saver.get_tuple(stored) is not None
+    raw = sqlite3.connect(db_path)
+    try:
+        versions = raw.execute("SELECT v FROM cp_migrations ORDER BY v").fetchall()
+        assert versions == [(v,) for v in range(len(MIGRATIONS))]
+    finally:
+        raw.close()
