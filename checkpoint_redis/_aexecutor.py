@@ -76,25 +76,20 @@ class AsyncRedisExecutor:
         return await self._batch(request)
 
     async def _batch(self, batch: Batch) -> list[Any]:
-        for attempt in range(2):
-            pipe = self.client.pipeline(transaction=False)
-            for request in batch.requests:
-                if isinstance(request, Eval):
-                    pipe.execute_command(
-                        "EVALSHA", request.script.sha, len(request.keys), *request.keys,
-                        *request.args,
-                    )  # fmt: skip
-                else:
-                    pipe.execute_command(*request.args)
-            try:
-                results: list[Any] = await pipe.execute()
-                return results
-            except rx.NoScriptError:
-                if attempt:
-                    raise
-                for script in {r.script for r in batch.requests if isinstance(r, Eval)}:
-                    await self.client.script_load(script.text)
-        raise AssertionError("unreachable")
+        pipe = self.client.pipeline(transaction=False)
+        for request in batch.requests:
+            if isinstance(request, Eval):
+                pipe.execute_command(
+                    "EVALSHA", request.script.sha, len(request.keys), *request.keys, *request.args
+                )
+            else:
+                pipe.execute_command(*request.args)
+        try:
+            results: list[Any] = await pipe.execute()
+        except rx.NoScriptError:
+            # A node lacks a script: one by one, each with its EVAL fallback (idempotent).
+            return [await self._perform(request) for request in batch.requests]
+        return results
 
     async def aclose(self) -> None:
         """Close the client if the saver created it."""

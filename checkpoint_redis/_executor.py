@@ -78,25 +78,21 @@ class RedisExecutor:
         return self._batch(request)
 
     def _batch(self, batch: Batch) -> list[Any]:
-        for attempt in range(2):
-            pipe = self.client.pipeline(transaction=False)
-            for request in batch.requests:
-                if isinstance(request, Eval):
-                    pipe.execute_command(
-                        "EVALSHA", request.script.sha, len(request.keys), *request.keys,
-                        *request.args,
-                    )  # fmt: skip
-                else:
-                    pipe.execute_command(*request.args)
-            try:
-                results: list[Any] = pipe.execute()
-                return results
-            except rx.NoScriptError:
-                if attempt:
-                    raise
-                for script in {r.script for r in batch.requests if isinstance(r, Eval)}:
-                    self.client.script_load(script.text)  # every master, on a cluster
-        raise AssertionError("unreachable")
+        pipe = self.client.pipeline(transaction=False)
+        for request in batch.requests:
+            if isinstance(request, Eval):
+                pipe.execute_command(
+                    "EVALSHA", request.script.sha, len(request.keys), *request.keys, *request.args
+                )
+            else:
+                pipe.execute_command(*request.args)
+        try:
+            results: list[Any] = pipe.execute()
+        except rx.NoScriptError:
+            # A node lacks a script (restart, failover, SCRIPT FLUSH): one by one, each
+            # with its EVAL fallback. Every request is idempotent, so repeating is safe.
+            return [self._perform(request) for request in batch.requests]
+        return results
 
     def close(self) -> None:
         """Close the client if the saver created it."""

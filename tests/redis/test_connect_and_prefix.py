@@ -144,3 +144,50 @@ async def test_unreachable_server_fails_fast_async() -> None:
         await saver.aget_tuple({"configurable": {"thread_id": "x"}})
     assert time.monotonic() - started < 5
     await saver.aclose()
+
+
+def _flush_scripts(client: Any) -> None:
+    if isinstance(client, redis.Redis):
+        client.script_flush()
+    else:
+        client.execute_command("SCRIPT FLUSH", target_nodes=client.get_primaries())
+
+
+def test_scripts_flushed_from_the_server(open_saver: Any, raw: Any) -> None:
+    """After a restart or failover a node lacks the scripts: EVALSHA falls back to EVAL."""
+    saver = open_saver()
+    for n in range(4):
+        _put_chain(saver, f"t{n}", 2)
+    _flush_scripts(raw)
+    assert len(list(saver.list(None))) == 8  # a batch across buckets on a cluster
+    _flush_scripts(raw)
+    saver.delete_for_runs(["t0", "t1"])
+    _flush_scripts(raw)
+    assert saver.get_tuple({"configurable": {"thread_id": "t2"}}) is not None
+    assert [i.thread_id for i in saver.list_threads()] == ["t2", "t3"]
+
+
+async def test_scripts_flushed_async(url: str, raw: Any) -> None:
+    prefix = fresh_prefix()
+    try:
+        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+            await saver.asetup()
+            for n in range(3):
+                config = {"configurable": {"thread_id": f"a{n}", "checkpoint_ns": ""}}
+                await saver.aput(config, _checkpoint(n), {"step": n}, {})
+            _flush_scripts(raw)
+            assert len([t async for t in saver.alist(None)]) == 3
+            _flush_scripts(raw)
+            await saver.adelete_thread("a0")
+            assert len([t async for t in saver.alist(None)]) == 2
+    finally:
+        drop_prefix(url, prefix)
+
+
+def _checkpoint(n: int) -> Any:
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.checkpoint.base.id import uuid6
+
+    cp = empty_checkpoint()
+    cp["id"] = str(uuid6(clock_seq=n))
+    return cp
