@@ -20,7 +20,7 @@ from ._context import SIZES, Context
 from ._env import durable_servers, environment, server_settings, sqlite_settings
 from ._goals import evaluate
 from ._progress import Progress
-from ._report import goals_table, json_report, table
+from ._report import goals_table, json_report, readme_section, replace_section, table
 from ._results import Results
 from ._subjects import subjects_for
 
@@ -101,6 +101,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--table", metavar="PATH", help="also write the tables (.md: Markdown)")
     p.add_argument("--plot", metavar="DIR", help="write PNG plots into DIR")
+    p.add_argument(
+        "--readme",
+        metavar="PATH",
+        help="rewrite the results section of a README "
+        "(between <!-- results:start --> and <!-- results:end -->)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--list", action="store_true", help="list the registered targets and exit")
     return p
@@ -233,11 +239,20 @@ def _output(
     if args.json and args.json != "-":
         _write(args.json, json_report(results, env, sizes, goals))
         print(f"JSON report: {args.json}")
+    plots: list[str] = []
     if args.plot:
         from ._plots import write_plots
 
-        for path in write_plots(results, args.plot):
+        plots = write_plots(results, args.plot)
+        for path in plots:
             print(f"plot: {path}")
+    if args.readme:
+        with open(args.readme, encoding="utf-8") as f:
+            text = f.read()
+        notes = [*results.notes, *(f"PROBLEM: {p}" for p in results.problems)]
+        section = readme_section(env, sizes["name"], goals, plots, args.readme, args.table, notes)
+        _write(args.readme, replace_section(text, section))
+        print(f"README section: {args.readme}")
 
 
 def _write(path: str, text: str) -> None:
