@@ -201,21 +201,26 @@ def _serializer(plt: Any, results: Results, path: str) -> bool:
     series = [s for s in results if s.workload == "serializer" and s.unit == "s" and s.samples]
     if not series:
         return False
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for payload in sorted({s.params["payload"] for s in series}):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    groups = dict.fromkeys((s.params.get("value", ""), s.params.get("payload")) for s in series)
+    for value, payload in groups:
         for kind in ("ours", "official"):
             pts = sorted(
                 (s.params["steps"], float(summarize(s)["median"] or 0) * 1e3)
                 for s in series
-                if s.subject.kind == kind and s.params["payload"] == payload
+                if s.subject.kind == kind
+                and s.params.get("value", "") == value
+                and s.params.get("payload") == payload
             )
+            label = f"{kind}, {value}" + (f" payload {payload}" if payload else "")
             ax.plot(
                 [p[0] for p in pts],
                 [p[1] for p in pts],
                 marker="o",
                 linestyle=KIND_STYLE[kind],
-                label=f"{kind}, payload {payload}",
+                label=label,
             )
+    ax.set_yscale("log")
     ax.set_xlabel("messages in the value (thread length)")
     ax.set_ylabel("dumps+loads median, ms")
     ax.set_title("serializer: ours vs JsonPlusSerializer")
