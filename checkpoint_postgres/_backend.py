@@ -33,7 +33,7 @@ from ._rows import (
     encode_key,
     filter_param,
     to_checkpoint,
-    to_row,
+    to_page,
     to_thread_info,
     write_rows,
 )
@@ -138,7 +138,7 @@ class PostgresBackend(Backend):
             contains is not None,
         )
         rows = yield Query(list_sql(self.schema, flags), params, Fetch.ALL)
-        return [to_row(r) for r in rows]
+        return to_page(rows, by_position=False)
 
     def delete_threads(self, thread_ids: Sequence[str]) -> Plan[None]:
         if thread_ids:
@@ -177,7 +177,7 @@ class PostgresBackend(Backend):
             },
             Fetch.ALL,
         )
-        return [to_row(r) for r in rows]
+        return to_page(rows, by_position=True)
 
     def heads(self, thread_id: str) -> Plan[list[CheckpointRecord]]:
         rows = yield Query(self.sql.heads, {"thread": encode_key(thread_id)}, Fetch.ALL)

@@ -29,7 +29,7 @@ __all__ = [
     "filter_param",
     "index_json",
     "to_checkpoint",
-    "to_row",
+    "to_page",
     "to_thread_info",
     "write_rows",
 ]
@@ -202,36 +202,69 @@ def to_checkpoint(row: Sequence[Any]) -> CheckpointRecord:
     )
 
 
-def to_row(row: Sequence[Any]) -> CheckpointRow:
-    """A checkpoint with its blobs (column 10) and writes (column 11), arrays of records."""
-    record = to_checkpoint(row)
-    thread_id, checkpoint_ns = record.thread_id, record.checkpoint_ns
-    blobs = tuple(
-        BlobRecord(
-            thread_id,
-            checkpoint_ns,
-            decode_key(channel),
-            decode_key(version),
-            decode_key(type_),
-            data,
+def to_page(rows: Sequence[Sequence[Any]], *, by_position: bool) -> list[CheckpointRow]:
+    """Checkpoint rows from the rows of a page statement (see `_PAGE_ROWS` in `_sql.py`).
+
+    Args:
+        rows: (kind, thread, ns, k1, k2, k3, k4, k5, num, d1, d2, j, f) tuples.
+        by_position: Order by the `num` column (history depth); else newest first.
+    """
+    checkpoints: list[tuple[Any, CheckpointRecord]] = []
+    blobs: dict[tuple[str, str, str, str], BlobRecord] = {}
+    writes: dict[tuple[str, str, str], list[WriteRecord]] = {}
+    for kind, thread, ns, k1, k2, k3, k4, k5, num, d1, d2, j, f in rows:
+        thread_id, checkpoint_ns = decode_key(thread), decode_key(ns)
+        if kind == 0:
+            record = CheckpointRecord(
+                thread_id=thread_id,
+                checkpoint_ns=checkpoint_ns,
+                checkpoint_id=decode_key(k1),
+                parent_checkpoint_id=_decode_opt(k2),
+                type=decode_key(k3),
+                checkpoint=d1,
+                metadata=d2,
+                channel_versions={decode_key(ch): decode_key(v) for ch, v in j.items()},
+                run_id=_decode_opt(k4),
+                created_at=f,
+            )
+            checkpoints.append((num, record))
+        elif kind == 1:
+            blob = BlobRecord(
+                thread_id, checkpoint_ns, decode_key(k1), decode_key(k2), decode_key(k3), d1
+            )
+            blobs[(thread_id, checkpoint_ns, blob.channel, blob.version)] = blob
+        else:
+            write = WriteRecord(
+                thread_id=thread_id,
+                checkpoint_ns=checkpoint_ns,
+                checkpoint_id=decode_key(k1),
+                task_id=decode_key(k2),
+                idx=num,
+                channel=decode_key(k3),
+                type=decode_key(k4),
+                data=d1,
+                task_path=decode_key(k5),
+            )
+            writes.setdefault((thread_id, checkpoint_ns, write.checkpoint_id), []).append(write)
+    if by_position:
+        checkpoints.sort(key=lambda item: item[0])
+    else:
+        checkpoints.sort(
+            key=lambda item: (item[1].checkpoint_id, item[1].thread_id, item[1].checkpoint_ns),
+            reverse=True,
         )
-        for channel, version, type_, data in row[10]
-    )
-    writes = tuple(
-        WriteRecord(
-            thread_id=thread_id,
-            checkpoint_ns=checkpoint_ns,
-            checkpoint_id=record.checkpoint_id,
-            task_id=decode_key(task_id),
-            idx=idx,
-            channel=decode_key(channel),
-            type=decode_key(type_),
-            data=data,
-            task_path=decode_key(path),
+    page = []
+    for _, record in checkpoints:
+        key = (record.thread_id, record.checkpoint_ns)
+        found = tuple(
+            hit
+            for channel, version in record.channel_versions.items()
+            if (hit := blobs.get((*key, channel, version))) is not None
         )
-        for task_id, idx, channel, type_, data, path in row[11]
-    )
-    return CheckpointRow(record, blobs, writes)
+        page.append(
+            CheckpointRow(record, found, tuple(writes.get((*key, record.checkpoint_id), ())))
+        )
+    return page
 
 
 def to_thread_info(row: Sequence[Any]) -> ThreadInfo:
