@@ -17,7 +17,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from checkpoint_base import Plan, arun
 
 from ._errors import RetryPolicy, retryable, translate
-from ._requests import Batch, Command, Eval
+from ._requests import Batch, Command, Eval, Transaction, queue
 
 __all__ = ["AsyncClient", "AsyncRedisExecutor"]
 
@@ -43,7 +43,7 @@ class AsyncRedisExecutor:
         """Run one plan; every request is retried alone on a transient failure."""
         return await arun(plan, self._execute)
 
-    async def _execute(self, request: Eval | Command | Batch) -> Any:
+    async def _execute(self, request: Eval | Command | Transaction | Batch) -> Any:
         started: float | None = None
         delay = self._retry.first_delay
         while True:
@@ -59,7 +59,7 @@ class AsyncRedisExecutor:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry.max_delay)
 
-    async def _perform(self, request: Eval | Command | Batch) -> Any:
+    async def _perform(self, request: Eval | Command | Transaction | Batch) -> Any:
         client = self.client
         if isinstance(request, Eval):
             keys = request.keys
@@ -73,17 +73,24 @@ class AsyncRedisExecutor:
                 )
         if isinstance(request, Command):
             return await client.execute_command(*request.args)
+        if isinstance(request, Transaction):
+            return await self._transaction(request)
         return await self._batch(request)
+
+    async def _transaction(self, tx: Transaction) -> list[Any]:
+        pipe = self.client.pipeline(transaction=True)
+        queue(pipe, tx.requests)
+        try:
+            results: list[Any] = await pipe.execute()
+        except rx.NoScriptError:  # EXEC applied the rest; again with the scripts' text
+            pipe = self.client.pipeline(transaction=True)
+            queue(pipe, tx.requests, by_text=True)
+            results = await pipe.execute()
+        return results
 
     async def _batch(self, batch: Batch) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
-        for request in batch.requests:
-            if isinstance(request, Eval):
-                pipe.execute_command(
-                    "EVALSHA", request.script.sha, len(request.keys), *request.keys, *request.args
-                )
-            else:
-                pipe.execute_command(*request.args)
+        queue(pipe, batch.requests)
         try:
             results: list[Any] = await pipe.execute()
         except rx.NoScriptError:

@@ -19,7 +19,7 @@ from redis.cluster import RedisCluster
 from checkpoint_base import Plan, run
 
 from ._errors import RetryPolicy, retryable, translate
-from ._requests import Batch, Command, Eval
+from ._requests import Batch, Command, Eval, Transaction, queue
 
 __all__ = ["RedisExecutor", "SyncClient"]
 
@@ -45,7 +45,7 @@ class RedisExecutor:
         """Run one plan; every request is retried alone on a transient failure."""
         return run(plan, self._execute)
 
-    def _execute(self, request: Eval | Command | Batch) -> Any:
+    def _execute(self, request: Eval | Command | Transaction | Batch) -> Any:
         started: float | None = None
         delay = self._retry.first_delay
         while True:
@@ -61,7 +61,7 @@ class RedisExecutor:
             time.sleep(delay)
             delay = min(delay * 2, self._retry.max_delay)
 
-    def _perform(self, request: Eval | Command | Batch) -> Any:
+    def _perform(self, request: Eval | Command | Transaction | Batch) -> Any:
         client: Any = self.client  # RedisCluster's execute_command is untyped
         if isinstance(request, Eval):
             keys = request.keys
@@ -75,17 +75,24 @@ class RedisExecutor:
                 )
         if isinstance(request, Command):
             return client.execute_command(*request.args)
+        if isinstance(request, Transaction):
+            return self._transaction(request)
         return self._batch(request)
+
+    def _transaction(self, tx: Transaction) -> list[Any]:
+        pipe = self.client.pipeline(transaction=True)
+        queue(pipe, tx.requests)
+        try:
+            results: list[Any] = pipe.execute()
+        except rx.NoScriptError:  # EXEC applied the rest; again with the scripts' text
+            pipe = self.client.pipeline(transaction=True)
+            queue(pipe, tx.requests, by_text=True)
+            results = pipe.execute()
+        return results
 
     def _batch(self, batch: Batch) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
-        for request in batch.requests:
-            if isinstance(request, Eval):
-                pipe.execute_command(
-                    "EVALSHA", request.script.sha, len(request.keys), *request.keys, *request.args
-                )
-            else:
-                pipe.execute_command(*request.args)
+        queue(pipe, batch.requests)
         try:
             results: list[Any] = pipe.execute()
         except rx.NoScriptError:

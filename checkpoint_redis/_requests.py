@@ -7,10 +7,11 @@ deletes delete), so an executor may send one again after a lost connection or a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ._lua_prelude import Script
 
-__all__ = ["Arg", "Batch", "Command", "Eval"]
+__all__ = ["Arg", "Batch", "Command", "Eval", "Transaction", "queue"]
 
 Arg = bytes | str | int | float
 
@@ -32,6 +33,16 @@ class Command:
 
 
 @dataclass(frozen=True, slots=True)
+class Transaction:
+    """Requests on the keys of one slot in one MULTI/EXEC: all apply, atomically, or none.
+
+    The result is the list of their results.
+    """
+
+    requests: tuple[Eval | Command, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     """Independent requests sent together in one pipeline (not a transaction).
 
@@ -39,3 +50,13 @@ class Batch:
     """
 
     requests: tuple[Eval | Command, ...]
+
+
+def queue(pipe: Any, requests: tuple[Eval | Command, ...], *, by_text: bool = False) -> None:
+    """Add requests to a redis-py pipeline: scripts by SHA, or by text (EVAL) when asked."""
+    for request in requests:
+        if isinstance(request, Eval):
+            script = ("EVAL", request.script.text) if by_text else ("EVALSHA", request.script.sha)
+            pipe.execute_command(*script, len(request.keys), *request.keys, *request.args)
+        else:
+            pipe.execute_command(*request.args)

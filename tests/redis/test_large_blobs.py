@@ -82,3 +82,45 @@ def test_the_last_attempt_inlines_everything() -> None:
         assert isinstance(plan.send([_row([b"f"])]), Command)
         request = plan.send([None])
     assert isinstance(request, Eval) and request.args[10] == -1
+
+
+def test_big_blobs_go_beside_the_script_atomically(open_saver: Any, raw: Any) -> None:
+    """Blobs of DIRECT_BLOB_BYTES and more: HSETNX in the put's MULTI/EXEC, scripts or not."""
+    from checkpoint_redis._backend import DIRECT_BLOB_BYTES
+
+    from .test_connect_and_prefix import _flush_scripts
+
+    saver = open_saver()
+    _flush_scripts(raw)  # EVALSHA fails inside EXEC: the put runs again with EVAL
+    _put_big(saver, "direct", 3, DIRECT_BLOB_BYTES * 2)
+    blobs_key = saver.backend.layout.thread("direct").keys[3]
+    assert raw.hlen(blobs_key) == 6
+    latest = saver.get_tuple({"configurable": {"thread_id": "direct"}})
+    assert latest is not None
+    assert latest.checkpoint["channel_values"]["big"] == bytes([2]) * DIRECT_BLOB_BYTES * 2
+    saver.copy_thread("direct", "copy")
+    copied = saver.get_tuple({"configurable": {"thread_id": "copy"}})
+    assert copied is not None and copied.checkpoint == latest.checkpoint
+
+
+async def test_big_blobs_async(url: str, raw: Any) -> None:
+    from checkpoint_redis import AsyncRedisSaver
+    from checkpoint_redis._testing import drop_prefix, fresh_prefix
+
+    from .test_connect_and_prefix import _flush_scripts
+
+    prefix = fresh_prefix()
+    try:
+        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+            await saver.asetup()
+            _flush_scripts(raw)
+            cp = empty_checkpoint()
+            cp["id"] = str(uuid6(clock_seq=1))
+            cp["channel_values"] = {"big": b"z" * 100_000}
+            cp["channel_versions"] = {"big": "1"}
+            config = {"configurable": {"thread_id": "a", "checkpoint_ns": ""}}
+            await saver.aput(config, cp, {}, {"big": "1"})
+            got = await saver.aget_tuple(config)
+            assert got is not None and got.checkpoint["channel_values"]["big"] == b"z" * 100_000
+    finally:
+        drop_prefix(url, prefix)
