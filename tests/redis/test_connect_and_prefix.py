@@ -191,3 +191,32 @@ def _checkpoint(n: int) -> Any:
     cp = empty_checkpoint()
     cp["id"] = str(uuid6(clock_seq=n))
     return cp
+
+
+def test_tls_urls_make_tls_clients() -> None:
+    """`rediss://` and `redis+cluster://...?ssl=true` connect over TLS (no TLS server here)."""
+    from redis.connection import SSLConnection
+
+    client = sync_client("rediss://user:secret@127.0.0.1:6390/2")
+    pool = client.connection_pool
+    assert issubclass(pool.connection_class, SSLConnection)
+    assert pool.connection_kwargs["password"] == "secret"
+    assert pool.connection_kwargs["db"] == 2
+    client.close()
+    aclient = async_client("rediss://127.0.0.1:6390/0")
+    assert "SSL" in aclient.connection_pool.connection_class.__name__
+
+
+def test_cluster_url_parts() -> None:
+    from checkpoint_redis._urls import _cluster_parts, saver_options
+
+    nodes, kwargs = _cluster_parts("redis+cluster://u:p%40ss@h1:7000,[::1]:7001/0?ssl=true")
+    assert nodes == [("h1", 7000), ("::1", 7001)]
+    assert kwargs == {"username": "u", "password": "p@ss", "ssl": True}
+    with pytest.raises(ConfigError, match="host:port"):
+        _cluster_parts("redis+cluster://h1,h2:7000")
+    with pytest.raises(ConfigError, match="database 0"):
+        _cluster_parts("redis+cluster://h1:7000/3")
+    plain, options = saver_options("redis://h:1/0?key_prefix=app&ttl=60&refresh_on_read=yes&x=1")
+    assert plain == "redis://h:1/0?x=1"
+    assert options == {"key_prefix": "app", "ttl": 60.0, "refresh_on_read": True}
