@@ -92,7 +92,7 @@ async def _run_on(
         return await _perform(conn, op)
 
     try:
-        wrapped = transaction(plan, nested=nested, autocommit=autocommits(conn))
+        wrapped = transaction(plan, nested=nested, autocommit=autocommits(conn), one_statement=True)
         return await arun(wrapped, perform)
     except Exception:
         raise

@@ -26,7 +26,7 @@ from checkpoint_base import (
 )
 
 from . import _sql as sql
-from ._requests import Begin, Execute, Query, Row
+from ._requests import Atomic, Begin, Execute, Query, Row
 
 __all__ = ["SqliteBackend"]
 
@@ -84,7 +84,17 @@ class SqliteBackend(Backend):
         blobs: Sequence[BlobRecord],
         writes: Sequence[WriteRecord] = (),
     ) -> Plan[None]:
-        yield from _atomically(sql.put_statements(sql.put_rows(checkpoint, blobs, writes)))
+        statements = []
+        if blobs:
+            statements.append(Execute(sql.INSERT_BLOB, sql.blob_rows(blobs)))
+        if writes:
+            statements.append(Execute(sql.UPSERT_WRITE, sql.write_rows(writes)))
+        statements.append(Execute(sql.UPSERT_CHECKPOINT, (sql.checkpoint_row(checkpoint),)))
+        single = sql.put_statements(sql.put_rows(checkpoint, blobs, writes))
+        yield Atomic(
+            tuple(statements),
+            Execute(single[0][0], (single[0][1],), standalone=True) if len(single) == 1 else None,
+        )
 
     def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
         if writes:

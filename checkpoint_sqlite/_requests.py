@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Begin", "Execute", "Query", "Request", "Row"]
+__all__ = ["Atomic", "Begin", "Execute", "Query", "Request", "Row"]
 
 Row = tuple[Any, ...]
 """A row as sqlite3 returns it: values typed by what the column holds."""
@@ -42,6 +42,20 @@ class Execute:
 
 
 @dataclass(frozen=True, slots=True)
+class Atomic:
+    """Writes that land together, in two equivalent forms; the executor picks one.
+
+    `statements` run in one transaction. `single`, when given, is one standalone statement
+    doing the same. The sync flavor runs the plain statements (cheaper per statement); the
+    async flavor runs `single` (one thread hop instead of one per statement, BEGIN and
+    COMMIT included).
+    """
+
+    statements: tuple[Execute, ...]
+    single: Execute | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Begin:
     """Open the plan's transaction now: `write` takes the write lock at once.
 
@@ -53,4 +67,4 @@ class Begin:
     write: bool
 
 
-Request = Query | Execute | Begin
+Request = Query | Execute | Atomic | Begin

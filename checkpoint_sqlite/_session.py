@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from checkpoint_base import StorageError, StorageUnavailableError
 
-from ._requests import Begin, Execute
+from ._requests import Atomic, Begin, Execute
 
 __all__ = ["Sleep", "Writer", "autocommits", "is_busy", "transaction", "translate"]
 
@@ -122,19 +122,36 @@ def _rollback(nested: bool) -> Op[None]:
             return
 
 
+class _State:
+    """The transaction a wrapped plan is in."""
+
+    __slots__ = ("mode", "wrote_alone")
+
+    def __init__(self) -> None:
+        self.mode: str | None = None  # None (autocommit), "read" or "write"
+        self.wrote_alone = False
+
+
 def transaction(
-    plan: Op[T], *, nested: bool = False, autocommit: bool = True, attempts: int = 4
+    plan: Op[T],
+    *,
+    nested: bool = False,
+    autocommit: bool = True,
+    one_statement: bool = False,
+    attempts: int = 4,
 ) -> Op[T]:
     """Run `plan` inside the transaction its requests ask for.
 
     Args:
-        plan: A backend plan yielding `Query`, `Execute` and `Begin`.
+        plan: A backend plan yielding `Query`, `Execute`, `Atomic` and `Begin`.
         nested: The connection is already inside the caller's transaction: use a savepoint
             (the caller's commit makes the writes durable).
         autocommit: The connection is in autocommit mode, so a standalone write commits by
             itself. False for a connection with sqlite3's legacy transaction control
             (`isolation_level` not None), which would open a transaction before it and leave
             it open: there the write gets an explicit transaction like any other.
+        one_statement: Prefer an `Atomic` request's single statement to its transaction of
+            several (each statement costs the async flavor a thread hop).
         attempts: How many times a busy `BEGIN`, `COMMIT`, autocommit read or standalone
             write is tried.
 
@@ -146,8 +163,8 @@ def transaction(
             cannot be opened or written.
         StorageError: Any other SQLite error.
     """
-    mode: str | None = None  # None (autocommit), "read" or "write"
-    wrote_alone = False
+    state = _State()
+    alone_ok = autocommit and not nested
     send: Any = None
     error: BaseException | None = None
     try:
@@ -158,55 +175,58 @@ def transaction(
                 result: T = stop.value
                 break
             send, error = None, None
+            if isinstance(request, Atomic):
+                use_single = one_statement and alone_ok and request.single is not None
+                steps: tuple[Any, ...] = (request.single,) if use_single else request.statements
+            else:
+                steps = (request,)
             try:
-                if isinstance(request, Begin):
-                    want = "write" if request.write else "read"
-                elif isinstance(request, Execute):
-                    want = "write"
-                    if wrote_alone:
-                        raise StorageError("a standalone write must be its plan's only write")
-                else:
-                    want = None
-                if want == "write" and mode is None and not nested:
-                    yield Writer()
-                if (
-                    mode is None
-                    and autocommit
-                    and not nested
-                    and isinstance(request, Execute)
-                    and request.standalone
-                ):
-                    wrote_alone = True
-                    yield from _retrying(request, attempts)
-                    continue
-                if want is not None and mode is None:
-                    yield from _begin(want, nested, attempts)
-                    mode = want
-                elif want == "write" and mode == "read":
-                    raise StorageError("a plan that began a read snapshot tried to write")
-                if isinstance(request, Begin):
-                    continue
-                if mode is None:
-                    send = yield from _retrying(request, attempts)
-                else:
-                    send = yield request
+                for step in steps:
+                    send = yield from _step(state, step, nested, alone_ok, attempts)
             except sqlite3.Error as exc:
                 error = translate(exc)
                 error.__cause__ = exc
             except StorageError as exc:
                 error = exc
-        if mode is not None:
+        if state.mode is not None:
             yield from _commit(nested, attempts)
-            mode = None
+            state.mode = None
         return result
     except GeneratorExit:
         raise
     except BaseException:
-        if mode is not None:
+        if state.mode is not None:
             yield from _rollback(nested)
         raise
     finally:
         plan.close()
+
+
+def _step(state: _State, request: Any, nested: bool, alone_ok: bool, attempts: int) -> Op[Any]:
+    """Perform one request in the plan's transaction, opening it when the request needs it."""
+    if isinstance(request, Begin):
+        want: str | None = "write" if request.write else "read"
+    elif isinstance(request, Execute):
+        want = "write"
+        if state.wrote_alone:
+            raise StorageError("a standalone write must be its plan's only write")
+    else:
+        want = None
+    if want == "write" and state.mode is None and not nested:
+        yield Writer()
+    if state.mode is None and alone_ok and isinstance(request, Execute) and request.standalone:
+        state.wrote_alone = True
+        return (yield from _retrying(request, attempts))
+    if want is not None and state.mode is None:
+        yield from _begin(want, nested, attempts)
+        state.mode = want
+    elif want == "write" and state.mode == "read":
+        raise StorageError("a plan that began a read snapshot tried to write")
+    if isinstance(request, Begin):
+        return None
+    if state.mode is None:
+        return (yield from _retrying(request, attempts))
+    return (yield request)
 
 
 def _begin(mode: str, nested: bool, attempts: int) -> Op[None]:

@@ -25,7 +25,12 @@ from ._filter import filter_sql
 from ._requests import Row
 
 __all__ = [
+    "INSERT_BLOB",
     "MIGRATIONS",
+    "UPSERT_CHECKPOINT",
+    "UPSERT_WRITE",
+    "blob_rows",
+    "checkpoint_row",
     "history_sql",
     "page_rows",
     "page_sql",
@@ -121,12 +126,13 @@ RECORD_VERSION = "INSERT INTO cp_migrations (v) VALUES (?)"
 
 _MAX_PARAMS = 999  # bound values per statement: SQLite's smallest default limit (< 3.32)
 
-# A put is one statement: `INSERT INTO cp_put VALUES (...), (...)` with a row per blob,
-# write and the checkpoint (last). Atomic by itself, so it runs in autocommit: no BEGIN and
-# COMMIT, which for aiosqlite are two thread hops of about 45 us each. Measured on the
-# benchmark's 100-step thread (payload 512, 2.4 blobs per put, SQLite 3.40): 135 us for
-# the one statement against 115 us for BEGIN + blobs + checkpoint + COMMIT with sqlite3,
-# and 1 hop against 4 with aiosqlite.
+# A put in two forms (see `_requests.Atomic`). Plain: BEGIN, INSERT_BLOB (executemany),
+# UPSERT_CHECKPOINT, COMMIT. Single: `INSERT INTO cp_put VALUES (...), (...)`, a row per
+# blob, write and the checkpoint (last), atomic by itself, so run in autocommit. Measured on
+# the benchmark's 100-step thread (payload 512, 2.4 blobs per put, SQLite 3.40, medians of
+# 6 interleaved rounds): sqlite3 122 us plain vs 159 us single (the triggers copy each
+# blob once more); aiosqlite 725 us plain (4 thread hops) vs 361 us single (1 hop), on a
+# loaded 2-core machine. The sync flavor runs plain, the async flavor single.
 _PUT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _PUT_WIDTH = 11
 _WRITE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -136,6 +142,35 @@ _UPSERT_WRITE_TAIL = (
     " channel = excluded.channel, type = excluded.type, data = excluded.data,"
     " task_path = excluded.task_path WHERE excluded.idx < 0"
 )
+
+
+INSERT_BLOB = (
+    "INSERT INTO cp_blobs (thread_id, checkpoint_ns, channel, version, type, data)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+# Replaces the checkpoint but keeps when it was first stored.
+UPSERT_CHECKPOINT = (
+    "INSERT INTO cp_checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,"
+    " type, checkpoint, metadata, channel_versions, run_id, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET"
+    " parent_checkpoint_id = excluded.parent_checkpoint_id, type = excluded.type,"
+    " checkpoint = excluded.checkpoint, metadata = excluded.metadata,"
+    " channel_versions = excluded.channel_versions, run_id = excluded.run_id"
+)
+
+
+def blob_rows(blobs: Sequence[BlobRecord]) -> list[tuple[object, ...]]:
+    """The rows of `INSERT_BLOB`."""
+    return [(b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.data) for b in blobs]
+
+
+def checkpoint_row(r: CheckpointRecord) -> tuple[object, ...]:
+    """The row of `UPSERT_CHECKPOINT`."""
+    return (
+        *(r.thread_id, r.checkpoint_ns, r.checkpoint_id, r.parent_checkpoint_id, r.type),
+        *(r.checkpoint, _metadata_text(r), _versions_text(r), r.run_id, r.created_at),
+    )
 
 
 def put_rows(
@@ -172,7 +207,7 @@ def put_rows(
 
 
 def write_rows(writes: Sequence[WriteRecord]) -> list[tuple[object, ...]]:
-    """The rows of a `put_writes`, in the columns of `write_statements`."""
+    """The rows of `UPSERT_WRITE` and of `write_statements`."""
     return [
         (
             *(w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx),
@@ -187,16 +222,17 @@ def put_statements(rows: Sequence[tuple[object, ...]]) -> list[tuple[str, list[o
     return _chunked("INSERT INTO cp_put VALUES ", _PUT_ROW, _PUT_WIDTH, "", rows)
 
 
+_INSERT_WRITE = (
+    "INSERT INTO cp_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel,"
+    " type, data, task_path) VALUES "
+)
+# One statement for both rules of `WriteRecord`: idx < 0 replaces, idx >= 0 keeps the first.
+UPSERT_WRITE = _INSERT_WRITE + _WRITE_ROW + _UPSERT_WRITE_TAIL
+
+
 def write_statements(rows: Sequence[tuple[object, ...]]) -> list[tuple[str, list[object]]]:
-    """Multi-row upserts of `write_rows`: idx < 0 replaces, idx >= 0 keeps the first."""
-    return _chunked(
-        "INSERT INTO cp_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel,"
-        " type, data, task_path) VALUES ",
-        _WRITE_ROW,
-        _WRITE_WIDTH,
-        _UPSERT_WRITE_TAIL,
-        rows,
-    )
+    """Multi-row `UPSERT_WRITE`s of `write_rows` (one unless very many)."""
+    return _chunked(_INSERT_WRITE, _WRITE_ROW, _WRITE_WIDTH, _UPSERT_WRITE_TAIL, rows)
 
 
 def _chunked(

@@ -1,11 +1,11 @@
 """A separate process that writes to a SQLite checkpoint file (for the multi-process tests).
 
     python -m tests.sqlite._worker puts PATH THREAD COUNT FLAVOR GO_FILE
-    python -m tests.sqlite._worker loop PATH THREAD CHANNELS [DIE_AT COUNT STEP]
+    python -m tests.sqlite._worker loop PATH THREAD CHANNELS FLAVOR [DIE_AT COUNT STEP]
 
 `puts` waits for GO_FILE, then puts COUNT chained checkpoints (flavor `sync` or `async`).
-`loop` puts checkpoints of CHANNELS big channels until killed, printing `begin N` / `end N`
-around each put. With DIE_AT, it SIGKILLs itself in the put of STEP, at the COUNT-th time
+`loop` puts checkpoints of CHANNELS big channels until killed (FLAVOR `sync`: SqliteSaver,
+`async`: AsyncSqliteSaver), printing `begin N` / `end N` around each put. With DIE_AT, it SIGKILLs itself in the put of STEP, at the COUNT-th time
 SQLite traces a statement starting with DIE_AT (a statement is traced when it starts and
 again as each trigger of each row runs): inside the put, at a point the test chooses.
 """
@@ -21,6 +21,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+import aiosqlite
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import Checkpoint
 from langgraph.checkpoint.base.id import uuid6
@@ -94,33 +95,63 @@ async def puts_async(path: str, thread_id: str, count: int, go_file: str) -> Non
             parent = stored["configurable"]["checkpoint_id"]
 
 
-def loop(
-    path: str, thread_id: str, channels: int, die_at: str | None, die_count: int, die_step: int
-) -> None:
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    current = [-1]
-    seen = [0]
+class _Death:
+    """SIGKILLs this process at the `count`-th traced statement starting with `prefix`,
+    during the put of `step`."""
 
-    def trace(statement: str) -> None:
-        if die_at is not None and current[0] == die_step and statement.startswith(die_at):
-            seen[0] += 1
-            if seen[0] == die_count:
+    def __init__(self, prefix: str | None, count: int, step: int) -> None:
+        self.prefix, self.count, self.step = prefix, count, step
+        self.current = -1
+        self.seen = 0
+
+    def trace(self, statement: str) -> None:
+        if self.current == self.step and statement.startswith(self.prefix or "\x00"):
+            self.seen += 1
+            if self.seen == self.count:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    if die_at is not None:  # tracing expands every statement's values into text: costly
-        conn.set_trace_callback(trace)
+    def passed(self, step: int) -> None:
+        if self.prefix is not None and step >= self.step:
+            raise SystemExit(f"the put of step {step} never ran {self.prefix!r}")
+
+
+def _next(latest: Any) -> tuple[int, str | None]:
+    if latest is None:
+        return 0, None
+    return latest.metadata["step"] + 1, latest.config["configurable"]["checkpoint_id"]
+
+
+def loop(path: str, thread_id: str, channels: int, death: _Death) -> None:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    if death.prefix is not None:  # tracing expands every statement's values into text: costly
+        conn.set_trace_callback(death.trace)
     with SqliteSaver(conn) as saver:
-        latest = saver.get_tuple(_config(thread_id, None))
-        step = latest.metadata["step"] + 1 if latest else 0
-        parent = latest.config["configurable"]["checkpoint_id"] if latest else None
+        step, parent = _next(saver.get_tuple(_config(thread_id, None)))
         while True:
             checkpoint, versions = make(step, channel_size(channels), channels)
             print(f"begin {step}", flush=True)
-            current[0] = step
+            death.current = step
             stored = saver.put(_config(thread_id, parent), checkpoint, {"step": step}, versions)
             print(f"end {step}", flush=True)
-            if die_at is not None and step >= die_step:
-                raise SystemExit(f"the put of step {step} never ran {die_at!r}")
+            death.passed(step)
+            parent = stored["configurable"]["checkpoint_id"]
+            step += 1
+
+
+async def aloop(path: str, thread_id: str, channels: int, death: _Death) -> None:
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        if death.prefix is not None:
+            await conn.set_trace_callback(death.trace)
+        saver = AsyncSqliteSaver(conn)
+        step, parent = _next(await saver.aget_tuple(_config(thread_id, None)))
+        while True:
+            checkpoint, versions = make(step, channel_size(channels), channels)
+            print(f"begin {step}", flush=True)
+            death.current = step
+            config = _config(thread_id, parent)
+            stored = await saver.aput(config, checkpoint, {"step": step}, versions)
+            print(f"end {step}", flush=True)
+            death.passed(step)
             parent = stored["configurable"]["checkpoint_id"]
             step += 1
 
@@ -134,11 +165,14 @@ def main(argv: list[str]) -> None:
         else:
             asyncio.run(puts_async(path, thread_id, count, go_file))
     elif mode == "loop":
-        channels = int(rest[0])
-        if len(rest) > 1:
-            loop(path, thread_id, channels, rest[1], int(rest[2]), int(rest[3]))
+        channels, flavor = int(rest[0]), rest[1]
+        death = (
+            _Death(rest[2], int(rest[3]), int(rest[4])) if len(rest) > 2 else _Death(None, 0, -1)
+        )
+        if flavor == "sync":
+            loop(path, thread_id, channels, death)
         else:
-            loop(path, thread_id, channels, None, 0, -1)
+            asyncio.run(aloop(path, thread_id, channels, death))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

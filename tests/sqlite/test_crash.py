@@ -20,15 +20,18 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSI
 ROUNDS = 4
 
 
-def _kill_during_a_put(db_path: str, channels: int = CHANNELS) -> int:
+def _kill_during_a_put(db_path: str, channels: int = CHANNELS, flavor: str = "sync") -> int:
     """Run the looping writer, SIGKILL it right after it starts a put; the step it was in."""
-    proc = worker("loop", db_path, "crash", str(channels))
+    proc = worker("loop", db_path, "crash", str(channels), flavor)
     return _await_kill(proc, kill=True)
 
 
-def _die_inside_the_put(db_path: str, channels: int, statement: str, count: int, step: int) -> int:
+def _die_inside_the_put(
+    db_path: str, flavor: str, channels: int, statement: str, count: int, step: int
+) -> int:
     """The writer kills itself in the put of `step`, at the `count`-th trace of `statement`."""
-    proc = worker("loop", db_path, "crash", str(channels), statement, str(count), str(step))
+    args = (str(channels), flavor, statement, str(count), str(step))
+    proc = worker("loop", db_path, "crash", *args)
     return _await_kill(proc, kill=False)
 
 
@@ -59,22 +62,25 @@ def _latest_step(db_path: str) -> int:
         return int(latest.metadata["step"])
 
 
-# A put of 4 channels is one statement (5 rows into cp_put, each traced per trigger); a put
-# of 100 channels takes two statements, so BEGIN ... COMMIT.
+# The sync saver puts in BEGIN, blobs, checkpoint, COMMIT. The async one puts 4 channels in
+# one statement (5 rows into the cp_put view, traced again as each trigger of each row
+# runs), and 100 channels (too many rows for one statement) as the sync saver does.
 DEATHS = {
-    "one statement, mid-blobs": (CHANNELS, "INSERT INTO cp_put", 9),
-    "one statement, at the checkpoint row": (CHANNELS, "INSERT INTO cp_put", 19),
-    "transaction, second statement": (100, "INSERT INTO cp_put", 100 * 4),
-    "transaction, at COMMIT": (100, "COMMIT", 1),
+    "sync, blobs written": ("sync", CHANNELS, "INSERT INTO cp_checkpoints", 1),
+    "sync, at COMMIT": ("sync", CHANNELS, "COMMIT", 1),
+    "async, one statement, mid-blobs": ("async", CHANNELS, "INSERT INTO cp_put", 9),
+    "async, one statement, checkpoint row": ("async", CHANNELS, "INSERT INTO cp_put", 19),
+    "async, transaction, blobs written": ("async", 100, "INSERT INTO cp_checkpoints", 1),
+    "async, transaction, at COMMIT": ("async", 100, "COMMIT", 1),
 }
 
 
 @pytest.mark.parametrize("death", list(DEATHS))
 def test_death_inside_a_put_stores_nothing_of_it(db_path: str, death: str) -> None:
-    channels, statement, count = DEATHS[death]
-    _kill_during_a_put(db_path, channels)  # some whole checkpoints first
+    flavor, channels, statement, count = DEATHS[death]
+    _kill_during_a_put(db_path, channels, flavor)  # some whole checkpoints first
     before = _latest_step(db_path)
-    died_in = _die_inside_the_put(db_path, channels, statement, count, before + 3)
+    died_in = _die_inside_the_put(db_path, flavor, channels, statement, count, before + 3)
     assert died_in == before + 3
     # Steps before + 1 and + 2 committed; the put of + 3 (partly written) is gone.
     assert _latest_step(db_path) == before + 2
@@ -82,8 +88,9 @@ def test_death_inside_a_put_stores_nothing_of_it(db_path: str, death: str) -> No
 
 
 @pytest.mark.slow
-def test_kill_mid_put_leaves_every_checkpoint_whole(db_path: str) -> None:
-    killed_at = [_kill_during_a_put(db_path) for _ in range(ROUNDS)]
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_kill_mid_put_leaves_every_checkpoint_whole(db_path: str, flavor: str) -> None:
+    killed_at = [_kill_during_a_put(db_path, CHANNELS, flavor) for _ in range(ROUNDS)]
     steps = _assert_whole(db_path)
     # Every put the writer reported ended is stored (the writer may have run a little past
     # the line the kill answered: lines wait in the pipe).
