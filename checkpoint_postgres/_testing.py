@@ -4,9 +4,11 @@ Every opened saver gets a fresh schema, set up on open and dropped on close, so 
 one server without seeing each other's rows. Servers come from
 `checkpoint_base.testing.servers` (an env URL, a container or local binaries).
 
-- `postgres`: one `Connection` / `AsyncConnection` handed to the saver.
-- `postgres-pool`: a `ConnectionPool` / `AsyncConnectionPool` handed to the saver.
-- `postgres-pgbouncer`: the saver's own pool, through PgBouncer in transaction pooling mode.
+- `postgres`: one `Connection` / `AsyncConnection` handed to the saver (prepared statements).
+- `postgres-pool`: a `ConnectionPool` / `AsyncConnectionPool` handed to the saver (prepared
+  statements).
+- `postgres-pgbouncer`: the saver's own pool, through PgBouncer in transaction pooling mode,
+  with the saver's defaults (no prepared statements).
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ __all__ = ["fresh_schema", "targets"]
 POOL_SIZE = 16
 """Connections a pool target may open: enough for the 16-writer benchmark."""
 
-_CONN_KWARGS: dict[str, Any] = {"autocommit": True, "prepare_threshold": None}
+PREPARE_THRESHOLD = 5
+"""Direct targets let psycopg prepare a statement after 5 runs (its default): a direct server
+keeps them, and the official savers are measured with theirs on (`prepare_threshold=0`, as
+their documentation says). Through PgBouncer nothing is prepared (the saver's default)."""
+
+_CONN_KWARGS: dict[str, Any] = {"autocommit": True, "prepare_threshold": PREPARE_THRESHOLD}
 
 
 def fresh_schema(prefix: str = "cp") -> str:
@@ -86,14 +93,17 @@ async def _isolated_async(make: Any) -> AsyncIterator[CheckpointSaver]:
 @contextmanager
 def _conn_saver(schema: str) -> Iterator[CheckpointSaver]:
     conn = psycopg.connect(servers.postgres_url(), **_CONN_KWARGS)
-    with conn, PostgresSaver(conn, schema=schema) as saver:
+    with conn, PostgresSaver(conn, schema=schema, prepare_threshold=PREPARE_THRESHOLD) as saver:
         yield saver
 
 
 @asynccontextmanager
 async def _aconn_saver(schema: str) -> AsyncIterator[CheckpointSaver]:
     conn = await psycopg.AsyncConnection.connect(servers.postgres_url(), **_CONN_KWARGS)
-    async with conn, AsyncPostgresSaver(conn, schema=schema) as saver:
+    async with (
+        conn,
+        AsyncPostgresSaver(conn, schema=schema, prepare_threshold=PREPARE_THRESHOLD) as saver,
+    ):
         yield saver
 
 
@@ -102,7 +112,7 @@ def _pool_saver(schema: str) -> Iterator[CheckpointSaver]:
     pool = ConnectionPool(
         servers.postgres_url(), min_size=1, max_size=POOL_SIZE, kwargs=_CONN_KWARGS, open=True
     )
-    with pool, PostgresSaver(pool, schema=schema) as saver:
+    with pool, PostgresSaver(pool, schema=schema, prepare_threshold=PREPARE_THRESHOLD) as saver:
         yield saver
 
 
@@ -111,7 +121,10 @@ async def _apool_saver(schema: str) -> AsyncIterator[CheckpointSaver]:
     pool = AsyncConnectionPool(
         servers.postgres_url(), min_size=1, max_size=POOL_SIZE, kwargs=_CONN_KWARGS, open=False
     )
-    async with pool, AsyncPostgresSaver(pool, schema=schema) as saver:
+    async with (
+        pool,
+        AsyncPostgresSaver(pool, schema=schema, prepare_threshold=PREPARE_THRESHOLD) as saver,
+    ):
         yield saver
 
 
