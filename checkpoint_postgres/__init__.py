@@ -24,8 +24,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ._backend import DEFAULT_SCHEMA, PostgresBackend
+from ._migrations import MIGRATIONS
 from ._saver import POOL_DEFAULTS, AsyncPostgresSaver, PostgresSaver
-from ._sql import MIGRATIONS
 
 __all__ = [
     "DEFAULT_SCHEMA",

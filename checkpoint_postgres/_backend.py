@@ -25,6 +25,7 @@ from checkpoint_base import (
     WriteRecord,
 )
 
+from ._migrations import MIGRATIONS
 from ._query import BEGIN, Fetch, Query
 from ._rows import (
     blob_rows,
@@ -37,7 +38,7 @@ from ._rows import (
     to_thread_info,
     write_rows,
 )
-from ._sql import MIGRATIONS, list_sql, put_sql, put_writes_sql, statements
+from ._sql import list_sql, put_sql, put_writes_sql, statements
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresBackend"]
 

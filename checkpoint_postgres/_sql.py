@@ -1,4 +1,4 @@
-"""SQL of the PostgreSQL backend: the migrations and one statement per operation.
+"""SQL of the PostgreSQL backend: one statement per operation (migrations: `_migrations.py`).
 
 Statements are templates whose holes are the schema (`{s}`, filled in with
 `psycopg.sql.Identifier`) and named constant fragments; they are rendered to bytes once per
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from ._migrations import MIGRATIONS
+
 __all__ = [
     "BLOB_COLUMNS",
-    "MIGRATIONS",
     "WRITE_COLUMNS",
-    "Migration",
     "Statements",
     "list_sql",
     "put_sql",
@@ -32,85 +32,6 @@ __all__ = [
     "statements",
 ]
 
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema version: statements run in order, in the setup transaction.
-
-    Attributes:
-        statements: The DDL, with `{s}` for the schema.
-        only_if: A query that returns a row when the statements apply to this server; when
-            it returns none the version is recorded without running them.
-    """
-
-    statements: tuple[str, ...]
-    only_if: str | None = None
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    # 1: the three tables. `metadata` is the exact JSON the saver wrote (NULs escaped);
-    # `metadata_index` is a JSONB copy without what JSONB refuses, for containment filters.
-    Migration(
-        (
-            """CREATE TABLE {s}.checkpoints (
-            thread_id text COLLATE "C" NOT NULL,
-            checkpoint_ns text COLLATE "C" NOT NULL,
-            checkpoint_id text COLLATE "C" NOT NULL,
-            parent_checkpoint_id text COLLATE "C",
-            type text NOT NULL,
-            checkpoint bytea NOT NULL,
-            metadata bytea NOT NULL,
-            metadata_index jsonb NOT NULL,
-            channel_versions jsonb NOT NULL,
-            run_id text COLLATE "C",
-            created_at double precision NOT NULL,
-            PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id))""",
-            """CREATE TABLE {s}.blobs (
-            thread_id text COLLATE "C" NOT NULL,
-            checkpoint_ns text COLLATE "C" NOT NULL,
-            channel text COLLATE "C" NOT NULL,
-            version text COLLATE "C" NOT NULL,
-            type text NOT NULL,
-            data bytea NOT NULL,
-            PRIMARY KEY (thread_id, checkpoint_ns, channel, version))""",
-            """CREATE TABLE {s}.writes (
-            thread_id text COLLATE "C" NOT NULL,
-            checkpoint_ns text COLLATE "C" NOT NULL,
-            checkpoint_id text COLLATE "C" NOT NULL,
-            task_id text COLLATE "C" NOT NULL,
-            idx integer NOT NULL,
-            channel text NOT NULL,
-            type text NOT NULL,
-            data bytea NOT NULL,
-            task_path text NOT NULL,
-            PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx))""",
-        )
-    ),
-    # 2: delete_for_runs looks checkpoints up by run.
-    Migration(
-        ("CREATE INDEX checkpoints_run_id ON {s}.checkpoints (run_id) WHERE run_id IS NOT NULL",)
-    ),
-    # 3: metadata containment filters across threads.
-    Migration(
-        (
-            """CREATE INDEX checkpoints_metadata ON {s}.checkpoints
-            USING gin (metadata_index jsonb_path_ops)""",
-        )
-    ),
-    # 4: LZ4 instead of pglz for large values, where the server has it (PostgreSQL 14+
-    # built with lz4). A 200-step thread here: put 1.29 -> 0.95 ms (median of the last 50
-    # steps, unprepared), stored size 0.82 -> 0.88 MiB.
-    Migration(
-        (
-            "ALTER TABLE {s}.blobs ALTER COLUMN data SET COMPRESSION lz4",
-            "ALTER TABLE {s}.writes ALTER COLUMN data SET COMPRESSION lz4",
-            "ALTER TABLE {s}.checkpoints ALTER COLUMN checkpoint SET COMPRESSION lz4",
-        ),
-        only_if="""SELECT 1 FROM pg_catalog.pg_settings
-            WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)""",
-    ),
-)
-"""Schema versions: the migration at position i brings the schema to version i + 1."""
 
 BLOB_COLUMNS = ("thread_id", "checkpoint_ns", "channel", "version", "type", "data")
 WRITE_COLUMNS = (

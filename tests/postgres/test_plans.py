@@ -1,0 +1,171 @@
+"""The PostgreSQL plans, driven without a server: the statements they yield, the rows they read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from checkpoint_base import (
+    BlobRecord,
+    CheckpointRecord,
+    ListQuery,
+    SchemaVersionError,
+    WriteRecord,
+    run,
+)
+from checkpoint_postgres import MIGRATIONS, PostgresBackend
+from checkpoint_postgres._query import BEGIN, Fetch, Query
+from checkpoint_postgres._rows import to_page
+from checkpoint_postgres._sql import list_sql, put_sql, put_writes_sql
+
+SCHEMA = "plans"
+
+
+def record(cid: str = "c1", **changes: Any) -> CheckpointRecord:
+    fields: dict[str, Any] = {
+        "thread_id": "t",
+        "checkpoint_ns": "",
+        "checkpoint_id": cid,
+        "parent_checkpoint_id": None,
+        "type": "msgpack",
+        "checkpoint": b"cp",
+        "metadata": b'{"step":1}',
+        "channel_versions": {"a": "1", "b": "2"},
+        "run_id": None,
+        "created_at": 1.5,
+    }
+    fields.update(changes)
+    return CheckpointRecord(**fields)
+
+
+def write(task: str, idx: int, value: bytes) -> WriteRecord:
+    return WriteRecord("t", "", "c1", task, idx, "ch", "msgpack", value)
+
+
+def collect(plan: Any, answers: dict[bytes, Any] | None = None) -> tuple[list[Any], Any]:
+    """Run a plan, answering each query from `answers` (by SQL) or with None / []."""
+    seen: list[Any] = []
+
+    def execute(request: Any) -> Any:
+        seen.append(request)
+        if isinstance(request, Query) and answers and request.sql in answers:
+            return answers[request.sql]
+        if isinstance(request, Query) and request.fetch is Fetch.ALL:
+            return []
+        return None
+
+    return seen, run(plan, execute)
+
+
+def test_put_is_one_statement_with_deduplicated_writes() -> None:
+    backend = PostgresBackend(SCHEMA)
+    blobs = [
+        BlobRecord("t", "", "b", "2", "msgpack", b"B"),
+        BlobRecord("t", "", "a", "1", "msgpack", b"A"),
+    ]
+    writes = [write("x", -1, b"first"), write("x", -1, b"last"), write("y", 0, b"kept")]
+    writes.append(write("y", 0, b"ignored"))
+    seen, _ = collect(backend.put_checkpoint(record(), blobs, writes))
+    assert len(seen) == 1
+    (query,) = seen
+    assert query.sql == put_sql(SCHEMA, 2, 2)
+    params = list(query.params)
+    assert params[0:6] == ["t", "", "a", "1", "msgpack", b"A"]  # blobs sorted by key
+    assert params[6:12] == ["t", "", "b", "2", "msgpack", b"B"]
+    write_rows = [params[12 + 9 * i : 21 + 9 * i] for i in range(2)]
+    assert [(w[3], w[4], w[7]) for w in write_rows] == [("x", -1, b"last"), ("y", 0, b"kept")]
+    checkpoint = params[30:]
+    assert checkpoint[:7] == ["t", "", "c1", None, "msgpack", b"cp", b'{"step":1}']
+    assert checkpoint[7:] == ['{"step":1}', '{"a": "1", "b": "2"}', None, 1.5]
+
+
+def test_put_writes_without_writes_does_nothing() -> None:
+    backend = PostgresBackend(SCHEMA)
+    seen, _ = collect(backend.put_writes([]))
+    assert seen == []
+    seen, _ = collect(backend.put_writes([write("x", 0, b"v")]))
+    assert [q.sql for q in seen] == [put_writes_sql(SCHEMA, 1)]
+
+
+def test_setup_on_an_empty_database() -> None:
+    backend = PostgresBackend(SCHEMA)
+    s = backend.sql
+    answers = {s.schema_exists: None, s.applied: (0,)}
+    for check in s.migration_checks:
+        if check is not None:
+            answers[check] = None  # this server lacks the feature: skip, but record
+    seen, _ = collect(backend.setup(), answers)
+    assert seen[0] is BEGIN
+    assert b"pg_advisory_xact_lock" in seen[1].sql
+    statements = [q.sql for q in seen[1:]]
+    assert s.create_schema in statements
+    recorded = [q.params["v"] for q in seen if isinstance(q, Query) and q.sql == s.record_migration]
+    assert recorded == list(range(1, len(MIGRATIONS) + 1))
+    for migration, check in zip(s.migrations, s.migration_checks, strict=True):
+        ran = all(stmt in statements for stmt in migration)
+        assert ran == (check is None)
+
+
+def test_setup_up_to_date_and_newer() -> None:
+    backend = PostgresBackend(SCHEMA)
+    s = backend.sql
+    seen, _ = collect(backend.setup(), {s.schema_exists: (1,), s.applied: (len(MIGRATIONS),)})
+    assert s.create_schema not in [getattr(q, "sql", None) for q in seen]
+    assert not any(getattr(q, "sql", None) == s.record_migration for q in seen)
+    with pytest.raises(SchemaVersionError):
+        collect(backend.setup(), {s.schema_exists: (1,), s.applied: (len(MIGRATIONS) + 1,)})
+
+
+def test_list_page_binds_every_condition() -> None:
+    backend = PostgresBackend(SCHEMA)
+    query = ListQuery(
+        thread_id="t\x00",
+        checkpoint_ns="",
+        before="c9",
+        cursor=("c5", "t\x00", ""),
+        filter={"k": "v"},
+        limit=3,
+    )
+    seen, rows = collect(backend.list_page(query))
+    (q,) = seen
+    assert q.sql == list_sql(SCHEMA, (True, True, False, True, True, True))
+    assert q.params == {
+        "limit": 3,
+        "thread": "t\x01\x01",
+        "ns": "",
+        "before": "c9",
+        "c_id": "c5",
+        "c_thread": "t\x01\x01",
+        "c_ns": "",
+        "filter": '{"k":"v"}',
+    }
+    assert rows == []
+    # A filter JSONB cannot hold stays in Python.
+    seen, _ = collect(backend.list_page(ListQuery(filter={"k": "\x00"})))
+    assert "filter" not in seen[0].params
+
+
+def _checkpoint_row(cid: str, versions: dict[str, str], num: int | None = None) -> tuple[Any, ...]:
+    return (0, "t", "", cid, None, "msgpack", None, None, num, b"cp", b"{}", versions, 1.0)
+
+
+def test_page_rows_become_checkpoint_rows() -> None:
+    rows = [
+        _checkpoint_row("c1", {"a": "1"}),
+        (1, "t", "", "a", "1", "msgpack", None, None, None, b"A1", None, None, None),
+        _checkpoint_row("c2", {"a": "1", "b": "2"}),
+        (1, "t", "", "b", "2", "msgpack", None, None, None, b"B2", None, None, None),
+        (2, "t", "", "c2", "task", "ch", "msgpack", "path", -1, b"W", None, None, None),
+    ]
+    page = to_page(rows, by_position=False)
+    assert [r.checkpoint.checkpoint_id for r in page] == ["c2", "c1"]  # newest first
+    assert {(b.channel, b.data) for b in page[0].blobs} == {("a", b"A1"), ("b", b"B2")}
+    assert [(b.channel, b.data) for b in page[1].blobs] == [("a", b"A1")]  # shared, sent once
+    assert [(w.task_id, w.idx, w.task_path) for w in page[0].writes] == [("task", -1, "path")]
+    assert page[1].writes == ()
+
+    history = to_page(
+        [_checkpoint_row("c1", {}, num=2), _checkpoint_row("c2", {}, num=1)], by_position=True
+    )
+    assert [r.checkpoint.checkpoint_id for r in history] == ["c2", "c1"]
