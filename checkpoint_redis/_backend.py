@@ -55,7 +55,7 @@ _COPY_BATCH = 64
 _PAGE_RETRIES = 3
 INLINE_BYTES = 64 * 1024
 DIRECT_BLOB_BYTES = 4096
-"""Blobs this large are written by HSETNX beside the put script, in one MULTI/EXEC: through
+"""Blobs (and writes) this large are written by HSETNX beside the script, in one MULTI/EXEC: through
 the script's ARGV a 56 KB blob cost the server ~140 us, as HSETNX ~30 us (Redis 7.0,
 INFO commandstats; the time a client waits is about the same either way)."""
 """Blob bytes a read script returns itself; the rest comes by one HMGET (see `_lua.row`)."""
@@ -168,17 +168,15 @@ class RedisBackend(Backend):
         for blob in small:
             args.append(blob_field(blob.checkpoint_ns, blob.channel, blob.version))
             args.append(blob_value(blob))
-        _append_writes(args, writes)
+        beside = _append_writes(args, writes, tk.keys[4], direct)
         put = Eval(lua.PUT, tk.keys, tuple(args))
-        if len(small) == len(blobs):
-            return put
-        big = tuple(
+        beside.extend(
             Command(("HSETNX", tk.keys[3], blob_field(b.checkpoint_ns, b.channel, b.version),
                      blob_value(b)))
             for b in blobs
             if len(b.data) >= direct
         )  # fmt: skip
-        return Transaction((*big, put))
+        return Transaction((*beside, put)) if beside else put
 
     def put_checkpoint(
         self,
@@ -194,17 +192,13 @@ class RedisBackend(Backend):
         by_thread: dict[str, list[WriteRecord]] = {}
         for write in writes:
             by_thread.setdefault(write.thread_id, []).append(write)
-        requests = []
-        for thread_id, group in by_thread.items():
+        for thread_id, group in by_thread.items():  # LangGraph writes one thread at a time
             tk = self.layout.thread(thread_id)
             yield from self._register(tk)
             args: list[Any] = [tk.base, self.ttl_ms, time.time() if self.ttl_ms else 0, tk.member]
-            _append_writes(args, group)
-            requests.append(Eval(lua.PUT_WRITES, tk.keys, tuple(args)))
-        if len(requests) == 1:
-            yield requests[0]
-        elif requests:
-            yield Batch(tuple(requests))
+            beside = _append_writes(args, group, tk.keys[4], DIRECT_BLOB_BYTES)
+            script = Eval(lua.PUT_WRITES, tk.keys, tuple(args))
+            yield Transaction((*beside, script)) if beside else script
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -409,9 +403,21 @@ class RedisClusterBackend(RedisBackend):
     _cluster = True
 
 
-def _append_writes(args: list[Any], writes: Sequence[WriteRecord]) -> None:
+def _append_writes(
+    args: list[Any], writes: Sequence[WriteRecord], key: bytes, direct: int
+) -> list[Command]:
+    """The script's write arguments; large writes become commands beside it (see blobs)."""
+    beside = []
     args.append(len(writes))
     for write in writes:
-        args.append(write_field(write))
-        args.append(b"1" if write.idx < 0 else b"0")  # special writes replace, others never do
-        args.append(write_value(write))
+        field = write_field(write)
+        command = "HSET" if write.idx < 0 else "HSETNX"  # special writes replace, others never
+        args.append(field)
+        if len(write.data) >= direct:
+            beside.append(Command((command, key, field, write_value(write))))
+            args.append(b"2")
+            args.append(b"")
+        else:
+            args.append(b"1" if write.idx < 0 else b"0")
+            args.append(write_value(write))
+    return beside

@@ -288,8 +288,9 @@ local function store_writes(base, at)
   local zargs = {}
   for _ = 1, n do
     local f, mode, val = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+    -- '1': replace, '0': insert if absent, '2': stored beside the script, index only
     if mode == '1' then redis.call('HSET', base .. 'w', f, val)
-    else redis.call('HSETNX', base .. 'w', f, val) end
+    elseif mode == '0' then redis.call('HSETNX', base .. 'w', f, val) end
     zargs[#zargs + 1] = 0
     zargs[#zargs + 1] = f
     at = at + 3

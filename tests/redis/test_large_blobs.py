@@ -124,3 +124,24 @@ async def test_big_blobs_async(url: str, raw: Any) -> None:
             assert got is not None and got.checkpoint["channel_values"]["big"] == b"z" * 100_000
     finally:
         drop_prefix(url, prefix)
+
+
+def test_large_writes_beside_the_script(open_saver: Any) -> None:
+    from checkpoint_redis._backend import DIRECT_BLOB_BYTES
+
+    saver = open_saver()
+    (config,) = _put_big(saver, "w", 1, 10)
+    big = "q" * DIRECT_BLOB_BYTES * 3
+    saver.put_writes(config, [("a", big), ("b", 1)], "task")
+    saver.put_writes(config, [("a", "other")], "task")  # idx 0 exists: kept
+    saver.put_writes(config, [("__error__", big)], "task")
+    saver.put_writes(config, [("__error__", "replaced")], "task")  # special: replaced
+    got = saver.get_tuple(config)
+    assert got is not None
+    assert sorted(got.pending_writes) == [
+        ("task", "__error__", "replaced"),
+        ("task", "a", big),
+        ("task", "b", 1),
+    ]
+    saver.delete_thread("w")
+    assert saver.get_tuple(config) is None
