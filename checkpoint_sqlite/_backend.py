@@ -25,6 +25,8 @@ from checkpoint_base import (
     WriteRecord,
 )
 
+from . import _pages as pages
+from . import _schema as schema
 from . import _sql as sql
 from ._requests import Atomic, Begin, Execute, Query, Row
 
@@ -45,7 +47,7 @@ def _atomically(statements: Sequence[tuple[str, Sequence[object]]]) -> Plan[None
 
 
 class SqliteBackend(Backend):
-    """Plans over the SQLite schema of `_sql.MIGRATIONS`."""
+    """Plans over the SQLite schema of `_schema.MIGRATIONS`."""
 
     name = "sqlite"
     capabilities = Capabilities(metadata_filter=True, durable=True, multi_process=True)
@@ -56,25 +58,25 @@ class SqliteBackend(Backend):
         # Persistent for the file; refused inside a caller's open transaction, then kept as is.
         with contextlib.suppress(StorageError):
             yield Query("PRAGMA journal_mode=WAL")
-        if (yield Query(sql.HAS_MIGRATIONS)):
-            current = (yield Query(sql.CURRENT_VERSION))[0][0]
-            if current == len(sql.MIGRATIONS) - 1:
+        if (yield Query(schema.HAS_MIGRATIONS)):
+            current = (yield Query(schema.CURRENT_VERSION))[0][0]
+            if current == len(schema.MIGRATIONS) - 1:
                 return  # up to date: no write lock taken
         # Two processes may get here at once: the write lock orders them, and the second
         # one reads the version the first one recorded.
         yield Begin(write=True)
-        yield Execute(sql.MIGRATIONS_TABLE)
-        current = (yield Query(sql.CURRENT_VERSION))[0][0]
+        yield Execute(schema.MIGRATIONS_TABLE)
+        current = (yield Query(schema.CURRENT_VERSION))[0][0]
         current = -1 if current is None else current
-        if current >= len(sql.MIGRATIONS):
+        if current >= len(schema.MIGRATIONS):
             raise SchemaVersionError(
                 f"the SQLite checkpoint schema is at version {current}, newer than this "
-                f"package knows ({len(sql.MIGRATIONS) - 1}): upgrade checkpointers"
+                f"package knows ({len(schema.MIGRATIONS) - 1}): upgrade checkpointers"
             )
-        for version in range(current + 1, len(sql.MIGRATIONS)):
-            for statement in sql.MIGRATIONS[version]:
+        for version in range(current + 1, len(schema.MIGRATIONS)):
+            for statement in schema.MIGRATIONS[version]:
                 yield Execute(statement)
-            yield Execute(sql.RECORD_VERSION, ((version,),))
+            yield Execute(schema.RECORD_VERSION, ((version,),))
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -149,7 +151,7 @@ class SqliteBackend(Backend):
     # -- reads -----------------------------------------------------------------------------
 
     def list_page(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
-        statement, params = sql.page_sql(query)
+        statement, params = pages.page_sql(query)
         return (yield from self._page(statement, params))
 
     def history(
@@ -157,27 +159,27 @@ class SqliteBackend(Backend):
     ) -> Plan[list[CheckpointRow]]:
         if limit <= 0:
             return []
-        statement, params = sql.history_sql(thread_id, checkpoint_ns, checkpoint_id, limit)
+        statement, params = pages.history_sql(thread_id, checkpoint_ns, checkpoint_id, limit)
         return (yield from self._page(statement, params))
 
     def _page(self, statement: str, params: Sequence[object]) -> Plan[list[CheckpointRow]]:
         rows = yield Query(statement, params)
-        page, missing = sql.page_rows(rows)
+        page, missing = pages.page_rows(rows)
         if missing:  # rare: see page_rows
             extra: list[Row] = []
             for key in missing:
-                extra += yield Query(sql.GET_BLOB, key)
-            page, _ = sql.page_rows(rows, extra)
+                extra += yield Query(pages.GET_BLOB, key)
+            page, _ = pages.page_rows(rows, extra)
         return page
 
     def heads(self, thread_id: str) -> Plan[list[CheckpointRecord]]:
         # SQLite fills the bare columns of a max() aggregate from the row holding the max.
         rows = yield Query(
-            f"SELECT {sql.CHECKPOINT_COLUMNS}, max(checkpoint_id) FROM cp_checkpoints"  # noqa: S608
+            f"SELECT {pages.CHECKPOINT_COLUMNS}, max(checkpoint_id) FROM cp_checkpoints"  # noqa: S608
             " WHERE thread_id = ? GROUP BY checkpoint_ns",
             (thread_id,),
         )
-        records = [sql.checkpoint_record(row[:10]) for row in rows]
+        records = [pages.checkpoint_record(row[:10]) for row in rows]
         records.sort(key=lambda r: (r.checkpoint_id, r.checkpoint_ns), reverse=True)
         return records
 

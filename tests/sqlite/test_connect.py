@@ -21,7 +21,7 @@ from checkpoint_base import (
 )
 from checkpoint_sqlite import AsyncSqliteSaver, SqliteSaver
 from checkpoint_sqlite._conn import ConnectOptions, database_path
-from checkpoint_sqlite._sql import MIGRATIONS
+from checkpoint_sqlite._schema import MIGRATIONS
 from checkpoint_sqlite._sync import open_connection
 from tests.conformance.builders import checkpoint, config
 

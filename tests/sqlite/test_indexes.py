@@ -12,7 +12,7 @@ import pytest
 
 from checkpoint_base import ListQuery
 from checkpoint_sqlite import SqliteSaver
-from checkpoint_sqlite._sql import history_sql, page_sql
+from checkpoint_sqlite._pages import history_sql, page_sql
 from tests.conformance.builders import checkpoint, config
 
 
