@@ -21,6 +21,7 @@ import enum
 import gc
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import random
@@ -341,6 +342,8 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        # A shared machine: the load average says how much else was running.
+        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "packages": versions,
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -371,7 +374,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"`python -m benchmarks.serde_bench`: {settings['rounds']} measured rounds after "
         f"{settings['warmup']} warm-up rounds, every case once per round in a shuffled order. "
-        f"Python {env['python']} on {env['platform']} ({env['cpus']} CPUs), "
+        f"Python {env['python']} on {env['platform']} ({env['cpus']} CPUs, load average "
+        f"{env['load_average_1m']} at the start), "
         + ", ".join(f"{k} {v}" for k, v in env["packages"].items())
         + f"; {env['when']}. Times in ms, median / p95.",
         "",
@@ -426,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10, help="dropped rounds (default 10)")
     parser.add_argument("--quick", action="store_true", help="5 rounds, print only")
     args = parser.parse_args(argv)
+    # The permissive JsonPlusSerializer warns about every user type it rebuilds.
+    logging.getLogger("langgraph.checkpoint.serde.jsonplus").setLevel(logging.ERROR)
     rounds, warmup = (5, 1) if args.quick else (args.rounds, args.warmup)
     results: dict[str, Any] = {
         "environment": environment(),

@@ -6,9 +6,9 @@ comes from the allowlist (see `_allowlist`), and its *kind* is read from the cla
 from the data. Models and dataclasses are rebuilt the way pydantic's `model_construct` and
 pickle do it: a bare instance whose fields are set directly. This is faithful (no validator
 runs twice, `init=False` fields and `fields_set` survive) and about six times faster than
-calling the constructor: 0.13 ms against 0.77 ms for 67 AIMessages (benchmarks/results/
-serde.md, "Choices inside the serializer"). A dataclass with `__post_init__` is the exception:
-its constructor runs, so attributes it derives are rebuilt.
+calling the constructor, measured on AIMessages (benchmarks/results/serde.md, "Choices inside
+the serializer"). A dataclass with `__post_init__` is the exception: its constructor runs, so
+attributes it derives are rebuilt.
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ once msgpack has decoded it; an array ending in a marker is handed to the marker
 msgpack decodes innermost values first, so builders receive fully rebuilt state and nothing
 recurses in Python.
 
-Why msgpack-python and not ormsgpack, although ormsgpack packs and unpacks plain data about
-twice as fast: ormsgpack has no list hook, so the markers must be applied by a Python walk
-over the decoded value, which costs more than it saves (dumps+loads of a 200-message checkpoint:
-1.85 ms on msgpack, 2.22 ms on ormsgpack), and it cannot write lone surrogates at all
-(benchmarks/results/serde.md).
+Why msgpack-python and not ormsgpack, although ormsgpack packs and unpacks plain data faster:
+ormsgpack has no list hook, so the markers must be applied by a Python walk over the decoded
+value, which costs more than it saves (the same format on ormsgpack was 5 to 50% slower on
+dumps+loads of checkpoints with 50 to 200 messages across our runs, about even at 10), and it
+cannot write lone surrogates at all (benchmarks/results/serde.md).
 """
 
 from __future__ import annotations

@@ -96,9 +96,9 @@ def encode(obj: Any) -> bytes:
         NestingTooDeepError: `obj` nests deeper than msgpack allows.
         SerializationError: Reading `obj` failed.
     """
-    # One packer per thread, reused: a new packer per call makes a small value cost 0.64 us
-    # instead of 0.37 us (benchmarks/results/serde.md). A stack, not a single packer, so that
-    # a re-entrant call cannot share a half-written buffer.
+    # One packer per thread, reused: a new packer per call adds about 0.3 us, over a third of
+    # what a small value costs (benchmarks/results/serde.md). A stack, not a single packer, so
+    # that a re-entrant call cannot share a half-written buffer.
     pool: list[msgpack.Packer] | None = getattr(_local, "pool", None)
     if pool is None:
         pool = _local.pool = []
@@ -106,8 +106,8 @@ def encode(obj: Any) -> bytes:
     try:
         return _pack(packer, obj)
     except UnicodeEncodeError:
-        # Lone surrogates: rare, and the strict encoder is faster (0.37 ms against 0.49 ms for
-        # a 200-message checkpoint), so the lenient one is only a retry.
+        # Lone surrogates: rare, and the strict encoder is about 1.2x faster on a 200-message
+        # checkpoint (benchmarks/results/serde.md), so the lenient one is only a retry.
         return _pack(_new_packer("surrogatepass"), obj)
     finally:
         pool.append(packer)

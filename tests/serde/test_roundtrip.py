@@ -16,6 +16,7 @@ import pydantic
 import pytest
 from langchain_core import messages as lc
 from langchain_core.documents import Document
+from langgraph.checkpoint.serde.base import SerializerProtocol, maybe_add_typed_methods
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.store.base import Item
 from langgraph.types import Command, Interrupt, Overwrite, Send, TimeoutPolicy
@@ -197,6 +198,11 @@ def test_every_langchain_message_class_is_allowed_by_default() -> None:
         cls = getattr(lc, name)
         if isinstance(cls, type) and issubclass(cls, lc.BaseMessage):
             assert plain._resolver.allows(cls.__module__, cls.__qualname__), name
+
+
+def test_implements_langgraph_serializer_protocol() -> None:
+    assert isinstance(SERDE, SerializerProtocol)
+    assert maybe_add_typed_methods(SERDE) is SERDE  # LangGraph uses it as it is
 
 
 def test_type_tags() -> None:
