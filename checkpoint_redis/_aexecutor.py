@@ -38,6 +38,7 @@ class AsyncRedisExecutor:
         self.client = client
         self._owned = owned
         self._retry = retry
+        self._answered = False  # a server that never answered is unreachable, not failing over
 
     async def run(self, plan: Plan[T]) -> T:
         """Run one plan; every request is retried alone on a transient failure."""
@@ -48,14 +49,18 @@ class AsyncRedisExecutor:
         delay = self._retry.first_delay
         while True:
             try:
-                return await self._perform(request)
+                result = await self._perform(request)
             except Exception as exc:
                 if not retryable(exc):
                     raise translate(exc) from exc
                 now = time.monotonic()
                 started = now if started is None else started
-                if now + delay - started > self._retry.timeout:
+                timeout = self._retry.timeout if self._answered else self._retry.first_timeout
+                if now + delay - started > timeout:
                     raise translate(exc) from exc
+            else:
+                self._answered = True
+                return result
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry.max_delay)
 

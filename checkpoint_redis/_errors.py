@@ -37,11 +37,14 @@ class RetryPolicy:
             or two seconds); a single server only a reconnect.
         first_delay: Pause after the first failure; doubles up to `max_delay`.
         max_delay: Longest pause between two attempts.
+        first_timeout: `timeout` until the server has answered once: a wrong address or a
+            server that is down fails fast instead of waiting out a failover budget.
     """
 
     timeout: float
     first_delay: float = 0.05
     max_delay: float = 0.5
+    first_timeout: float = 1.0
 
 
 def retryable(exc: BaseException) -> bool:

@@ -40,6 +40,7 @@ class RedisExecutor:
         self.client = client
         self._owned = owned
         self._retry = retry
+        self._answered = False  # a server that never answered is unreachable, not failing over
 
     def run(self, plan: Plan[T]) -> T:
         """Run one plan; every request is retried alone on a transient failure."""
@@ -50,14 +51,18 @@ class RedisExecutor:
         delay = self._retry.first_delay
         while True:
             try:
-                return self._perform(request)
+                result = self._perform(request)
             except Exception as exc:
                 if not retryable(exc):
                     raise translate(exc) from exc
                 now = time.monotonic()
                 started = now if started is None else started
-                if now + delay - started > self._retry.timeout:
+                timeout = self._retry.timeout if self._answered else self._retry.first_timeout
+                if now + delay - started > timeout:
                     raise translate(exc) from exc
+            else:
+                self._answered = True
+                return result
             time.sleep(delay)
             delay = min(delay * 2, self._retry.max_delay)
 

@@ -44,7 +44,7 @@ def _backend(
 def _retry(cluster: bool, timeout: float | None) -> RetryPolicy:
     if timeout is None:
         timeout = CLUSTER_RETRY_TIMEOUT if cluster else SINGLE_RETRY_TIMEOUT
-    return RetryPolicy(timeout=timeout)
+    return RetryPolicy(timeout=timeout, first_timeout=min(timeout, SINGLE_RETRY_TIMEOUT))
 
 
 class RedisSaver(CheckpointSaver):
