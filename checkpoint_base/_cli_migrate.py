@@ -152,6 +152,7 @@ def _migrate(args: argparse.Namespace) -> int:
                     batch=args.batch,
                     dry_run=args.dry_run,
                     progress=bar,
+                    workers=args.workers,
                 )
         except Stopped:
             bar.finish()
@@ -244,5 +245,12 @@ def add_migrate_command(commands: Any, url_help: str) -> None:
         default=DEFAULT_BATCH,
         metavar="N",
         help=f"checkpoints per atomic write (default {DEFAULT_BATCH})",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="batches written at once (default 4 into a saver of this package, else 1)",
     )
     p.set_defaults(run=_migrate)

@@ -12,18 +12,17 @@ and `amigrate` only differ in how they wait for a step.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ._errors import ConfigError
+from ._migrate_drive import Run, Setup, Steps, Store, adrive, drive
 from ._migrate_progress import MigrationProgress, MigrationReport, Tally, VerifyReport
 from ._migrate_side import Key, SaverSide, Side, key_of, parents_first, without_blobs
 from ._migrate_verify import Recode, compare_rows
-from ._plan import Plan
 from ._records import CheckpointRow, ThreadInfo
 from ._saver import CheckpointSaver
 
@@ -42,6 +41,7 @@ Endpoint = CheckpointSaver | BaseCheckpointSaver[Any] | Side
 ProgressCallback = Callable[[MigrationProgress], None]
 
 DEFAULT_BATCH = 200
+_DEFAULT_WORKERS = 4  # see `_migrate_drive` for the measurement
 _THREAD_PAGE = 1000
 
 
@@ -86,27 +86,6 @@ def _official_kind(saver: BaseCheckpointSaver[Any]) -> str | None:
 # -- the loop, written once --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Run:
-    side: Side
-    plan: Plan[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _Setup:
-    side: Side
-
-
-@dataclass(frozen=True, slots=True)
-class _Store:
-    side: Side
-    rows: list[CheckpointRow]
-    serde: SerializerProtocol
-
-
-Steps = Generator[_Run | _Setup | _Store, Any, Any]
-
-
 @dataclass
 class _Options:
     threads: list[str] | None
@@ -148,7 +127,7 @@ def _all_threads(side: Side) -> Steps:
     infos: list[ThreadInfo] = []
     after: str | None = None
     while True:
-        page = yield _Run(side, side.thread_page(after, _THREAD_PAGE))
+        page = yield Run(side, side.thread_page(after, _THREAD_PAGE))
         infos.extend(page)
         if len(page) < _THREAD_PAGE:
             return infos
@@ -177,7 +156,7 @@ def _copy(source: Side, target: Side, opts: _Options) -> Steps:
     infos = yield from _source_threads(source, opts)
     tally.start(infos, known=opts.threads is None)
     if not opts.dry_run:
-        yield _Setup(target)
+        yield Setup(target)
     known: dict[str, ThreadInfo] | None = None
     if target.indexed_threads and opts.threads is None:
         known = {t.thread_id: t for t in (yield from _all_threads(target))}
@@ -185,7 +164,7 @@ def _copy(source: Side, target: Side, opts: _Options) -> Steps:
 
     def flush(rows: list[CheckpointRow]) -> Steps:
         if not opts.dry_run:
-            yield _Store(target, rows, source.serde)
+            yield Store(target, rows, source.serde)
         tally.copied(rows)
         _report(opts)
 
@@ -198,14 +177,14 @@ def _copy(source: Side, target: Side, opts: _Options) -> Steps:
             tally.thread_done(skipped=info.checkpoint_count)
             _report(opts)
             continue
-        rows: list[CheckpointRow] = yield _Run(source, source.read_thread(tid))
+        rows: list[CheckpointRow] = yield Run(source, source.read_thread(tid))
         if not rows and opts.threads is not None:
             tally.missing.append(tid)
         if opts.since is not None:
             rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
         have: set[Key] = set()
         if rows and (known is None or tid in known):
-            have = yield _Run(target, target.existing(tid))
+            have = yield Run(target, target.existing(tid))
         todo = [r for r in parents_first(rows) if key_of(r) not in have]
         if target.shared_blobs:
             sent: set[tuple[str, str, str]] = set()
@@ -235,14 +214,14 @@ def _verify(source: Side, target: Side, opts: _Options) -> Steps:
     recode = _recoders(source, target)
     mismatches = []
     for info in infos:
-        rows = yield _Run(source, source.read_thread(info.thread_id))
+        rows = yield Run(source, source.read_thread(info.thread_id))
         if not rows and opts.threads is not None:
             tally.missing.append(info.thread_id)
         if opts.since is not None:
             rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
         theirs: list[CheckpointRow] = []
         if rows:
-            theirs = yield _Run(target, target.read_thread(info.thread_id))
+            theirs = yield Run(target, target.read_thread(info.thread_id))
         found = compare_rows(
             info.thread_id, rows, theirs, recode, exact=source.exact and target.exact
         )
@@ -278,36 +257,12 @@ def _recoders(source: Side, target: Side) -> tuple[Recode | None, Recode | None]
 # -- drivers -----------------------------------------------------------------------------------
 
 
-def _drive(steps: Steps) -> Any:
-    try:
-        step = next(steps)
-        while True:
-            if isinstance(step, _Setup):
-                step.side.setup()
-                step = steps.send(None)
-            elif isinstance(step, _Store):
-                step.side.store(step.rows, step.serde)
-                step = steps.send(None)
-            else:
-                step = steps.send(step.side.run(step.plan))
-    except StopIteration as stop:
-        return stop.value
-
-
-async def _adrive(steps: Steps) -> Any:
-    try:
-        step = next(steps)
-        while True:
-            if isinstance(step, _Setup):
-                await step.side.asetup()
-                step = steps.send(None)
-            elif isinstance(step, _Store):
-                await step.side.astore(step.rows, step.serde)
-                step = steps.send(None)
-            else:
-                step = steps.send(await step.side.arun(step.plan))
-    except StopIteration as stop:
-        return stop.value
+def _workers(workers: int | None, target: Side) -> int:
+    if workers is None:
+        return _DEFAULT_WORKERS if isinstance(target, SaverSide) else 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a number >= 1, got {workers!r}")
+    return workers
 
 
 def _sides(source: Endpoint, target: Endpoint) -> tuple[Side, Side]:
@@ -327,6 +282,7 @@ def migrate(
     batch: int = DEFAULT_BATCH,
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
+    workers: int | None = None,
 ) -> MigrationReport:
     """Copy threads from one checkpointer to another: every namespace, checkpoint, blob, write.
 
@@ -353,6 +309,9 @@ def migrate(
         dry_run: Read and compare only; write nothing.
         progress: Called after every batch and thread with a `MigrationProgress`. An exception
             it raises stops the migration between batches and propagates; run again to resume.
+        workers: Batches written at once (each thread's batches still in order). Default:
+            4 into a saver of this package (they are safe to share between threads and
+            tasks), 1 into any other checkpointer.
 
     Returns:
         What was copied and skipped, with timings.
@@ -363,7 +322,7 @@ def migrate(
     """
     opts = _options(threads, since, batch, dry_run, progress)
     src, dst = _sides(source, target)
-    report: MigrationReport = _drive(_copy(src, dst, opts))
+    report: MigrationReport = drive(_copy(src, dst, opts), _workers(workers, dst))
     return report
 
 
@@ -376,11 +335,12 @@ async def amigrate(
     batch: int = DEFAULT_BATCH,
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
+    workers: int | None = None,
 ) -> MigrationReport:
     """Async twin of `migrate` (for async savers; sync ones are called directly)."""
     opts = _options(threads, since, batch, dry_run, progress)
     src, dst = _sides(source, target)
-    report: MigrationReport = await _adrive(_copy(src, dst, opts))
+    report: MigrationReport = await adrive(_copy(src, dst, opts), _workers(workers, dst))
     return report
 
 
@@ -403,7 +363,7 @@ def verify(
     """
     opts = _options(threads, since, DEFAULT_BATCH, True, progress)
     src, dst = _sides(source, target)
-    report: VerifyReport = _drive(_verify(src, dst, opts))
+    report: VerifyReport = drive(_verify(src, dst, opts))
     return report
 
 
@@ -418,5 +378,5 @@ async def averify(
     """Async twin of `verify`."""
     opts = _options(threads, since, DEFAULT_BATCH, True, progress)
     src, dst = _sides(source, target)
-    report: VerifyReport = await _adrive(_verify(src, dst, opts))
+    report: VerifyReport = await adrive(_verify(src, dst, opts))
     return report

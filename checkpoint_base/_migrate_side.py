@@ -146,27 +146,35 @@ class SaverSide(Side):
 
     # A batch is one plan: one connection and, where the backend opens one, one transaction
     # (measured: ~1,860 checkpoints/s SQLite -> PostgreSQL in batches of 200). A backend may
-    # refuse to compose several atomic writes in one plan; the batch is then stored one
-    # checkpoint per plan. Rewriting what the failed batch already stored is harmless: a
+    # refuse to compose several atomic writes in one plan; from then on this side stores one
+    # checkpoint per plan. Rewriting what the refused batch already stored is harmless: a
     # stored checkpoint is replaced by the same one, a stored blob or write is kept.
 
+    _compose = True
+
     def store(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> None:
-        try:
-            self.run(self.write(rows, serde))
-        except StorageError:
-            if len(rows) == 1:
-                raise
-            for row in rows:
-                self.run(self.write([row], serde))
+        if self._compose or len(rows) == 1:
+            try:
+                self.run(self.write(rows, serde))
+                return
+            except StorageError:
+                if len(rows) == 1:
+                    raise
+                self._compose = False
+        for row in rows:
+            self.run(self.write([row], serde))
 
     async def astore(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> None:
-        try:
-            await self.arun(self.write(rows, serde))
-        except StorageError:
-            if len(rows) == 1:
-                raise
-            for row in rows:
-                await self.arun(self.write([row], serde))
+        if self._compose or len(rows) == 1:
+            try:
+                await self.arun(self.write(rows, serde))
+                return
+            except StorageError:
+                if len(rows) == 1:
+                    raise
+                self._compose = False
+        for row in rows:
+            await self.arun(self.write([row], serde))
 
 
 def key_of(row: CheckpointRow) -> Key:
