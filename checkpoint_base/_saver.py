@@ -46,6 +46,7 @@ from ._errors import ConfigError, SyncCallInEventLoopError
 from ._operations import DeltaWalk, ListWalk, delta_history, prune_plan
 from ._plan import AsyncExecutor, Plan, SyncExecutor
 from ._records import ListQuery, ThreadInfo
+from ._schema_types import enable_schema_allowlists
 
 __all__ = ["CheckpointSaver", "default_serde"]
 
@@ -85,6 +86,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         if executor is None and aexecutor is None:
             raise ConfigError("a saver needs an executor, an aexecutor, or both")
         super().__init__(serde=serde or default_serde())
+        # Graphs compiled with this saver register their state types with its serializer.
+        enable_schema_allowlists()
         self.backend = backend
         self._executor = executor
         self._aexecutor = aexecutor

@@ -45,8 +45,8 @@ class DisallowedTypeError(SerializationError):
             f"serializer's allowlist. If you trust it, allow it with "
             f"serde.with_allowlist([({module!r}, {name!r})]) or "
             f"MsgpackSerializer(allowed=[{name}]), or use it in the graph's state schema "
-            f"(LangGraph registers schema types through with_allowlist when compiling with "
-            f"LANGGRAPH_STRICT_MSGPACK=true)."
+            f"(a graph compiled with a checkpointers saver registers its schema's types "
+            f"through with_allowlist)."
         )
 
 
