@@ -52,6 +52,7 @@ class RedisFloor(Handle):
         self._ids: dict[str, list[str]] = {}
         self._steps: dict[tuple[str, int], str] = {}
         self._keys: dict[str, set[str]] = {}
+        self._children: list[RedisFloor] = []
 
     async def open(self) -> RedisFloor:
         """Create the client (connections are made on first use)."""
@@ -77,6 +78,15 @@ class RedisFloor(Handle):
         key = self._key(thread_id, "wr", checkpoint_id, call.task_id)
         self._keys.setdefault(thread_id, set()).add(key)
         return (key, call.data)
+
+    async def writers(self, n: int) -> list[Handle]:
+        # A client per writer, as the SQL floors have a connection per writer (redis-py's
+        # asyncio cluster client also failed with 32 tasks connecting through one client).
+        while len(self._children) < n:
+            child = RedisFloor(self.url, sync=self.sync)
+            child.prefix = self.prefix
+            self._children.append(await child.open())
+        return list(self._children[:n])
 
     async def _cmd(self, *args: Any) -> Any:
         if self.sync:
@@ -129,6 +139,8 @@ class RedisFloor(Handle):
         return total
 
     async def aclose(self) -> None:
+        for child in self._children:
+            await child.aclose()
         for thread_id in list(self._keys):
             await self.delete(thread_id)
         if self._client is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -32,13 +33,23 @@ async def interleave(
 
     `body(subject, measured)` must record samples only when `measured`: the first
     `ctx.sizes.warmup` rounds warm caches, connections and prepared statements, and are
-    thrown away.
+    thrown away. A subject whose body raises is reported as a problem of the run and left
+    out of the later rounds; the other subjects go on.
     """
     sizes = ctx.sizes
+    failed: set[int] = set()
     for round_index in range(sizes.warmup + sizes.rounds):
         measured = round_index >= sizes.warmup
         for subject in opened:
-            await body(subject, measured)
+            if id(subject) not in failed:
+                try:
+                    await body(subject, measured)
+                except Exception as exc:  # the others go on; the run's exit status says so
+                    failed.add(id(subject))
+                    ctx.results.problem(
+                        f"{subject.id.label} failed in '{ctx.progress.phase}': {exc!r}"
+                    )
+                    ctx.progress.note(traceback.format_exc())
             ctx.progress.advance()
 
 

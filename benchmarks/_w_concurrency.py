@@ -2,8 +2,8 @@
 
 Sync subjects: one OS thread per writer (a pool started and warmed before the clock), all
 calling the same saver, which holds its own connection or pool. Async subjects: one task per
-writer on the benchmark's event loop. Floors: one raw connection per writer (Redis: one
-client, its own connection pool). Each writer replays the puts of a recorded thread
+writer on the benchmark's event loop. Floors: one raw connection (or Redis client) per
+writer. Each writer replays the puts of a recorded thread
 (`writer_steps` checkpoints, the message list growing) on threads of its own, one thread
 after the other, so that every round puts the same `writer_puts` checkpoints in all
 whatever the number of writers.
