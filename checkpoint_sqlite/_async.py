@@ -17,19 +17,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from checkpoint_base import (
-    CheckpointSaver,
-    MissingDriverError,
-    Plan,
-    StorageError,
-    StorageUnavailableError,
-    arun,
-)
+from checkpoint_base import CheckpointSaver, MissingDriverError, Plan, StorageError, arun
 
 from ._backend import SqliteBackend
 from ._conn import MEMORY, ConnectOptions, connection_pragmas, database_path
 from ._requests import Execute, Query
-from ._session import Sleep, Writer, autocommits, transaction, translate
+from ._session import Sleep, autocommits, transaction, translate
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -66,34 +59,12 @@ async def _perform(conn: aiosqlite.Connection, op: Any) -> Any:
     raise TypeError(f"not a SQLite request: {op!r}")
 
 
-async def _run_on(
-    conn: aiosqlite.Connection, plan: Plan[T], writer: asyncio.Lock | None, wait: float
-) -> T:
-    """Run a plan in its transaction on `conn`.
-
-    `writer`: the executor's writer lock (see `_session.Writer`), held from the plan's
-    first write to its end; None when the executor runs one plan at a time anyway.
-    """
+async def _run_on(conn: aiosqlite.Connection, plan: Plan[T]) -> T:
+    """Run a plan in its transaction on `conn`."""
     nested = conn.in_transaction
-    held = False
-
-    async def perform(op: Any) -> Any:
-        nonlocal held
-        if type(op) is Writer:
-            if writer is not None and not held:
-                try:
-                    await asyncio.wait_for(writer.acquire(), wait)
-                except asyncio.TimeoutError:
-                    raise StorageUnavailableError(
-                        f"another writer of this saver held the database for {wait:g}s"
-                    ) from None
-                held = True
-            return None
-        return await _perform(conn, op)
-
+    wrapped = transaction(plan, nested=nested, autocommit=autocommits(conn), one_statement=True)
     try:
-        wrapped = transaction(plan, nested=nested, autocommit=autocommits(conn), one_statement=True)
-        return await arun(wrapped, perform)
+        return await arun(wrapped, lambda op: _perform(conn, op))
     except Exception:
         raise
     except BaseException:
@@ -103,10 +74,6 @@ async def _run_on(
             with contextlib.suppress(BaseException):  # the original error is what matters
                 await conn.rollback()
         raise
-    finally:
-        if held:
-            assert writer is not None
-            writer.release()
 
 
 async def open_connection(path: str, options: ConnectOptions) -> aiosqlite.Connection:
@@ -145,8 +112,6 @@ class AsyncPooledExecutor:
         self._count = 0  # open connections, idle or in use
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
-        self._writer = asyncio.Lock()
-        self._wait = options.timeout * 4  # as long as SQLite's wait with its retries
 
     async def _take(self) -> aiosqlite.Connection:
         while True:
@@ -192,7 +157,7 @@ class AsyncPooledExecutor:
     async def run(self, plan: Plan[T]) -> T:
         conn = await self._take()
         try:
-            result = await _run_on(conn, plan, self._writer, self._wait)
+            result = await _run_on(conn, plan)
         except BaseException:
             await asyncio.shield(self._give_back(conn))
             raise
@@ -232,9 +197,9 @@ class AsyncSharedExecutor:
                 plan.close()
                 raise StorageError("the SQLite saver is closed")
             if self._prepare is not None:  # first use of a connection passed in: set up
-                await _run_on(self._conn, self._prepare(), None, 0)
+                await _run_on(self._conn, self._prepare())
                 self._prepare = None
-            return await _run_on(self._conn, plan, None, 0)
+            return await _run_on(self._conn, plan)
 
     async def aclose(self) -> None:
         async with self._lock:

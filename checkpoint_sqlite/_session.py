@@ -6,11 +6,17 @@ raises, retries what is safe to retry when SQLite reports the database busy, and
 `sqlite3` errors into `checkpoint_base` errors before the plan sees them. The sync and the
 async executor only perform `Query`, `Execute` and `Sleep` on one connection.
 
-Locking: a write takes the write lock first (`BEGIN IMMEDIATE`), so a transaction never
-upgrades from reading to writing, which SQLite would refuse at once with SQLITE_BUSY
-(deadlock avoidance) instead of waiting. Waiting is SQLite's `busy_timeout`; when it runs
-out, `BEGIN`, `COMMIT` and autocommit reads are retried a bounded number of times (nothing
-has been done yet, or the transaction is still whole), with a growing, jittered pause.
+Locking: a write takes the write lock first (`BEGIN IMMEDIATE`, or one autocommit
+statement), so a transaction never upgrades from reading to writing, which SQLite would
+refuse at once with SQLITE_BUSY (deadlock avoidance) instead of waiting. Waiting is SQLite's
+`busy_timeout`; when it runs out, `BEGIN`, `COMMIT`, autocommit reads and standalone writes
+are retried a bounded number of times (nothing has been done yet, or the transaction is
+still whole), with a growing, jittered pause.
+
+Writers of one saver are not queued on a lock of ours: measured with 8 writers of 60 puts
+each, a per-saver writer lock cost throughput (aiosqlite 701-938 vs 1132-1300 puts/s,
+sqlite3 threads 1385-1471 vs 1585-2064 puts/s) and median latency, for a better p99 only
+with sqlite3 threads.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from checkpoint_base import StorageError, StorageUnavailableError
 
 from ._requests import Atomic, Begin, Execute
 
-__all__ = ["Sleep", "Writer", "autocommits", "is_busy", "transaction", "translate"]
+__all__ = ["Sleep", "autocommits", "is_busy", "transaction", "translate"]
 
 T = TypeVar("T")
 
@@ -48,16 +54,6 @@ class Sleep:
     """Pause before a retry (performed by the executor: `time.sleep` or `asyncio.sleep`)."""
 
     seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class Writer:
-    """Take the executor's writer lock; the executor releases it when the plan ends.
-
-    SQLite admits one writer at a time. Writers of one saver queue on this lock and start
-    the moment it is free, instead of in SQLite's busy handler, which polls with sleeps of
-    1, 2, 5, 10, ... ms. Writers in other processes still wait in the busy handler.
-    """
 
 
 def autocommits(conn: Any) -> bool:
@@ -212,8 +208,6 @@ def _step(state: _State, request: Any, nested: bool, alone_ok: bool, attempts: i
             raise StorageError("a standalone write must be its plan's only write")
     else:
         want = None
-    if want == "write" and state.mode is None and not nested:
-        yield Writer()
     if state.mode is None and alone_ok and isinstance(request, Execute) and request.standalone:
         state.wrote_alone = True
         return (yield from _retrying(request, attempts))

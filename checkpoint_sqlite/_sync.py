@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from checkpoint_base import CheckpointSaver, Plan, StorageError, StorageUnavailableError, run
+from checkpoint_base import CheckpointSaver, Plan, StorageError, run
 
 from ._backend import SqliteBackend
 from ._conn import MEMORY, ConnectOptions, connection_pragmas, database_path
 from ._requests import Execute, Query
-from ._session import Sleep, Writer, autocommits, transaction
+from ._session import Sleep, autocommits, transaction
 
 __all__ = ["SqliteSaver"]
 
@@ -41,41 +41,18 @@ def _perform(conn: sqlite3.Connection, op: Any) -> Any:
     raise TypeError(f"not a SQLite request: {op!r}")
 
 
-def _run_on(
-    conn: sqlite3.Connection, plan: Plan[T], writer: threading.Lock | None, wait: float
-) -> T:
-    """Run a plan in its transaction on `conn`; leave `conn` outside any transaction we began.
-
-    `writer`: the executor's writer lock (see `_session.Writer`), held from the plan's
-    first write to its end; None when the executor runs one plan at a time anyway.
-    """
+def _run_on(conn: sqlite3.Connection, plan: Plan[T]) -> T:
+    """Run a plan in its transaction on `conn`; leave `conn` outside any transaction we began."""
     nested = conn.in_transaction
-    held = False
-
-    def perform(op: Any) -> Any:
-        nonlocal held
-        if type(op) is Writer:
-            if writer is not None and not held:
-                if not writer.acquire(timeout=wait):
-                    raise StorageUnavailableError(
-                        f"another writer of this saver held the database for {wait:g}s"
-                    )
-                held = True
-            return None
-        return _perform(conn, op)
-
+    wrapped = transaction(plan, nested=nested, autocommit=autocommits(conn))
     try:
-        return run(transaction(plan, nested=nested, autocommit=autocommits(conn)), perform)
+        return run(wrapped, lambda op: _perform(conn, op))
     except BaseException:
         # KeyboardInterrupt and the like skip the plan's own rollback.
         if conn.in_transaction and not nested:
             with contextlib.suppress(sqlite3.Error):
                 conn.rollback()
         raise
-    finally:
-        if held:
-            assert writer is not None
-            writer.release()
 
 
 def open_connection(path: str, options: ConnectOptions) -> sqlite3.Connection:
@@ -115,14 +92,12 @@ class PooledExecutor:
         self._idle: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._closed = False
-        self._writer = threading.Lock()
-        self._wait = options.timeout * 4  # as long as SQLite's wait with its retries
 
     def _take(self) -> sqlite3.Connection:
         if self._closed:
             raise StorageError("the SQLite saver is closed")
         if os.getpid() != self._pid:  # forked: the parent's connections are not ours to use
-            self._idle, self._pid, self._writer = [], os.getpid(), threading.Lock()
+            self._idle, self._pid = [], os.getpid()
         try:
             return self._idle.pop()  # atomic under the GIL
         except IndexError:
@@ -137,7 +112,7 @@ class PooledExecutor:
     def run(self, plan: Plan[T]) -> T:
         conn = self._take()
         try:
-            result = _run_on(conn, plan, self._writer, self._wait)
+            result = _run_on(conn, plan)
         except Exception:
             self._give_back(conn)  # the plan's transaction was rolled back
             raise
@@ -179,9 +154,9 @@ class SharedExecutor:
                 plan.close()
                 raise StorageError("the SQLite saver is closed")
             if self._prepare is not None:  # first use of a connection passed in: set up
-                _run_on(self._conn, self._prepare(), None, 0)
+                _run_on(self._conn, self._prepare())
                 self._prepare = None
-            return _run_on(self._conn, plan, None, 0)
+            return _run_on(self._conn, plan)
 
     def close(self) -> None:
         with self._lock:
