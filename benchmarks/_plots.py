@@ -2,7 +2,7 @@
 
 - `latency-<target>.png`: median latency of each storage operation per subject (bars, with
   the p95 as a whisker), for the longest thread and the first payload measured;
-- `storage.png`: bytes stored against thread length, one line per subject;
+- `storage.png`: bytes stored against thread length, one panel per target;
 - `throughput.png`: checkpoints per second against concurrent writers, one panel per target;
 - `e2e.png`: end-to-end turns per second for each durability mode, one panel per target;
 - `serializer.png`: dumps+loads latency against thread length.
@@ -29,6 +29,13 @@ OPS_ORDER = (
     "delete_thread",
 )
 KIND_STYLE = {"ours": "-", "official": "--", "floor": ":"}
+# One colour per subject label in every panel and plot.
+COLORS = {
+    f"{flavor} {kind}": f"C{i}"
+    for i, (flavor, kind) in enumerate(
+        (f, k) for f in ("sync", "async") for k in ("ours", "official", "floor")
+    )
+}
 
 
 def _plt() -> Any:
@@ -81,7 +88,15 @@ def _latency(plt: Any, results: Results, target: str, path: str) -> bool:
             xs.append(i + (j - (len(labels) - 1) / 2) * width)
             medians.append(float(m["median"] or 0) * 1e3)
             whiskers.append(max(float(m["p95"] or 0) * 1e3 - medians[-1], 0))
-        ax.bar(xs, medians, width, yerr=[[0] * len(whiskers), whiskers], label=label, capsize=2)
+        ax.bar(
+            xs,
+            medians,
+            width,
+            yerr=[[0] * len(whiskers), whiskers],
+            label=label,
+            capsize=2,
+            color=COLORS.get(label),
+        )
     ax.set_xticks(range(len(ops)))
     ax.set_xticklabels(ops, rotation=20, ha="right")
     ax.set_yscale("log")
@@ -94,31 +109,43 @@ def _latency(plt: Any, results: Results, target: str, path: str) -> bool:
     return True
 
 
+def _grid(plt: Any, n: int) -> tuple[Any, list[Any]]:
+    """A figure with `n` panels, three per row; the unused ones hidden."""
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
 def _storage(plt: Any, results: Results, path: str) -> bool:
     series = [s for s in results if s.workload == "storage" and s.unit == BYTES and s.samples]
     if not series:
         return False
+    targets = list(dict.fromkeys(s.subject.target for s in series))
     payloads = sorted({s.params["payload"] for s in series})
-    fig, axes = plt.subplots(1, len(payloads), figsize=(6 * len(payloads), 4.5), squeeze=False)
-    for ax, payload in zip(axes[0], payloads, strict=True):
-        lines: dict[str, list[tuple[int, float]]] = {}
-        kinds: dict[str, str] = {}
-        for s in series:
-            if s.params["payload"] == payload:
-                lines.setdefault(s.subject.label, []).append((s.params["steps"], s.samples[0]))
-                kinds[s.subject.label] = s.subject.kind
-        for label, points in lines.items():
-            points.sort()
-            ax.plot(
-                [p[0] for p in points],
-                [p[1] / 2**20 for p in points],
-                marker="o",
-                linestyle=KIND_STYLE.get(kinds[label], "-"),
-                label=label,
-            )
+    fig, axes = _grid(plt, len(targets))
+    for ax, target in zip(axes, targets, strict=True):
+        for payload in payloads:
+            lines: dict[str, list[tuple[int, float]]] = {}
+            for s in series:
+                if s.subject.target == target and s.params["payload"] == payload:
+                    lines.setdefault(s.subject.kind, []).append((s.params["steps"], s.samples[0]))
+            for kind, points in lines.items():
+                points.sort()
+                ax.plot(
+                    [p[0] for p in points],
+                    [max(p[1], 1.0) / 2**20 for p in points],
+                    marker="o" if payload == payloads[0] else "s",
+                    linestyle=KIND_STYLE.get(kind, "-"),
+                    label=f"{kind}, payload {payload}",
+                )
+        ax.set_yscale("log")
         ax.set_xlabel("thread length (checkpoints)")
-        ax.set_ylabel("bytes stored, MiB")
-        ax.set_title(f"storage, payload {payload}")
+        ax.set_ylabel("bytes stored, MiB (log)")
+        ax.set_title(f"{target}: storage")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -145,8 +172,8 @@ def _panels(
     ]
     if not series:
         return False
-    fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), 4.5), squeeze=False)
-    for ax, target in zip(axes[0], targets, strict=True):
+    fig, flat = _grid(plt, len(targets))
+    for ax, target in zip(flat, targets, strict=True):
         mine = [s for s in series if s.subject.target == target]
         payload = min((s.params.get("payload", 0) for s in mine), default=0)
         mine = [s for s in mine if s.params.get("payload", 0) == payload]
@@ -174,6 +201,7 @@ def _panels(
                     [p[2] for p in pts],
                     width,
                     label=label,
+                    color=COLORS.get(label),
                 )
             else:
                 kind = label.split()[-1]
@@ -183,6 +211,7 @@ def _panels(
                     marker="o",
                     linestyle=KIND_STYLE.get(kind, "-"),
                     label=label,
+                    color=COLORS.get(label),
                 )
         if bars:
             ax.set_xticks(range(len(xs)))
