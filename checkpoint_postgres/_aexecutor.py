@@ -94,7 +94,7 @@ class AsyncPostgresExecutor:
                 self._lock = asyncio.Lock()
             async with self._lock:
                 conn = await self._single()
-                state = _ARun(conn, conn.info.transaction_status)
+                state = _ARun(conn, conn.pgconn.transaction_status)
                 try:
                     return await self._drive(plan, state)
                 finally:
@@ -106,7 +106,7 @@ class AsyncPostgresExecutor:
             conn = await self._pool.getconn()
         except Exception as exc:
             raise translate(exc, self._schema) from exc
-        state = _ARun(conn, conn.info.transaction_status)
+        state = _ARun(conn, conn.pgconn.transaction_status)
         try:
             return await self._drive(plan, state)
         finally:
@@ -164,7 +164,7 @@ class AsyncPostgresExecutor:
         return result
 
     async def _perform(self, conn: AConn, query: Query) -> Any:
-        if not conn.autocommit and conn.info.transaction_status == IDLE:
+        if not conn.autocommit and conn.pgconn.transaction_status == IDLE:
             # The caller's connection is not in autocommit: commit this statement ourselves.
             async with conn.transaction():
                 return await self._perform_on(conn, query)

@@ -99,7 +99,7 @@ class PostgresExecutor:
         if self._pool is None:
             with self._lock:
                 conn = self._single()
-                state = _Run(conn, conn.info.transaction_status)
+                state = _Run(conn, conn.pgconn.transaction_status)
                 try:
                     return self._drive(plan, state)
                 finally:
@@ -108,7 +108,7 @@ class PostgresExecutor:
             conn = self._pool.getconn()
         except Exception as exc:
             raise translate(exc, self._schema) from exc
-        state = _Run(conn, conn.info.transaction_status)
+        state = _Run(conn, conn.pgconn.transaction_status)
         try:
             return self._drive(plan, state)
         finally:
@@ -166,7 +166,7 @@ class PostgresExecutor:
         return result
 
     def _perform(self, conn: Conn, query: Query) -> Any:
-        if not conn.autocommit and conn.info.transaction_status == IDLE:
+        if not conn.autocommit and conn.pgconn.transaction_status == IDLE:
             # The caller's connection is not in autocommit: commit this statement ourselves.
             with conn.transaction():
                 return self._perform_on(conn, query)

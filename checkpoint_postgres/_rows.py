@@ -24,8 +24,10 @@ __all__ = [
     "blob_rows",
     "checkpoint_row",
     "decode_key",
+    "decode_version",
     "dedupe_writes",
     "encode_key",
+    "encode_version",
     "filter_param",
     "index_json",
     "to_checkpoint",
@@ -49,6 +51,35 @@ def decode_key(value: str) -> str:
     if _ESCAPED in value:
         return value.replace("\x01\x01", "\x00").replace("\x01\x02", "\x01")
     return value
+
+
+_COUNTER = 32  # digits of the zero-padded counter in "{counter:032}.{random:016}" versions
+
+
+def encode_version(version: str) -> str:
+    """A channel version as stored: the standard format's zero padding dropped, "~" marking it.
+
+    Versions are stored in every checkpoint's channel map and in each blob's key, and the
+    padding was a third of those bytes. "~" never starts a standard version; one that
+    starts with it is escaped as "~~".
+    """
+    head, dot, rest = version.partition(".")
+    if dot and len(head) == _COUNTER and head[0] == "0" and head.isascii() and head.isdigit():
+        return encode_key("~" + head.lstrip("0") + "." + rest)
+    if version.startswith("~"):
+        return encode_key("~" + version)
+    return encode_key(version)
+
+
+def decode_version(value: str) -> str:
+    """The inverse of `encode_version`."""
+    value = decode_key(value)
+    if not value.startswith("~"):
+        return value
+    if value.startswith("~~"):
+        return value[1:]
+    head, _, rest = value[1:].partition(".")
+    return head.zfill(_COUNTER) + "." + rest
 
 
 def _encode_opt(value: str | None) -> str | None:
@@ -118,7 +149,7 @@ def filter_param(filter: Mapping[str, Any] | None) -> str | None:
 
 
 def _channel_versions(versions: Mapping[str, str]) -> str:
-    return json.dumps({encode_key(ch): encode_key(v) for ch, v in versions.items()})
+    return json.dumps({encode_key(ch): encode_version(v) for ch, v in versions.items()})
 
 
 def checkpoint_row(checkpoint: CheckpointRecord) -> list[Any]:
@@ -146,7 +177,7 @@ def blob_rows(blobs: Iterable[BlobRecord]) -> list[Any]:
             encode_key(b.thread_id),
             encode_key(b.checkpoint_ns),
             encode_key(b.channel),
-            encode_key(b.version),
+            encode_version(b.version),
             encode_key(b.type),
             b.data,
         )
@@ -196,7 +227,7 @@ def to_checkpoint(row: Sequence[Any]) -> CheckpointRecord:
         type=decode_key(row[4]),
         checkpoint=row[5],
         metadata=row[6],
-        channel_versions={decode_key(ch): decode_key(v) for ch, v in row[7].items()},
+        channel_versions={decode_key(ch): decode_version(v) for ch, v in row[7].items()},
         run_id=_decode_opt(row[8]),
         created_at=row[9],
     )
@@ -223,14 +254,14 @@ def to_page(rows: Sequence[Sequence[Any]], *, by_position: bool) -> list[Checkpo
                 type=decode_key(k3),
                 checkpoint=d1,
                 metadata=d2,
-                channel_versions={decode_key(ch): decode_key(v) for ch, v in j.items()},
+                channel_versions={decode_key(ch): decode_version(v) for ch, v in j.items()},
                 run_id=_decode_opt(k4),
                 created_at=f,
             )
             checkpoints.append((num, record))
         elif kind == 1:
             blob = BlobRecord(
-                thread_id, checkpoint_ns, decode_key(k1), decode_key(k2), decode_key(k3), d1
+                thread_id, checkpoint_ns, decode_key(k1), decode_version(k2), decode_key(k3), d1
             )
             blobs[(thread_id, checkpoint_ns, blob.channel, blob.version)] = blob
         else:

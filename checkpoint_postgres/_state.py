@@ -61,7 +61,7 @@ class RunState(Generic[C, X]):
 
     __slots__ = ("conn", "delays", "held", "outer_tx", "statements", "tx", "want_tx")
 
-    def __init__(self, conn: C, status: pq.TransactionStatus) -> None:
+    def __init__(self, conn: C, status: int) -> None:
         self.conn = conn
         self.held = True  # false while a pooled connection is being swapped
         self.outer_tx = status != pq.TransactionStatus.IDLE

@@ -10,7 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql
 
-from checkpoint_postgres._rows import decode_key, encode_key, filter_param, index_json
+from checkpoint_postgres._rows import (
+    decode_key,
+    decode_version,
+    encode_key,
+    encode_version,
+    filter_param,
+    index_json,
+)
 from tests.conformance.builders import checkpoint, cid, config
 
 from .conftest import Opened, unique
@@ -111,3 +118,27 @@ def test_index_json_and_filter_param() -> None:
     assert filter_param({"k\x00": 1}) is None
     assert json.loads(filter_param({"a": [1, {"b": None}]}) or "") == {"a": [1, {"b": None}]}
     assert filter_param({}) is None
+
+
+@given(
+    st.one_of(
+        st.text(alphabet=st.sampled_from("0123456789.~\x00\x01a"), max_size=40),
+        st.builds(
+            lambda n, r: f"{n:032}.{r}",
+            st.integers(min_value=0, max_value=10**32 - 1),
+            st.text(alphabet=st.sampled_from("0123456789.~"), max_size=20),
+        ),
+    )
+)
+def test_version_compaction_round_trips(version: str) -> None:
+    stored = encode_version(version)
+    assert decode_version(stored) == version
+    assert "\x00" not in stored
+
+
+def test_standard_versions_lose_their_padding() -> None:
+    version = f"{7:032}.0.5453263427394733"
+    assert encode_version(version) == "~7.0.5453263427394733"
+    assert encode_version(f"{0:032}.5") == "~.5"
+    assert encode_version("~7.1") == "~~7.1"
+    assert encode_version("3") == "3"

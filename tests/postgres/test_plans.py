@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from checkpoint_base import (
+    EMPTY,
     BlobRecord,
     CheckpointRecord,
     ListQuery,
@@ -78,6 +79,18 @@ def test_put_is_one_statement_with_deduplicated_writes() -> None:
     checkpoint = params[30:]
     assert checkpoint[:7] == ["t", "", "c1", None, "msgpack", b"cp", b'{"step":1}']
     assert checkpoint[7:] == ['{"step":1}', '{"a": "1", "b": "2"}', None, 1.5]
+
+
+def test_put_skips_blobs_that_hold_no_value() -> None:
+    backend = PostgresBackend(SCHEMA)
+    blobs = [
+        BlobRecord("t", "", "a", "1", "msgpack", b"A"),
+        BlobRecord("t", "", "b", "2", EMPTY, b""),
+    ]
+    seen, _ = collect(backend.put_checkpoint(record(), blobs))
+    (query,) = seen
+    assert query.sql == put_sql(SCHEMA, 1, 0)
+    assert list(query.params)[:6] == ["t", "", "a", "1", "msgpack", b"A"]
 
 
 def test_put_writes_without_writes_does_nothing() -> None:
