@@ -1,4 +1,4 @@
-"""SQLite storage operations as plans (requests: `Query`, `Execute`, `Begin`).
+"""SQLite storage operations as plans (requests: `Query`, `Execute`, `Atomic`, `Begin`).
 
 Each read is one statement: a page (`list_page`, `get`) or an ancestor walk (`history`)
 comes back with its blobs and writes in one round trip, which is what the async flavor
