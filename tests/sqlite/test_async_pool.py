@@ -18,7 +18,7 @@ async def test_concurrent_calls_share_a_bounded_pool(db_path: str) -> None:
         async def write(i: int) -> None:
             nonlocal peak
             stored = await saver.aput(config(f"t{i}"), checkpoint({"i": i}), {"i": i}, {"i": 1})
-            peak = max(peak, executor._count)  # type: ignore[union-attr]
+            peak = max(peak, executor._count)
             got = await saver.aget_tuple(stored)
             assert got is not None and got.checkpoint["channel_values"] == {"i": i}
 
@@ -27,7 +27,7 @@ async def test_concurrent_calls_share_a_bounded_pool(db_path: str) -> None:
         assert len([t async for t in saver.alist(None)]) == 40
     finally:
         await saver.aclose()
-    assert executor._count == 0  # type: ignore[union-attr]
+    assert executor._count == 0
 
 
 async def test_cancelled_puts_leave_nothing_half_done(db_path: str) -> None:
