@@ -34,9 +34,11 @@ class ProgressBar:
         self.verb = verb
         self.stop_requested = False
         self.last: MigrationProgress | None = None
-        self._drawn = 0.0
         self._shown: MigrationProgress | None = None
         self._every = 0.1 if self.style.color else 5.0
+        # Off a terminal (a log), the first line comes after `_every` seconds: a short
+        # migration prints its final line only.
+        self._drawn = 0.0 if self.style.color else time.monotonic()
 
     def __call__(self, progress: MigrationProgress) -> None:
         self.last = progress
