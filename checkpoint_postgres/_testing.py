@@ -14,9 +14,11 @@ one server without seeing each other's rows. Servers come from
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -143,12 +145,21 @@ def _abouncer_saver(schema: str) -> Any:
 # -- the official savers, for the benchmarks --------------------------------------------------
 
 
-def _official_setup(bouncer: bool) -> tuple[str, str, str | None, dict[str, Any]]:
-    """(direct URL, URL to use, fresh schema or None, connection kwargs) of an official saver.
+@dataclass(frozen=True)
+class _OfficialPlace:
+    """Where an official saver keeps its tables, and how to clear them away."""
 
-    The official savers name their tables without a schema, so a fresh schema is put first
-    on their `search_path`. PgBouncer refuses that startup parameter: through it the
-    official tables live in the default schema, shared, and rows are told apart by thread.
+    url: str
+    kwargs: dict[str, Any]
+    drop: Callable[[], None]
+
+
+def _official_place(bouncer: bool) -> _OfficialPlace:
+    """An isolated place for an official saver's tables.
+
+    The official savers name their tables without a schema. Directly, a fresh schema goes
+    first on their `search_path`. PgBouncer refuses that startup parameter, so through it
+    each opened saver gets a fresh database instead (PgBouncer proxies any database name).
     """
     direct = servers.postgres_url()
     # The settings the official savers document: autocommit, dict rows, prepared statements
@@ -158,58 +169,65 @@ def _official_setup(bouncer: bool) -> tuple[str, str, str | None, dict[str, Any]
         "prepare_threshold": None if bouncer else 0,
         "row_factory": psycopg.rows.dict_row,
     }
+    name = fresh_schema("official")
     if bouncer:
-        return direct, servers.pgbouncer_url(), None, kwargs
-    schema = fresh_schema("official")
-    _create_schema(direct, schema)
-    kwargs["options"] = _search_path(schema)
-    return direct, direct, schema, kwargs
+        database = sql.Identifier(name)
+        with psycopg.connect(direct, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
+
+        def drop_database() -> None:
+            with psycopg.connect(direct, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+
+        url = urlunsplit(urlsplit(servers.pgbouncer_url())._replace(path="/" + name))
+        return _OfficialPlace(url, kwargs, drop_database)
+    _create_schema(direct, name)
+    kwargs["options"] = _search_path(name)
+    return _OfficialPlace(direct, kwargs, lambda: drop_schema(direct, name))
 
 
 @contextmanager
 def _official_sync(pooled: bool, bouncer: bool = False) -> Iterator[Any]:
     from langgraph.checkpoint.postgres import PostgresSaver as OfficialSaver
 
-    direct, url, schema, kwargs = _official_setup(bouncer)
+    place = _official_place(bouncer)
     try:
         if pooled:
             with ConnectionPool(
-                url, min_size=1, max_size=POOL_SIZE, kwargs=kwargs, open=True
+                place.url, min_size=1, max_size=POOL_SIZE, kwargs=place.kwargs, open=True
             ) as pool:
                 saver = OfficialSaver(pool)  # type: ignore[arg-type]
                 saver.setup()
                 yield saver
         else:
-            with psycopg.connect(url, **kwargs) as conn:
+            with psycopg.connect(place.url, **place.kwargs) as conn:
                 saver = OfficialSaver(conn)
                 saver.setup()
                 yield saver
     finally:
-        if schema is not None:
-            drop_schema(direct, schema)
+        place.drop()
 
 
 @asynccontextmanager
 async def _official_async(pooled: bool, bouncer: bool = False) -> AsyncIterator[Any]:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver as OfficialAsyncSaver
 
-    direct, url, schema, kwargs = _official_setup(bouncer)
+    place = _official_place(bouncer)
     try:
         if pooled:
             async with AsyncConnectionPool(
-                url, min_size=1, max_size=POOL_SIZE, kwargs=kwargs, open=False
+                place.url, min_size=1, max_size=POOL_SIZE, kwargs=place.kwargs, open=False
             ) as pool:
                 saver = OfficialAsyncSaver(pool)  # type: ignore[arg-type]
                 await saver.setup()
                 yield saver
         else:
-            async with await psycopg.AsyncConnection.connect(url, **kwargs) as conn:
+            async with await psycopg.AsyncConnection.connect(place.url, **place.kwargs) as conn:
                 saver = OfficialAsyncSaver(conn)
                 await saver.setup()
                 yield saver
     finally:
-        if schema is not None:
-            drop_schema(direct, schema)
+        place.drop()
 
 
 def targets() -> list[Target]:
