@@ -81,30 +81,6 @@ def _probe_postgres(url: str, shown: str) -> None:
         ) from exc
 
 
-def _probe_redis(url: str, shown: str) -> None:
-    try:
-        import redis
-    except ImportError as exc:
-        raise MissingDriverError(
-            "Redis needs redis-py: pip install 'checkpointers[redis]'"
-        ) from exc
-    first = url if "+cluster" not in url else "redis://" + url.split("://", 1)[1].split(",")[0]
-    client = redis.Redis.from_url(
-        first.replace("redis+cluster://", "redis://"),
-        socket_connect_timeout=_CONNECT_TIMEOUT,
-        socket_timeout=_CONNECT_TIMEOUT,
-        retry_on_timeout=False,
-    )
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        raise StorageUnavailableError(
-            f"cannot reach Redis at {shown}: {exc}; is the server running on that host and port?"
-        ) from exc
-    finally:
-        client.close()
-
-
 def _missing_file(url: str, scheme: str) -> bool:
     return not os.path.exists(_sqlite_path(url, scheme))
 
@@ -118,6 +94,15 @@ def _empty(shown: str) -> Iterator[Side]:
         yield as_side(saver, f"{shown} (does not exist yet)")
 
 
+def _connected(url: str, shown: str) -> Any:
+    try:
+        return connect(url)
+    except StorageUnavailableError as exc:
+        raise StorageUnavailableError(
+            f"cannot reach {shown}: {exc}; is the server running on that host and port?"
+        ) from exc
+
+
 @contextlib.contextmanager
 def _ours(url: str, shown: str, *, write: bool) -> Iterator[Side]:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
@@ -125,15 +110,13 @@ def _ours(url: str, shown: str, *, write: bool) -> Iterator[Side]:
         _require_file(_sqlite_path(url, "sqlite"), shown)
     if scheme in ("postgresql", "postgres"):
         _probe_postgres(url, shown)
-    elif scheme in ("redis", "rediss", "redis+cluster"):
-        _probe_redis(url, shown)
     if scheme == "memory":
         raise ConfigError(
             "memory:// lives only as long as this command: there is nothing to read and what "
             "is written is lost; use a durable URL (sqlite:///file.db, postgresql://..., "
             "redis://...)"
         )
-    with connect(url) as saver:
+    with _connected(url, shown) as saver:
         yield as_side(saver, shown)
 
 

@@ -223,3 +223,32 @@ def test_python_factory_url(
         assert_same_storage(ours, middle, filled.work)
         assert_same_storage(middle, again, filled.work)
     sys.modules.pop("my_savers", None)
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_server_urls_of_our_savers(cli: Cli, filled: Filled, tmp_path: Path, kind: str) -> None:
+    servers = pytest.importorskip("checkpoint_base.testing.servers")
+    try:
+        base = servers.postgres_url() if kind == "postgres" else servers.redis_url()
+    except servers.ServerUnavailable as exc:
+        pytest.skip(f"no {kind} server: {exc}")
+    if kind == "redis":  # a key prefix of its own, so other tests' keys stay apart
+        base += ("&" if "?" in base else "?") + f"key_prefix=cli{time.monotonic_ns()}"
+    threads = [arg for t in filled.work.thread_ids for arg in ("--thread", t)]
+    result = cli("migrate", filled.url, base, "--verify", *threads)
+    assert result.status == 0, result.err
+    assert "verify: 4 threads" in result.out
+    listing = cli("history", base, filled.work.thread_ids[0], "--json")
+    assert listing.status == 0, listing.err
+    with connect(filled.url) as ours:
+        assert len(json.loads(listing.out)) == len(
+            list(
+                ours.list(
+                    {"configurable": {"thread_id": filled.work.thread_ids[0], "checkpoint_ns": ""}}
+                )
+            )
+        )
+    back = f"sqlite:///{tmp_path / 'back.db'}"
+    assert cli("migrate", base, back, "--verify", *threads).status == 0
+    with connect(filled.url) as ours, connect(back) as copy:
+        assert_same_storage(ours, copy, filled.work)
