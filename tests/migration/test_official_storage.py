@@ -163,3 +163,29 @@ def test_subclass_of_an_official_saver_goes_through_its_api() -> None:
         assert_same_storage(custom, saver, work)
         assert verify(custom, saver).ok
         resume_both(custom, saver, work)
+
+
+async def test_any_saver_through_its_async_api() -> None:
+    memory = next(t for t in TARGETS if t.backend == "memory")
+    assert memory.open_async is not None
+    official = InMemorySaver()
+    async with memory.open_async() as saver:
+        work = await afill(official)
+        await amigrate(official, saver)
+        await aassert_same_storage(official, saver, work)
+        assert (await averify(official, saver)).ok
+        mine = await afill(saver, prefix="mine")
+        other = InMemorySaver()
+        await amigrate(saver, other, threads=mine.thread_ids)
+        await aassert_same_storage(saver, other, mine)
+        await aresume_both(official, saver, work)
+
+
+async def test_a_sync_only_official_saver_in_amigrate() -> None:
+    memory = next(t for t in TARGETS if t.backend == "memory")
+    assert memory.open_async is not None
+    with _subclassed_official_sqlite() as custom:  # its async methods raise NotImplementedError
+        work = fill(custom)
+        async with memory.open_async() as saver:
+            await amigrate(custom, saver)
+            assert_same_storage(custom, saver, work)  # the memory saver has both flavors
