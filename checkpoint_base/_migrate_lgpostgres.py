@@ -26,7 +26,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from ._convert import decode_metadata, encode_metadata
 from ._errors import StorageError
 from ._migrate_msgpack import JSONPLUS_READS, for_jsonplus, pack_plain, ts_to_epoch, uuid6_epoch
-from ._migrate_side import Key, Side
+from ._migrate_side import AsyncLock, Key, Side
 from ._plan import Plan, arun, run
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
 
@@ -175,7 +175,7 @@ class LangGraphPostgresSide(Side):
         if isinstance(conn, (psycopg.Connection, _pool_types()[0])):
             return self.run(plan)
         try:
-            async with _Lock(self.saver.lock):
+            async with AsyncLock(self.saver.lock):
                 if isinstance(conn, apool_type):
                     async with conn.connection() as pooled:
                         return await self._arun_on(pooled, plan, tuple_row)
@@ -336,16 +336,3 @@ def _row(
         created_at=ts_to_epoch(body.get("ts")) or uuid6_epoch(checkpoint_id) or 0.0,
     )
     return CheckpointRow(record, tuple(records), writes)
-
-
-class _Lock:
-    """`async with` over the async saver's asyncio lock."""
-
-    def __init__(self, lock: Any) -> None:
-        self._lock = lock
-
-    async def __aenter__(self) -> None:
-        await self._lock.acquire()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._lock.release()

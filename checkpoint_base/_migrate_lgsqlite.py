@@ -29,7 +29,7 @@ from ._migrate_msgpack import (
     ts_to_epoch,
     uuid6_epoch,
 )
-from ._migrate_side import Key, Side
+from ._migrate_side import AsyncLock, Key, Side
 from ._plan import Plan, arun, run
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
 
@@ -143,7 +143,7 @@ class LangGraphSqliteSide(Side):
             return self.run(plan)
         conn = self.saver.conn
         try:
-            async with _Lock(self.saver.lock):
+            async with AsyncLock(self.saver.lock):
                 result = await arun(plan, self._aexecute)
         except sqlite3.Error as exc:
             await conn.rollback()
@@ -312,16 +312,3 @@ class LangGraphSqliteSide(Side):
         full["channel_values"] = {ch: serde.loads_typed(v) for ch, v in values.items()}
         typed: tuple[str, bytes] = self.serde.dumps_typed(full)
         return typed
-
-
-class _Lock:
-    """`async with` over an asyncio lock (kept separate so the sync path needs no asyncio)."""
-
-    def __init__(self, lock: Any) -> None:
-        self._lock = lock
-
-    async def __aenter__(self) -> None:
-        await self._lock.acquire()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._lock.release()

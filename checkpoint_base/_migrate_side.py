@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
@@ -18,7 +18,7 @@ from ._plan import Plan
 from ._records import CheckpointRow, ListQuery, ThreadInfo
 from ._saver import CheckpointSaver
 
-__all__ = ["Key", "SaverSide", "Side", "parents_first", "row_bytes"]
+__all__ = ["AsyncLock", "Key", "SaverSide", "Side", "key_of", "parents_first", "row_bytes"]
 
 T = TypeVar("T")
 Key = tuple[str, str]
@@ -175,6 +175,19 @@ class SaverSide(Side):
                 self._compose = False
         for row in rows:
             await self.arun(self.write([row], serde))
+
+
+class AsyncLock:
+    """`async with` over an official async saver's `asyncio.Lock` (typed `Any` there)."""
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 def key_of(row: CheckpointRow) -> Key:
