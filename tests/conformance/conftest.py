@@ -35,9 +35,10 @@ PARAMS = [
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is None or "h" not in callspec.params:
+        param = callspec.params.get("h") if callspec is not None else None
+        if not (isinstance(param, tuple) and param and isinstance(param[0], Target)):
             continue
-        target, _flavor = callspec.params["h"]
+        target = param[0]
         test_name = item.originalname  # type: ignore[attr-defined]
         reason = target.xfail.get(test_name)
         if reason:
