@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ._plan import Plan
+from ._plan import Plan, done
 from ._records import (
     BlobRecord,
     CheckpointRecord,
@@ -107,6 +107,15 @@ class Backend(ABC):
         """
 
     # -- generic ---------------------------------------------------------------------------
+
+    def begin_write(self) -> Plan[None]:
+        """Start the write transaction early, for a plan that reads, decides, then writes.
+
+        `prune` reads the heads and their ancestors before it deletes; a backend whose
+        executor would otherwise open its transaction at the first write takes its write
+        lock here, so no checkpoint stored in between is deleted. Default: nothing to do.
+        """
+        return done(None)
 
     def get(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None

@@ -155,6 +155,8 @@ def prune_plan(backend: Backend, thread_ids: Sequence[str], strategy: str) -> Pl
         return
     if strategy != "keep_latest":
         raise ConfigError(f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'")
+    if thread_ids:
+        yield from backend.begin_write()
     for thread_id in thread_ids:
         heads = yield from backend.heads(thread_id)
         if not heads:

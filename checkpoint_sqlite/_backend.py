@@ -106,6 +106,9 @@ class SqliteBackend(Backend):
         if writes:
             yield from _atomically(sql.write_statements(sql.write_rows(writes)))
 
+    def begin_write(self) -> Plan[None]:
+        yield Begin(write=True)
+
     def delete_threads(self, thread_ids: Sequence[str]) -> Plan[None]:
         rows = [(thread_id,) for thread_id in thread_ids]
         if rows:
