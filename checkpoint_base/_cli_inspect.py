@@ -19,8 +19,8 @@ from ._cli_format import Style, format_age, format_bytes, format_time, table
 from ._cli_open import open_side
 from ._convert import decode_metadata, to_tuple
 from ._errors import ConfigError
-from ._migrate_side import Side
-from ._records import EMPTY, CheckpointRow
+from ._migrate_side import SaverSide, Side
+from ._records import EMPTY, CheckpointRow, ListQuery
 
 __all__ = ["add_inspect_commands", "next_nodes"]
 
@@ -35,6 +35,34 @@ def _thread_rows(side: Side, thread_id: str, shown: str) -> list[CheckpointRow]:
             f"no thread {thread_id!r} in {shown}; list the threads with: checkpointers threads URL"
         )
     return rows
+
+
+def _namespace_rows(side: Side, thread_id: str, ns: str, limit: int) -> list[CheckpointRow]:
+    """The newest checkpoints of one namespace, newest first: at least `limit + 1` when there
+    are that many (a saver of this package reads one page; other sides the whole thread)."""
+    if isinstance(side, SaverSide):
+        query = ListQuery(thread_id=thread_id, checkpoint_ns=ns, limit=limit + 1)
+        page: list[CheckpointRow] = side.run(side.saver.backend.list_page(query))
+        if page:
+            return page
+    rows = _thread_rows(side, thread_id, side.label)
+    namespaces = sorted({r.checkpoint.checkpoint_ns for r in rows})
+    if ns not in namespaces:
+        raise ConfigError(
+            f"thread {thread_id!r} has no namespace {ns!r}; it has: "
+            + ", ".join(repr(n) for n in namespaces)
+        )
+    in_ns = [r for r in rows if r.checkpoint.checkpoint_ns == ns]
+    return sorted(in_ns, key=lambda r: r.checkpoint.checkpoint_id, reverse=True)
+
+
+def _one_row(side: Side, thread_id: str, ns: str, checkpoint_id: str | None) -> CheckpointRow:
+    """One checkpoint (the namespace's latest when no id), or an error that says what exists."""
+    if isinstance(side, SaverSide):
+        row = side.run(side.saver.backend.get(thread_id, ns, checkpoint_id))
+        if row is not None:
+            return row
+    return _pick(_thread_rows(side, thread_id, side.label), checkpoint_id, ns, thread_id)
 
 
 def _newer(version: Any, seen: Any) -> bool:
@@ -123,15 +151,7 @@ def _threads(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     out, style = sys.stdout, Style(sys.stdout)
     with open_side(args.url) as side:
-        rows = _thread_rows(side, args.thread, side.label)
-        namespaces = sorted({r.checkpoint.checkpoint_ns for r in rows})
-        if args.ns not in namespaces:
-            raise ConfigError(
-                f"thread {args.thread!r} has no namespace {args.ns!r}; it has: "
-                + ", ".join(repr(ns) for ns in namespaces)
-            )
-        rows = [r for r in rows if r.checkpoint.checkpoint_ns == args.ns]
-        rows.sort(key=lambda r: r.checkpoint.checkpoint_id, reverse=True)
+        rows = _namespace_rows(side, args.thread, args.ns, args.limit)
         entries: list[dict[str, Any]] = []
         for row in rows[: args.limit]:
             rec = row.checkpoint
@@ -166,7 +186,7 @@ def _history(args: argparse.Namespace) -> int:
     headers = ["STEP", "SOURCE", "CREATED", "NEXT", "WRITES", "CHECKPOINT"]
     out.write(table(headers, table_rows, style, right=(0, 4), shrink=3) + "\n")
     if len(rows) > args.limit:
-        out.write(style(f"{len(rows) - args.limit} older checkpoints: --limit N", "dim") + "\n")
+        out.write(style("older checkpoints not shown: --limit N", "dim") + "\n")
     return 0
 
 
@@ -233,9 +253,7 @@ def _pick(
 def _show(args: argparse.Namespace) -> int:
     out, style = sys.stdout, Style(sys.stdout)
     with open_side(args.url) as side:
-        row = _pick(
-            _thread_rows(side, args.thread, side.label), args.checkpoint, args.ns, args.thread
-        )
+        row = _one_row(side, args.thread, args.ns, args.checkpoint)
         tup: CheckpointTuple = to_tuple(side.serde, row)
         body = {k: v for k, v in tup.checkpoint.items() if k != "channel_values"}
         nxt = _row_next(side, row, body)
