@@ -20,6 +20,8 @@ from typing import Any
 
 from checkpoint_base import BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
 
+from ._sql import MAX_VALUES_ROWS
+
 __all__ = [
     "blob_rows",
     "checkpoint_row",
@@ -169,19 +171,29 @@ def checkpoint_row(checkpoint: CheckpointRecord) -> list[Any]:
     ]
 
 
+def _laid_out(rows: list[tuple[Any, ...]]) -> list[Any]:
+    """Values row after row, or one list per column past `MAX_VALUES_ROWS` (see `put_sql`)."""
+    if len(rows) > MAX_VALUES_ROWS:
+        return [list(column) for column in zip(*rows, strict=True)]
+    return [value for row in rows for value in row]
+
+
 def blob_rows(blobs: Iterable[BlobRecord]) -> list[Any]:
-    """Blob values, row after row, sorted by key (concurrent puts lock rows in one order)."""
-    params: list[Any] = []
-    for b in sorted(blobs, key=lambda b: (b.thread_id, b.checkpoint_ns, b.channel, b.version)):
-        params += (
-            encode_key(b.thread_id),
-            encode_key(b.checkpoint_ns),
-            encode_key(b.channel),
-            encode_version(b.version),
-            encode_key(b.type),
-            b.data,
-        )
-    return params
+    """Blob values sorted by key (concurrent puts lock rows in one order)."""
+    ordered = sorted(blobs, key=lambda b: (b.thread_id, b.checkpoint_ns, b.channel, b.version))
+    return _laid_out(
+        [
+            (
+                encode_key(b.thread_id),
+                encode_key(b.checkpoint_ns),
+                encode_key(b.channel),
+                encode_version(b.version),
+                encode_key(b.type),
+                b.data,
+            )
+            for b in ordered
+        ]
+    )
 
 
 def dedupe_writes(writes: Iterable[WriteRecord]) -> list[WriteRecord]:
@@ -197,21 +209,23 @@ def dedupe_writes(writes: Iterable[WriteRecord]) -> list[WriteRecord]:
 
 
 def write_rows(writes: Sequence[WriteRecord]) -> list[Any]:
-    """Write values, row after row (pass them through `dedupe_writes` first)."""
-    params: list[Any] = []
-    for w in writes:
-        params += (
-            encode_key(w.thread_id),
-            encode_key(w.checkpoint_ns),
-            encode_key(w.checkpoint_id),
-            encode_key(w.task_id),
-            w.idx,
-            encode_key(w.channel),
-            encode_key(w.type),
-            w.data,
-            encode_key(w.task_path),
-        )
-    return params
+    """Write values (pass them through `dedupe_writes` first)."""
+    return _laid_out(
+        [
+            (
+                encode_key(w.thread_id),
+                encode_key(w.checkpoint_ns),
+                encode_key(w.checkpoint_id),
+                encode_key(w.task_id),
+                w.idx,
+                encode_key(w.channel),
+                encode_key(w.type),
+                w.data,
+                encode_key(w.task_path),
+            )
+            for w in writes
+        ]
+    )
 
 
 # -- rows -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ._migrations import MIGRATIONS
 
 __all__ = [
     "BLOB_COLUMNS",
+    "MAX_VALUES_ROWS",
     "WRITE_COLUMNS",
     "Statements",
     "list_sql",
@@ -66,10 +67,18 @@ _BLOB_ROW = "(%s, %s, %s, %s, %s, %b)"
 _WRITE_ROW = "(%s, %s, %s, %s, %s, %s, %s, %b, %s)"
 _CHECKPOINT_ROW = "(%s, %s, %s, %s, %s, %b, %b, %s::jsonb, %s::jsonb, %s, %s)"
 
+# Past this many rows an insert binds one array per column instead (PostgreSQL takes at most
+# 65535 parameters per statement: 7281 rows of writes).
+MAX_VALUES_ROWS = 1000
+_BLOB_ARRAYS = """SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],
+    %s::text[], %b::bytea[])"""
+_WRITE_ARRAYS = """SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],
+    %s::int4[], %s::text[], %s::text[], %b::bytea[], %s::text[])"""
+
 _INSERT_BLOBS = """INSERT INTO {s}.blobs (thread_id, checkpoint_ns, channel, version, type, data)
-    VALUES {rows} ON CONFLICT DO NOTHING"""
+    {rows} ON CONFLICT DO NOTHING"""
 _INSERT_WRITES = """INSERT INTO {s}.writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx,
-    channel, type, data, task_path) VALUES {rows} {upsert_write}"""
+    channel, type, data, task_path) {rows} {upsert_write}"""
 _INSERT_CHECKPOINT = """INSERT INTO {s}.checkpoints ({checkpoint_columns})
     VALUES {row} {upsert_checkpoint}"""
 
@@ -258,8 +267,16 @@ def _render(template: str, schema: str, **extra: sql.Composable) -> bytes:
     return _compose(template, sql.Identifier(schema), **extra).as_bytes(None)
 
 
-def _rows(row: str, count: int) -> sql.Composable:
-    return sql.SQL(", ").join([sql.SQL(row)] * count)
+def _rows(row: str, arrays: str, count: int) -> sql.Composable:
+    """`VALUES` with `count` rows, or the arrays form past `MAX_VALUES_ROWS`."""
+    if count > MAX_VALUES_ROWS:
+        return sql.SQL(arrays)
+    return sql.SQL("VALUES ") + sql.SQL(", ").join([sql.SQL(row)] * count)
+
+
+def _shape(rows: int) -> int:
+    """Row counts that share a statement map to one cache entry (-1: the arrays form)."""
+    return -1 if rows > MAX_VALUES_ROWS else rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,37 +326,43 @@ def statements(schema: str) -> Statements:
     )
 
 
-@functools.lru_cache(maxsize=256)
 def put_sql(schema: str, blob_rows: int, write_rows: int) -> bytes:
     """The put statement for this many blob and write rows (positional parameters).
 
-    Parameters: each blob row (`BLOB_COLUMNS`), each write row (`WRITE_COLUMNS`), then the
-    checkpoint row (`_CHECKPOINT_COLUMNS`).
+    Parameters: the blobs (`BLOB_COLUMNS` per row, or one array per column past
+    `MAX_VALUES_ROWS`), the writes (`WRITE_COLUMNS` likewise), then the checkpoint row
+    (`_CHECKPOINT_COLUMNS`).
     """
+    return _put_sql(schema, _shape(blob_rows), _shape(write_rows))
+
+
+@functools.lru_cache(maxsize=256)
+def _put_sql(schema: str, blob_rows: int, write_rows: int) -> bytes:
     ident = sql.Identifier(schema)
     ctes = []
     if blob_rows:
-        ctes.append(
-            sql.SQL("b AS ({})").format(
-                _compose(_INSERT_BLOBS, ident, rows=_rows(_BLOB_ROW, blob_rows))
-            )
-        )
+        rows = _rows(_BLOB_ROW, _BLOB_ARRAYS, MAX_VALUES_ROWS + 1 if blob_rows < 0 else blob_rows)
+        ctes.append(sql.SQL("b AS ({})").format(_compose(_INSERT_BLOBS, ident, rows=rows)))
     if write_rows:
-        ctes.append(
-            sql.SQL("w AS ({})").format(
-                _compose(_INSERT_WRITES, ident, rows=_rows(_WRITE_ROW, write_rows))
-            )
+        rows = _rows(
+            _WRITE_ROW, _WRITE_ARRAYS, MAX_VALUES_ROWS + 1 if write_rows < 0 else write_rows
         )
+        ctes.append(sql.SQL("w AS ({})").format(_compose(_INSERT_WRITES, ident, rows=rows)))
     checkpoint = _compose(_INSERT_CHECKPOINT, ident, row=sql.SQL(_CHECKPOINT_ROW))
     if not ctes:
         return checkpoint.as_bytes(None)
     return sql.SQL("WITH {} {}").format(sql.SQL(", ").join(ctes), checkpoint).as_bytes(None)
 
 
-@functools.lru_cache(maxsize=256)
 def put_writes_sql(schema: str, write_rows: int) -> bytes:
-    """The writes insert for this many rows (positional parameters, `WRITE_COLUMNS` each)."""
-    return _render(_INSERT_WRITES, schema, rows=_rows(_WRITE_ROW, write_rows))
+    """The writes insert for this many rows (as `put_sql` lays out writes)."""
+    return _put_writes_sql(schema, _shape(write_rows))
+
+
+@functools.lru_cache(maxsize=256)
+def _put_writes_sql(schema: str, write_rows: int) -> bytes:
+    count = MAX_VALUES_ROWS + 1 if write_rows < 0 else write_rows
+    return _render(_INSERT_WRITES, schema, rows=_rows(_WRITE_ROW, _WRITE_ARRAYS, count))
 
 
 @functools.lru_cache(maxsize=256)
