@@ -65,7 +65,12 @@ class PostgresBackend(Backend):
     capabilities = Capabilities(metadata_filter=True)
 
     def __init__(self, schema: str = DEFAULT_SCHEMA) -> None:
-        if not isinstance(schema, str) or not schema or "\x00" in schema or len(schema) > 63:
+        if (
+            not isinstance(schema, str)
+            or not schema
+            or "\x00" in schema
+            or len(schema.encode(errors="replace")) > 63  # PostgreSQL would cut it silently
+        ):
             raise ConfigError(
                 f"schema must be a non-empty PostgreSQL identifier of at most 63 bytes, "
                 f"got {schema!r}"
