@@ -38,11 +38,12 @@ BytesLike = bytes | bytearray | memoryview
 class Marker:
     """What an extension object decodes to: the builder of the array it ends."""
 
-    __slots__ = ("build", "name")
+    __slots__ = ("build", "code", "name")
 
-    def __init__(self, name: str, build: Builder) -> None:
+    def __init__(self, name: str, build: Builder, code: int = 0) -> None:
         self.name = name
         self.build = build
+        self.code = code
 
     def __repr__(self) -> str:
         return f"<marker {self.name}>"
@@ -76,16 +77,19 @@ class Decoder:
 
     def __init__(self, resolver: Resolver) -> None:
         self._resolver = resolver
-        self._cache: dict[tuple[int, bytes], Marker] = {}
+        self._cache: dict[bytes, Marker] = {}
 
     def _ext_hook(self, code: int, data: bytes) -> Marker:
-        marker = _BUILTIN_MARKERS.get(code) if not data else None
-        if marker is not None:
-            return marker
-        marker = self._cache.get((code, data))
-        if marker is None:
+        if not data:
+            marker = _BUILTIN_MARKERS.get(code)
+            if marker is not None:
+                return marker
+        # Keyed by the name alone (no (code, data) tuple to build per instance); the code is
+        # checked against the cached marker's.
+        marker = self._cache.get(data)
+        if marker is None or marker.code != code:
             marker = self._class_marker(code, data)
-            self._cache[(code, data)] = marker  # bounded: only allowed classes get here
+            self._cache[data] = marker  # bounded: only allowed classes get here
         return marker
 
     def _class_marker(self, code: int, data: bytes) -> Marker:
@@ -101,7 +105,7 @@ class Decoder:
                 f"stored data says {module}.{qualname} is a {C.KIND_NAMES[code]}, but the "
                 f"class is {'not supported' if kind is None else 'a ' + C.KIND_NAMES[kind]}"
             )
-        return Marker(f"{module}.{qualname}", class_builder(cls, kind))
+        return Marker(f"{module}.{qualname}", class_builder(cls, kind), code)
 
     def decode(self, data: BytesLike) -> Any:
         """Rebuild the value written by `Encoder.encode`.
