@@ -260,6 +260,49 @@ def bench_checkpoints(rounds: int, warmup: int) -> dict[str, Any]:
     return out
 
 
+MESSAGE_LIST_SIZES = (10, 100, 200)
+
+
+def message_list(n: int) -> list[Any]:
+    """The backend issues' payload: alternating Human/AI messages with 512-character contents."""
+    return [
+        (HumanMessage if i % 2 == 0 else AIMessage)(content="x" * 512, id=f"m{i}") for i in range(n)
+    ]
+
+
+def bench_message_lists(rounds: int, warmup: int) -> dict[str, Any]:
+    """dumps and loads of a message list: ours, JsonPlusSerializer, and the raw msgpack floor.
+
+    The floor is msgpack-python on the same bytes with no hooks at all (loads), and packing the
+    hook-free result of that (dumps): what any serializer on msgpack-python pays at least.
+    """
+    out: dict[str, Any] = {}
+    ours, official = MsgpackSerializer(), JsonPlusSerializer()
+    for size in MESSAGE_LIST_SIZES:
+        value = message_list(size)
+        blob, jblob = ours.dumps_typed(value), official.dumps_typed(value)
+        if ours.loads_typed(blob) != value or official.loads_typed(jblob) != value:
+            raise RuntimeError(f"a {size}-message list does not round-trip")
+        raw = msgpack.unpackb(blob[1], strict_map_key=False)
+        cases: dict[str, Callable[[], Any]] = {
+            f"{OURS}|dumps": lambda v=value: ours.dumps_typed(v),
+            f"{OURS}|loads": lambda b=blob: ours.loads_typed(b),
+            "JsonPlusSerializer (default)|dumps": lambda v=value: official.dumps_typed(v),
+            "JsonPlusSerializer (default)|loads": lambda b=jblob: official.loads_typed(b),
+            "raw msgpack floor (no hooks)|dumps": lambda r=raw: msgpack.packb(r),
+            "raw msgpack floor (no hooks)|loads": lambda b=blob[1]: msgpack.unpackb(
+                b, strict_map_key=False
+            ),
+        }
+        per: dict[str, Any] = {}
+        for key, st in interleaved(cases, rounds, warmup).items():
+            name, op = key.split("|")
+            per.setdefault(name, {})[op] = st
+        out[str(size)] = per
+        print(f"  message list of {size}: done", file=sys.stderr)
+    return out
+
+
 def bench_engines(rounds: int, warmup: int) -> dict[str, Any]:
     """The raw engines on the plain (model_dump) form of the 200-message checkpoint."""
     plain = json.loads(
@@ -400,6 +443,21 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_ms(row['dumps+loads'])} | {row['bytes']} | {ratio:.2f} |"
             )
         lines.append("")
+    lines += [
+        "## Message lists (HumanMessage/AIMessage, 512-character contents)",
+        "",
+        "The payload of the backend issues' get_tuple/put measurements. The raw msgpack floor is "
+        "msgpack-python on our bytes with no hooks (what no serializer on msgpack-python beats).",
+        "",
+        "| messages | serializer | dumps | loads |",
+        "|---:|---|---:|---:|",
+    ]
+    for size, per in results["message_lists"].items():
+        lines += [
+            f"| {size} | {name} | {_ms(row['dumps'])} | {_ms(row['loads'])} |"
+            for name, row in per.items()
+        ]
+    lines.append("")
     lines += ["## Engines on plain data (the 200-message checkpoint, model_dump form)", ""]
     lines += ["| case | median / p95 |", "|---|---:|"]
     lines += [f"| {k} | {_ms(v)} |" for k, v in results["engines"].items()]
@@ -442,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             "gc": "enabled; gc.collect() between rounds",
         },
         "checkpoints": bench_checkpoints(rounds, warmup),
+        "message_lists": bench_message_lists(rounds, warmup),
         "engines": bench_engines(rounds, warmup),
         "micro": bench_micro(rounds, warmup),
         "fidelity": probe_fidelity(),
