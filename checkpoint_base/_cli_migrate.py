@@ -253,6 +253,6 @@ def add_migrate_command(commands: Any, url_help: str) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="batches written at once (default 4 into a saver of this package, else 1)",
+        help="batches written at once (default 8 into a saver of this package, else 1)",
     )
     p.set_defaults(run=_migrate)

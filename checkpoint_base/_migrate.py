@@ -40,8 +40,8 @@ __all__ = [
 Endpoint = CheckpointSaver | BaseCheckpointSaver[Any] | Side
 ProgressCallback = Callable[[MigrationProgress], None]
 
-DEFAULT_BATCH = 200
-_DEFAULT_WORKERS = 4  # see `_migrate_drive` for the measurement
+DEFAULT_BATCH = 100
+_DEFAULT_WORKERS = 8  # see `_migrate_drive` for the measurement
 _THREAD_PAGE = 1000
 
 
@@ -310,7 +310,7 @@ def migrate(
         progress: Called after every batch and thread with a `MigrationProgress`. An exception
             it raises stops the migration between batches and propagates; run again to resume.
         workers: Batches written at once (each thread's batches still in order). Default:
-            4 into a saver of this package (they are safe to share between threads and
+            8 into a saver of this package (they are safe to share between threads and
             tasks), 1 into any other checkpointer.
 
     Returns:
