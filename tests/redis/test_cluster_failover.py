@@ -79,7 +79,7 @@ def cluster() -> Iterator[tuple[str, str, Any]]:
         yield url, prefix, inspector
     finally:
         inspector.close()
-        servers.wait_redis_cluster_ok()
+        servers.wait_redis_cluster_ok(revive=True)  # later tests get the whole cluster back
         drop_prefix(servers.redis_cluster_url(), prefix)
 
 
