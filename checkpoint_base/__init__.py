@@ -23,6 +23,15 @@ from ._errors import (
     UnknownBackendError,
 )
 from ._memory import MemorySaver, MemoryStore
+from ._migrate import (
+    MigrationProgress,
+    MigrationReport,
+    VerifyReport,
+    amigrate,
+    averify,
+    migrate,
+    verify,
+)
 from ._plan import AsyncExecutor, Plan, SyncExecutor, arun, run
 from ._records import (
     EMPTY,
@@ -50,6 +59,8 @@ __all__ = [
     "ListQuery",
     "MemorySaver",
     "MemoryStore",
+    "MigrationProgress",
+    "MigrationReport",
     "MissingDriverError",
     "Plan",
     "SchemaVersionError",
@@ -59,11 +70,16 @@ __all__ = [
     "SyncExecutor",
     "ThreadInfo",
     "UnknownBackendError",
+    "VerifyReport",
     "WriteRecord",
     "aconnect",
+    "amigrate",
     "arun",
+    "averify",
     "connect",
     "default_serde",
     "installed_schemes",
+    "migrate",
     "run",
+    "verify",
 ]

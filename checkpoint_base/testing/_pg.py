@@ -253,6 +253,9 @@ class LocalPgBouncer:
 
 # Trust on loopback: the client's user must still be listed in auth_file. Unix sockets are off
 # so concurrent test runs cannot collide on /tmp/.s.PGSQL.<port>.
+# All server connections belong to one user: max_user_connections keeps PgBouncer under the
+# server's max_connections (200) whatever the number of databases behind it, and
+# server_login_retry=1 reconnects within a second after a server restart (default 15 s).
 _PGBOUNCER_INI = """\
 [databases]
 * = {target}
@@ -266,6 +269,8 @@ auth_file = {run_dir}/userlist.txt
 pool_mode = transaction
 max_client_conn = 1000
 default_pool_size = 40
+max_user_connections = 150
+server_login_retry = 1
 ignore_startup_parameters = extra_float_digits
 log_connections = 0
 log_disconnections = 0
