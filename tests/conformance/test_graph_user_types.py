@@ -102,5 +102,7 @@ async def test_types_outside_the_schema_stay_refused(h: Harness) -> None:
     )
     with pytest.raises(DisallowedTypeError, match="NotInSchema"):
         await schema_side.get_tuple(stored)
-    with pytest.raises(DisallowedTypeError, match="Tier|Customer"):  # the saver itself was not widened
+    with pytest.raises(
+        DisallowedTypeError, match=r"Tier|Customer"
+    ):  # the saver itself was not widened
         await h.get_tuple(ok)
