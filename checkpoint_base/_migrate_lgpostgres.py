@@ -18,7 +18,6 @@ import inspect
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -26,7 +25,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from ._convert import decode_metadata, encode_metadata
 from ._errors import StorageError
 from ._migrate_msgpack import JSONPLUS_READS, for_jsonplus, pack_plain, ts_to_epoch, uuid6_epoch
-from ._migrate_side import AsyncLock, Key, Side
+from ._migrate_side import AsyncLock, Key, Side, SqlMany, SqlQuery
 from ._plan import Plan, arun, run
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
 
@@ -82,18 +81,6 @@ _UPSERT_WRITES_SQL = (
     _WRITE_INSERT
     + " DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Query:
-    sql: str
-    params: Sequence[Any] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Many:
-    sql: str
-    rows: Sequence[Sequence[Any]]
 
 
 def _pool_types() -> tuple[Any, Any]:
@@ -155,7 +142,7 @@ class LangGraphPostgresSide(Side):
         with conn.transaction(), conn.cursor(row_factory=row_factory) as cur:
 
             def execute(request: Any) -> Any:
-                if isinstance(request, _Many):
+                if isinstance(request, SqlMany):
                     cur.executemany(request.sql, request.rows)
                     return None
                 cur.execute(request.sql, request.params)
@@ -188,7 +175,7 @@ class LangGraphPostgresSide(Side):
         async with conn.transaction(), conn.cursor(row_factory=row_factory) as cur:
 
             async def execute(request: Any) -> Any:
-                if isinstance(request, _Many):
+                if isinstance(request, SqlMany):
                     await cur.executemany(request.sql, request.rows)
                     return None
                 await cur.execute(request.sql, request.params)
@@ -203,7 +190,7 @@ class LangGraphPostgresSide(Side):
 
     def _ready(self) -> Plan[bool]:
         if self._task_path is None:
-            rows = yield _Query(_READY_SQL)
+            rows = yield SqlQuery(_READY_SQL)
             if not rows[0][0]:
                 return False
             self._task_path = bool(rows[0][1])
@@ -212,7 +199,7 @@ class LangGraphPostgresSide(Side):
     def thread_page(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
         if not (yield from self._ready()):
             return []
-        rows = yield _Query(_THREADS_SQL, (after if after is not None else "", limit))
+        rows = yield SqlQuery(_THREADS_SQL, (after if after is not None else "", limit))
         return [
             ThreadInfo(
                 thread_id=thread_id,
@@ -228,16 +215,16 @@ class LangGraphPostgresSide(Side):
     def existing(self, thread_id: str) -> Plan[set[Key]]:
         if not (yield from self._ready()):
             return set()
-        rows = yield _Query(_IDS_SQL, (thread_id,))
+        rows = yield SqlQuery(_IDS_SQL, (thread_id,))
         return {(ns, cid) for ns, cid in rows}
 
     def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
         if not (yield from self._ready()):
             return []
-        checkpoints = yield _Query(_CHECKPOINTS_SQL, (thread_id,))
-        blob_rows = yield _Query(_BLOBS_SQL, (thread_id,))
+        checkpoints = yield SqlQuery(_CHECKPOINTS_SQL, (thread_id,))
+        blob_rows = yield SqlQuery(_BLOBS_SQL, (thread_id,))
         task_path = "task_path" if self._task_path else "''"
-        write_rows = yield _Query(_WRITES_SQL.format(task_path=task_path), (thread_id,))
+        write_rows = yield SqlQuery(_WRITES_SQL.format(task_path=task_path), (thread_id,))
         blobs = {
             (ns, channel, version): (type_, bytes(blob) if blob is not None else b"")
             for ns, channel, version, type_, blob in blob_rows
@@ -297,7 +284,7 @@ class LangGraphPostgresSide(Side):
             (_PUT_CHECKPOINTS_SQL, checkpoints),
         ):
             if params:
-                yield _Many(sql, params)
+                yield SqlMany(sql, params)
 
 
 def _row(

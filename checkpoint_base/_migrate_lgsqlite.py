@@ -13,7 +13,6 @@ import inspect
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -29,7 +28,7 @@ from ._migrate_msgpack import (
     ts_to_epoch,
     uuid6_epoch,
 )
-from ._migrate_side import AsyncLock, Key, Side
+from ._migrate_side import AsyncLock, Key, Side, SqlMany, SqlQuery
 from ._plan import Plan, arun, run
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
 
@@ -66,18 +65,6 @@ _INSERT_WRITES_SQL = "INSERT OR IGNORE INTO " + _WRITE_COLUMNS
 _UPSERT_WRITES_SQL = "INSERT OR REPLACE INTO " + _WRITE_COLUMNS
 
 
-@dataclass(frozen=True, slots=True)
-class _Query:
-    sql: str
-    params: Sequence[Any] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Many:
-    sql: str
-    rows: Sequence[Sequence[Any]]
-
-
 class LangGraphSqliteSide(Side):
     """The storage of a `langgraph.checkpoint.sqlite` `SqliteSaver` or `AsyncSqliteSaver`.
 
@@ -107,7 +94,7 @@ class LangGraphSqliteSide(Side):
         conn: sqlite3.Connection = self.saver.conn
         if not conn.in_transaction:
             conn.execute("BEGIN")
-        if isinstance(request, _Many):
+        if isinstance(request, SqlMany):
             conn.executemany(request.sql, request.rows)
             return None
         return conn.execute(request.sql, request.params).fetchall()
@@ -132,7 +119,7 @@ class LangGraphSqliteSide(Side):
         conn = self.saver.conn
         if not conn.in_transaction:
             await conn.execute("BEGIN")
-        if isinstance(request, _Many):
+        if isinstance(request, SqlMany):
             await conn.executemany(request.sql, request.rows)
             return None
         async with conn.execute(request.sql, request.params) as cursor:
@@ -168,21 +155,21 @@ class LangGraphSqliteSide(Side):
 
     def _ready(self) -> Plan[bool]:
         if self._task_path is None:
-            rows = yield _Query(_TABLES_SQL)
+            rows = yield SqlQuery(_TABLES_SQL)
             if not rows[0][0]:
                 return False
-            rows = yield _Query(_HAS_TASK_PATH_SQL)
+            rows = yield SqlQuery(_HAS_TASK_PATH_SQL)
             self._task_path = bool(rows[0][0])
         return True
 
     def thread_page(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
         if not (yield from self._ready()):
             return []
-        rows = yield _Query(_THREADS_SQL, (after if after is not None else "", limit))
+        rows = yield SqlQuery(_THREADS_SQL, (after if after is not None else "", limit))
         infos = []
         for thread_id, count, newest, size in rows:
             if after is None or thread_id > after:
-                namespaces = yield _Query(_NAMESPACES_SQL, (thread_id,))
+                namespaces = yield SqlQuery(_NAMESPACES_SQL, (thread_id,))
                 infos.append(
                     ThreadInfo(
                         thread_id=thread_id,
@@ -198,15 +185,15 @@ class LangGraphSqliteSide(Side):
     def existing(self, thread_id: str) -> Plan[set[Key]]:
         if not (yield from self._ready()):
             return set()
-        rows = yield _Query(_IDS_SQL, (thread_id,))
+        rows = yield SqlQuery(_IDS_SQL, (thread_id,))
         return {(ns, cid) for ns, cid in rows}
 
     def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
         if not (yield from self._ready()):
             return []
-        checkpoints = yield _Query(_CHECKPOINTS_SQL, (thread_id,))
+        checkpoints = yield SqlQuery(_CHECKPOINTS_SQL, (thread_id,))
         task_path = "task_path" if self._task_path else "''"
-        writes = yield _Query(_WRITES_SQL.format(task_path=task_path), (thread_id,))
+        writes = yield SqlQuery(_WRITES_SQL.format(task_path=task_path), (thread_id,))
         by_checkpoint: dict[Key, list[WriteRecord]] = defaultdict(list)
         for ns, cid, task_id, path, idx, channel, type_, value in writes:
             by_checkpoint[(ns, cid)].append(
@@ -288,10 +275,10 @@ class LangGraphSqliteSide(Side):
         # Writes first, checkpoints last: in one transaction anyway, but the order keeps a
         # checkpoint from ever being visible without its writes under weaker isolation.
         if inserts:
-            yield _Many(_INSERT_WRITES_SQL, inserts)
+            yield SqlMany(_INSERT_WRITES_SQL, inserts)
         if upserts:
-            yield _Many(_UPSERT_WRITES_SQL, upserts)
-        yield _Many(_PUT_CHECKPOINT_SQL, checkpoints)
+            yield SqlMany(_UPSERT_WRITES_SQL, upserts)
+        yield SqlMany(_PUT_CHECKPOINT_SQL, checkpoints)
 
     def _compose(self, row: CheckpointRow, serde: SerializerProtocol) -> tuple[str, bytes]:
         rec = row.checkpoint

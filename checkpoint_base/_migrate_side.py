@@ -18,7 +18,17 @@ from ._plan import Plan
 from ._records import CheckpointRow, ListQuery, ThreadInfo
 from ._saver import CheckpointSaver
 
-__all__ = ["AsyncLock", "Key", "SaverSide", "Side", "key_of", "parents_first", "row_bytes"]
+__all__ = [
+    "AsyncLock",
+    "Key",
+    "SaverSide",
+    "Side",
+    "SqlMany",
+    "SqlQuery",
+    "key_of",
+    "parents_first",
+    "row_bytes",
+]
 
 T = TypeVar("T")
 Key = tuple[str, str]
@@ -175,6 +185,22 @@ class SaverSide(Side):
                 self._compose = False
         for row in rows:
             await self.arun(self.write([row], serde))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SqlQuery:
+    """A request of the official SQL storages' plans: one statement, its rows come back."""
+
+    sql: str
+    params: Sequence[Any] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SqlMany:
+    """A request of the official SQL storages' plans: one statement for many parameter rows."""
+
+    sql: str
+    rows: Sequence[Sequence[Any]]
 
 
 class AsyncLock:
