@@ -135,7 +135,7 @@ def checkpoint(n: int) -> dict[str, Any]:
     }
 
 
-# The same format (msgpack.cp1) on the other engine: ormsgpack packs and unpacks, and since it
+# The same format (msgpack.cp2) on the other engine: ormsgpack packs and unpacks, and since it
 # has no list hook, markers are applied by a Python walk after unpacking.
 _ORM_OPTS = (
     ormsgpack.OPT_NON_STR_KEYS
@@ -179,10 +179,10 @@ class OrmsgpackEngine:
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         if obj is None or type(obj) in (bytes, bytearray):  # same top-level tags as ours
             return self._serde.dumps_typed(obj)
-        return "msgpack.cp1", ormsgpack.packb(obj, default=_orm_default, option=_ORM_OPTS)
+        return "msgpack.cp2", ormsgpack.packb(obj, default=_orm_default, option=_ORM_OPTS)
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
-        if data[0] != "msgpack.cp1":
+        if data[0] != "msgpack.cp2":
             return self._serde.loads_typed(data)
         raw = ormsgpack.unpackb(data[1], ext_hook=self._hook, option=ormsgpack.OPT_NON_STR_KEYS)
         return _walk(raw)
@@ -224,7 +224,7 @@ def interleaved(
 def _contenders() -> dict[str, Any]:
     ours = MsgpackSerializer(allowed=USER_TYPES)
     return {
-        "ours (msgpack.cp1 on msgpack)": ours,
+        OURS: ours,
         "ours on ormsgpack (same format)": OrmsgpackEngine(ours),
         "JsonPlusSerializer (default)": JsonPlusSerializer(),
         "JsonPlusSerializer (strict allowlist)": JsonPlusSerializer(
@@ -334,7 +334,31 @@ def bench_micro(rounds: int, warmup: int) -> dict[str, Any]:
     dumped = [m.model_dump() for m in ai_messages]
     states = [[dict(m.__dict__), None, list(m.model_fields_set)] for m in ai_messages]
     rebuild = class_builder(AIMessage, class_kind(AIMessage) or 0)
+    # The same 80 messages (the get_tuple payload of the backend issues) in the map layout of
+    # cp1 and the row layout of cp2, read by the same decoder.
+    listed = message_list(80)
+    serde = MsgpackSerializer()
+    as_rows = serde.dumps_typed(listed)
+    as_maps = (
+        "msgpack.cp1",
+        msgpack.packb(
+            [
+                [
+                    dict(m.__dict__),
+                    None,
+                    sorted(m.model_fields_set),
+                    msgpack.ExtType(64, f"{type(m).__module__}:{type(m).__qualname__}".encode()),
+                ]
+                for m in listed
+            ],
+            use_bin_type=True,
+        ),
+    )
+    if serde.loads_typed(as_maps) != listed or serde.loads_typed(as_rows) != listed:
+        raise RuntimeError("the two layouts do not load the same messages")
     cases: dict[str, Callable[[], Any]] = {
+        "80 messages loaded, cp1 map layout": lambda: serde.loads_typed(as_maps),
+        "80 messages loaded, cp2 row layout": lambda: serde.loads_typed(as_rows),
         "small value, packer reused (x100)": lambda: [reused.pack(small) for _ in range(100)],
         "small value, new packer per call (x100)": lambda: [
             _new_packer().pack(small) for _ in range(100)
@@ -392,7 +416,7 @@ def environment() -> dict[str, Any]:
     }
 
 
-OURS = "ours (msgpack.cp1 on msgpack)"
+OURS = "ours (msgpack.cp2 on msgpack)"
 OFFICIAL = ("JsonPlusSerializer (default)", "JsonPlusSerializer (strict allowlist)")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import operator
 import sys
 import weakref
 from collections.abc import Callable
@@ -25,7 +26,15 @@ from msgpack import ExtType
 from . import _codes as C
 from ._errors import MalformedDataError
 
-__all__ = ["SEEN", "TRUSTED_SLOTS", "class_builder", "class_encoder", "class_kind", "key_of"]
+__all__ = [
+    "SEEN",
+    "TRUSTED_SLOTS",
+    "class_builder",
+    "class_encoder",
+    "class_kind",
+    "key_of",
+    "pydantic_row_builder",
+]
 
 Encoder = Callable[[Any], Any]
 Builder = Callable[[list[Any]], Any]
@@ -75,6 +84,17 @@ def _slot_names(cls: type) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _row_reader(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """`d -> tuple(d[n] for n in names)`, in C: `itemgetter` of one name returns a bare value."""
+    if len(names) == 1:
+        (name,) = names
+        return lambda d: (d[name],)
+    if not names:
+        return lambda d: ()
+    getter: Callable[[dict[str, Any]], tuple[Any, ...]] = operator.itemgetter(*names)
+    return getter
+
+
 def class_encoder(cls: type, kind: int) -> Encoder:
     """The writer for instances of `cls` (of the given kind)."""
     key = key_of(cls)
@@ -83,16 +103,31 @@ def class_encoder(cls: type, kind: int) -> Encoder:
     if kind == C.PYDANTIC_V2:
         names = tuple(cls.model_fields)  # type: ignore[attr-defined]
         count = len(names)
+        all_names = frozenset(names)
+        row = _row_reader(names)
+        row_data = b"\0".join((key.encode(), ",".join(names).encode()))
+        row_marker = ExtType(C.PYDANTIC_V2_ROW, row_data)
 
         def pydantic_v2(o: Any) -> list[Any]:
             d = o.__dict__
-            if len(d) != count:  # e.g. a cached_property stored in __dict__: not state
-                d = {k: d[k] for k in names if k in d}
             extra = getattr(o, "__pydantic_extra__", None)
             fields_set = o.__pydantic_fields_set__
-            unset = extra is None and fields_set == d.keys()
-            # sorted: a set's order depends on the hash seed; equal values give equal bytes.
-            return [d, extra, None if unset else sorted(fields_set), marker]
+            if not extra and len(d) == count:
+                try:
+                    values = row(d)
+                except KeyError:  # a field never set (model_construct), and something else
+                    pass
+                else:
+                    # sorted: a set's order depends on the hash seed; equal values, equal bytes.
+                    return [
+                        *values,
+                        None if fields_set == all_names else sorted(fields_set),
+                        row_marker,
+                    ]
+            if len(d) != count:  # e.g. a cached_property stored in __dict__: not state
+                d = {k: d[k] for k in names if k in d}
+            unset = not extra and fields_set == d.keys()
+            return [d, extra or None, None if unset else sorted(fields_set), marker]
 
         return pydantic_v2
     if kind == C.PYDANTIC_V1:
@@ -171,20 +206,12 @@ def _setter(cls: type, name: str) -> Callable[[Any, Any], None]:
     return lambda inst, value: _set(inst, name, value)
 
 
-def _pydantic_v2_builder(cls: Any) -> Builder:
+def _pydantic_fit(cls: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Fits a stored field map to the class's fields now (mirrors `model_construct`)."""
     fields = cls.model_fields
-    names = frozenset(fields)
-    allow_extra = cls.model_config.get("extra") == "allow"
-    root = bool(getattr(cls, "__pydantic_root_model__", False))
-    post_init = bool(getattr(cls, "__pydantic_post_init__", None))
-    new = cls.__new__
-    set_dict = _setter(cls, "__dict__")
-    set_fields_set = _setter(cls, "__pydantic_fields_set__")
-    set_extra = _setter(cls, "__pydantic_extra__")
-    set_private = _setter(cls, "__pydantic_private__")
 
     def fit(d: dict[str, Any]) -> dict[str, Any]:
-        # Fields added or removed since the data was written (mirrors model_construct).
+        # Fields added or removed since the data was written.
         out: dict[str, Any] = {}
         for name, field in fields.items():
             if name in d:
@@ -199,6 +226,23 @@ def _pydantic_v2_builder(cls: Any) -> Builder:
                 except TypeError:  # pydantic < 2.10 has no validated_data
                     out[name] = field.get_default(call_default_factory=True)
         return out
+
+    return fit
+
+
+def _pydantic_v2_builder(cls: Any) -> Builder:
+    fields = cls.model_fields
+    names = frozenset(fields)
+    allow_extra = cls.model_config.get("extra") == "allow"
+    root = bool(getattr(cls, "__pydantic_root_model__", False))
+    post_init = bool(getattr(cls, "__pydantic_post_init__", None))
+    new = cls.__new__
+    set_dict = _setter(cls, "__dict__")
+    set_fields_set = _setter(cls, "__pydantic_fields_set__")
+    set_extra = _setter(cls, "__pydantic_extra__")
+    set_private = _setter(cls, "__pydantic_private__")
+
+    fit = _pydantic_fit(cls)
 
     def build(a: list[Any]) -> Any:
         d, extra, fields_set = a
@@ -229,6 +273,57 @@ def _pydantic_v2_builder(cls: Any) -> Builder:
         set_fields_set(inst, fields_set)
         if not root:
             set_extra(inst, extra)
+            set_private(inst, None)
+        if post_init:  # private attributes get their defaults, as in model_construct
+            inst.model_post_init(None)
+        return inst
+
+    return build
+
+
+def pydantic_row_builder(cls: Any, written: tuple[str, ...]) -> Builder:
+    """The rebuilder of `PYDANTIC_V2_ROW` instances of `cls` whose rows hold `written` fields.
+
+    The field map is built from `written`, which the decoder parsed once per class, so no key
+    string is decoded per instance; the rest mirrors `_pydantic_v2_builder`.
+    """
+    count = len(written)
+    fields = cls.model_fields
+    names = frozenset(fields)
+    if len(set(written)) != count:
+        raise MalformedDataError(f"stored {cls.__qualname__} names a field twice")
+    exact = frozenset(written) == names
+    fit = _pydantic_fit(cls) if not exact else None
+    written_set = set(written) & names
+    extra_dict = cls.model_config.get("extra") == "allow"
+    root = bool(getattr(cls, "__pydantic_root_model__", False))
+    post_init = bool(getattr(cls, "__pydantic_post_init__", None))
+    new = cls.__new__
+    set_dict = _setter(cls, "__dict__")
+    set_fields_set = _setter(cls, "__pydantic_fields_set__")
+    set_extra = _setter(cls, "__pydantic_extra__")
+    set_private = _setter(cls, "__pydantic_private__")
+
+    def build(a: list[Any]) -> Any:
+        fields_set = a.pop() if a else _arity(cls)
+        if len(a) != count:
+            raise MalformedDataError(
+                f"stored {cls.__qualname__} has {len(a)} values for {count} fields"
+            )
+        d = dict(zip(written, a, strict=False))  # lengths checked above: strict=True is slower
+        if fit is not None:
+            d = fit(d)
+        if fields_set is None:
+            fields_set = written_set.copy()  # copying a set skips hashing its names again
+        else:
+            fields_set = set(_list(fields_set))
+            if not fields_set <= names:  # names that are not fields (any more) are dropped
+                fields_set &= names
+        inst = new(cls)
+        set_dict(inst, d)
+        set_fields_set(inst, fields_set)
+        if not root:
+            set_extra(inst, {} if extra_dict else None)
             set_private(inst, None)
         if post_init:  # private attributes get their defaults, as in model_construct
             inst.model_post_init(None)

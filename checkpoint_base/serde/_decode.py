@@ -1,4 +1,4 @@
-"""Reading our own format (`msgpack.cp1`): one msgpack pass with two hooks.
+"""Reading our own format (`msgpack.cp2`; cp1 is its subset): one msgpack pass, two hooks.
 
 `ext_hook` turns each extension object into a `Marker` (for a class: only after the allowlist
 check, so a disallowed name fails before anything of it is built). `list_hook` sees every array
@@ -22,7 +22,7 @@ import msgpack
 from . import _codes as C
 from ._allowlist import Resolver
 from ._builtins import BUILDERS, Builder
-from ._classes import class_builder, class_kind
+from ._classes import class_builder, class_kind, pydantic_row_builder
 from ._errors import (
     MalformedDataError,
     NestingTooDeepError,
@@ -71,7 +71,7 @@ def _list_hook(lst: list[Any]) -> Any:
 
 
 class Decoder:
-    """Decodes `msgpack.cp1` payloads under one allowlist; caches resolved classes."""
+    """Decodes `msgpack.cp2` (and cp1) payloads under one allowlist; caches resolved classes."""
 
     __slots__ = ("_cache", "_resolver")
 
@@ -94,17 +94,27 @@ class Decoder:
 
     def _class_marker(self, code: int, data: bytes) -> Marker:
         if code not in C.CLASS_KINDS:
-            raise MalformedDataError(f"unknown extension type {code} in msgpack.cp1 data")
-        module, sep, qualname = data.decode("utf-8", "replace").partition(":")
+            raise MalformedDataError(f"unknown extension type {code} in msgpack.cp2 data")
+        text = data.decode("utf-8", "replace")
+        written: tuple[str, ...] = ()
+        if code == C.PYDANTIC_V2_ROW:
+            text, sep, names = text.partition("\0")
+            if not sep:
+                raise MalformedDataError(f"malformed row marker {data[:200]!r}")
+            written = tuple(names.split(",")) if names else ()
+        module, sep, qualname = text.partition(":")
         if not sep or not module or not qualname:
-            raise MalformedDataError(f"malformed class name {data!r}")
+            raise MalformedDataError(f"malformed class name {data[:200]!r}")
         cls = self._resolver.lookup(module, qualname)
         kind = class_kind(cls)
-        if kind != code:
+        expected = C.PYDANTIC_V2 if code == C.PYDANTIC_V2_ROW else code
+        if kind != expected:
             raise MalformedDataError(
                 f"stored data says {module}.{qualname} is a {C.KIND_NAMES[code]}, but the "
                 f"class is {'not supported' if kind is None else 'a ' + C.KIND_NAMES[kind]}"
             )
+        if code == C.PYDANTIC_V2_ROW:
+            return Marker(f"{module}.{qualname}", pydantic_row_builder(cls, written), code)
         return Marker(f"{module}.{qualname}", class_builder(cls, kind), code)
 
     def decode(self, data: BytesLike) -> Any:
@@ -114,7 +124,7 @@ class Decoder:
             DisallowedTypeError: The data names a class that is not allowed.
             TypeNotFoundError: An allowed class is not present in this process.
             NestingTooDeepError: The data nests deeper than msgpack allows.
-            MalformedDataError: The bytes are not valid `msgpack.cp1` data.
+            MalformedDataError: The bytes are not valid `msgpack.cp2` data.
         """
         try:
             value = msgpack.unpackb(
@@ -129,9 +139,9 @@ class Decoder:
         except SerializationError:
             raise
         except msgpack.StackError as exc:
-            raise NestingTooDeepError("msgpack.cp1 data nests too deeply") from exc
+            raise NestingTooDeepError("msgpack.cp2 data nests too deeply") from exc
         except Exception as exc:
-            raise MalformedDataError(f"invalid msgpack.cp1 data: {exc!r}") from exc
+            raise MalformedDataError(f"invalid msgpack.cp2 data: {exc!r}") from exc
         if type(value) is Marker:
-            raise MalformedDataError("msgpack.cp1 data holds a bare type marker")
+            raise MalformedDataError("msgpack.cp2 data holds a bare type marker")
         return value

@@ -1,4 +1,4 @@
-"""Writing our own format (`msgpack.cp1`) in one msgpack pass.
+"""Writing our own format (`msgpack.cp2`) in one msgpack pass.
 
 msgpack runs with `strict_types=True`, so it packs only exact `dict`, `list`, `str`, `bytes`,
 `int`, `float`, `bool` and `None` itself; everything else (tuples, subclasses such as IntEnum
@@ -50,7 +50,7 @@ def _unsupported(cls: type) -> str:
             f"plain {base.__name__} would lose its type; convert it, or make it a dataclass"
         )
     return (
-        f"cannot serialize {name}: msgpack.cp1 stores standard-library values, pydantic "
+        f"cannot serialize {name}: msgpack.cp2 stores standard-library values, pydantic "
         "models, dataclasses, enums, NamedTuples, LangChain messages and numpy arrays; make "
         "it one of those, or convert it before putting it in graph state"
     )
@@ -89,7 +89,7 @@ def _pack(packer: msgpack.Packer, obj: Any) -> bytes:
 
 
 def encode(obj: Any) -> bytes:
-    """Pack `obj` into `msgpack.cp1` bytes.
+    """Pack `obj` into `msgpack.cp2` bytes.
 
     Raises:
         UnsupportedTypeError: `obj` holds a value of a type that cannot be stored faithfully.

@@ -21,9 +21,10 @@ _MAX_CHILDREN = 64
 class MsgpackSerializer:
     """A msgpack serializer for checkpoints that only rebuilds classes it was allowed to.
 
-    It writes the type tag `"msgpack.cp1"` (plus `"null"`, `"bytes"` and `"bytearray"` for
+    It writes the type tag `"msgpack.cp2"` (plus `"null"`, `"bytes"` and `"bytearray"` for
     those values, as LangGraph's `JsonPlusSerializer` does). It reads its own format and the
-    `msgpack`, `json`, `bytes`, `bytearray` and `null` tags of `JsonPlusSerializer`, under the
+    `msgpack`, `json`, `bytes`, `bytearray` and `null` tags of `JsonPlusSerializer` (and
+    `msgpack.cp1`, the format of earlier versions), under the
     same allowlist, so records written by the official savers load without re-encoding.
 
     Allowed by default: standard-library values (tuple, set, frozenset, bytes, bytearray, big
@@ -101,7 +102,7 @@ class MsgpackSerializer:
             obj: The value to store.
 
         Returns:
-            `(type_tag, data)`: `("msgpack.cp1", ...)`, or `("null", b"")`, `("bytes", obj)`,
+            `(type_tag, data)`: `("msgpack.cp2", ...)`, or `("null", b"")`, `("bytes", obj)`,
             `("bytearray", ...)` for those values.
 
         Raises:
@@ -134,7 +135,7 @@ class MsgpackSerializer:
             MalformedDataError: Unknown type tag, or bytes that are not valid for their tag.
         """
         tag, payload = data
-        if tag == C.TYPE_TAG:
+        if tag in C.READ_TAGS:
             return self._decoder.decode(payload)
         if tag == "msgpack":
             return loads_jsonplus_msgpack(payload, self._resolver)

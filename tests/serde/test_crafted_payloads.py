@@ -66,6 +66,14 @@ def ours(cmd: str) -> dict[str, Payload]:
         C.TYPE_TAG,
         _pack(["eval", [f"__import__('os').system({cmd!r})"], Ext(C.EXCEPTION, b"")]),
     )
+    out["cp2 subprocess.Popen row"] = (
+        C.TYPE_TAG,
+        _pack([cmd, True, None, Ext(C.PYDANTIC_V2_ROW, b"subprocess:Popen\0args,shell")]),
+    )
+    out["cp2 os.system row, names smuggling a dunder"] = (
+        C.TYPE_TAG,
+        _pack([cmd, None, Ext(C.PYDANTIC_V2_ROW, b"os:system\0__class__")]),
+    )
     out["cp1 class not allowed"] = (
         C.TYPE_TAG,
         _pack([{"steps": [cmd]}, Ext(C.DATACLASS, b"tests.serde.user_types:Plan")]),
@@ -238,6 +246,7 @@ def test_secrets_are_never_read_from_the_environment(monkeypatch: pytest.MonkeyP
         pytest.param([1, Ext(120, b"")], id="unknown extension"),
         pytest.param(Ext(C.TUPLE, b""), id="bare marker"),
         pytest.param([{"steps": 1}, Ext(C.DATACLASS, b"no-colon")], id="malformed name"),
+        pytest.param(["x", None, Ext(C.PYDANTIC_V2_ROW, b"os:system")], id="row without names"),
     ],
 )
 def test_malformed_state_is_a_clear_error(state: Any) -> None:

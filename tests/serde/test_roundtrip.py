@@ -206,7 +206,7 @@ def test_implements_langgraph_serializer_protocol() -> None:
 
 
 def test_type_tags() -> None:
-    assert SERDE.dumps_typed({"a": 1})[0] == TYPE_TAG == "msgpack.cp1"
+    assert SERDE.dumps_typed({"a": 1})[0] == TYPE_TAG == "msgpack.cp2"
     assert SERDE.dumps_typed(None) == ("null", b"")
     raw = b"x" * 1000
     tag, data = SERDE.dumps_typed(raw)
