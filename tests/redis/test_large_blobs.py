@@ -9,7 +9,7 @@ from langgraph.checkpoint.base.id import uuid6
 
 from checkpoint_base import ListQuery
 from checkpoint_redis import RedisBackend
-from checkpoint_redis._backend import INLINE_BYTES
+from checkpoint_redis._backend import INLINE_BYTES, PAGE_INLINE_BYTES
 from checkpoint_redis._requests import Command, Eval
 
 
@@ -31,7 +31,8 @@ def _put_big(saver: Any, thread_id: str, n: int, size: int) -> list[Any]:
 
 def test_pages_larger_than_the_inline_budget(open_saver: Any) -> None:
     saver = open_saver()
-    size = INLINE_BYTES // 3 + 1000
+    size = INLINE_BYTES // 3 + 1000  # over both budgets: three fill a get's, one a page's
+    assert size > PAGE_INLINE_BYTES
     configs = _put_big(saver, "big", 8, size)
     listed = list(saver.list({"configurable": {"thread_id": "big"}}, limit=6))
     assert [t.checkpoint["channel_values"]["small"] for t in listed] == [7, 6, 5, 4, 3, 2]
@@ -78,7 +79,7 @@ def test_the_last_attempt_inlines_everything() -> None:
     plan = RedisBackend().list_page(ListQuery(thread_id="t", checkpoint_ns="", limit=3))
     request = next(plan)
     for _ in range(2):
-        assert isinstance(request, Eval) and request.args[10] == INLINE_BYTES
+        assert isinstance(request, Eval) and request.args[10] == PAGE_INLINE_BYTES
         assert isinstance(plan.send([_row([b"f"])]), Command)
         request = plan.send([None])
     assert isinstance(request, Eval) and request.args[10] == -1
