@@ -8,6 +8,7 @@ error into one line on stderr (with the fix) and an exit status, never a traceba
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import traceback
@@ -58,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments (without the program name); None reads `sys.argv`.
 
     Returns:
-        0 on success; 1 on an error or a mismatch; 2 on a usage error; 130 when stopped.
+        0 on success; 1 on an error or a mismatch; 2 on a usage error; 130 when stopped;
+        141 when whoever read the output stopped reading (`| head`), as for SIGPIPE.
     """
     parser = _parser()
     words = list(sys.argv[1:] if argv is None else argv)
@@ -74,6 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
         status: int = args.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`checkpointers history URL | head`): stop quietly, as a tool
+        # killed by SIGPIPE would, and keep Python from failing again when it flushes stdout
+        # at exit.
+        _silence_stdout()
+        return 141
     except KeyboardInterrupt:
         print(f"\ncheckpointers {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -92,8 +101,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    sys.stdout.flush()
     return status
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (captured): nothing to flush
+        pass
 
 
 if __name__ == "__main__":

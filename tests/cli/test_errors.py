@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -117,3 +118,18 @@ def test_debug_shows_the_traceback(cli: Cli) -> None:
     result = cli("--debug", "threads", "foo://x")
     assert result.status == 1
     assert "Traceback" in result.err and "UnknownBackendError" in result.err
+
+
+def test_a_reader_that_stops_early_gets_no_error(filled: Filled) -> None:
+    """`checkpointers history URL | head -1`: no "Broken pipe" message, SIGPIPE's status."""
+    thread_id = filled.work.thread_ids[0]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "checkpoint_base._cli", "history", filled.url, thread_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command writes anything: its first write fails
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert err == ""
