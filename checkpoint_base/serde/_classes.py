@@ -230,18 +230,31 @@ def _pydantic_fit(cls: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return fit
 
 
-def _pydantic_v2_builder(cls: Any) -> Builder:
-    fields = cls.model_fields
-    names = frozenset(fields)
-    allow_extra = cls.model_config.get("extra") == "allow"
-    root = bool(getattr(cls, "__pydantic_root_model__", False))
-    post_init = bool(getattr(cls, "__pydantic_post_init__", None))
-    new = cls.__new__
-    set_dict = _setter(cls, "__dict__")
-    set_fields_set = _setter(cls, "__pydantic_fields_set__")
-    set_extra = _setter(cls, "__pydantic_extra__")
-    set_private = _setter(cls, "__pydantic_private__")
+_Setter = Callable[[Any, Any], None]
 
+
+def _pydantic_v2_parts(
+    cls: Any,
+) -> tuple[bool, bool, bool, Callable[[Any], Any], _Setter, _Setter, _Setter, _Setter]:
+    """What rebuilding a pydantic v2 class needs, looked up once: extra="allow", root model,
+    post-init hook, `__new__`, and the setters of `__dict__`, fields set, extra and private."""
+    return (
+        cls.model_config.get("extra") == "allow",
+        bool(getattr(cls, "__pydantic_root_model__", False)),
+        bool(getattr(cls, "__pydantic_post_init__", None)),
+        cls.__new__,
+        _setter(cls, "__dict__"),
+        _setter(cls, "__pydantic_fields_set__"),
+        _setter(cls, "__pydantic_extra__"),
+        _setter(cls, "__pydantic_private__"),
+    )
+
+
+def _pydantic_v2_builder(cls: Any) -> Builder:
+    names = frozenset(cls.model_fields)
+    allow_extra, root, post_init, new, set_dict, set_fields_set, set_extra, set_private = (
+        _pydantic_v2_parts(cls)
+    )
     fit = _pydantic_fit(cls)
 
     def build(a: list[Any]) -> Any:
@@ -288,21 +301,14 @@ def pydantic_row_builder(cls: Any, written: tuple[str, ...]) -> Builder:
     string is decoded per instance; the rest mirrors `_pydantic_v2_builder`.
     """
     count = len(written)
-    fields = cls.model_fields
-    names = frozenset(fields)
+    names = frozenset(cls.model_fields)
     if len(set(written)) != count:
         raise MalformedDataError(f"stored {cls.__qualname__} names a field twice")
-    exact = frozenset(written) == names
-    fit = _pydantic_fit(cls) if not exact else None
+    fit = _pydantic_fit(cls) if frozenset(written) != names else None
     written_set = set(written) & names
-    extra_dict = cls.model_config.get("extra") == "allow"
-    root = bool(getattr(cls, "__pydantic_root_model__", False))
-    post_init = bool(getattr(cls, "__pydantic_post_init__", None))
-    new = cls.__new__
-    set_dict = _setter(cls, "__dict__")
-    set_fields_set = _setter(cls, "__pydantic_fields_set__")
-    set_extra = _setter(cls, "__pydantic_extra__")
-    set_private = _setter(cls, "__pydantic_private__")
+    extra_dict, root, post_init, new, set_dict, set_fields_set, set_extra, set_private = (
+        _pydantic_v2_parts(cls)
+    )
 
     def build(a: list[Any]) -> Any:
         fields_set = a.pop() if a else _arity(cls)
