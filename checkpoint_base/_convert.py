@@ -115,12 +115,16 @@ def _reject(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+# One encoder for every put: json.dumps with these options builds a new JSONEncoder per call.
+_metadata_json = json.JSONEncoder(
+    ensure_ascii=True, separators=(",", ":"), allow_nan=False, default=_reject
+).encode
+
+
 def encode_metadata(metadata: Mapping[str, Any]) -> bytes:
     """Metadata as ASCII JSON: storage can index it and filter on it."""
     try:
-        text = json.dumps(
-            metadata, ensure_ascii=True, separators=(",", ":"), allow_nan=False, default=_reject
-        )
+        text = _metadata_json(metadata)
     except (TypeError, ValueError) as exc:
         bad = (
             ", ".join(repr(k) for k, v in metadata.items() if not _is_json(v)) or "(a nested value)"

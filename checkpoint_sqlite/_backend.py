@@ -96,11 +96,12 @@ class SqliteBackend(Backend):
         if writes:
             statements.append(Execute(sql.UPSERT_WRITE, sql.write_rows(writes)))
         statements.append(Execute(sql.UPSERT_CHECKPOINT, (sql.checkpoint_row(checkpoint),)))
-        single = sql.put_statements(sql.put_rows(checkpoint, blobs, writes))
-        yield Atomic(
-            tuple(statements),
-            Execute(single[0][0], (single[0][1],), standalone=True) if len(single) == 1 else None,
-        )
+
+        def single() -> Execute | None:
+            ((text, params), *more) = sql.put_statements(sql.put_rows(checkpoint, blobs, writes))
+            return None if more else Execute(text, (params,), standalone=True)
+
+        yield Atomic(tuple(statements), single)
 
     def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
         if writes:

@@ -9,7 +9,7 @@ consistent snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,14 +45,15 @@ class Execute:
 class Atomic:
     """Writes that land together, in two equivalent forms; the executor picks one.
 
-    `statements` run in one transaction. `single`, when given, is one standalone statement
-    doing the same. The sync flavor runs the plain statements (cheaper per statement); the
-    async flavor runs `single` (one thread hop instead of one per statement, BEGIN and
-    COMMIT included).
+    `statements` run in one transaction. `single`, when given, builds one standalone
+    statement doing the same. The sync flavor runs the plain statements (cheaper per
+    statement); the async flavor runs `single` (one thread hop instead of one per statement,
+    BEGIN and COMMIT included). It is built only when used: building it took 7 of the sync
+    flavor's ~110 us per put on an in-memory database (put of the benchmarks' 10-step thread).
     """
 
     statements: tuple[Execute, ...]
-    single: Execute | None = None
+    single: Callable[[], Execute | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

