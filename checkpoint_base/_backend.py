@@ -151,13 +151,13 @@ class Backend(ABC):
     def heads(self, thread_id: str) -> Plan[list[CheckpointRecord]]:
         """The latest checkpoint of each namespace of the thread."""
         latest: dict[str, CheckpointRecord] = {}
-        for row in (yield from self._scan(ListQuery(thread_id=thread_id))):
+        for row in (yield from self.scan(ListQuery(thread_id=thread_id))):
             latest.setdefault(row.checkpoint.checkpoint_ns, row.checkpoint)
         return list(latest.values())
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Plan[None]:
         """Copy every checkpoint, blob and write of a thread to another thread id."""
-        rows = yield from self._scan(ListQuery(thread_id=source_thread_id))
+        rows = yield from self.scan(ListQuery(thread_id=source_thread_id))
         for row in reversed(rows):  # parents first, so the copy never shows a dangling parent
             yield from self.put_checkpoint(
                 dataclasses.replace(row.checkpoint, thread_id=target_thread_id),
@@ -171,7 +171,7 @@ class Backend(ABC):
         The default scans every checkpoint; backends with an index do better.
         """
         found: dict[str, list[CheckpointRecord]] = {}
-        for row in (yield from self._scan(ListQuery())):
+        for row in (yield from self.scan(ListQuery())):
             tid = row.checkpoint.thread_id
             if after is None or tid > after:
                 found.setdefault(tid, []).append(row.checkpoint)
@@ -191,8 +191,12 @@ class Backend(ABC):
             )
         return infos
 
-    def _scan(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
-        """Every row matching `query`, page by page (for the generic defaults)."""
+    def scan(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
+        """Every row matching `query`, read page by page with `list_page`.
+
+        The generic defaults of this class use it, and so may tools that must see a whole
+        thread (the `checkpointers prune` policy); it holds the rows in memory.
+        """
         rows: list[CheckpointRow] = []
         cursor = None
         while True:

@@ -14,7 +14,7 @@ from ._cli_format import Style, parse_duration, table
 from ._cli_open import open_side
 from ._errors import ConfigError
 from ._migrate_side import Key, SaverSide
-from ._operations import _chain_to_snapshots, _delta_channels
+from ._operations import chain_to_snapshots, delta_channels
 from ._plan import Plan
 from ._records import CheckpointRecord, ListQuery
 
@@ -47,7 +47,7 @@ def prune_keep(
     back to each delta channel's stored value, as the saver's `keep_latest` does, so each
     kept state still rebuilds.
     """
-    rows = yield from backend._scan(ListQuery(thread_id=thread_id))
+    rows = yield from backend.scan(ListQuery(thread_id=thread_id))
     by_ns: dict[str, list[CheckpointRecord]] = {}
     for row in rows:
         by_ns.setdefault(row.checkpoint.checkpoint_ns, []).append(row.checkpoint)
@@ -66,9 +66,9 @@ def prune_keep(
             parent = (record.checkpoint_ns, record.parent_checkpoint_id or "")
             if key not in keep or parent in keep:
                 continue
-            channels = _delta_channels(record)
+            channels = delta_channels(record)
             if channels:
-                keep |= yield from _chain_to_snapshots(backend, record, channels)
+                keep |= yield from chain_to_snapshots(backend, record, channels)
     return len(rows), keep
 
 

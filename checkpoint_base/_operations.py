@@ -15,7 +15,7 @@ from ._errors import ConfigError
 from ._plan import Plan
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ListQuery, WriteRecord
 
-__all__ = ["ListWalk", "delta_history", "prune_plan"]
+__all__ = ["ListWalk", "chain_to_snapshots", "delta_channels", "delta_history", "prune_plan"]
 
 _MAX_PAGE = 500
 _FIRST_PAGE = 100
@@ -164,20 +164,25 @@ def prune_plan(backend: Backend, thread_ids: Sequence[str], strategy: str) -> Pl
         keep: set[tuple[str, str]] = set()
         for head in heads:
             keep.add((head.checkpoint_ns, head.checkpoint_id))
-            delta_channels = _delta_channels(head)
-            if delta_channels:
-                keep |= yield from _chain_to_snapshots(backend, head, delta_channels)
+            channels = delta_channels(head)
+            if channels:
+                keep |= yield from chain_to_snapshots(backend, head, channels)
         yield from backend.prune(thread_id, keep)
 
 
-def _delta_channels(head: CheckpointRecord) -> set[str]:
+def delta_channels(head: CheckpointRecord) -> set[str]:
+    """The `DeltaChannel`s of a checkpoint: those LangGraph counts steps since a snapshot of."""
     counters = decode_metadata(head.metadata).get("counters_since_delta_snapshot") or {}
     return set(counters) if isinstance(counters, dict) else set()
 
 
-def _chain_to_snapshots(
+def chain_to_snapshots(
     backend: Backend, head: CheckpointRecord, channels: set[str]
 ) -> Plan[set[tuple[str, str]]]:
+    """`(namespace, id)` of `head` and its ancestors back to a stored value of each channel.
+
+    What must survive a prune for `channels` (delta channels) of `head` to rebuild.
+    """
     keep: set[tuple[str, str]] = set()
     remaining = set(channels)
     cursor: str | None = head.checkpoint_id

@@ -373,7 +373,7 @@ class RedisBackend(Backend):
         yield Eval(lua.PRUNE, tk.keys, (tk.base, tk.member, len(kept), *kept))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Plan[None]:
-        rows = yield from self._scan(ListQuery(thread_id=source_thread_id))
+        rows = yield from self.scan(ListQuery(thread_id=source_thread_id))
         if not rows:
             return
         yield from self._register(self.layout.thread(target_thread_id))
