@@ -59,12 +59,18 @@ class PostgresBackend(Backend):
     Args:
         schema: The schema holding the tables; created by `setup` when missing. It is always
             quoted as an identifier: nothing depends on `search_path`.
+        plan_cached_gets: Read one checkpoint through the `get_page` function, whose plans
+            the server caches per connection. Right when statements are not prepared
+            (PgBouncer in transaction mode, the savers' default): planning the page
+            statement costs 0.3 ms per get. With prepared statements the plain statement is
+            faster: the function copies its result once more (0.82 against 0.67 ms per get
+            of the benchmarks' 100-step thread).
     """
 
     name = "postgres"
     capabilities = Capabilities(metadata_filter=True)
 
-    def __init__(self, schema: str = DEFAULT_SCHEMA) -> None:
+    def __init__(self, schema: str = DEFAULT_SCHEMA, *, plan_cached_gets: bool = True) -> None:
         if (
             not isinstance(schema, str)
             or not schema
@@ -77,6 +83,7 @@ class PostgresBackend(Backend):
             )
         self.schema = schema
         self.sql = statements(schema)
+        self.plan_cached_gets = plan_cached_gets
 
     # -- backend-specific ------------------------------------------------------------------
 
@@ -148,7 +155,13 @@ class PostgresBackend(Backend):
             query.cursor is not None,
             contains is not None,
         )
-        rows = yield Query(list_sql(self.schema, flags), params, Fetch.ALL)
+        get = query.limit == 1 and flags[:2] == (True, True) and not any(flags[3:])
+        if get and self.plan_cached_gets:
+            # get_tuple: a function whose plans the server keeps (see migration 4).
+            params.setdefault("id", None)
+            rows = yield Query(self.sql.get_page, params, Fetch.ALL)
+        else:
+            rows = yield Query(list_sql(self.schema, flags), params, Fetch.ALL)
         return to_page(rows, by_position=False)
 
     def delete_threads(self, thread_ids: Sequence[str]) -> Plan[None]:

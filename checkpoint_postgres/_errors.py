@@ -16,6 +16,8 @@ _LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
 _CONFLICT_STATES = frozenset({"40001", "40P01"})
 # The schema or its tables are missing: the most likely cause is a missing setup().
 _NOT_SET_UP = frozenset({"42P01", "3F000"})
+# A function of a later migration is missing: the schema predates this version.
+_UNDEFINED_FUNCTION = "42883"
 
 
 def connection_lost(exc: BaseException, conn: psycopg.BaseConnection[object] | None) -> bool:
@@ -46,6 +48,12 @@ def translate(exc: BaseException, schema: str) -> StorageError:
             return StorageError(
                 f"{detail} -- the checkpoint tables are missing in schema {schema!r}; "
                 "run saver.setup() (or `checkpointers setup URL`) first"
+            )
+        if state == _UNDEFINED_FUNCTION:
+            return StorageError(
+                f"{detail} -- schema {schema!r} was set up by an earlier version of "
+                "checkpointers; run saver.setup() (or `checkpointers setup URL`) to apply the "
+                "newer migrations"
             )
         if isinstance(exc, psycopg.OperationalError) or state.startswith("08"):
             return StorageUnavailableError(detail)

@@ -92,7 +92,7 @@ class PostgresSaver(CheckpointSaver):
         reconnect_timeout: float = 30.0,
     ) -> None:
         _check_prepare(prepare_threshold)
-        backend = PostgresBackend(schema)
+        backend = PostgresBackend(schema, plan_cached_gets=prepare_threshold is None)
         owned = isinstance(conn, str)
         if isinstance(conn, str):
             source: psycopg.Connection[Any] | ConnectionPool[Any] = ConnectionPool(
@@ -179,7 +179,7 @@ class AsyncPostgresSaver(CheckpointSaver):
         reconnect_timeout: float = 30.0,
     ) -> None:
         _check_prepare(prepare_threshold)
-        backend = PostgresBackend(schema)
+        backend = PostgresBackend(schema, plan_cached_gets=prepare_threshold is None)
         owned = isinstance(conn, str)
         if isinstance(conn, str):
             source: psycopg.AsyncConnection[Any] | AsyncConnectionPool[Any] = AsyncConnectionPool(

@@ -234,6 +234,8 @@ _COPY_THREAD = """WITH b AS (
     FROM {s}.checkpoints WHERE thread_id = %(source)s
     {upsert_checkpoint}"""
 
+# One checkpoint (the latest of a namespace when id is NULL) by the function of migration 4.
+_GET_PAGE = "SELECT * FROM {s}.get_page(%(thread)s, %(ns)s, %(id)s)"
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s"
 _CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {s}"
 _CREATE_MIGRATIONS = """CREATE TABLE IF NOT EXISTS {s}.migrations (
@@ -298,6 +300,7 @@ class Statements:
     delete_runs: bytes
     prune: bytes
     copy_thread: bytes
+    get_page: bytes
 
 
 @functools.lru_cache(maxsize=64)
@@ -323,6 +326,7 @@ def statements(schema: str) -> Statements:
         delete_runs=r(_DELETE_RUNS),
         prune=r(_PRUNE),
         copy_thread=r(_COPY_THREAD),
+        get_page=r(_GET_PAGE),
     )
 
 

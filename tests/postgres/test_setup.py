@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from checkpoint_base import SchemaVersionError, connect
+from checkpoint_base import SchemaVersionError, StorageError, connect
 from checkpoint_postgres import MIGRATIONS, AsyncPostgresSaver, PostgresSaver
 from checkpoint_postgres._testing import drop_schema, fresh_schema
 from tests.conformance.builders import checkpoint, config
@@ -117,3 +117,55 @@ def test_concurrent_setup_from_processes(
                 w.kill()
         for name in names:
             drop_schema(pg_url, name)
+
+
+def test_a_schema_of_an_earlier_version_is_upgraded_by_setup(
+    pg_url: str, admin: psycopg.Connection[Any], schema: str
+) -> None:
+    """Version 3 had no get_page function: reads say to run setup(), which adds it."""
+    thread = unique()
+    with PostgresSaver(pg_url, schema=schema) as saver:  # no prepared statements: get_page
+        saver.setup()
+        stored = saver.put(config(thread), checkpoint({"a": 1}), {}, {"a": 1})
+        # Back to version 3, as an earlier release left it.
+        name = sql.Identifier(schema)
+        admin.execute(sql.SQL("DROP FUNCTION {}.get_page").format(name))
+        admin.execute(sql.SQL("DELETE FROM {}.migrations WHERE v > 3").format(name))
+        with pytest.raises(StorageError, match=r"earlier version .* run saver\.setup\(\)"):
+            saver.get_tuple(config(thread))
+        saver.setup()
+        assert _versions(admin, schema) == list(range(1, len(MIGRATIONS) + 1))
+        got = saver.get_tuple(config(thread))
+        assert got is not None and got.config == stored
+        assert got.checkpoint["channel_values"] == {"a": 1}
+
+
+def test_gets_read_the_same_rows_with_and_without_the_function(pg_url: str, schema: str) -> None:
+    """The function (no prepared statements) and the plain statement (prepared) agree."""
+    thread = unique()
+    with PostgresSaver(pg_url, schema=schema) as plain_saver:
+        plain_saver.setup()
+        first = plain_saver.put(config(thread), checkpoint({"a": 1}), {}, {"a": 1})
+        cfg = dict(first["configurable"])
+        second = plain_saver.put({"configurable": cfg}, checkpoint({"a": 2}), {}, {"a": 2})
+        plain_saver.put_writes(second, [("a", 3), ("b", b"x")], "task")
+    with (
+        PostgresSaver(pg_url, schema=schema) as by_function,
+        PostgresSaver(pg_url, schema=schema, prepare_threshold=0) as prepared,
+    ):
+        assert by_function.backend.plan_cached_gets  # type: ignore[attr-defined]
+        assert not prepared.backend.plan_cached_gets  # type: ignore[attr-defined]
+        for target in (config(thread), first, second):
+            a, b = by_function.get_tuple(target), prepared.get_tuple(target)
+            assert a is not None and b is not None
+            assert (a.config, a.checkpoint, a.metadata, a.parent_config) == (
+                b.config,
+                b.checkpoint,
+                b.metadata,
+                b.parent_config,
+            )
+            assert a.pending_writes == b.pending_writes
+        latest = by_function.get_tuple(config(thread))
+        assert latest is not None and latest.config == second
+        assert latest.pending_writes == [("task", "a", 3), ("task", "b", b"x")]
+        assert by_function.get_tuple({"configurable": {**cfg, "checkpoint_id": "nope"}}) is None
