@@ -36,8 +36,8 @@ OFFICIAL = {t.backend: t for t in one_per_backend(TARGETS) if t.backend in ("sql
 
 
 def _official(kind: str) -> Target:
-    if kind not in OFFICIAL:  # only until the backend's target is registered
-        pytest.skip(f"no {kind} target registered yet")
+    if kind not in OFFICIAL:  # CHECKPOINTERS_TEST_BACKENDS left it out
+        pytest.skip(f"the {kind} target is not selected")
     return OFFICIAL[kind]
 
 
@@ -154,7 +154,9 @@ def _subclassed_official_sqlite() -> Iterator[Any]:
 
 
 def test_subclass_of_an_official_saver_goes_through_its_api() -> None:
-    memory = next(t for t in TARGETS if t.backend == "memory")
+    memory = next((t for t in TARGETS if t.backend == "memory"), None)
+    if memory is None:  # CHECKPOINTERS_TEST_BACKENDS left it out
+        pytest.skip("the memory target is not selected")
     assert memory.open_sync is not None
     with _subclassed_official_sqlite() as custom, memory.open_sync() as saver:
         assert isinstance(as_side(custom), ApiSide)
