@@ -41,6 +41,13 @@ def _official(kind: str) -> Target:
     return OFFICIAL[kind]
 
 
+def _memory_target() -> Target:
+    memory = next((t for t in TARGETS if t.backend == "memory"), None)
+    if memory is None:  # CHECKPOINTERS_TEST_BACKENDS left it out
+        pytest.skip("the memory target is not selected")
+    return memory
+
+
 def _open_official(kind: str) -> AbstractContextManager[Any]:
     target = _official(kind)
     assert target.official_sync is not None
@@ -154,9 +161,7 @@ def _subclassed_official_sqlite() -> Iterator[Any]:
 
 
 def test_subclass_of_an_official_saver_goes_through_its_api() -> None:
-    memory = next((t for t in TARGETS if t.backend == "memory"), None)
-    if memory is None:  # CHECKPOINTERS_TEST_BACKENDS left it out
-        pytest.skip("the memory target is not selected")
+    memory = _memory_target()
     assert memory.open_sync is not None
     with _subclassed_official_sqlite() as custom, memory.open_sync() as saver:
         assert isinstance(as_side(custom), ApiSide)
@@ -168,7 +173,7 @@ def test_subclass_of_an_official_saver_goes_through_its_api() -> None:
 
 
 async def test_any_saver_through_its_async_api() -> None:
-    memory = next(t for t in TARGETS if t.backend == "memory")
+    memory = _memory_target()
     assert memory.open_async is not None
     official = InMemorySaver()
     async with memory.open_async() as saver:
@@ -184,7 +189,7 @@ async def test_any_saver_through_its_async_api() -> None:
 
 
 async def test_a_sync_only_official_saver_in_amigrate() -> None:
-    memory = next(t for t in TARGETS if t.backend == "memory")
+    memory = _memory_target()
     assert memory.open_async is not None
     with _subclassed_official_sqlite() as custom:  # its async methods raise NotImplementedError
         work = fill(custom)
