@@ -316,7 +316,9 @@ def pydantic_row_builder(cls: Any, written: tuple[str, ...]) -> Builder:
             raise MalformedDataError(
                 f"stored {cls.__qualname__} has {len(a)} values for {count} fields"
             )
-        d = dict(zip(written, a, strict=False))  # lengths checked above: strict=True is slower
+        # Lengths are checked above. No `strict=` argument: passing the keyword at all took
+        # zip 0.85 instead of 0.62 us per message (timeit), a tenth of rebuilding one.
+        d = dict(zip(written, a))  # noqa: B905
         if fit is not None:
             d = fit(d)
         if fields_set is None:
