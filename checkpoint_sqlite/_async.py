@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from checkpoint_base import CheckpointSaver, MissingDriverError, Plan, StorageError, arun
+from checkpoint_base import (
+    CheckpointSaver,
+    ConfigError,
+    MissingDriverError,
+    Plan,
+    StorageError,
+    arun,
+)
 
 from ._backend import SqliteBackend
 from ._conn import MEMORY, ConnectOptions, connection_pragmas, database_path
@@ -237,6 +244,12 @@ class AsyncSqliteSaver(CheckpointSaver):
     """
 
     def __init__(self, conn: aiosqlite.Connection, *, serde: SerializerProtocol | None = None):
+        if not isinstance(conn, _driver().Connection):
+            raise ConfigError(
+                f"AsyncSqliteSaver(conn) takes an open aiosqlite.Connection, got {conn!r:.100}; "
+                "for a file path use `async with AsyncSqliteSaver.from_conn_string(path) as "
+                "saver:` or `await checkpoint_base.aconnect('sqlite:///' + path)`"
+            )
         backend = SqliteBackend()
         super().__init__(
             backend,

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from checkpoint_base import CheckpointSaver, Plan, StorageError, run
+from checkpoint_base import CheckpointSaver, ConfigError, Plan, StorageError, run
 
 from ._backend import SqliteBackend
 from ._conn import MEMORY, ConnectOptions, connection_pragmas, database_path
@@ -194,6 +194,12 @@ class SqliteSaver(CheckpointSaver):
     """
 
     def __init__(self, conn: sqlite3.Connection, *, serde: SerializerProtocol | None = None):
+        if not isinstance(conn, sqlite3.Connection):
+            raise ConfigError(
+                f"SqliteSaver(conn) takes an open sqlite3.Connection, got {conn!r:.100}; for a "
+                "file path use `with SqliteSaver.from_conn_string(path) as saver:` or "
+                "checkpoint_base.connect('sqlite:///' + path)"
+            )
         backend = SqliteBackend()
         super().__init__(
             backend,

@@ -6,6 +6,7 @@ import sqlite3
 import sys
 import threading
 import time
+from pathlib import Path
 
 import aiosqlite
 import pytest
@@ -239,3 +240,12 @@ def test_setup_upgrades_a_database_of_an_older_version(db_path: str) -> None:
         assert versions == [(v,) for v in range(len(MIGRATIONS))]
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize("wrong", ["checkpoints.db", Path("checkpoints.db"), None])
+def test_a_path_instead_of_a_connection_is_a_clear_error(wrong: object) -> None:
+    """LangGraph users pass a path by habit: the error names it and the two ways that work."""
+    with pytest.raises(ConfigError, match=r"sqlite3\.Connection.*from_conn_string"):
+        SqliteSaver(wrong)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"aiosqlite\.Connection.*from_conn_string"):
+        AsyncSqliteSaver(wrong)  # type: ignore[arg-type]
