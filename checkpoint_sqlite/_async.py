@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -83,13 +84,29 @@ async def _run_on(conn: aiosqlite.Connection, plan: Plan[T]) -> T:
         raise
 
 
+def _daemonize(pending: Any) -> None:
+    """Make the worker thread of a connection we open a daemon, before it starts.
+
+    aiosqlite runs each connection on a thread that is not a daemon, so a saver nobody closed
+    kept the interpreter from exiting: the script hung after its last line. A daemon thread
+    is dropped at exit instead. Nothing awaited is lost: an awaited write has committed, and a
+    statement cut off at exit rolls back as after a crash (tests/sqlite/test_crash.py). The
+    thread is `Connection._thread` in aiosqlite 0.21+, the connection itself before that.
+    """
+    thread = pending if isinstance(pending, threading.Thread) else getattr(pending, "_thread", None)
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
+
+
 async def open_connection(path: str, options: ConnectOptions) -> aiosqlite.Connection:
     """A connection of the saver's own, in autocommit mode (transactions are explicit)."""
     driver = _driver()
     try:
-        conn: aiosqlite.Connection = await driver.connect(
+        pending = driver.connect(
             path, timeout=options.timeout, isolation_level=None, cached_statements=256
         )
+        _daemonize(pending)
+        conn: aiosqlite.Connection = await pending
     except Exception as exc:
         if isinstance(exc, driver.Error):
             raise translate(exc) from exc

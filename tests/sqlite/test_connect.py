@@ -249,3 +249,32 @@ def test_a_path_instead_of_a_connection_is_a_clear_error(wrong: object) -> None:
         SqliteSaver(wrong)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"aiosqlite\.Connection.*from_conn_string"):
         AsyncSqliteSaver(wrong)  # type: ignore[arg-type]
+
+
+_FORGETFUL = """
+import asyncio, sys
+from langgraph.checkpoint.base import empty_checkpoint
+from checkpoint_base import aconnect
+
+async def main():
+    saver = await aconnect("sqlite:///" + sys.argv[1])  # never closed
+    cfg = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    print(await saver.aput(cfg, empty_checkpoint(), {"step": 1}, {}))
+    print(await saver.aget_tuple(cfg) is not None)  # a read as well: then the exit hung
+
+asyncio.run(main())
+"""
+
+
+def test_an_async_saver_nobody_closed_does_not_keep_the_process_alive(db_path: str) -> None:
+    """aiosqlite's worker threads are not daemons: a forgotten saver used to hang the exit."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", _FORGETFUL, db_path], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    with connect(f"sqlite:///{db_path}") as saver:  # what it wrote before exiting is there
+        stored = saver.get_tuple({"configurable": {"thread_id": "t"}})
+    assert stored is not None and stored.metadata["step"] == 1
+    assert stored.config["configurable"]["checkpoint_id"] in done.stdout
