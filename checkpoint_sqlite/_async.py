@@ -248,7 +248,9 @@ class AsyncSqliteSaver(CheckpointSaver):
 
     Sync methods work from other threads while the saver's event loop runs; from inside
     that loop they raise `SyncCallInEventLoopError` at once (waiting would deadlock).
-    Close the saver (or use `async with`): aiosqlite's threads keep the process alive.
+    Close the saver (or use `async with`) to release its connections. The connections it
+    opens itself run on daemon threads, so one left open does not keep the process alive; a
+    connection you pass in is yours, thread included.
 
     Durability: as for `SqliteSaver`: every write is one transaction; committed
     checkpoints survive a crash of the process; a kill mid-`put` leaves all or nothing.
