@@ -24,6 +24,7 @@ from typing import Any
 from msgpack import ExtType
 
 from . import _codes as C
+from ._builtins import Builder, Encoder
 from ._errors import MalformedDataError
 
 __all__ = [
@@ -35,9 +36,6 @@ __all__ = [
     "key_of",
     "pydantic_row_builder",
 ]
-
-Encoder = Callable[[Any], Any]
-Builder = Callable[[list[Any]], Any]
 
 # Classes this process has written, by "module:qualname". Only used to *find* a class that the
 # allowlist already allows but that is not reachable as a module attribute (a class defined in
