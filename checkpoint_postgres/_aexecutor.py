@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from checkpoint_base import Plan, StorageError, arun
 
-from ._errors import connection_lost, retryable_conflict, translate
+from ._errors import translate
 from ._query import Begin, Fetch, Query
 from ._state import RunState, reconnect_delays, worth_waiting
 
@@ -145,9 +145,7 @@ class AsyncPostgresExecutor:
                 result = await self._perform(state.conn, request)
                 break
             except psycopg.Error as exc:
-                lost = connection_lost(exc, state.conn)
-                retry = (lost or retryable_conflict(exc)) and state.may_retry(request, lost)
-                pause = state.pause(self._reconnect_timeout) if retry else None
+                lost, pause = state.after_error(exc, request, self._reconnect_timeout)
                 if pause is None:
                     raise translate(exc, self._schema) from exc
             if pause:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import pq
 
+from ._errors import connection_lost, retryable_conflict
 from ._query import Query
 
 __all__ = ["RunState", "reconnect_delays", "worth_waiting"]
@@ -43,7 +44,7 @@ def reconnect_delays(timeout: float) -> Iterator[float]:
         delay = min(delay * 2, 1.0)
 
 
-C = TypeVar("C")
+C = TypeVar("C", bound=psycopg.BaseConnection[Any])
 X = TypeVar("X")
 
 
@@ -77,6 +78,19 @@ class RunState(Generic[C, X]):
         if self.want_tx:
             return lost and self.statements == 0
         return query.idempotent
+
+    def after_error(
+        self, exc: psycopg.Error, query: Query, timeout: float
+    ) -> tuple[bool, float | None]:
+        """What to do after `query` failed with `exc`.
+
+        Returns:
+            (whether the connection is lost and must be replaced, seconds to wait before
+            running `query` again, or None when it must not run again).
+        """
+        lost = connection_lost(exc, self.conn)
+        retry = (lost or retryable_conflict(exc)) and self.may_retry(query, lost)
+        return lost, self.pause(timeout) if retry else None
 
     def pause(self, timeout: float) -> float | None:
         """Seconds to wait before the next retry, or None when the budget is spent."""
