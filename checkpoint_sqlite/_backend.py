@@ -90,18 +90,21 @@ class SqliteBackend(Backend):
         # "No value" is stored as no blob: a read treats a missing blob the same way, and
         # the agent graph's puts carry 1.4 such blobs of 2.4 (rows and index entries saved).
         blobs = [b for b in blobs if b.type != EMPTY]
-        statements = []
-        if blobs:
-            statements.append(Execute(sql.INSERT_BLOB, sql.blob_rows(blobs)))
-        if writes:
-            statements.append(Execute(sql.UPSERT_WRITE, sql.write_rows(writes)))
-        statements.append(Execute(sql.UPSERT_CHECKPOINT, (sql.checkpoint_row(checkpoint),)))
+
+        def statements() -> tuple[Execute, ...]:
+            steps = []
+            if blobs:
+                steps.append(Execute(sql.INSERT_BLOB, sql.blob_rows(blobs)))
+            if writes:
+                steps.append(Execute(sql.UPSERT_WRITE, sql.write_rows(writes)))
+            steps.append(Execute(sql.UPSERT_CHECKPOINT, (sql.checkpoint_row(checkpoint),)))
+            return tuple(steps)
 
         def single() -> Execute | None:
             ((text, params), *more) = sql.put_statements(sql.put_rows(checkpoint, blobs, writes))
             return None if more else Execute(text, (params,), standalone=True)
 
-        yield Atomic(tuple(statements), single)
+        yield Atomic(statements, single)
 
     def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
         if writes:

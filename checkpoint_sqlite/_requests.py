@@ -45,14 +45,16 @@ class Execute:
 class Atomic:
     """Writes that land together, in two equivalent forms; the executor picks one.
 
-    `statements` run in one transaction. `single`, when given, builds one standalone
-    statement doing the same. The sync flavor runs the plain statements (cheaper per
-    statement); the async flavor runs `single` (one thread hop instead of one per statement,
-    BEGIN and COMMIT included). It is built only when used: building it took 7 of the sync
-    flavor's ~110 us per put on an in-memory database (put of the benchmarks' 10-step thread).
+    `statements` builds the statements that run in one transaction. `single`, when given,
+    builds one standalone statement doing the same, or returns None when one statement
+    cannot. The sync flavor runs the plain statements (cheaper per statement); the async
+    flavor runs `single` (one thread hop instead of one per statement, BEGIN and COMMIT
+    included). Only the form an executor runs is built: building the single statement took 7
+    of the sync flavor's ~110 us per put on an in-memory database (put of the benchmarks'
+    10-step thread).
     """
 
-    statements: tuple[Execute, ...]
+    statements: Callable[[], tuple[Execute, ...]]
     single: Callable[[], Execute | None] | None = None
 
 

@@ -173,7 +173,7 @@ def transaction(
             send, error = None, None
             if isinstance(request, Atomic):
                 single = request.single() if one_statement and alone_ok and request.single else None
-                steps: tuple[Any, ...] = (single,) if single is not None else request.statements
+                steps: tuple[Any, ...] = (single,) if single is not None else request.statements()
             else:
                 steps = (request,)
             try:
