@@ -6,15 +6,33 @@ import collections
 import dataclasses
 import datetime as dt
 import decimal
+import os
 import re
 import struct
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pydantic
 import pydantic.v1
 
 from checkpoint_base.serde import MsgpackSerializer
+
+
+def assert_script_prints_ok(code: str, **env: str) -> None:
+    """Run `code` in a fresh interpreter that imports this checkout; it must print just "ok"."""
+    root = str(Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"
 
 
 def roundtrip(serde: MsgpackSerializer, value: Any) -> Any:

@@ -13,9 +13,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import enum
-import os
-import subprocess
-import sys
 import textwrap
 import uuid
 from collections.abc import Collection
@@ -32,6 +29,8 @@ from langgraph.graph.message import add_messages
 from langgraph.types import Command, Send, interrupt
 
 from checkpoint_base.serde import DisallowedTypeError, MsgpackSerializer
+
+from .helpers import assert_script_prints_ok
 
 
 class Tier(enum.Enum):
@@ -182,14 +181,5 @@ print("ok")
 @pytest.mark.slow
 def test_with_the_real_environment_variable() -> None:
     root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "LANGGRAPH_STRICT_MSGPACK": "true", "PYTHONPATH": root}
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(SCRIPT.format(root=root))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip() == "ok"
+    script = textwrap.dedent(SCRIPT.format(root=root))
+    assert_script_prints_ok(script, LANGGRAPH_STRICT_MSGPACK="true")

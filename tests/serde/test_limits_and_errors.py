@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import collections
-import os
-import subprocess
-import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -22,7 +18,7 @@ from checkpoint_base.serde import (
 from checkpoint_base.serde import _codes as C
 
 from . import user_types as u
-from .helpers import assert_same, roundtrip
+from .helpers import assert_same, assert_script_prints_ok, roundtrip
 
 SERDE = MsgpackSerializer(allowed=u.ALL_USER_TYPES)
 
@@ -167,14 +163,4 @@ print("ok")
 
 
 def test_numpy_stays_optional() -> None:
-    root = str(Path(__file__).resolve().parents[2])
-    result = subprocess.run(
-        [sys.executable, "-c", NO_NUMPY],
-        env={**os.environ, "PYTHONPATH": root},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip() == "ok"
+    assert_script_prints_ok(NO_NUMPY)
