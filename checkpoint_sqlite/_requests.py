@@ -47,11 +47,12 @@ class Atomic:
 
     `statements` builds the statements that run in one transaction. `single`, when given,
     builds one standalone statement doing the same, or returns None when one statement
-    cannot. The sync flavor runs the plain statements (cheaper per statement); the async
-    flavor runs `single` (one thread hop instead of one per statement, BEGIN and COMMIT
-    included). Only the form an executor runs is built: building the single statement took 7
-    of the sync flavor's ~110 us per put on an in-memory database (put of the benchmarks'
-    10-step thread).
+    cannot. A single shared sqlite3 connection runs the plain statements (cheaper per
+    statement); the async flavor runs `single` (one thread hop instead of one per statement,
+    BEGIN and COMMIT included), and so does a pool of sqlite3 connections (the write lock
+    held for one statement). Only the form an executor runs is built: building the single
+    statement took 7 of the sync flavor's ~110 us per put on an in-memory database (put of
+    the benchmarks' 10-step thread).
     """
 
     statements: Callable[[], tuple[Execute, ...]]

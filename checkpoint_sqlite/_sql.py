@@ -32,7 +32,9 @@ _MAX_PARAMS = 999  # bound values per statement: SQLite's smallest default limit
 # the benchmark's 100-step thread (payload 512, 2.4 blobs per put, SQLite 3.40, medians of
 # 6 interleaved rounds): sqlite3 122 us plain vs 159 us single (the triggers copy each
 # blob once more); aiosqlite 725 us plain (4 thread hops) vs 361 us single (1 hop), on a
-# loaded 2-core machine. The sync flavor runs plain, the async flavor single.
+# loaded 2-core machine. The async flavor and the sync flavor's pool of connections run
+# single (a shorter hold of the write lock: see `_sync.PooledExecutor`); the sync flavor's
+# one shared connection (`:memory:`, a connection passed in) runs plain.
 _PUT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _PUT_WIDTH = 11
 _WRITE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
