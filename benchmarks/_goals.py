@@ -322,8 +322,11 @@ def evaluate(results: Results, targets: list[tuple[str, str]]) -> list[dict[str,
             for flavor in ("sync", "async"):
                 ours_all = _series(results, goal, name, flavor, "ours")
                 groups: dict[Any, list[Series]] = {}
-                for s in ours_all:  # e2e: one row per durability mode
-                    groups.setdefault(s.params.get("durability"), []).append(s)
+                for s in ours_all:  # e2e: one row per durability mode and thread length
+                    mode = s.params.get("durability")
+                    if mode is not None:
+                        mode = f"durability={mode}, {s.params.get('turns')} turns per thread"
+                    groups.setdefault(mode, []).append(s)
                 for mode, group in groups.items():
                     measured = [s for s in group if s.samples]
                     ours, caveat = _pick(measured, goal)
@@ -361,7 +364,7 @@ def _row(
         else:
             ratio = mine / theirs
             met = ratio <= goal.bound
-    label = goal.text + (f" [durability={mode}]" if mode is not None else "")
+    label = goal.text + (f" [{mode}]" if mode is not None else "")
     return {
         "issue": goal.issue,
         "target": f"{target}-{flavor}",

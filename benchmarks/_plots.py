@@ -4,7 +4,8 @@
   the p95 as a whisker), for the longest thread and the first payload measured;
 - `storage.png`: bytes stored against thread length, one panel per target;
 - `throughput.png`: checkpoints per second against concurrent writers, one panel per target;
-- `e2e.png`: end-to-end turns per second for each durability mode, one panel per target;
+- `e2e.png`: end-to-end turns per second for each durability mode (the longest threads),
+  one panel per target;
 - `serializer.png`: dumps+loads latency against thread length.
 """
 
@@ -177,6 +178,8 @@ def _panels(
         mine = [s for s in series if s.subject.target == target]
         payload = min((s.params.get("payload", 0) for s in mine), default=0)
         mine = [s for s in mine if s.params.get("payload", 0) == payload]
+        turns = max((s.params.get("turns", 0) for s in mine), default=0)  # e2e: longest threads
+        mine = [s for s in mine if s.params.get("turns", 0) == turns]
         xs = list(dict.fromkeys(s.params[x_key] for s in mine))  # durability: as run
         if all(isinstance(x, (int, float)) for x in xs):
             xs.sort()

@@ -1,6 +1,7 @@
 """End-to-end: the agent graph compiled with each saver, invoked turn after turn.
 
-Each round starts `e2e_threads` fresh threads and runs `e2e_turns` turns on each, thread
+Each round starts `threads` fresh threads and runs `turns` turns on each (the size's `e2e`
+pairs: every pair at the first payload, the first pair at the other payloads), thread
 after thread (`invoke` for the sync flavor, `ainvoke` for the async one), with one of
 LangGraph's durability modes. Samples: seconds per turn, and turns per second of the whole
 round. After each round one thread's state is read back and checked (every message there).
@@ -30,25 +31,40 @@ def _savers(subjects: Sequence[Subject]) -> list[Subject]:
     return [s for s in subjects if s.is_saver]
 
 
+def _runs(ctx: Context) -> list[tuple[int, int, int]]:
+    """(payload, threads, turns) of each run."""
+    sizes = ctx.sizes
+    first, *others = sizes.payloads
+    return [(first, *pair) for pair in sizes.e2e] + [(p, *sizes.e2e[0]) for p in others]
+
+
 def units(ctx: Context, subjects: Sequence[Subject]) -> int:
     """Progress units of this workload."""
     per = round_units(ctx, len(_savers(subjects)))
-    return per * len(ctx.sizes.durabilities) * len(ctx.sizes.payloads)
+    return per * len(ctx.sizes.durabilities) * len(_runs(ctx))
 
 
 async def run(ctx: Context, subjects: Sequence[Subject]) -> None:
-    """Measure turns per second for every durability mode and payload."""
-    for payload in ctx.sizes.payloads:
+    """Measure turns per second for every durability mode and run."""
+    for payload, threads, turns in _runs(ctx):
         for durability in ctx.sizes.durabilities:
             async with contextlib.AsyncExitStack() as stack:
-                ctx.progress.begin(f"end-to-end: durability={durability} payload={payload}")
+                ctx.progress.begin(
+                    f"end-to-end: durability={durability} payload={payload} turns={turns}"
+                )
                 opened = await open_subjects(_savers(subjects), stack, ctx.results)
-                await _measure(ctx, opened, durability, payload)
+                await _measure(ctx, opened, durability, payload, threads, turns)
 
 
-async def _measure(ctx: Context, opened: Sequence[Opened], durability: str, payload: int) -> None:
-    sizes = ctx.sizes
-    params = {"durability": durability, "payload": payload, "turns": sizes.e2e_turns}
+async def _measure(
+    ctx: Context,
+    opened: Sequence[Opened],
+    durability: str,
+    payload: int,
+    threads: int,
+    turns: int,
+) -> None:
+    params = {"durability": durability, "payload": payload, "turns": turns}
     graphs: dict[int, Any] = {}
     for o in opened:
         assert isinstance(o.handle, SaverHandle)
@@ -57,12 +73,10 @@ async def _measure(ctx: Context, opened: Sequence[Opened], durability: str, payl
     async def body(o: Opened, measured: bool) -> None:
         graph = graphs[id(o)]
         sync = o.handle.sync
-        configs = [
-            {"configurable": {"thread_id": ctx.thread_id("e2e")}} for _ in range(sizes.e2e_threads)
-        ]
+        configs = [{"configurable": {"thread_id": ctx.thread_id("e2e")}} for _ in range(threads)]
         turn_seconds: list[float] = []
         round_start = time.perf_counter()
-        for turn in range(sizes.e2e_turns):
+        for turn in range(turns):
             for config in configs:
                 message = turn_input(payload, turn)
                 start = time.perf_counter()
@@ -80,7 +94,7 @@ async def _measure(ctx: Context, opened: Sequence[Opened], durability: str, payl
             )
         state = graph.get_state(configs[0]) if sync else await graph.aget_state(configs[0])
         got = len(state.values.get("messages", []))
-        want = MESSAGES_PER_TURN * sizes.e2e_turns
+        want = MESSAGES_PER_TURN * turns
         if got != want:
             ctx.results.problem(
                 f"{o.id.label} end-to-end {params}: {got} messages stored, expected {want}"
