@@ -28,7 +28,7 @@ from checkpoint_base import (
 )
 
 from ._backend import SqliteBackend
-from ._conn import MEMORY, ConnectOptions, connection_pragmas, database_path
+from ._conn import MEMORY, ConnectOptions, connection_pragmas, open_options
 from ._requests import Execute, Query
 from ._session import Sleep, autocommits, transaction, translate
 
@@ -112,7 +112,7 @@ async def open_connection(path: str, options: ConnectOptions) -> aiosqlite.Conne
             raise translate(exc) from exc
         raise
     try:
-        for pragma in connection_pragmas(path):
+        for pragma in connection_pragmas(path, options.synchronous):
             await conn.execute_fetchall(pragma)
     except BaseException as exc:
         await conn.close()
@@ -282,27 +282,35 @@ class AsyncSqliteSaver(CheckpointSaver):
         conn_string: str,
         *,
         serde: SerializerProtocol | None = None,
-        timeout: float = 5.0,
+        timeout: float | None = None,
+        synchronous: str | None = None,
         max_idle: int = 4,
         max_connections: int = 16,
     ) -> AsyncSqliteSaver:
         """Open a saver with connections of its own; `await asetup()`, then `aclose()` it.
 
         Args:
-            conn_string: A path, `:memory:`, or a `sqlite:///path.db` URL.
+            conn_string: A path, `:memory:`, or a `sqlite:///path.db` URL; the URL may carry
+                `?timeout=...&synchronous=...`.
             serde: The serializer.
-            timeout: Seconds to wait for another connection's lock before retrying.
+            timeout: Seconds to wait for another connection's lock before retrying
+                (default 5).
+            synchronous: `"normal"` (default: a commit survives a crash of the process) or
+                `"full"` (it also survives a power loss; each commit waits for the disk).
             max_idle: Idle connections (each one a thread) kept for reuse.
             max_connections: At most this many connections at once.
 
         Raises:
-            ConfigError: `conn_string` is not a SQLite path or URL.
+            ConfigError: `conn_string` is not a SQLite path or URL, or an option is invalid.
             MissingDriverError: aiosqlite is not installed.
         """
         _driver()
-        path = database_path(conn_string)
-        options = ConnectOptions(
-            timeout=timeout, max_idle=max_idle, max_connections=max_connections
+        path, options = open_options(
+            conn_string,
+            timeout=timeout,
+            synchronous=synchronous,
+            max_idle=max_idle,
+            max_connections=max_connections,
         )
         executor: AsyncPooledExecutor | AsyncSharedExecutor
         if path == MEMORY:
@@ -320,7 +328,8 @@ class AsyncSqliteSaver(CheckpointSaver):
         conn_string: str,
         *,
         serde: SerializerProtocol | None = None,
-        timeout: float = 5.0,
+        timeout: float | None = None,
+        synchronous: str | None = None,
     ) -> AsyncIterator[AsyncSqliteSaver]:
         """Open a saver on a database file (or `:memory:`), set up, closed on exit.
 
@@ -329,11 +338,12 @@ class AsyncSqliteSaver(CheckpointSaver):
                 `sqlite:///path.db` URL.
             serde: The serializer.
             timeout: Seconds to wait for another connection's lock before retrying.
+            synchronous: `"normal"` (default) or `"full"`, as for `open`.
 
         Yields:
             The saver, with its tables created or migrated.
         """
-        saver = await cls.open(conn_string, serde=serde, timeout=timeout)
+        saver = await cls.open(conn_string, serde=serde, timeout=timeout, synchronous=synchronous)
         try:
             await saver.asetup()
             yield saver

@@ -16,7 +16,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from checkpoint_base import CheckpointSaver, ConfigError, Plan, StorageError, run
 
 from ._backend import SqliteBackend
-from ._conn import MEMORY, ConnectOptions, connection_pragmas, database_path
+from ._conn import MEMORY, ConnectOptions, connection_pragmas, open_options
 from ._requests import Execute, Query
 from ._session import Sleep, autocommits, transaction
 
@@ -71,7 +71,7 @@ def open_connection(path: str, options: ConnectOptions) -> sqlite3.Connection:
             cached_statements=256,
         )
         try:
-            for pragma in connection_pragmas(path):
+            for pragma in connection_pragmas(path, options.synchronous):
                 conn.execute(pragma).fetchall()
         except BaseException:
             conn.close()
@@ -226,22 +226,28 @@ class SqliteSaver(CheckpointSaver):
         conn_string: str,
         *,
         serde: SerializerProtocol | None = None,
-        timeout: float = 5.0,
+        timeout: float | None = None,
+        synchronous: str | None = None,
         max_idle: int = 8,
     ) -> SqliteSaver:
         """Open a saver with connections of its own; call `setup()`, then `close()` it.
 
         Args:
-            conn_string: A path, `:memory:`, or a `sqlite:///path.db` URL.
+            conn_string: A path, `:memory:`, or a `sqlite:///path.db` URL; the URL may carry
+                `?timeout=...&synchronous=...`.
             serde: The serializer.
-            timeout: Seconds to wait for another connection's lock before retrying.
+            timeout: Seconds to wait for another connection's lock before retrying
+                (default 5).
+            synchronous: `"normal"` (default: a commit survives a crash of the process) or
+                `"full"` (it also survives a power loss; each commit waits for the disk).
             max_idle: Idle connections kept for reuse.
 
         Raises:
-            ConfigError: `conn_string` is not a SQLite path or URL.
+            ConfigError: `conn_string` is not a SQLite path or URL, or an option is invalid.
         """
-        path = database_path(conn_string)
-        options = ConnectOptions(timeout=timeout, max_idle=max_idle)
+        path, options = open_options(
+            conn_string, timeout=timeout, synchronous=synchronous, max_idle=max_idle
+        )
         executor: PooledExecutor | SharedExecutor
         if path == MEMORY:
             executor = SharedExecutor(open_connection(path, options), owned=True)
@@ -258,7 +264,8 @@ class SqliteSaver(CheckpointSaver):
         conn_string: str,
         *,
         serde: SerializerProtocol | None = None,
-        timeout: float = 5.0,
+        timeout: float | None = None,
+        synchronous: str | None = None,
     ) -> Iterator[SqliteSaver]:
         """Open a saver on a database file (or `:memory:`), set up, closed on exit.
 
@@ -267,11 +274,12 @@ class SqliteSaver(CheckpointSaver):
                 `sqlite:///path.db` URL.
             serde: The serializer.
             timeout: Seconds to wait for another connection's lock before retrying.
+            synchronous: `"normal"` (default) or `"full"`, as for `open`.
 
         Yields:
             The saver, with its tables created or migrated.
         """
-        saver = cls.open(conn_string, serde=serde, timeout=timeout)
+        saver = cls.open(conn_string, serde=serde, timeout=timeout, synchronous=synchronous)
         try:
             saver.setup()
             yield saver
