@@ -147,11 +147,17 @@ def sqlite_settings(targets: Sequence[Target]) -> dict[str, Any]:
     """Journal mode and synchronous setting of each SQLite subject, read where possible."""
     from ._floors import SqliteFloor
 
-    out: dict[str, Any] = {"floor": list(SqliteFloor.PRAGMAS[:2])}
+    out: dict[str, Any] = {
+        "floor": list(SqliteFloor(sync=True, path=":memory:").pragmas[:2]),
+        "floor (sqlite-full)": list(
+            SqliteFloor(sync=True, path=":memory:", synchronous="full").pragmas[:2]
+        ),
+    }
     try:
         from checkpoint_sqlite._conn import connection_pragmas
 
         out["ours"] = list(connection_pragmas("checkpoints.db"))
+        out["ours (sqlite-full)"] = list(connection_pragmas("checkpoints.db", "full"))
     except ImportError:
         pass
     for target in targets:

@@ -20,7 +20,7 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ._graph import PutCall, WritesCall
 from ._handles import Handle
@@ -172,12 +172,22 @@ class SqliteFloor(_SqlFloor):
 
     With `path=":memory:"` the floor is an in-memory database on one connection, which its
     concurrent writers share (Python's sqlite3 is built serialized: `threadsafety == 3`).
+    `synchronous="full"` commits as the `sqlite-full` target does.
     """
 
-    PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=30000")
+    SYNCHRONOUS: ClassVar[dict[str, str]] = {
+        "normal": "PRAGMA synchronous=NORMAL",
+        "full": "PRAGMA synchronous=FULL",
+    }
 
-    def __init__(self, *, sync: bool, path: str | None = None) -> None:
+    def __init__(self, *, sync: bool, path: str | None = None, synchronous: str = "normal") -> None:
         self.sync = sync
+        self.synchronous = synchronous
+        self.pragmas = (
+            "PRAGMA journal_mode=WAL",
+            self.SYNCHRONOUS[synchronous],
+            "PRAGMA busy_timeout=30000",
+        )
         self.st = _sqlite_statements()
         if path == MEMORY:
             self._owned = False
@@ -192,8 +202,8 @@ class SqliteFloor(_SqlFloor):
         self._children: list[SqliteFloor] = []
 
     async def open(self) -> SqliteFloor:
-        """Connect, set WAL and synchronous=NORMAL (files only), and create the tables."""
-        pragmas = () if self.path == MEMORY else self.PRAGMAS
+        """Connect, set WAL and `synchronous` (files only), and create the tables."""
+        pragmas = () if self.path == MEMORY else self.pragmas
         if self.sync:
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         else:
@@ -216,7 +226,8 @@ class SqliteFloor(_SqlFloor):
             return [self] * n
         # One connection per writer, as SQLite wants; opened once and reused across rounds.
         while len(self._children) < n:
-            self._children.append(await SqliteFloor(sync=self.sync, path=self.path).open())
+            child = SqliteFloor(sync=self.sync, path=self.path, synchronous=self.synchronous)
+            self._children.append(await child.open())
         return list(self._children[:n])
 
     async def storage_bytes(self) -> int | None:

@@ -92,7 +92,10 @@ async def _open_floor(target: Target, sync: bool, stack: contextlib.AsyncExitSta
         from ._floors import SqliteFloor
 
         memory = target.url is not None and ":memory:" in target.url()
-        handle = await SqliteFloor(sync=sync, path=":memory:" if memory else None).open()
+        synchronous = "full" if target.name.endswith("-full") else "normal"
+        handle = await SqliteFloor(
+            sync=sync, path=":memory:" if memory else None, synchronous=synchronous
+        ).open()
     elif target.backend == "postgres":
         from ._floors import PostgresFloor
 

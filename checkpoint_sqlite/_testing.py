@@ -1,6 +1,9 @@
 """SQLite targets for the conformance suite and the benchmarks (see `checkpoint_base.testing`).
 
 - `sqlite`: a fresh database file in a temporary directory, per opened saver.
+- `sqlite-full`: the same with `synchronous="full"` (a commit waits for the disk, as with
+  the official saver, which keeps SQLite's default); the benchmarks compare its `put` with
+  a floor that commits the same way.
 - `sqlite-memory`: `:memory:`, one connection shared (and locked) per saver.
 """
 
@@ -28,16 +31,19 @@ def _database_file() -> Iterator[str]:
         yield os.path.join(folder, "checkpoints.db")
 
 
-def _file_target() -> Target:
+def _file_target(synchronous: str = "normal") -> Target:
     @contextmanager
     def open_sync() -> Iterator[CheckpointSaver]:
-        with _database_file() as path, SqliteSaver.from_conn_string(path) as saver:
+        with (
+            _database_file() as path,
+            SqliteSaver.from_conn_string(path, synchronous=synchronous) as saver,
+        ):
             yield saver
 
     @asynccontextmanager
     async def open_async() -> AsyncIterator[CheckpointSaver]:
         with _database_file() as path:
-            async with AsyncSqliteSaver.from_conn_string(path) as saver:
+            async with AsyncSqliteSaver.from_conn_string(path, synchronous=synchronous) as saver:
                 yield saver
 
     @contextmanager
@@ -59,10 +65,11 @@ def _file_target() -> Target:
 
     def url() -> str:
         folder = tempfile.mkdtemp(prefix="checkpointers-sqlite-")
-        return "sqlite:///" + os.path.join(folder, "checkpoints.db")
+        query = "" if synchronous == "normal" else "?synchronous=" + synchronous
+        return "sqlite:///" + os.path.join(folder, "checkpoints.db") + query
 
     return Target(
-        name="sqlite",
+        name="sqlite" if synchronous == "normal" else "sqlite-" + synchronous,
         backend="sqlite",
         capabilities=SqliteBackend.capabilities,
         open_sync=open_sync,
@@ -114,5 +121,5 @@ def _memory_target() -> Target:
 
 
 def targets() -> list[Target]:
-    """The SQLite targets: a database file, and an in-memory database."""
-    return [_file_target(), _memory_target()]
+    """The SQLite targets: a database file (two durability settings), an in-memory database."""
+    return [_file_target(), _file_target("full"), _memory_target()]
