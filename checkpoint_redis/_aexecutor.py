@@ -83,6 +83,11 @@ class AsyncRedisExecutor:
         return await self._batch(request)
 
     async def _transaction(self, tx: Transaction) -> list[Any]:
+        if tx.inline is not None and isinstance(self.client, AsyncRedisCluster):
+            # redis-py's asyncio cluster pipeline queues each command of a transaction by
+            # starting a thread that runs its own event loop: a put of the benchmarks'
+            # 20-step thread took 1.11-1.21 ms that way, against 0.46 ms for the sync client.
+            return [await self._perform(tx.inline())]
         pipe = self.client.pipeline(transaction=True)
         queue(pipe, tx.requests)
         try:

@@ -66,7 +66,8 @@ DIRECT_BLOB_BYTES = 4096
 """Blobs (and writes) this large are written by HSETNX beside the script, in one MULTI/EXEC: through
 the script's ARGV a 56 KB blob cost the server ~140 us, as HSETNX ~30 us (Redis 7.0,
 INFO commandstats; the time a client waits is about the same either way)."""
-"""Blob bytes a read script returns itself; the rest comes by one HMGET (see `_lua.row`)."""
+_ALL_INLINE = 1 << 62
+"""A `direct` threshold no value reaches: the request's one-script form (`Transaction.inline`)."""
 
 
 def _rel(a: str, b: str) -> int:
@@ -184,7 +185,15 @@ class RedisBackend(Backend):
             for b in blobs
             if len(b.data) >= direct
         )  # fmt: skip
-        return Transaction((*beside, put)) if beside else put
+        if not beside:
+            return put
+
+        def inline() -> Eval:
+            request = self._put_request(record, blobs, writes, direct=_ALL_INLINE)
+            assert isinstance(request, Eval)
+            return request
+
+        return Transaction((*beside, put), inline)
 
     def put_checkpoint(
         self,
@@ -203,10 +212,23 @@ class RedisBackend(Backend):
         for thread_id, group in by_thread.items():  # LangGraph writes one thread at a time
             tk = self.layout.thread(thread_id)
             yield from self._register(tk)
-            args: list[Any] = [tk.base, self.ttl_ms, time.time() if self.ttl_ms else 0, tk.member]
-            beside = _append_writes(args, group, tk.keys[4], DIRECT_BLOB_BYTES)
-            script = Eval(lua.PUT_WRITES, tk.keys, tuple(args))
-            yield Transaction((*beside, script)) if beside else script
+            yield self._put_writes_request(tk, group, DIRECT_BLOB_BYTES)
+
+    def _put_writes_request(
+        self, tk: ThreadKeys, writes: Sequence[WriteRecord], direct: int
+    ) -> Eval | Transaction:
+        args: list[Any] = [tk.base, self.ttl_ms, time.time() if self.ttl_ms else 0, tk.member]
+        beside = _append_writes(args, writes, tk.keys[4], direct)
+        script = Eval(lua.PUT_WRITES, tk.keys, tuple(args))
+        if not beside:
+            return script
+
+        def inline() -> Eval:
+            request = self._put_writes_request(tk, writes, _ALL_INLINE)
+            assert isinstance(request, Eval)
+            return request
+
+        return Transaction((*beside, script), inline)
 
     # -- reads -----------------------------------------------------------------------------
 

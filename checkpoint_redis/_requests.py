@@ -6,6 +6,7 @@ deletes delete), so an executor may send one again after a lost connection or a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +37,14 @@ class Command:
 class Transaction:
     """Requests on the keys of one slot in one MULTI/EXEC: all apply, atomically, or none.
 
-    The result is the list of their results.
+    The result is the list of their results. `inline`, when given, builds one script call
+    that does the same (every value passed through the script); an executor whose client
+    makes transactions costly runs that instead, and its result is then a list of the
+    script's result alone.
     """
 
     requests: tuple[Eval | Command, ...]
+    inline: Callable[[], Eval] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,3 +146,84 @@ def test_large_writes_beside_the_script(open_saver: Any) -> None:
     ]
     saver.delete_thread("w")
     assert saver.get_tuple(config) is None
+
+
+async def test_large_writes_async(url: str, raw: Any) -> None:
+    """The async flavor; on a cluster its puts and writes run as one script each (`inline`)."""
+    from checkpoint_redis import AsyncRedisSaver
+    from checkpoint_redis._backend import DIRECT_BLOB_BYTES
+    from checkpoint_redis._testing import drop_prefix, fresh_prefix
+
+    prefix = fresh_prefix()
+    big = "q" * DIRECT_BLOB_BYTES * 3
+    try:
+        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+            await saver.asetup()
+            cp = empty_checkpoint()
+            cp["id"] = str(uuid6(clock_seq=1))
+            cp["channel_values"] = {"big": big, "small": 1}
+            cp["channel_versions"] = {"big": "1", "small": "1"}
+            base = {"configurable": {"thread_id": "w", "checkpoint_ns": ""}}
+            config = await saver.aput(base, cp, {}, {"big": "1", "small": "1"})
+            await saver.aput_writes(config, [("a", big), ("b", 1)], "task")
+            await saver.aput_writes(config, [("a", "other")], "task")  # idx 0 exists: kept
+            await saver.aput_writes(config, [("__error__", big)], "task")
+            await saver.aput_writes(config, [("__error__", "replaced")], "task")  # replaced
+            got = await saver.aget_tuple(config)
+            assert got is not None and got.checkpoint["channel_values"]["big"] == big
+            assert sorted(got.pending_writes) == [
+                ("task", "__error__", "replaced"),
+                ("task", "a", big),
+                ("task", "b", 1),
+            ]
+    finally:
+        drop_prefix(url, prefix)
+
+
+def test_inline_form_stores_what_the_transaction_stores(url: str, raw: Any) -> None:
+    """`Transaction.inline` (one script) and the MULTI/EXEC leave the same hashes behind."""
+    from checkpoint_base import BlobRecord, CheckpointRecord, WriteRecord
+    from checkpoint_redis._backend import DIRECT_BLOB_BYTES, RedisClusterBackend
+    from checkpoint_redis._errors import RetryPolicy
+    from checkpoint_redis._executor import RedisExecutor
+    from checkpoint_redis._requests import Transaction
+    from checkpoint_redis._testing import drop_prefix, fresh_prefix
+
+    big = b"x" * DIRECT_BLOB_BYTES * 2
+    record = CheckpointRecord("t", "", "1", None, "msgpack", b"c", b"{}", {"big": "1"}, "r", 1.0)
+    blobs = [BlobRecord("t", "", "big", "1", "bytes", big)]
+    writes = [
+        WriteRecord("t", "", "1", "task", 0, "a", "bytes", big, ""),
+        WriteRecord("t", "", "1", "task", -1, "__error__", "bytes", big, ""),
+        WriteRecord("t", "", "1", "task", 1, "b", "bytes", b"small", ""),
+    ]
+    executor = RedisExecutor(raw, owned=False, retry=RetryPolicy(timeout=5.0))
+    cluster = kind_is_cluster(raw)
+    stored = []
+    prefixes = [fresh_prefix(), fresh_prefix()]
+    try:
+        for use_inline, prefix in zip((False, True), prefixes, strict=True):
+            backend = (RedisClusterBackend if cluster else RedisBackend)(key_prefix=prefix)
+            request = backend._put_request(record, blobs, writes)
+            assert isinstance(request, Transaction) and request.inline is not None
+            executor.run(_one(request.inline() if use_inline else request))
+            keys = backend.layout.thread("t").keys
+            stored.append(
+                [raw.hgetall(keys[i]) for i in (0, 3, 4)]  # checkpoints, blobs, writes
+                + [raw.zrange(keys[i], 0, -1) for i in (1, 5)]
+            )
+        assert stored[0] == stored[1]
+        assert len(stored[0][1]) == 1 and len(stored[0][2]) == 3
+    finally:
+        for prefix in prefixes:
+            drop_prefix(url, prefix)
+
+
+def kind_is_cluster(client: Any) -> bool:
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
+
+
+def _one(request: Any) -> Any:
+    yield request
