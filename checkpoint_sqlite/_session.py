@@ -31,7 +31,7 @@ from checkpoint_base import StorageError, StorageUnavailableError
 
 from ._requests import Atomic, Begin, Execute
 
-__all__ = ["Sleep", "autocommits", "is_busy", "transaction", "translate"]
+__all__ = ["Sleep", "autocommits", "is_busy", "takes_write_lock", "transaction", "translate"]
 
 T = TypeVar("T")
 
@@ -45,6 +45,7 @@ _UNAVAILABLE = (
     "database or disk is full",
 )
 _SAVEPOINT = "cp_plan"
+_BEGIN_WRITE = "BEGIN IMMEDIATE"
 
 Op = Generator[Any, Any, T]
 
@@ -87,6 +88,15 @@ def translate(exc: sqlite3.Error) -> StorageError:
             "(connect() and from_conn_string() do it for you)"
         )
     return StorageError(f"SQLite: {message}")
+
+
+def takes_write_lock(op: object) -> bool:
+    """Whether performing `op` (a request of a wrapped plan) takes SQLite's write lock.
+
+    The first write of a plan is either `BEGIN IMMEDIATE` or a standalone statement (see
+    `transaction`); the lock is then held until the plan's end.
+    """
+    return type(op) is Execute and (op.standalone or op.sql == _BEGIN_WRITE)
 
 
 def _pause(attempt: int) -> Sleep:
@@ -227,7 +237,7 @@ def _begin(mode: str, nested: bool, attempts: int) -> Op[None]:
     if nested:
         sql = f"SAVEPOINT {_SAVEPOINT}"
     else:
-        sql = "BEGIN IMMEDIATE" if mode == "write" else "BEGIN DEFERRED"
+        sql = _BEGIN_WRITE if mode == "write" else "BEGIN DEFERRED"
     yield from _retrying(_statement(sql), attempts)
 
 
