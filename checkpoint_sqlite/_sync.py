@@ -139,6 +139,8 @@ class PooledExecutor:
             raise StorageError("the SQLite saver is closed")
         if os.getpid() != self._pid:  # forked: the parent's connections are not ours to use
             self._idle, self._pid = [], os.getpid()
+            if self._write_lock is not None:  # it may have been held by a thread not copied
+                self._write_lock = threading.Lock()
         try:
             return self._idle.pop()  # atomic under the GIL
         except IndexError:
