@@ -185,15 +185,9 @@ class RedisBackend(Backend):
             for b in blobs
             if len(b.data) >= direct
         )  # fmt: skip
-        if not beside:
-            return put
-
-        def inline() -> Eval:
-            request = self._put_request(record, blobs, writes, direct=_ALL_INLINE)
-            assert isinstance(request, Eval)
-            return request
-
-        return Transaction((*beside, put), inline)
+        return _beside(
+            beside, put, lambda: self._put_request(record, blobs, writes, direct=_ALL_INLINE)
+        )
 
     def put_checkpoint(
         self,
@@ -220,15 +214,7 @@ class RedisBackend(Backend):
         args: list[Any] = [tk.base, self.ttl_ms, time.time() if self.ttl_ms else 0, tk.member]
         beside = _append_writes(args, writes, tk.keys[4], direct)
         script = Eval(lua.PUT_WRITES, tk.keys, tuple(args))
-        if not beside:
-            return script
-
-        def inline() -> Eval:
-            request = self._put_writes_request(tk, writes, _ALL_INLINE)
-            assert isinstance(request, Eval)
-            return request
-
-        return Transaction((*beside, script), inline)
+        return _beside(beside, script, lambda: self._put_writes_request(tk, writes, _ALL_INLINE))
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -433,6 +419,22 @@ class RedisClusterBackend(RedisBackend):
     name = "redis-cluster"
     capabilities = Capabilities(metadata_filter=True, ttl=True, cluster=True)
     _cluster = True
+
+
+def _beside(
+    beside: list[Command], script: Eval, all_inline: Callable[[], Eval | Transaction]
+) -> Eval | Transaction:
+    """`script` alone, or with the commands beside it in one MULTI/EXEC whose one-script form
+    (`Transaction.inline`) is `all_inline()`, the same request built with every value inline."""
+    if not beside:
+        return script
+
+    def inline() -> Eval:
+        request = all_inline()
+        assert isinstance(request, Eval)  # with every value inline nothing goes beside
+        return request
+
+    return Transaction((*beside, script), inline)
 
 
 def _append_writes(
