@@ -30,7 +30,15 @@ from checkpoint_base import (
 from ._backend import SqliteBackend
 from ._conn import MEMORY, ConnectOptions, connection_pragmas, open_options
 from ._requests import Execute, Query
-from ._session import Sleep, autocommits, takes_write_lock, transaction, translate
+from ._session import (
+    Sleep,
+    autocommits,
+    busy_pauses,
+    is_busy,
+    takes_write_lock,
+    transaction,
+    translate,
+)
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -132,7 +140,14 @@ async def open_connection(path: str, options: ConnectOptions) -> aiosqlite.Conne
         raise
     try:
         for pragma in connection_pragmas(path, options.synchronous):
-            await conn.execute_fetchall(pragma)
+            for pause in busy_pauses(options.timeout):
+                try:
+                    await conn.execute_fetchall(pragma)
+                    break
+                except driver.OperationalError as exc:
+                    if pause is None or not is_busy(exc):
+                        raise
+                    await asyncio.sleep(pause)
     except BaseException as exc:
         await conn.close()
         if isinstance(exc, driver.Error):

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Generator
+import time
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -31,7 +32,15 @@ from checkpoint_base import StorageError, StorageUnavailableError
 
 from ._requests import Atomic, Begin, Execute
 
-__all__ = ["Sleep", "autocommits", "is_busy", "takes_write_lock", "transaction", "translate"]
+__all__ = [
+    "Sleep",
+    "autocommits",
+    "busy_pauses",
+    "is_busy",
+    "takes_write_lock",
+    "transaction",
+    "translate",
+]
 
 T = TypeVar("T")
 
@@ -101,6 +110,30 @@ def takes_write_lock(op: object) -> bool:
 
 def _pause(attempt: int) -> Sleep:
     return Sleep(0.01 * 2**attempt * (0.5 + random.random()))
+
+
+_MAX_SETTLE_PAUSE = 0.1
+
+
+def busy_pauses(timeout: float) -> Iterator[float | None]:
+    """Pauses between attempts at a connection setting SQLite refused as busy; None: give up.
+
+    SQLite refuses some statements at once, without its busy handler, when waiting could
+    deadlock: `PRAGMA journal_mode=WAL` on a new connection while another one converts the
+    file to WAL or holds the lock it needs. Six savers opening one new file at once met
+    that (tests/sqlite/test_processes.py, 2 of 30 runs on a loaded machine). Such a refusal
+    is retried with a growing, jittered pause (at most 0.1 s) until `timeout` seconds, the
+    connection's own wait for a lock, have passed.
+    """
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            yield None
+            return
+        yield min(_pause(attempt).seconds, _MAX_SETTLE_PAUSE, left)
+        attempt += 1
 
 
 def _statement(sql: str) -> Execute:

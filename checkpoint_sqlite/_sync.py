@@ -18,7 +18,7 @@ from checkpoint_base import CheckpointSaver, ConfigError, Plan, StorageError, ru
 from ._backend import SqliteBackend
 from ._conn import MEMORY, ConnectOptions, connection_pragmas, open_options
 from ._requests import Execute, Query
-from ._session import Sleep, autocommits, takes_write_lock, transaction
+from ._session import Sleep, autocommits, busy_pauses, is_busy, takes_write_lock, transaction
 
 __all__ = ["SqliteSaver"]
 
@@ -91,7 +91,14 @@ def open_connection(path: str, options: ConnectOptions) -> sqlite3.Connection:
         )
         try:
             for pragma in connection_pragmas(path, options.synchronous):
-                conn.execute(pragma).fetchall()
+                for pause in busy_pauses(options.timeout):
+                    try:
+                        conn.execute(pragma).fetchall()
+                        break
+                    except sqlite3.OperationalError as exc:
+                        if pause is None or not is_busy(exc):
+                            raise
+                        time.sleep(pause)
         except BaseException:
             conn.close()
             raise
