@@ -101,6 +101,10 @@ class SqliteBackend(Backend):
             return tuple(steps)
 
         def single() -> Execute | None:
+            if not writes:
+                wide = sql.wide_put_params(checkpoint, blobs)
+                if wide is not None:
+                    return Execute(sql.PUT_WIDE, (wide,), standalone=True)
             ((text, params), *more) = sql.put_statements(sql.put_rows(checkpoint, blobs, writes))
             return None if more else Execute(text, (params,), standalone=True)
 

@@ -90,3 +90,27 @@ async def test_many_writes_and_channels_in_one_call(sh: Harness) -> None:
     assert got is not None
     assert got.checkpoint["channel_values"] == values
     assert got.pending_writes == [("task", ch, v) for ch, v in writes]
+
+
+async def test_puts_of_each_blob_count_around_the_wide_row(sh: Harness) -> None:
+    # Up to WIDE_SLOTS blobs a put is one row of cp_put_wide, beyond that rows of cp_put;
+    # either way a stored put reads back whole, and storing it again replaces the
+    # checkpoint's own fields while its blobs stay as first written.
+    from checkpoint_sqlite._schema import WIDE_SLOTS
+
+    for count in range(WIDE_SLOTS + 3):
+        tid = new_thread()
+        values = {f"ch{i}": f"value {i} " * (i + 1) for i in range(count)}
+        cp = checkpoint(values)
+        stored = await sh.put(config(tid), cp, {"n": count}, dict.fromkeys(values, 1))
+        got = await sh.get_tuple(stored)
+        assert got is not None
+        assert got.checkpoint["channel_values"] == values
+        assert got.metadata["n"] == count
+        again = await sh.put(config(tid), cp, {"n": count + 100}, dict.fromkeys(values, 1))
+        assert again == stored
+        got = await sh.get_tuple(stored)
+        assert got is not None
+        assert got.checkpoint["channel_values"] == values
+        assert got.metadata["n"] == count + 100
+        assert len(await sh.list(config(tid))) == 1

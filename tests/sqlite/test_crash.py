@@ -63,13 +63,19 @@ def _latest_step(db_path: str) -> int:
 
 
 # The sync saver puts in BEGIN, blobs, checkpoint, COMMIT. The async one puts 4 channels in
-# one statement (5 rows into the cp_put view, traced again as each trigger of each row
-# runs), and 100 channels (too many rows for one statement) as the sync saver does.
+# one statement as one row of the cp_put_wide view (traced 4 times: the statement, its
+# trigger, the blobs' INSERT, the checkpoint's INSERT), 6 channels as one statement of 7
+# rows into the cp_put view (traced again as each trigger of each row runs: 1 + 4 per row),
+# and 100 channels (too many rows for one statement) as the sync saver does.
+WIDE = "INSERT INTO cp_put_wide"
+ROWS = "INSERT INTO cp_put VALUES"
 DEATHS = {
     "sync, blobs written": ("sync", CHANNELS, "INSERT INTO cp_checkpoints", 1),
     "sync, at COMMIT": ("sync", CHANNELS, "COMMIT", 1),
-    "async, one statement, mid-blobs": ("async", CHANNELS, "INSERT INTO cp_put", 9),
-    "async, one statement, checkpoint row": ("async", CHANNELS, "INSERT INTO cp_put", 19),
+    "async, one wide row, before its blobs": ("async", CHANNELS, WIDE, 3),
+    "async, one wide row, blobs written": ("async", CHANNELS, WIDE, 4),
+    "async, one statement of rows, mid-blobs": ("async", 6, ROWS, 9),
+    "async, one statement of rows, checkpoint row": ("async", 6, ROWS, 27),
     "async, transaction, blobs written": ("async", 100, "INSERT INTO cp_checkpoints", 1),
     "async, transaction, at COMMIT": ("async", 100, "COMMIT", 1),
 }
