@@ -31,7 +31,10 @@ __all__ = [
 ]
 
 WIDE_SLOTS = 4
-"""Blobs one row of `cp_put_wide` carries: the agent graph's puts write 1 to 3."""
+"""Blobs one row of `cp_put_wide` carries: the agent graph's puts write 1 to 3.
+
+Part of migration v2's view: a database keeps the view it was migrated with, so another
+number needs a new migration that replaces the view, not an edit of this one."""
 
 _CHECKPOINT_NAMES = (
     "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint,"
