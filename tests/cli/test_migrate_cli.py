@@ -121,6 +121,9 @@ def test_ctrl_c_stops_between_batches_and_resumes(
     total = _count(filled.url, filled.work.thread_ids)
     real_call = ProgressBar.__call__
     calls = []
+    # Python's own handler, or SIG_IGN when the test run was started in the background
+    # by a shell without job control: the command must leave whichever it found.
+    handler = signal.getsignal(signal.SIGINT)
 
     def press_ctrl_c(self: ProgressBar, progress: Any) -> None:
         calls.append(progress)
@@ -137,7 +140,7 @@ def test_ctrl_c_stops_between_batches_and_resumes(
     copied = _count(target, filled.work.thread_ids)
     assert 0 < copied < total
     monkeypatch.setattr(ProgressBar, "__call__", real_call)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler
     resumed = cli("migrate", filled.url, target, "--verify")
     assert resumed.status == 0, resumed.err
     assert f"{copied} checkpoints already in the target, skipped" in resumed.out
