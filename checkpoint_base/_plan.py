@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["AsyncExecutor", "Plan", "SyncExecutor", "arun", "done", "run"]
+__all__ = ["AsyncExecutor", "Plan", "QuickReads", "SyncExecutor", "arun", "done", "run"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -82,4 +82,17 @@ class AsyncExecutor(Protocol):
 
     async def aclose(self) -> None:
         """Release what the executor owns (not what the caller passed in)."""
+        ...
+
+
+class QuickReads(Protocol):
+    """An async executor that may run a read of one checkpoint without a thread hop.
+
+    Optional: the saver's `aget_tuple` uses it when the executor has it. The executor runs
+    `make()` at once on the event loop's thread when that cannot wait on a lock, else as
+    `run(make())` would (a plan runs once, so it gets a factory).
+    """
+
+    async def run_quick_read(self, make: Callable[[], Plan[T]]) -> T:
+        """Run the read plan `make()` returns."""
         ...

@@ -205,7 +205,13 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async twin of `get_tuple`."""
-        row = await self._arun(self.backend.get(*parse_config(config)))
+        key = parse_config(config)
+        quick = getattr(self._aexecutor, "run_quick_read", None)
+        if quick is None:
+            row = await self._arun(self.backend.get(*key))
+        else:
+            self._loop = asyncio.get_running_loop()
+            row = await quick(lambda: self.backend.get(*key))
         return to_tuple(self.serde, row) if row is not None else None
 
     def _walk(
