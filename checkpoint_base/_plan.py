@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["AsyncExecutor", "Plan", "QuickReads", "SyncExecutor", "arun", "done", "run"]
+__all__ = ["AsyncExecutor", "Plan", "QuickOps", "SyncExecutor", "arun", "done", "run"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -85,14 +85,15 @@ class AsyncExecutor(Protocol):
         ...
 
 
-class QuickReads(Protocol):
-    """An async executor that may run a read of one checkpoint without a thread hop.
+class QuickOps(Protocol):
+    """An async executor that may run a small operation without a thread hop.
 
-    Optional: the saver's `aget_tuple` uses it when the executor has it. The executor runs
-    `make()` at once on the event loop's thread when that cannot wait on a lock, else as
-    `run(make())` would (a plan runs once, so it gets a factory).
+    Optional: the saver's `aget_tuple`, `aput` and `aput_writes` use it when the executor
+    has it. The executor runs `make()` at once on the event loop's thread when that cannot
+    wait (on a lock, a sync to disk), else as `run(make())` would; a plan runs once, so it
+    gets a factory.
     """
 
-    async def run_quick_read(self, make: Callable[[], Plan[T]]) -> T:
-        """Run the read plan `make()` returns."""
+    async def run_quick(self, make: Callable[[], Plan[T]]) -> T:
+        """Run the plan `make()` returns: one get, put or put_writes."""
         ...

@@ -16,7 +16,15 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
-from collections.abc import AsyncIterator, Collection, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -113,6 +121,15 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         self._loop = asyncio.get_running_loop()
         return await self._aexecutor.run(plan)
 
+    async def _aquick(self, make: Callable[[], Plan[T]]) -> T:
+        """`_arun(make())` for one small operation, through the executor's `run_quick` if any."""
+        quick = getattr(self._aexecutor, "run_quick", None)
+        if quick is None:
+            return await self._arun(make())
+        self._loop = asyncio.get_running_loop()
+        result: T = await quick(make)
+        return result
+
     def _call_soon(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the saver's loop from a thread that is not running it."""
         try:
@@ -206,12 +223,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async twin of `get_tuple`."""
         key = parse_config(config)
-        quick = getattr(self._aexecutor, "run_quick_read", None)
-        if quick is None:
-            row = await self._arun(self.backend.get(*key))
-        else:
-            self._loop = asyncio.get_running_loop()
-            row = await quick(lambda: self.backend.get(*key))
+        row = await self._aquick(lambda: self.backend.get(*key))
         return to_tuple(self.serde, row) if row is not None else None
 
     def _walk(
@@ -327,7 +339,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         """Async twin of `put`."""
         record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
-        await self._arun(self.backend.put_checkpoint(record, blobs))
+        await self._aquick(lambda: self.backend.put_checkpoint(record, blobs))
         return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
 
     def put_writes(
@@ -356,7 +368,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Async twin of `put_writes`."""
         records = write_records(self.serde, config, writes, task_id, task_path)
         if records:
-            await self._arun(self.backend.put_writes(records))
+            await self._aquick(lambda: self.backend.put_writes(records))
 
     # -- deletes, copies, pruning ----------------------------------------------------------
 

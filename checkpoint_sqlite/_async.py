@@ -2,8 +2,8 @@
 
 aiosqlite runs each connection in a thread of its own and hands every statement to it; a
 plan's statements go to one connection, so a read is one hop and a `put` one (a single
-statement). `aget_tuple` on the saver's own file takes no hop unless a lock is in the way:
-see `AsyncPooledExecutor.run_quick_read`.
+statement). `aget_tuple`, `aput` and `aput_writes` on the saver's own file take no hop unless
+something would make them wait: see `AsyncPooledExecutor.run_quick`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,13 @@ from checkpoint_base import (
 )
 
 from ._backend import SqliteBackend
-from ._conn import MEMORY, ConnectOptions, connection_pragmas, open_options
+from ._conn import (
+    MEMORY,
+    ConnectOptions,
+    connection_pragmas,
+    open_options,
+    synchronous_pragma,
+)
 from ._requests import Execute, Query
 from ._session import (
     Sleep,
@@ -161,23 +167,40 @@ async def open_connection(path: str, options: ConnectOptions) -> aiosqlite.Conne
 
 
 class _WouldWait(Exception):
-    """A quick read met a lock, or a request it does not perform: run the plan on a thread."""
+    """A quick plan met a lock, or a request it may not perform: run it on a thread."""
 
 
-def _read_now(conn: sqlite3.Connection, plan: Plan[T]) -> T:
-    """Run a read-only plan on `conn` in the calling thread, never waiting for a lock."""
+_CHECKPOINT_EVERY = 256
+"""Writes on the loop's connection between two WAL checkpoints (see `run_quick`)."""
+
+
+def _run_now(conn: sqlite3.Connection, plan: Plan[T], writes: bool) -> T:
+    """Run a plan on `conn` in the calling thread, never waiting: `_WouldWait` instead.
+
+    `conn` has `busy_timeout` 0, so a lock in the way fails at once; the transaction
+    wrapper would then ask to pause and retry (`Sleep`), and that is where this gives up.
+    Nothing is done by then: the write lock is taken by the plan's first write, which is
+    what failed. `writes`: False gives up at the first write instead.
+    """
+    wrapped = transaction(plan, nested=False, autocommit=True, one_statement=True)
 
     def perform(op: Any) -> Any:
-        if type(op) is not Query:
-            raise _WouldWait
-        try:
+        kind = type(op)
+        if kind is Query:
             return conn.execute(op.sql, op.params).fetchall()
-        except sqlite3.Error as exc:
-            if is_busy(exc):
-                raise _WouldWait from exc
-            raise translate(exc) from exc
+        if kind is Execute and writes:
+            if len(op.rows) == 1:
+                conn.execute(op.sql, op.rows[0])
+            else:
+                conn.executemany(op.sql, op.rows)
+            return None
+        raise _WouldWait
 
-    return run(plan, perform)
+    return run(wrapped, perform)
+
+
+def _wal_checkpoint() -> Plan[None]:
+    yield Query("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 class AsyncPooledExecutor:
@@ -199,9 +222,11 @@ class AsyncPooledExecutor:
         self._count = 0  # open connections, idle or in use
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
-        self._reader: sqlite3.Connection | None = None
-        self._reader_pid = 0
-        self._reader_lock = threading.Lock()
+        self._quick: sqlite3.Connection | None = None
+        self._quick_pid = 0
+        self._quick_lock = threading.Lock()
+        self._quick_writes = 0
+        self._checkpointing: asyncio.Future[None] | None = None
 
     async def _take(self) -> aiosqlite.Connection:
         while True:
@@ -254,33 +279,44 @@ class AsyncPooledExecutor:
         await self._give_back(conn)
         return result
 
-    async def run_quick_read(self, make: Callable[[], Plan[T]]) -> T:
-        """A read of one checkpoint, on the event loop's thread when no lock is in the way.
+    async def run_quick(self, make: Callable[[], Plan[T]]) -> T:
+        """A get, put or put_writes, on the event loop's thread when nothing makes it wait.
 
         A hop to an aiosqlite thread and back cost 61 us on an idle machine (a one-row
         SELECT: 70 us through aiosqlite, 9 us with sqlite3 on the calling thread), more
-        under load, where the read of a 100-step thread's latest checkpoint takes 40 us.
-        The event loop's thread runs it on a read-only connection that never waits for a
-        lock (`busy_timeout` 0): in WAL mode a reader rarely meets one; when it does, the
-        read goes to a pooled connection's thread, as any other plan does. The rows are
-        deserialized on the loop's thread either way.
+        under load; the read of a 100-step thread's latest checkpoint takes 40 us and its
+        put 80-130 us. So the loop's thread runs these plans itself, on a connection of its
+        own that never waits: `busy_timeout` 0, so a lock held by another connection fails
+        the plan's first statement at once, and the plan then goes to a pooled connection's
+        thread as any other plan does (it waits there). Writes run there only in WAL mode
+        with `synchronous="normal"`, where a commit does not sync to disk; with `"full"`
+        they always take the thread. The connection does not checkpoint the WAL itself (a
+        checkpoint syncs): every 256 of its writes a pooled connection does, in the
+        background, as SQLite's automatic checkpoint would after about 1,000 pages.
         """
-        reader = self._quick_reader()
-        if reader is not None and self._reader_lock.acquire(blocking=False):
+        conn = self._quick_conn()
+        if conn is not None and self._quick_lock.acquire(blocking=False):
+            writes = self._options.synchronous == "normal"
             try:
-                return _read_now(reader, make())
+                before = conn.total_changes
+                result = _run_now(conn, make(), writes)
             except _WouldWait:
                 pass
+            else:
+                if conn.total_changes != before:
+                    self._wrote()
+                return result
             finally:
-                self._reader_lock.release()
+                self._quick_lock.release()
         return await self.run(make())
 
-    def _quick_reader(self) -> sqlite3.Connection | None:
+    def _quick_conn(self) -> sqlite3.Connection | None:
         if self._closed:
             return None
-        if self._reader is not None and self._reader_pid == os.getpid():
-            return self._reader
-        try:  # opening a file takes no lock
+        if self._quick is not None and self._quick_pid == os.getpid():
+            return self._quick
+        conn = None
+        try:  # opening a file takes no lock; these settings are the connection's own
             conn = sqlite3.connect(
                 self._path,
                 timeout=0,
@@ -288,18 +324,38 @@ class AsyncPooledExecutor:
                 check_same_thread=False,
                 cached_statements=64,
             )
-            conn.execute("PRAGMA query_only=1")
+            conn.execute(synchronous_pragma(self._options.synchronous))
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            if conn.execute("PRAGMA journal_mode").fetchone() != ("wal",):
+                conn.close()  # not (yet) WAL: a commit would sync; try again next time
+                return None
         except sqlite3.Error:
-            return None  # the pooled connections will report what is wrong
-        self._reader, self._reader_pid = conn, os.getpid()
+            if conn is not None:
+                conn.close()
+            return None  # busy now, or broken: the pooled connections will tell
+        self._quick, self._quick_pid = conn, os.getpid()
         return conn
 
+    def _wrote(self) -> None:
+        self._quick_writes += 1
+        if self._quick_writes % _CHECKPOINT_EVERY == 0 and (
+            self._checkpointing is None or self._checkpointing.done()
+        ):
+            self._checkpointing = asyncio.ensure_future(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        with contextlib.suppress(StorageError):  # a busy or closed database: next time
+            await self.run(_wal_checkpoint())
+
     async def aclose(self) -> None:
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
         self._closed = True
-        reader, self._reader = self._reader, None
-        if reader is not None and self._reader_pid == os.getpid():
-            with self._reader_lock:
-                reader.close()
+        quick, self._quick = self._quick, None
+        if quick is not None and self._quick_pid == os.getpid():
+            with self._quick_lock:
+                quick.close()
         while self._idle:
             conn = self._idle.pop()
             self._count -= 1

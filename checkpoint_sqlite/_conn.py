@@ -8,7 +8,14 @@ from typing import Any
 
 from checkpoint_base import ConfigError
 
-__all__ = ["MEMORY", "ConnectOptions", "connection_pragmas", "database_path", "open_options"]
+__all__ = [
+    "MEMORY",
+    "ConnectOptions",
+    "connection_pragmas",
+    "database_path",
+    "open_options",
+    "synchronous_pragma",
+]
 
 MEMORY = ":memory:"
 
@@ -156,3 +163,8 @@ def connection_pragmas(path: str, synchronous: str = "normal") -> tuple[str, ...
     if path == MEMORY:
         return ()
     return ("PRAGMA journal_mode=WAL", _SYNCHRONOUS[synchronous])
+
+
+def synchronous_pragma(synchronous: str) -> str:
+    """The statement that sets `synchronous` ("normal" or "full") on a connection."""
+    return _SYNCHRONOUS[synchronous]

@@ -1,4 +1,9 @@
-"""The async saver's pool: bounded connections, concurrent writers, cancelled calls."""
+"""The async saver's pool: bounded connections, concurrent writers, cancelled calls.
+
+With `synchronous="normal"` a put that nothing makes wait runs on the event loop's thread
+(`AsyncPooledExecutor.run_quick`), not on the pool; these tests use `"full"`, where every
+write takes a pooled connection's thread, to load the pool.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from tests.conformance.builders import checkpoint, config
 
 
 async def test_concurrent_calls_share_a_bounded_pool(db_path: str) -> None:
-    saver = await AsyncSqliteSaver.open(db_path, max_connections=2, max_idle=1)
+    saver = await AsyncSqliteSaver.open(db_path, max_connections=2, max_idle=1, synchronous="full")
     try:
         await saver.asetup()
         executor = saver._aexecutor
@@ -31,7 +36,7 @@ async def test_concurrent_calls_share_a_bounded_pool(db_path: str) -> None:
 
 
 async def test_cancelled_puts_leave_nothing_half_done(db_path: str) -> None:
-    async with AsyncSqliteSaver.from_conn_string(db_path) as saver:
+    async with AsyncSqliteSaver.from_conn_string(db_path, synchronous="full") as saver:
         big = "x" * 200_000
         tasks = [
             asyncio.create_task(
@@ -51,3 +56,20 @@ async def test_cancelled_puts_leave_nothing_half_done(db_path: str) -> None:
         assert await saver.aget_tuple(stored) is not None
         for task in tasks[1::2]:
             assert task.done() and not task.cancelled()
+
+
+async def test_puts_on_the_loop_run_whole_before_a_cancel_can_land(db_path: str) -> None:
+    async with AsyncSqliteSaver.from_conn_string(db_path) as saver:
+        big = "x" * 200_000
+        tasks = [
+            asyncio.create_task(
+                saver.aput(config(f"c{i}"), checkpoint({"a": big, "b": i}), {}, {"a": 1, "b": 1})
+            )
+            for i in range(20)
+        ]
+        await asyncio.sleep(0)  # each task ran its put to the end: nothing made it wait
+        assert not any(task.cancel() for task in tasks)
+        await asyncio.gather(*tasks)
+        listed = [t async for t in saver.alist(None)]
+        assert sorted(t.checkpoint["channel_values"]["b"] for t in listed) == list(range(20))
+        assert all(t.checkpoint["channel_values"]["a"] == big for t in listed)

@@ -1,4 +1,5 @@
-"""`aget_tuple` of the pooled async saver reads on the event loop's thread unless it would wait."""
+"""The pooled async saver's get, put and put_writes run on the event loop's thread unless they
+would wait (a lock, or a commit that syncs to disk), and go to a pooled thread then."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import checkpoint_sqlite._async as async_module
 from checkpoint_sqlite import AsyncSqliteSaver
 from checkpoint_sqlite._backend import SqliteBackend
 from checkpoint_sqlite._conn import ConnectOptions
-from checkpoint_sqlite._requests import Query
+from checkpoint_sqlite._requests import Execute, Query
 from tests.conformance.builders import checkpoint, config, new_thread
 
 
@@ -84,7 +85,7 @@ async def test_a_locked_database_moves_the_read_off_the_loop(db_path: str, hops:
     timer.start()
     started = time.monotonic()
     try:
-        row = await executor.run_quick_read(lambda: backend.get(tid, "", None))
+        row = await executor.run_quick(lambda: backend.get(tid, "", None))
     finally:
         timer.join()
         ticker.cancel()
@@ -98,20 +99,83 @@ async def test_a_locked_database_moves_the_read_off_the_loop(db_path: str, hops:
     assert ticks >= 10  # ... while the event loop went on running other tasks
 
 
-async def test_plans_that_write_are_not_run_on_the_loop(db_path: str, hops: list[Any]) -> None:
+async def test_puts_and_writes_take_no_hop(db_path: str, hops: list[Any]) -> None:
     async with AsyncSqliteSaver.from_conn_string(db_path) as saver:
         tid = new_thread()
-        await saver.aput(config(tid), checkpoint({"a": 1}), {}, {"a": 1})
+        hops.clear()
+        stored = await saver.aput(config(tid), checkpoint({"a": 1}), {"step": 0}, {"a": 1})
+        await saver.aput_writes(stored, [("a", 2), ("b", 3)], "task")
+        assert hops == []
+    async with AsyncSqliteSaver.from_conn_string(db_path) as saver:  # new connections
+        got = await saver.aget_tuple(config(tid))
+        assert got is not None and got.checkpoint["channel_values"] == {"a": 1}
+        assert got.pending_writes == [("task", "a", 2), ("task", "b", 3)]
+
+
+async def test_with_full_sync_writes_take_the_thread(db_path: str, hops: list[Any]) -> None:
+    async with AsyncSqliteSaver.from_conn_string(db_path, synchronous="full") as saver:
+        tid = new_thread()
+        hops.clear()
+        stored = await saver.aput(config(tid), checkpoint({"a": 1}), {}, {"a": 1})
+        assert any(isinstance(op, Execute) for op in hops)  # the put, on a pooled thread
+        hops.clear()
+        got = await saver.aget_tuple(stored)
+        assert hops == []  # reads still take no hop
+        assert got is not None and got.checkpoint["channel_values"] == {"a": 1}
+
+
+async def test_a_held_write_lock_moves_the_put_off_the_loop(db_path: str, hops: list[Any]) -> None:
+    async with AsyncSqliteSaver.from_conn_string(db_path) as saver:
+        tid = new_thread()
+        holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")  # WAL: readers go on, writers wait
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        hops.clear()
+        timer = threading.Timer(0.4, lambda: holder.execute("COMMIT"))
+        timer.start()
+        started = time.monotonic()
+        try:
+            stored = await saver.aput(config(tid), checkpoint({"a": 1}), {}, {"a": 1})
+        finally:
+            timer.join()
+            ticker.cancel()
+            holder.close()
+        waited = time.monotonic() - started
+        assert waited >= 0.35
+        assert any(isinstance(op, Execute) for op in hops)
+        assert ticks >= 10
+        got = await saver.aget_tuple(stored)
+        assert got is not None and got.checkpoint["channel_values"] == {"a": 1}
+
+
+async def test_the_wal_is_checkpointed_by_a_pooled_connection(
+    db_path: str, hops: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(async_module, "_CHECKPOINT_EVERY", 5)
+    async with AsyncSqliteSaver.from_conn_string(db_path) as saver:
         executor = saver._aexecutor
         assert isinstance(executor, async_module.AsyncPooledExecutor)
+        tid = new_thread()
         hops.clear()
-        await executor.run_quick_read(lambda: saver.backend.delete_threads([tid]))
-        assert hops  # the delete went to a pooled connection
-        assert await saver.aget_tuple(config(tid)) is None
-        reader = executor._quick_reader()
-        assert reader is not None
-        with pytest.raises(sqlite3.OperationalError, match="readonly database"):
-            reader.execute("DELETE FROM cp_checkpoints")
+        for step in range(12):
+            await saver.aput(config(tid), checkpoint({"a": step}), {}, {"a": step + 1})
+            if step in (4, 9):  # the 5th and the 10th write: a checkpoint is under way
+                assert executor._checkpointing is not None
+                await executor._checkpointing
+        checkpoints = [op for op in hops if isinstance(op, Query) and "wal_checkpoint" in op.sql]
+        assert len(checkpoints) == 2
+        assert [op for op in hops if isinstance(op, Execute)] == []  # the puts took no hop
+        quick = executor._quick_conn()
+        assert quick is not None
+        assert quick.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
 
 
 async def test_a_closed_saver_says_so(db_path: str) -> None:
