@@ -156,28 +156,6 @@ async def test_a_held_write_lock_moves_the_put_off_the_loop(db_path: str, hops: 
         assert got is not None and got.checkpoint["channel_values"] == {"a": 1}
 
 
-async def test_the_wal_is_checkpointed_by_a_pooled_connection(
-    db_path: str, hops: list[Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(async_module, "_CHECKPOINT_EVERY", 5)
-    async with AsyncSqliteSaver.from_conn_string(db_path) as saver:
-        executor = saver._aexecutor
-        assert isinstance(executor, async_module.AsyncPooledExecutor)
-        tid = new_thread()
-        hops.clear()
-        for step in range(12):
-            await saver.aput(config(tid), checkpoint({"a": step}), {}, {"a": step + 1})
-            if step in (4, 9):  # the 5th and the 10th write: a checkpoint is under way
-                assert executor._checkpointing is not None
-                await executor._checkpointing
-        checkpoints = [op for op in hops if isinstance(op, Query) and "wal_checkpoint" in op.sql]
-        assert len(checkpoints) == 2
-        assert [op for op in hops if isinstance(op, Execute)] == []  # the puts took no hop
-        quick = executor._quick_conn()
-        assert quick is not None
-        assert quick.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
-
-
 async def test_a_closed_saver_says_so(db_path: str) -> None:
     saver = AsyncSqliteSaver.from_conn_string(db_path)
     async with saver as opened:
