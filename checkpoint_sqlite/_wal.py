@@ -9,23 +9,27 @@ a quarter of the run's time (200 turns of 10 threads: mean 7.1 ms per turn, medi
 
 So the saver's own connections only checkpoint as a safety valve, at a WAL four times that
 size (`VALVE_PAGES`), and a daemon thread does the work: writers tell it every
-`NOTIFY_EVERY` writes, it looks at the WAL's size and runs a PASSIVE checkpoint (which never
-waits for a lock, so it never holds up a writer) when `WAL_BYTES` were added since its last
-one, and once more when the writers pause if frames were written meanwhile. Once a
-checkpoint has copied every frame, the next writer starts the WAL over from its
-start, as after an automatic checkpoint (the WAL header's checkpoint sequence number
-changes), and truncates the file (`journal_size_limit=0`), so the file's size then tells
-how much was written since.
+`NOTIFY_EVERY` writes, it reads how many frames the WAL gained since its last checkpoint
+(from the WAL file's headers) and runs a PASSIVE checkpoint (which never waits for a lock,
+so it never holds up a writer) when that reaches `WAL_BYTES`, and once more when the
+writers pause if frames were written meanwhile. Once a checkpoint has copied every frame,
+the next writer starts the WAL over from its start, as after an automatic checkpoint.
 
 Under writes with no pause at all the WAL never gets wholly copied between two of them, so
 it grows to the valve; the writer that reaches it then checkpoints what the thread has not
 copied yet (a fraction) and the WAL starts over. Having the thread force that with a
 RESTART checkpoint (which holds writers off meanwhile) measured no better.
 
+Continuous writes with no pause pay for it a little: the benchmarks' put loop (100-step
+thread, sqlite3) took 222-228 instead of 212-217 us per put (medians; 99th percentile
+510-560 instead of 990-1,100 us), the checkpoints running beside the writer, not in it.
+
 Measured with the benchmarks' agent graph (`--backend sqlite --workload e2e --flavor sync`,
 2 interleaved runs, turns/s against the official saver's, before -> after): 20-turn threads
-1.19x -> 1.35-1.43x (`durability="sync"`), 1.19-1.22x -> 1.34-1.38x (`"async"`), 1.10x ->
-1.31x (`"exit"`); 3-turn threads 1.08-1.12x -> 1.20-1.25x (`"sync"`). Only with
+1.20-1.23x -> 1.48-1.54x (`durability="sync"`), 1.22-1.24x -> 1.54-1.55x (`"async"`),
+1.10-1.17x -> 1.30-1.34x (`"exit"`); 3-turn threads 1.13-1.22x -> 1.29x (`"sync"`), with
+4 KB messages 1.09-1.13x -> 1.57-1.59x. The async flavor (which checkpointed on a pooled
+connection every 256 writes before) measured the same within noise. Only with
 `synchronous="normal"`: with `"full"` a commit syncs the WAL, SQLite's own checkpoint is
 cheap, and the thread made the graph slower (0.86-0.91x instead of 0.99-1.10x), so the
 saver leaves checkpoints to SQLite there.
@@ -58,14 +62,13 @@ VALVE_PAGES = 4_000
 """`wal_autocheckpoint` of the saver's connections: they checkpoint themselves only when the
 thread has not kept the WAL under about 16 MiB (4 KiB pages)."""
 
-VALVE_PRAGMAS = (
-    f"PRAGMA wal_autocheckpoint={VALVE_PAGES}",  # a constant of ours, no user input
-    "PRAGMA journal_size_limit=0",
-)
+VALVE_PRAGMAS = (f"PRAGMA wal_autocheckpoint={VALVE_PAGES}",)  # a constant: no user input
 """Settings of each connection of the saver that writes (they take no lock)."""
 
 NOTIFY_EVERY = 16
 """Writes between two looks at the WAL's size."""
+
+_WAL_MAGIC = (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")
 
 IDLE_SECONDS = 0.05
 """A pause of the writers this long after a checkpoint that left frames behind (written
@@ -112,42 +115,61 @@ class WalCheckpointer:
         self._thread = thread
         thread.start()
 
-    def _wal_state(self) -> tuple[int, int]:
-        """The WAL's checkpoint sequence number (its header's bytes 12-15, which SQLite
-        increments each time the WAL starts over) and its size; (-1, 0) if there is none."""
+    def _position(self) -> tuple[bytes, int, int] | None:
+        """Where the WAL is: (its salts, frames written since it last started over, page
+        size); None when there is no WAL.
+
+        Read from the `-wal` file as SQLite's file format defines it (sqlite.org/
+        fileformat2.html): a 32-byte header with the page size and two salts that change
+        each time the WAL starts over, then frames of a 24-byte header (the salts again at
+        byte 8) and a page. The frames of the current run are the prefix whose salts match,
+        found by bisection. Never the `-shm` file: closing a descriptor of a file drops
+        every POSIX lock the process holds on it, SQLite's included (a worker process died
+        of SIGBUS when this read the wal-index there).
+        """
         try:
             with open(self._wal_path, "rb") as f:
-                head = f.read(16)
-                size = os.fstat(f.fileno()).st_size
+                head = f.read(32)
+                if len(head) < 32 or head[:4] not in _WAL_MAGIC:
+                    return None
+                page = int.from_bytes(head[8:12], "big")
+                salts = head[16:24]
+                frame = 24 + page
+                fd = f.fileno()
+                lo, hi = 0, (os.fstat(fd).st_size - 32) // frame
+                while lo < hi:  # frames [0, lo) are of this run
+                    mid = (lo + hi) // 2
+                    if os.pread(fd, 8, 32 + mid * frame + 8) == salts:
+                        lo = mid + 1
+                    else:
+                        hi = mid
         except OSError:
-            return -1, 0
-        return (int.from_bytes(head[12:16], "big") if len(head) == 16 else -1), size
+            return None
+        return salts, lo, page
 
     def _loop(self) -> None:
         conn: sqlite3.Connection | None = None
         wake = self._wake
-        done: tuple[int, int] = (-1, 0)  # the WAL's state when the last checkpoint began
+        done: tuple[bytes, int] = (b"", 0)  # the WAL's salts and frames at the last checkpoint
         try:
             while True:
                 woke = wake.wait(IDLE_SECONDS if self.finishing else None)
                 wake.clear()
                 if self._stop:
                     return
-                state = self._wal_state()
-                if woke:
-                    seq, size = state
-                    copied = done[1] if seq == done[0] else 0  # started over since: all new
-                    if size - copied < WAL_BYTES:
-                        continue
-                elif state == done:  # idle, and nothing was written since the last one
+                position = self._position()
+                if position is None:
                     self.finishing = False
+                    continue
+                salts, frames, page = position
+                new = frames - done[1] if salts == done[0] else frames  # started over: all new
+                if new * page < (WAL_BYTES if woke else 1):
+                    self.finishing = self.finishing and woke
                     continue
                 try:
                     if conn is None:
                         conn = self._connect()
-                    ((_, frames, copied_frames),) = conn.execute(
-                        "PRAGMA wal_checkpoint(PASSIVE)"
-                    ).fetchall()
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # busy, or the file is gone: try at the next wake
                     logger.debug("background WAL checkpoint failed: %r", exc)
                     if conn is not None:
@@ -155,10 +177,11 @@ class WalCheckpointer:
                             conn.close()
                         conn = None
                     continue
-                done = state
-                # Frames left behind (written meanwhile, or held by a reader) keep the WAL
-                # from starting over: copy them once the writers pause.
-                self.finishing = woke and (frames != copied_frames or self._wal_state() != state)
+                done = (salts, frames)
+                # Frames written meanwhile keep the WAL from starting over: copy them once
+                # the writers pause.
+                after = self._position()
+                self.finishing = woke and after is not None and after[:2] != done
                 self.checkpoints += 1
         finally:
             if conn is not None:

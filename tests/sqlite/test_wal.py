@@ -253,3 +253,27 @@ async def test_async_with_full_sync_sqlite_checkpoints_as_usual(db_path: str) ->
             assert await conn.execute_fetchall("PRAGMA wal_autocheckpoint") == [(1000,)]
         finally:
             await executor._give_back(conn)
+
+
+def test_position_counts_the_frames_of_the_wal_s_current_run(db_path: str) -> None:
+    writer = _grow_wal(db_path, 2 * THRESHOLD)
+    checkpointer = WalCheckpointer(db_path, lambda: sqlite3.connect(db_path))
+    try:
+        position = checkpointer._position()
+        assert position is not None
+        salts, frames, page = position
+        # Every frame holds a page plus a 24-byte header; the file starts with a 32-byte one.
+        assert page == 4096
+        assert frames == (_wal_size(db_path) - 32) // (page + 24)
+        size = _wal_size(db_path)
+        # Copied, the WAL starts over at the next write, in the same file: fewer frames of a
+        # new run (new salts), old ones after them.
+        assert _frames_left(writer) == 0
+        writer.execute("INSERT INTO t VALUES (?)", (b"y" * 8192,))
+        assert _wal_size(db_path) == size
+        again = checkpointer._position()
+        assert again is not None
+        assert again[0] != salts and 0 < again[1] < 10
+    finally:
+        writer.close()
+    assert WalCheckpointer(db_path + ".none", sqlite3.connect)._position() is None
