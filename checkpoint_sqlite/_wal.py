@@ -90,7 +90,9 @@ class WalCheckpointer:
         self._wake = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        self._thread_pid = 0  # the process the thread runs in
+        self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
         self.checkpoints = 0
         """Checkpoints the thread ran (tests and curiosity)."""
         self.finishing = False
@@ -102,18 +104,23 @@ class WalCheckpointer:
         self._writes += 1
         if self._writes % NOTIFY_EVERY:
             return
-        if self._thread is None or self._pid != os.getpid():
+        if self._thread_pid != os.getpid():
             self._start()
         self._wake.set()
 
     def _start(self) -> None:
-        if self._stop:
-            return
-        self._pid = os.getpid()
-        self._wake = threading.Event()
-        thread = threading.Thread(target=self._loop, name="checkpointers-sqlite-wal", daemon=True)
-        self._thread = thread
-        thread.start()
+        pid = os.getpid()
+        if self._lock_pid != pid:  # forked: a thread not copied may have held the lock
+            self._lock, self._lock_pid = threading.Lock(), pid
+        with self._lock:  # two writers at once start one thread
+            if self._stop or self._thread_pid == pid:
+                return
+            self._wake = threading.Event()
+            thread = threading.Thread(
+                target=self._loop, name="checkpointers-sqlite-wal", daemon=True
+            )
+            thread.start()
+            self._thread, self._thread_pid = thread, pid
 
     def _position(self) -> tuple[bytes, int, int] | None:
         """Where the WAL is: (its salts, frames written since it last started over, page
@@ -191,8 +198,10 @@ class WalCheckpointer:
     def close(self) -> None:
         """Stop the thread; wait for a checkpoint in progress to finish."""
         self._stop = True
-        thread = self._thread
-        if thread is not None and self._pid == os.getpid():
+        if self._lock_pid != os.getpid():
+            return  # forked: no thread of this process
+        with self._lock:  # a `_start` under way has finished, or will see `_stop`
+            thread, started_here = self._thread, self._thread_pid == os.getpid()
+        if thread is not None and started_here:
             self._wake.set()
             thread.join()
-        self._thread = None

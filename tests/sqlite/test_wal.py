@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -277,3 +278,62 @@ def test_position_counts_the_frames_of_the_wal_s_current_run(db_path: str) -> No
     finally:
         writer.close()
     assert WalCheckpointer(db_path + ".none", sqlite3.connect)._position() is None
+
+
+def _wal_threads() -> int:
+    return sum(t.name == "checkpointers-sqlite-wal" for t in threading.enumerate())
+
+
+def test_writers_at_once_start_one_thread(db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow_event() -> threading.Event:  # widens the window between "none yet" and started
+        time.sleep(0.01)
+        return threading.Event()
+
+    slow = types.SimpleNamespace(Event=slow_event, Thread=threading.Thread, Lock=threading.Lock)
+    monkeypatch.setattr(wal_module, "threading", slow)
+    checkpointer = WalCheckpointer(db_path, lambda: sqlite3.connect(db_path))
+    before = _wal_threads()
+    start = threading.Barrier(8)
+
+    def write() -> None:
+        start.wait()
+        for _ in range(NOTIFY_EVERY * 4):
+            checkpointer.wrote()
+
+    writers = [threading.Thread(target=write) for _ in range(8)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    try:
+        assert _wal_threads() == before + 1
+    finally:
+        checkpointer.close()
+    assert _wal_threads() == before
+
+
+def test_a_forked_child_starts_its_own_thread(db_path: str) -> None:
+    checkpointer = WalCheckpointer(db_path, lambda: sqlite3.connect(db_path))
+    for _ in range(NOTIFY_EVERY):
+        checkpointer.wrote()
+    parent_thread = checkpointer._thread
+    assert parent_thread is not None
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's thread was not copied
+        code = 1
+        try:
+            for _ in range(NOTIFY_EVERY):
+                checkpointer.wrote()
+            thread = checkpointer._thread
+            if thread is not None and thread is not parent_thread and thread.is_alive():
+                checkpointer.close()
+                code = 0 if not thread.is_alive() else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    try:
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert parent_thread.is_alive()  # the child's close left the parent's alone
+    finally:
+        checkpointer.close()
+    assert not parent_thread.is_alive()
