@@ -146,7 +146,7 @@ class PooledExecutor:
         self._closed = False
         # With "full" a commit syncs the WAL, so SQLite's own checkpoint is cheap, and the
         # thread's were in the way: the agent graph took 0.86-0.91x the official saver's
-        # turns/s with them, 0.99-1.10x without (3 interleaved runs).
+        # turns/s with them, 0.99-1.10x without (3 interleaved runs of the sync flavor).
         self._wal = (
             WalCheckpointer(path, self._checkpoint_connection)
             if options.synchronous == "normal"
