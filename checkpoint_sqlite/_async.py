@@ -434,7 +434,8 @@ class AsyncSqliteSaver(CheckpointSaver):
     thread when nothing would make them wait (no lock in the way; for writes, WAL with
     `synchronous="normal"`): tens of microseconds of SQLite work instead of a hop to a
     connection's thread and back. Anything that would wait goes to a connection's thread,
-    so the loop is never held by a lock or a sync to disk.
+    so the loop is never held by a lock or a sync to disk; WAL checkpoints run on the
+    saver's own thread, as in `SqliteSaver`.
 
     Durability: as for `SqliteSaver`: every write is one transaction; committed
     checkpoints survive a crash of the process; a kill mid-`put` leaves all or nothing.

@@ -262,6 +262,11 @@ class SqliteSaver(CheckpointSaver):
     loss may lose the last commits (WAL with `synchronous=NORMAL`). A kill in the middle
     of a `put` leaves the whole checkpoint or nothing.
 
+    With `synchronous="normal"` the saver's own connections leave WAL checkpoints (copying
+    the WAL into the database file, which syncs) to a daemon thread of the saver,
+    `checkpointers-sqlite-wal`, so that a `put` does not wait for one; closing the saver
+    stops it.
+
     Args:
         conn: An open `sqlite3.Connection`. Open it with `check_same_thread=False` to use
             the saver from several threads; calls are serialized on it. If it is inside a
