@@ -49,7 +49,7 @@ from ._session import (
     transaction,
     translate,
 )
-from ._wal import VALVE_PRAGMAS, WalCheckpointer
+from ._wal import for_saver as wal_for_saver
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -229,16 +229,7 @@ class AsyncPooledExecutor:
         self._quick: sqlite3.Connection | None = None
         self._quick_pid = 0
         self._quick_lock = threading.Lock()
-        # As in the sync flavor's `PooledExecutor`: with "full" SQLite keeps its checkpoints.
-        self._wal = (
-            WalCheckpointer(path, self._checkpoint_connection)
-            if options.synchronous == "normal"
-            else None
-        )
-        self._valve = VALVE_PRAGMAS if self._wal is not None else ()
-
-    def _checkpoint_connection(self) -> sqlite3.Connection:
-        return sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
+        self._wal, self._valve = wal_for_saver(path, options.synchronous)
 
     async def _take(self) -> aiosqlite.Connection:
         while True:

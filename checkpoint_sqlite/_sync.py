@@ -19,7 +19,7 @@ from ._backend import SqliteBackend
 from ._conn import MEMORY, ConnectOptions, connection_pragmas, open_options
 from ._requests import Execute, Query
 from ._session import Sleep, autocommits, busy_pauses, is_busy, takes_write_lock, transaction
-from ._wal import VALVE_PRAGMAS, WalCheckpointer
+from ._wal import for_saver as wal_for_saver
 
 __all__ = ["SqliteSaver"]
 
@@ -144,18 +144,7 @@ class PooledExecutor:
         self._idle: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._closed = False
-        # With "full" a commit syncs the WAL, so SQLite's own checkpoint is cheap, and the
-        # thread's were in the way: the agent graph took 0.86-0.91x the official saver's
-        # turns/s with them, 0.99-1.10x without (3 interleaved runs of the sync flavor).
-        self._wal = (
-            WalCheckpointer(path, self._checkpoint_connection)
-            if options.synchronous == "normal"
-            else None
-        )
-        self._valve = VALVE_PRAGMAS if self._wal is not None else ()
-
-    def _checkpoint_connection(self) -> sqlite3.Connection:
-        return sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
+        self._wal, self._valve = wal_for_saver(path, options.synchronous)
 
     def _open(self) -> sqlite3.Connection:
         conn = open_connection(self._path, self._options)
