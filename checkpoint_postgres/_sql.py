@@ -236,6 +236,9 @@ _COPY_THREAD = """WITH b AS (
 
 # One checkpoint (the latest of a namespace when id is NULL) by the function of migration 4.
 _GET_PAGE = "SELECT * FROM {s}.get_page(%(thread)s, %(ns)s, %(id)s)"
+# A page of one thread by the function of migration 5.
+_LIST_PAGE = """SELECT * FROM {s}.list_page(%(thread)s, %(ns)s, %(before)s, %(c_id)s, %(c_ns)s,
+    %(filter)s::jsonb, %(limit)s::int8)"""
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s"
 _CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {s}"
 _CREATE_MIGRATIONS = """CREATE TABLE IF NOT EXISTS {s}.migrations (
@@ -301,6 +304,7 @@ class Statements:
     prune: bytes
     copy_thread: bytes
     get_page: bytes
+    list_page: bytes
 
 
 @functools.lru_cache(maxsize=64)
@@ -327,6 +331,7 @@ def statements(schema: str) -> Statements:
         prune=r(_PRUNE),
         copy_thread=r(_COPY_THREAD),
         get_page=r(_GET_PAGE),
+        list_page=r(_LIST_PAGE),
     )
 
 

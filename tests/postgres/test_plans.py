@@ -131,7 +131,7 @@ def test_setup_up_to_date_and_newer() -> None:
 
 
 def test_list_page_binds_every_condition() -> None:
-    backend = PostgresBackend(SCHEMA)
+    backend = PostgresBackend(SCHEMA, plan_cached_gets=False)
     query = ListQuery(
         thread_id="t\x00",
         checkpoint_ns="",
@@ -157,6 +157,42 @@ def test_list_page_binds_every_condition() -> None:
     # A filter JSONB cannot hold stays in Python.
     seen, _ = collect(backend.list_page(ListQuery(filter={"k": "\x00"})))
     assert "filter" not in seen[0].params
+
+
+def test_list_pages_of_one_thread_go_through_the_function() -> None:
+    """Without prepared statements a thread's page calls `list_page` with every bound set
+    (None for the unused ones); a page of every thread or one checkpoint by id does not."""
+    backend = PostgresBackend(SCHEMA)
+    query = ListQuery(
+        thread_id="t\x00", before="c9", cursor=("c5", "t\x00", "ns"), filter={"k": "v"}, limit=3
+    )
+    (q,), _ = collect(backend.list_page(query))
+    assert q.sql == backend.sql.list_page
+    assert q.params == {
+        "limit": 3,
+        "thread": "t\x01\x01",
+        "ns": None,
+        "before": "c9",
+        "c_id": "c5",
+        "c_ns": "ns",
+        "filter": '{"k":"v"}',
+    }
+    (q,), _ = collect(backend.list_page(ListQuery(thread_id="t", checkpoint_ns="", limit=10)))
+    assert q.sql == backend.sql.list_page
+    assert q.params == {
+        "limit": 10,
+        "thread": "t",
+        "ns": "",
+        "before": None,
+        "c_id": None,
+        "c_ns": None,
+        "filter": None,
+    }
+    (q,), _ = collect(backend.list_page(ListQuery(limit=10)))
+    assert q.sql == list_sql(SCHEMA, (False,) * 6)
+    by_id = ListQuery(thread_id="t", checkpoint_ns="", checkpoint_id="c1", limit=10)
+    (q,), _ = collect(backend.list_page(by_id))
+    assert q.sql == list_sql(SCHEMA, (True, True, True, False, False, False))
 
 
 def _checkpoint_row(cid: str, versions: dict[str, str], num: int | None = None) -> tuple[Any, ...]:

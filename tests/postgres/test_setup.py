@@ -122,7 +122,8 @@ def test_concurrent_setup_from_processes(
 def test_a_schema_of_an_earlier_version_is_upgraded_by_setup(
     pg_url: str, admin: psycopg.Connection[Any], schema: str
 ) -> None:
-    """Version 3 had no get_page function: reads say to run setup(), which adds it."""
+    """Version 3 had no get_page or list_page function: reads say to run setup(), which adds
+    them."""
     thread = unique()
     with PostgresSaver(pg_url, schema=schema) as saver:  # no prepared statements: get_page
         saver.setup()
@@ -130,14 +131,18 @@ def test_a_schema_of_an_earlier_version_is_upgraded_by_setup(
         # Back to version 3, as an earlier release left it.
         name = sql.Identifier(schema)
         admin.execute(sql.SQL("DROP FUNCTION {}.get_page").format(name))
+        admin.execute(sql.SQL("DROP FUNCTION {}.list_page").format(name))
         admin.execute(sql.SQL("DELETE FROM {}.migrations WHERE v > 3").format(name))
         with pytest.raises(StorageError, match=r"earlier version .* run saver\.setup\(\)"):
             saver.get_tuple(config(thread))
+        with pytest.raises(StorageError, match=r"earlier version .* run saver\.setup\(\)"):
+            list(saver.list(config(thread)))
         saver.setup()
         assert _versions(admin, schema) == list(range(1, len(MIGRATIONS) + 1))
         got = saver.get_tuple(config(thread))
         assert got is not None and got.config == stored
         assert got.checkpoint["channel_values"] == {"a": 1}
+        assert [t.config for t in saver.list(config(thread))] == [stored]
 
 
 def test_gets_read_the_same_rows_with_and_without_the_function(pg_url: str, schema: str) -> None:
@@ -169,3 +174,60 @@ def test_gets_read_the_same_rows_with_and_without_the_function(pg_url: str, sche
         assert latest is not None and latest.config == second
         assert latest.pending_writes == [("task", "a", 3), ("task", "b", b"x")]
         assert by_function.get_tuple({"configurable": {**cfg, "checkpoint_id": "nope"}}) is None
+
+
+def test_lists_read_the_same_pages_with_and_without_the_function(
+    pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`list_page` (no prepared statements) and the plain statements (prepared) return the
+    same checkpoints for every bound, filter and namespace choice, also across pages."""
+    monkeypatch.setattr("checkpoint_base._operations._FIRST_PAGE", 2)  # cursors on every page
+    thread, other = unique(), unique()
+    ids: dict[str, list[str]] = {"": [], "sub": []}
+    with PostgresSaver(pg_url, schema=schema) as saver:
+        saver.setup()
+        for step in range(7):
+            for ns in ("", "sub"):
+                cfg = config(thread, ns, ids[ns][-1] if ids[ns] else None)
+                meta = {"step": step, "source": "loop" if step % 2 else "input"}
+                stored = saver.put(cfg, checkpoint({"a": step}), meta, {"a": step})
+                saver.put_writes(stored, [("a", step)], f"task-{step}")
+                ids[ns].append(stored["configurable"]["checkpoint_id"])
+        saver.put(config(other), checkpoint({"a": 0}), {"step": 0}, {"a": 0})
+    with (
+        PostgresSaver(pg_url, schema=schema) as by_function,
+        PostgresSaver(pg_url, schema=schema, prepare_threshold=0) as prepared,
+    ):
+        assert by_function.backend.plan_cached_gets  # type: ignore[attr-defined]
+
+        def listed(saver: PostgresSaver, cfg: Any, **kw: Any) -> list[Any]:
+            return [
+                (t.config, t.metadata, t.parent_config, t.checkpoint, t.pending_writes)
+                for t in saver.list(cfg, **kw)
+            ]
+
+        whole = {"configurable": {"thread_id": thread}}
+        cases: list[tuple[Any, dict[str, Any]]] = [
+            (whole, {}),
+            (whole, {"limit": 5}),
+            (config(thread), {}),
+            (config(thread, "sub"), {"limit": 3}),
+            (whole, {"before": config(thread, "", ids[""][4])}),
+            (whole, {"before": config(thread, "sub", ids["sub"][4]), "limit": 3}),
+            (config(thread), {"before": config(thread, "", ids[""][5])}),
+            (whole, {"filter": {"source": "loop"}}),
+            (config(thread, "sub"), {"filter": {"step": 3}}),
+            (whole, {"filter": {"source": "input"}, "before": config(thread, "", ids[""][6])}),
+        ]
+        for cfg, kw in cases:
+            got = listed(by_function, cfg, **kw)
+            assert got == listed(prepared, cfg, **kw), (cfg, kw)
+            assert got, (cfg, kw)
+            assert all(t[0]["configurable"]["thread_id"] == thread for t in got)
+        # Exact counts, not only agreement: 14 in all, 7 per namespace, 4 odd steps each.
+        assert len(listed(by_function, whole)) == 14
+        assert len(listed(by_function, config(thread, "sub"))) == 7
+        assert len(listed(by_function, whole, filter={"source": "loop"})) == 6
+        assert listed(by_function, config(thread), filter={"step": 99}) == []
+        before = listed(by_function, config(thread), before=config(thread, "", ids[""][5]))
+        assert [t[0]["configurable"]["checkpoint_id"] for t in before] == ids[""][4::-1]
