@@ -196,6 +196,24 @@ def blob_rows(blobs: Iterable[BlobRecord]) -> list[Any]:
     )
 
 
+def blob_slots(blobs: Sequence[BlobRecord], slots: int) -> list[Any] | None:
+    """(channel, version, type, data) of each blob sorted by key, then NULLs up to `slots`
+    blobs: the blob arguments of the put function. None when the blobs do not fit it (more
+    than `slots`, or one of another thread or namespace than the first's)."""
+    if len(blobs) > slots:
+        return None
+    if blobs:
+        first = blobs[0]
+        if any(
+            b.thread_id != first.thread_id or b.checkpoint_ns != first.checkpoint_ns for b in blobs
+        ):
+            return None
+    values: list[Any] = []
+    for b in sorted(blobs, key=lambda b: (b.channel, b.version)):
+        values += (encode_key(b.channel), encode_version(b.version), encode_key(b.type), b.data)
+    return values + [None] * (4 * (slots - len(blobs)))
+
+
 def dedupe_writes(writes: Iterable[WriteRecord]) -> list[WriteRecord]:
     """One write per key, as applying them in order would leave (idx < 0: last wins; else
     first), sorted by key. A single INSERT .. ON CONFLICT may not touch a row twice.

@@ -25,6 +25,7 @@ from ._migrations import MIGRATIONS
 __all__ = [
     "BLOB_COLUMNS",
     "MAX_VALUES_ROWS",
+    "PUT_FUNCTION_BLOBS",
     "WRITE_COLUMNS",
     "Statements",
     "list_sql",
@@ -236,6 +237,12 @@ _COPY_THREAD = """WITH b AS (
 
 # One checkpoint (the latest of a namespace when id is NULL) by the function of migration 4.
 _GET_PAGE = "SELECT * FROM {s}.get_page(%(thread)s, %(ns)s, %(id)s)"
+# A put of up to `PUT_FUNCTION_BLOBS` blobs and no writes by the function of migration 6:
+# the checkpoint row as `_CHECKPOINT_ROW` lays it out, then four (channel, version, type,
+# data) slots.
+PUT_FUNCTION_BLOBS = 4
+_PUT_CHECKPOINT = """SELECT {s}.put_checkpoint(%s, %s, %s, %s, %s, %b, %b, %s::jsonb, %s::jsonb,
+    %s, %s, %s, %s, %s, %b, %s, %s, %s, %b, %s, %s, %s, %b, %s, %s, %s, %b)"""
 # A page of one thread by the function of migration 5.
 _LIST_PAGE = """SELECT * FROM {s}.list_page(%(thread)s, %(ns)s, %(before)s, %(c_id)s, %(c_ns)s,
     %(filter)s::jsonb, %(limit)s::int8)"""
@@ -305,6 +312,7 @@ class Statements:
     copy_thread: bytes
     get_page: bytes
     list_page: bytes
+    put_checkpoint: bytes
 
 
 @functools.lru_cache(maxsize=64)
@@ -332,6 +340,7 @@ def statements(schema: str) -> Statements:
         copy_thread=r(_COPY_THREAD),
         get_page=r(_GET_PAGE),
         list_page=r(_LIST_PAGE),
+        put_checkpoint=r(_PUT_CHECKPOINT),
     )
 
 

@@ -60,7 +60,7 @@ def collect(plan: Any, answers: dict[bytes, Any] | None = None) -> tuple[list[An
 
 
 def test_put_is_one_statement_with_deduplicated_writes() -> None:
-    backend = PostgresBackend(SCHEMA)
+    backend = PostgresBackend(SCHEMA, plan_cached_gets=False)
     blobs = [
         BlobRecord("t", "", "b", "2", "msgpack", b"B"),
         BlobRecord("t", "", "a", "1", "msgpack", b"A"),
@@ -82,7 +82,7 @@ def test_put_is_one_statement_with_deduplicated_writes() -> None:
 
 
 def test_put_skips_blobs_that_hold_no_value() -> None:
-    backend = PostgresBackend(SCHEMA)
+    backend = PostgresBackend(SCHEMA, plan_cached_gets=False)
     blobs = [
         BlobRecord("t", "", "a", "1", "msgpack", b"A"),
         BlobRecord("t", "", "b", "2", EMPTY, b""),
@@ -91,6 +91,50 @@ def test_put_skips_blobs_that_hold_no_value() -> None:
     (query,) = seen
     assert query.sql == put_sql(SCHEMA, 1, 0)
     assert list(query.params)[:6] == ["t", "", "a", "1", "msgpack", b"A"]
+
+
+def test_put_of_a_few_blobs_calls_the_function() -> None:
+    """Without prepared statements a put of up to four blobs and no writes is a call of
+    `put_checkpoint`: the checkpoint row, then the blobs sorted by key, NULL-padded."""
+    backend = PostgresBackend(SCHEMA)
+    blobs = [
+        BlobRecord("t", "", "b", "2", "msgpack", b"B"),
+        BlobRecord("t", "", "c", "3", EMPTY, b""),
+        BlobRecord("t", "", "a", "1", "msgpack", b"A"),
+    ]
+    (query,), _ = collect(backend.put_checkpoint(record(), blobs))
+    assert query.sql == backend.sql.put_checkpoint
+    params = list(query.params)
+    assert params[:7] == ["t", "", "c1", None, "msgpack", b"cp", b'{"step":1}']
+    assert params[7:11] == ['{"step":1}', '{"a": "1", "b": "2"}', None, 1.5]
+    assert params[11:] == ["a", "1", "msgpack", b"A", "b", "2", "msgpack", b"B"] + [None] * 8
+    (query,), _ = collect(backend.put_checkpoint(record(), []))
+    assert query.sql == backend.sql.put_checkpoint
+    assert list(query.params)[11:] == [None] * 16
+
+
+@pytest.mark.parametrize(
+    ("blobs", "writes"),
+    [
+        ([BlobRecord("t", "", f"c{i}", "1", "msgpack", b"v") for i in range(5)], []),
+        ([BlobRecord("t", "", "a", "1", "msgpack", b"A")], [write("x", 0, b"w")]),
+        ([BlobRecord("other", "", "a", "1", "msgpack", b"A")], []),
+        (
+            [
+                BlobRecord("t", "", "a", "1", "msgpack", b"A"),
+                BlobRecord("t", "ns", "a", "1", "msgpack", b"A"),
+            ],
+            [],
+        ),
+    ],
+    ids=["five blobs", "with writes", "another thread", "two namespaces"],
+)
+def test_puts_the_function_does_not_fit_use_the_statement(
+    blobs: list[BlobRecord], writes: list[WriteRecord]
+) -> None:
+    backend = PostgresBackend(SCHEMA)
+    (query,), _ = collect(backend.put_checkpoint(record(), blobs, writes))
+    assert query.sql == put_sql(SCHEMA, len(blobs), len(writes))
 
 
 def test_put_writes_without_writes_does_nothing() -> None:

@@ -231,3 +231,53 @@ def test_lists_read_the_same_pages_with_and_without_the_function(
         assert listed(by_function, config(thread), filter={"step": 99}) == []
         before = listed(by_function, config(thread), before=config(thread, "", ids[""][5]))
         assert [t[0]["configurable"]["checkpoint_id"] for t in before] == ids[""][4::-1]
+
+
+def test_puts_store_the_same_rows_with_and_without_the_function(
+    pg_url: str, admin: psycopg.Connection[Any], schema: str
+) -> None:
+    """A put through `put_checkpoint` (no prepared statements) stores exactly the rows the
+    plain statement (prepared) stores, blobs of no value left out by both."""
+    threads = {"function": unique(), "statement": unique()}
+    with (
+        PostgresSaver(pg_url, schema=schema) as by_function,
+        PostgresSaver(pg_url, schema=schema, prepare_threshold=0) as prepared,
+    ):
+        by_function.setup()
+        for saver, thread in ((by_function, threads["function"]), (prepared, threads["statement"])):
+            cfg = config(thread)
+            for step in range(3):
+                values = {"a": [step] * 3, "b": f"s{step}"} if step != 1 else {"a": [1]}
+                versions = {"a": step + 1, "b": step + 1, "c": 1}
+                cfg = saver.put(cfg, checkpoint(values, versions), {"step": step}, versions)
+            # Again, as a retry would: nothing changes.
+            saver.put(config(thread), checkpoint({"a": [9]}, {"a": 9}), {"step": 9}, {"a": 9})
+    name = sql.Identifier(schema)
+    stored = {}
+    for kind, thread in threads.items():
+        blobs = admin.execute(
+            sql.SQL(
+                "SELECT channel, version, type, data FROM {}.blobs WHERE thread_id = %s "
+                "ORDER BY channel, version"
+            ).format(name),
+            [thread],
+        ).fetchall()
+        checkpoints = admin.execute(
+            sql.SQL(
+                "SELECT metadata, metadata_index, channel_versions, parent_checkpoint_id IS NULL "
+                "FROM {}.checkpoints WHERE thread_id = %s ORDER BY checkpoint_id"
+            ).format(name),
+            [thread],
+        ).fetchall()
+        stored[kind] = (blobs, checkpoints)
+    assert stored["function"] == stored["statement"]
+    blobs, checkpoints = stored["function"]
+    assert len(checkpoints) == 4
+    assert [(b[0], b[1]) for b in blobs] == [
+        ("a", "1"),
+        ("a", "2"),
+        ("a", "3"),
+        ("a", "9"),
+        ("b", "1"),
+        ("b", "3"),  # "b" at version 2 holds no value: no blob
+    ]
