@@ -68,8 +68,10 @@ class PostgresSaver(CheckpointSaver):
         schema: Schema of the tables, created by `setup()` when missing. Default
             `"checkpointers"`, apart from the official saver's tables.
         prepare_threshold: None (default) never uses server-side prepared statements, which
-            PgBouncer in transaction mode requires; an int lets psycopg prepare a statement
-            after that many runs on connections the saver opens (faster on a direct server).
+            PgBouncer in transaction mode requires; gets, list pages of one thread and puts
+            of up to four blobs then call functions of the schema whose plans the server
+            keeps per connection. An int lets psycopg prepare a statement after that many
+            runs on connections the saver opens (faster on a direct server).
         serde: The serializer; the package's safe msgpack serializer by default.
         pool_options: `ConnectionPool` arguments when `conn` is a conninfo, over
             `POOL_DEFAULTS`.
