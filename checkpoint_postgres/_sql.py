@@ -16,6 +16,7 @@ of a ~600 us put), against under 1 us per scalar.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -279,6 +280,24 @@ def _render(template: str, schema: str, **extra: sql.Composable) -> bytes:
     return _compose(template, sql.Identifier(schema), **extra).as_bytes(None)
 
 
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\$")
+
+
+def dollar_safe(template: str, schema: str) -> str:
+    """`template` with each dollar-quote tag (`$get_page$`) renamed where the schema's name
+    holds it: inside a function body the quoted identifier would otherwise end the body
+    early (a schema named `x$get_page$; DROP ...` would run its tail as SQL). Quoting adds
+    only `"` to the name, so a tag absent from the name is absent from the identifier."""
+
+    def rename(match: re.Match[str]) -> str:
+        tag, n = match.group(1), 0
+        while f"${tag}{'_' + str(n) if n else ''}$" in schema:
+            n += 1
+        return f"${tag}{'_' + str(n) if n else ''}$"
+
+    return _DOLLAR_TAG.sub(rename, template) if "$" in schema else template
+
+
 def _rows(row: str, arrays: str, count: int) -> sql.Composable:
     """`VALUES` with `count` rows, or the arrays form past `MAX_VALUES_ROWS`."""
     if count > MAX_VALUES_ROWS:
@@ -324,7 +343,9 @@ def statements(schema: str) -> Statements:
 
     return Statements(
         schema=schema,
-        migrations=tuple(tuple(r(stmt) for stmt in m.statements) for m in MIGRATIONS),
+        migrations=tuple(
+            tuple(r(dollar_safe(stmt, schema)) for stmt in m.statements) for m in MIGRATIONS
+        ),
         migration_checks=tuple(None if m.only_if is None else r(m.only_if) for m in MIGRATIONS),
         schema_exists=_SCHEMA_EXISTS.encode(),
         create_schema=r(_CREATE_SCHEMA),

@@ -109,3 +109,32 @@ def test_setup_records_every_migration_once(
         sql.SQL("SELECT v FROM {}.migrations ORDER BY v").format(sql.Identifier(schema))
     ).fetchall()
     assert [r[0] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
+
+
+@pytest.mark.parametrize("tag", ["get_page", "list_page", "put_checkpoint"])
+def test_a_schema_name_holding_a_function_bodys_quote_tag(
+    pg_url: str, admin: psycopg.Connection[Any], tag: str
+) -> None:
+    """The functions' bodies are dollar-quoted with the schema name inside: a name holding
+    the tag gets another tag, so setup works and nothing of the name runs as SQL."""
+    canary = fresh_schema("canary")
+    admin.execute(sql.SQL("CREATE TABLE {} (x int)").format(sql.Identifier(canary)))
+    name = f"s${tag}$; DROP TABLE {canary} --"
+    assert len(name.encode()) <= 63
+    thread = unique()
+    try:
+        with PostgresSaver(pg_url, schema=name) as saver:  # unprepared: the functions
+            saver.setup()
+            first = saver.put(config(thread), checkpoint({"a": 1}), {"step": 1}, {"a": 1})
+            second = saver.put(first, checkpoint({"a": 2}, {"a": 2}), {"step": 2}, {"a": 2})
+            got = saver.get_tuple(config(thread))
+            assert got is not None and got.config == second
+            assert got.checkpoint["channel_values"] == {"a": 2}
+            assert [t.config for t in saver.list(config(thread))] == [second, first]
+        assert table_names(admin, name) == TABLES
+        assert admin.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_name = %s", [canary]
+        ).fetchone()
+    finally:
+        drop_schema(pg_url, name)
+        admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(canary)))
