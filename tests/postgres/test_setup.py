@@ -122,8 +122,8 @@ def test_concurrent_setup_from_processes(
 def test_a_schema_of_an_earlier_version_is_upgraded_by_setup(
     pg_url: str, admin: psycopg.Connection[Any], schema: str
 ) -> None:
-    """Version 3 had no get_page or list_page function: reads say to run setup(), which adds
-    them."""
+    """Version 3 had none of the functions (get_page, list_page, put_checkpoint): reads and
+    puts say to run setup(), which adds them, and nothing is written meanwhile."""
     thread = unique()
     with PostgresSaver(pg_url, schema=schema) as saver:  # no prepared statements: get_page
         saver.setup()
@@ -132,11 +132,16 @@ def test_a_schema_of_an_earlier_version_is_upgraded_by_setup(
         name = sql.Identifier(schema)
         admin.execute(sql.SQL("DROP FUNCTION {}.get_page").format(name))
         admin.execute(sql.SQL("DROP FUNCTION {}.list_page").format(name))
+        admin.execute(sql.SQL("DROP FUNCTION {}.put_checkpoint").format(name))
         admin.execute(sql.SQL("DELETE FROM {}.migrations WHERE v > 3").format(name))
         with pytest.raises(StorageError, match=r"earlier version .* run saver\.setup\(\)"):
             saver.get_tuple(config(thread))
         with pytest.raises(StorageError, match=r"earlier version .* run saver\.setup\(\)"):
             list(saver.list(config(thread)))
+        with pytest.raises(StorageError, match=r"earlier version .* run saver\.setup\(\)"):
+            saver.put(stored, checkpoint({"a": 2}, {"a": 2}), {}, {"a": 2})
+        count = sql.SQL("SELECT count(*) FROM {}.checkpoints").format(name)
+        assert admin.execute(count).fetchone() == (1,)
         saver.setup()
         assert _versions(admin, schema) == list(range(1, len(MIGRATIONS) + 1))
         got = saver.get_tuple(config(thread))
