@@ -60,13 +60,14 @@ class PostgresBackend(Backend):
     Args:
         schema: The schema holding the tables; created by `setup` when missing. It is always
             quoted as an identifier: nothing depends on `search_path`.
-        plan_cached_gets: Read one checkpoint through the `get_page` function and a page of
-            one thread through `list_page`, whose plans the server caches per connection.
-            Right when statements are not prepared (PgBouncer in transaction mode, the
-            savers' default): planning the page statement costs 0.3 ms per get and ~0.5 ms
-            per list page. With prepared statements the plain statement is faster: the
-            function copies its result once more (0.82 against 0.67 ms per get of the
-            benchmarks' 100-step thread).
+        plan_cached_gets: Read one checkpoint through the `get_page` function, a page of one
+            thread through `list_page`, and put a checkpoint of up to four blobs through
+            `put_checkpoint`: functions whose plans the server caches per connection. Right
+            when statements are not prepared (PgBouncer in transaction mode, the savers'
+            default): planning costs 0.3 ms per get, ~0.5 ms per list page and ~0.1 ms per
+            put. With prepared statements the plain statement is faster: the function copies
+            its result once more (0.82 against 0.67 ms per get of the benchmarks' 100-step
+            thread).
     """
 
     name = "postgres"
@@ -128,12 +129,8 @@ class PostgresBackend(Backend):
         unique = dedupe_writes(writes)
         if self.plan_cached_gets and not unique:
             # The function of migration 6, whose plans the server keeps.
-            slots = blob_slots(stored, PUT_FUNCTION_BLOBS)
-            same_key = all(
-                b.thread_id == checkpoint.thread_id and b.checkpoint_ns == checkpoint.checkpoint_ns
-                for b in stored[:1]
-            )
-            if slots is not None and same_key:
+            slots = blob_slots(checkpoint, stored, PUT_FUNCTION_BLOBS)
+            if slots is not None:
                 yield Query(self.sql.put_checkpoint, checkpoint_row(checkpoint) + slots)
                 return
         params = blob_rows(stored) + write_rows(unique) + checkpoint_row(checkpoint)

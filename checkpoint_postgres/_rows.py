@@ -196,18 +196,17 @@ def blob_rows(blobs: Iterable[BlobRecord]) -> list[Any]:
     )
 
 
-def blob_slots(blobs: Sequence[BlobRecord], slots: int) -> list[Any] | None:
+def blob_slots(
+    checkpoint: CheckpointRecord, blobs: Sequence[BlobRecord], slots: int
+) -> list[Any] | None:
     """(channel, version, type, data) of each blob sorted by key, then NULLs up to `slots`
     blobs: the blob arguments of the put function. None when the blobs do not fit it (more
-    than `slots`, or one of another thread or namespace than the first's)."""
-    if len(blobs) > slots:
+    than `slots`, or one of another thread or namespace than the checkpoint's)."""
+    if len(blobs) > slots or any(
+        b.thread_id != checkpoint.thread_id or b.checkpoint_ns != checkpoint.checkpoint_ns
+        for b in blobs
+    ):
         return None
-    if blobs:
-        first = blobs[0]
-        if any(
-            b.thread_id != first.thread_id or b.checkpoint_ns != first.checkpoint_ns for b in blobs
-        ):
-            return None
     values: list[Any] = []
     for b in sorted(blobs, key=lambda b: (b.channel, b.version)):
         values += (encode_key(b.channel), encode_version(b.version), encode_key(b.type), b.data)

@@ -290,10 +290,11 @@ def dollar_safe(template: str, schema: str) -> str:
     only `"` to the name, so a tag absent from the name is absent from the identifier."""
 
     def rename(match: re.Match[str]) -> str:
-        tag, n = match.group(1), 0
-        while f"${tag}{'_' + str(n) if n else ''}$" in schema:
+        tag, n = match.group(0), 0
+        while tag in schema:
             n += 1
-        return f"${tag}{'_' + str(n) if n else ''}$"
+            tag = f"${match.group(1)}_{n}$"
+        return tag
 
     return _DOLLAR_TAG.sub(rename, template) if "$" in schema else template
 
