@@ -19,7 +19,7 @@ from checkpoint_base import Plan, StorageError, arun
 
 from ._errors import translate
 from ._query import Begin, Fetch, Query
-from ._state import RunState, reconnect_delays, worth_waiting
+from ._state import WRITE_CURSOR, RunState, reconnect_delays, worth_waiting
 
 __all__ = ["AsyncPostgresExecutor"]
 
@@ -169,6 +169,13 @@ class AsyncPostgresExecutor:
         return await self._perform_on(conn, query)
 
     async def _perform_on(self, conn: AConn, query: Query) -> Any:
+        if query.fetch is Fetch.NONE:
+            cur = getattr(conn, WRITE_CURSOR, None)
+            if cur is None or cur.closed:
+                cur = conn.cursor(binary=True, row_factory=tuple_row)
+                setattr(conn, WRITE_CURSOR, cur)
+            await cur.execute(query.sql, query.params, prepare=self._prepare)
+            return None
         async with conn.cursor(binary=True, row_factory=tuple_row) as cur:
             await cur.execute(query.sql, query.params, prepare=self._prepare)
             if query.fetch is Fetch.ALL:

@@ -98,3 +98,11 @@ class RunState(Generic[C, X]):
             self.delays = reconnect_delays(timeout)
             return 0.0
         return next(self.delays, None)
+
+
+WRITE_CURSOR = "_checkpointers_write_cursor"
+"""Attribute of a connection holding the cursor its writes reuse. A fresh cursor starts with
+empty adapter caches: a put through one cost 256 us of client CPU, through a kept one 237 us
+(psycopg 3.3, the benchmarks' 100-step recording). Only writes reuse it, so the cursor never
+keeps a large result alive. The connection and its cursor point at each other; the garbage
+collector frees both once the connection is dropped."""
