@@ -19,7 +19,7 @@ from checkpoint_base import Plan, StorageError, arun
 
 from ._errors import translate
 from ._query import Begin, Fetch, Query
-from ._state import WRITE_CURSOR, RunState, reconnect_delays, worth_waiting
+from ._state import RunState, reconnect_delays, worth_waiting, write_cursor
 
 __all__ = ["AsyncPostgresExecutor"]
 
@@ -170,11 +170,7 @@ class AsyncPostgresExecutor:
 
     async def _perform_on(self, conn: AConn, query: Query) -> Any:
         if query.fetch is Fetch.NONE:
-            cur = getattr(conn, WRITE_CURSOR, None)
-            if cur is None or cur.closed:
-                cur = conn.cursor(binary=True, row_factory=tuple_row)
-                setattr(conn, WRITE_CURSOR, cur)
-            await cur.execute(query.sql, query.params, prepare=self._prepare)
+            await write_cursor(conn).execute(query.sql, query.params, prepare=self._prepare)
             return None
         async with conn.cursor(binary=True, row_factory=tuple_row) as cur:
             await cur.execute(query.sql, query.params, prepare=self._prepare)

@@ -26,7 +26,7 @@ from checkpoint_base import Plan, StorageError, run
 
 from ._errors import translate
 from ._query import Begin, Fetch, Query
-from ._state import WRITE_CURSOR, RunState, reconnect_delays, worth_waiting
+from ._state import RunState, reconnect_delays, worth_waiting, write_cursor
 
 __all__ = ["PostgresExecutor"]
 
@@ -172,11 +172,7 @@ class PostgresExecutor:
 
     def _perform_on(self, conn: Conn, query: Query) -> Any:
         if query.fetch is Fetch.NONE:
-            cur = getattr(conn, WRITE_CURSOR, None)
-            if cur is None or cur.closed:
-                cur = conn.cursor(binary=True, row_factory=tuple_row)
-                setattr(conn, WRITE_CURSOR, cur)
-            cur.execute(query.sql, query.params, prepare=self._prepare)
+            write_cursor(conn).execute(query.sql, query.params, prepare=self._prepare)
             return None
         with conn.cursor(binary=True, row_factory=tuple_row) as cur:
             cur.execute(query.sql, query.params, prepare=self._prepare)
