@@ -222,7 +222,7 @@ class SharedExecutor:
             if self._prepare is not None:  # first use of a connection passed in: set up
                 _run_on(self._conn, self._prepare())
                 self._prepare = None
-            return _run_on(self._conn, plan)
+            return _run_on(self._conn, plan, one_statement=True)
 
     def close(self) -> None:
         with self._lock:

@@ -62,16 +62,18 @@ def _latest_step(db_path: str) -> int:
         return int(latest.metadata["step"])
 
 
-# The sync saver puts in BEGIN, blobs, checkpoint, COMMIT. The async one puts 4 channels in
-# one statement as one row of the cp_put_wide view (traced 4 times: the statement, its
-# trigger, the blobs' INSERT, the checkpoint's INSERT), 6 channels as one statement of 7
-# rows into the cp_put view (traced again as each trigger of each row runs: 1 + 4 per row),
-# and 100 channels (too many rows for one statement) as the sync saver does.
+# Both savers put 4 channels in one statement as one row of the cp_put_wide view (traced 4
+# times: the statement, its trigger, the blobs' INSERT, the checkpoint's INSERT), 6 channels
+# as one statement of 7 rows into the cp_put view (traced again as each trigger of each row
+# runs: 1 + 4 per row), and 100 channels (too many rows for one statement) as BEGIN, blobs,
+# checkpoint, COMMIT. The sync cases run on a connection passed in (one shared connection).
 WIDE = "INSERT INTO cp_put_wide"
 ROWS = "INSERT INTO cp_put VALUES"
 DEATHS = {
-    "sync, blobs written": ("sync", CHANNELS, "INSERT INTO cp_checkpoints", 1),
-    "sync, at COMMIT": ("sync", CHANNELS, "COMMIT", 1),
+    "sync, one wide row, blobs written": ("sync", CHANNELS, WIDE, 4),
+    "sync, one statement of rows, mid-blobs": ("sync", 6, ROWS, 9),
+    "sync, transaction, blobs written": ("sync", 100, "INSERT INTO cp_checkpoints", 1),
+    "sync, transaction, at COMMIT": ("sync", 100, "COMMIT", 1),
     "async, one wide row, before its blobs": ("async", CHANNELS, WIDE, 3),
     "async, one wide row, blobs written": ("async", CHANNELS, WIDE, 4),
     "async, one statement of rows, mid-blobs": ("async", 6, ROWS, 9),
