@@ -205,7 +205,7 @@ async def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 progress.note(traceback.format_exc())
         progress.close()
         env = environment(list(argv), server_settings(urls), sqlite_settings(targets))
-    goals = evaluate(results, [(t.name, t.backend) for t in targets])
+    goals = evaluate(results, [(t.name, t.backend) for t in targets], sizes.rounds)
     _output(args, results, env, sizes.to_json(), goals)
     return 1 if results.problems else 0
 

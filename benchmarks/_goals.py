@@ -8,6 +8,7 @@ largest thread length measured is used and the row says so.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -312,8 +313,15 @@ def _series(results: Results, goal: Goal, target: str, flavor: str, kind: str) -
     return [s for s in found if s.params.get("payload", 0) == first_payload]
 
 
-def evaluate(results: Results, targets: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Every applicable goal for each measured (target name, family), per flavor and mode."""
+def evaluate(
+    results: Results, targets: list[tuple[str, str]], rounds: int = 1
+) -> list[dict[str, Any]]:
+    """Every applicable goal for each measured (target name, family), per flavor and mode.
+
+    `rounds`: the run's measured rounds. With more than one, each row also gives the ratio
+    of each round's medians (`round_ratios`) and how many rounds met the bound, so a ratio
+    close to its bound shows how steady it was within the run.
+    """
     rows: list[dict[str, Any]] = []
     for name, family in targets:
         for goal in GOALS:
@@ -341,29 +349,71 @@ def evaluate(results: Results, targets: list[tuple[str, str]]) -> list[dict[str,
                                     group[0],
                                     None,
                                     group[0].note or "not measured",
+                                    rounds,
                                 )
                             )
                         continue
                     other_all = _series(results, goal, name, flavor, goal.against)
                     other = next((s for s in other_all if s.params == ours.params), None)
-                    rows.append(_row(goal, name, flavor, mode, ours, other, caveat))
+                    rows.append(_row(goal, name, flavor, mode, ours, other, caveat, rounds))
     return rows + _migration_rows(results)
 
 
+def _ratio(goal: Goal, mine: float, theirs: float) -> float:
+    """The goal's ratio of our value and the other subject's (see `Goal.speedup`)."""
+    if goal.speedup:
+        return theirs / mine if goal.unit == SECONDS else mine / theirs
+    return mine / theirs
+
+
+def _met(goal: Goal, ratio: float) -> bool:
+    return ratio >= goal.bound if goal.speedup else ratio <= goal.bound
+
+
+def round_ratios(goal: Goal, ours: Series, other: Series, rounds: int) -> list[float]:
+    """The goal's ratio of each round's medians; empty when the samples do not split evenly.
+
+    Every workload records the same number of samples per subject and round, round after
+    round, so sample i of a series belongs to round i // (n / rounds).
+    """
+    n = len(ours.samples)
+    if rounds < 2 or n < rounds or n % rounds or len(other.samples) != n:
+        return []
+    per = n // rounds
+    out = []
+    for r in range(rounds):
+        mine = statistics.median(ours.samples[r * per : (r + 1) * per])
+        theirs = statistics.median(other.samples[r * per : (r + 1) * per])
+        if not mine or not theirs:
+            return []
+        out.append(_ratio(goal, mine, theirs))
+    return out
+
+
 def _row(
-    goal: Goal, target: str, flavor: str, mode: Any, ours: Series, other: Series | None, caveat: str
+    goal: Goal,
+    target: str,
+    flavor: str,
+    mode: Any,
+    ours: Series,
+    other: Series | None,
+    caveat: str,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     mine = summarize(ours)["median"] if ours.samples else None
     theirs = summarize(other)["median"] if other is not None else None
     ratio = None
     met = None
     if mine and theirs:
-        if goal.speedup:
-            ratio = theirs / mine if goal.unit == SECONDS else mine / theirs
-            met = ratio >= goal.bound
-        else:
-            ratio = mine / theirs
-            met = ratio <= goal.bound
+        ratio = _ratio(goal, mine, theirs)
+        met = _met(goal, ratio)
+    per_round = round_ratios(goal, ours, other, rounds) if ratio is not None and other else []
+    notes = [caveat if other is not None else (caveat or f"no {goal.against} measured")]
+    if per_round:
+        kept = sum(_met(goal, r) for r in per_round)
+        notes.append(
+            f"rounds {min(per_round):.2f}x-{max(per_round):.2f}x, {kept} of {len(per_round)} met"
+        )
     label = goal.text + (f" [{mode}]" if mode is not None else "")
     return {
         "issue": goal.issue,
@@ -378,5 +428,6 @@ def _row(
         "ratio_kind": ("speed-up" if goal.speedup else "ours/" + goal.against),
         "bound": goal.bound,
         "met": met,
-        "caveat": caveat if other is not None else (caveat or f"no {goal.against} measured"),
+        "round_ratios": per_round,
+        "caveat": "; ".join(n for n in notes if n),
     }

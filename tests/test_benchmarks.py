@@ -139,3 +139,41 @@ def test_plots_are_png_files(run: tuple[int, dict, Path]) -> None:
 def test_bad_command_lines() -> None:
     assert main(["--help"]) == 0
     assert main(["--backend", "no-such-backend", "--json", "-", "--no-progress"]) == 2
+
+
+def test_goals_give_each_rounds_ratio(run: tuple[int, dict, Path]) -> None:
+    _, report, _ = run
+    rounds = report["sizes"]["rounds"]
+    assert rounds >= 2
+    with_ratio = [g for g in report["goals"] if g["ratio"] is not None and g["issue"] == 5]
+    assert with_ratio, "no SQLite goal was evaluated"
+    for g in with_ratio:
+        if g["unit"] == "bytes":  # storage: one sample, no rounds
+            continue
+        assert len(g["round_ratios"]) == rounds, g
+        assert all(r > 0 for r in g["round_ratios"]), g
+        met = sum((r >= g["bound"]) if g["ratio_kind"] == "speed-up" else (r <= g["bound"])
+                  for r in g["round_ratios"])  # fmt: skip
+        assert f"{met} of {rounds} met" in g["caveat"], g
+
+
+def test_round_ratios_split_the_samples_by_round() -> None:
+    from benchmarks._goals import GOALS, round_ratios
+    from benchmarks._results import SECONDS, Series, SubjectId
+
+    get = next(g for g in GOALS if g.family == "sqlite" and g.op == "get_tuple latest")
+    put = next(g for g in GOALS if g.family == "sqlite" and g.op == "put")
+
+    def series(kind: str, samples: list[float]) -> Series:
+        return Series("ops", "x", {}, SubjectId("sqlite", "sync", kind), SECONDS, samples)
+
+    ours = series("ours", [1.0, 1.0, 3.0, 2.0, 2.0, 9.0])
+    official = series("official", [3.0, 3.0, 0.0, 8.0, 8.0, 8.0])
+    # Round 1: medians 1 and 3 (speed-up 3x); round 2: medians 2 and 8 (4x).
+    assert round_ratios(get, ours, official, 2) == [3.0, 4.0]
+    # A bound of "ours / floor <= x" divides the other way.
+    assert round_ratios(put, ours, official, 2) == [1 / 3, 2 / 8]
+    # Samples that do not split evenly, or a subject that lost samples: no per-round ratios.
+    assert round_ratios(get, ours, official, 4) == []
+    assert round_ratios(get, ours, series("official", [3.0] * 4), 2) == []
+    assert round_ratios(get, ours, official, 1) == []
