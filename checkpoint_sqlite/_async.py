@@ -98,7 +98,7 @@ async def _run_on(
     `AsyncPooledExecutor`). `on_write`: called once the plan has committed a write.
     """
     nested = conn.in_transaction
-    wrapped = transaction(plan, nested=nested, autocommit=autocommits(conn), one_statement=True)
+    wrapped = transaction(plan, nested=nested, autocommit=autocommits(conn))
     held = False
     wrote = False
 
@@ -188,7 +188,7 @@ def _run_now(conn: sqlite3.Connection, plan: Plan[T], writes: bool) -> T:
     Nothing is done by then: the write lock is taken by the plan's first write, which is
     what failed. `writes`: False gives up at the first write instead.
     """
-    wrapped = transaction(plan, nested=False, autocommit=True, one_statement=True)
+    wrapped = transaction(plan, nested=False, autocommit=True)
 
     def perform(op: Any) -> Any:
         kind = type(op)

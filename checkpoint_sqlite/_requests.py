@@ -43,16 +43,17 @@ class Execute:
 
 @dataclass(frozen=True, slots=True)
 class Atomic:
-    """Writes that land together, in two equivalent forms; the executor picks one.
+    """Writes that land together, in two equivalent forms; `_session.transaction` picks one.
 
     `statements` builds the statements that run in one transaction. `single`, when given,
     builds one standalone statement doing the same, or returns None when one statement
-    cannot. Every executor runs `single` when the connection is in autocommit and outside
-    a caller's transaction: the async flavor (one thread hop instead of one per statement,
-    BEGIN and COMMIT included), a pool of sqlite3 connections (the write lock held for one
-    statement) and a single shared sqlite3 connection (an in-memory database: a put of the
-    benchmarks' 10-step thread took 117 us as one statement against 131 us as BEGIN,
-    INSERTs and COMMIT; 438 against 510 us on the 100-step thread with 4 KiB messages).
+    cannot. `single` runs whenever the connection is in autocommit and outside a caller's
+    transaction, on every executor: the async flavor (one thread hop instead of one per
+    statement, BEGIN and COMMIT included), a pool of sqlite3 connections (the write lock
+    held for one statement) and a single shared sqlite3 connection (an in-memory database:
+    a put of the benchmarks' 10-step thread took 117 us as one statement against 131 us as
+    BEGIN, INSERTs and COMMIT; 438 against 510 us on the 100-step thread with 4 KiB
+    messages).
     Only the form an executor runs is built: building the single statement took 7 of the
     sync flavor's ~110 us per put on an in-memory database.
     """

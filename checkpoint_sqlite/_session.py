@@ -176,7 +176,6 @@ def transaction(
     *,
     nested: bool = False,
     autocommit: bool = True,
-    one_statement: bool = False,
     attempts: int = 4,
 ) -> Op[T]:
     """Run `plan` inside the transaction its requests ask for.
@@ -189,8 +188,6 @@ def transaction(
             itself. False for a connection with sqlite3's legacy transaction control
             (`isolation_level` not None), which would open a transaction before it and leave
             it open: there the write gets an explicit transaction like any other.
-        one_statement: Prefer an `Atomic` request's single statement to its transaction of
-            several (each statement costs the async flavor a thread hop).
         attempts: How many times a busy `BEGIN`, `COMMIT`, autocommit read or standalone
             write is tried.
 
@@ -215,7 +212,7 @@ def transaction(
                 break
             send, error = None, None
             if isinstance(request, Atomic):
-                single = request.single() if one_statement and alone_ok and request.single else None
+                single = request.single() if alone_ok and request.single else None
                 steps: tuple[Any, ...] = (single,) if single is not None else request.statements()
             else:
                 steps = (request,)

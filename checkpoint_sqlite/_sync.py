@@ -45,18 +45,15 @@ def _perform(conn: sqlite3.Connection, op: Any) -> Any:
 def _run_on(
     conn: sqlite3.Connection,
     plan: Plan[T],
-    one_statement: bool = False,
     write_lock: threading.Lock | None = None,
 ) -> T:
     """Run a plan in its transaction on `conn`; leave `conn` outside any transaction we began.
 
-    `one_statement`: run a put as its single statement. `write_lock`: taken before the
-    plan's first write and held to its end (see `PooledExecutor`).
+    `write_lock`: taken before the plan's first write and held to its end (see
+    `PooledExecutor`).
     """
     nested = conn.in_transaction
-    wrapped = transaction(
-        plan, nested=nested, autocommit=autocommits(conn), one_statement=one_statement
-    )
+    wrapped = transaction(plan, nested=nested, autocommit=autocommits(conn))
     held = False
 
     def perform(op: Any) -> Any:
@@ -174,7 +171,7 @@ class PooledExecutor:
         conn = self._take()
         before = conn.total_changes
         try:
-            result = _run_on(conn, plan, one_statement=True, write_lock=self._write_lock)
+            result = _run_on(conn, plan, write_lock=self._write_lock)
         except Exception:
             self._give_back(conn)  # the plan's transaction was rolled back
             raise
@@ -222,7 +219,7 @@ class SharedExecutor:
             if self._prepare is not None:  # first use of a connection passed in: set up
                 _run_on(self._conn, self._prepare())
                 self._prepare = None
-            return _run_on(self._conn, plan, one_statement=True)
+            return _run_on(self._conn, plan)
 
     def close(self) -> None:
         with self._lock:
