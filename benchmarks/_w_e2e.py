@@ -1,10 +1,12 @@
 """End-to-end: the agent graph compiled with each saver, invoked turn after turn.
 
 Each round starts `threads` fresh threads and runs `turns` turns on each (the size's `e2e`
-pairs: every pair at the first payload, the first pair at the other payloads), thread
-after thread (`invoke` for the sync flavor, `ainvoke` for the async one), with one of
-LangGraph's durability modes. Samples: seconds per turn, and turns per second of the whole
-round. After each round one thread's state is read back and checked (every message there).
+pairs: every pair at the first payload, the first pair at the other payloads), turn after
+turn, one turn of every thread per block (`invoke` for the sync flavor, `ainvoke` for the
+async one), with one of LangGraph's durability modes; the subjects take turns block by block
+(`_runner.interleave`). Samples: seconds per turn, and turns per second of each round (its
+turns over the time its blocks took). After each round one thread's state is read back and
+checked (every message there).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ._context import Context
 from ._graph import build_agent_graph, turn_input
 from ._handles import SaverHandle
 from ._results import THROUGHPUT
-from ._runner import interleave, round_units
+from ._runner import Block, interleave, round_units
 from ._subjects import Opened, Subject, open_subjects
 
 __all__ = ["run", "units"]
@@ -70,29 +72,41 @@ async def _measure(
         assert isinstance(o.handle, SaverHandle)
         graphs[id(o)] = build_agent_graph(payload).compile(checkpointer=o.handle.saver)
 
-    async def body(o: Opened, measured: bool) -> None:
-        graph = graphs[id(o)]
-        sync = o.handle.sync
-        configs = [{"configurable": {"thread_id": ctx.thread_id("e2e")}} for _ in range(threads)]
-        turn_seconds: list[float] = []
-        round_start = time.perf_counter()
-        for turn in range(turns):
+    # Each subject's state in the current round: its threads, turn times, time spent.
+    rounds: dict[int, tuple[list[Any], list[float], list[float]]] = {}
+
+    def turn_block(turn: int) -> Block:
+        async def block(o: Opened, measured: bool) -> None:
+            if turn == 0:
+                configs = [
+                    {"configurable": {"thread_id": ctx.thread_id("e2e")}} for _ in range(threads)
+                ]
+                rounds[id(o)] = (configs, [], [])
+            configs, turn_seconds, spent = rounds[id(o)]
+            graph = graphs[id(o)]
+            block_start = time.perf_counter()
             for config in configs:
                 message = turn_input(payload, turn)
                 start = time.perf_counter()
-                if sync:
+                if o.handle.sync:
                     graph.invoke(message, config, durability=durability)
                 else:
                     await graph.ainvoke(message, config, durability=durability)
                 turn_seconds.append(time.perf_counter() - start)
-        elapsed = time.perf_counter() - round_start
+            spent.append(time.perf_counter() - block_start)
+
+        return block
+
+    async def finish(o: Opened, measured: bool) -> None:
+        configs, turn_seconds, spent = rounds.pop(id(o))
         if measured:
             for seconds in turn_seconds:
                 ctx.results.add(WORKLOAD, "turn", params, o.id, seconds)
             ctx.results.add(
-                WORKLOAD, "turns/s", params, o.id, len(turn_seconds) / elapsed, THROUGHPUT
+                WORKLOAD, "turns/s", params, o.id, len(turn_seconds) / sum(spent), THROUGHPUT
             )
-        state = graph.get_state(configs[0]) if sync else await graph.aget_state(configs[0])
+        graph = graphs[id(o)]
+        state = graph.get_state(configs[0]) if o.handle.sync else await graph.aget_state(configs[0])
         got = len(state.values.get("messages", []))
         want = MESSAGES_PER_TURN * turns
         if got != want:
@@ -100,4 +114,4 @@ async def _measure(
                 f"{o.id.label} end-to-end {params}: {got} messages stored, expected {want}"
             )
 
-    await interleave(ctx, opened, body)
+    await interleave(ctx, opened, *(turn_block(t) for t in range(turns)), finish)

@@ -1,6 +1,7 @@
 """Storage operations: put, put_writes, get_tuple, list, filtered list, full list, delete_thread.
 
-For each (thread length, payload) and each round, every subject in turn:
+For each (thread length, payload), each round runs these blocks, each one for every subject
+in turn before the next (`_runner.interleave`):
 
 1. replays the recorded calls of a `steps`-checkpoint thread on a fresh thread, timing each
    `put` (the message list grows by one message per step) and each `put_writes`;
@@ -82,47 +83,63 @@ async def _measure(ctx: Context, opened: Sequence[Opened], steps: int, payload: 
         if got != want:
             ctx.results.problem(f"{o.id.label} {what} {params}: got {got!r}, expected {want!r}")
 
-    async def body(o: Opened, measured: bool) -> None:
+    put_threads: dict[int, str] = {}
+
+    def add(
+        o: Opened, measured: bool, op: str, seconds: float, at: dict[str, int] = params
+    ) -> None:
+        if measured:
+            ctx.results.add(WORKLOAD, op, at, o.id, seconds)
+
+    async def write_thread(o: Opened, measured: bool) -> None:
         h = o.handle
-        res = ctx.results
-
-        def add(op: str, seconds: float) -> None:
-            if measured:
-                res.add(WORKLOAD, op, params, o.id, seconds)
-
-        thread = ctx.thread_id("put")
+        thread = put_threads[id(o)] = ctx.thread_id("put")
         for call in rec.calls:
             if isinstance(call, PutCall):
                 args = h.prepare_put(thread, call)
                 seconds, _ = await timed(h.put(args))
-                add("put", seconds)
+                add(o, measured, "put", seconds)
             else:
                 args = h.prepare_writes(thread, call)
                 seconds, _ = await timed(h.put_writes(args))
-                add("put_writes", seconds)
+                add(o, measured, "put_writes", seconds)
+
+    async def get_latest(o: Opened, measured: bool) -> None:
         for _ in range(sizes.reads):
-            seconds, found = await timed(h.get(read_thread, None))
-            add("get_tuple latest", seconds)
+            seconds, found = await timed(o.handle.get(read_thread, None))
+            add(o, measured, "get_tuple latest", seconds)
             check(o, "get_tuple latest", found, True)
+
+    async def get_by_id(o: Opened, measured: bool) -> None:
         for _ in range(sizes.reads):
-            seconds, found = await timed(h.get(read_thread, middle_id))
-            add("get_tuple by id", seconds)
+            seconds, found = await timed(o.handle.get(read_thread, middle_id))
+            add(o, measured, "get_tuple by id", seconds)
             check(o, "get_tuple by id", found, True)
+
+    async def list_page(o: Opened, measured: bool) -> None:
         for _ in range(sizes.reads):
-            seconds, count = await timed(h.list(read_thread, 10, None))
-            add("list limit=10", seconds)
+            seconds, count = await timed(o.handle.list(read_thread, 10, None))
+            add(o, measured, "list limit=10", seconds)
             check(o, "list(limit=10)", count, expect_page)
+
+    async def list_filtered(o: Opened, measured: bool) -> None:
         for _ in range(sizes.reads):
-            seconds, count = await timed(h.list(read_thread, None, middle_step))
-            add("list filter 1 of N", seconds)
+            seconds, count = await timed(o.handle.list(read_thread, None, middle_step))
+            add(o, measured, "list filter 1 of N", seconds)
             check(o, "list(filter=step)", count, 1)
-        for _ in range(max(1, sizes.reads // 5) if list_all else 0):
-            seconds, count = await timed(h.list(all_thread, None, None))
-            if measured:
-                res.add(WORKLOAD, "list all", all_params, o.id, seconds)
+
+    async def list_whole(o: Opened, measured: bool) -> None:
+        for _ in range(max(1, sizes.reads // 5)):
+            seconds, count = await timed(o.handle.list(all_thread, None, None))
+            add(o, measured, "list all", seconds, all_params)
             check(o, "full list", count, sizes.list_all_steps)
+
+    async def delete(o: Opened, measured: bool) -> None:
+        h = o.handle
+        thread = put_threads.pop(id(o))
         seconds, _ = await timed(h.delete(thread))
-        add("delete_thread", seconds)
+        add(o, measured, "delete_thread", seconds)
         check(o, "get_tuple after delete_thread", await h.get(thread, None), False)
 
-    await interleave(ctx, opened, body)
+    reads = [get_latest, get_by_id, list_page, list_filtered]
+    await interleave(ctx, opened, write_thread, *reads, *([list_whole] if list_all else []), delete)

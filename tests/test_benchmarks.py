@@ -177,3 +177,41 @@ def test_round_ratios_split_the_samples_by_round() -> None:
     assert round_ratios(get, ours, official, 4) == []
     assert round_ratios(get, ours, series("official", [3.0] * 4), 2) == []
     assert round_ratios(get, ours, official, 1) == []
+
+
+def test_interleave_runs_each_block_for_every_subject_turning_the_order() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from benchmarks._runner import interleave
+
+    problems: list[str] = []
+    ctx = SimpleNamespace(
+        sizes=SimpleNamespace(warmup=1, rounds=2),
+        results=SimpleNamespace(problem=problems.append),
+        progress=SimpleNamespace(phase="test", note=lambda _: None, advance=lambda: None),
+    )
+    subjects = [SimpleNamespace(id=SimpleNamespace(label=name)) for name in "ABC"]
+    calls: list[tuple[str, str, bool]] = []
+
+    def block(name: str, fail_on: tuple[str, bool] | None = None):  # type: ignore[no-untyped-def]
+        async def run(subject: SimpleNamespace, measured: bool) -> None:
+            calls.append((name, subject.id.label, measured))
+            if (subject.id.label, measured) == fail_on:
+                raise RuntimeError("boom")
+
+        return run
+
+    asyncio.run(interleave(ctx, subjects, block("1", fail_on=("C", True)), block("2")))  # type: ignore[arg-type]
+    assert calls == [
+        # warm-up round, not measured: A B C for each block
+        ("1", "A", False), ("1", "B", False), ("1", "C", False),
+        ("2", "A", False), ("2", "B", False), ("2", "C", False),
+        # round 2 starts with B; C fails in block 1 and is left out from then on
+        ("1", "B", True), ("1", "C", True), ("1", "A", True),
+        ("2", "B", True), ("2", "A", True),
+        # round 3 starts with C (gone), then A, B
+        ("1", "A", True), ("1", "B", True),
+        ("2", "A", True), ("2", "B", True),
+    ]  # fmt: skip
+    assert len(problems) == 1 and "C failed in 'test'" in problems[0], problems
