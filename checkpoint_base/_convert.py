@@ -146,7 +146,12 @@ def _is_json(value: Any) -> bool:
 
 def decode_metadata(data: bytes) -> CheckpointMetadata:
     """The inverse of `encode_metadata`."""
-    value = json.loads(data)
+    # A JSON object in UTF-8 (encode_metadata writes ASCII) is decoded here as json.loads
+    # would decode it, without first probing the bytes for a BOM or UTF-16/32 (1 us a row).
+    if type(data) is bytes and data[:1] == b"{":
+        value = json.loads(data.decode("utf-8", "surrogatepass"))
+    else:
+        value = json.loads(data)
     if not isinstance(value, dict):
         raise ValueError("stored metadata is not a JSON object")
     return value  # type: ignore[return-value]
@@ -291,8 +296,14 @@ def load_blob(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
     return True, serde.loads_typed((blob.type, blob.data))
 
 
-def to_tuple(serde: SerializerProtocol, row: CheckpointRow) -> CheckpointTuple:
-    """Rebuild the `CheckpointTuple` that LangGraph expects from a fetched row."""
+def to_tuple(
+    serde: SerializerProtocol, row: CheckpointRow, metadata: CheckpointMetadata | None = None
+) -> CheckpointTuple:
+    """Rebuild the `CheckpointTuple` that LangGraph expects from a fetched row.
+
+    `metadata`: the row's metadata already decoded (a filtered `list` decodes it to check
+    the filter), else None to decode it here.
+    """
     rec = row.checkpoint
     checkpoint: Checkpoint = serde.loads_typed((rec.type, rec.checkpoint))
     blobs = {(b.channel, b.version): b for b in row.blobs}
@@ -305,7 +316,7 @@ def to_tuple(serde: SerializerProtocol, row: CheckpointRow) -> CheckpointTuple:
     return CheckpointTuple(
         config=checkpoint_config(rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id),
         checkpoint=checkpoint,
-        metadata=decode_metadata(rec.metadata),
+        metadata=decode_metadata(rec.metadata) if metadata is None else metadata,
         parent_config=(
             checkpoint_config(rec.thread_id, rec.checkpoint_ns, rec.parent_checkpoint_id)
             if rec.parent_checkpoint_id

@@ -5,9 +5,10 @@ Written once as plans, so the sync and the async saver run the very same logic.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
+
+from langgraph.checkpoint.base import CheckpointMetadata
 
 from ._backend import Backend
 from ._convert import decode_metadata, matches_filter, sorted_writes
@@ -29,7 +30,10 @@ class ListWalk:
     the saver while it iterates.
     """
 
-    __slots__ = ("_base", "_cursor", "_done", "_filter", "_page", "_remaining")
+    __slots__ = (
+        "_before", "_checkpoint_id", "_cursor", "_done", "_filter", "_namespace", "_page",
+        "_push", "_remaining", "_thread_id",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -47,7 +51,13 @@ class ListWalk:
                 "pass limit=None to list every checkpoint"
             )
         self._filter = filter
-        self._base = dataclasses.replace(base, filter=filter if push_filter else None)
+        # The query's fields, kept apart: building each page's ListQuery directly took 2 us
+        # where dataclasses.replace took 5.
+        self._thread_id = base.thread_id
+        self._namespace = base.checkpoint_ns
+        self._checkpoint_id = base.checkpoint_id
+        self._before = base.before
+        self._push = filter if push_filter else None
         self._remaining = limit
         self._cursor: tuple[str, str, str] | None = None
         self._done = limit == 0
@@ -59,23 +69,39 @@ class ListWalk:
         if self._done:
             return None
         size = _FIRST_PAGE if self._remaining is None else self._remaining
-        size = min(max(size, self._page), _MAX_PAGE)
-        return dataclasses.replace(self._base, cursor=self._cursor, limit=size)
+        return ListQuery(
+            self._thread_id,
+            self._namespace,
+            self._checkpoint_id,
+            self._before,
+            self._cursor,
+            self._push,
+            min(max(size, self._page), _MAX_PAGE),
+        )
 
-    def accept(self, query: ListQuery, rows: Sequence[CheckpointRow]) -> list[CheckpointRow]:
-        """Keep the rows of a fetched page that match, within the limit; advance the cursor."""
+    def accept(
+        self, query: ListQuery, rows: Sequence[CheckpointRow]
+    ) -> list[tuple[CheckpointRow, CheckpointMetadata | None]]:
+        """Keep the rows of a fetched page that match, within the limit; advance the cursor.
+
+        Each kept row comes with its decoded metadata when the filter check decoded it (pass
+        it on to `to_tuple`, which then does not decode it again), else None.
+        """
         if len(rows) < query.limit:
             self._done = True
         if rows:
             last = rows[-1].checkpoint
             self._cursor = (last.checkpoint_id, last.thread_id, last.checkpoint_ns)
-        kept = list(rows)
+        kept: list[tuple[CheckpointRow, CheckpointMetadata | None]]
         if self._filter:
+            filter = self._filter
             kept = [
-                row
-                for row in kept
-                if matches_filter(decode_metadata(row.checkpoint.metadata), self._filter)
+                (row, metadata)
+                for row in rows
+                if matches_filter(metadata := decode_metadata(row.checkpoint.metadata), filter)
             ]
+        else:
+            kept = [(row, None) for row in rows]
         if self._remaining is not None:
             kept = kept[: self._remaining]
             self._remaining -= len(kept)

@@ -282,8 +282,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         walk = self._walk(config, filter, before, limit)
         while (query := walk.next_query()) is not None:
             rows = self._run(self.backend.list_page(query))
-            for row in walk.accept(query, rows):
-                yield to_tuple(self.serde, row)
+            for row, metadata in walk.accept(query, rows):
+                yield to_tuple(self.serde, row, metadata)
 
     async def alist(
         self,
@@ -297,8 +297,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         walk = self._walk(config, filter, before, limit)
         while (query := walk.next_query()) is not None:
             rows = await self._arun(self.backend.list_page(query))
-            for row in walk.accept(query, rows):
-                yield to_tuple(self.serde, row)
+            for row, metadata in walk.accept(query, rows):
+                yield to_tuple(self.serde, row, metadata)
 
     def list_threads(
         self, *, after: str | None = None, limit: int = 100

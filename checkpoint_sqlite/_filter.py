@@ -117,10 +117,10 @@ class _Builder:
                 self.add("json_type(metadata, ?) = 'text'", path)
             else:
                 self.add(
-                    "json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?",
-                    path,
+                    "json_extract(metadata, ?) = ? AND json_type(metadata, ?) = 'text'",
                     path,
                     value,
+                    path,
                 )
         elif isinstance(value, list):
             self.add(
@@ -143,20 +143,21 @@ class _Builder:
                     self.value(path + step, item)
 
     def number(self, path: str, value: float) -> None:
+        # The value test comes first: most rows fail it, and are then not typed at all.
         typed = "json_type(metadata, ?) IN ('integer', 'real')"
         if isinstance(value, int) or value.is_integer():
             if abs(value) <= _EXACT_INT:  # exact in both; SQLite compares 1 = 1.0 as Python does
-                self.add(typed + " AND json_extract(metadata, ?) = ?", path, path, value)
+                self.add("json_extract(metadata, ?) = ? AND " + typed, path, value, path)
             else:
                 self.add(typed, path)
         elif math.isfinite(value):
             slack = abs(value) * _FLOAT_SLACK
             self.add(
-                typed + " AND json_extract(metadata, ?) BETWEEN ? AND ?",
-                path,
+                "json_extract(metadata, ?) BETWEEN ? AND ? AND " + typed,
                 path,
                 value - slack,
                 value + slack,
+                path,
             )
         else:  # pragma: no cover - metadata JSON never holds NaN or infinity
             self.add(typed, path)

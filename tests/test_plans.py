@@ -101,3 +101,53 @@ def test_unhandled_errors_propagate() -> None:
 
     with pytest.raises(StorageError, match="down"):
         run(FakeBackend().setup(), execute)
+
+
+def test_list_walk_pages_and_hands_on_the_metadata_it_decoded() -> None:
+    from checkpoint_base._operations import ListWalk
+
+    def row(cid: str, step: int) -> CheckpointRow:
+        metadata = f'{{"step": {step}}}'.encode()
+        return CheckpointRow(
+            CheckpointRecord("t", "", cid, None, "msgpack", b"", metadata, {}, None, 0.0)
+        )
+
+    walk = ListWalk(ListQuery(thread_id="t", before="9"), {"step": 1}, 2, push_filter=True)
+    first = walk.next_query()
+    assert first == ListQuery(thread_id="t", before="9", filter={"step": 1}, limit=2)
+    # The backend may return rows the filter does not match: the walk drops them, and
+    # gives each kept row with the metadata it decoded to check it.
+    kept = walk.accept(first, [row("5", 1), row("4", 2)])
+    assert [(r.checkpoint.checkpoint_id, m) for r, m in kept] == [("5", {"step": 1})]
+    second = walk.next_query()
+    assert second == ListQuery(
+        thread_id="t", before="9", cursor=("4", "t", ""), filter={"step": 1}, limit=1
+    )
+    assert [r.checkpoint.checkpoint_id for r, _ in walk.accept(second, [row("3", 1)])] == ["3"]
+    assert walk.next_query() is None
+    # Without a filter nothing is decoded; a filter the backend cannot run is not sent to it.
+    plain = ListWalk(ListQuery(thread_id="t"), None, None, push_filter=True)
+    query = plain.next_query()
+    assert query is not None and query.filter is None and query.limit == 100
+    assert plain.accept(query, [row("5", 1)]) == [(row("5", 1), None)]
+    unpushed = ListWalk(ListQuery(), {"step": 1}, None, push_filter=False)
+    query = unpushed.next_query()
+    assert query is not None and query.filter is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a": 1, "s": "\\u00e9"}',
+        '{"a": 1, "s": "é"}'.encode(),
+        b'\xef\xbb\xbf{"a": 1}',  # a BOM: not ours, but json.loads reads it
+        '{"a": 1}'.encode("utf-16"),
+        '{"a": 1}',
+    ],
+)
+def test_decode_metadata_reads_what_json_loads_reads(data: bytes | str) -> None:
+    import json
+
+    from checkpoint_base._convert import decode_metadata
+
+    assert decode_metadata(data) == json.loads(data)  # type: ignore[arg-type]
