@@ -151,3 +151,39 @@ def test_decode_metadata_reads_what_json_loads_reads(data: bytes | str) -> None:
     from checkpoint_base._convert import decode_metadata
 
     assert decode_metadata(data) == json.loads(data)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "filter",
+    [
+        {"step": 3, "source": "loop", "ok": True, "x": None, "f": 1.5, "big": 2**70},
+        {"s": "\ud800 lone surrogate", "n": -0.0},
+        {"nested": {"a": [1, (2, 3)]}, "t": (1, "x")},  # tuples become lists
+    ],
+)
+def test_normalize_filter_gives_what_a_json_round_trip_gives(filter: dict) -> None:
+    import json
+
+    from checkpoint_base._convert import normalize_filter
+
+    got = normalize_filter(filter)
+    want = json.loads(json.dumps(filter))
+    assert got == want
+    assert got is not None and [type(v) for v in got.values()] == [type(v) for v in want.values()]
+
+
+def test_normalize_filter_rejects_what_json_cannot_hold() -> None:
+    import enum
+
+    from checkpoint_base import ConfigError
+    from checkpoint_base._convert import normalize_filter
+
+    class Key(str, enum.Enum):
+        STEP = "step"
+
+    with pytest.raises(ConfigError, match="JSON"):
+        normalize_filter({"score": float("nan")})
+    with pytest.raises(ConfigError, match="JSON"):
+        normalize_filter({"when": object()})
+    got = normalize_filter({Key.STEP: 1})
+    assert got == {"step": 1} and [type(k) for k in got] == [str]
