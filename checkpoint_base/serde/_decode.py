@@ -1,4 +1,4 @@
-"""Reading our own format (`msgpack.cp2`; cp1 is its subset): one msgpack pass, two hooks.
+"""Reading our own format (`msgpack.cp3`; cp2 and cp1 are its subsets): one msgpack pass, two hooks.
 
 `ext_hook` turns each extension object into a `Marker` (for a class: only after the allowlist
 check, so a disallowed name fails before anything of it is built). `list_hook` sees every array
@@ -22,7 +22,7 @@ import msgpack
 from . import _codes as C
 from ._allowlist import Resolver
 from ._builtins import BUILDERS, Builder
-from ._classes import class_builder, class_kind, pydantic_row_builder
+from ._classes import class_builder, class_kind, pydantic_row_builder, pydantic_rows_builder
 from ._errors import (
     MalformedDataError,
     NestingTooDeepError,
@@ -33,6 +33,8 @@ from ._numpy import build_ndarray, build_scalar
 __all__ = ["BytesLike", "Decoder", "Marker"]
 
 BytesLike = bytes | bytearray | memoryview
+
+_MAX_ROW_LISTS = 256  # distinct class-name lists of ROWS values kept compiled per decoder
 
 
 class Marker:
@@ -71,19 +73,23 @@ def _list_hook(lst: list[Any]) -> Any:
 
 
 class Decoder:
-    """Decodes `msgpack.cp2` (and cp1) payloads under one allowlist; caches resolved classes."""
+    """Decodes `msgpack.cp3` (cp2, cp1) payloads under one allowlist; caches resolved classes."""
 
-    __slots__ = ("_cache", "_resolver")
+    __slots__ = ("_cache", "_resolver", "_rows", "_rows_marker")
 
     def __init__(self, resolver: Resolver) -> None:
         self._resolver = resolver
         self._cache: dict[bytes, Marker] = {}
+        self._rows: dict[tuple[str, ...], Builder] = {}  # by the names of a ROWS list
+        self._rows_marker = Marker("list of pydantic rows", self._build_rows, C.ROWS)
 
     def _ext_hook(self, code: int, data: bytes) -> Marker:
         if not data:
             marker = _BUILTIN_MARKERS.get(code)
             if marker is not None:
                 return marker
+            if code == C.ROWS:
+                return self._rows_marker
         # Keyed by the name alone (no (code, data) tuple to build per instance); the code is
         # checked against the cached marker's.
         marker = self._cache.get(data)
@@ -95,16 +101,26 @@ class Decoder:
     def _class_marker(self, code: int, data: bytes) -> Marker:
         if code not in C.CLASS_KINDS:
             raise MalformedDataError(f"unknown extension type {code} in msgpack.cp2 data")
-        text = data.decode("utf-8", "replace")
+        name, cls, written = self._resolve(code, data.decode("utf-8", "replace"))
+        if code == C.PYDANTIC_V2_ROW:
+            return Marker(name, pydantic_row_builder(cls, written), code)
+        return Marker(name, class_builder(cls, code), code)
+
+    def _resolve(self, code: int, text: str) -> tuple[str, Any, tuple[str, ...]]:
+        """The class a marker's text names, checked against the allowlist and its kind.
+
+        Returns `("module.qualname", class, written field names)`; the names only for
+        `PYDANTIC_V2_ROW` (text `"module:qualname\0name,name,..."`).
+        """
         written: tuple[str, ...] = ()
         if code == C.PYDANTIC_V2_ROW:
             text, sep, names = text.partition("\0")
             if not sep:
-                raise MalformedDataError(f"malformed row marker {data[:200]!r}")
+                raise MalformedDataError(f"malformed row marker {text[:200]!r}")
             written = tuple(names.split(",")) if names else ()
         module, sep, qualname = text.partition(":")
         if not sep or not module or not qualname:
-            raise MalformedDataError(f"malformed class name {data[:200]!r}")
+            raise MalformedDataError(f"malformed class name {text[:200]!r}")
         cls = self._resolver.lookup(module, qualname)
         kind = class_kind(cls)
         expected = C.PYDANTIC_V2 if code == C.PYDANTIC_V2_ROW else code
@@ -113,9 +129,28 @@ class Decoder:
                 f"stored data says {module}.{qualname} is a {C.KIND_NAMES[code]}, but the "
                 f"class is {'not supported' if kind is None else 'a ' + C.KIND_NAMES[kind]}"
             )
-        if code == C.PYDANTIC_V2_ROW:
-            return Marker(f"{module}.{qualname}", pydantic_row_builder(cls, written), code)
-        return Marker(f"{module}.{qualname}", class_builder(cls, kind), code)
+        return f"{module}.{qualname}", cls, written
+
+    def _build_rows(self, a: list[Any]) -> list[Any]:
+        """Rebuild a `ROWS` list: `[[name, ...], row, ...]` (see `_codes.ROWS`)."""
+        if not a or type(a[0]) is not list:
+            raise MalformedDataError("a list of rows must start with the names of its classes")
+        names = a[0]
+        key = tuple(names)
+        build = self._rows.get(key)
+        if build is None:
+            kinds = []
+            for name in names:
+                if type(name) is not str:
+                    raise MalformedDataError(f"expected a class name, got {type(name).__name__}")
+                _, cls, written = self._resolve(C.PYDANTIC_V2_ROW, name)
+                kinds.append((cls, written))
+            build = pydantic_rows_builder(kinds)
+            if len(self._rows) >= _MAX_ROW_LISTS:  # bounded, whatever the data holds
+                self._rows.clear()
+            self._rows[key] = build
+        rows: list[Any] = build(a)
+        return rows
 
     def decode(self, data: BytesLike) -> Any:
         """Rebuild the value written by `Encoder.encode`.

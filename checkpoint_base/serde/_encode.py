@@ -4,7 +4,8 @@ msgpack runs with `strict_types=True`, so it packs only exact `dict`, `list`, `s
 `int`, `float`, `bool` and `None` itself; everything else (tuples, subclasses such as IntEnum
 or NamedTuple, classes) reaches `_default`, which returns the value's state followed by a
 marker, and msgpack packs that in the same pass. Writers are found by exact type in a dict
-that learns each new class once.
+that learns each new class once. A list of pydantic models at the top of a value (a message
+list) is written as one `ROWS` list instead (`encode_typed`, tag `msgpack.cp3`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import Any
 
 import msgpack
 
+from . import _codes as C
 from ._builtins import ENCODERS, Encoder, encode_exception, encode_secret, is_secret
 from ._classes import class_encoder, class_kind
 from ._errors import NestingTooDeepError, SerializationError, UnsupportedTypeError
 from ._numpy import numpy_encoder
 
-__all__ = ["encode"]
+__all__ = ["encode", "encode_typed"]
 
 # Grows by one entry per class written; classes are few, so this is not bounded further.
 _WRITERS: dict[type, Encoder] = dict(ENCODERS)
@@ -61,6 +63,62 @@ def _default(obj: Any) -> Any:
     if writer is None:
         writer = _writer_for(type(obj))
     return writer(obj)
+
+
+# Whether a class is a pydantic v2 model, the only kind a ROWS list holds. Bounded like
+# _WRITERS: one entry per class met at the top of a list.
+_PYDANTIC_V2: dict[type, bool] = {}
+_ROWS_MARKER = msgpack.ExtType(C.ROWS, b"")
+
+
+def _rows(items: list[Any]) -> list[Any] | None:
+    """`items` as a `ROWS` list (see `_codes.ROWS`), or None when any item is not a row.
+
+    A row is what the pydantic v2 writer returns for a model without extra fields. Anything
+    else (another type, extra fields, a writer that raises) gives None, and the list is
+    written item by item, which reports any error the usual way.
+    """
+    names: dict[bytes, int] = {}
+    out: list[Any] = [None]
+    append = out.append
+    try:
+        for item in items:
+            cls = type(item)
+            ok = _PYDANTIC_V2.get(cls)
+            if ok is None:
+                ok = _PYDANTIC_V2[cls] = class_kind(cls) == C.PYDANTIC_V2
+            if not ok:
+                return None
+            writer = _WRITERS.get(cls) or _writer_for(cls)
+            state = writer(item)
+            marker = state[-1]
+            if marker.code != C.PYDANTIC_V2_ROW:
+                return None
+            index = names.get(marker.data)
+            if index is None:
+                index = names[marker.data] = len(names)
+            state[-1] = index
+            append(state)
+    except Exception:  # the item-by-item pass raises it properly
+        return None
+    out[0] = [name.decode("utf-8", "surrogatepass") for name in names]
+    append(_ROWS_MARKER)
+    return out
+
+
+def encode_typed(obj: Any) -> tuple[str, bytes]:
+    """`(type tag, bytes)` of `obj`: a list of two or more pydantic models without extra
+    fields (a message list) as a `ROWS` list under `ROWS_TAG`, anything else by `encode`
+    under `TYPE_TAG`.
+
+    Raises:
+        As `encode`.
+    """
+    if type(obj) is list and len(obj) > 1:
+        rows = _rows(obj)
+        if rows is not None:
+            return C.ROWS_TAG, encode(rows)
+    return C.TYPE_TAG, encode(obj)
 
 
 def _new_packer(unicode_errors: str | None = None) -> msgpack.Packer:

@@ -8,7 +8,7 @@ from typing import Any
 from . import _codes as C
 from ._allowlist import Resolver, normalize
 from ._decode import Decoder
-from ._encode import encode
+from ._encode import encode_typed
 from ._errors import MalformedDataError
 from ._legacy import loads_jsonplus_json, loads_jsonplus_msgpack
 
@@ -21,7 +21,8 @@ _MAX_CHILDREN = 64
 class MsgpackSerializer:
     """A msgpack serializer for checkpoints that only rebuilds classes it was allowed to.
 
-    It writes the type tag `"msgpack.cp2"` (plus `"null"`, `"bytes"` and `"bytearray"` for
+    It writes the type tag `"msgpack.cp2"` (`"msgpack.cp3"` for a list of two or more
+    pydantic models, such as a message list; plus `"null"`, `"bytes"` and `"bytearray"` for
     those values, as LangGraph's `JsonPlusSerializer` does). It reads its own format and the
     `msgpack`, `json`, `bytes`, `bytearray` and `null` tags of `JsonPlusSerializer` (and
     `msgpack.cp1`, the format of earlier versions), under the
@@ -102,7 +103,8 @@ class MsgpackSerializer:
             obj: The value to store.
 
         Returns:
-            `(type_tag, data)`: `("msgpack.cp2", ...)`, or `("null", b"")`, `("bytes", obj)`,
+            `(type_tag, data)`: `("msgpack.cp2", ...)` (`"msgpack.cp3"` for a list of
+            messages or other pydantic models), or `("null", b"")`, `("bytes", obj)`,
             `("bytearray", ...)` for those values.
 
         Raises:
@@ -117,7 +119,7 @@ class MsgpackSerializer:
             return "bytes", obj  # no copy, and readable by JsonPlusSerializer too
         if cls is bytearray:
             return "bytearray", bytes(obj)
-        return C.TYPE_TAG, encode(obj)
+        return encode_typed(obj)
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         """Deserialize what `dumps_typed` (or `JsonPlusSerializer.dumps_typed`) returned.

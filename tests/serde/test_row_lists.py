@@ -1,0 +1,144 @@
+"""Lists of pydantic models written as one ROWS list, under the tag msgpack.cp3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+from checkpoint_base.serde import DisallowedTypeError, MalformedDataError, MsgpackSerializer
+from checkpoint_base.serde import _codes as C
+
+from . import user_types as u
+
+Ext = msgpack.ExtType
+SERDE = MsgpackSerializer(allowed=[u.Address, u.Profile, u.Open, u.Plan, u.Root, u.Mood])
+ADDRESS = "tests.serde.user_types:Address\0city,zip_code"
+ROWS = Ext(C.ROWS, b"")
+
+MESSAGES = [
+    HumanMessage(content="What is 12 * 7?", id="h1"),
+    AIMessage(content="", tool_calls=[{"name": "calc", "args": {"q": "12 * 7"}, "id": "c1"}]),
+    ToolMessage(content="84", tool_call_id="c1", artifact={"exact": (84, 1)}),
+    AIMessage(content="The answer is 84.", name="bot", response_metadata={"model": "m"}),
+]
+
+
+def _pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _same(back: list[Any], values: list[Any]) -> None:
+    assert back == values
+    assert [type(b) for b in back] == [type(v) for v in values]
+    assert [b.model_fields_set for b in back] == [v.model_fields_set for v in values]
+    assert [b.__pydantic_extra__ for b in back] == [v.__pydantic_extra__ for v in values]
+
+
+def test_a_message_list_is_one_rows_list_naming_each_class_once() -> None:
+    tag, data = SERDE.dumps_typed(MESSAGES)
+    assert tag == C.ROWS_TAG == "msgpack.cp3"
+    names, *rows, marker = msgpack.unpackb(data, strict_map_key=False)
+    assert marker == ROWS
+    assert [n.split("\0")[0] for n in names] == [
+        "langchain_core.messages.human:HumanMessage",
+        "langchain_core.messages.ai:AIMessage",
+        "langchain_core.messages.tool:ToolMessage",
+    ]
+    assert [row[-1] for row in rows] == [0, 1, 2, 1]  # each row ends with its class
+    _same(SERDE.loads_typed((tag, data)), MESSAGES)
+    # Smaller than the same messages written one marker each.
+    one_by_one = _pack([SERDE.dumps_typed(m)[1] for m in MESSAGES])
+    assert len(data) < len(one_by_one)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param([HumanMessage(content="a")], id="one model"),
+        pytest.param([HumanMessage(content="a"), {"k": 1}], id="not only models"),
+        pytest.param([{"k": 1}, HumanMessage(content="a")], id="a model after a dict"),
+        pytest.param([u.Open(a=1, b=2), u.Open(a=2)], id="extra fields"),  # type: ignore[call-arg]
+        pytest.param((HumanMessage(content="a"), HumanMessage(content="b")), id="a tuple"),
+        pytest.param({"messages": MESSAGES}, id="a list inside a dict"),
+        pytest.param([], id="empty"),
+    ],
+)
+def test_other_values_are_written_item_by_item_under_cp2(value: Any) -> None:
+    tag, data = SERDE.dumps_typed(value)
+    assert tag == C.TYPE_TAG
+    back = SERDE.loads_typed((tag, data))
+    assert back == value and type(back) is type(value)
+
+
+def test_rows_that_the_common_path_does_not_cover() -> None:
+    values = [
+        u.Profile(name="ann", tags={"x"}),  # private attributes: a post-init hook
+        u.Root([1, 2]),  # a root model
+        u.Address(city="Oslo"),  # zip_code not set: a fields_set list
+        u.Address(city="Bergen", zip_code="5003"),  # every field set
+        u.Open(a=1),  # extra="allow", no extra field
+    ]
+    tag, data = SERDE.dumps_typed(values)
+    assert tag == C.ROWS_TAG
+    back = SERDE.loads_typed((tag, data))
+    _same(back, values)
+    assert back[0]._cache == {}  # the private attribute got its default
+    assert back[4].__pydantic_extra__ == {}
+
+
+def test_rows_written_with_other_fields_fit_the_class_now() -> None:
+    # Written when Address had a "country" field and no "zip_code".
+    name = "tests.serde.user_types:Address\0city,country"
+    data = _pack([[name], ["Oslo", "NO", None, 0], ["Bergen", "NO", ["city"], 0], ROWS])
+    back = SERDE.loads_typed((C.ROWS_TAG, data))
+    assert back == [u.Address(city="Oslo"), u.Address(city="Bergen")]
+    assert [b.model_fields_set for b in back] == [{"city"}, {"city"}]
+
+
+def test_a_rows_list_rebuilds_only_allowed_classes() -> None:
+    data = SERDE.dumps_typed([u.Address(city="a"), u.Address(city="b")])
+    with pytest.raises(DisallowedTypeError, match="Address"):
+        MsgpackSerializer().loads_typed(data)
+
+
+def test_each_decoder_keeps_a_bounded_number_of_compiled_lists() -> None:
+    serde = MsgpackSerializer(allowed=[u.Address])
+    for n in range(300):  # 300 distinct name lists (fields renamed over time)
+        name = f"tests.serde.user_types:Address\0city,old{n}"
+        back = serde.loads_typed((C.ROWS_TAG, _pack([[name], ["x", n, None, 0], ROWS])))
+        assert back == [u.Address(city="x")]
+    assert len(serde._decoder._rows) <= 256
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ([ROWS], "names of its classes"),
+        (["x", ["Oslo", None, None, 0], ROWS], "names of its classes"),
+        ([[7], ROWS], "expected a class name"),
+        ([["tests.serde.user_types:Address"], ROWS], "malformed row marker"),
+        ([[ADDRESS], ["Oslo", None, None, 1], ROWS], "row names class 1 of 1"),
+        ([[ADDRESS], ["Oslo", None, None, -1], ROWS], "class -1"),
+        ([[ADDRESS], ["Oslo", None, None, True], ROWS], "class True"),
+        ([[ADDRESS], ["Oslo", None, None, "0"], ROWS], "class '0'"),
+        ([[ADDRESS], "Oslo", ROWS], "row of field values"),
+        ([[ADDRESS], [], ROWS], "row of field values"),
+        ([[ADDRESS], ["Oslo", "x", "y", None, 0], ROWS], "3 values for 2 fields"),
+        ([[ADDRESS], ["Oslo", None, 7, 0], ROWS], "list of field names"),
+    ],
+)
+def test_malformed_rows_lists_are_clear_errors(state: Any, message: str) -> None:
+    with pytest.raises(MalformedDataError, match=message):
+        SERDE.loads_typed((C.ROWS_TAG, _pack(state)))
+
+
+def test_cp2_data_keeps_loading() -> None:
+    # What the previous version wrote for the same list: one row marker per message.
+    from checkpoint_base.serde._encode import encode
+
+    data = encode(MESSAGES)
+    assert msgpack.unpackb(data, strict_map_key=False)[0][-1].code == C.PYDANTIC_V2_ROW
+    _same(SERDE.loads_typed((C.TYPE_TAG, data)), MESSAGES)
