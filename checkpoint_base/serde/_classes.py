@@ -344,9 +344,10 @@ def pydantic_rows_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Build
     """The rebuilder of a `ROWS` list whose rows name the classes `kinds` by position.
 
     `kinds[i]` is `(cls, written)` for the i-th name of the list. A row is
-    `[value, ..., fields_set or None, i]`. The common row (all of the class's fields now, no
-    fields_set list, no root model or post-init hook) is rebuilt here without a call per
-    instance; any other goes through `pydantic_row_builder`, so both agree on every row.
+    `[value, ..., fields_set or None, i]`. The common row (written with the class's fields
+    as they are now, of a class with no root model or post-init hook) is rebuilt here without
+    a call per instance, as `pydantic_row_builder` would rebuild it; any other row goes
+    through that builder.
     """
     general = [pydantic_row_builder(cls, written) for cls, written in kinds]
     fast: list[tuple[Any, ...] | None] = []
@@ -371,23 +372,31 @@ def pydantic_rows_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Build
         out: list[Any] = []
         append = out.append
         for row in islice(a, 1, None):  # a[0] holds the class names
-            if type(row) is not list or not row:
+            if type(row) is not list or len(row) < 2:
                 raise MalformedDataError("expected a row of field values")
             index = row.pop()
             if type(index) is not int or not 0 <= index < count:
                 raise MalformedDataError(f"row names class {index!r} of {count}")
             parts = fast[index]
-            if parts is not None and len(row) == parts[2] and row[-1] is None:
-                row.pop()
-                cls, written, _, written_set, new, set_dict, set_fields_set, set_extra = parts
-                inst = new(cls)
-                set_dict(inst, dict(zip(written, row)))  # noqa: B905 - length checked above
-                set_fields_set(inst, written_set.copy())
-                set_extra(inst, {} if extra_dicts[index] else None)
-                set_privates[index](inst, None)
-                append(inst)
-            else:
+            if parts is None or len(row) != parts[2]:
                 append(general[index](row))
+                continue
+            fields_set = row.pop()
+            cls, written, _, written_set, new, set_dict, set_fields_set, set_extra = parts
+            if fields_set is None:
+                fields_set = written_set.copy()
+            elif type(fields_set) is list:
+                fields_set = set(fields_set)
+                if not fields_set <= written_set:  # names that are not fields are dropped
+                    fields_set &= written_set
+            else:
+                raise MalformedDataError("expected a list of field names")
+            inst = new(cls)
+            set_dict(inst, dict(zip(written, row)))  # noqa: B905 - length checked above
+            set_fields_set(inst, fields_set)
+            set_extra(inst, {} if extra_dicts[index] else None)
+            set_privates[index](inst, None)
+            append(inst)
         return out
 
     return build

@@ -65,9 +65,9 @@ def _default(obj: Any) -> Any:
     return writer(obj)
 
 
-# Whether a class is a pydantic v2 model, the only kind a ROWS list holds. Bounded like
-# _WRITERS: one entry per class met at the top of a list.
-_PYDANTIC_V2: dict[type, bool] = {}
+# The writer of each class met at the top of a list, or None when it is not a pydantic v2 model
+# (the only kind a ROWS list holds). Bounded like _WRITERS: one entry per class.
+_ROW_WRITERS: dict[type, Encoder | None] = {}
 _ROWS_MARKER = msgpack.ExtType(C.ROWS, b"")
 
 
@@ -84,12 +84,15 @@ def _rows(items: list[Any]) -> list[Any] | None:
     try:
         for item in items:
             cls = type(item)
-            ok = _PYDANTIC_V2.get(cls)
-            if ok is None:
-                ok = _PYDANTIC_V2[cls] = class_kind(cls) == C.PYDANTIC_V2
-            if not ok:
+            writer = _ROW_WRITERS.get(cls, _ROWS_MARKER)
+            if writer is _ROWS_MARKER:  # a class not met yet
+                writer = _ROW_WRITERS[cls] = (
+                    (_WRITERS.get(cls) or _writer_for(cls))
+                    if class_kind(cls) == C.PYDANTIC_V2
+                    else None
+                )
+            if writer is None:
                 return None
-            writer = _WRITERS.get(cls) or _writer_for(cls)
             state = writer(item)
             marker = state[-1]
             if marker.code != C.PYDANTIC_V2_ROW:
