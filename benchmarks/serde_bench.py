@@ -416,7 +416,7 @@ def environment() -> dict[str, Any]:
     }
 
 
-OURS = "ours (msgpack.cp2 on msgpack)"
+OURS = "ours (msgpack.cp2, message lists cp3, on msgpack)"
 OFFICIAL = ("JsonPlusSerializer (default)", "JsonPlusSerializer (strict allowlist)")
 
 

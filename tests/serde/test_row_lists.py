@@ -142,3 +142,9 @@ def test_cp2_data_keeps_loading() -> None:
     data = encode(MESSAGES)
     assert msgpack.unpackb(data, strict_map_key=False)[0][-1].code == C.PYDANTIC_V2_ROW
     _same(SERDE.loads_typed((C.TYPE_TAG, data)), MESSAGES)
+
+
+def test_a_row_cannot_set_names_that_are_not_fields() -> None:
+    data = _pack([[ADDRESS], ["Oslo", None, ["city", "__class__"], 0], ROWS])
+    (back,) = SERDE.loads_typed((C.ROWS_TAG, data))
+    assert type(back) is u.Address and back.model_fields_set == {"city"}
