@@ -351,21 +351,12 @@ def pydantic_rows_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Build
     """
     general = [pydantic_row_builder(cls, written) for cls, written in kinds]
     fast: list[tuple[Any, ...] | None] = []
-    extra_dicts: list[bool] = []
-    set_privates: list[_Setter] = []
     for cls, written in kinds:
-        extra_dict, root, post_init, new, set_dict, set_fields_set, set_extra, set_private = (
-            _pydantic_v2_parts(cls)
-        )
-        extra_dicts.append(extra_dict)
-        set_privates.append(set_private)
+        extra_dict, root, post_init, *setters = _pydantic_v2_parts(cls)
         if root or post_init or frozenset(written) != frozenset(cls.model_fields):
             fast.append(None)
         else:
-            fast.append(
-                (cls, written, len(written) + 1, set(written), new, set_dict, set_fields_set,
-                 set_extra)
-            )  # fmt: skip
+            fast.append((cls, written, len(written) + 1, set(written), extra_dict, *setters))
     count = len(kinds)
 
     def build(a: list[Any]) -> list[Any]:
@@ -382,7 +373,8 @@ def pydantic_rows_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Build
                 append(general[index](row))
                 continue
             fields_set = row.pop()
-            cls, written, _, written_set, new, set_dict, set_fields_set, set_extra = parts
+            (cls, written, _, written_set, extra_dict, new, set_dict, set_fields_set, set_extra,
+             set_private) = parts  # fmt: skip
             if fields_set is None:
                 fields_set = written_set.copy()
             elif type(fields_set) is list:
@@ -394,8 +386,8 @@ def pydantic_rows_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Build
             inst = new(cls)
             set_dict(inst, dict(zip(written, row)))  # noqa: B905 - length checked above
             set_fields_set(inst, fields_set)
-            set_extra(inst, {} if extra_dicts[index] else None)
-            set_privates[index](inst, None)
+            set_extra(inst, {} if extra_dict else None)
+            set_private(inst, None)
             append(inst)
         return out
 

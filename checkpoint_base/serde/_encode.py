@@ -84,8 +84,9 @@ def _rows(items: list[Any]) -> list[Any] | None:
     try:
         for item in items:
             cls = type(item)
-            writer = _ROW_WRITERS.get(cls, _ROWS_MARKER)
-            if writer is _ROWS_MARKER:  # a class not met yet
+            try:
+                writer = _ROW_WRITERS[cls]
+            except KeyError:  # a class not met yet
                 writer = _ROW_WRITERS[cls] = (
                     (_WRITERS.get(cls) or _writer_for(cls))
                     if class_kind(cls) == C.PYDANTIC_V2
