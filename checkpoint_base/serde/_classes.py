@@ -35,7 +35,9 @@ __all__ = [
     "class_encoder",
     "class_kind",
     "key_of",
+    "pydantic_row_appender",
     "pydantic_row_builder",
+    "pydantic_row_lists_builder",
     "pydantic_rows_builder",
 ]
 
@@ -93,6 +95,42 @@ def _row_reader(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any,
         return lambda d: ()
     getter: Callable[[dict[str, Any]], tuple[Any, ...]] = operator.itemgetter(*names)
     return getter
+
+
+RowAppender = Callable[[Any, int, list[Any]], bool]
+
+
+def pydantic_row_appender(cls: type) -> tuple[str, RowAppender]:
+    """How a `ROWS` list writes instances of the pydantic v2 class `cls`.
+
+    Returns the class's name in the list (the text of its `PYDANTIC_V2_ROW` marker) and
+    `append(o, index, out)`, which appends o's row to `out` (index, fields_set or None, the
+    field values) and returns True, or appends nothing and returns False when o is not a
+    row: it has extra fields or a field never set, as the class's writer decides.
+    """
+    key = key_of(cls)
+    SEEN[key] = cls
+    names = tuple(cls.model_fields)  # type: ignore[attr-defined]
+    count = len(names)
+    all_names = frozenset(names)
+    row = _row_reader(names)
+
+    def append_row(o: Any, index: int, out: list[Any]) -> bool:
+        d = o.__dict__
+        if len(d) != count or getattr(o, "__pydantic_extra__", None):
+            return False
+        try:
+            values = row(d)
+        except KeyError:  # a field never set (model_construct), and something else
+            return False
+        fields_set = o.__pydantic_fields_set__
+        out.append(index)
+        # sorted: a set's order depends on the hash seed; equal values, equal bytes.
+        out.append(None if fields_set == all_names else sorted(fields_set))
+        out += values
+        return True
+
+    return f"{key}\0{','.join(names)}", append_row
 
 
 def class_encoder(cls: type, kind: int) -> Encoder:
@@ -183,6 +221,9 @@ def class_builder(cls: type, kind: int) -> Builder:
     if kind == C.NAMEDTUPLE:
         return lambda a: cls(*a)
     return _slots_builder(cls)
+
+
+_END = object()  # what next() gives past a ROWS list's end
 
 
 def _arity(cls: type) -> Any:
@@ -343,38 +384,46 @@ def pydantic_row_builder(cls: Any, written: tuple[str, ...]) -> Builder:
 def pydantic_rows_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Builder:
     """The rebuilder of a `ROWS` list whose rows name the classes `kinds` by position.
 
-    `kinds[i]` is `(cls, written)` for the i-th name of the list. A row is
-    `[value, ..., fields_set or None, i]`. The common row (written with the class's fields
-    as they are now, of a class with no root model or post-init hook) is rebuilt here without
-    a call per instance, as `pydantic_row_builder` would rebuild it; any other row goes
-    through that builder.
+    `kinds[i]` is `(cls, written)` for the i-th name of the list; a row of it is `i`, then
+    None or its fields_set list, then `len(written)` values (see `_codes.ROWS`). The common
+    row (written with the class's fields as they are now, of a class with no root model or
+    post-init hook) is rebuilt here without a call per instance, as `pydantic_row_builder`
+    would rebuild it; any other row goes through that builder.
     """
     general = [pydantic_row_builder(cls, written) for cls, written in kinds]
+    widths = [len(written) for _, written in kinds]
     fast: list[tuple[Any, ...] | None] = []
     for cls, written in kinds:
         extra_dict, root, post_init, *setters = _pydantic_v2_parts(cls)
         if root or post_init or frozenset(written) != frozenset(cls.model_fields):
             fast.append(None)
         else:
-            fast.append((cls, written, len(written) + 1, set(written), extra_dict, *setters))
+            fast.append((cls, written, len(written), set(written), extra_dict, *setters))
     count = len(kinds)
 
     def build(a: list[Any]) -> list[Any]:
         out: list[Any] = []
         append = out.append
-        for row in islice(a, 1, None):  # a[0] holds the class names
-            if type(row) is not list or len(row) < 2:
-                raise MalformedDataError("expected a row of field values")
-            index = row.pop()
+        values = iter(a)
+        next(values)  # a[0] holds the class names
+        for index in values:
             if type(index) is not int or not 0 <= index < count:
                 raise MalformedDataError(f"row names class {index!r} of {count}")
+            fields_set = next(values, _END)
             parts = fast[index]
-            if parts is None or len(row) != parts[2]:
+            if parts is None:
+                row = list(islice(values, widths[index]))
+                if fields_set is _END or len(row) != widths[index]:
+                    raise MalformedDataError("the list of rows ends inside a row")
+                row.append(fields_set)
                 append(general[index](row))
                 continue
-            fields_set = row.pop()
-            (cls, written, _, written_set, extra_dict, new, set_dict, set_fields_set, set_extra,
-             set_private) = parts  # fmt: skip
+            (cls, written, width, written_set, extra_dict, new, set_dict, set_fields_set,
+             set_extra, set_private) = parts  # fmt: skip
+            # zip takes a name before each value, so it stops at the row's end.
+            d = dict(zip(written, values))  # noqa: B905
+            if len(d) != width:
+                raise MalformedDataError("the list of rows ends inside a row")
             if fields_set is None:
                 fields_set = written_set.copy()
             elif type(fields_set) is list:
@@ -384,12 +433,37 @@ def pydantic_rows_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Build
             else:
                 raise MalformedDataError("expected a list of field names")
             inst = new(cls)
-            set_dict(inst, dict(zip(written, row)))  # noqa: B905 - length checked above
+            set_dict(inst, d)
             set_fields_set(inst, fields_set)
             set_extra(inst, {} if extra_dict else None)
             set_private(inst, None)
             append(inst)
         return out
+
+    return build
+
+
+def pydantic_row_lists_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Builder:
+    """The rebuilder of a `ROW_LISTS` list (tag msgpack.cp3, read only): each row an array
+    `[value, ..., fields_set or None, i]`, laid out as a `ROWS` list and rebuilt as one."""
+    widths = [len(written) for _, written in kinds]
+    build_rows = pydantic_rows_builder(kinds)
+
+    def build(a: list[Any]) -> list[Any]:
+        flat: list[Any] = [a[0]]
+        for row in islice(a, 1, None):
+            if type(row) is not list or len(row) < 2:
+                raise MalformedDataError("expected a row of field values")
+            index = row[-1]
+            if type(index) is int and 0 <= index < len(widths) and len(row) - 2 != widths[index]:
+                raise MalformedDataError(
+                    f"stored {kinds[index][0].__qualname__} has {len(row) - 2} values for "
+                    f"{widths[index]} fields"
+                )
+            flat += (index, row[-2])
+            flat += islice(row, len(row) - 2)
+        rows: list[Any] = build_rows(flat)
+        return rows
 
     return build
 

@@ -19,10 +19,12 @@ from typing import Final
 TYPE_TAG: Final = "msgpack.cp2"
 """The tag this version writes, except for lists of rows (below). cp2 added `PYDANTIC_V2_ROW`;
 cp1 data is cp2 data without it."""
-ROWS_TAG: Final = "msgpack.cp3"
-"""The tag of a value written as a `ROWS` list: cp3 is cp2 plus `ROWS`. Only such values get
+ROWS_TAG: Final = "msgpack.cp4"
+"""The tag of a value written as a `ROWS` list: cp4 is cp2 plus `ROWS`. Only such values get
 it, so everything else stays readable by versions that know cp2."""
-READ_TAGS: Final = frozenset({"msgpack.cp1", TYPE_TAG, ROWS_TAG})
+ROW_LISTS_TAG: Final = "msgpack.cp3"
+"""What a `ROW_LISTS` list was written with (read only): cp3 is cp2 plus `ROW_LISTS`."""
+READ_TAGS: Final = frozenset({"msgpack.cp1", TYPE_TAG, ROW_LISTS_TAG, ROWS_TAG})
 
 # Standard-library and numpy values: the extension data is empty.
 TUPLE: Final = 1
@@ -51,14 +53,20 @@ SECRET: Final = 23
 NDARRAY: Final = 24
 NPSCALAR: Final = 25
 # A list of pydantic v2 rows (a message list), written once at the top of a value:
-#   [[name, ...], row, ..., Ext(ROWS, b"")]
+#   [[name, ...], index, fields_set or None, value, ..., index, ..., Ext(ROWS, b"")]
 # where each name is a `PYDANTIC_V2_ROW` marker's text (b"module:qualname\0name,...") and
-# each row is [value, ..., fields_set or None, index of its class's name]. One marker for the
-# whole list instead of one per instance: nothing to look up per message, and the class names
-# are stored once. The 80 messages of the benchmarks' 100-step thread load in 205 instead of
-# 241 us and take 45,161 instead of 54,968 bytes (timeit medians, this machine).
-ROWS: Final = 26
-LAST_BUILTIN: Final = 26
+# each row is the index of its class's name, None or its fields_set list, then one value per
+# name after the NUL. One marker for the whole list instead of one per instance: nothing to
+# look up per message, and the class names are stored once. The rows are not arrays of their
+# own, so msgpack builds no list and calls no hook per row. The 80 messages of the
+# benchmarks' 100-step thread (medians of one run, this machine): 45,081 bytes, loaded in 198
+# and written in 84 us; one marker each, 54,968 bytes, 273 and 117 us; as ROW_LISTS, 45,161
+# bytes, loaded in 220 (the last version that wrote them) and written in 113 us.
+ROWS: Final = 27
+# The layout ROWS replaced (tag msgpack.cp3, still read): one array per row,
+#   [[name, ...], [value, ..., fields_set or None, index], ..., Ext(ROW_LISTS, b"")]
+ROW_LISTS: Final = 26
+LAST_BUILTIN: Final = 27
 
 # Instances of classes: the extension data is b"module:qualname".
 PYDANTIC_V2: Final = 64

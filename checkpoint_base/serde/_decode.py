@@ -1,4 +1,4 @@
-"""Reading our own format (`msgpack.cp3`; cp2 and cp1 are its subsets): one msgpack pass, two hooks.
+"""Reading our own format (`msgpack.cp4`, and cp3, cp2, cp1): one msgpack pass, two hooks.
 
 `ext_hook` turns each extension object into a `Marker` (for a class: only after the allowlist
 check, so a disallowed name fails before anything of it is built). `list_hook` sees every array
@@ -22,7 +22,13 @@ import msgpack
 from . import _codes as C
 from ._allowlist import Resolver
 from ._builtins import BUILDERS, Builder
-from ._classes import class_builder, class_kind, pydantic_row_builder, pydantic_rows_builder
+from ._classes import (
+    class_builder,
+    class_kind,
+    pydantic_row_builder,
+    pydantic_row_lists_builder,
+    pydantic_rows_builder,
+)
 from ._errors import (
     MalformedDataError,
     NestingTooDeepError,
@@ -73,15 +79,17 @@ def _list_hook(lst: list[Any]) -> Any:
 
 
 class Decoder:
-    """Decodes `msgpack.cp3` (cp2, cp1) payloads under one allowlist; caches resolved classes."""
+    """Decodes `msgpack.cp4` (cp3, cp2, cp1) payloads under one allowlist; caches classes."""
 
-    __slots__ = ("_cache", "_resolver", "_rows", "_rows_marker")
+    __slots__ = ("_cache", "_resolver", "_row_lists_marker", "_rows", "_rows_marker")
 
     def __init__(self, resolver: Resolver) -> None:
         self._resolver = resolver
         self._cache: dict[bytes, Marker] = {}
-        self._rows: dict[tuple[str, ...], Builder] = {}  # by the names of a ROWS list
+        # By the layout's code and the names of a ROWS (ROW_LISTS) list.
+        self._rows: dict[tuple[int, tuple[str, ...]], Builder] = {}
         self._rows_marker = Marker("list of pydantic rows", self._build_rows, C.ROWS)
+        self._row_lists_marker = Marker("list of pydantic rows", self._build_row_lists, C.ROW_LISTS)
 
     def _ext_hook(self, code: int, data: bytes) -> Marker:
         if not data:
@@ -90,6 +98,8 @@ class Decoder:
                 return marker
             if code == C.ROWS:
                 return self._rows_marker
+            if code == C.ROW_LISTS:
+                return self._row_lists_marker
         # Keyed by the name alone (no (code, data) tuple to build per instance); the code is
         # checked against the cached marker's.
         marker = self._cache.get(data)
@@ -132,25 +142,36 @@ class Decoder:
         return f"{module}.{qualname}", cls, written
 
     def _build_rows(self, a: list[Any]) -> list[Any]:
-        """Rebuild a `ROWS` list: `[[name, ...], row, ...]` (see `_codes.ROWS`)."""
+        """Rebuild a `ROWS` list: `[[name, ...], index, fields_set, value, ...]`."""
+        rows: list[Any] = self._rows_builder(C.ROWS, a)(a)
+        return rows
+
+    def _build_row_lists(self, a: list[Any]) -> list[Any]:
+        """Rebuild a `ROW_LISTS` list (cp3): `[[name, ...], [value, ..., fields_set, i], ...]`."""
+        rows: list[Any] = self._rows_builder(C.ROW_LISTS, a)(a)
+        return rows
+
+    def _rows_builder(self, code: int, a: list[Any]) -> Builder:
+        """The compiled builder of a list of rows of the layout `code`, by its class names."""
         if not a or type(a[0]) is not list:
             raise MalformedDataError("a list of rows must start with the names of its classes")
-        names = a[0]
-        key = tuple(names)
+        key = (code, tuple(a[0]))
         build = self._rows.get(key)
         if build is None:
             kinds = []
-            for name in names:
+            for name in a[0]:
                 if type(name) is not str:
                     raise MalformedDataError(f"expected a class name, got {type(name).__name__}")
                 _, cls, written = self._resolve(C.PYDANTIC_V2_ROW, name)
                 kinds.append((cls, written))
-            build = pydantic_rows_builder(kinds)
+            if code == C.ROWS:
+                build = pydantic_rows_builder(kinds)
+            else:
+                build = pydantic_row_lists_builder(kinds)
             if len(self._rows) >= _MAX_ROW_LISTS:  # bounded, whatever the data holds
                 self._rows.clear()
             self._rows[key] = build
-        rows: list[Any] = build(a)
-        return rows
+        return build
 
     def decode(self, data: BytesLike) -> Any:
         """Rebuild the value written by `Encoder.encode`.

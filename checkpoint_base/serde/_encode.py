@@ -1,11 +1,11 @@
-"""Writing our own format (`msgpack.cp2`) in one msgpack pass.
+"""Writing our own format (`msgpack.cp2`, and `msgpack.cp4` for message lists) in one msgpack pass.
 
 msgpack runs with `strict_types=True`, so it packs only exact `dict`, `list`, `str`, `bytes`,
 `int`, `float`, `bool` and `None` itself; everything else (tuples, subclasses such as IntEnum
 or NamedTuple, classes) reaches `_default`, which returns the value's state followed by a
 marker, and msgpack packs that in the same pass. Writers are found by exact type in a dict
 that learns each new class once. A list of pydantic models at the top of a value (a message
-list) is written as one `ROWS` list instead (`encode_typed`, tag `msgpack.cp3`).
+list) is written as one `ROWS` list instead (`encode_typed`, tag `msgpack.cp4`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import msgpack
 
 from . import _codes as C
 from ._builtins import ENCODERS, Encoder, encode_exception, encode_secret, is_secret
-from ._classes import class_encoder, class_kind
+from ._classes import RowAppender, class_encoder, class_kind, pydantic_row_appender
 from ._errors import NestingTooDeepError, SerializationError, UnsupportedTypeError
 from ._numpy import numpy_encoder
 
@@ -65,48 +65,46 @@ def _default(obj: Any) -> Any:
     return writer(obj)
 
 
-# The writer of each class met at the top of a list, or None when it is not a pydantic v2 model
-# (the only kind a ROWS list holds). Bounded like _WRITERS: one entry per class.
-_ROW_WRITERS: dict[type, Encoder | None] = {}
+# How a ROWS list writes each class met at the top of a list (its name and row appender), or
+# None when it is not a pydantic v2 model (the only kind a ROWS list holds). Bounded like
+# _WRITERS: one entry per class.
+_ROW_APPENDERS: dict[type, tuple[str, RowAppender] | None] = {}
 _ROWS_MARKER = msgpack.ExtType(C.ROWS, b"")
 
 
 def _rows(items: list[Any]) -> list[Any] | None:
     """`items` as a `ROWS` list (see `_codes.ROWS`), or None when any item is not a row.
 
-    A row is what the pydantic v2 writer returns for a model without extra fields. Anything
-    else (another type, extra fields, a writer that raises) gives None, and the list is
-    written item by item, which reports any error the usual way.
+    A row is a pydantic v2 model without extra fields, as its class's writer would write it
+    with a row marker. Anything else (another type, extra fields, an error) gives None, and
+    the list is written item by item, which reports any error the usual way.
     """
-    names: dict[bytes, int] = {}
-    out: list[Any] = [None]
-    append = out.append
+    names: list[str] = []
+    appenders: list[RowAppender] = []
+    index_of: dict[type, int] = {}
+    out: list[Any] = [names]
     try:
         for item in items:
             cls = type(item)
-            try:
-                writer = _ROW_WRITERS[cls]
-            except KeyError:  # a class not met yet
-                writer = _ROW_WRITERS[cls] = (
-                    (_WRITERS.get(cls) or _writer_for(cls))
-                    if class_kind(cls) == C.PYDANTIC_V2
-                    else None
-                )
-            if writer is None:
-                return None
-            state = writer(item)
-            marker = state[-1]
-            if marker.code != C.PYDANTIC_V2_ROW:
-                return None
-            index = names.get(marker.data)
+            index = index_of.get(cls)
             if index is None:
-                index = names[marker.data] = len(names)
-            state[-1] = index
-            append(state)
+                try:
+                    known = _ROW_APPENDERS[cls]
+                except KeyError:  # a class not met yet
+                    kind = class_kind(cls)
+                    known = _ROW_APPENDERS[cls] = (
+                        pydantic_row_appender(cls) if kind == C.PYDANTIC_V2 else None
+                    )
+                if known is None:
+                    return None
+                index = index_of[cls] = len(names)
+                names.append(known[0])
+                appenders.append(known[1])
+            if not appenders[index](item, index, out):
+                return None
     except Exception:  # the item-by-item pass raises it properly
         return None
-    out[0] = [name.decode("utf-8", "surrogatepass") for name in names]
-    append(_ROWS_MARKER)
+    out.append(_ROWS_MARKER)
     return out
 
 
