@@ -41,7 +41,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from checkpoint_base.serde import MsgpackSerializer
 from checkpoint_base.serde._classes import class_builder, class_kind
 from checkpoint_base.serde._decode import _list_hook
-from checkpoint_base.serde._encode import _default, _new_packer
+from checkpoint_base.serde._encode import _default, _new_packer, encode
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = (10, 50, 100, 200)
@@ -335,10 +335,12 @@ def bench_micro(rounds: int, warmup: int) -> dict[str, Any]:
     states = [[dict(m.__dict__), None, list(m.model_fields_set)] for m in ai_messages]
     rebuild = class_builder(AIMessage, class_kind(AIMessage) or 0)
     # The same 80 messages (the get_tuple payload of the backend issues) in the map layout of
-    # cp1 and the row layout of cp2, read by the same decoder.
+    # cp1, the row layout of cp2 (a marker per message) and cp4's one list of rows, read by the
+    # same decoder.
     listed = message_list(80)
     serde = MsgpackSerializer()
-    as_rows = serde.dumps_typed(listed)
+    as_rows = ("msgpack.cp2", encode(listed))
+    as_list = serde.dumps_typed(listed)
     as_maps = (
         "msgpack.cp1",
         msgpack.packb(
@@ -354,11 +356,12 @@ def bench_micro(rounds: int, warmup: int) -> dict[str, Any]:
             use_bin_type=True,
         ),
     )
-    if serde.loads_typed(as_maps) != listed or serde.loads_typed(as_rows) != listed:
-        raise RuntimeError("the two layouts do not load the same messages")
+    if any(serde.loads_typed(data) != listed for data in (as_maps, as_rows, as_list)):
+        raise RuntimeError("the three layouts do not load the same messages")
     cases: dict[str, Callable[[], Any]] = {
         "80 messages loaded, cp1 map layout": lambda: serde.loads_typed(as_maps),
         "80 messages loaded, cp2 row layout": lambda: serde.loads_typed(as_rows),
+        "80 messages loaded, cp4 list of rows": lambda: serde.loads_typed(as_list),
         "small value, packer reused (x100)": lambda: [reused.pack(small) for _ in range(100)],
         "small value, new packer per call (x100)": lambda: [
             _new_packer().pack(small) for _ in range(100)
@@ -416,7 +419,7 @@ def environment() -> dict[str, Any]:
     }
 
 
-OURS = "ours (msgpack.cp2, message lists cp3, on msgpack)"
+OURS = "ours (msgpack.cp2, message lists cp4, on msgpack)"
 OFFICIAL = ("JsonPlusSerializer (default)", "JsonPlusSerializer (strict allowlist)")
 
 
