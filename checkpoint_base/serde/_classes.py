@@ -35,9 +35,9 @@ __all__ = [
     "class_encoder",
     "class_kind",
     "key_of",
-    "pydantic_row_appender",
     "pydantic_row_builder",
     "pydantic_row_lists_builder",
+    "pydantic_row_state",
     "pydantic_rows_builder",
 ]
 
@@ -97,16 +97,16 @@ def _row_reader(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any,
     return getter
 
 
-RowAppender = Callable[[Any, int, list[Any]], bool]
+RowState = Callable[[Any], tuple[list[str] | None, tuple[Any, ...]] | None]
 
 
-def pydantic_row_appender(cls: type) -> tuple[str, RowAppender]:
-    """How a `ROWS` list writes instances of the pydantic v2 class `cls`.
+def pydantic_row_state(cls: type) -> tuple[str, RowState]:
+    """How instances of the pydantic v2 class `cls` are written as rows.
 
-    Returns the class's name in the list (the text of its `PYDANTIC_V2_ROW` marker) and
-    `append(o, index, out)`, which appends o's row to `out` (index, fields_set or None, the
-    field values) and returns True, or appends nothing and returns False when o is not a
-    row: it has extra fields or a field never set, as the class's writer decides.
+    Returns the text of the class's `PYDANTIC_V2_ROW` marker (`"module:qualname\0name,..."`)
+    and `state(o)`: `(None or the sorted fields_set, the field values in the marker's order)`,
+    or None when o is not a row (it has extra fields, or a field never set). Both the class's
+    own writer and a `ROWS` list write rows by it.
     """
     key = key_of(cls)
     SEEN[key] = cls
@@ -115,22 +115,19 @@ def pydantic_row_appender(cls: type) -> tuple[str, RowAppender]:
     all_names = frozenset(names)
     row = _row_reader(names)
 
-    def append_row(o: Any, index: int, out: list[Any]) -> bool:
+    def row_state(o: Any) -> tuple[list[str] | None, tuple[Any, ...]] | None:
         d = o.__dict__
         if len(d) != count or getattr(o, "__pydantic_extra__", None):
-            return False
+            return None
         try:
             values = row(d)
         except KeyError:  # a field never set (model_construct), and something else
-            return False
+            return None
         fields_set = o.__pydantic_fields_set__
-        out.append(index)
         # sorted: a set's order depends on the hash seed; equal values, equal bytes.
-        out.append(None if fields_set == all_names else sorted(fields_set))
-        out += values
-        return True
+        return None if fields_set == all_names else sorted(fields_set), values
 
-    return f"{key}\0{','.join(names)}", append_row
+    return f"{key}\0{','.join(names)}", row_state
 
 
 def class_encoder(cls: type, kind: int) -> Encoder:
@@ -141,27 +138,16 @@ def class_encoder(cls: type, kind: int) -> Encoder:
     if kind == C.PYDANTIC_V2:
         names = tuple(cls.model_fields)  # type: ignore[attr-defined]
         count = len(names)
-        all_names = frozenset(names)
-        row = _row_reader(names)
-        row_data = b"\0".join((key.encode(), ",".join(names).encode()))
-        row_marker = ExtType(C.PYDANTIC_V2_ROW, row_data)
+        row_text, row_state = pydantic_row_state(cls)
+        row_marker = ExtType(C.PYDANTIC_V2_ROW, row_text.encode())
 
         def pydantic_v2(o: Any) -> list[Any]:
+            state = row_state(o)
+            if state is not None:
+                return [*state[1], state[0], row_marker]
             d = o.__dict__
             extra = getattr(o, "__pydantic_extra__", None)
             fields_set = o.__pydantic_fields_set__
-            if not extra and len(d) == count:
-                try:
-                    values = row(d)
-                except KeyError:  # a field never set (model_construct), and something else
-                    pass
-                else:
-                    # sorted: a set's order depends on the hash seed; equal values, equal bytes.
-                    return [
-                        *values,
-                        None if fields_set == all_names else sorted(fields_set),
-                        row_marker,
-                    ]
             if len(d) != count:  # e.g. a cached_property stored in __dict__: not state
                 d = {k: d[k] for k in names if k in d}
             unset = not extra and fields_set == d.keys()

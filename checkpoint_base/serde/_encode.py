@@ -17,7 +17,7 @@ import msgpack
 
 from . import _codes as C
 from ._builtins import ENCODERS, Encoder, encode_exception, encode_secret, is_secret
-from ._classes import RowAppender, class_encoder, class_kind, pydantic_row_appender
+from ._classes import RowState, class_encoder, class_kind, pydantic_row_state
 from ._errors import NestingTooDeepError, SerializationError, UnsupportedTypeError
 from ._numpy import numpy_encoder
 
@@ -65,46 +65,51 @@ def _default(obj: Any) -> Any:
     return writer(obj)
 
 
-# How a ROWS list writes each class met at the top of a list (its name and row appender), or
+# How a ROWS list writes each class met at the top of a list (its name and row state), or
 # None when it is not a pydantic v2 model (the only kind a ROWS list holds). Bounded like
 # _WRITERS: one entry per class.
-_ROW_APPENDERS: dict[type, tuple[str, RowAppender] | None] = {}
+_ROW_STATES: dict[type, tuple[str, RowState] | None] = {}
 _ROWS_MARKER = msgpack.ExtType(C.ROWS, b"")
 
 
 def _rows(items: list[Any]) -> list[Any] | None:
     """`items` as a `ROWS` list (see `_codes.ROWS`), or None when any item is not a row.
 
-    A row is a pydantic v2 model without extra fields, as its class's writer would write it
-    with a row marker. Anything else (another type, extra fields, an error) gives None, and
-    the list is written item by item, which reports any error the usual way.
+    A row is a pydantic v2 model written as its class's writer would write it with a row
+    marker (`pydantic_row_state`). Anything else (another type, extra fields, an error) gives
+    None, and the list is written item by item, which reports any error the usual way.
     """
     names: list[str] = []
-    appenders: list[RowAppender] = []
+    states: list[RowState] = []
     index_of: dict[type, int] = {}
     out: list[Any] = [names]
+    append = out.append
     try:
         for item in items:
             cls = type(item)
             index = index_of.get(cls)
             if index is None:
                 try:
-                    known = _ROW_APPENDERS[cls]
+                    known = _ROW_STATES[cls]
                 except KeyError:  # a class not met yet
                     kind = class_kind(cls)
-                    known = _ROW_APPENDERS[cls] = (
-                        pydantic_row_appender(cls) if kind == C.PYDANTIC_V2 else None
+                    known = _ROW_STATES[cls] = (
+                        pydantic_row_state(cls) if kind == C.PYDANTIC_V2 else None
                     )
                 if known is None:
                     return None
                 index = index_of[cls] = len(names)
                 names.append(known[0])
-                appenders.append(known[1])
-            if not appenders[index](item, index, out):
+                states.append(known[1])
+            state = states[index](item)
+            if state is None:
                 return None
+            append(index)
+            append(state[0])  # fields_set
+            out += state[1]
     except Exception:  # the item-by-item pass raises it properly
         return None
-    out.append(_ROWS_MARKER)
+    append(_ROWS_MARKER)
     return out
 
 
