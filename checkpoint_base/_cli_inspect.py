@@ -17,7 +17,7 @@ from langgraph.checkpoint.base import CheckpointTuple
 
 from ._cli_format import Style, format_age, format_bytes, format_time, table
 from ._cli_open import open_side
-from ._convert import decode_metadata, to_tuple
+from ._convert import decode_metadata, load_blob, to_tuple
 from ._errors import ConfigError
 from ._migrate_side import SaverSide, Side
 from ._records import EMPTY, CheckpointRow, ListQuery
@@ -108,8 +108,8 @@ def _row_next(side: Side, row: CheckpointRow, body: Mapping[str, Any]) -> list[s
     for channel, version in rec.channel_versions.items():
         blob = blobs.get((channel, version))
         has_value[channel] = blob is not None and blob.type != EMPTY
-        if channel == _TASKS and blob is not None and blob.type != EMPTY:
-            sends = list(side.serde.loads_typed((blob.type, blob.data)) or ())
+        if channel == _TASKS:
+            sends = list(load_blob(side.serde, blob)[1] or ())
     return next_nodes(body, has_value, sends)
 
 

@@ -7,7 +7,7 @@ import math
 import random
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -23,6 +23,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ._errors import ConfigError
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, WriteRecord
+from .serde import MsgpackSerializer
 
 __all__ = [
     "ThreadKey",
@@ -303,7 +304,10 @@ def load_blob(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
     """(True, value) for a blob that holds a value; (False, None) for none or EMPTY."""
     if blob is None or blob.type == EMPTY:
         return False, None
-    return True, serde.loads_typed((blob.type, blob.data))
+    data = blob.data
+    if type(data) is not bytes and type(serde) is not MsgpackSerializer:
+        data = bytes(data)  # SerializerProtocol promises bytes; ours reads a view as well
+    return True, serde.loads_typed((blob.type, cast(bytes, data)))
 
 
 def to_tuple(

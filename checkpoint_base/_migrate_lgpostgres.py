@@ -27,7 +27,15 @@ from ._errors import StorageError
 from ._migrate_msgpack import JSONPLUS_READS, for_jsonplus, pack_plain, ts_to_epoch, uuid6_epoch
 from ._migrate_side import AsyncLock, Key, Side, SqlMany, SqlQuery
 from ._plan import Plan, arun, run
-from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
+from ._records import (
+    EMPTY,
+    BlobRecord,
+    CheckpointRecord,
+    CheckpointRow,
+    ThreadInfo,
+    WriteRecord,
+    as_bytes,
+)
 
 __all__ = ["LangGraphPostgresSide"]
 
@@ -250,7 +258,7 @@ class LangGraphPostgresSide(Side):
                 if b.type == EMPTY:
                     blobs.append((b.thread_id, b.checkpoint_ns, b.channel, b.version, EMPTY, None))
                     continue
-                typed = for_jsonplus(b.type, b.data, serde, self.serde)
+                typed = for_jsonplus(b.type, as_bytes(b.data), serde, self.serde)
                 blobs.append((b.thread_id, b.checkpoint_ns, b.channel, b.version, *typed))
             body = dict(serde.loads_typed((rec.type, rec.checkpoint)))
             body["channel_values"] = {}

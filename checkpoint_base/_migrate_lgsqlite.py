@@ -30,7 +30,15 @@ from ._migrate_msgpack import (
 )
 from ._migrate_side import AsyncLock, Key, Side, SqlMany, SqlQuery
 from ._plan import Plan, arun, run
-from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
+from ._records import (
+    EMPTY,
+    BlobRecord,
+    CheckpointRecord,
+    CheckpointRow,
+    ThreadInfo,
+    WriteRecord,
+    as_bytes,
+)
 
 __all__ = ["LangGraphSqliteSide"]
 
@@ -287,7 +295,7 @@ class LangGraphSqliteSide(Side):
         for channel, version in rec.channel_versions.items():
             blob = blobs.get((channel, version))
             if blob is not None and blob.type != EMPTY:
-                values[channel] = for_jsonplus(blob.type, blob.data, serde, self.serde)
+                values[channel] = for_jsonplus(blob.type, as_bytes(blob.data), serde, self.serde)
         body_type, body = rec.type, rec.checkpoint
         if body_type != "msgpack":  # another serializer's format: the body is plain data
             body_type, body = self.serde.dumps_typed(serde.loads_typed((body_type, body)))

@@ -18,7 +18,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ._migrate_msgpack import standalone_value
 from ._migrate_side import Key, key_of
-from ._records import EMPTY, CheckpointRow
+from ._records import EMPTY, CheckpointRow, as_bytes
 
 __all__ = ["Recode", "ThreadMismatch", "compare_rows", "row_digest", "thread_digest"]
 
@@ -105,7 +105,7 @@ def row_digest(row: CheckpointRow, recode: Recode | None = None, *, exact: bool 
         if blob is None or blob.type == EMPTY:
             add("<no value>")
         else:
-            add(*_value(blob.type, blob.data, recode))
+            add(*_value(blob.type, as_bytes(blob.data), recode))
     rank: dict[str, int] = {}
     for w in sorted(row.writes, key=lambda w: (w.task_id, w.idx < 0, w.idx)):
         idx = w.idx

@@ -19,6 +19,7 @@ __all__ = [
     "ListQuery",
     "ThreadInfo",
     "WriteRecord",
+    "as_bytes",
 ]
 
 EMPTY = "empty"
@@ -61,6 +62,11 @@ class BlobRecord:
     Written only for the channels of a put's `new_versions`; `type == EMPTY` says the channel
     had no value at that version. Nothing outside `checkpoint_base` may assume `data` holds a
     whole value: a later format may store a delta against an earlier version.
+
+    A fetched record's `data` may be a read-only `memoryview` of the driver's reply instead of
+    `bytes` (the Redis backend: a blob is stored behind its type tag, and a slice copy of each
+    large value cost more than decoding it, see `checkpoint_redis._codec.decode_row`). Every
+    driver binds either; code that needs `bytes` calls `as_bytes`.
     """
 
     thread_id: str
@@ -68,7 +74,12 @@ class BlobRecord:
     channel: str
     version: str
     type: str
-    data: bytes
+    data: bytes | memoryview
+
+
+def as_bytes(data: bytes | memoryview) -> bytes:
+    """`data` as `bytes`: itself, or a copy of a view."""
+    return data if isinstance(data, bytes) else data.tobytes()
 
 
 @dataclass(frozen=True, slots=True)
