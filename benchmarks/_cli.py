@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 import tempfile
@@ -17,11 +18,11 @@ from checkpoint_base.testing.targets import Target, all_targets
 
 from . import _w_concurrency, _w_e2e, _w_migration, _w_ops, _w_serde, _w_storage
 from ._context import SIZES, Context
-from ._env import durable_servers, environment, server_settings, sqlite_settings
+from ._env import durable_servers, environment, git_commit, server_settings, sqlite_settings
 from ._goals import evaluate
 from ._progress import Progress
 from ._report import goals_table, json_report, readme_section, replace_section, table
-from ._results import Results
+from ._results import Results, SubjectId
 from ._subjects import subjects_for
 
 __all__ = ["main"]
@@ -109,6 +110,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--list", action="store_true", help="list the registered targets and exit")
+    p.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="measure nothing: write the tables, plots and README section of a saved JSON "
+        "report, its targets checked by this version's goals",
+    )
     return p
 
 
@@ -181,6 +188,8 @@ async def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         for t in registry:
             print(f"{t.name:24} backend={t.backend}")
         return 0
+    if args.from_json:
+        return _rerender(args, registry)
     sizes = _sizes(args)
     results = Results()
     with (
@@ -207,6 +216,47 @@ async def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         env = environment(list(argv), server_settings(urls), sqlite_settings(targets))
     goals = evaluate(results, [(t.name, t.backend) for t in targets], sizes.rounds)
     _output(args, results, env, sizes.to_json(), goals)
+    return 1 if results.problems else 0
+
+
+def _rerender(args: argparse.Namespace, registry: list[Target]) -> int:
+    """The reports of a saved run (`--from-json`): same samples, this version's goals."""
+    if args.json == args.from_json:
+        raise UsageError("--json would overwrite the report it reads; give another path or '-'")
+    try:
+        with open(args.from_json, encoding="utf-8") as f:
+            saved = json.load(f)
+        env, sizes = saved["environment"], saved["sizes"]
+        results = Results()
+        for record in saved["series"]:
+            subject = SubjectId(record["target"], record["flavor"], record["kind"])
+            series = results.series(
+                record["workload"],
+                record["op"],
+                record["params"],
+                subject,
+                record["unit"],
+                record.get("note", ""),
+            )
+            series.samples.extend(record["samples"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"cannot read the JSON report {args.from_json}: {exc!r}") from exc
+    results.notes.extend(saved.get("notes", ()))
+    results.problems.extend(saved.get("problems", ()))
+    measured = {s.subject.target for s in results}
+    families = [(t.name, t.backend) for t in registry if t.name in measured]
+    unknown = sorted(
+        t for t in measured - {name for name, _ in families} if t != "serializer" and "->" not in t
+    )
+    if unknown:
+        results.notes.append(f"targets not registered here, no goals checked: {unknown}")
+    commit = git_commit() or "unknown"
+    results.notes.append(
+        f"report written from {os.path.basename(args.from_json)}, targets checked by the goals "
+        f"of git {commit[:10]}"
+    )
+    goals = evaluate(results, families, int(sizes.get("rounds", 1)))
+    _output(args, results, env, sizes, goals)
     return 1 if results.problems else 0
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from checkpoint_base.testing.targets import Target
 
-__all__ = ["durable_servers", "environment", "server_settings", "sqlite_settings"]
+__all__ = ["durable_servers", "environment", "git_commit", "server_settings", "sqlite_settings"]
 
 PACKAGES = (
     "checkpointers",
@@ -201,7 +201,8 @@ def _redact(url: str) -> str:
     return f"{scheme}://{user}@{host}"
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """The commit of this checkout, or None outside git."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         out = subprocess.run(
@@ -251,7 +252,7 @@ def environment(
     return {
         "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": ["python", "-m", "benchmarks", *argv],
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "machine": {
             "os": platform.platform(),
             "cpu_count": os.cpu_count(),

@@ -355,8 +355,37 @@ def evaluate(
                         continue
                     other_all = _series(results, goal, name, flavor, goal.against)
                     other = next((s for s in other_all if s.params == ours.params), None)
-                    rows.append(_row(goal, name, flavor, mode, ours, other, caveat, rounds))
+                    row = _row(goal, name, flavor, mode, ours, other, caveat, rounds)
+                    if goal.workload == "e2e":
+                        _add_reference(row, results, goal, flavor, ours.params)
+                    rows.append(row)
     return rows + _migration_rows(results)
+
+
+def _add_reference(
+    row: dict[str, Any], results: Results, goal: Goal, flavor: str, params: dict[str, Any]
+) -> None:
+    """Add what LangGraph's `InMemorySaver` ran under the same end-to-end parameters.
+
+    It stores nothing and only pays its serializer, so it shows how much of a turn is the
+    graph's own work: a saver as fast as it would reach `ceiling` times the official
+    saver's turns/s. Not a strict bound (our serializer is faster than its own), but a goal
+    above it asks for a saver faster than keeping the checkpoints in a dict.
+    """
+    if goal.unit != THROUGHPUT:  # turns/s: a higher reference is a higher ceiling
+        return
+    found = results.find(goal.workload, goal.op, "memory", flavor, "official", goal.unit)
+    memory = next((s for s in found if s.params == params and s.samples), None)
+    theirs = row.get(goal.against)
+    if memory is None or not theirs:
+        return
+    reference = summarize(memory)["median"]
+    if not reference:
+        return
+    row["reference"] = reference
+    row["ceiling"] = reference / theirs
+    note = f"InMemorySaver {reference:,.1f}/s: as fast would be {row['ceiling']:.2f}x"
+    row["caveat"] = "; ".join(n for n in (row["caveat"], note) if n)
 
 
 def _ratio(goal: Goal, mine: float, theirs: float) -> float:
