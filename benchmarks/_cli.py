@@ -201,6 +201,9 @@ async def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         missing = [f for f in DEFAULT_FAMILIES if not any(t.backend == f for t in targets)]
         if not args.backend and missing:
             results.notes.append(f"not registered yet, not measured: {', '.join(missing)}")
+        # Before the workloads: the commit and start time of the code measured, even if the
+        # checkout moves during a long run.
+        env = environment(list(argv), server_settings(urls), sqlite_settings(targets))
         subjects = subjects_for(targets, args.flavor or ("sync", "async"))
         chosen = args.workload or list(WORKLOADS)
         progress = Progress(0, enabled=not args.no_progress)
@@ -213,7 +216,6 @@ async def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 results.problem(f"workload {name} failed: {exc!r}")
                 progress.note(traceback.format_exc())
         progress.close()
-        env = environment(list(argv), server_settings(urls), sqlite_settings(targets))
     goals = evaluate(results, [(t.name, t.backend) for t in targets], sizes.rounds)
     _output(args, results, env, sizes.to_json(), goals)
     return 1 if results.problems else 0

@@ -217,6 +217,25 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def git_changed() -> list[str] | None:
+    """Tracked files of this checkout that differ from its commit (the code measured is
+    then not exactly `git_commit`); None outside git."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(
+            ["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return [line[3:] for line in out.stdout.splitlines() if line.strip()]
+
+
 def _cpu_model() -> str | None:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -253,6 +272,7 @@ def environment(
         "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": ["python", "-m", "benchmarks", *argv],
         "git_commit": git_commit(),
+        "git_changed": git_changed(),
         "machine": {
             "os": platform.platform(),
             "cpu_count": os.cpu_count(),

@@ -196,6 +196,7 @@ def test_a_saved_report_is_written_again_without_measuring(
     )
     assert status == 0
     rewritten = json.loads(again.read_text())
+    assert isinstance(report["environment"]["git_changed"], list)
     assert rewritten["environment"] == report["environment"]  # the run's, not this one's
     assert [(s["target"], s["op"], s["params"]) for s in rewritten["series"]] == [
         (s["target"], s["op"], s["params"]) for s in report["series"]
@@ -216,6 +217,27 @@ def test_a_saved_report_is_written_again_without_measuring(
     assert main(["--from-json", str(tmp_path / "none.json"), "--json", "-"]) == 2
     (tmp_path / "bad.json").write_text('{"sizes": {}}')
     assert main(["--from-json", str(tmp_path / "bad.json"), "--json", "-"]) == 2
+
+
+def test_the_readme_section_names_the_commit_and_changed_files(tmp_path: Path) -> None:
+    from benchmarks._report import readme_section
+
+    env = {
+        "started_at": "2026-12-03T15:00:00+00:00",
+        "git_commit": "0123456789abcdef",
+        "git_changed": [],
+        "command": ["python", "-m", "benchmarks"],
+        "machine": {"cpu_count": 2, "cpu_model": "x", "memory_bytes": 2**30, "os": "linux"},
+        "python": "3.11",
+        "sqlite_library": "3.40",
+    }
+    readme = str(tmp_path / "README.md")
+    clean = readme_section(env, "full", [], [], readme, None)
+    assert "(git 0123456789), size `full`" in clean
+    changed = readme_section(
+        {**env, "git_changed": ["benchmarks/_cli.py"]}, "full", [], [], readme, None
+    )
+    assert "(git 0123456789 with changes to benchmarks/_cli.py), size `full`" in changed
 
 
 def test_end_to_end_goals_show_what_inmemorysaver_ran() -> None:
