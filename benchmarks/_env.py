@@ -201,39 +201,30 @@ def _redact(url: str) -> str:
     return f"{scheme}://{user}@{host}"
 
 
-def git_commit() -> str | None:
-    """The commit of this checkout, or None outside git."""
+def _git(*args: str) -> str | None:
+    """The output of a git command on this checkout, or None when git fails or is absent."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         out = subprocess.run(
-            ["git", "-C", here, "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
+            ["git", "-C", here, *args], capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """The commit of this checkout, or None outside git."""
+    return (_git("rev-parse", "HEAD") or "").strip() or None
 
 
 def git_changed() -> list[str] | None:
     """Tracked files of this checkout that differ from its commit (the code measured is
     then not exactly `git_commit`); None outside git."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        out = subprocess.run(
-            ["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    if out is None:
         return None
-    if out.returncode != 0:
-        return None
-    return [line[3:] for line in out.stdout.splitlines() if line.strip()]
+    return [line[3:] for line in out.splitlines() if line.strip()]
 
 
 def _cpu_model() -> str | None:
