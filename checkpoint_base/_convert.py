@@ -22,7 +22,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ._errors import ConfigError
-from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, WriteRecord
+from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, WriteRecord, as_bytes
 from .serde import MsgpackSerializer
 
 __all__ = [
@@ -305,8 +305,8 @@ def load_blob(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
     if blob is None or blob.type == EMPTY:
         return False, None
     data = blob.data
-    if type(data) is not bytes and type(serde) is not MsgpackSerializer:
-        data = bytes(data)  # SerializerProtocol promises bytes; ours reads a view as well
+    if type(serde) is not MsgpackSerializer:
+        data = as_bytes(data)  # SerializerProtocol promises bytes; ours reads a view as well
     return True, serde.loads_typed((blob.type, cast(bytes, data)))
 
 

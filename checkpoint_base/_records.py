@@ -64,9 +64,10 @@ class BlobRecord:
     whole value: a later format may store a delta against an earlier version.
 
     A fetched record's `data` may be a read-only `memoryview` of the driver's reply instead of
-    `bytes` (the Redis backend: a blob is stored behind its type tag, and a slice copy of each
-    large value cost more than decoding it, see `checkpoint_redis._codec.decode_row`). Every
-    driver binds either; code that needs `bytes` calls `as_bytes`.
+    `bytes` (the Redis backend: a blob is stored behind its type tag, and copying each large
+    value out into fresh memory cost about a third of a `list`, see
+    `checkpoint_redis._codec.decode_row`). Every driver binds either; code that needs `bytes`
+    calls `as_bytes`, and `load_blob` gives a serializer other than ours bytes.
     """
 
     thread_id: str
