@@ -1,0 +1,107 @@
+"""A plan that is one standalone write, run on a sqlite3 connection without the wrapper.
+
+`put` and `put_writes` plans yield a single request that is one autocommit statement
+(`Atomic.single`, `Execute(standalone=True)`). Outside a transaction `_session.transaction`
+would run it by itself anyway, through three generator layers, its retry loop and its state;
+here the statement runs directly. Only success takes this path: when the statement fails
+(the database is busy, a constraint), nothing was written, and the caller runs the plan
+through `transaction` from its first request, which retries, translates the error and
+throws it into the plan exactly as before.
+
+The sync executors run every plan through here first, and the async flavor's quick path
+(`run_quick`, on the event loop's thread) its writing plans. A plan that is anything else
+goes on to `transaction` behind `resumed`, one generator layer more.
+
+Measured in one process, calls alternating between this path and the wrapper's (the agent
+graph's 10-step thread, thread CPU time, medians of ~700 calls each, two runs): in memory,
+put 171-180 -> 160-169 us and put_writes 90-95 -> 81-86 us; on a file, put 267 -> 256 us and
+put_writes 152 -> 139 us.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+from checkpoint_base import Plan, StorageError
+
+from ._requests import Atomic, Execute
+
+__all__ = ["NOT_ALONE", "resumed", "run_alone"]
+
+T = TypeVar("T")
+
+NOT_ALONE: Any = object()
+"""What `run_alone` returns when the plan is not one standalone write it ran."""
+
+
+def run_alone(
+    conn: sqlite3.Connection, plan: Plan[T], write_lock: threading.Lock | None = None
+) -> tuple[Any, Any]:
+    """Run `plan` at once when its first request is a standalone write and it succeeds.
+
+    `conn` must be in autocommit mode and outside a transaction. `write_lock` is held around
+    the statement (see `PooledExecutor`).
+
+    Returns:
+        `(result, None)` when the plan ran (or returned without a request); else
+        `(NOT_ALONE, first)`, the plan's first request already taken from it: run
+        `resumed(first, plan)` through `transaction`.
+
+    Raises:
+        StorageError: The plan asked for anything after its standalone write.
+    """
+    try:
+        first = next(plan)
+    except StopIteration as stop:
+        return stop.value, None
+    try:
+        op = first
+        if type(op) is Atomic:
+            single = op.single() if op.single is not None else None
+            if single is None:  # the general path builds the statements, not this again
+                return NOT_ALONE, Atomic(op.statements)
+            op = single
+        if type(op) is not Execute or not op.standalone or len(op.rows) != 1:
+            return NOT_ALONE, first
+        if write_lock is not None:
+            write_lock.acquire()
+        try:
+            conn.execute(op.sql, op.rows[0])
+        except sqlite3.Error:
+            return NOT_ALONE, first  # nothing written: `transaction` runs it again, as always
+        finally:
+            if write_lock is not None:
+                write_lock.release()
+    except BaseException:
+        plan.close()
+        raise
+    try:
+        plan.send(None)
+    except StopIteration as stop:
+        return stop.value, None
+    plan.close()
+    raise StorageError("a standalone write must be its plan's only request")
+
+
+def resumed(first: Any, plan: Plan[T]) -> Generator[Any, Any, T]:
+    """`plan` from its first request, `first`, which was already taken from it."""
+    request = first
+    while True:
+        try:
+            sent = yield request
+        except GeneratorExit:
+            plan.close()
+            raise
+        except BaseException as exc:  # thrown by the transaction wrapper
+            try:
+                request = plan.throw(exc)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+        else:
+            try:
+                request = plan.send(sent)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
