@@ -29,26 +29,23 @@ from checkpoint_base import Plan, StorageError
 
 from ._requests import Atomic, Execute
 
-__all__ = ["NOT_ALONE", "resumed", "run_alone"]
+__all__ = ["resumed", "run_alone"]
 
 T = TypeVar("T")
-
-NOT_ALONE: Any = object()
-"""What `run_alone` returns when the plan is not one standalone write it ran."""
 
 
 def run_alone(
     conn: sqlite3.Connection, plan: Plan[T], write_lock: threading.Lock | None = None
-) -> tuple[Any, Any]:
+) -> tuple[bool, Any]:
     """Run `plan` at once when its first request is a standalone write and it succeeds.
 
     `conn` must be in autocommit mode and outside a transaction. `write_lock` is held around
     the statement (see `PooledExecutor`).
 
     Returns:
-        `(result, None)` when the plan ran (or returned without a request); else
-        `(NOT_ALONE, first)`, the plan's first request already taken from it: run
-        `resumed(first, plan)` through `transaction`.
+        `(True, result)` when the plan ran (or returned without a request); else
+        `(False, rest)`: the plan from its first request, already taken from it, to run
+        through `transaction`.
 
     Raises:
         StorageError: The plan asked for anything after its standalone write.
@@ -56,22 +53,22 @@ def run_alone(
     try:
         first = next(plan)
     except StopIteration as stop:
-        return stop.value, None
+        return True, stop.value
     try:
         op = first
         if type(op) is Atomic:
             single = op.single() if op.single is not None else None
             if single is None:  # the general path builds the statements, not this again
-                return NOT_ALONE, Atomic(op.statements)
+                return False, resumed(Atomic(op.statements), plan)
             op = single
         if type(op) is not Execute or not op.standalone or len(op.rows) != 1:
-            return NOT_ALONE, first
+            return False, resumed(first, plan)
         if write_lock is not None:
             write_lock.acquire()
         try:
             conn.execute(op.sql, op.rows[0])
         except sqlite3.Error:
-            return NOT_ALONE, first  # nothing written: `transaction` runs it again, as always
+            return False, resumed(first, plan)  # nothing written: `transaction` runs it again
         finally:
             if write_lock is not None:
                 write_lock.release()
@@ -81,7 +78,7 @@ def run_alone(
     try:
         plan.send(None)
     except StopIteration as stop:
-        return stop.value, None
+        return True, stop.value
     plan.close()
     raise StorageError("a standalone write must be its plan's only request")
 

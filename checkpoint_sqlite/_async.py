@@ -31,7 +31,7 @@ from checkpoint_base import (
     run,
 )
 
-from ._alone import NOT_ALONE, resumed, run_alone
+from ._alone import run_alone
 from ._backend import SqliteBackend
 from ._conn import (
     MEMORY,
@@ -190,10 +190,10 @@ def _run_now(conn: sqlite3.Connection, plan: Plan[T], writes: bool) -> T:
     what failed. `writes`: False gives up at the first write instead.
     """
     if writes:
-        result, first = run_alone(conn, plan)
-        if result is not NOT_ALONE:
-            return result  # type: ignore[no-any-return]
-        plan = resumed(first, plan)
+        done, out = run_alone(conn, plan)
+        if done:
+            return out  # type: ignore[no-any-return]
+        plan = out
     wrapped = transaction(plan, nested=False, autocommit=True)
 
     def perform(op: Any) -> Any:

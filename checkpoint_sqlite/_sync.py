@@ -15,7 +15,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from checkpoint_base import CheckpointSaver, ConfigError, Plan, StorageError, run
 
-from ._alone import NOT_ALONE, resumed, run_alone
+from ._alone import run_alone
 from ._backend import SqliteBackend
 from ._conn import MEMORY, ConnectOptions, connection_pragmas, open_options
 from ._requests import Execute, Query
@@ -56,10 +56,10 @@ def _run_on(
     nested = conn.in_transaction
     autocommit = autocommits(conn)
     if autocommit and not nested:
-        result, first = run_alone(conn, plan, write_lock)
-        if result is not NOT_ALONE:
-            return result  # type: ignore[no-any-return]
-        plan = resumed(first, plan)
+        done, out = run_alone(conn, plan, write_lock)
+        if done:
+            return out  # type: ignore[no-any-return]
+        plan = out
     wrapped = transaction(plan, nested=nested, autocommit=autocommit)
     held = False
 
