@@ -22,7 +22,7 @@ from ._env import durable_servers, environment, git_commit, server_settings, sql
 from ._goals import evaluate
 from ._progress import Progress
 from ._report import goals_table, json_report, readme_section, replace_section, table
-from ._results import Results, SubjectId
+from ._results import Results
 from ._subjects import subjects_for
 
 __all__ = ["main"]
@@ -229,22 +229,9 @@ def _rerender(args: argparse.Namespace, registry: list[Target]) -> int:
         with open(args.from_json, encoding="utf-8") as f:
             saved = json.load(f)
         env, sizes = saved["environment"], saved["sizes"]
-        results = Results()
-        for record in saved["series"]:
-            subject = SubjectId(record["target"], record["flavor"], record["kind"])
-            series = results.series(
-                record["workload"],
-                record["op"],
-                record["params"],
-                subject,
-                record["unit"],
-                record.get("note", ""),
-            )
-            series.samples.extend(record["samples"])
+        results = Results.from_json(saved)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"cannot read the JSON report {args.from_json}: {exc!r}") from exc
-    results.notes.extend(saved.get("notes", ()))
-    results.problems.extend(saved.get("problems", ()))
     measured = {s.subject.target for s in results}
     families = [(t.name, t.backend) for t in registry if t.name in measured]
     unknown = sorted(

@@ -146,6 +146,29 @@ class Results:
         """Record a failed check (the run then exits non-zero)."""
         self.problems.append(text)
 
+    @classmethod
+    def from_json(cls, report: Mapping[str, Any]) -> Results:
+        """The series, notes and problems of a JSON report (`Series.to_json` read back).
+
+        Raises:
+            KeyError, TypeError: `report` is not such a report.
+        """
+        results = cls()
+        for record in report["series"]:
+            subject = SubjectId(record["target"], record["flavor"], record["kind"])
+            found = results.series(
+                record["workload"],
+                record["op"],
+                record["params"],
+                subject,
+                record["unit"],
+                record.get("note", ""),
+            )
+            found.samples.extend(record["samples"])
+        results.notes.extend(report.get("notes", ()))
+        results.problems.extend(report.get("problems", ()))
+        return results
+
     def __iter__(self) -> Iterator[Series]:
         return iter(self._series.values())
 
