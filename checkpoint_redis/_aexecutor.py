@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from checkpoint_base import Plan, arun
 
 from ._errors import RetryPolicy, retryable, translate
+from ._lane import async_lane_for
 from ._requests import Batch, Command, Eval, Transaction, queue
 
 __all__ = ["AsyncClient", "AsyncRedisExecutor"]
@@ -30,7 +31,8 @@ class AsyncRedisExecutor:
 
     Args:
         client: A `redis.asyncio.Redis` or `redis.asyncio.cluster.RedisCluster`.
-        owned: Close the client in `aclose()` (true when the saver created it).
+        owned: Close the client in `aclose()` (true when the saver created it); a single-server
+            client the saver owns sends its script calls on an `AsyncLane`.
         retry: How long to ride out transient failures.
     """
 
@@ -39,6 +41,8 @@ class AsyncRedisExecutor:
         self._owned = owned
         self._retry = retry
         self._answered = False  # a server that never answered is unreachable, not failing over
+        self._lane = async_lane_for(client, owned)
+        self._send: Any = self._lane.call if self._lane else client.execute_command
 
     async def run(self, plan: Plan[T]) -> T:
         """Run one plan; every request is retried alone on a transient failure."""
@@ -65,19 +69,15 @@ class AsyncRedisExecutor:
             delay = min(delay * 2, self._retry.max_delay)
 
     async def _perform(self, request: Eval | Command | Transaction | Batch) -> Any:
-        client = self.client
         if isinstance(request, Eval):
             keys = request.keys
+            send = self._send
             try:
-                return await client.execute_command(
-                    "EVALSHA", request.script.sha, len(keys), *keys, *request.args
-                )
+                return await send("EVALSHA", request.script.sha, len(keys), *keys, *request.args)
             except rx.NoScriptError:
-                return await client.execute_command(
-                    "EVAL", request.script.text, len(keys), *keys, *request.args
-                )
+                return await send("EVAL", request.script.text, len(keys), *keys, *request.args)
         if isinstance(request, Command):
-            return await client.execute_command(*request.args)
+            return await self.client.execute_command(*request.args)
         if isinstance(request, Transaction):
             return await self._transaction(request)
         return await self._batch(request)
@@ -110,5 +110,7 @@ class AsyncRedisExecutor:
 
     async def aclose(self) -> None:
         """Close the client if the saver created it."""
+        if self._lane is not None:
+            await self._lane.aclose()
         if self._owned:
             await self.client.aclose()

@@ -19,6 +19,7 @@ from redis.cluster import RedisCluster
 from checkpoint_base import Plan, run
 
 from ._errors import RetryPolicy, retryable, translate
+from ._lane import lane_for
 from ._requests import Batch, Command, Eval, Transaction, queue
 
 __all__ = ["RedisExecutor", "SyncClient"]
@@ -32,7 +33,8 @@ class RedisExecutor:
 
     Args:
         client: A `redis.Redis` (single server) or `redis.cluster.RedisCluster`.
-        owned: Close the client in `close()` (true when the saver created it).
+        owned: Close the client in `close()` (true when the saver created it); a single-server
+            client the saver owns sends its script calls on a `Lane`.
         retry: How long to ride out transient failures.
     """
 
@@ -41,6 +43,8 @@ class RedisExecutor:
         self._owned = owned
         self._retry = retry
         self._answered = False  # a server that never answered is unreachable, not failing over
+        self._lane = lane_for(client, owned)
+        self._send: Any = self._lane.call if self._lane else client.execute_command
 
     def run(self, plan: Plan[T]) -> T:
         """Run one plan; every request is retried alone on a transient failure."""
@@ -71,13 +75,9 @@ class RedisExecutor:
         if isinstance(request, Eval):
             keys = request.keys
             try:
-                return client.execute_command(
-                    "EVALSHA", request.script.sha, len(keys), *keys, *request.args
-                )
+                return self._send("EVALSHA", request.script.sha, len(keys), *keys, *request.args)
             except rx.NoScriptError:
-                return client.execute_command(
-                    "EVAL", request.script.text, len(keys), *keys, *request.args
-                )
+                return self._send("EVAL", request.script.text, len(keys), *keys, *request.args)
         if isinstance(request, Command):
             return client.execute_command(*request.args)
         if isinstance(request, Transaction):
@@ -108,5 +108,7 @@ class RedisExecutor:
 
     def close(self) -> None:
         """Close the client if the saver created it."""
+        if self._lane is not None:
+            self._lane.close()
         if self._owned:
             self.client.close()

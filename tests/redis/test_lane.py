@@ -1,0 +1,258 @@
+"""A saver's own single-server client sends its scripts on connections it keeps (`_lane.py`).
+
+What must hold: the connection is kept and reused; one the server closed is reconnected
+before it is used; an interrupted call never leaves its reply for the next caller; a forked
+child never shares the parent's socket; concurrent callers each get their own answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.base.id import uuid6
+
+from checkpoint_redis import AsyncRedisSaver, RedisSaver
+from checkpoint_redis._testing import drop_prefix, fresh_prefix
+from checkpoint_redis._urls import async_client, sync_client
+
+from .conftest import server_url
+
+
+@pytest.fixture(params=["single", "valkey"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """Lanes are for single servers; a cluster client keeps going through redis-py."""
+    return str(request.param)
+
+
+def _cfg(thread_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+
+def _checkpoint(thread_id: str) -> tuple[dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
+    cp = empty_checkpoint()
+    cp["id"] = str(uuid6(clock_seq=1))
+    cp["channel_values"] = {"owner": f"value of {thread_id}"}
+    cp["channel_versions"] = {"owner": "1"}
+    return _cfg(thread_id), cp, {"step": 1}, {"owner": "1"}
+
+
+def _owner(tup: Any) -> str:
+    assert tup is not None
+    return str(tup.checkpoint["channel_values"]["owner"])
+
+
+def _client_id(lane: Any) -> int:
+    return int(lane.call("CLIENT", "ID"))
+
+
+@pytest.fixture
+def saver(url: str) -> Iterator[RedisSaver]:
+    prefix = fresh_prefix()
+    saver = RedisSaver.from_url(url, key_prefix=prefix, retry_timeout=0)
+    try:
+        saver.setup()
+        for thread_id in ("a", "b"):
+            saver.put(*_checkpoint(thread_id))
+        yield saver
+    finally:
+        saver.close()
+        drop_prefix(url, prefix)
+
+
+def _lane(saver: Any) -> Any:
+    lane = saver._executor._lane
+    assert lane is not None
+    return lane
+
+
+def test_script_calls_go_on_one_kept_connection(saver: RedisSaver) -> None:
+    lane = _lane(saver)
+    assert _owner(saver.get_tuple(_cfg("a"))) == "value of a"
+    first = _client_id(lane)
+    for _ in range(20):
+        assert _owner(saver.get_tuple(_cfg("b"))) == "value of b"
+        saver.put(*_checkpoint("c"))
+    assert _client_id(lane) == first
+    assert len(lane._idle) == 1
+
+
+def test_a_connection_the_server_closed_is_reconnected_before_it_is_used(
+    saver: RedisSaver, raw: Any
+) -> None:
+    # retry_timeout=0: a request that failed on the dead socket would raise, not be resent
+    lane = _lane(saver)
+    saver.get_tuple(_cfg("a"))
+    killed = _client_id(lane)
+    assert raw.execute_command("CLIENT", "KILL", "ID", killed) == 1
+    assert _owner(saver.get_tuple(_cfg("a"))) == "value of a"
+    assert _client_id(lane) != killed
+
+
+def test_a_missing_script_is_sent_again_on_the_same_connection(saver: RedisSaver, raw: Any) -> None:
+    lane = _lane(saver)
+    saver.get_tuple(_cfg("a"))
+    before = _client_id(lane)
+    raw.script_flush()  # NOSCRIPT is an error reply, read whole: the connection stays good
+    assert _owner(saver.get_tuple(_cfg("b"))) == "value of b"
+    assert _client_id(lane) == before
+
+
+def test_an_interrupted_call_never_leaves_its_reply_to_the_next_caller(
+    saver: RedisSaver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lane = _lane(saver)
+    saver.get_tuple(_cfg("a"))
+    (conn,) = lane._idle
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt  # after the request went out, before its reply was read
+
+    monkeypatch.setattr(conn, "read_response", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        saver.get_tuple(_cfg("a"))
+    monkeypatch.undo()
+    # The reply to "a" is still on that socket; whoever comes next must not read it.
+    assert _owner(saver.get_tuple(_cfg("b"))) == "value of b"
+    assert _owner(saver.get_tuple(_cfg("a"))) == "value of a"
+
+
+def test_concurrent_callers_each_get_their_own_answers(saver: RedisSaver) -> None:
+    names = [f"w{i}" for i in range(8)]
+    for name in names:
+        saver.put(*_checkpoint(name))
+    wrong: list[str] = []
+    barrier = threading.Barrier(len(names))
+
+    def reader(name: str) -> None:
+        barrier.wait()
+        for _ in range(50):
+            got = _owner(saver.get_tuple(_cfg(name)))
+            if got != f"value of {name}":
+                wrong.append(f"{name} read {got!r}")
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+    assert 1 <= len(_lane(saver)._idle) <= len(names)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_never_uses_the_parents_connection(saver: RedisSaver) -> None:
+    lane = _lane(saver)
+    saver.get_tuple(_cfg("a"))
+    parent = _client_id(lane)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its connection and what it read, then leave at once
+        try:
+            got = _owner(saver.get_tuple(_cfg("b")))
+            os.write(write, f"{_client_id(lane)} {got}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        report = pipe.read()
+    os.waitpid(pid, 0)
+    child_id, got = report.split(" ", 1)
+    assert got == "value of b"
+    assert int(child_id) != parent
+    assert _owner(saver.get_tuple(_cfg("a"))) == "value of a"
+    assert _client_id(lane) == parent  # the parent's connection is untouched
+
+
+def test_only_a_single_server_client_the_saver_created_gets_a_lane(url: str) -> None:
+    client = sync_client(url)
+    try:
+        assert RedisSaver(client)._executor._lane is None  # yours: redis-py's own path
+    finally:
+        client.close()
+    with RedisSaver.from_conn_string(url) as owned:
+        assert owned._executor._lane is not None
+    with RedisSaver.from_conn_string(server_url("cluster")) as cluster:
+        assert cluster._executor._lane is None
+
+
+async def test_async_lane_keeps_its_connection_and_survives_a_kill(url: str, raw: Any) -> None:
+    prefix = fresh_prefix()
+    try:
+        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+            await saver.asetup()
+            lane = saver._aexecutor._lane
+            assert lane is not None
+            for thread_id in ("a", "b"):
+                await saver.aput(*_checkpoint(thread_id))
+            first = int(await lane.call("CLIENT", "ID"))
+            for _ in range(10):
+                assert _owner(await saver.aget_tuple(_cfg("a"))) == "value of a"
+            assert int(await lane.call("CLIENT", "ID")) == first
+            assert len(lane._idle) == 1
+            assert raw.execute_command("CLIENT", "KILL", "ID", first) == 1
+            assert _owner(await saver.aget_tuple(_cfg("b"))) == "value of b"
+            assert int(await lane.call("CLIENT", "ID")) != first
+    finally:
+        drop_prefix(url, prefix)
+
+
+async def test_a_cancelled_async_call_never_leaves_its_reply_to_the_next_caller(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = fresh_prefix()
+    try:
+        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+            await saver.asetup()
+            for thread_id in ("a", "b"):
+                await saver.aput(*_checkpoint(thread_id))
+            lane = saver._aexecutor._lane
+            (conn,) = lane._idle
+            stuck = asyncio.Event()
+
+            async def waits(*args: Any, **kwargs: Any) -> Any:
+                stuck.set()
+                await asyncio.sleep(60)  # the reply sits unread until the caller gives up
+
+            monkeypatch.setattr(conn, "read_response", waits)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(saver.aget_tuple(_cfg("a")), 0.2)
+            assert stuck.is_set()
+            monkeypatch.undo()
+            assert _owner(await saver.aget_tuple(_cfg("b"))) == "value of b"
+            assert _owner(await saver.aget_tuple(_cfg("a"))) == "value of a"
+    finally:
+        drop_prefix(url, prefix)
+
+
+async def test_an_async_client_of_yours_gets_no_lane(url: str) -> None:
+    client = async_client(url)
+    try:
+        async with AsyncRedisSaver(client) as saver:
+            assert saver._aexecutor._lane is None
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_a_pool_limit_in_the_url_leaves_connections_for_pipelines(url: str, limit: int) -> None:
+    prefix = fresh_prefix()
+    try:
+        address = f"{url}?max_connections={limit}"
+        with RedisSaver.from_conn_string(address, key_prefix=prefix) as saver:
+            lane = saver._executor._lane
+            assert (lane._keep if lane else 0) == limit // 2  # one: nothing to spare
+            saver.setup()
+            saver.put(*_checkpoint("small"))
+            cfg, cp, metadata, versions = _checkpoint("big")
+            cp["channel_values"]["owner"] = "x" * 2_000_000  # beside the script: a pipeline
+            saver.put(cfg, cp, metadata, versions)
+            assert _owner(saver.get_tuple(_cfg("big"))) == "x" * 2_000_000
+            assert _owner(saver.get_tuple(_cfg("small"))) == "value of small"
+    finally:
+        drop_prefix(url, prefix)
