@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
@@ -19,7 +20,15 @@ from checkpoint_base import Plan, StorageError, arun
 
 from ._errors import translate
 from ._query import Begin, Fetch, Query
-from ._state import RunState, reconnect_delays, worth_waiting, write_cursor
+from ._state import (
+    PROBE,
+    PrepareThreshold,
+    Preparing,
+    RunState,
+    reconnect_delays,
+    worth_waiting,
+    write_cursor,
+)
 
 __all__ = ["AsyncPostgresExecutor"]
 
@@ -62,6 +71,7 @@ class AsyncPostgresExecutor:
         schema: For error messages.
         reconnect_timeout: Seconds to keep trying to replace a lost single connection while
             the server cannot be reached (a restart): then the operation fails.
+        on_prepare: As for `PostgresExecutor`.
     """
 
     def __init__(
@@ -69,16 +79,17 @@ class AsyncPostgresExecutor:
         source: AConn | AsyncConnectionPool[Any],
         *,
         owned: bool,
-        prepare_threshold: int | None,
+        prepare_threshold: PrepareThreshold,
         schema: str,
         reconnect_timeout: float = 30.0,
+        on_prepare: Callable[[bool], None] | None = None,
     ) -> None:
         self._pool = source if isinstance(source, AsyncConnectionPool) else None
         self._conn = None if isinstance(source, AsyncConnectionPool) else source
         self._owned = owned
         self._opened = not owned
         self._lock: asyncio.Lock | None = None
-        self._prepare: bool | None = False if prepare_threshold is None else None
+        self._preparing = Preparing(prepare_threshold, on_prepare)
         self._schema = schema
         self._reconnect_timeout = reconnect_timeout
         self._dsn: tuple[str, str | None] | None = None
@@ -94,6 +105,8 @@ class AsyncPostgresExecutor:
                 self._lock = asyncio.Lock()
             async with self._lock:
                 conn = await self._single()
+                if self._preparing.pending:
+                    await self._probe(conn)
                 state = _ARun(conn, conn.pgconn.transaction_status)
                 try:
                     return await self._drive(plan, state)
@@ -108,6 +121,8 @@ class AsyncPostgresExecutor:
             raise translate(exc, self._schema) from exc
         state = _ARun(conn, conn.pgconn.transaction_status)
         try:
+            if self._preparing.pending:
+                await self._probe(conn)
             return await self._drive(plan, state)
         finally:
             if state.held:
@@ -145,6 +160,8 @@ class AsyncPostgresExecutor:
                 result = await self._perform(state.conn, request)
                 break
             except psycopg.Error as exc:
+                if self._preparing.refused(exc) and state.may_retry(request, lost=False):
+                    continue  # unprepared this time, and from now on
                 lost, pause = state.after_error(exc, request, self._reconnect_timeout)
                 if pause is None:
                     raise translate(exc, self._schema) from exc
@@ -161,6 +178,16 @@ class AsyncPostgresExecutor:
             state.statements += 1
         return result
 
+    async def _probe(self, conn: AConn) -> None:
+        """`PostgresExecutor._probe`, awaited."""
+        if conn.pgconn.transaction_status != IDLE:
+            return
+        try:
+            row = await self._perform(conn, PROBE)
+        except psycopg.Error:
+            return
+        self._preparing.decide(conn.info.backend_pid, row, conn.prepare_threshold is not None)
+
     async def _perform(self, conn: AConn, query: Query) -> Any:
         if not conn.autocommit and conn.pgconn.transaction_status == IDLE:
             # The caller's connection is not in autocommit: commit this statement ourselves.
@@ -170,10 +197,12 @@ class AsyncPostgresExecutor:
 
     async def _perform_on(self, conn: AConn, query: Query) -> Any:
         if query.fetch is Fetch.NONE:
-            await write_cursor(conn).execute(query.sql, query.params, prepare=self._prepare)
+            await write_cursor(conn).execute(
+                query.sql, query.params, prepare=self._preparing.prepare
+            )
             return None
         async with conn.cursor(binary=True, row_factory=tuple_row) as cur:
-            await cur.execute(query.sql, query.params, prepare=self._prepare)
+            await cur.execute(query.sql, query.params, prepare=self._preparing.prepare)
             if query.fetch is Fetch.ALL:
                 return await cur.fetchall()
             if query.fetch is Fetch.ONE:

@@ -63,11 +63,11 @@ class PostgresBackend(Backend):
         plan_cached_gets: Read one checkpoint through the `get_page` function, a page of one
             thread through `list_page`, and put a checkpoint of up to four blobs through
             `put_checkpoint`: functions whose plans the server caches per connection. Right
-            when statements are not prepared (PgBouncer in transaction mode, the savers'
-            default): planning costs 0.3 ms per get, ~0.5 ms per list page and ~0.1 ms per
-            put. With prepared statements the plain statement is faster: the function copies
-            its result once more (0.82 against 0.67 ms per get of the benchmarks' 100-step
-            thread).
+            when statements are not prepared (behind PgBouncer in transaction mode, or
+            `prepare_threshold=None`): planning costs 0.3 ms per get, ~0.5 ms per list page
+            and ~0.1 ms per put. With prepared statements the plain statement is faster: the
+            function copies its result once more (0.82 against 0.67 ms per get of the
+            benchmarks' 100-step thread).
     """
 
     name = "postgres"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -26,7 +27,15 @@ from checkpoint_base import Plan, StorageError, run
 
 from ._errors import translate
 from ._query import Begin, Fetch, Query
-from ._state import RunState, reconnect_delays, worth_waiting, write_cursor
+from ._state import (
+    PROBE,
+    PrepareThreshold,
+    Preparing,
+    RunState,
+    reconnect_delays,
+    worth_waiting,
+    write_cursor,
+)
 
 __all__ = ["PostgresExecutor"]
 
@@ -66,10 +75,13 @@ class PostgresExecutor:
         source: The connection or pool.
         owned: Close `source` in `close()` (true when the saver created it).
         prepare_threshold: None never prepares statements (safe behind PgBouncer in
-            transaction mode); a number lets psycopg prepare by the connection's threshold.
+            transaction mode); a number lets psycopg prepare by the connection's threshold;
+            "auto" does that once a connection shows the server answers directly
+            (`Preparing`).
         schema: For error messages.
         reconnect_timeout: Seconds to keep trying to replace a lost single connection while
             the server cannot be reached (a restart): then the operation fails.
+        on_prepare: Told whether statements will be prepared, when "auto" settles it.
     """
 
     def __init__(
@@ -77,15 +89,16 @@ class PostgresExecutor:
         source: Conn | ConnectionPool[Any],
         *,
         owned: bool,
-        prepare_threshold: int | None,
+        prepare_threshold: PrepareThreshold,
         schema: str,
         reconnect_timeout: float = 30.0,
+        on_prepare: Callable[[bool], None] | None = None,
     ) -> None:
         self._pool = source if isinstance(source, ConnectionPool) else None
         self._conn = None if isinstance(source, ConnectionPool) else source
         self._owned = owned
         self._lock = threading.Lock()
-        self._prepare: bool | None = False if prepare_threshold is None else None
+        self._preparing = Preparing(prepare_threshold, on_prepare)
         self._schema = schema
         self._reconnect_timeout = reconnect_timeout
         self._dsn: tuple[str, str | None] | None = None
@@ -99,6 +112,8 @@ class PostgresExecutor:
         if self._pool is None:
             with self._lock:
                 conn = self._single()
+                if self._preparing.pending:
+                    self._probe(conn)
                 state = _Run(conn, conn.pgconn.transaction_status)
                 try:
                     return self._drive(plan, state)
@@ -110,6 +125,8 @@ class PostgresExecutor:
             raise translate(exc, self._schema) from exc
         state = _Run(conn, conn.pgconn.transaction_status)
         try:
+            if self._preparing.pending:
+                self._probe(conn)
             return self._drive(plan, state)
         finally:
             if state.held:
@@ -147,6 +164,8 @@ class PostgresExecutor:
                 result = self._perform(state.conn, request)
                 break
             except psycopg.Error as exc:
+                if self._preparing.refused(exc) and state.may_retry(request, lost=False):
+                    continue  # unprepared this time, and from now on
                 lost, pause = state.after_error(exc, request, self._reconnect_timeout)
                 if pause is None:
                     raise translate(exc, self._schema) from exc
@@ -163,6 +182,17 @@ class PostgresExecutor:
             state.statements += 1
         return result
 
+    def _probe(self, conn: Conn) -> None:
+        """Settle `prepare_threshold="auto"` on `conn` (see `Preparing`), when it is idle:
+        never a statement inside the caller's transaction."""
+        if conn.pgconn.transaction_status != IDLE:
+            return
+        try:
+            row = self._perform(conn, PROBE)
+        except psycopg.Error:
+            return  # a later connection settles it; nothing is prepared meanwhile
+        self._preparing.decide(conn.info.backend_pid, row, conn.prepare_threshold is not None)
+
     def _perform(self, conn: Conn, query: Query) -> Any:
         if not conn.autocommit and conn.pgconn.transaction_status == IDLE:
             # The caller's connection is not in autocommit: commit this statement ourselves.
@@ -172,10 +202,10 @@ class PostgresExecutor:
 
     def _perform_on(self, conn: Conn, query: Query) -> Any:
         if query.fetch is Fetch.NONE:
-            write_cursor(conn).execute(query.sql, query.params, prepare=self._prepare)
+            write_cursor(conn).execute(query.sql, query.params, prepare=self._preparing.prepare)
             return None
         with conn.cursor(binary=True, row_factory=tuple_row) as cur:
-            cur.execute(query.sql, query.params, prepare=self._prepare)
+            cur.execute(query.sql, query.params, prepare=self._preparing.prepare)
             if query.fetch is Fetch.ALL:
                 return cur.fetchall()
             if query.fetch is Fetch.ONE:

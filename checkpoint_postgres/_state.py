@@ -4,17 +4,88 @@ to keep trying to reconnect."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, Literal, TypeVar
 
 import psycopg
 from psycopg import pq
 from psycopg.rows import tuple_row
 
 from ._errors import connection_lost, retryable_conflict
-from ._query import Query
+from ._query import Fetch, Query
 
-__all__ = ["RunState", "reconnect_delays", "worth_waiting"]
+__all__ = [
+    "AUTO",
+    "PROBE",
+    "PrepareThreshold",
+    "Preparing",
+    "RunState",
+    "reconnect_delays",
+    "worth_waiting",
+]
+
+AUTO: Literal["auto"] = "auto"
+PrepareThreshold = int | None | Literal["auto"]
+"""A saver's `prepare_threshold`: an int (psycopg prepares by the connection's threshold),
+None (never prepare), or `AUTO` (prepare when the server itself answers, see `Preparing`)."""
+
+PROBE = Query(b"SELECT pg_backend_pid()", (), Fetch.ONE)
+"""What `Preparing.decide` compares with the process id the connection was given."""
+
+# A prepared statement of the connection's went missing, or a name is taken already: the
+# statements did not reach the session that prepared them (a pooler).
+_PREPARED_GONE = frozenset({"26000", "42P05"})
+
+
+class Preparing:
+    """Whether an executor asks psycopg to prepare its statements (`execute(prepare=...)`).
+
+    With `AUTO` nothing is prepared until a connection has been probed. A server reports its
+    process id when a session starts, and `pg_backend_pid()` returns the same id on a direct
+    connection; a pooler (PgBouncer, PgCat and others) gives its clients an id of its own, and
+    in transaction mode a client's statements may each run on another server session, where
+    a statement prepared on the first does not exist. So the ids agree: prepare by the
+    connection's threshold; they differ: never prepare. Should a prepared statement go missing
+    all the same (a pooler that passes the id through), preparing stops for good
+    (`refused`), and the statement may run again unprepared.
+
+    Args:
+        threshold: The saver's `prepare_threshold`.
+        on_change: Called with True when statements will be prepared, False when not, each
+            time `AUTO` settles it (the backend picks its statements by it).
+    """
+
+    __slots__ = ("_auto", "_on_change", "pending", "prepare")
+
+    def __init__(
+        self, threshold: PrepareThreshold, on_change: Callable[[bool], None] | None = None
+    ) -> None:
+        self._auto = threshold == AUTO
+        self._on_change = on_change
+        self.pending = self._auto
+        """A connection is still to be probed."""
+        self.prepare: bool | None = None if isinstance(threshold, int) else False
+        """`prepare=` of every execute: None lets psycopg decide, False never prepares."""
+
+    def decide(self, backend_pid: int, row: Any, allowed: bool = True) -> None:
+        """Settle `AUTO` from a connection's `backend_pid` and its `PROBE` row; `allowed`
+        is false when the connection itself never prepares (its `prepare_threshold` is
+        None), so the statements for unprepared use stay."""
+        self.pending = False
+        self._set(allowed and row is not None and row[0] == backend_pid)
+
+    def refused(self, exc: psycopg.Error) -> bool:
+        """Stop preparing after a prepared statement went missing; True when that happened."""
+        if self._auto and self.prepare is None and exc.sqlstate in _PREPARED_GONE:
+            self._set(False)
+            return True
+        return False
+
+    def _set(self, direct: bool) -> None:
+        self.prepare = None if direct else False
+        if self._on_change is not None:
+            self._on_change(direct)
+
 
 # The server refuses connections while it stops or starts (a restart, a failover): wait.
 _WAIT_STATES = frozenset({"57P01", "57P02", "57P03"})

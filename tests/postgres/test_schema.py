@@ -123,7 +123,7 @@ def test_a_schema_name_holding_a_function_bodys_quote_tag(
     assert len(name.encode()) <= 63
     thread = unique()
     try:
-        with PostgresSaver(pg_url, schema=name) as saver:  # unprepared: the functions
+        with PostgresSaver(pg_url, schema=name, prepare_threshold=None) as saver:  # functions
             saver.setup()
             first = saver.put(config(thread), checkpoint({"a": 1}), {"step": 1}, {"a": 1})
             second = saver.put(first, checkpoint({"a": 2}, {"a": 2}), {"step": 2}, {"a": 2})

@@ -125,7 +125,7 @@ def test_a_schema_of_an_earlier_version_is_upgraded_by_setup(
     """Version 3 had none of the functions (get_page, list_page, put_checkpoint): reads and
     puts say to run setup(), which adds them, and nothing is written meanwhile."""
     thread = unique()
-    with PostgresSaver(pg_url, schema=schema) as saver:  # no prepared statements: get_page
+    with PostgresSaver(pg_url, schema=schema, prepare_threshold=None) as saver:  # get_page
         saver.setup()
         stored = saver.put(config(thread), checkpoint({"a": 1}), {}, {"a": 1})
         # Back to version 3, as an earlier release left it.
@@ -160,7 +160,7 @@ def test_gets_read_the_same_rows_with_and_without_the_function(pg_url: str, sche
         second = plain_saver.put({"configurable": cfg}, checkpoint({"a": 2}), {}, {"a": 2})
         plain_saver.put_writes(second, [("a", 3), ("b", b"x")], "task")
     with (
-        PostgresSaver(pg_url, schema=schema) as by_function,
+        PostgresSaver(pg_url, schema=schema, prepare_threshold=None) as by_function,
         PostgresSaver(pg_url, schema=schema, prepare_threshold=0) as prepared,
     ):
         assert by_function.backend.plan_cached_gets  # type: ignore[attr-defined]
@@ -200,7 +200,7 @@ def test_lists_read_the_same_pages_with_and_without_the_function(
                 ids[ns].append(stored["configurable"]["checkpoint_id"])
         saver.put(config(other), checkpoint({"a": 0}), {"step": 0}, {"a": 0})
     with (
-        PostgresSaver(pg_url, schema=schema) as by_function,
+        PostgresSaver(pg_url, schema=schema, prepare_threshold=None) as by_function,
         PostgresSaver(pg_url, schema=schema, prepare_threshold=0) as prepared,
     ):
         assert by_function.backend.plan_cached_gets  # type: ignore[attr-defined]
@@ -245,7 +245,7 @@ def test_puts_store_the_same_rows_with_and_without_the_function(
     plain statement (prepared) stores, blobs of no value left out by both."""
     threads = {"function": unique(), "statement": unique()}
     with (
-        PostgresSaver(pg_url, schema=schema) as by_function,
+        PostgresSaver(pg_url, schema=schema, prepare_threshold=None) as by_function,
         PostgresSaver(pg_url, schema=schema, prepare_threshold=0) as prepared,
     ):
         by_function.setup()

@@ -1,0 +1,164 @@
+"""`prepare_threshold="auto"` (the default): prepared statements on a direct server only.
+
+A direct server's sessions keep what a connection prepared; PgBouncer in transaction mode
+(1.18 here: no prepared statement support at all) sends each statement to any session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.base.id import uuid6
+
+from checkpoint_base import ConfigError
+from checkpoint_base.testing import servers
+from checkpoint_postgres import AsyncPostgresSaver, PostgresSaver
+
+RUNS = 12  # more than psycopg's default threshold (5) for every statement
+
+
+def _cfg(thread_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+
+def _checkpoint(thread_id: str, step: int) -> tuple[Any, ...]:
+    cp = empty_checkpoint()
+    cp["id"] = str(uuid6(clock_seq=step))
+    cp["channel_values"] = {"owner": f"{thread_id} at {step}"}
+    cp["channel_versions"] = {"owner": str(step)}
+    return _cfg(thread_id), cp, {"step": step}, {"owner": str(step)}
+
+
+def _owner(tup: Any) -> str:
+    assert tup is not None
+    return str(tup.checkpoint["channel_values"]["owner"])
+
+
+def _work(saver: Any, thread_id: str, runs: int = RUNS) -> None:
+    """Puts, writes and reads, each more often than the threshold; checks every answer."""
+    for step in range(1, runs + 1):
+        config = saver.put(*_checkpoint(thread_id, step))
+        saver.put_writes(config, [("owner", step)], f"task-{step}")
+        assert _owner(saver.get_tuple(_cfg(thread_id))) == f"{thread_id} at {step}"
+        assert len(list(saver.list(_cfg(thread_id), limit=3))) == min(step, 3)
+
+
+async def _awork(saver: Any, thread_id: str, runs: int = RUNS) -> None:
+    for step in range(1, runs + 1):
+        config = await saver.aput(*_checkpoint(thread_id, step))
+        await saver.aput_writes(config, [("owner", step)], f"task-{step}")
+        assert _owner(await saver.aget_tuple(_cfg(thread_id))) == f"{thread_id} at {step}"
+
+
+def _prepared(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.fixture
+def conn(pg_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        yield c
+
+
+def test_a_direct_server_gets_prepared_statements(conn: Any, schema: str) -> None:
+    saver = PostgresSaver(conn, schema=schema)
+    saver.setup()
+    _work(saver, "direct")
+    assert saver._executor._preparing.prepare is None  # psycopg prepares by its threshold
+    assert saver.backend.plan_cached_gets is False  # the plain statements, prepared
+    assert _prepared(conn) > 0
+
+
+def test_none_never_prepares(conn: Any, schema: str) -> None:
+    saver = PostgresSaver(conn, schema=schema, prepare_threshold=None)
+    saver.setup()
+    _work(saver, "never")
+    assert saver.backend.plan_cached_gets is True
+    assert _prepared(conn) == 0
+
+
+def test_a_connection_that_never_prepares_keeps_the_schema_functions(
+    pg_url: str, schema: str
+) -> None:
+    with psycopg.connect(pg_url, autocommit=True, prepare_threshold=None) as c:
+        saver = PostgresSaver(c, schema=schema)
+        saver.setup()
+        _work(saver, "yours")
+        assert saver.backend.plan_cached_gets is True
+        assert _prepared(c) == 0
+
+
+def test_the_saver_s_own_pool_on_a_direct_server_prepares(pg_url: str, schema: str) -> None:
+    with PostgresSaver.from_conn_string(pg_url, schema=schema) as saver:
+        saver.setup()
+        _work(saver, "pooled")
+        assert saver._executor._preparing.prepare is None
+        assert saver.backend.plan_cached_gets is False
+
+
+def test_behind_pgbouncer_nothing_is_prepared(schema: str) -> None:
+    # PgBouncer 1.18 in transaction mode: a statement prepared on one server session and
+    # run on another fails, so everything below would break if "auto" prepared here.
+    with PostgresSaver.from_conn_string(
+        servers.pgbouncer_url(), schema=schema, pool_options={"max_size": 4}
+    ) as saver:
+        saver.setup()
+        # Settled by the first connection, before anything could be prepared and refused.
+        assert saver._executor._preparing.prepare is False
+        _work(saver, "bounced")
+        assert saver._executor._preparing.prepare is False
+        assert saver.backend.plan_cached_gets is True
+
+
+def test_a_prepared_statement_that_went_missing_stops_preparing(conn: Any, schema: str) -> None:
+    saver = PostgresSaver(conn, schema=schema)
+    saver.setup()
+    _work(saver, "lost")
+    assert _prepared(conn) > 0
+    # As a pooler that hid itself would: the session no longer has what psycopg prepared
+    # (sent through libpq, so psycopg's own cache still believes in its statements).
+    conn.pgconn.exec_(b"DEALLOCATE ALL")
+    assert _owner(saver.get_tuple(_cfg("lost"))) == f"lost at {RUNS}"
+    assert saver._executor._preparing.prepare is False
+    assert saver.backend.plan_cached_gets is True
+    _work(saver, "after")  # unprepared from now on, and right
+
+
+def test_never_probes_inside_your_transaction(pg_url: str, schema: str) -> None:
+    with PostgresSaver.from_conn_string(pg_url, schema=schema) as other:
+        other.setup()
+    with psycopg.connect(pg_url) as c:  # not autocommit
+        saver = PostgresSaver(c, schema=schema)
+        with c.transaction():
+            saver.put(*_checkpoint("tx", 1))
+            assert saver._executor._preparing.pending  # not a statement of ours in there
+        assert _owner(saver.get_tuple(_cfg("tx"))) == "tx at 1"
+        assert not saver._executor._preparing.pending
+
+
+@pytest.mark.parametrize("bad", ["always", -1, True, 1.5])
+def test_a_bad_threshold_is_refused(pg_url: str, bad: Any) -> None:
+    with pytest.raises(ConfigError, match="prepare_threshold"):
+        PostgresSaver(pg_url, prepare_threshold=bad)
+
+
+async def test_async_direct_and_behind_pgbouncer(pg_url: str, schema: str) -> None:
+    async with AsyncPostgresSaver.from_conn_string(pg_url, schema=schema) as saver:
+        await saver.asetup()
+        await _awork(saver, "adirect")
+        assert saver._aexecutor._preparing.prepare is None
+        assert saver.backend.plan_cached_gets is False
+    async with AsyncPostgresSaver.from_conn_string(
+        servers.pgbouncer_url(), schema=schema, pool_options={"max_size": 4}
+    ) as saver:
+        assert await saver.aget_tuple(_cfg("abounced")) is None
+        assert saver._aexecutor._preparing.prepare is False
+        await _awork(saver, "abounced")
+        assert saver._aexecutor._preparing.prepare is False
+        assert saver.backend.plan_cached_gets is True
