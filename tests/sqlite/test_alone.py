@@ -4,13 +4,13 @@ failure of it, takes the transaction wrapper as before."""
 from __future__ import annotations
 
 import sqlite3
-import threading
+import time
 from typing import Any
 
 import pytest
 
 from checkpoint_base import StorageError
-from checkpoint_sqlite import SqliteSaver
+from checkpoint_sqlite import SqliteSaver, _sync
 from checkpoint_sqlite._requests import Atomic, Execute, Query
 from checkpoint_sqlite._sync import _run_on
 from tests.conformance.builders import checkpoint, config
@@ -71,20 +71,41 @@ def test_a_failed_statement_goes_through_the_wrapper_retried_and_translated() ->
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
 
 
-def test_a_busy_database_is_retried_by_the_wrapper(tmp_path: Any) -> None:
+class _ReleasingClock:
+    """`time` for the sync executor whose first `sleep` (the wrapper's pause after a busy
+    attempt) ends the other connection's transaction: no race with a timer."""
+
+    def __init__(self, other: sqlite3.Connection) -> None:
+        self.other = other
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        if not self.sleeps:
+            self.other.execute("COMMIT")
+        self.sleeps.append(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def test_a_busy_database_is_retried_by_the_wrapper(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = str(tmp_path / "busy.db")
     conn = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # holds the write lock
-    threading.Timer(0.05, other.execute, ("COMMIT",)).start()
+    clock = _ReleasingClock(other)
+    monkeypatch.setattr(_sync, "time", clock)
 
     def plan() -> Any:
         yield Execute("INSERT INTO t VALUES (?)", ((7,),), standalone=True)
         return "done"
 
     assert _run_on(conn, plan()) == "done"  # the first attempt met the lock; a retry did not
+    assert len(clock.sleeps) == 1  # the wrapper paused once, then its next attempt went in
     assert conn.execute("SELECT x FROM t").fetchall() == [(7,)]
     other.close()
     conn.close()
