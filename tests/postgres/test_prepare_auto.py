@@ -11,26 +11,19 @@ from typing import Any
 
 import psycopg
 import pytest
-from langgraph.checkpoint.base import empty_checkpoint
-from langgraph.checkpoint.base.id import uuid6
 
 from checkpoint_base import ConfigError
 from checkpoint_base.testing import servers
 from checkpoint_postgres import AsyncPostgresSaver, PostgresSaver
+from tests.conformance.builders import checkpoint, config
 
 RUNS = 12  # more than psycopg's default threshold (5) for every statement
 
 
-def _cfg(thread_id: str) -> dict[str, Any]:
-    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-
-
 def _checkpoint(thread_id: str, step: int) -> tuple[Any, ...]:
-    cp = empty_checkpoint()
-    cp["id"] = str(uuid6(clock_seq=step))
-    cp["channel_values"] = {"owner": f"{thread_id} at {step}"}
-    cp["channel_versions"] = {"owner": str(step)}
-    return _cfg(thread_id), cp, {"step": step}, {"owner": str(step)}
+    """A put's arguments: one channel, `owner`, naming the thread and the step."""
+    cp = checkpoint({"owner": f"{thread_id} at {step}"}, {"owner": step})
+    return config(thread_id), cp, {"step": step}, {"owner": step}
 
 
 def _owner(tup: Any) -> str:
@@ -41,17 +34,17 @@ def _owner(tup: Any) -> str:
 def _work(saver: Any, thread_id: str, runs: int = RUNS) -> None:
     """Puts, writes and reads, each more often than the threshold; checks every answer."""
     for step in range(1, runs + 1):
-        config = saver.put(*_checkpoint(thread_id, step))
-        saver.put_writes(config, [("owner", step)], f"task-{step}")
-        assert _owner(saver.get_tuple(_cfg(thread_id))) == f"{thread_id} at {step}"
-        assert len(list(saver.list(_cfg(thread_id), limit=3))) == min(step, 3)
+        stored = saver.put(*_checkpoint(thread_id, step))
+        saver.put_writes(stored, [("owner", step)], f"task-{step}")
+        assert _owner(saver.get_tuple(config(thread_id))) == f"{thread_id} at {step}"
+        assert len(list(saver.list(config(thread_id), limit=3))) == min(step, 3)
 
 
 async def _awork(saver: Any, thread_id: str, runs: int = RUNS) -> None:
     for step in range(1, runs + 1):
-        config = await saver.aput(*_checkpoint(thread_id, step))
-        await saver.aput_writes(config, [("owner", step)], f"task-{step}")
-        assert _owner(await saver.aget_tuple(_cfg(thread_id))) == f"{thread_id} at {step}"
+        stored = await saver.aput(*_checkpoint(thread_id, step))
+        await saver.aput_writes(stored, [("owner", step)], f"task-{step}")
+        assert _owner(await saver.aget_tuple(config(thread_id))) == f"{thread_id} at {step}"
 
 
 def _prepared(conn: psycopg.Connection[Any]) -> int:
@@ -124,7 +117,7 @@ def test_a_prepared_statement_that_went_missing_stops_preparing(conn: Any, schem
     # As a pooler that hid itself would: the session no longer has what psycopg prepared
     # (sent through libpq, so psycopg's own cache still believes in its statements).
     conn.pgconn.exec_(b"DEALLOCATE ALL")
-    assert _owner(saver.get_tuple(_cfg("lost"))) == f"lost at {RUNS}"
+    assert _owner(saver.get_tuple(config("lost"))) == f"lost at {RUNS}"
     assert saver._executor._preparing.prepare is False
     assert saver.backend.plan_cached_gets is True
     _work(saver, "after")  # unprepared from now on, and right
@@ -138,7 +131,7 @@ def test_never_probes_inside_your_transaction(pg_url: str, schema: str) -> None:
         with c.transaction():
             saver.put(*_checkpoint("tx", 1))
             assert saver._executor._preparing.pending  # not a statement of ours in there
-        assert _owner(saver.get_tuple(_cfg("tx"))) == "tx at 1"
+        assert _owner(saver.get_tuple(config("tx"))) == "tx at 1"
         assert not saver._executor._preparing.pending
 
 
@@ -157,7 +150,7 @@ async def test_async_direct_and_behind_pgbouncer(pg_url: str, schema: str) -> No
     async with AsyncPostgresSaver.from_conn_string(
         servers.pgbouncer_url(), schema=schema, pool_options={"max_size": 4}
     ) as saver:
-        assert await saver.aget_tuple(_cfg("abounced")) is None
+        assert await saver.aget_tuple(config("abounced")) is None
         assert saver._aexecutor._preparing.prepare is False
         await _awork(saver, "abounced")
         assert saver._aexecutor._preparing.prepare is False

@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langgraph.checkpoint.base import empty_checkpoint
-from langgraph.checkpoint.base.id import uuid6
 
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
 from checkpoint_redis._testing import drop_prefix, fresh_prefix
 from checkpoint_redis._urls import async_client, sync_client
+from tests.conformance.builders import checkpoint, config
 
 from .conftest import server_url
 
@@ -30,16 +29,10 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def _cfg(thread_id: str) -> dict[str, Any]:
-    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-
-
-def _checkpoint(thread_id: str) -> tuple[dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
-    cp = empty_checkpoint()
-    cp["id"] = str(uuid6(clock_seq=1))
-    cp["channel_values"] = {"owner": f"value of {thread_id}"}
-    cp["channel_versions"] = {"owner": "1"}
-    return _cfg(thread_id), cp, {"step": 1}, {"owner": "1"}
+def _checkpoint(thread_id: str, value: str | None = None) -> tuple[Any, ...]:
+    """A put's arguments: one channel, `owner`, naming the thread unless `value` is given."""
+    owner = f"value of {thread_id}" if value is None else value
+    return config(thread_id), checkpoint({"owner": owner}), {"step": 1}, {"owner": 1}
 
 
 def _owner(tup: Any) -> str:
@@ -73,10 +66,10 @@ def _lane(saver: Any) -> Any:
 
 def test_script_calls_go_on_one_kept_connection(saver: RedisSaver) -> None:
     lane = _lane(saver)
-    assert _owner(saver.get_tuple(_cfg("a"))) == "value of a"
+    assert _owner(saver.get_tuple(config("a"))) == "value of a"
     first = _client_id(lane)
     for _ in range(20):
-        assert _owner(saver.get_tuple(_cfg("b"))) == "value of b"
+        assert _owner(saver.get_tuple(config("b"))) == "value of b"
         saver.put(*_checkpoint("c"))
     assert _client_id(lane) == first
     assert len(lane._idle) == 1
@@ -87,19 +80,19 @@ def test_a_connection_the_server_closed_is_reconnected_before_it_is_used(
 ) -> None:
     # retry_timeout=0: a request that failed on the dead socket would raise, not be resent
     lane = _lane(saver)
-    saver.get_tuple(_cfg("a"))
+    saver.get_tuple(config("a"))
     killed = _client_id(lane)
     assert raw.execute_command("CLIENT", "KILL", "ID", killed) == 1
-    assert _owner(saver.get_tuple(_cfg("a"))) == "value of a"
+    assert _owner(saver.get_tuple(config("a"))) == "value of a"
     assert _client_id(lane) != killed
 
 
 def test_a_missing_script_is_sent_again_on_the_same_connection(saver: RedisSaver, raw: Any) -> None:
     lane = _lane(saver)
-    saver.get_tuple(_cfg("a"))
+    saver.get_tuple(config("a"))
     before = _client_id(lane)
     raw.script_flush()  # NOSCRIPT is an error reply, read whole: the connection stays good
-    assert _owner(saver.get_tuple(_cfg("b"))) == "value of b"
+    assert _owner(saver.get_tuple(config("b"))) == "value of b"
     assert _client_id(lane) == before
 
 
@@ -107,7 +100,7 @@ def test_an_interrupted_call_never_leaves_its_reply_to_the_next_caller(
     saver: RedisSaver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lane = _lane(saver)
-    saver.get_tuple(_cfg("a"))
+    saver.get_tuple(config("a"))
     (conn,) = lane._idle
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
@@ -115,11 +108,11 @@ def test_an_interrupted_call_never_leaves_its_reply_to_the_next_caller(
 
     monkeypatch.setattr(conn, "read_response", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        saver.get_tuple(_cfg("a"))
+        saver.get_tuple(config("a"))
     monkeypatch.undo()
     # The reply to "a" is still on that socket; whoever comes next must not read it.
-    assert _owner(saver.get_tuple(_cfg("b"))) == "value of b"
-    assert _owner(saver.get_tuple(_cfg("a"))) == "value of a"
+    assert _owner(saver.get_tuple(config("b"))) == "value of b"
+    assert _owner(saver.get_tuple(config("a"))) == "value of a"
 
 
 def test_concurrent_callers_each_get_their_own_answers(saver: RedisSaver) -> None:
@@ -132,7 +125,7 @@ def test_concurrent_callers_each_get_their_own_answers(saver: RedisSaver) -> Non
     def reader(name: str) -> None:
         barrier.wait()
         for _ in range(50):
-            got = _owner(saver.get_tuple(_cfg(name)))
+            got = _owner(saver.get_tuple(config(name)))
             if got != f"value of {name}":
                 wrong.append(f"{name} read {got!r}")
 
@@ -148,13 +141,13 @@ def test_concurrent_callers_each_get_their_own_answers(saver: RedisSaver) -> Non
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_never_uses_the_parents_connection(saver: RedisSaver) -> None:
     lane = _lane(saver)
-    saver.get_tuple(_cfg("a"))
+    saver.get_tuple(config("a"))
     parent = _client_id(lane)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report its connection and what it read, then leave at once
         try:
-            got = _owner(saver.get_tuple(_cfg("b")))
+            got = _owner(saver.get_tuple(config("b")))
             os.write(write, f"{_client_id(lane)} {got}".encode())
         finally:
             os._exit(0)
@@ -165,7 +158,7 @@ def test_a_forked_child_never_uses_the_parents_connection(saver: RedisSaver) -> 
     child_id, got = report.split(" ", 1)
     assert got == "value of b"
     assert int(child_id) != parent
-    assert _owner(saver.get_tuple(_cfg("a"))) == "value of a"
+    assert _owner(saver.get_tuple(config("a"))) == "value of a"
     assert _client_id(lane) == parent  # the parent's connection is untouched
 
 
@@ -192,11 +185,11 @@ async def test_async_lane_keeps_its_connection_and_survives_a_kill(url: str, raw
                 await saver.aput(*_checkpoint(thread_id))
             first = int(await lane.call("CLIENT", "ID"))
             for _ in range(10):
-                assert _owner(await saver.aget_tuple(_cfg("a"))) == "value of a"
+                assert _owner(await saver.aget_tuple(config("a"))) == "value of a"
             assert int(await lane.call("CLIENT", "ID")) == first
             assert len(lane._idle) == 1
             assert raw.execute_command("CLIENT", "KILL", "ID", first) == 1
-            assert _owner(await saver.aget_tuple(_cfg("b"))) == "value of b"
+            assert _owner(await saver.aget_tuple(config("b"))) == "value of b"
             assert int(await lane.call("CLIENT", "ID")) != first
     finally:
         drop_prefix(url, prefix)
@@ -221,11 +214,11 @@ async def test_a_cancelled_async_call_never_leaves_its_reply_to_the_next_caller(
 
             monkeypatch.setattr(conn, "read_response", waits)
             with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(saver.aget_tuple(_cfg("a")), 0.2)
+                await asyncio.wait_for(saver.aget_tuple(config("a")), 0.2)
             assert stuck.is_set()
             monkeypatch.undo()
-            assert _owner(await saver.aget_tuple(_cfg("b"))) == "value of b"
-            assert _owner(await saver.aget_tuple(_cfg("a"))) == "value of a"
+            assert _owner(await saver.aget_tuple(config("b"))) == "value of b"
+            assert _owner(await saver.aget_tuple(config("a"))) == "value of a"
     finally:
         drop_prefix(url, prefix)
 
@@ -249,10 +242,8 @@ def test_a_pool_limit_in_the_url_leaves_connections_for_pipelines(url: str, limi
             assert (lane._keep if lane else 0) == limit // 2  # one: nothing to spare
             saver.setup()
             saver.put(*_checkpoint("small"))
-            cfg, cp, metadata, versions = _checkpoint("big")
-            cp["channel_values"]["owner"] = "x" * 2_000_000  # beside the script: a pipeline
-            saver.put(cfg, cp, metadata, versions)
-            assert _owner(saver.get_tuple(_cfg("big"))) == "x" * 2_000_000
-            assert _owner(saver.get_tuple(_cfg("small"))) == "value of small"
+            saver.put(*_checkpoint("big", "x" * 2_000_000))  # beside the script: a pipeline
+            assert _owner(saver.get_tuple(config("big"))) == "x" * 2_000_000
+            assert _owner(saver.get_tuple(config("small"))) == "value of small"
     finally:
         drop_prefix(url, prefix)
