@@ -105,8 +105,6 @@ class AsyncPostgresExecutor:
                 self._lock = asyncio.Lock()
             async with self._lock:
                 conn = await self._single()
-                if self._preparing.pending:
-                    await self._probe(conn)
                 state = _ARun(conn, conn.pgconn.transaction_status)
                 try:
                     return await self._drive(plan, state)
@@ -121,8 +119,6 @@ class AsyncPostgresExecutor:
             raise translate(exc, self._schema) from exc
         state = _ARun(conn, conn.pgconn.transaction_status)
         try:
-            if self._preparing.pending:
-                await self._probe(conn)
             return await self._drive(plan, state)
         finally:
             if state.held:
@@ -140,6 +136,8 @@ class AsyncPostgresExecutor:
     # -- driving a plan --------------------------------------------------------------------
 
     async def _drive(self, plan: Plan[T], state: _ARun) -> T:
+        if self._preparing.pending:
+            await self._probe(state.conn)
         try:
             result = await arun(plan, lambda request: self._execute(state, request))
             await state.commit()

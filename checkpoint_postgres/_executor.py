@@ -112,8 +112,6 @@ class PostgresExecutor:
         if self._pool is None:
             with self._lock:
                 conn = self._single()
-                if self._preparing.pending:
-                    self._probe(conn)
                 state = _Run(conn, conn.pgconn.transaction_status)
                 try:
                     return self._drive(plan, state)
@@ -125,8 +123,6 @@ class PostgresExecutor:
             raise translate(exc, self._schema) from exc
         state = _Run(conn, conn.pgconn.transaction_status)
         try:
-            if self._preparing.pending:
-                self._probe(conn)
             return self._drive(plan, state)
         finally:
             if state.held:
@@ -144,6 +140,8 @@ class PostgresExecutor:
     # -- driving a plan --------------------------------------------------------------------
 
     def _drive(self, plan: Plan[T], state: _Run) -> T:
+        if self._preparing.pending:
+            self._probe(state.conn)
         try:
             result = run(plan, lambda request: self._execute(state, request))
             state.commit()
