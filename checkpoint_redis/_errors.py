@@ -18,6 +18,8 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     rx.TryAgainError,
     rx.ReadOnlyError,  # a write reached a master that was just demoted
     rx.SlotNotCoveredError,
+    # No node of a cluster answers (redis-py >= 8.2; before, a bare RedisClusterException).
+    *((rx.RedisClusterUnreachableError,) if hasattr(rx, "RedisClusterUnreachableError") else ()),
 )
 _PERMANENT: tuple[type[BaseException], ...] = (
     rx.AuthenticationError,
