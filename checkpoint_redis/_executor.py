@@ -20,7 +20,7 @@ from checkpoint_base import Plan, run
 
 from ._errors import RetryPolicy, retryable, translate
 from ._lane import lane_for
-from ._requests import Batch, Command, Eval, Transaction, queue
+from ._requests import Batch, Command, Eval, Transaction, commands, queue
 
 __all__ = ["RedisExecutor", "SyncClient"]
 
@@ -85,6 +85,11 @@ class RedisExecutor:
         return self._batch(request)
 
     def _transaction(self, tx: Transaction) -> list[Any]:
+        if self._lane is not None:  # EXEC's replies raw: no caller reads them
+            try:
+                return self._lane.transaction(commands(tx.requests))
+            except rx.NoScriptError:  # EXEC applied the rest; again with the scripts' text
+                return self._lane.transaction(commands(tx.requests, by_text=True))
         pipe = self.client.pipeline(transaction=True)
         queue(pipe, tx.requests)
         try:

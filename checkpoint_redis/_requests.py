@@ -12,7 +12,7 @@ from typing import Any
 
 from ._lua_prelude import Script
 
-__all__ = ["Arg", "Batch", "Command", "Eval", "Transaction", "queue"]
+__all__ = ["Arg", "Batch", "Command", "Eval", "Transaction", "commands", "queue"]
 
 Arg = bytes | str | int | float
 
@@ -57,11 +57,21 @@ class Batch:
     requests: tuple[Eval | Command, ...]
 
 
-def queue(pipe: Any, requests: tuple[Eval | Command, ...], *, by_text: bool = False) -> None:
-    """Add requests to a redis-py pipeline: scripts by SHA, or by text (EVAL) when asked."""
+def commands(
+    requests: tuple[Eval | Command, ...], *, by_text: bool = False
+) -> list[tuple[Arg, ...]]:
+    """The requests as commands: scripts by SHA (EVALSHA), or by text (EVAL) when asked."""
+    out: list[tuple[Arg, ...]] = []
     for request in requests:
         if isinstance(request, Eval):
             script = ("EVAL", request.script.text) if by_text else ("EVALSHA", request.script.sha)
-            pipe.execute_command(*script, len(request.keys), *request.keys, *request.args)
+            out.append((*script, len(request.keys), *request.keys, *request.args))
         else:
-            pipe.execute_command(*request.args)
+            out.append(request.args)
+    return out
+
+
+def queue(pipe: Any, requests: tuple[Eval | Command, ...], *, by_text: bool = False) -> None:
+    """Add requests to a redis-py pipeline (as `commands` renders them)."""
+    for args in commands(requests, by_text=by_text):
+        pipe.execute_command(*args)

@@ -247,3 +247,89 @@ def test_a_pool_limit_in_the_url_leaves_connections_for_pipelines(url: str, limi
             assert _owner(saver.get_tuple(config("small"))) == "value of small"
     finally:
         drop_prefix(url, prefix)
+
+
+def _scratch(saver: Any, name: str) -> bytes:
+    """A key under the saver's prefix (dropped with it) that no thread uses."""
+    return bytes(saver.backend.layout.prefix) + b":scratch:" + name.encode()
+
+
+def test_a_put_with_large_blobs_sends_its_transaction_on_the_lane(
+    saver: RedisSaver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lane = _lane(saver)
+    first = _client_id(lane)
+
+    def no_pipeline(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the transaction went through redis-py's pipeline")
+
+    monkeypatch.setattr(saver._executor.client, "pipeline", no_pipeline)
+    big = "y" * 100_000  # beside the script, by HSETNX, in one MULTI/EXEC
+    saver.put(*_checkpoint("big", big))
+    assert _owner(saver.get_tuple(config("big"))) == big
+    saver._executor.client.script_flush()  # EXEC answers NOSCRIPT: again by the script's text
+    saver.put(*_checkpoint("bigger", big + "z"))
+    assert _owner(saver.get_tuple(config("bigger"))) == big + "z"
+    assert _client_id(lane) == first  # the kept connection, every reply read
+
+
+def test_an_error_in_a_lane_transaction_is_raised_after_every_reply_is_read(
+    saver: RedisSaver,
+) -> None:
+    from redis import exceptions as rx
+
+    lane = _lane(saver)
+    first = _client_id(lane)
+    key, other = _scratch(saver, "tx"), _scratch(saver, "other")
+    # Rejected while queuing (wrong arity): EXEC aborts, nothing of the transaction runs.
+    with pytest.raises(rx.ResponseError, match="wrong number of arguments"):
+        lane.transaction([("SET", other, b"1"), ("GET",)])
+    assert lane.call("EXISTS", other) == 0
+    # Failing when run (a hash command on a string): the commands before it ran.
+    with pytest.raises(rx.ResponseError, match="WRONGTYPE"):
+        lane.transaction([("SET", key, b"v"), ("HSETNX", key, b"f", b"x"), ("INCR", other)])
+    assert lane.call("GET", key) == b"v"
+    assert lane.call("GET", other) == b"1"
+    assert lane.transaction([("GET", key), ("INCR", other)]) == [b"v", 2]
+    assert _client_id(lane) == first
+
+
+async def test_an_async_lane_sends_transactions_and_reads_every_reply(url: str) -> None:
+    from redis import exceptions as rx
+
+    prefix = fresh_prefix()
+    try:
+        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+            await saver.asetup()
+            lane = saver._aexecutor._lane
+            assert lane is not None
+            big = "w" * 100_000
+            await saver.aput(*_checkpoint("big", big))
+            first = int(await lane.call("CLIENT", "ID"))
+            assert _owner(await saver.aget_tuple(config("big"))) == big
+            key = _scratch(saver, "tx")
+            with pytest.raises(rx.ResponseError, match="WRONGTYPE"):
+                await lane.transaction([("SET", key, b"v"), ("LPUSH", key, b"x")])
+            assert await lane.transaction([("GET", key), ("STRLEN", key)]) == [b"v", 1]
+            assert int(await lane.call("CLIENT", "ID")) == first
+    finally:
+        drop_prefix(url, prefix)
+
+
+def test_commands_pack_alike_with_and_without_hiredis(monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis
+
+    from checkpoint_redis import _lane
+
+    commands = [("MULTI",), ("EVALSHA", "ab" * 20, 1, b"k\x00{x}", 7, -2, 1.5, b""), ("EXEC",)]
+    client = redis.Redis()  # never connected: only packs
+    conn = client.connection_pool.make_connection()
+    by_hiredis = _lane._packer(client.connection_pool)(conn, commands)
+    monkeypatch.setattr(_lane, "_hiredis_pack", None)
+    by_redis_py = _lane._packer(client.connection_pool)(conn, commands)
+    assert b"".join(by_hiredis) == b"".join(by_redis_py)
+    assert by_hiredis[0].startswith(b"*1\r\n$5\r\nMULTI\r\n*8\r\n$7\r\nEVALSHA\r\n")
+    monkeypatch.undo()
+    latin = redis.Redis(encoding="latin-1").connection_pool  # not UTF-8: redis-py packs
+    packed = _lane._packer(latin)(latin.make_connection(), [("SET", "é", b"x")])
+    assert b"".join(packed) == b"*3\r\n$3\r\nSET\r\n$1\r\n\xe9\r\n$1\r\nx\r\n"
