@@ -54,8 +54,8 @@ class RedisSaver(CheckpointSaver):
     tag, so each operation is one atomic script in one slot.
 
     A saver built from a URL (`from_url`, `from_conn_string`, `connect`) on a single server
-    sends its scripts on connections it keeps, past redis-py's per-command machinery (about
-    65 µs of CPU per call with redis-py 8.1); a client you pass in is used through redis-py
+    sends its scripts and transactions on connections it keeps, past redis-py's per-command
+    machinery (about 65 µs of CPU per call with redis-py 8.1); a client you pass in is used through redis-py
     as it is, with your retry, event and observability settings.
 
         with RedisSaver.from_conn_string("redis://localhost:6379/0") as saver:
