@@ -18,8 +18,9 @@ from redis.cluster import RedisCluster
 
 from checkpoint_base import Plan, run
 
+from ._cluster_lane import REROUTE, ClusterLanes, slot_key
 from ._errors import RetryPolicy, retryable, translate
-from ._lane import lane_for
+from ._lane import Lane, lane_for
 from ._requests import Batch, Command, Eval, Transaction, commands, queue
 
 __all__ = ["RedisExecutor", "SyncClient"]
@@ -33,8 +34,9 @@ class RedisExecutor:
 
     Args:
         client: A `redis.Redis` (single server) or `redis.cluster.RedisCluster`.
-        owned: Close the client in `close()` (true when the saver created it); a single-server
-            client the saver owns sends its script calls on a `Lane`.
+        owned: Close the client in `close()` (true when the saver created it); a client the
+            saver owns sends its scripts and transactions on a `Lane` (on a cluster, the lane
+            of the keys' master: `ClusterLanes`).
         retry: How long to ride out transient failures.
     """
 
@@ -44,7 +46,7 @@ class RedisExecutor:
         self._retry = retry
         self._answered = False  # a server that never answered is unreachable, not failing over
         self._lane = lane_for(client, owned)
-        self._send: Any = self._lane.call if self._lane else client.execute_command
+        self._lanes = ClusterLanes(client) if owned and isinstance(client, RedisCluster) else None
 
     def run(self, plan: Plan[T]) -> T:
         """Run one plan; every request is retried alone on a transient failure."""
@@ -74,22 +76,51 @@ class RedisExecutor:
         client: Any = self.client  # RedisCluster's execute_command is untyped
         if isinstance(request, Eval):
             keys = request.keys
+            lane = self._lane_for(request)
             try:
-                return self._send("EVALSHA", request.script.sha, len(keys), *keys, *request.args)
+                return self._call(
+                    lane, "EVALSHA", request.script.sha, len(keys), *keys, *request.args
+                )
             except rx.NoScriptError:
-                return self._send("EVAL", request.script.text, len(keys), *keys, *request.args)
+                return self._call(
+                    lane, "EVAL", request.script.text, len(keys), *keys, *request.args
+                )
         if isinstance(request, Command):
             return client.execute_command(*request.args)
         if isinstance(request, Transaction):
             return self._transaction(request)
         return self._batch(request)
 
+    def _lane_for(self, request: Eval | Transaction) -> Lane | None:
+        if self._lanes is not None:
+            return self._lanes.for_key(slot_key(request))
+        return self._lane
+
+    def _call(self, lane: Lane | None, *args: Any) -> Any:
+        """One command on `lane`, or through redis-py when there is none; on a cluster,
+        what the lane cannot settle (a redirect, a failover) is redis-py's to route."""
+        client: Any = self.client  # RedisCluster's execute_command is untyped
+        if lane is None:
+            return client.execute_command(*args)
+        if self._lanes is None:
+            return lane.call(*args)
+        try:
+            return lane.call(*args)
+        except REROUTE:
+            return client.execute_command(*args)
+
     def _transaction(self, tx: Transaction) -> list[Any]:
-        if self._lane is not None:  # EXEC's replies raw: no caller reads them
+        lane = self._lane_for(tx)
+        if lane is not None:  # EXEC's replies raw: no caller reads them
             try:
-                return self._lane.transaction(commands(tx.requests))
-            except rx.NoScriptError:  # EXEC applied the rest; again with the scripts' text
-                return self._lane.transaction(commands(tx.requests, by_text=True))
+                try:
+                    return lane.transaction(commands(tx.requests))
+                except rx.NoScriptError:  # EXEC applied the rest; again with the scripts' text
+                    return lane.transaction(commands(tx.requests, by_text=True))
+            except REROUTE:
+                if self._lanes is None:
+                    raise  # a single server: the executor's retry
+                # A cluster: redis-py's pipeline below routes it.
         pipe = self.client.pipeline(transaction=True)
         queue(pipe, tx.requests)
         try:
@@ -115,5 +146,7 @@ class RedisExecutor:
         """Close the client if the saver created it."""
         if self._lane is not None:
             self._lane.close()
+        if self._lanes is not None:
+            self._lanes.close()
         if self._owned:
             self.client.close()

@@ -48,7 +48,7 @@ try:
 except ImportError:  # the `redis` extra installs it; redis-py also works without
     _hiredis_pack = None
 
-__all__ = ["AsyncLane", "Lane", "async_lane_for", "lane_for"]
+__all__ = ["AsyncLane", "Lane", "async_lane_for", "keep_for", "lane_for"]
 
 KEEP = 32
 """Most connections a lane keeps; more in use at once go back to the pool afterwards."""
@@ -59,7 +59,7 @@ _UNREADY = (rx.ConnectionError, rx.TimeoutError, OSError)
 def lane_for(client: object, owned: bool) -> Lane | None:
     """A lane for a single-server client the saver created; None for any other client."""
     if owned and isinstance(client, redis.Redis) and _pooled(client):
-        keep = _keep(client.connection_pool)
+        keep = keep_for(client.connection_pool)
         return Lane(client.connection_pool, keep) if keep else None
     return None
 
@@ -67,7 +67,7 @@ def lane_for(client: object, owned: bool) -> Lane | None:
 def async_lane_for(client: object, owned: bool) -> AsyncLane | None:
     """`lane_for` for asyncio clients."""
     if owned and isinstance(client, aredis.Redis) and _pooled(client):
-        keep = _keep(client.connection_pool)
+        keep = keep_for(client.connection_pool)
         return AsyncLane(client.connection_pool, keep) if keep else None
     return None
 
@@ -77,7 +77,7 @@ def _pooled(client: redis.Redis | aredis.Redis) -> bool:
     return getattr(client, "connection", None) is None
 
 
-def _keep(pool: Any) -> int:
+def keep_for(pool: Any) -> int:
     """How many idle connections a lane may keep: `KEEP`, or half a pool limit set in the URL
     (`max_connections`), so that pipelines and plain commands still find connections; none
     (no lane) with a limit of one."""
@@ -158,6 +158,11 @@ class Lane:
         self._get = _get_args(pool)
         self._pack = _packer(pool)
 
+    @property
+    def pool(self) -> Any:
+        """The pool the lane takes connections from and gives them back to."""
+        return self._pool
+
     def call(self, *args: Any) -> Any:
         """Send one command and return its reply, as `execute_command` would without callbacks."""
         conn = self._take()
@@ -237,6 +242,11 @@ class AsyncLane:
         self._idle: list[Any] = []
         self._get = _get_args(pool)
         self._pack = _packer(pool)
+
+    @property
+    def pool(self) -> Any:
+        """The pool the lane takes connections from and gives them back to."""
+        return self._pool
 
     async def call(self, *args: Any) -> Any:
         """Send one command and return its reply, as `execute_command` would without callbacks."""

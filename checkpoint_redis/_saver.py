@@ -53,10 +53,11 @@ class RedisSaver(CheckpointSaver):
     Works on a single server and on Redis Cluster: every key of a thread shares one hash
     tag, so each operation is one atomic script in one slot.
 
-    A saver built from a URL (`from_url`, `from_conn_string`, `connect`) on a single server
-    sends its scripts and transactions on connections it keeps, past redis-py's per-command
-    machinery (about 65 µs of CPU per call with redis-py 8.1); a client you pass in is used through redis-py
-    as it is, with your retry, event and observability settings.
+    A saver built from a URL (`from_url`, `from_conn_string`, `connect`) sends its scripts
+    and transactions on connections it keeps (on a cluster, those of the keys' master), past
+    redis-py's per-command machinery (about 65 µs of CPU per call with redis-py 8.1); a client
+    you pass in is used through redis-py as it is, with your retry, event and observability
+    settings.
 
         with RedisSaver.from_conn_string("redis://localhost:6379/0") as saver:
             saver.setup()
