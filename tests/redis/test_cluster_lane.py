@@ -3,7 +3,8 @@
 What must hold: each request goes to the master of its slot on a kept connection; a request
 the lane sends to the wrong node (a stale slot map: MOVED) is answered through redis-py's
 routing all the same; a client you pass in keeps going through redis-py. (The failover of a
-master during a run is `test_cluster_failover.py`, on savers built from URLs: with lanes.)
+master during a run is `test_cluster_failover.py`, on savers built from URLs: with lanes.
+Which clients get lanes: `test_lane.py`.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import pytest
 
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
 from checkpoint_redis._testing import drop_prefix, fresh_prefix
-from checkpoint_redis._urls import async_client, sync_client
 from tests.conformance.builders import checkpoint, config
 
 from .conftest import server_url
@@ -98,14 +98,6 @@ def test_a_stale_slot_map_is_answered_through_redis_py(
     ]
 
 
-def test_a_cluster_client_of_yours_gets_no_lanes(url: str) -> None:
-    client = sync_client(url)
-    try:
-        assert RedisSaver(client)._executor._lanes is None
-    finally:
-        client.close()
-
-
 async def test_async_scripts_go_to_each_slots_master_and_survive_a_stale_map(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -142,12 +134,3 @@ async def test_async_scripts_go_to_each_slots_master_and_survive_a_stale_map(
                 assert _owner(await saver.aget_tuple(config(thread_id + "-big"))) == big
     finally:
         drop_prefix(url, prefix)
-
-
-async def test_an_async_cluster_client_of_yours_gets_no_lanes(url: str) -> None:
-    client = async_client(url)
-    try:
-        async with AsyncRedisSaver(client) as saver:
-            assert saver._aexecutor._lanes is None
-    finally:
-        await client.aclose()

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import redis
+from redis import exceptions as rx
 
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
+from checkpoint_redis._lane import _packer
 from checkpoint_redis._testing import drop_prefix, fresh_prefix
 from checkpoint_redis._urls import async_client, sync_client
 from tests.conformance.builders import checkpoint, config
@@ -55,6 +58,17 @@ def saver(url: str) -> Iterator[RedisSaver]:
         yield saver
     finally:
         saver.close()
+        drop_prefix(url, prefix)
+
+
+@pytest.fixture
+async def asaver(url: str) -> AsyncIterator[AsyncRedisSaver]:
+    prefix = fresh_prefix()
+    try:
+        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+            await saver.asetup()
+            yield saver
+    finally:
         drop_prefix(url, prefix)
 
 
@@ -162,74 +176,71 @@ def test_a_forked_child_never_uses_the_parents_connection(saver: RedisSaver) -> 
     assert _client_id(lane) == parent  # the parent's connection is untouched
 
 
-def test_only_a_single_server_client_the_saver_created_gets_a_lane(url: str) -> None:
-    client = sync_client(url)
-    try:
-        assert RedisSaver(client)._executor._lane is None  # yours: redis-py's own path
-    finally:
-        client.close()
+def test_only_a_client_the_saver_created_gets_lanes(url: str) -> None:
+    cluster_url = server_url("cluster")
+    for address in (url, cluster_url):
+        client = sync_client(address)
+        try:
+            executor = RedisSaver(client)._executor  # yours: redis-py's own path
+            assert executor._lane is None and executor._lanes is None
+        finally:
+            client.close()
     with RedisSaver.from_conn_string(url) as owned:
-        assert owned._executor._lane is not None
-    with RedisSaver.from_conn_string(server_url("cluster")) as cluster:
-        assert cluster._executor._lane is None
+        assert owned._executor._lane is not None and owned._executor._lanes is None
+    with RedisSaver.from_conn_string(cluster_url) as cluster:  # a lane per master
+        assert cluster._executor._lane is None and cluster._executor._lanes is not None
 
 
-async def test_async_lane_keeps_its_connection_and_survives_a_kill(url: str, raw: Any) -> None:
-    prefix = fresh_prefix()
-    try:
-        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
-            await saver.asetup()
-            lane = saver._aexecutor._lane
-            assert lane is not None
-            for thread_id in ("a", "b"):
-                await saver.aput(*_checkpoint(thread_id))
-            first = int(await lane.call("CLIENT", "ID"))
-            for _ in range(10):
-                assert _owner(await saver.aget_tuple(config("a"))) == "value of a"
-            assert int(await lane.call("CLIENT", "ID")) == first
-            assert len(lane._idle) == 1
-            assert raw.execute_command("CLIENT", "KILL", "ID", first) == 1
-            assert _owner(await saver.aget_tuple(config("b"))) == "value of b"
-            assert int(await lane.call("CLIENT", "ID")) != first
-    finally:
-        drop_prefix(url, prefix)
+async def test_async_lane_keeps_its_connection_and_survives_a_kill(
+    asaver: AsyncRedisSaver, raw: Any
+) -> None:
+    lane = asaver._aexecutor._lane
+    assert lane is not None
+    for thread_id in ("a", "b"):
+        await asaver.aput(*_checkpoint(thread_id))
+    first = int(await lane.call("CLIENT", "ID"))
+    for _ in range(10):
+        assert _owner(await asaver.aget_tuple(config("a"))) == "value of a"
+    assert int(await lane.call("CLIENT", "ID")) == first
+    assert len(lane._idle) == 1
+    assert raw.execute_command("CLIENT", "KILL", "ID", first) == 1
+    assert _owner(await asaver.aget_tuple(config("b"))) == "value of b"
+    assert int(await lane.call("CLIENT", "ID")) != first
 
 
 async def test_a_cancelled_async_call_never_leaves_its_reply_to_the_next_caller(
-    url: str, monkeypatch: pytest.MonkeyPatch
+    asaver: AsyncRedisSaver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    prefix = fresh_prefix()
-    try:
-        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
-            await saver.asetup()
-            for thread_id in ("a", "b"):
-                await saver.aput(*_checkpoint(thread_id))
-            lane = saver._aexecutor._lane
-            (conn,) = lane._idle
-            stuck = asyncio.Event()
+    for thread_id in ("a", "b"):
+        await asaver.aput(*_checkpoint(thread_id))
+    lane = asaver._aexecutor._lane
+    (conn,) = lane._idle
+    stuck = asyncio.Event()
 
-            async def waits(*args: Any, **kwargs: Any) -> Any:
-                stuck.set()
-                await asyncio.sleep(60)  # the reply sits unread until the caller gives up
+    async def waits(*args: Any, **kwargs: Any) -> Any:
+        stuck.set()
+        await asyncio.sleep(60)  # the reply sits unread until the caller gives up
 
-            monkeypatch.setattr(conn, "read_response", waits)
-            with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(saver.aget_tuple(config("a")), 0.2)
-            assert stuck.is_set()
-            monkeypatch.undo()
-            assert _owner(await saver.aget_tuple(config("b"))) == "value of b"
-            assert _owner(await saver.aget_tuple(config("a"))) == "value of a"
-    finally:
-        drop_prefix(url, prefix)
+    monkeypatch.setattr(conn, "read_response", waits)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(asaver.aget_tuple(config("a")), 0.2)
+    assert stuck.is_set()
+    monkeypatch.undo()
+    assert _owner(await asaver.aget_tuple(config("b"))) == "value of b"
+    assert _owner(await asaver.aget_tuple(config("a"))) == "value of a"
 
 
-async def test_an_async_client_of_yours_gets_no_lane(url: str) -> None:
-    client = async_client(url)
-    try:
-        async with AsyncRedisSaver(client) as saver:
-            assert saver._aexecutor._lane is None
-    finally:
-        await client.aclose()
+async def test_only_an_async_client_the_saver_created_gets_lanes(url: str) -> None:
+    cluster_url = server_url("cluster")
+    for address in (url, cluster_url):
+        client = async_client(address)
+        try:
+            async with AsyncRedisSaver(client) as saver:
+                assert saver._aexecutor._lane is None and saver._aexecutor._lanes is None
+        finally:
+            await client.aclose()
+    async with AsyncRedisSaver.from_conn_string(cluster_url) as cluster:
+        assert cluster._aexecutor._lane is None and cluster._aexecutor._lanes is not None
 
 
 @pytest.mark.parametrize("limit", [1, 2])
@@ -276,8 +287,6 @@ def test_a_put_with_large_blobs_sends_its_transaction_on_the_lane(
 def test_an_error_in_a_lane_transaction_is_raised_after_every_reply_is_read(
     saver: RedisSaver,
 ) -> None:
-    from redis import exceptions as rx
-
     lane = _lane(saver)
     first = _client_id(lane)
     key, other = _scratch(saver, "tx"), _scratch(saver, "other")
@@ -294,42 +303,32 @@ def test_an_error_in_a_lane_transaction_is_raised_after_every_reply_is_read(
     assert _client_id(lane) == first
 
 
-async def test_an_async_lane_sends_transactions_and_reads_every_reply(url: str) -> None:
-    from redis import exceptions as rx
-
-    prefix = fresh_prefix()
-    try:
-        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
-            await saver.asetup()
-            lane = saver._aexecutor._lane
-            assert lane is not None
-            big = "w" * 100_000
-            await saver.aput(*_checkpoint("big", big))
-            first = int(await lane.call("CLIENT", "ID"))
-            assert _owner(await saver.aget_tuple(config("big"))) == big
-            key = _scratch(saver, "tx")
-            with pytest.raises(rx.ResponseError, match="WRONGTYPE"):
-                await lane.transaction([("SET", key, b"v"), ("LPUSH", key, b"x")])
-            assert await lane.transaction([("GET", key), ("STRLEN", key)]) == [b"v", 1]
-            assert int(await lane.call("CLIENT", "ID")) == first
-    finally:
-        drop_prefix(url, prefix)
+async def test_an_async_lane_sends_transactions_and_reads_every_reply(
+    asaver: AsyncRedisSaver,
+) -> None:
+    lane = asaver._aexecutor._lane
+    assert lane is not None
+    big = "w" * 100_000
+    await asaver.aput(*_checkpoint("big", big))
+    first = int(await lane.call("CLIENT", "ID"))
+    assert _owner(await asaver.aget_tuple(config("big"))) == big
+    key = _scratch(asaver, "tx")
+    with pytest.raises(rx.ResponseError, match="WRONGTYPE"):
+        await lane.transaction([("SET", key, b"v"), ("LPUSH", key, b"x")])
+    assert await lane.transaction([("GET", key), ("STRLEN", key)]) == [b"v", 1]
+    assert int(await lane.call("CLIENT", "ID")) == first
 
 
 def test_commands_pack_alike_with_and_without_hiredis(monkeypatch: pytest.MonkeyPatch) -> None:
-    import redis
-
-    from checkpoint_redis import _lane
-
     commands = [("MULTI",), ("EVALSHA", "ab" * 20, 1, b"k\x00{x}", 7, -2, 1.5, b""), ("EXEC",)]
     client = redis.Redis()  # never connected: only packs
     conn = client.connection_pool.make_connection()
-    by_hiredis = _lane._packer(client.connection_pool)(conn, commands)
-    monkeypatch.setattr(_lane, "_hiredis_pack", None)
-    by_redis_py = _lane._packer(client.connection_pool)(conn, commands)
+    by_hiredis = _packer(client.connection_pool)(conn, commands)
+    monkeypatch.setattr("checkpoint_redis._lane._hiredis_pack", None)
+    by_redis_py = _packer(client.connection_pool)(conn, commands)
     assert b"".join(by_hiredis) == b"".join(by_redis_py)
     assert by_hiredis[0].startswith(b"*1\r\n$5\r\nMULTI\r\n*8\r\n$7\r\nEVALSHA\r\n")
     monkeypatch.undo()
     latin = redis.Redis(encoding="latin-1").connection_pool  # not UTF-8: redis-py packs
-    packed = _lane._packer(latin)(latin.make_connection(), [("SET", "é", b"x")])
+    packed = _packer(latin)(latin.make_connection(), [("SET", "é", b"x")])
     assert b"".join(packed) == b"*3\r\n$3\r\nSET\r\n$1\r\n\xe9\r\n$1\r\nx\r\n"
