@@ -47,6 +47,11 @@ class AsyncRedisExecutor:
             AsyncClusterLanes(client) if owned and isinstance(client, AsyncRedisCluster) else None
         )
 
+    @property
+    def cheap_transactions(self) -> bool:
+        """True when transactions go on a lane: as cheap as a script call."""
+        return self._lane is not None or self._lanes is not None
+
     async def run(self, plan: Plan[T]) -> T:
         """Run one plan; every request is retried alone on a transient failure."""
         return await arun(plan, self._execute)

@@ -10,6 +10,7 @@ cluster, found in a directory set.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -40,7 +41,7 @@ from ._codec import (
     write_value,
 )
 from ._keys import Layout, ThreadKeys, seg, seg_common, split, unseg
-from ._requests import Batch, Command, Eval, Transaction
+from ._requests import Arg, Batch, Command, Eval, Transaction
 from ._scans import index_prefixes, plan_scan
 
 __all__ = ["DEFAULT_PREFIX", "MIGRATIONS", "RedisBackend", "RedisClusterBackend"]
@@ -66,6 +67,8 @@ DIRECT_BLOB_BYTES = 4096
 """Blobs (and writes) this large are written by HSETNX beside the script, in one MULTI/EXEC: through
 the script's ARGV a 56 KB blob cost the server ~140 us, as HSETNX ~30 us (Redis 7.0,
 INFO commandstats; the time a client waits is about the same either way)."""
+_HINTS = 4096
+"""Threads whose latest checkpoint's blob fields a backend remembers (`read_hints`)."""
 _ALL_INLINE = 1 << 62
 """A `direct` threshold no value reaches: the request's one-script form (`Transaction.inline`)."""
 
@@ -100,6 +103,10 @@ class RedisBackend(Backend):
         self.ttl_ms = int(ttl * 1000) if ttl else 0
         self.refresh_ms = self.ttl_ms if refresh_on_read else 0
         self._known_buckets: set[bytes] = set()
+        self.read_hints = False
+        """Read a latest checkpoint's blobs beside its script (`get`); set by the saver when its
+        executor sends transactions cheaply (a lane)."""
+        self._hints: dict[tuple[bytes, bytes], tuple[bytes, ...]] = {}
 
     # -- registry --------------------------------------------------------------------------
 
@@ -198,6 +205,8 @@ class RedisBackend(Backend):
         if self._cluster:
             yield from self._register(self.layout.thread(checkpoint.thread_id))
         yield self._put_request(checkpoint, blobs, writes)
+        if self.read_hints:
+            self._hint(self.layout.thread(checkpoint.thread_id), checkpoint)
 
     def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
         by_thread: dict[str, list[WriteRecord]] = {}
@@ -221,24 +230,54 @@ class RedisBackend(Backend):
     def _list_request(
         self, tk: ThreadKeys, index: bytes, skip: int, hi: bytes, lo: bytes, limit: int,
         ns_filter: bytes = b"", checks: Sequence[bytes] = (),
-    ) -> Callable[[int], Eval]:  # fmt: skip
+    ) -> Callable[..., Eval]:  # fmt: skip
+        """The list script's request for an inline budget and, optionally, blob fields read
+        beside it (`_read`)."""
         now = time.time() if self.refresh_ms else 0
         args = (tk.base, index, skip, hi, lo, limit, ns_filter, self.refresh_ms, now, tk.member)
-        return lambda budget: Eval(lua.LIST, tk.keys, (*args, budget, len(checks), *checks))
+
+        def request(budget: int, beside: tuple[bytes, ...] = ()) -> Eval:
+            tail: tuple[Arg, ...] = (len(beside), *beside) if beside else ()
+            return Eval(lua.LIST, tk.keys, (*args, budget, len(checks), *checks, *tail))
+
+        return request
 
     def _read(
-        self, tk: ThreadKeys, request: Callable[[int], Eval], inline: int = PAGE_INLINE_BYTES
+        self,
+        tk: ThreadKeys,
+        request: Callable[..., Eval],
+        inline: int = PAGE_INLINE_BYTES,
+        beside: tuple[bytes, ...] = (),
     ) -> Plan[list[CheckpointRow]]:
-        """A read script on one thread, then one HMGET of the blobs it left out, if any."""
+        """A read script on one thread, then one HMGET of the blobs it left out, if any.
+
+        With `beside` (blob fields the rows are expected to read), the first attempt sends
+        the script with an HMGET of those fields in one MULTI/EXEC and the script leaves
+        them out: their bytes never pass through Lua (see `INLINE_BYTES`). A field the rows
+        do not read costs its bytes on the wire; one they read that is not there, a second
+        round trip, as without.
+        """
         for attempt in range(_PAGE_RETRIES):
             last = attempt == _PAGE_RETRIES - 1
-            raw = yield request(-1 if last else inline)
-            deferred = [
-                (row[1], j, value[0])
-                for row in raw
-                for j, value in enumerate(row[1])
-                if isinstance(value, list)
-            ]
+            got: dict[bytes, Any] = {}
+            if beside and attempt == 0:
+                replies = yield Transaction(
+                    (request(inline, beside), Command(("HMGET", tk.keys[3], *beside))),
+                    functools.partial(request, inline),  # the one-script form (no MULTI)
+                )
+                raw = replies[0]
+                if len(replies) > 1:  # atomic with the script: a None is a blob not there
+                    got = dict(zip(beside, replies[1], strict=True))
+            else:
+                raw = yield request(-1 if last else inline)
+            deferred = []
+            for row in raw:
+                for j, value in enumerate(row[1]):
+                    if isinstance(value, list):
+                        if value[0] in got:
+                            row[1][j] = got[value[0]]
+                        else:
+                            deferred.append((row[1], j, value[0]))
             if deferred:
                 values = yield Command(("HMGET", tk.keys[3], *(d[2] for d in deferred)))
                 if any(v is None for v in values):
@@ -247,6 +286,14 @@ class RedisBackend(Backend):
                     blobs[j] = value
             return [decode_row(r) for r in raw]
         raise AssertionError("unreachable: the last attempt inlines every blob")
+
+    def _hint(self, tk: ThreadKeys, record: CheckpointRecord) -> None:
+        """Remember the blob fields of the latest checkpoint of `record`'s namespace."""
+        if len(self._hints) >= _HINTS:  # bounded, whatever the number of threads
+            self._hints.clear()
+        ns = record.checkpoint_ns
+        fields = tuple(blob_field(ns, ch, v) for ch, v in record.channel_versions.items())
+        self._hints[(tk.base, seg(ns))] = fields
 
     def get(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
@@ -257,7 +304,15 @@ class RedisBackend(Backend):
             hi, lo = b"(" + ns + b"\xff", b"[" + ns
         else:
             hi = lo = b"[" + ns + seg(checkpoint_id)
-        rows = yield from self._read(tk, self._list_request(tk, b"i", 0, hi, lo, 1), INLINE_BYTES)
+        hinted = self.read_hints and checkpoint_id is None
+        beside = self._hints.get((tk.base, ns), ()) if hinted else ()
+        request = self._list_request(tk, b"i", 0, hi, lo, 1)
+        rows = yield from self._read(tk, request, INLINE_BYTES, beside)
+        if hinted:
+            if rows:
+                self._hint(tk, rows[0].checkpoint)
+            else:
+                self._hints.pop((tk.base, ns), None)
         return rows[0] if rows else None
 
     def list_page(self, query: ListQuery) -> Plan[list[CheckpointRow]]:

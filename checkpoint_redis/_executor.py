@@ -48,6 +48,11 @@ class RedisExecutor:
         self._lane = lane_for(client, owned)
         self._lanes = ClusterLanes(client) if owned and isinstance(client, RedisCluster) else None
 
+    @property
+    def cheap_transactions(self) -> bool:
+        """True when transactions go on a lane: as cheap as a script call."""
+        return self._lane is not None or self._lanes is not None
+
     def run(self, plan: Plan[T]) -> T:
         """Run one plan; every request is retried alone on a transient failure."""
         return run(plan, self._execute)

@@ -61,12 +61,13 @@ return 1
 )
 
 # ARGV: base, index, skip, hi, lo, limit, nsf, ttl_ms (refresh when > 0), now, member,
-# inline budget (bytes, -1: no limit), nchecks, check*
+# inline budget (bytes, -1: no limit), nchecks, check*, [nbeside, beside field*]
 LIST = _script(
     "list",
     r"""
 local base, limit = ARGV[1], tonumber(ARGV[6])
 if tonumber(ARGV[11]) >= 0 then INLINE = tonumber(ARGV[11]) end
+beside_from(13 + tonumber(ARGV[12]))
 local w = walker(base, ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[7], checks_from(12),
                  math.min(limit, 512))
 local out = {}

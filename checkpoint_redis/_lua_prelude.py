@@ -78,18 +78,21 @@ local function omember(K) return string.sub(K, after(K, 1) + 1) .. K end
 -- about 1.6 us per KB (Redis 7.0: GET of 56 KB inside EVAL 89 us, as a plain command 5 us),
 -- so past a budget a blob is returned as {field} and the client reads it with HMGET.
 local INLINE = math.huge
+-- Blob fields the client reads itself, by an HMGET beside the script in the same MULTI/EXEC:
+-- returned as {field} without being read into Lua.
+local BESIDE = {}
 
 -- a checkpoint with its blobs and writes: {value, blobs, writes}
 local function row(base, K, v)
   local l = links_of(v)
   local fields = blob_fields(K, l)
   local blobs = {}
-  if #fields > 0 and INLINE == math.huge then
+  if #fields > 0 and INLINE == math.huge and next(BESIDE) == nil then
     blobs = hmget_all(base .. 'b', fields)
   elseif #fields > 0 then
     for j, f in ipairs(fields) do
-      local n = redis.call('HSTRLEN', base .. 'b', f)
-      if n <= INLINE then
+      local n = BESIDE[f] or redis.call('HSTRLEN', base .. 'b', f)
+      if n ~= true and n <= INLINE then
         INLINE = INLINE - n
         blobs[j] = redis.call('HGET', base .. 'b', f)
       else
@@ -256,6 +259,13 @@ local function checks_from(at)
   local checks = {}
   for j = 1, tonumber(ARGV[at]) do checks[j] = ARGV[at + j] end
   return checks
+end
+
+-- the fields of BESIDE, when ARGV has them at `at` (count, field*)
+local function beside_from(at)
+  if ARGV[at] then
+    for j = 1, tonumber(ARGV[at]) do BESIDE[ARGV[at + j]] = true end
+  end
 end
 
 -- byte-wise comparison (-1, 0, 1), independent of the server's locale

@@ -92,6 +92,7 @@ class RedisSaver(CheckpointSaver):
         cluster = isinstance(client, RedisCluster)
         backend = _backend(client, cluster, key_prefix, ttl, refresh_on_read)
         executor = RedisExecutor(client, owned=close_client, retry=_retry(cluster, retry_timeout))
+        backend.read_hints = executor.cheap_transactions
         super().__init__(backend, executor=executor, serde=serde)
         self.client = client
 
@@ -159,6 +160,7 @@ class AsyncRedisSaver(CheckpointSaver):
         executor = AsyncRedisExecutor(
             client, owned=close_client, retry=_retry(cluster, retry_timeout)
         )
+        backend.read_hints = executor.cheap_transactions
         super().__init__(backend, aexecutor=executor, serde=serde)
         self.client = client
 
