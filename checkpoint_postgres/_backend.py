@@ -176,7 +176,9 @@ class PostgresBackend(Backend):
             params.pop("c_thread", None)
             rows = yield Query(self.sql.list_page, params, Fetch.ALL)
         else:
-            rows = yield Query(list_sql(self.schema, flags), params, Fetch.ALL)
+            if get:
+                del params["limit"]  # in the statement's text (see `list_sql`)
+            rows = yield Query(list_sql(self.schema, flags, get), params, Fetch.ALL)
         return to_page(rows, by_position=False)
 
     def delete_threads(self, thread_ids: Sequence[str]) -> Plan[None]:
