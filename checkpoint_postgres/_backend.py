@@ -40,7 +40,7 @@ from ._rows import (
     to_thread_info,
     write_rows,
 )
-from ._sql import PUT_FUNCTION_BLOBS, list_sql, put_sql, put_writes_sql, statements
+from ._sql import PUT_FUNCTION_BLOBS, list_sql, page_cap, put_sql, put_writes_sql, statements
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresBackend"]
 
@@ -175,10 +175,12 @@ class PostgresBackend(Backend):
                 params.setdefault(key, None)
             params.pop("c_thread", None)
             rows = yield Query(self.sql.list_page, params, Fetch.ALL)
+        elif get:
+            del params["limit"]  # in the statement's text (see `list_sql`)
+            rows = yield Query(list_sql(self.schema, flags, one=True), params, Fetch.ALL)
         else:
-            if get:
-                del params["limit"]  # in the statement's text (see `list_sql`)
-            rows = yield Query(list_sql(self.schema, flags, get), params, Fetch.ALL)
+            cap = page_cap(query.limit)
+            rows = yield Query(list_sql(self.schema, flags, cap=cap), params, Fetch.ALL)
         return to_page(rows, by_position=False)
 
     def delete_threads(self, thread_ids: Sequence[str]) -> Plan[None]:

@@ -1,10 +1,11 @@
 """Prepared reads keep their generic plan once the tables have statistics.
 
 A prepared statement is planned for its parameters ("custom") at its first five runs; then
-PostgreSQL keeps one generic plan unless it estimates it dearer than the custom ones. With
-the get statement's LIMIT as a parameter, the generic plan's estimate could not know it was
-1: after an ANALYZE (autovacuum runs one on any busy table) every `get_tuple` was planned
-again, ~0.2 ms each on a 100-step thread. `pg_prepared_statements` counts both kinds.
+PostgreSQL keeps one generic plan unless it estimates it dearer than the custom ones. A
+generic plan estimates a parameter's LIMIT at a tenth of the rows: after an ANALYZE
+(autovacuum runs one on any busy table) every `get_tuple` and every page smaller than a tenth
+of its thread was planned again, ~0.2 ms each on a 100-step thread. `pg_prepared_statements`
+counts both kinds.
 """
 
 from __future__ import annotations
@@ -40,15 +41,19 @@ def _plans(conn: psycopg.Connection[Any], marker: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def _analyzed(conn: psycopg.Connection[Any], schema: str) -> PostgresSaver:
+    """A saver that prepares every statement at once, on filled tables with statistics."""
+    saver = PostgresSaver(conn, schema=schema, prepare_threshold=0)
+    saver.setup()
+    _fill(saver)
+    for table in ("checkpoints", "blobs", "writes"):
+        conn.execute(sql.SQL("ANALYZE {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
+    return saver
+
+
 def test_get_tuple_keeps_its_generic_plan_after_analyze(pg_url: str, schema: str) -> None:
     with psycopg.connect(pg_url, autocommit=True, prepare_threshold=0) as conn:
-        saver = PostgresSaver(conn, schema=schema, prepare_threshold=0)  # prepared at once
-        saver.setup()
-        _fill(saver)
-        for table in ("checkpoints", "blobs", "writes"):
-            conn.execute(
-                sql.SQL("ANALYZE {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-            )
+        saver = _analyzed(conn, schema)
         for _ in range(RUNS):
             for t in range(4):
                 got = saver.get_tuple(config(f"t{t}"))
@@ -56,3 +61,15 @@ def test_get_tuple_keeps_its_generic_plan_after_analyze(pg_url: str, schema: str
         generic, custom = _plans(conn, "WITH page AS MATERIALIZED")
         assert generic + custom >= RUNS * 4  # the statement was found, and prepared
         assert custom <= 5, f"{custom} custom plans: the get statement is planned at each call"
+
+
+def test_a_small_list_page_keeps_its_generic_plan_after_analyze(pg_url: str, schema: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True, prepare_threshold=0) as conn:
+        saver = _analyzed(conn, schema)
+        for _ in range(RUNS):
+            for t in range(4):
+                page = list(saver.list(config(f"t{t}"), limit=2))  # a fifteenth of the thread
+                assert [p.metadata["step"] for p in page] == [30, 29]
+        generic, custom = _plans(conn, "WITH page AS MATERIALIZED")
+        assert generic + custom >= RUNS * 4
+        assert custom <= 5, f"{custom} custom plans: the page statement is planned at each call"

@@ -18,7 +18,7 @@ from checkpoint_base import (
 from checkpoint_postgres import MIGRATIONS, PostgresBackend
 from checkpoint_postgres._query import BEGIN, Fetch, Query
 from checkpoint_postgres._rows import to_page
-from checkpoint_postgres._sql import list_sql, put_sql, put_writes_sql
+from checkpoint_postgres._sql import list_sql, page_cap, put_sql, put_writes_sql
 
 SCHEMA = "plans"
 
@@ -186,7 +186,7 @@ def test_list_page_binds_every_condition() -> None:
     )
     seen, rows = collect(backend.list_page(query))
     (q,) = seen
-    assert q.sql == list_sql(SCHEMA, (True, True, False, True, True, True))
+    assert q.sql == list_sql(SCHEMA, (True, True, False, True, True, True), cap=4)  # 3 -> 4
     assert q.params == {
         "limit": 3,
         "thread": "t\x01\x01",
@@ -233,10 +233,20 @@ def test_list_pages_of_one_thread_go_through_the_function() -> None:
         "filter": None,
     }
     (q,), _ = collect(backend.list_page(ListQuery(limit=10)))
-    assert q.sql == list_sql(SCHEMA, (False,) * 6)
+    assert q.sql == list_sql(SCHEMA, (False,) * 6, cap=16)
     by_id = ListQuery(thread_id="t", checkpoint_ns="", checkpoint_id="c1", limit=10)
     (q,), _ = collect(backend.list_page(by_id))
-    assert q.sql == list_sql(SCHEMA, (True, True, True, False, False, False))
+    assert q.sql == list_sql(SCHEMA, (True, True, True, False, False, False), cap=16)
+
+
+def test_page_caps_are_the_next_power_of_two() -> None:
+    assert [page_cap(n) for n in (1, 2, 3, 4, 5, 10, 16, 17, 100)] == [
+        1, 2, 4, 4, 8, 16, 16, 32, 128,
+    ]  # fmt: skip
+    assert page_cap(65_536) == 65_536 and page_cap(65_537) is None  # then the plain LIMIT
+    assert b"LIMIT 128" in list_sql(SCHEMA, (True,) + (False,) * 5, cap=128)
+    with pytest.raises(ValueError, match="PAGE_CAPS"):
+        list_sql(SCHEMA, (True,) + (False,) * 5, cap=100)
 
 
 def _checkpoint_row(cid: str, versions: dict[str, str], num: int | None = None) -> tuple[Any, ...]:
