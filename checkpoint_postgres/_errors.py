@@ -27,7 +27,13 @@ def connection_lost(exc: BaseException, conn: psycopg.BaseConnection[object] | N
     state = exc.sqlstate or ""
     if state.startswith("08") or state in _LOST_STATES:
         return True
-    if not isinstance(exc, psycopg.OperationalError) or conn is None:
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    if not state and isinstance(exc.__cause__, OSError):
+        # psycopg's wait on the socket failed ("connection socket closed"): the server or a
+        # proxy closed it, and libpq may not have marked the connection bad yet.
+        return True
+    if conn is None:
         return False
     return conn.closed or conn.broken or conn.pgconn.status == pq.ConnStatus.BAD
 

@@ -101,3 +101,40 @@ async def test_async_connection_reopened_after_close(
         got = await saver.aget_tuple(config(thread))
         assert got is not None
         assert got.checkpoint["channel_values"] == {"a": 1}
+
+
+def test_a_socket_error_while_waiting_is_a_lost_connection(
+    pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg turns an OSError of its wait on the socket into "connection socket closed"
+    without libpq marking the connection bad (a terminated backend met this way made a
+    `get_tuple` fail once in CI): the read is retried on another connection."""
+    from psycopg import waiting
+    from psycopg_pool import ConnectionPool
+
+    from checkpoint_postgres._errors import connection_lost
+
+    lost = psycopg.OperationalError("connection socket closed")
+    lost.__cause__ = ConnectionResetError(104, "Connection reset by peer")
+    assert connection_lost(lost, None)
+    assert not connection_lost(psycopg.OperationalError("something else"), None)
+
+    with ConnectionPool(pg_url, min_size=2, max_size=2, kwargs=CONN_KWARGS) as pool:
+        saver = PostgresSaver(pool, schema=schema)
+        saver.setup()
+        stored = saver.put(config("t"), checkpoint({"a": 1}), {"step": 1}, {"a": 1})
+        real = waiting.wait
+        failures = [ConnectionResetError(104, "Connection reset by peer")]
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            if failures:  # what psycopg's waits raise when the socket fails under them
+                try:
+                    raise failures.pop()
+                except OSError as ex:
+                    raise psycopg.OperationalError("connection socket closed") from ex
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(waiting, "wait", flaky)
+        got = saver.get_tuple(config("t"))
+        assert not failures  # the failure happened, and the read still answered
+        assert got is not None and cid(got.config) == cid(stored)
