@@ -175,11 +175,8 @@ class PostgresBackend(Backend):
                 params.setdefault(key, None)
             params.pop("c_thread", None)
             rows = yield Query(self.sql.list_page, params, Fetch.ALL)
-        elif get:
-            del params["limit"]  # in the statement's text (see `list_sql`)
-            rows = yield Query(list_sql(self.schema, flags, one=True), params, Fetch.ALL)
         else:
-            cap = page_cap(query.limit)
+            cap = page_cap(query.limit)  # a get: 1 (see `list_sql`)
             rows = yield Query(list_sql(self.schema, flags, cap=cap), params, Fetch.ALL)
         return to_page(rows, by_position=False)
 

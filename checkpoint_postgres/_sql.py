@@ -143,7 +143,7 @@ _CONDITIONS = (
 
 _LIST = """WITH page AS MATERIALIZED (
         SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
-        {where} {page_order} LIMIT {limit}
+        {where} {page_order} LIMIT %(limit)s
     )
     {page_rows}"""
 # The same under a constant cap (see `list_sql`): the outer LIMIT is the caller's.
@@ -424,27 +424,22 @@ def page_cap(limit: int) -> int | None:
 
 
 @functools.lru_cache(maxsize=256)
-def list_sql(
-    schema: str, conditions: tuple[bool, ...], one: bool = False, cap: int | None = None
-) -> bytes:
+def list_sql(schema: str, conditions: tuple[bool, ...], cap: int | None = None) -> bytes:
     """A list page's statement with the conditions flagged in `conditions` (see `_CONDITIONS`);
-    `one`: a single checkpoint (`get_tuple`), `LIMIT 1` in the text, not a parameter; `cap`
-    (one of `PAGE_CAPS`, at least the page's limit): the rows are first capped by that
-    constant, then limited by the `limit` parameter.
+    with `cap` (one of `PAGE_CAPS`, at least the page's limit) the rows are first capped by
+    that constant, then limited by the `limit` parameter.
 
     A prepared statement's generic plan cannot know a parameter's LIMIT and estimates it at a
     tenth of the rows: once the tables have statistics, a page smaller than that looked
-    cheaper with custom plans, and PostgreSQL planned the statement again at every call. The
-    get statement paid 0.2 ms a call on a 100-step thread (430 -> 620-680 µs, as with
+    cheaper with custom plans, and PostgreSQL planned the statement again at every call. A
+    get (a page of one) paid 0.2 ms a call on a 100-step thread (430 -> 620-680 µs, as with
     `plan_cache_mode=force_custom_plan`), a `list(limit=3)` 0.25 ms; under a constant cap the
     generic plan's estimate stays within the cap, and it is kept.
     """
     chosen = [sql.SQL(c) for c, on in zip(_CONDITIONS, conditions, strict=True) if on]
     where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(chosen) if chosen else sql.SQL("")
-    if one:
-        return _render(_LIST, schema, where=where, limit=sql.SQL("1"))
-    if cap is not None:
-        if cap not in PAGE_CAPS:
-            raise ValueError(f"a page cap must be one of PAGE_CAPS, got {cap!r}")
-        return _render(_LIST_CAPPED, schema, where=where, cap=sql.SQL(str(cap)))
-    return _render(_LIST, schema, where=where, limit=sql.SQL("%(limit)s"))
+    if cap is None:
+        return _render(_LIST, schema, where=where)
+    if cap not in PAGE_CAPS:
+        raise ValueError(f"a page cap must be one of PAGE_CAPS, got {cap!r}")
+    return _render(_LIST_CAPPED, schema, where=where, cap=sql.SQL(str(cap)))
