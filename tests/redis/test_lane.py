@@ -61,11 +61,19 @@ def saver(url: str) -> Iterator[RedisSaver]:
         drop_prefix(url, prefix)
 
 
-@pytest.fixture
-async def asaver(url: str) -> AsyncIterator[AsyncRedisSaver]:
+@pytest.fixture(params=["direct", "public"])
+async def asaver(url: str, request: pytest.FixtureRequest) -> AsyncIterator[AsyncRedisSaver]:
+    """An async saver whose lane reads replies from redis-py's parser under one deadline
+    (`direct`, where the Python and redis-py versions allow it) or through `read_response`."""
     prefix = fresh_prefix()
     try:
         async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+            lane = saver._aexecutor._lane
+            assert lane is not None
+            if request.param == "public":
+                lane._direct = False
+            elif not lane._direct:
+                pytest.skip("the direct exchange needs Python >= 3.11")
             await saver.asetup()
             yield saver
     finally:
@@ -221,7 +229,10 @@ async def test_a_cancelled_async_call_never_leaves_its_reply_to_the_next_caller(
         stuck.set()
         await asyncio.sleep(60)  # the reply sits unread until the caller gives up
 
-    monkeypatch.setattr(conn, "read_response", waits)
+    if lane._direct:  # the lane reads below read_response
+        monkeypatch.setattr(type(conn._parser), "read_response", waits)
+    else:
+        monkeypatch.setattr(conn, "read_response", waits)
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(asaver.aget_tuple(config("a")), 0.2)
     assert stuck.is_set()
@@ -316,7 +327,28 @@ async def test_an_async_lane_sends_transactions_and_reads_every_reply(
     with pytest.raises(rx.ResponseError, match="WRONGTYPE"):
         await lane.transaction([("SET", key, b"v"), ("LPUSH", key, b"x")])
     assert await lane.transaction([("GET", key), ("STRLEN", key)]) == [b"v", 1]
+    with pytest.raises(rx.ResponseError, match="unknown command"):  # queued in vain: EXECABORT
+        await lane.transaction([("SET", key, b"w"), ("NOSUCHCOMMAND", key)])
+    with pytest.raises(rx.NoScriptError):  # an error reply of a plain call
+        await lane.call("EVALSHA", "0" * 40, 0)
+    assert await lane.call("GET", key) == b"v"
     assert int(await lane.call("CLIENT", "ID")) == first
+
+
+async def test_an_async_lane_call_past_the_socket_timeout_drops_its_connection(
+    asaver: AsyncRedisSaver,
+) -> None:
+    lane = asaver._aexecutor._lane
+    assert lane is not None
+    first = int(await lane.call("CLIENT", "ID"))
+    (conn,) = lane._idle
+    conn.socket_timeout = 0.2
+    with pytest.raises(rx.TimeoutError):  # the server answers BLPOP after 2 s
+        await lane.call("BLPOP", _scratch(asaver, "nothing"), 2)
+    assert conn not in lane._idle  # its reply would come to the next caller
+    second = int(await lane.call("CLIENT", "ID"))
+    assert second != first
+    assert await asaver.aget_tuple(config("nobody")) is None
 
 
 def test_commands_pack_alike_with_and_without_hiredis(monkeypatch: pytest.MonkeyPatch) -> None:
