@@ -78,11 +78,24 @@ class ClusterLanes:
             if lane is None or lane.pool is not pool:
                 if lane is not None:
                     lane.close()
+                self._drop_departed()
                 keep = keep_for(pool)
                 if not keep:
                     return None
                 lane = self._lanes[node.name] = Lane(pool, keep)
             return lane
+
+    def _drop_departed(self) -> None:
+        """Close the lanes of nodes that are no longer masters in the client's map (a master
+        replaced in a failover, a node that moved), whose kept connections would otherwise
+        stay open for as long as the saver; run whenever a lane is made, a sign that the map
+        changed."""
+        try:
+            masters = {node.name for node in self._client.get_primaries()}
+        except Exception:  # no map to go by: keep them until the next change
+            return
+        for name in [name for name in self._lanes if name not in masters]:
+            self._lanes.pop(name).close(disconnect=True)
 
     def close(self) -> None:
         """Hand every kept connection back to its node's pool."""
@@ -128,12 +141,23 @@ class AsyncClusterLanes:
         if lane is None or lane.pool.node is not node:  # new, or the node was replaced
             if lane is not None:
                 await lane.aclose()
+            await self._drop_departed()
             pool = _NodePool(node)
             keep = keep_for(pool)
             if not keep:
                 return None
             lane = self._lanes[node.name] = AsyncLane(pool, keep)
         return lane
+
+    async def _drop_departed(self) -> None:
+        """`ClusterLanes._drop_departed`."""
+        try:
+            masters = {node.name for node in self._client.get_primaries()}
+        except Exception:
+            return
+        departed = [self._lanes.pop(name) for name in list(self._lanes) if name not in masters]
+        for lane in departed:
+            await lane.aclose(disconnect=True)
 
     async def aclose(self) -> None:
         """Hand every kept connection back to its node."""

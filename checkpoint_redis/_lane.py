@@ -254,11 +254,14 @@ class Lane:
         else:
             self._pool.release(conn)
 
-    def close(self) -> None:
-        """Hand every kept connection back to the pool."""
+    def close(self, *, disconnect: bool = False) -> None:
+        """Hand every kept connection back to the pool; closed first with `disconnect` (a
+        node that left the cluster)."""
         idle, self._idle = self._idle, []
         if self._pid == os.getpid():
             for conn in idle:
+                if disconnect:
+                    conn.disconnect()
                 self._pool.release(conn)
 
 
@@ -356,8 +359,10 @@ class AsyncLane:
         else:
             await self._pool.release(conn)
 
-    async def aclose(self) -> None:
-        """Hand every kept connection back to the pool."""
+    async def aclose(self, *, disconnect: bool = False) -> None:
+        """`Lane.close`."""
         idle, self._idle = self._idle, []
         for conn in idle:
+            if disconnect:
+                await conn.disconnect()
             await self._pool.release(conn)

@@ -91,7 +91,9 @@ class _Killer:
         self.thread_id = thread_id
         raw = sync_client(url)
         key = inspector.backend.layout.thread(thread_id).keys[0]
-        self.port = int(raw.get_node_from_key(key).port)
+        node = raw.get_node_from_key(key)
+        self.port = int(node.port)
+        self.gone = str(node.name)  # the lanes' name of the master killed
         raw.close()
         self.before: list[str] = []
         self.killed_at = 0.0
@@ -128,6 +130,8 @@ def test_sync_run_survives_master_failover(cluster: tuple[str, str, Any]) -> Non
     with RedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
         graph = _graph(killer).compile(checkpointer=saver)
         final = graph.invoke({"count": 0, "log": []}, {"configurable": {"thread_id": thread_id}})
+        lanes = saver._executor._lanes
+        assert lanes is not None and killer.gone not in lanes._lanes  # its lane was closed
     killer.check(final)
 
 
@@ -141,4 +145,6 @@ async def test_async_run_survives_master_failover(cluster: tuple[str, str, Any])
         final = await graph.ainvoke(
             {"count": 0, "log": []}, {"configurable": {"thread_id": thread_id}}
         )
+        lanes = saver._aexecutor._lanes
+        assert lanes is not None and killer.gone not in lanes._lanes
     killer.check(final)

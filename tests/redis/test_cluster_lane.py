@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
+import redis.asyncio as aredis
 
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
+from checkpoint_redis._lane import AsyncLane, Lane
 from checkpoint_redis._testing import drop_prefix, fresh_prefix
 from tests.conformance.builders import checkpoint, config
 
@@ -133,4 +136,58 @@ async def test_async_scripts_go_to_each_slots_master_and_survive_a_stale_map(
                 assert _owner(await saver.aget_tuple(config(thread_id + "-small"))) == thread_id
                 assert _owner(await saver.aget_tuple(config(thread_id + "-big"))) == big
     finally:
+        drop_prefix(url, prefix)
+
+
+def test_the_lane_of_a_node_that_left_is_closed_when_the_map_changes(
+    saver: RedisSaver,
+) -> None:
+    lanes = saver._executor._lanes
+    assert lanes is not None
+    for thread_id in THREADS:
+        saver.put(*_put_args(thread_id, thread_id))
+    masters = {node.name for node in _masters(saver._executor.client)}
+    # A lane of a node no longer in the map, as a failover leaves one (the old master's),
+    # holding a live connection to a real server.
+    gone_client = redis.Redis.from_url(server_url("single"))
+    gone = Lane(gone_client.connection_pool, 2)
+    gone.call("PING")
+    (conn,) = gone._idle
+    assert conn._sock is not None
+    lanes._lanes["127.0.0.1:1"] = gone
+    # A map change makes a new lane: here, one master's lane is made again.
+    replaced = sorted(masters)[0]
+    del lanes._lanes[replaced]
+    for thread_id in THREADS:
+        assert _owner(saver.get_tuple(config(thread_id))) == thread_id
+    assert set(lanes._lanes) == masters
+    assert conn._sock is None and not gone._idle  # closed, not left open
+    gone_client.close()
+
+
+async def test_the_async_lane_of_a_node_that_left_is_closed_when_the_map_changes(
+    url: str,
+) -> None:
+    prefix = fresh_prefix()
+    gone_client = aredis.Redis.from_url(server_url("single"))
+    try:
+        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+            await saver.asetup()
+            lanes = saver._aexecutor._lanes
+            assert lanes is not None
+            for thread_id in THREADS:
+                await saver.aput(*_put_args(thread_id, thread_id))
+            masters = {node.name for node in saver._aexecutor.client.get_primaries()}
+            gone = AsyncLane(gone_client.connection_pool, 2)
+            await gone.call("PING")
+            (conn,) = gone._idle
+            assert conn.is_connected
+            lanes._lanes["127.0.0.1:1"] = gone
+            del lanes._lanes[sorted(masters)[0]]
+            for thread_id in THREADS:
+                assert _owner(await saver.aget_tuple(config(thread_id))) == thread_id
+            assert set(lanes._lanes) == masters
+            assert not conn.is_connected and not gone._idle
+    finally:
+        await gone_client.aclose()
         drop_prefix(url, prefix)
