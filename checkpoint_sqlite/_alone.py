@@ -21,12 +21,12 @@ put_writes 152 -> 139 us.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Generator
 from typing import Any, TypeVar
 
 from checkpoint_base import Plan, StorageError
 
+from ._group import GroupCommit
 from ._requests import Atomic, Execute
 
 __all__ = ["resumed", "run_alone"]
@@ -35,12 +35,12 @@ T = TypeVar("T")
 
 
 def run_alone(
-    conn: sqlite3.Connection, plan: Plan[T], write_lock: threading.Lock | None = None
+    conn: sqlite3.Connection, plan: Plan[T], group: GroupCommit | None = None
 ) -> tuple[bool, Any]:
     """Run `plan` at once when its first request is a standalone write and it succeeds.
 
-    `conn` must be in autocommit mode and outside a transaction. `write_lock` is held around
-    the statement (see `PooledExecutor`).
+    `conn` must be in autocommit mode and outside a transaction. With `group` the statement
+    is committed through it, with those of other writers (`_group.py`).
 
     Returns:
         `(True, result)` when the plan ran (or returned without a request); else
@@ -63,15 +63,14 @@ def run_alone(
             op = single
         if type(op) is not Execute or not op.standalone or len(op.rows) != 1:
             return False, resumed(first, plan)
-        if write_lock is not None:
-            write_lock.acquire()
-        try:
-            conn.execute(op.sql, op.rows[0])
-        except sqlite3.Error:
-            return False, resumed(first, plan)  # nothing written: `transaction` runs it again
-        finally:
-            if write_lock is not None:
-                write_lock.release()
+        if group is not None:
+            if not group.write(conn, op.sql, op.rows[0]):
+                return False, resumed(first, plan)  # nothing written: as below
+        else:
+            try:
+                conn.execute(op.sql, op.rows[0])
+            except sqlite3.Error:
+                return False, resumed(first, plan)  # nothing written: `transaction` runs it again
     except BaseException:
         plan.close()
         raise

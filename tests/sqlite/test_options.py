@@ -110,7 +110,9 @@ def test_a_forked_child_gets_a_write_lock_of_its_own(db_path: str) -> None:
 
     with SqliteSaver.from_conn_string(db_path, synchronous="full") as saver:
         saver.put(config("parent"), checkpoint({"a": 1}), {}, {"a": 1})
-        lock = saver._executor._write_lock  # type: ignore[union-attr]
+        group = saver._executor._group  # type: ignore[union-attr]
+        assert group is not None
+        lock = group.lock
         assert lock is not None
         lock.acquire()  # as if another thread were in the middle of a write
         try:

@@ -1,0 +1,158 @@
+"""With `synchronous="full"`, writers queued on the saver's write lock share one commit
+(`_group.py`): every write is still committed before its call returns, a failing statement
+takes no other down, and what a batch could not commit goes through the general path."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from checkpoint_sqlite import SqliteSaver, _group
+from checkpoint_sqlite._group import GroupCommit, _commit, _Write
+from tests.conformance.builders import checkpoint, config
+
+THREADS = 8
+PUTS = 25
+
+
+def _batches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(statements, statements committed) of every batch from now on."""
+    seen: list[tuple[int, int]] = []
+    commit = _group._commit
+
+    def counted(conn: sqlite3.Connection, batch: list[Any]) -> None:
+        commit(conn, batch)
+        seen.append((len(batch), sum(w.ok for w in batch)))
+
+    monkeypatch.setattr(_group, "_commit", counted)
+    return seen
+
+
+def _put_many(saver: SqliteSaver, prefix: str) -> list[BaseException]:
+    errors: list[BaseException] = []
+    start = threading.Barrier(THREADS)
+
+    def writer(n: int) -> None:
+        try:
+            start.wait()
+            stored = None
+            for step in range(1, PUTS + 1):
+                cp = checkpoint({"n": n, "step": step}, {"n": step, "step": step})
+                stored = saver.put(
+                    stored or config(f"{prefix}{n}"), cp, {"step": step}, {"n": step, "step": step}
+                )
+                saver.put_writes(stored, [("n", step)], f"task-{step}")
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_concurrent_writers_share_commits_and_every_write_is_there(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = _batches(monkeypatch)
+    with SqliteSaver.from_conn_string(db_path, synchronous="full") as saver:
+        assert _put_many(saver, "w") == []
+        sizes = [size for size, _ in batches]
+        assert all(ok == size for size, ok in batches)
+        assert sum(sizes) == THREADS * PUTS * 2  # each put and put_writes, exactly once
+        assert max(sizes) > 1, "no two writers ever shared a commit"
+        assert len(sizes) < THREADS * PUTS * 2
+    with SqliteSaver.from_conn_string(db_path) as reader:  # another saver: what is on disk
+        for n in range(THREADS):
+            history = list(reader.list(config(f"w{n}")))
+            assert [t.metadata["step"] for t in history] == list(range(PUTS, 0, -1))
+            for t in history:
+                step = t.metadata["step"]
+                assert t.checkpoint["channel_values"] == {"n": n, "step": step}
+                assert t.pending_writes == [(f"task-{step}", "n", step)]
+
+
+def _table() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y INTEGER CHECK (y >= 0))")
+    return conn
+
+
+_INSERT = "INSERT INTO t (x, y) VALUES (?, ?)"
+
+
+def test_a_failing_statement_leaves_the_rest_of_its_batch_committed() -> None:
+    conn = _table()
+    batch = [_Write(_INSERT, (1, 1)), _Write(_INSERT, (2, -1)), _Write(_INSERT, (3, 3))]
+    _commit(conn, batch)
+    assert [(w.done, w.ok) for w in batch] == [(True, True), (True, False), (True, True)]
+    assert conn.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (3,)]
+    assert not conn.in_transaction
+
+
+def test_a_batch_that_cannot_commit_reports_nothing_written(tmp_path: Any) -> None:
+    path = str(tmp_path / "t.db")
+    conn = sqlite3.connect(path, isolation_level=None, timeout=0.05, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y INTEGER)")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's writer: BEGIN IMMEDIATE times out
+    batch = [_Write(_INSERT, (1, 1)), _Write(_INSERT, (2, 2))]
+    _commit(conn, batch)
+    assert [(w.done, w.ok) for w in batch] == [(True, False), (True, False)]
+    holder.execute("ROLLBACK")
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    assert not conn.in_transaction
+
+
+def test_a_writer_whose_statement_was_committed_by_another_runs_nothing() -> None:
+    conn = _table()
+    group = GroupCommit()
+    group.lock.acquire()  # a writer in the middle of its commit
+    results: list[bool] = []
+    waiting = [
+        threading.Thread(target=lambda v=v: results.append(group.write(conn, _INSERT, (v, v))))
+        for v in (1, 2, 3)
+    ]
+    for thread in waiting:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(group) < 3 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(group) == 3  # all three queued behind the lock
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    group.lock.release()
+    for thread in waiting:
+        thread.join()
+    assert results == [True, True, True]
+    assert conn.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,), (3,)]
+    # The first to take the lock committed all three in one transaction.
+    assert seen.count("BEGIN IMMEDIATE") == 1 and seen.count("COMMIT") == 1
+
+
+def test_writes_a_batch_could_not_commit_go_through_the_general_path(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = _batches(monkeypatch)
+    with SqliteSaver.from_conn_string(db_path, synchronous="full", timeout=0.05) as saver:
+        saver.setup()
+        holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")  # longer than busy_timeout: every batch fails
+        released = threading.Timer(0.2, lambda: holder.execute("ROLLBACK"))
+        released.start()
+        try:
+            assert _put_many(saver, "late") == []  # retried by the general path, then written
+        finally:
+            released.join()
+            holder.close()
+        assert any(ok == 0 for _, ok in batches), "no batch failed: the lock was not held"
+        for n in range(THREADS):
+            history = list(saver.list(config(f"late{n}")))
+            assert [t.metadata["step"] for t in history] == list(range(PUTS, 0, -1))
