@@ -29,9 +29,49 @@ from checkpoint_base import Plan, StorageError
 from ._group import GroupCommit
 from ._requests import Atomic, Execute
 
-__all__ = ["resumed", "run_alone"]
+__all__ = ["DONE", "after_write", "resumed", "run_alone", "standalone_write"]
 
 T = TypeVar("T")
+
+
+DONE: Any = object()
+"""`standalone_write`'s first item when the plan returned without a request."""
+
+
+def standalone_write(plan: Plan[T]) -> tuple[Any, Any]:
+    """Take the plan's first request; with it, the statement to run when it is a standalone
+    write of one row (else None).
+
+    Returns `(DONE, result)` when the plan returned without a request. Otherwise the first
+    item is what to resume the plan with (`resumed`) if the statement is not run or fails.
+    """
+    try:
+        first = next(plan)
+    except StopIteration as stop:
+        return DONE, stop.value
+    try:
+        op = first
+        if type(op) is Atomic:
+            single = op.single() if op.single is not None else None
+            if single is None:  # the general path builds the statements, not this again
+                return Atomic(op.statements), None
+            op = single
+        if type(op) is not Execute or not op.standalone or len(op.rows) != 1:
+            return first, None
+    except BaseException:
+        plan.close()
+        raise
+    return first, op
+
+
+def after_write(plan: Plan[T]) -> T:
+    """The plan's result once its standalone write is committed."""
+    try:
+        plan.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    plan.close()
+    raise StorageError("a standalone write must be its plan's only request")
 
 
 def run_alone(
@@ -50,36 +90,26 @@ def run_alone(
     Raises:
         StorageError: The plan asked for anything after its standalone write.
     """
+    first, op = standalone_write(plan)
+    if first is DONE:
+        return True, op
+    if op is None:
+        return False, resumed(first, plan)
     try:
-        first = next(plan)
-    except StopIteration as stop:
-        return True, stop.value
-    try:
-        op = first
-        if type(op) is Atomic:
-            single = op.single() if op.single is not None else None
-            if single is None:  # the general path builds the statements, not this again
-                return False, resumed(Atomic(op.statements), plan)
-            op = single
-        if type(op) is not Execute or not op.standalone or len(op.rows) != 1:
-            return False, resumed(first, plan)
         if group is not None:
-            if not group.write(conn, op.sql, op.rows[0]):
-                return False, resumed(first, plan)  # nothing written: as below
+            ok = group.write(conn, op.sql, op.rows[0])
         else:
             try:
                 conn.execute(op.sql, op.rows[0])
+                ok = True
             except sqlite3.Error:
-                return False, resumed(first, plan)  # nothing written: `transaction` runs it again
+                ok = False
     except BaseException:
         plan.close()
         raise
-    try:
-        plan.send(None)
-    except StopIteration as stop:
-        return True, stop.value
-    plan.close()
-    raise StorageError("a standalone write must be its plan's only request")
+    if not ok:  # nothing written: `transaction` runs it again, retries, translates errors
+        return False, resumed(first, plan)
+    return True, after_write(plan)
 
 
 def resumed(first: Any, plan: Plan[T]) -> Generator[Any, Any, T]:

@@ -22,13 +22,16 @@ statement of it is reported as not run and goes that way too: nothing of it was 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import queue
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GroupCommit"]
+__all__ = ["AsyncGroupCommit", "GroupCommit"]
 
 
 @dataclass(slots=True, eq=False)
@@ -109,3 +112,96 @@ def _commit(conn: sqlite3.Connection, batch: list[_Write]) -> None:
                 conn.execute("ROLLBACK")
         for job in batch:
             job.done = True
+
+
+class AsyncGroupCommit:
+    """`GroupCommit` for the async flavor.
+
+    A batch runs on a `sqlite3` connection of its own, on a thread of its own: one hop for
+    the whole batch, where each statement through aiosqlite is a hop of its own. `lock` is
+    the saver's write lock (an `asyncio.Lock`); it is held until the batch's thread is done,
+    also when the task that started it is cancelled (the batch still commits, as a
+    statement in flight would). The thread takes batches from a queue, as aiosqlite's do:
+    the loop's `run_in_executor` cost about 100 us more per batch (a 200 us task: 335
+    against 230 us).
+
+    Args:
+        connect: Opens the batches' connection (autocommit, the saver's settings); called on
+            the thread at the first batch.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self.lock = asyncio.Lock()
+        self._queue: list[_Write] = []
+        self._connect = connect
+        self._conn: sqlite3.Connection | None = None
+        self._work: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    async def write(self, sql: str, row: Any) -> bool:
+        """`GroupCommit.write`, without a connection of the caller's."""
+        job = _Write(sql, row)
+        self._queue.append(job)
+        await self.lock.acquire()
+        if job.done:  # committed (or not) by the writer before
+            self.lock.release()
+            return job.ok
+        try:
+            batch, self._queue = self._queue, []
+            done = asyncio.get_running_loop().create_future()
+            self._send((self._commit, batch, done))
+        except BaseException:
+            self.lock.release()
+            raise
+        await done  # cancelled: the batch goes on, and the lock is released when it ends
+        return job.ok
+
+    def _send(self, item: tuple[Any, ...] | None) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._serve, name="checkpointers-sqlite-commit", daemon=True
+            )
+            self._thread.start()
+        self._work.put(item)
+
+    def _serve(self) -> None:  # the thread
+        while (item := self._work.get()) is not None:
+            task, arg, done = item
+            try:
+                task(arg)
+            finally:
+                loop = done.get_loop()
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                    loop.call_soon_threadsafe(self._settle, done)
+
+    def _settle(self, done: asyncio.Future[None]) -> None:  # the loop, after a batch
+        self.lock.release()
+        if not done.done():
+            done.set_result(None)
+
+    def _commit(self, batch: list[_Write]) -> None:
+        if self._conn is None:
+            try:
+                self._conn = self._connect()
+            except Exception:  # each writer meets the error on the general path
+                for job in batch:
+                    job.done = True
+                return
+        _commit(self._conn, batch)
+
+    def _close(self, _: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    async def aclose(self) -> None:
+        """Close the batches' connection and end the thread, after a batch in progress."""
+        await self.lock.acquire()
+        if self._thread is None:
+            self.lock.release()
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._send((self._close, None, done))
+        self._work.put(None)
+        await done
+        self._thread = None

@@ -4,6 +4,7 @@ takes no other down, and what a batch could not commit goes through the general 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -11,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from checkpoint_sqlite import SqliteSaver, _group
-from checkpoint_sqlite._group import GroupCommit, _commit, _Write
+from checkpoint_sqlite import AsyncSqliteSaver, SqliteSaver, _group
+from checkpoint_sqlite._group import AsyncGroupCommit, GroupCommit, _commit, _Write
 from tests.conformance.builders import checkpoint, config
 
 THREADS = 8
@@ -156,3 +157,68 @@ def test_writes_a_batch_could_not_commit_go_through_the_general_path(
         for n in range(THREADS):
             history = list(saver.list(config(f"late{n}")))
             assert [t.metadata["step"] for t in history] == list(range(PUTS, 0, -1))
+
+
+async def _aput_many(saver: AsyncSqliteSaver, prefix: str) -> None:
+    async def writer(n: int) -> None:
+        stored = None
+        for step in range(1, PUTS + 1):
+            cp = checkpoint({"n": n, "step": step}, {"n": step, "step": step})
+            stored = await saver.aput(
+                stored or config(f"{prefix}{n}"), cp, {"step": step}, {"n": step, "step": step}
+            )
+            await saver.aput_writes(stored, [("n", step)], f"task-{step}")
+
+    await asyncio.gather(*(writer(n) for n in range(THREADS)))
+
+
+async def test_concurrent_async_writers_share_commits_and_every_write_is_there(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = _batches(monkeypatch)
+    async with AsyncSqliteSaver.from_conn_string(db_path, synchronous="full") as saver:
+        await _aput_many(saver, "a")
+        sizes = [size for size, _ in batches]
+        assert all(ok == size for size, ok in batches)
+        assert sum(sizes) == THREADS * PUTS * 2
+        assert max(sizes) > 1, "no two writers ever shared a commit"
+    with SqliteSaver.from_conn_string(db_path) as reader:
+        for n in range(THREADS):
+            history = list(reader.list(config(f"a{n}")))
+            assert [t.metadata["step"] for t in history] == list(range(PUTS, 0, -1))
+            for t in history:
+                step = t.metadata["step"]
+                assert t.checkpoint["channel_values"] == {"n": n, "step": step}
+                assert t.pending_writes == [(f"task-{step}", "n", step)]
+
+
+async def test_a_cancelled_async_writer_leaves_the_lock_held_until_its_batch_ends(
+    tmp_path: Any,
+) -> None:
+    path = str(tmp_path / "t.db")
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y INTEGER)")
+    setup.close()
+    entered, leave = threading.Event(), threading.Event()
+
+    def slow_connect() -> sqlite3.Connection:
+        entered.set()
+        leave.wait(10)  # the batch's thread is busy until the test lets it go
+        return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    group = AsyncGroupCommit(slow_connect)
+    first = asyncio.create_task(group.write(_INSERT, (1, 1)))
+    assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert group.lock.locked()  # the batch is still running on its thread
+    second = asyncio.create_task(group.write(_INSERT, (2, 2)))
+    await asyncio.sleep(0.05)
+    assert not second.done()  # it waits for the lock, not for a connection in use
+    leave.set()
+    assert await asyncio.wait_for(second, 10) is True
+    await group.aclose()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,)]
+    check.close()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import checkpoint_sqlite._async as async_module
+import checkpoint_sqlite._group as group_module
 from checkpoint_sqlite import AsyncSqliteSaver
 from checkpoint_sqlite._backend import SqliteBackend
 from checkpoint_sqlite._conn import ConnectOptions
@@ -112,12 +113,23 @@ async def test_puts_and_writes_take_no_hop(db_path: str, hops: list[Any]) -> Non
         assert got.pending_writes == [("task", "a", 2), ("task", "b", 3)]
 
 
-async def test_with_full_sync_writes_take_the_thread(db_path: str, hops: list[Any]) -> None:
+async def test_with_full_sync_writes_take_the_thread(
+    db_path: str, hops: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    commit = group_module._commit
+
+    def on_thread(conn: Any, batch: Any) -> None:
+        threads.append(threading.get_ident())
+        commit(conn, batch)
+
+    monkeypatch.setattr(group_module, "_commit", on_thread)
     async with AsyncSqliteSaver.from_conn_string(db_path, synchronous="full") as saver:
         tid = new_thread()
         hops.clear()
         stored = await saver.aput(config(tid), checkpoint({"a": 1}), {}, {"a": 1})
-        assert any(isinstance(op, Execute) for op in hops)  # the put, on a pooled thread
+        # The put, committed by the group commit on a worker thread, not the loop's.
+        assert len(threads) == 1 and threads[0] != threading.get_ident()
         hops.clear()
         got = await saver.aget_tuple(stored)
         assert hops == []  # reads still take no hop
