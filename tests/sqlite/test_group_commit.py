@@ -58,25 +58,35 @@ def _put_many(saver: SqliteSaver, prefix: str) -> list[BaseException]:
     return errors
 
 
+def _check_shared(batches: list[tuple[int, int]]) -> None:
+    """Every write committed once, some of them in a batch with others."""
+    sizes = [size for size, _ in batches]
+    assert all(ok == size for size, ok in batches)
+    assert sum(sizes) == THREADS * PUTS * 2  # each put and put_writes, exactly once
+    assert max(sizes) > 1, "no two writers ever shared a commit"
+    assert len(sizes) < THREADS * PUTS * 2
+
+
+def _check_on_disk(db_path: str, prefix: str) -> None:
+    """What another saver reads back: every checkpoint and write of every writer."""
+    with SqliteSaver.from_conn_string(db_path) as reader:
+        for n in range(THREADS):
+            history = list(reader.list(config(f"{prefix}{n}")))
+            assert [t.metadata["step"] for t in history] == list(range(PUTS, 0, -1))
+            for t in history:
+                step = t.metadata["step"]
+                assert t.checkpoint["channel_values"] == {"n": n, "step": step}
+                assert t.pending_writes == [(f"task-{step}", "n", step)]
+
+
 def test_concurrent_writers_share_commits_and_every_write_is_there(
     db_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     batches = _batches(monkeypatch)
     with SqliteSaver.from_conn_string(db_path, synchronous="full") as saver:
         assert _put_many(saver, "w") == []
-        sizes = [size for size, _ in batches]
-        assert all(ok == size for size, ok in batches)
-        assert sum(sizes) == THREADS * PUTS * 2  # each put and put_writes, exactly once
-        assert max(sizes) > 1, "no two writers ever shared a commit"
-        assert len(sizes) < THREADS * PUTS * 2
-    with SqliteSaver.from_conn_string(db_path) as reader:  # another saver: what is on disk
-        for n in range(THREADS):
-            history = list(reader.list(config(f"w{n}")))
-            assert [t.metadata["step"] for t in history] == list(range(PUTS, 0, -1))
-            for t in history:
-                step = t.metadata["step"]
-                assert t.checkpoint["channel_values"] == {"n": n, "step": step}
-                assert t.pending_writes == [(f"task-{step}", "n", step)]
+    _check_shared(batches)
+    _check_on_disk(db_path, "w")
 
 
 def _table() -> sqlite3.Connection:
@@ -178,18 +188,8 @@ async def test_concurrent_async_writers_share_commits_and_every_write_is_there(
     batches = _batches(monkeypatch)
     async with AsyncSqliteSaver.from_conn_string(db_path, synchronous="full") as saver:
         await _aput_many(saver, "a")
-        sizes = [size for size, _ in batches]
-        assert all(ok == size for size, ok in batches)
-        assert sum(sizes) == THREADS * PUTS * 2
-        assert max(sizes) > 1, "no two writers ever shared a commit"
-    with SqliteSaver.from_conn_string(db_path) as reader:
-        for n in range(THREADS):
-            history = list(reader.list(config(f"a{n}")))
-            assert [t.metadata["step"] for t in history] == list(range(PUTS, 0, -1))
-            for t in history:
-                step = t.metadata["step"]
-                assert t.checkpoint["channel_values"] == {"n": n, "step": step}
-                assert t.pending_writes == [(f"task-{step}", "n", step)]
+    _check_shared(batches)
+    _check_on_disk(db_path, "a")
 
 
 async def test_a_cancelled_async_writer_leaves_the_lock_held_until_its_batch_ends(
