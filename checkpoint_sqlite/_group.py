@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -134,6 +135,7 @@ class AsyncGroupCommit:
         self._queue: list[_Write] = []
         self._connect = connect
         self._conn: sqlite3.Connection | None = None
+        self._pid = os.getpid()
         self._worker = Worker("checkpointers-sqlite-commit")
 
     async def write(self, sql: str, row: Any) -> bool:
@@ -154,6 +156,8 @@ class AsyncGroupCommit:
         return job.ok
 
     def _commit(self, batch: list[_Write]) -> None:
+        if self._pid != os.getpid():  # forked: the parent's connection is not ours to use
+            self._conn, self._pid = None, os.getpid()
         if self._conn is None:
             try:
                 self._conn = self._connect()
@@ -165,7 +169,7 @@ class AsyncGroupCommit:
 
     def _close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is not None and self._pid == os.getpid():
             conn.close()
 
     async def aclose(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -49,6 +50,7 @@ class Worker:
         self._name = name
         self._work: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
     def call(
         self, fn: Callable[..., T], *args: Any, after: Callable[[], None] | None = None
@@ -61,6 +63,8 @@ class Worker:
         """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
+        if self._pid != os.getpid():  # forked: the parent's thread was not copied
+            self._work, self._thread, self._pid = queue.SimpleQueue(), None, os.getpid()
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
             self._thread.start()
