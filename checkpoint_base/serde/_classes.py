@@ -97,6 +97,9 @@ def _row_reader(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any,
     return getter
 
 
+_RECENT_SETS = 4
+"""fields_sets a class's row writer remembers with their sorted names."""
+
 RowState = Callable[[Any], tuple[list[str] | None, tuple[Any, ...]] | None]
 
 
@@ -114,6 +117,22 @@ def pydantic_row_state(cls: type) -> tuple[str, RowState]:
     count = len(names)
     all_names = frozenset(names)
     row = _row_reader(names)
+    # The fields_sets written lately that were not all fields, each with its names sorted.
+    # Instances of a class share a few (a HumanMessage sets content and id, an AIMessage
+    # that calls a tool tool_calls too), and comparing small sets costs less than sorting
+    # one: a set of another size is told apart at once. Replaced whole: threads share it.
+    recent: list[tuple[tuple[frozenset[str], list[str]], ...]] = [()]
+
+    def sorted_names(fields_set: set[str]) -> list[str]:
+        known = recent[0]
+        for seen, ordered in known:
+            if fields_set == seen:
+                return ordered
+        seen = frozenset(fields_set)
+        # sorted: a set's order depends on the hash seed; equal values, equal bytes.
+        ordered = sorted(seen)
+        recent[0] = ((seen, ordered), *known[: _RECENT_SETS - 1])
+        return ordered
 
     def row_state(o: Any) -> tuple[list[str] | None, tuple[Any, ...]] | None:
         d = o.__dict__
@@ -124,8 +143,9 @@ def pydantic_row_state(cls: type) -> tuple[str, RowState]:
         except KeyError:  # a field never set (model_construct), and something else
             return None
         fields_set = o.__pydantic_fields_set__
-        # sorted: a set's order depends on the hash seed; equal values, equal bytes.
-        return None if fields_set == all_names else sorted(fields_set), values
+        if fields_set == all_names:
+            return None, values
+        return sorted_names(fields_set), values
 
     return f"{key}\0{','.join(names)}", row_state
 

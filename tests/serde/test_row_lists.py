@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from checkpoint_base.serde import DisallowedTypeError, MalformedDataError, MsgpackSerializer
 from checkpoint_base.serde import _codes as C
+from checkpoint_base.serde._classes import _RECENT_SETS
 
 from . import user_types as u
 
@@ -231,3 +232,28 @@ def test_a_row_cannot_set_names_that_are_not_fields() -> None:
     data = _pack([[ADDRESS], 0, ["city", "__class__"], "Oslo", None, ROWS])
     (back,) = SERDE.loads_typed((C.ROWS_TAG, data))
     assert type(back) is u.Address and back.model_fields_set == {"city"}
+
+
+def test_many_fields_sets_of_one_class_each_come_back_and_pack_alike() -> None:
+    """Row writers remember a few recent fields_sets with their sorted names: more shapes
+    than that, interleaved, must each be written as their own (and the same bytes whatever
+    was written before)."""
+    shapes = [
+        {"content": "a"},
+        {"content": "b", "id": "x"},
+        {"content": "c", "name": "n"},
+        {"content": "d", "id": "y", "name": "m"},
+        {"content": "e", "response_metadata": {"k": 1}},
+        {"content": "f", "id": "z", "response_metadata": {"k": 2}, "name": "o"},
+    ]
+    values = [AIMessage(**kwargs) for _ in range(3) for kwargs in shapes]
+    values += [HumanMessage(content="h", id=f"h{i}") for i in range(3)]
+    assert len({frozenset(v.model_fields_set) for v in values}) > _RECENT_SETS
+    first = SERDE.dumps_typed(values)
+    _same(SERDE.loads_typed(first), values)
+    for shape in reversed(shapes):  # other sets written in between
+        SERDE.dumps_typed([AIMessage(**shape), AIMessage(**shape)])
+    assert SERDE.dumps_typed(values) == first
+    one = AIMessage(content="g", id="w", name="p")  # a single model: the class's own writer
+    back = SERDE.loads_typed(SERDE.dumps_typed(one))
+    assert back == one and back.model_fields_set == one.model_fields_set
