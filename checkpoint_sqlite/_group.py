@@ -137,15 +137,16 @@ class AsyncGroupCommit:
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._worker = Worker("checkpointers-sqlite-commit")
+        self._closed = False
 
     async def write(self, sql: str, row: Any) -> bool:
         """`GroupCommit.write`, without a connection of the caller's."""
         job = _Write(sql, row)
         self._queue.append(job)
         await self.lock.acquire()
-        if job.done:  # committed (or not) by the writer before
+        if job.done or self._closed:  # committed (or not) by the writer before; or closed
             self.lock.release()
-            return job.ok
+            return job.ok  # closed: False, and the caller finds the saver closed
         try:
             batch, self._queue = self._queue, []
             done = self._worker.call(self._commit, batch, after=self.lock.release)
@@ -173,8 +174,10 @@ class AsyncGroupCommit:
             conn.close()
 
     async def aclose(self) -> None:
-        """Close the batches' connection and end the thread, after a batch in progress."""
+        """Close the batches' connection and end the thread, after a batch in progress;
+        writers still waiting for the lock then write nothing (`write` returns False)."""
         await self.lock.acquire()
+        self._closed = True
         try:
             done = self._worker.call(self._close, after=self.lock.release)
         except BaseException:

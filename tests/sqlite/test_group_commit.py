@@ -222,3 +222,28 @@ async def test_a_cancelled_async_writer_leaves_the_lock_held_until_its_batch_end
     check = sqlite3.connect(path)
     assert check.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,)]
     check.close()
+
+
+async def test_an_async_writer_still_waiting_when_the_group_closes_writes_nothing(
+    tmp_path: Any,
+) -> None:
+    path = str(tmp_path / "t.db")
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y INTEGER)")
+    setup.close()
+    group = AsyncGroupCommit(
+        lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    )
+    assert await group.write(_INSERT, (1, 1)) is True
+    await group.lock.acquire()  # a batch in progress
+    closing = asyncio.create_task(group.aclose())
+    await asyncio.sleep(0)  # aclose waits for the lock first ...
+    late = asyncio.create_task(group.write(_INSERT, (2, 2)))  # ... then this writer
+    await asyncio.sleep(0)
+    group.lock.release()
+    await closing
+    assert await late is False  # the executor then reports the saver closed
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT x FROM t").fetchall() == [(1,)]
+    check.close()
+    assert group._worker._thread is None  # no thread started again for it
