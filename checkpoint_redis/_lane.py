@@ -283,33 +283,30 @@ class AsyncLane:
 
     async def call(self, *args: Any) -> Any:
         """Send one command and return its reply, as `execute_command` would without callbacks."""
-        conn = await self._take()
-        try:
-            (reply,) = await self._exchange(conn, self._pack(conn, (args,)), 1)
-        except BaseException:
-            await conn.disconnect(nowait=True)
-            await self._pool.release(conn)
-            raise
-        await self._give(conn)  # an error reply was read whole: the connection stays
-        if isinstance(reply, rx.ResponseError):
+        (reply,) = await self._round_trip((args,), 1)
+        if isinstance(reply, rx.ResponseError):  # read whole: the connection stayed
             raise reply
         return reply
 
     async def transaction(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """`Lane.transaction`."""
+        # +OK of MULTI, +QUEUED of each command, EXEC's array
+        replies = await self._round_trip(_wrapped(commands), len(commands) + 2)
+        errors = [r for r in replies if isinstance(r, rx.ResponseError)]
+        return _checked(errors, [] if errors else replies[-1], len(commands))
+
+    async def _round_trip(self, commands: Sequence[Sequence[Any]], count: int) -> list[Any]:
+        """Send `commands` on a kept connection and read `count` replies (`_exchange`); the
+        connection is kept again, or dropped if anything but an error reply went wrong."""
         conn = await self._take()
         try:
-            # +OK of MULTI, +QUEUED of each command, EXEC's array
-            replies = await self._exchange(
-                conn, self._pack(conn, _wrapped(commands)), len(commands) + 2
-            )
+            replies = await self._exchange(conn, self._pack(conn, commands), count)
         except BaseException:
             await conn.disconnect(nowait=True)
             await self._pool.release(conn)
             raise
         await self._give(conn)
-        errors = [r for r in replies if isinstance(r, rx.ResponseError)]
-        return _checked(errors, [] if errors else replies[-1], len(commands))
+        return replies
 
     async def _exchange(self, conn: Any, packed: list[bytes], count: int) -> list[Any]:
         """Send `packed` and read `count` replies; an error reply is returned, not raised."""
