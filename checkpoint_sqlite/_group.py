@@ -43,7 +43,6 @@ class _Write:
     done: bool = False
     ok: bool = False
     """Committed (only meaningful once `done`)."""
-    ran: bool = False
 
 
 class GroupCommit:
@@ -81,37 +80,34 @@ class GroupCommit:
 
 
 def _commit(conn: sqlite3.Connection, batch: list[_Write]) -> None:
+    """Run the batch's statements in one transaction (a single one alone) and commit them;
+    each write's `ok` says whether it is committed, then `done` is set."""
+    committed = False
     try:
-        if len(batch) == 1:
-            (job,) = batch
-            try:
-                conn.execute(job.sql, job.row)
-            except sqlite3.Error:
-                return
-            job.ok = True
-            return
-        try:
+        if len(batch) == 1:  # a statement alone is its own transaction
+            conn.execute(batch[0].sql, batch[0].row)
+            batch[0].ok = True
+        else:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error:
-            return
-        for job in batch:
-            try:
-                conn.execute(job.sql, job.row)
-            except sqlite3.Error:
-                if not conn.in_transaction:  # the error rolled the transaction back
-                    return
-                continue  # only this statement was undone
-            job.ran = True
-        try:
+            for job in batch:
+                try:
+                    conn.execute(job.sql, job.row)
+                except sqlite3.Error:
+                    if not conn.in_transaction:  # the error rolled the transaction back
+                        raise
+                    continue  # only this statement was undone
+                job.ok = True
             conn.execute("COMMIT")
-        except sqlite3.Error:
-            return
-        for job in batch:
-            job.ok = job.ran
+        committed = True
+    except sqlite3.Error:
+        pass  # nothing of the batch is written: each writer goes the general path
     finally:
-        if conn.in_transaction:  # not committed: nothing of the batch stays
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+        if not committed:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            for job in batch:
+                job.ok = False
         for job in batch:
             job.done = True
 
