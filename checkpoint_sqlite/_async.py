@@ -460,17 +460,14 @@ class AsyncMemoryExecutor:
 
 
 class AsyncSharedExecutor:
-    """Runs plans one at a time on a single connection (`:memory:`, or one you passed in)."""
+    """Runs plans one at a time on a connection you passed in (your `:memory:` database
+    among them; the saver's own is `AsyncMemoryExecutor`'s), which stays yours: closing the
+    saver does not close it."""
 
     def __init__(
-        self,
-        conn: aiosqlite.Connection,
-        *,
-        owned: bool,
-        prepare: Callable[[], Plan[None]] | None = None,
+        self, conn: aiosqlite.Connection, *, prepare: Callable[[], Plan[None]] | None = None
     ) -> None:
         self._conn = conn
-        self._owned = owned
         self._lock = asyncio.Lock()
         self._prepare = prepare
         self._closed = False
@@ -488,8 +485,6 @@ class AsyncSharedExecutor:
     async def aclose(self) -> None:
         async with self._lock:
             self._closed = True
-            if self._owned:
-                await self._conn.close()
 
 
 class AsyncSqliteSaver(CheckpointSaver):
@@ -539,7 +534,7 @@ class AsyncSqliteSaver(CheckpointSaver):
         backend = SqliteBackend()
         super().__init__(
             backend,
-            aexecutor=AsyncSharedExecutor(conn, owned=False, prepare=backend.setup),
+            aexecutor=AsyncSharedExecutor(conn, prepare=backend.setup),
             serde=serde,
         )
 
