@@ -5,6 +5,7 @@ takes no other down, and what a batch could not commit goes through the general 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -96,6 +97,24 @@ def _table() -> sqlite3.Connection:
 
 
 _INSERT = "INSERT INTO t (x, y) VALUES (?, ?)"
+
+
+def _table_file(tmp_path: Any) -> str:
+    """A database file with the table `t`, for an `AsyncGroupCommit` of the test's."""
+    path = str(tmp_path / "t.db")
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as setup:
+        setup.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y INTEGER)")
+    return path
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def _stored(path: str) -> list[tuple[int]]:
+    """What is committed in `t`, by another connection."""
+    with contextlib.closing(sqlite3.connect(path)) as check:
+        return check.execute("SELECT x FROM t ORDER BY x").fetchall()
 
 
 def test_a_failing_statement_leaves_the_rest_of_its_batch_committed() -> None:
@@ -195,16 +214,13 @@ async def test_concurrent_async_writers_share_commits_and_every_write_is_there(
 async def test_a_cancelled_async_writer_leaves_the_lock_held_until_its_batch_ends(
     tmp_path: Any,
 ) -> None:
-    path = str(tmp_path / "t.db")
-    setup = sqlite3.connect(path, isolation_level=None)
-    setup.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y INTEGER)")
-    setup.close()
+    path = _table_file(tmp_path)
     entered, leave = threading.Event(), threading.Event()
 
     def slow_connect() -> sqlite3.Connection:
         entered.set()
         leave.wait(10)  # the batch's thread is busy until the test lets it go
-        return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        return _connect(path)
 
     group = AsyncGroupCommit(slow_connect)
     first = asyncio.create_task(group.write(_INSERT, (1, 1)))
@@ -219,21 +235,14 @@ async def test_a_cancelled_async_writer_leaves_the_lock_held_until_its_batch_end
     leave.set()
     assert await asyncio.wait_for(second, 10) is True
     await group.aclose()
-    check = sqlite3.connect(path)
-    assert check.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,)]
-    check.close()
+    assert _stored(path) == [(1,), (2,)]
 
 
 async def test_an_async_writer_still_waiting_when_the_group_closes_writes_nothing(
     tmp_path: Any,
 ) -> None:
-    path = str(tmp_path / "t.db")
-    setup = sqlite3.connect(path, isolation_level=None)
-    setup.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y INTEGER)")
-    setup.close()
-    group = AsyncGroupCommit(
-        lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    )
+    path = _table_file(tmp_path)
+    group = AsyncGroupCommit(lambda: _connect(path))
     assert await group.write(_INSERT, (1, 1)) is True
     await group.lock.acquire()  # a batch in progress
     closing = asyncio.create_task(group.aclose())
@@ -243,7 +252,5 @@ async def test_an_async_writer_still_waiting_when_the_group_closes_writes_nothin
     group.lock.release()
     await closing
     assert await late is False  # the executor then reports the saver closed
-    check = sqlite3.connect(path)
-    assert check.execute("SELECT x FROM t").fetchall() == [(1,)]
-    check.close()
+    assert _stored(path) == [(1,)]
     assert group._worker._thread is None  # no thread started again for it
