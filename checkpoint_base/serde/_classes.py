@@ -20,7 +20,7 @@ import sys
 import weakref
 from collections.abc import Callable, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from msgpack import ExtType
 
@@ -31,12 +31,14 @@ from ._errors import MalformedDataError
 __all__ = [
     "SEEN",
     "TRUSTED_SLOTS",
+    "RowSpec",
     "class_builder",
     "class_encoder",
     "class_kind",
     "key_of",
     "pydantic_row_builder",
     "pydantic_row_lists_builder",
+    "pydantic_row_spec",
     "pydantic_row_state",
     "pydantic_rows_builder",
 ]
@@ -103,20 +105,30 @@ _RECENT_SETS = 4
 RowState = Callable[[Any], tuple[list[str] | None, tuple[Any, ...]] | None]
 
 
-def pydantic_row_state(cls: type) -> tuple[str, RowState]:
-    """How instances of the pydantic v2 class `cls` are written as rows.
+class RowSpec(NamedTuple):
+    """How instances of one pydantic v2 class are written as rows (`pydantic_row_spec`)."""
 
-    Returns the text of the class's `PYDANTIC_V2_ROW` marker (`"module:qualname\0name,..."`)
-    and `state(o)`: `(None or the sorted fields_set, the field values in the marker's order)`,
-    or None when o is not a row (it has extra fields, or a field never set). Both the class's
-    own writer and a `ROWS` list write rows by it.
-    """
+    text: str
+    """The text of the class's `PYDANTIC_V2_ROW` marker: `module:qualname`, a NUL, the field
+    names joined by commas."""
+    size: int
+    """Number of fields: a row's `__dict__` holds exactly these."""
+    row: Callable[[dict[str, Any]], tuple[Any, ...]]
+    """`__dict__ -> field values` in the marker's order (KeyError: a field never set)."""
+    all_names: frozenset[str]
+    """Every field name: a fields_set equal to it is written as None."""
+    sorted_names: Callable[[set[str]], list[str]]
+    """A fields_set's names, sorted (equal values, equal bytes whatever the hash seed)."""
+
+
+def pydantic_row_spec(cls: type) -> RowSpec:
+    """How instances of the pydantic v2 class `cls` are written as rows: an instance is a
+    row when its `__dict__` holds exactly the class's fields and it has no extra fields;
+    it is written as `(None or the sorted fields_set, the field values in the marker's
+    order)`. Both the class's own writer and a `ROWS` list write rows by it."""
     key = key_of(cls)
     SEEN[key] = cls
     names = tuple(cls.model_fields)  # type: ignore[attr-defined]
-    count = len(names)
-    all_names = frozenset(names)
-    row = _row_reader(names)
     # The fields_sets written lately that were not all fields, each with its names sorted.
     # Instances of a class share a few (a HumanMessage sets content and id, an AIMessage
     # that calls a tool tool_calls too), and comparing small sets costs less than sorting
@@ -129,10 +141,19 @@ def pydantic_row_state(cls: type) -> tuple[str, RowState]:
             if fields_set == seen:
                 return ordered
         seen = frozenset(fields_set)
-        # sorted: a set's order depends on the hash seed; equal values, equal bytes.
         ordered = sorted(seen)
         recent[0] = ((seen, ordered), *known[: _RECENT_SETS - 1])
         return ordered
+
+    return RowSpec(
+        f"{key}\0{','.join(names)}", len(names), _row_reader(names), frozenset(names), sorted_names
+    )
+
+
+def pydantic_row_state(cls: type) -> tuple[str, RowState]:
+    """The text of the class's `PYDANTIC_V2_ROW` marker and `state(o)`: `(None or the sorted
+    fields_set, the field values)`, or None when o is not a row (`pydantic_row_spec`)."""
+    text, count, row, all_names, sorted_names = pydantic_row_spec(cls)
 
     def row_state(o: Any) -> tuple[list[str] | None, tuple[Any, ...]] | None:
         d = o.__dict__
@@ -147,7 +168,7 @@ def pydantic_row_state(cls: type) -> tuple[str, RowState]:
             return None, values
         return sorted_names(fields_set), values
 
-    return f"{key}\0{','.join(names)}", row_state
+    return text, row_state
 
 
 def class_encoder(cls: type, kind: int) -> Encoder:

@@ -17,7 +17,7 @@ import msgpack
 
 from . import _codes as C
 from ._builtins import ENCODERS, Encoder, encode_exception, encode_secret, is_secret
-from ._classes import RowState, class_encoder, class_kind, pydantic_row_state
+from ._classes import RowSpec, class_encoder, class_kind, pydantic_row_spec
 from ._errors import NestingTooDeepError, SerializationError, UnsupportedTypeError
 from ._numpy import numpy_encoder
 
@@ -65,48 +65,56 @@ def _default(obj: Any) -> Any:
     return writer(obj)
 
 
-# How a ROWS list writes each class met at the top of a list (its name and row state), or
-# None when it is not a pydantic v2 model (the only kind a ROWS list holds). Bounded like
-# _WRITERS: one entry per class.
-_ROW_STATES: dict[type, tuple[str, RowState] | None] = {}
+# How a ROWS list writes each class met at the top of a list, or None when it is not a
+# pydantic v2 model (the only kind a ROWS list holds). Bounded like _WRITERS: one entry per
+# class.
+_ROW_SPECS: dict[type, RowSpec | None] = {}
 _ROWS_MARKER = msgpack.ExtType(C.ROWS, b"")
+
+
+def _row_spec(cls: type) -> RowSpec | None:
+    try:
+        return _ROW_SPECS[cls]
+    except KeyError:  # a class not met yet
+        spec = _ROW_SPECS[cls] = (
+            pydantic_row_spec(cls) if class_kind(cls) == C.PYDANTIC_V2 else None
+        )
+        return spec
 
 
 def _rows(items: list[Any]) -> list[Any] | None:
     """`items` as a `ROWS` list (see `_codes.ROWS`), or None when any item is not a row.
 
     A row is a pydantic v2 model written as its class's writer would write it with a row
-    marker (`pydantic_row_state`). Anything else (another type, extra fields, an error) gives
+    marker (`pydantic_row_spec`). Anything else (another type, extra fields, an error) gives
     None, and the list is written item by item, which reports any error the usual way.
+    The loop is the serializer's hottest: every put writes the whole message list again,
+    so it reads each item's state inline rather than through a call per item (the 80
+    messages of the benchmarks' 100-step agent thread: 38 -> 30 us, timed interleaved).
     """
     names: list[str] = []
-    states: list[RowState] = []
-    index_of: dict[type, int] = {}
+    # By class: (index in names, field count, row reader, all field names, sorted_names).
+    specs: dict[type, tuple[Any, ...]] = {}
     out: list[Any] = [names]
     append = out.append
+    extend = out.extend
     try:
         for item in items:
-            cls = type(item)
-            index = index_of.get(cls)
-            if index is None:
-                try:
-                    known = _ROW_STATES[cls]
-                except KeyError:  # a class not met yet
-                    kind = class_kind(cls)
-                    known = _ROW_STATES[cls] = (
-                        pydantic_row_state(cls) if kind == C.PYDANTIC_V2 else None
-                    )
+            spec = specs.get(type(item))
+            if spec is None:
+                known = _row_spec(type(item))
                 if known is None:
                     return None
-                index = index_of[cls] = len(names)
-                names.append(known[0])
-                states.append(known[1])
-            state = states[index](item)
-            if state is None:
+                spec = specs[type(item)] = (len(names), *known[1:])
+                names.append(known.text)
+            index, count, row, all_names, sorted_names = spec
+            d = item.__dict__
+            if len(d) != count or item.__pydantic_extra__:
                 return None
+            fields_set = item.__pydantic_fields_set__
             append(index)
-            append(state[0])  # fields_set
-            out += state[1]
+            append(None if fields_set == all_names else sorted_names(fields_set))
+            extend(row(d))  # KeyError: a field never set (model_construct)
     except Exception:  # the item-by-item pass raises it properly
         return None
     append(_ROWS_MARKER)
