@@ -23,12 +23,14 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
 
 from ._backend import DEFAULT_PREFIX, MIGRATIONS, RedisBackend, RedisClusterBackend
 from ._errors import RetryPolicy
+from ._eviction import EvictionWarning
 from ._saver import AsyncRedisSaver, RedisSaver
 
 __all__ = [
     "DEFAULT_PREFIX",
     "MIGRATIONS",
     "AsyncRedisSaver",
+    "EvictionWarning",
     "RedisBackend",
     "RedisClusterBackend",
     "RedisSaver",

@@ -15,6 +15,7 @@ from checkpoint_base import CheckpointSaver, ConfigError
 from ._aexecutor import AsyncClient, AsyncRedisExecutor
 from ._backend import DEFAULT_PREFIX, RedisBackend, RedisClusterBackend
 from ._errors import RetryPolicy
+from ._eviction import acheck_eviction, check_eviction
 from ._executor import RedisExecutor, SyncClient
 from ._urls import async_client, saver_options, sync_client
 
@@ -95,6 +96,14 @@ class RedisSaver(CheckpointSaver):
         backend.read_hints = executor.cheap_transactions
         super().__init__(backend, executor=executor, serde=serde)
         self.client = client
+        self._ttl = ttl is not None
+
+    def setup(self) -> None:
+        """Create or migrate the key layout (idempotent), then check the server's eviction
+        policy: `EvictionWarning` when a node may evict some keys of a thread and keep
+        others (an `allkeys-*` `maxmemory-policy`, or `volatile-*` with `ttl=`)."""
+        super().setup()
+        check_eviction(self.client, self._ttl)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisSaver:
@@ -163,6 +172,12 @@ class AsyncRedisSaver(CheckpointSaver):
         backend.read_hints = executor.cheap_transactions
         super().__init__(backend, aexecutor=executor, serde=serde)
         self.client = client
+        self._ttl = ttl is not None
+
+    async def asetup(self) -> None:
+        """`RedisSaver.setup`."""
+        await super().asetup()
+        await acheck_eviction(self.client, self._ttl)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> AsyncRedisSaver:
