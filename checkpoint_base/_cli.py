@@ -25,13 +25,15 @@ _FIXES = {
 
 def _parser() -> argparse.ArgumentParser:
     from ._cli_admin import add_admin_commands
+    from ._cli_delete import add_delete_command
     from ._cli_inspect import add_inspect_commands
     from ._cli_migrate import add_migrate_command
     from ._cli_open import URL_HELP
 
     parser = argparse.ArgumentParser(
         prog="checkpointers",
-        description="Checkpoint savers for LangGraph: inspect, prune, migrate, benchmark, demo.",
+        description="Checkpoint savers for LangGraph: inspect, prune, delete, migrate, benchmark, "
+        "demo.",
         epilog="Run `checkpointers COMMAND --help` for a command's options and examples.\n\n"
         + URL_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -41,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     add_inspect_commands(commands, URL_HELP)
     add_migrate_command(commands, URL_HELP)
     add_admin_commands(commands, URL_HELP)
+    add_delete_command(commands, URL_HELP)
     return parser
 
 

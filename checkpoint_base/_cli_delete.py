@@ -1,0 +1,210 @@
+"""`checkpointers delete`: delete whole threads, named or idle for longer than a duration.
+
+`prune` keeps the newest checkpoint of every thread, so a store that `prune` alone keeps
+still grows with every conversation ever started; `delete --idle 30d` is the time to live
+of SQLite and PostgreSQL threads (Redis has `ttl=` as well), meant for a scheduled job.
+
+A thread is idle when its newest checkpoint (of any namespace) was written before the
+cutoff. The listing can be old by the time a thread's turn comes, so each thread is looked
+at again just before it is deleted, and kept if it was written since; what remains is the
+moment between that look and the delete itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from ._cli_format import Style, format_age, format_time, parse_duration, table
+from ._cli_open import open_side
+from ._errors import ConfigError
+from ._migrate_side import SaverSide
+from ._plan import Plan
+from ._records import ListQuery, ThreadInfo
+
+__all__ = ["add_delete_command", "delete_threads", "idle_threads"]
+
+_FMT = argparse.RawDescriptionHelpFormatter
+_PAGE = 1000
+_SHOWN = 50
+"""Threads listed by name in the output; the rest are counted."""
+_EVERY = 5.0
+"""Seconds between two progress lines on stderr."""
+
+
+@dataclass(frozen=True, slots=True)
+class Doomed:
+    """A thread to delete: its id, checkpoints (None: not counted) and newest write time."""
+
+    thread_id: str
+    checkpoints: int | None
+    updated_at: float | None
+
+    @classmethod
+    def of(cls, info: ThreadInfo) -> Doomed:
+        return cls(info.thread_id, info.checkpoint_count, info.updated_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """What `delete_threads` did: the threads deleted and those kept after all."""
+
+    deleted: list[Doomed]
+    written_since: list[str]
+
+
+def _newest(side: SaverSide, thread_id: str) -> Plan[float | None]:
+    """When the thread's newest checkpoint was written; None when it has none."""
+    rows = yield from side.saver.backend.list_page(ListQuery(thread_id=thread_id, limit=1))
+    return rows[0].checkpoint.created_at if rows else None
+
+
+def idle_threads(side: SaverSide, cutoff: float) -> list[Doomed]:
+    """The threads whose newest checkpoint is older than `cutoff` (seconds since the epoch);
+    a thread whose time is unknown is not idle."""
+    found: list[Doomed] = []
+    after = None
+    while True:
+        page = side.run(side.thread_page(after, _PAGE))
+        found.extend(
+            Doomed.of(t) for t in page if t.updated_at is not None and t.updated_at < cutoff
+        )
+        if len(page) < _PAGE:
+            return found
+        after = page[-1].thread_id
+
+
+def delete_threads(
+    side: SaverSide,
+    threads: Sequence[Doomed],
+    cutoff: float | None,
+    *,
+    dry_run: bool = False,
+    progress: TextIO | None = None,
+) -> Deleted:
+    """Delete `threads`; with `cutoff`, only those still idle when their turn comes.
+
+    Args:
+        side: The saver.
+        threads: The threads to delete (`idle_threads`).
+        cutoff: Keep a thread written to at or after this time (seconds since the epoch).
+        dry_run: Delete nothing; say what would go.
+        progress: Where to write a progress line every few seconds (stderr).
+    """
+    deleted: list[Doomed] = []
+    kept: list[str] = []
+    started = last = time.monotonic()
+    for done, info in enumerate(threads):
+        if cutoff is not None:
+            newest = side.run(_newest(side, info.thread_id))
+            if newest is None or newest >= cutoff:
+                kept.append(info.thread_id)
+                continue
+        if not dry_run:
+            side.run(side.saver.backend.delete_threads([info.thread_id]))
+        deleted.append(info)
+        now = time.monotonic()
+        if progress is not None and now - last >= _EVERY:
+            last = now
+            verb = "looked at" if dry_run else "deleting threads:"
+            progress.write(f"{verb} {done + 1:,} of {len(threads):,} ({now - started:.0f} s)\n")
+            progress.flush()
+    return Deleted(deleted, kept)
+
+
+def _delete(args: argparse.Namespace) -> int:
+    out, style = sys.stdout, Style(sys.stdout)
+    if not args.thread and args.idle is None:
+        raise ConfigError("say which threads: --thread ID (repeat) or --idle DURATION")
+    now = time.time()
+    cutoff = None
+    if args.idle is not None:
+        try:
+            cutoff = now - parse_duration(args.idle)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    with open_side(args.url, write=not args.dry_run) as side:
+        if not isinstance(side, SaverSide):
+            raise ConfigError(
+                f"delete works on savers of this package, not on {side.label}; for LangGraph's "
+                "official savers call their delete_thread(), or migrate first"
+            )
+        if args.thread:
+            named = [_named(side, t) for t in dict.fromkeys(args.thread)]
+            candidates = [t for t in named if cutoff is None or _idle(t, cutoff)]
+            total: int | None = len(named)
+        else:
+            assert cutoff is not None
+            candidates = idle_threads(side, cutoff)
+            total = None
+        result = delete_threads(side, candidates, cutoff, dry_run=args.dry_run, progress=sys.stderr)
+    _report(out, style, result, total, args, now)
+    return 0
+
+
+def _named(side: SaverSide, thread_id: str) -> Doomed:
+    """A thread named by --thread; an error when it has no checkpoint."""
+    newest = side.run(_newest(side, thread_id))
+    if newest is None:
+        raise ConfigError(f"no thread {thread_id!r} in {side.label}")
+    return Doomed(thread_id, None, newest)
+
+
+def _idle(thread: Doomed, cutoff: float) -> bool:
+    return thread.updated_at is not None and thread.updated_at < cutoff
+
+
+def _report(
+    out: TextIO, style: Style, result: Deleted, total: int | None, args: Any, now: float
+) -> None:
+    gone = result.deleted
+    if gone:
+        rows = [
+            [t.thread_id, "-" if t.checkpoints is None else f"{t.checkpoints:,}",
+             f"{format_time(t.updated_at)} "
+             f"({format_age(t.updated_at, now)})"]
+            for t in gone[:_SHOWN]
+        ]  # fmt: skip
+        out.write(table(["THREAD", "CHECKPOINTS", "LAST UPDATE"], rows, style, right=(1,)) + "\n")
+        if len(gone) > _SHOWN:
+            out.write(f"... and {len(gone) - _SHOWN:,} more\n")
+    for thread_id in result.written_since:
+        out.write(f"kept {thread_id}: written to since it was listed\n")
+    verb = "would delete" if args.dry_run else "deleted"
+    counts = [t.checkpoints for t in gone]
+    idle = f" idle for more than {args.idle}" if args.idle is not None else ""
+    of = f" of {total:,} named" if total is not None else ""
+    tally = f" ({sum(c or 0 for c in counts):,} checkpoints)" if None not in counts else ""
+    noun = "thread" if len(gone) == 1 else "threads"
+    out.write(f"{verb} {len(gone):,} {noun}{of}{idle}{tally}\n")
+
+
+def add_delete_command(commands: Any, url_help: str) -> None:
+    """Add `delete` to the sub-command parsers."""
+    p = commands.add_parser(
+        "delete",
+        help="delete whole threads: named ones, or those idle for longer than a duration",
+        description="Delete every checkpoint, blob and write of threads: those named by "
+        "--thread, or those whose newest checkpoint is older than --idle (both: the named "
+        "ones that are idle). A time to live for threads, for a scheduled job: `prune` keeps "
+        "each thread's newest checkpoint, this removes threads no one came back to. Each "
+        "thread is looked at again just before it goes, and kept if written to since. Only "
+        "for savers of this package.",
+        epilog="examples:\n  checkpointers delete sqlite:///checkpoints.db --idle 30d --dry-run\n"
+        "  checkpointers delete postgresql://me@db/app --idle 2w\n"
+        "  checkpointers delete redis://localhost:6379/0 --thread t1 --thread t2\n\n" + url_help,
+        formatter_class=_FMT,
+    )
+    p.add_argument("url", help="checkpointer URL")
+    p.add_argument("--thread", action="append", metavar="ID", help="this thread (repeat)")
+    p.add_argument(
+        "--idle",
+        metavar="DURATION",
+        help="threads whose newest checkpoint is older than this: 12h, 30d, 2w",
+    )
+    p.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    p.set_defaults(run=_delete)
