@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ._async import AsyncSqliteSaver
 from ._backend import SqliteBackend
+from ._fs import NetworkFilesystemWarning
 from ._sync import SqliteSaver
 
-__all__ = ["AsyncSqliteSaver", "SqliteBackend", "SqliteSaver"]
+__all__ = ["AsyncSqliteSaver", "NetworkFilesystemWarning", "SqliteBackend", "SqliteSaver"]

@@ -40,6 +40,7 @@ from ._conn import (
     open_options,
     synchronous_pragma,
 )
+from ._fs import check_filesystem
 from ._group import AsyncGroupCommit
 from ._requests import Execute, Query
 from ._session import (
@@ -574,6 +575,8 @@ class AsyncSqliteSaver(CheckpointSaver):
             max_idle=max_idle,
             max_connections=max_connections,
         )
+        if path != MEMORY:
+            check_filesystem(path)
         executor: AsyncPooledExecutor | AsyncMemoryExecutor = (
             AsyncMemoryExecutor() if path == MEMORY else AsyncPooledExecutor(path, options)
         )

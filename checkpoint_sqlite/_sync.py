@@ -18,6 +18,7 @@ from checkpoint_base import CheckpointSaver, ConfigError, Plan, StorageError, ru
 from ._alone import run_alone
 from ._backend import SqliteBackend
 from ._conn import MEMORY, ConnectOptions, connection_pragmas, open_options
+from ._fs import check_filesystem
 from ._group import GroupCommit
 from ._requests import Execute, Query
 from ._session import Sleep, autocommits, busy_pauses, is_busy, takes_write_lock, transaction
@@ -320,6 +321,7 @@ class SqliteSaver(CheckpointSaver):
         if path == MEMORY:
             executor = SharedExecutor(open_connection(path, options), owned=True)
         else:
+            check_filesystem(path)
             executor = PooledExecutor(path, options)
         saver = cls.__new__(cls)
         CheckpointSaver.__init__(saver, SqliteBackend(), executor=executor, serde=serde)
