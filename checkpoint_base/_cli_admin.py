@@ -11,7 +11,7 @@ from typing import Any
 
 from ._backend import Backend
 from ._cli_format import Style, parse_duration, table
-from ._cli_open import open_side
+from ._cli_open import open_side, saver_side
 from ._errors import ConfigError
 from ._migrate_side import Key, SaverSide
 from ._operations import chain_to_snapshots, delta_channels
@@ -79,17 +79,10 @@ def _prune_thread(backend: Backend, thread_id: str, keep: Collection[Key]) -> Pl
 def _prune(args: argparse.Namespace) -> int:
     out, style = sys.stdout, Style(sys.stdout)
     newer_than = None
-    if args.older_than is not None:
-        try:
-            newer_than = time.time() - parse_duration(args.older_than)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    with open_side(args.url, write=not args.dry_run) as side:
-        if not isinstance(side, SaverSide):
-            raise ConfigError(
-                f"prune works on savers of this package, not on {side.label}; for LangGraph's "
-                "official savers call their prune(), or migrate first"
-            )
+    if args.older_than is not None:  # a ValueError says which forms a duration takes
+        newer_than = time.time() - parse_duration(args.older_than)
+    with open_side(args.url, write=not args.dry_run) as opened:
+        side = saver_side(opened, "prune", "call their prune()")
         backend = side.saver.backend
         thread_ids = args.thread or _all_thread_ids(side)
         results = []

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ._cli_format import Style, format_age, format_time, parse_duration, table
-from ._cli_open import open_side
+from ._cli_open import open_side, saver_side
 from ._errors import ConfigError
 from ._migrate_side import SaverSide
 from ._plan import Plan
@@ -122,17 +122,10 @@ def _delete(args: argparse.Namespace) -> int:
         raise ConfigError("say which threads: --thread ID (repeat) or --idle DURATION")
     now = time.time()
     cutoff = None
-    if args.idle is not None:
-        try:
-            cutoff = now - parse_duration(args.idle)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    with open_side(args.url, write=not args.dry_run) as side:
-        if not isinstance(side, SaverSide):
-            raise ConfigError(
-                f"delete works on savers of this package, not on {side.label}; for LangGraph's "
-                "official savers call their delete_thread(), or migrate first"
-            )
+    if args.idle is not None:  # a ValueError says which forms a duration takes
+        cutoff = now - parse_duration(args.idle)
+    with open_side(args.url, write=not args.dry_run) as opened:
+        side = saver_side(opened, "delete", "call their delete_thread()")
         if args.thread:
             named = [_named(side, t) for t in dict.fromkeys(args.thread)]
             candidates = [t for t in named if cutoff is None or _idle(t, cutoff)]

@@ -24,9 +24,9 @@ from typing import Any
 from ._connect import connect
 from ._errors import ConfigError, MissingDriverError, StorageUnavailableError, UnknownBackendError
 from ._migrate import as_side
-from ._migrate_side import Side
+from ._migrate_side import SaverSide, Side
 
-__all__ = ["URL_HELP", "open_side"]
+__all__ = ["URL_HELP", "open_side", "saver_side"]
 
 URL_HELP = """\
 URLs:
@@ -240,3 +240,14 @@ def _redact(url: str) -> str:
     from ._cli_format import redact
 
     return redact(url)
+
+
+def saver_side(side: Side, command: str, official: str) -> SaverSide:
+    """`side` when it is a saver of this package; else the error saying what to do instead
+    (`official`: what LangGraph's official savers offer for the same job)."""
+    if not isinstance(side, SaverSide):
+        raise ConfigError(
+            f"{command} works on savers of this package, not on {side.label}; for LangGraph's "
+            f"official savers {official}, or migrate first"
+        )
+    return side
