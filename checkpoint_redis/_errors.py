@@ -55,8 +55,10 @@ def retryable(exc: BaseException) -> bool:
         return False
     if isinstance(exc, (rx.ConnectionError, *_TRANSIENT)):
         return True
-    # redis-py's cluster client raises this (not a RedisError) when no node answers.
-    return type(exc) is rx.RedisClusterException
+    # redis-py's cluster client raises a bare RedisClusterException (not a RedisError) when
+    # no node answers, and a bare ClusterError ("TTL exhausted") when a command met redirects
+    # or TRYAGAIN (keys of a slot being migrated, split between two nodes) 16 times in a row.
+    return type(exc) in (rx.RedisClusterException, rx.ClusterError)
 
 
 def translate(exc: BaseException) -> StorageError:
