@@ -31,7 +31,7 @@ from ._requests import Eval, Transaction
 __all__ = ["REROUTE", "AsyncClusterLanes", "ClusterLanes", "slot_key"]
 
 REROUTE: tuple[type[BaseException], ...] = (
-    rx.MovedError,  # an AskError is a MovedError
+    rx.AskError,  # a MovedError is an AskError
     rx.TryAgainError,
     rx.ClusterDownError,  # MASTERDOWN too
     rx.ReadOnlyError,
