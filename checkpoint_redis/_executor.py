@@ -125,7 +125,12 @@ class RedisExecutor:
             except REROUTE:
                 if self._lanes is None:
                     raise  # a single server: the executor's retry
-                # A cluster: redis-py's pipeline below routes it.
+                if tx.inline is not None:
+                    # A cluster: the one-script form through redis-py, which follows MOVED
+                    # and ASK; its transaction pipeline cannot send ASKING (a slot being
+                    # migrated), it takes ASK for MOVED.
+                    return [self._perform(tx.inline())]
+                # Else redis-py's pipeline below routes it.
         pipe = self.client.pipeline(transaction=True)
         queue(pipe, tx.requests)
         try:
