@@ -108,6 +108,15 @@ class AsyncRedisExecutor:
             return await lane.call(*args)
         try:
             return await lane.call(*args)
+        except rx.AskError as exc:
+            if isinstance(exc, rx.MovedError):
+                return await self.client.execute_command(*args)
+            # A slot being migrated: ASKING and the command on one connection of the node
+            # importing it (see `_cluster_lane.py` on redis-py's asyncio ASK).
+            target = await self._lanes.for_redirect(exc)
+            if target is None:
+                return await self.client.execute_command(*args)
+            return await target.call_asking(*args)
         except REROUTE:
             return await self.client.execute_command(*args)
 

@@ -11,8 +11,12 @@ Whatever the lane cannot settle goes back to redis-py, which owns the cluster's 
 a redirect (MOVED, ASK), a cluster that is down or failing over (CLUSTERDOWN, TRYAGAIN,
 MASTERDOWN, READONLY), a connection that failed, a slot the map does not cover. redis-py then
 sends the same request, follows the redirect and refreshes its map, and raises what it
-cannot cure to the executor's retry. Every request is idempotent (`_requests.py`), so sending
-it again after a connection failed mid-call is safe. An error reply of the script itself
+cannot cure to the executor's retry. One exception: the asyncio executor follows an ASK
+itself (ASKING then the command, on one connection of the node the ASK names), as redis-py's
+asyncio client sends the ASKING it owes on one connection of the node and the command on
+another (the next of the node's free list), which the node then answers with MOVED. Every
+request is idempotent (`_requests.py`), so sending it again after a connection failed
+mid-call is safe. An error reply of the script itself
 (NOSCRIPT among them) is the request's answer: raised as it is.
 """
 
@@ -135,6 +139,17 @@ class AsyncClusterLanes:
             node = self._client.get_node_from_key(key)  # type: ignore[arg-type]
         except Exception:
             return None
+        return await self._for_node(node)
+
+    async def for_redirect(self, error: rx.AskError) -> AsyncLane | None:
+        """The lane of the node a redirect names; None if the client's map does not know it."""
+        try:
+            node = self._client.get_node(host=error.host, port=error.port)
+        except Exception:
+            return None
+        return await self._for_node(node)
+
+    async def _for_node(self, node: Any) -> AsyncLane | None:
         if node is None:
             return None
         lane = self._lanes.get(node.name)

@@ -288,6 +288,15 @@ class AsyncLane:
             raise reply
         return reply
 
+    async def call_asking(self, *args: Any) -> Any:
+        """`call` right after ASKING on the same connection: a command on a slot this node
+        is importing, that the slot's owner redirected here with ASK."""
+        replies = await self._round_trip((("ASKING",), args), 2)
+        for reply in replies:
+            if isinstance(reply, rx.ResponseError):
+                raise reply
+        return replies[1]
+
     async def transaction(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """`Lane.transaction`."""
         # +OK of MULTI, +QUEUED of each command, EXEC's array
