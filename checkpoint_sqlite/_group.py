@@ -43,6 +43,8 @@ class _Write:
     done: bool = False
     ok: bool = False
     """Committed (only meaningful once `done`)."""
+    batch: Any = None
+    """The async flavor's future of the batch running it on the thread, once there is one."""
 
 
 class GroupCommit:
@@ -136,10 +138,23 @@ class AsyncGroupCommit:
         self._closed = False
 
     async def write(self, sql: str, row: Any) -> bool:
-        """`GroupCommit.write`, without a connection of the caller's."""
+        """`GroupCommit.write`, without a connection of the caller's.
+
+        A cancelled writer settles its statement before it raises: one still queued is taken
+        out (nothing of it is written), one in a batch on the thread is waited for (it is
+        committed or not by then). Left queued, it would be committed by the next writer,
+        after its caller was told it was cancelled (a put landing after a delete).
+        """
         job = _Write(sql, row)
         self._queue.append(job)
-        await self.lock.acquire()
+        try:
+            await self.lock.acquire()
+        except BaseException:
+            if job in self._queue:
+                self._queue.remove(job)
+            elif job.batch is not None:  # in another writer's batch, on the thread
+                await asyncio.wait((job.batch,))
+            raise
         if job.done or self._closed:  # committed (or not) by the writer before; or closed
             self.lock.release()
             return job.ok  # closed: False, and the caller finds the saver closed
@@ -149,7 +164,15 @@ class AsyncGroupCommit:
         except BaseException:
             self.lock.release()
             raise
-        await done  # cancelled: the batch goes on, and the lock is released when it ends
+        for queued in batch:
+            queued.batch = done
+        try:
+            # Shielded: the batch goes on when this writer is cancelled, and the lock is
+            # released when it ends; the writers in it wait for `done`, never cancelled.
+            await asyncio.shield(done)
+        except BaseException:
+            await asyncio.wait((done,))
+            raise
         return job.ok
 
     def _commit(self, batch: list[_Write]) -> None:
