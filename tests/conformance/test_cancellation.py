@@ -44,6 +44,10 @@ ASYNC_PARAMS = [p for p in PARAMS if p.values[0][1] == "async"]  # type: ignore[
 
 MAX_POINTS = 200
 """Most cancellation points tried per operation: none of ours has that many."""
+TURNS = sorted({*range(8), *(int(1.3**i) for i in range(8, 21))})
+"""Loop turns to let an operation run before it is cancelled: each count up to 7, then
+sparser up to 190, so that a slower machine (an operation taking more turns) does not
+multiply the attempts. The sweep stops at the first count the operation finishes within."""
 OP_TIMEOUT = 10.0
 """Seconds any single operation may take before the test calls it hung."""
 _timeout: Any = getattr(asyncio, "timeout", None)
@@ -160,7 +164,7 @@ async def sweep(name: str, op: Op, check: Check) -> int:
             break
     else:
         pytest.fail(f"{name} has more than {MAX_POINTS} suspension points")
-    for turns in range(MAX_POINTS):
+    for turns in TURNS:
         task = asyncio.ensure_future(op())
         for _ in range(turns):
             await asyncio.sleep(0)
