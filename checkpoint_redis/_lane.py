@@ -28,8 +28,13 @@ What keeps a kept connection safe to use:
 - An error reply (`ResponseError`, NOSCRIPT among them) is read whole: the connection stays.
   A transaction reads every reply (MULTI's, each QUEUED, EXEC's) before it raises the first
   error among them.
-- Any other failure, cancellation included, leaves the connection in an unknown state: it is
-  disconnected and handed back to the pool (which reconnects it when next used).
+- Any other failure leaves the connection in an unknown state: it is disconnected and handed
+  back to the pool (which reconnects it when next used).
+- A cancelled asyncio call whose request has left (Python 3.11 and later, `_exchange`) first
+  reads its replies, for at most 2 s: the server runs the request whatever the caller does,
+  and a caller told it was cancelled must find its write done or not done, not done a
+  moment later. The connection then stays. A second cancellation, or no reply in time,
+  drops the connection instead. (On the public redis-py path, redis-py drops it at once.)
 - Before a kept connection is used, a readable socket means the server closed it (its idle
   `timeout`, a restart) or sent something unasked: it is reconnected first, as the pool does.
 - After a fork the kept connections belong to the parent: the child drops them unused.
@@ -160,6 +165,22 @@ def _direct(pool: Any) -> bool:
         and kwargs.get("protocol") in (None, 2, "2")
         and not kwargs.get("health_check_interval")
     )
+
+
+_SETTLE = 2.0
+"""Seconds a cancelled exchange goes on reading its replies (at most the socket timeout)."""
+
+
+def _settling(deadline: Any, exc: asyncio.CancelledError) -> asyncio.CancelledError:
+    """A lane exchange was cancelled after its request left (or was queued to leave): the
+    server runs it whatever the caller does. The exchange reads its replies first, for at
+    most `_SETTLE` seconds, so that a caller told it was cancelled finds its write done or
+    not done, never done a moment later (a put landing after the caller read the thread, or
+    after it deleted it), and the connection stays usable. A second cancellation stops it."""
+    limit = asyncio.get_running_loop().time() + _SETTLE
+    when = deadline.when()
+    deadline.reschedule(limit if when is None else min(when, limit))
+    return exc
 
 
 def _address(conn: Any) -> str:
@@ -309,16 +330,22 @@ class AsyncLane:
         connection is kept again, or dropped if anything but an error reply went wrong."""
         conn = await self._take()
         try:
-            replies = await self._exchange(conn, self._pack(conn, commands), count)
+            replies, cancelled = await self._exchange(conn, self._pack(conn, commands), count)
         except BaseException:
             await conn.disconnect(nowait=True)
             await self._pool.release(conn)
             raise
         await self._give(conn)
+        if cancelled is not None:
+            raise cancelled  # settled: the caller finds its request done, not done later
         return replies
 
-    async def _exchange(self, conn: Any, packed: list[bytes], count: int) -> list[Any]:
-        """Send `packed` and read `count` replies; an error reply is returned, not raised."""
+    async def _exchange(
+        self, conn: Any, packed: list[bytes], count: int
+    ) -> tuple[list[Any], asyncio.CancelledError | None]:
+        """Send `packed` and read `count` replies; an error reply is returned, not raised.
+        Also returns the cancellation that came after the request left, if one did: the
+        replies were read all the same (`_settling`) and the connection is whole."""
         if not self._direct:
             await conn.send_packed_command(packed)
             replies: list[Any] = []
@@ -327,23 +354,39 @@ class AsyncLane:
                     replies.append(await conn.read_response())
                 except rx.ResponseError as exc:
                     replies.append(exc)
-            return replies
+            return replies, None
         # What send_packed_command and read_response do, under one deadline instead of one
         # per step: the first's `asyncio.wait_for` makes a task of every write (~15 µs) and
         # the second sets a timer per reply; a get is a transaction of four replies.
         if not conn.is_connected:
             await conn.connect()
+        cancelled: asyncio.CancelledError | None = None
         try:
-            async with _timeout(conn.socket_timeout):
-                await conn._send_packed_command(packed)
+            async with _timeout(conn.socket_timeout) as deadline:
+                try:
+                    await conn._send_packed_command(packed)
+                except asyncio.CancelledError as exc:  # in drain(): the bytes are queued
+                    if deadline.expired():
+                        raise
+                    cancelled = _settling(deadline, exc)
                 read = conn._parser.read_response
-                return [await read(disable_decoding=False) for _ in range(count)]
+                got: list[Any] = []
+                while len(got) < count:
+                    try:
+                        got.append(await read(disable_decoding=False))
+                    except asyncio.CancelledError as exc:
+                        if cancelled is not None or deadline.expired():
+                            raise  # cancelled again, or out of time: the deadline's own
+                        cancelled = _settling(deadline, exc)
         except rx.RedisError:
             raise
         except TimeoutError as exc:  # asyncio's, which is also an OSError
+            if cancelled is not None:
+                raise cancelled from None  # not settled in time: the connection is dropped
             raise rx.TimeoutError(f"Timeout talking to {_address(conn)}") from exc
         except OSError as exc:
             raise rx.ConnectionError(f"Error talking to {_address(conn)}: {exc}") from exc
+        return got, cancelled
 
     async def _take(self) -> Any:
         try:
@@ -352,11 +395,15 @@ class AsyncLane:
             return await self._pool.get_connection(*self._get)
         probe = getattr(conn, "can_read", None) or conn.can_read_destructive  # before 8.0
         try:
-            stale = conn.is_connected and await probe()
-        except _UNREADY:
-            stale = True
-        if stale:
-            await conn.disconnect()  # send_command connects again
+            try:
+                stale = conn.is_connected and await probe()
+            except _UNREADY:
+                stale = True
+            if stale:
+                await conn.disconnect()  # send_command connects again
+        except BaseException:  # cancelled: the connection goes back, not lost to the pool
+            await self._pool.release(conn)
+            raise
         return conn
 
     async def _give(self, conn: Any) -> None:

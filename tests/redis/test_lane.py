@@ -241,6 +241,60 @@ async def test_a_cancelled_async_call_never_leaves_its_reply_to_the_next_caller(
     assert _owner(await asaver.aget_tuple(config("a"))) == "value of a"
 
 
+# Busy for ARGV[1] turns of an empty loop on the server, then SET KEYS[1]: a request still
+# running when its caller is cancelled (the server runs it whatever the client does). An
+# empty loop, not TIME: Valkey's TIME stands still inside a script.
+_SLOW_SET = "for _ = 1, tonumber(ARGV[1]) do end return redis.call('SET', KEYS[1], 'done')"
+
+
+async def test_a_call_cancelled_after_its_request_left_settles_it_first(
+    asaver: AsyncRedisSaver, raw: Any
+) -> None:
+    lane = asaver._aexecutor._lane
+    await asaver.aput(*_checkpoint("a"))
+    (conn,) = lane._idle
+    key = f"{asaver.backend.layout.prefix.decode()}:slow"
+    turns = 10_000_000
+    while True:  # about 0.3 s of the server's time, whatever the machine's speed
+        clock = asyncio.get_running_loop().time()
+        raw.eval(_SLOW_SET, 1, key, turns)
+        busy = asyncio.get_running_loop().time() - clock
+        if busy >= 0.3:
+            break
+        turns *= 2
+    raw.delete(key)
+    task = asyncio.ensure_future(lane.call("EVAL", _SLOW_SET, 1, key, turns))
+    await asyncio.sleep(busy / 6)  # sent; the server is busy with it
+    started = asyncio.get_running_loop().time()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    waited = asyncio.get_running_loop().time() - started
+    if not lane._direct:  # redis-py drops the connection at once; the write lands later
+        assert waited < busy / 2 and lane._idle == []
+        return
+    # The caller learns of its cancellation once the server has answered: the write is
+    # done by then, not a moment later, and the connection is whole and kept.
+    assert raw.get(key) == b"done"
+    assert waited >= busy / 2
+    assert lane._idle == [conn]
+    assert _owner(await asaver.aget_tuple(config("a"))) == "value of a"
+    raw.delete(key)
+
+
+async def test_a_call_cancelled_before_its_request_left_sends_nothing(
+    asaver: AsyncRedisSaver, raw: Any
+) -> None:
+    lane = asaver._aexecutor._lane
+    key = f"{asaver.backend.layout.prefix.decode()}:never"
+    task = asyncio.ensure_future(lane.call("EVAL", _SLOW_SET, 1, key, 0))
+    task.cancel()  # before it ran at all
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.05)
+    assert raw.get(key) is None
+
+
 async def test_only_an_async_client_the_saver_created_gets_lanes(url: str) -> None:
     cluster_url = server_url("cluster")
     for address in (url, cluster_url):
