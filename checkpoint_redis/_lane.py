@@ -30,11 +30,12 @@ What keeps a kept connection safe to use:
   error among them.
 - Any other failure leaves the connection in an unknown state: it is disconnected and handed
   back to the pool (which reconnects it when next used).
-- A cancelled asyncio call whose request has left (Python 3.11 and later, `_exchange`) first
-  reads its replies, for at most 2 s: the server runs the request whatever the caller does,
-  and a caller told it was cancelled must find its write done or not done, not done a
-  moment later. The connection then stays. A second cancellation, or no reply in time,
-  drops the connection instead. (On the public redis-py path, redis-py drops it at once.)
+- A cancelled asyncio call whose request has left first reads its replies, for at most 2 s
+  (`_exchange`): the server runs the request whatever the caller does, and a caller told it
+  was cancelled must find its write done or not done, not done a moment later. The
+  connection then stays. A second cancellation, or no reply in time, drops the connection
+  instead. Below the direct path (Python 3.10, RESP3, health checks) the exchange runs as a
+  task of its own for this, as redis-py's methods drop the connection when cancelled.
 - Before a kept connection is used, a readable socket means the server closed it (its idle
   `timeout`, a restart) or sent something unasked: it is reconnected first, as the pool does.
 - After a fork the kept connections belong to the parent: the child drops them unused.
@@ -286,6 +287,18 @@ class Lane:
                 self._pool.release(conn)
 
 
+async def _public_exchange(conn: Any, packed: list[bytes], count: int) -> list[Any]:
+    """Send `packed` and read `count` replies through redis-py's connection methods."""
+    await conn.send_packed_command(packed)
+    replies: list[Any] = []
+    for _ in range(count):
+        try:
+            replies.append(await conn.read_response())
+        except rx.ResponseError as exc:
+            replies.append(exc)
+    return replies
+
+
 class AsyncLane:
     """`Lane` for a `redis.asyncio.Redis` that only the saver uses."""
 
@@ -347,14 +360,24 @@ class AsyncLane:
         Also returns the cancellation that came after the request left, if one did: the
         replies were read all the same (`_settling`) and the connection is whole."""
         if not self._direct:
-            await conn.send_packed_command(packed)
-            replies: list[Any] = []
-            for _ in range(count):
-                try:
-                    replies.append(await conn.read_response())
-                except rx.ResponseError as exc:
-                    replies.append(exc)
-            return replies, None
+            # redis-py's methods drop the connection when cancelled: the exchange runs as a
+            # task of its own, which a cancellation of the caller waits for (`_settling`).
+            exchange = asyncio.ensure_future(_public_exchange(conn, packed, count))
+            try:
+                return await asyncio.shield(exchange), None
+            except asyncio.CancelledError as exc:
+                if exchange.done() and exchange.cancelled():
+                    raise
+                stopped = exc
+            try:
+                done, _ = await asyncio.wait((exchange,), timeout=_SETTLE)
+            except BaseException:  # cancelled again: give up
+                exchange.cancel()
+                raise
+            if not done or exchange.cancelled() or exchange.exception() is not None:
+                exchange.cancel()
+                raise stopped from None  # not settled: the connection is dropped
+            return exchange.result(), stopped
         # What send_packed_command and read_response do, under one deadline instead of one
         # per step: the first's `asyncio.wait_for` makes a task of every write (~15 µs) and
         # the second sets a timer per reply; a get is a transaction of four replies.

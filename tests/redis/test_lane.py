@@ -270,9 +270,6 @@ async def test_a_call_cancelled_after_its_request_left_settles_it_first(
     with pytest.raises(asyncio.CancelledError):
         await task
     waited = asyncio.get_running_loop().time() - started
-    if not lane._direct:  # redis-py drops the connection at once; the write lands later
-        assert waited < busy / 2 and lane._idle == []
-        return
     # The caller learns of its cancellation once the server has answered: the write is
     # done by then, not a moment later, and the connection is whole and kept.
     assert raw.get(key) == b"done"
