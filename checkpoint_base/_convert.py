@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -134,7 +135,64 @@ def encode_metadata(metadata: Mapping[str, Any]) -> bytes:
             f"checkpoint metadata must be JSON (str, int, float, bool, None, list, dict); "
             f"key {bad}: {exc}. Convert the value to a JSON type before passing it."
         ) from exc
+    # json writes a non-str key as a string, an IntEnum as a plain int, and a surrogate
+    # pair as one escaped character: each would come back as something else.
+    problem = _unfaithful(metadata, "metadata", "\\ud" in text)
+    if problem is not None:
+        raise ConfigError(
+            f"checkpoint metadata cannot be stored faithfully: {problem}. "
+            "Convert it to plain JSON values (str keys; str, int, float, bool, None, list, "
+            "dict) before passing it."
+        )
     return text.encode("ascii")
+
+
+_JSON_EXACT = (str, int, float, bool, type(None))
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+
+def _unfaithful(value: Any, path: str, surrogates: bool) -> str | None:
+    """Why JSON would not give `value` back (same types, same strings), or None.
+
+    Lists, tuples and dict subclasses are JSON arrays and objects: they come back as
+    `list` and `dict`, as LangGraph's own savers give them back.
+    """
+    kind = type(value)
+    if kind is str:
+        if surrogates and _SURROGATE_PAIR.search(value):
+            return (
+                f"{path} holds a surrogate pair, which JSON reads back as the one character "
+                "it encodes"
+            )
+        return None
+    if kind in _JSON_EXACT:
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if type(key) is not str:
+                return (
+                    f"{path} has the key {key!r} of type {type(key).__name__}; JSON object "
+                    "keys are strings, so it would come back as a str (or collide with one)"
+                )
+            found = _unfaithful(key, f"{path} key {key!r}", surrogates) or _unfaithful(
+                item, f"{path}[{key!r}]", surrogates
+            )
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _unfaithful(item, f"{path}[{i}]", surrogates)
+            if found is not None:
+                return found
+        return None
+    base = next((t for t in (bool, int, float, str) if isinstance(value, t)), None)
+    if base is not None:
+        return (
+            f"{path} is a {kind.__qualname__}, which JSON stores as a plain {base.__name__} "
+            f"and gives back as one"
+        )
+    return None
 
 
 def _is_json(value: Any) -> bool:
@@ -221,8 +279,18 @@ def stored_metadata_for(config: RunnableConfig, metadata: CheckpointMetadata) ->
             if key in stored or key in EXCLUDED_METADATA_KEYS or key.startswith("__"):
                 continue
             if isinstance(value, (str, int, bool, float)):
-                stored[key] = value
+                # A config entry of a subclass (a StrEnum setting, say) is stored as its
+                # plain value, as LangGraph's savers store it: JSON holds no other type.
+                stored[key] = value if type(value) in _JSON_EXACT else _plain(value)
     return stored
+
+
+def _plain(value: str | int | float) -> str | int | float:
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    return float(value)
 
 
 # -- checkpoints ------------------------------------------------------------------------------
