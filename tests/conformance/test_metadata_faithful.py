@@ -1,7 +1,8 @@
 """Regression: metadata that JSON would give back changed is refused at put, on the saver core.
 
 Before, `encode_metadata` let `json` turn `{1: "a", "1": "b"}` into `{"1": "b"}` (a value
-lost), an IntEnum into an int, and the two surrogates "\\ud83d\\ude00" into one character.
+lost) and the two surrogates "\\ud83d\\ude00" into one character. What JSON documents as
+its coercions stays accepted: a tuple comes back as a list, an enum as its plain value.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import enum
 import pytest
 
 from checkpoint_base import ConfigError, MemorySaver
-from checkpoint_base._convert import encode_metadata, stored_metadata_for
+from checkpoint_base._convert import encode_metadata
 
 from .builders import checkpoint, config, new_thread
 
@@ -29,12 +30,12 @@ class Mode(str, enum.Enum):
     [
         {"k": {1: "a", "1": "b"}},
         {"k": [{None: 1}]},
-        {"k": Level.LOW},
-        {"k": [Mode.FAST]},
+        {"k": {"deep": [{2.5: "x"}]}},
         {"k": "\ud83d\ude00"},
         {"\udbff\udfff": 1},
+        {"k": ["ok", {"x": "a\ud83d\ude00"}]},
     ],
-    ids=["int key", "None key", "IntEnum", "str Enum", "surrogate pair", "pair in key"],
+    ids=["int key", "None key", "nested float key", "surrogate pair", "pair in key", "nested"],
 )
 def test_unfaithful_metadata_is_refused(meta: dict) -> None:
     with pytest.raises(ConfigError, match="cannot be stored faithfully"):
@@ -49,12 +50,16 @@ def test_unfaithful_metadata_is_refused(meta: dict) -> None:
 def test_json_metadata_still_stored() -> None:
     meta = {"step": 1, "parents": {"": "x"}, "counters": {"ch": (1, 2)}, "s": "\ud800\x00é"}
     assert encode_metadata(meta)  # tuples are JSON arrays (LangGraph writes some)
+    assert encode_metadata({"emoji": "😀", "Mode": Mode.FAST, "level": Level.LOW})
 
 
-def test_config_entries_of_subclasses_are_stored_as_plain_values() -> None:
-    stored = stored_metadata_for(
-        {"configurable": {"thread_id": "t", "mode": Mode.FAST, "level": Level.LOW}}, {}
-    )
-    assert stored == {"mode": "fast", "level": 1}
-    assert [type(v) for v in stored.values()] == [str, int]
-    encode_metadata(stored)
+def test_enum_values_come_back_plain_from_metadata_and_config() -> None:
+    with MemorySaver() as saver:
+        cfg = config(new_thread())
+        cfg["configurable"].update(mode=Mode.FAST, level=Level.LOW)
+        stored = saver.put(cfg, checkpoint({"v": 1}), {"k": [Level.LOW]}, {"v": 1})
+        got = saver.get_tuple(stored)
+        assert got is not None
+        plain = {k: got.metadata[k] for k in ("k", "mode", "level")}
+        assert plain == {"k": [1], "mode": "fast", "level": 1}
+        assert [type(plain["k"][0]), type(plain["mode"]), type(plain["level"])] == [int, str, int]
