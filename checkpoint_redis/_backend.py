@@ -495,11 +495,20 @@ def _beside(
 def _append_writes(
     args: list[Any], writes: Sequence[WriteRecord], key: bytes, direct: int
 ) -> list[Command]:
-    """The script's write arguments; large writes become commands beside it (see blobs)."""
-    beside = []
-    args.append(len(writes))
+    """The script's write arguments; large writes become commands beside it (see blobs).
+
+    The commands beside run before the script, so two writes of one field (a task's special
+    channel written twice in one call) would land out of order: only the write that the
+    `idx` rule keeps is sent, the last of a special field, the first of an ordinary one.
+    """
+    kept: dict[bytes, WriteRecord] = {}
     for write in writes:
         field = write_field(write)
+        if write.idx < 0 or field not in kept:
+            kept[field] = write
+    beside = []
+    args.append(len(kept))
+    for field, write in kept.items():
         command = "HSET" if write.idx < 0 else "HSETNX"  # special writes replace, others never
         args.append(field)
         if len(write.data) >= direct:

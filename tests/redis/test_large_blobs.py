@@ -148,6 +148,21 @@ def test_large_writes_beside_the_script(open_saver: Any) -> None:
     assert saver.get_tuple(config) is None
 
 
+def test_a_special_write_repeated_in_one_call_keeps_the_last(open_saver: Any) -> None:
+    """Two writes of one special channel in one call: the last wins, as in every backend,
+    also when only the last is large enough to go beside the script (which runs first)."""
+    from checkpoint_redis._backend import DIRECT_BLOB_BYTES
+
+    saver = open_saver()
+    config, other = _put_big(saver, "w", 2, 10)
+    big = "q" * DIRECT_BLOB_BYTES * 3
+    saver.put_writes(config, [("__error__", "small"), ("__error__", big)], "task")
+    saver.put_writes(other, [("__error__", big), ("__error__", "small")], "task")
+    got, got_other = saver.get_tuple(config), saver.get_tuple(other)
+    assert got is not None and got.pending_writes == [("task", "__error__", big)]
+    assert got_other is not None and got_other.pending_writes == [("task", "__error__", "small")]
+
+
 async def test_large_writes_async(url: str, raw: Any) -> None:
     """The async flavor; on a cluster its puts and writes run as one script each (`inline`)."""
     from checkpoint_redis import AsyncRedisSaver
