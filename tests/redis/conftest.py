@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -74,3 +75,21 @@ def keys_under(client: Any, prefix: str) -> set[bytes]:
         return found
     assert isinstance(client, redis.Redis)
     return set(client.scan_iter(match=pattern, count=1000))
+
+
+@contextmanager
+def inspected_cluster(*, revive: bool = False) -> Iterator[tuple[str, str, RedisSaver]]:
+    """The test cluster, once its slots are all served: its URL, a fresh key prefix, and a
+    sync saver on that prefix to read what the test's savers wrote; the prefix is dropped at
+    the end (after the killed masters come back, with `revive`)."""
+    url = servers.redis_cluster_url()
+    servers.wait_redis_cluster_ok()
+    prefix = fresh_prefix()
+    inspector = RedisSaver.from_url(url, key_prefix=prefix)
+    try:
+        yield url, prefix, inspector
+    finally:
+        inspector.close()
+        if revive:
+            servers.wait_redis_cluster_ok(revive=True)  # later tests get the whole cluster
+        drop_prefix(servers.redis_cluster_url(), prefix)

@@ -20,8 +20,9 @@ from langgraph.graph import END, START, StateGraph
 
 from checkpoint_base.testing import servers
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
-from checkpoint_redis._testing import drop_prefix, fresh_prefix
 from checkpoint_redis._urls import sync_client
+
+from .conftest import inspected_cluster
 
 STEPS = 12
 KILL_AT = 6
@@ -71,16 +72,8 @@ def _wait_replicated(port: int, timeout: float = 10.0) -> None:
 
 @pytest.fixture
 def cluster() -> Iterator[tuple[str, str, Any]]:
-    url = servers.redis_cluster_url()
-    servers.wait_redis_cluster_ok()
-    prefix = fresh_prefix()
-    inspector = RedisSaver.from_url(url, key_prefix=prefix)  # reads the same keys, sync
-    try:
-        yield url, prefix, inspector
-    finally:
-        inspector.close()
-        servers.wait_redis_cluster_ok(revive=True)  # later tests get the whole cluster back
-        drop_prefix(servers.redis_cluster_url(), prefix)
+    with inspected_cluster(revive=True) as found:
+        yield found
 
 
 class _Killer:

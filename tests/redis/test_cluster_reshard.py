@@ -32,8 +32,9 @@ from redis.cluster import RedisCluster
 
 from checkpoint_base.testing import servers
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
-from checkpoint_redis._testing import drop_prefix, fresh_prefix
 from checkpoint_redis._urls import sync_client
+
+from .conftest import inspected_cluster
 
 STEPS = 12
 MIGRATE_AT = 4  # the step that opens the migration
@@ -307,15 +308,8 @@ def _check_thread(inspector: RedisSaver, thread_id: str, final: Any, before: lis
 
 @pytest.fixture
 def cluster() -> Iterator[tuple[str, str, RedisSaver]]:
-    url = servers.redis_cluster_url()
-    servers.wait_redis_cluster_ok()
-    prefix = fresh_prefix()
-    inspector = RedisSaver.from_url(url, key_prefix=prefix)  # reads the same keys, sync
-    try:
-        yield url, prefix, inspector
-    finally:
-        inspector.close()
-        drop_prefix(servers.redis_cluster_url(), prefix)
+    with inspected_cluster() as found:
+        yield found
 
 
 @pytest.fixture
