@@ -11,9 +11,9 @@ from typing import Any
 
 from ._backend import Backend
 from ._cli_format import Style, parse_duration, table
-from ._cli_open import open_side, saver_side
+from ._cli_open import every_thread, open_side, saver_side
 from ._errors import ConfigError
-from ._migrate_side import Key, SaverSide
+from ._migrate_side import Key
 from ._operations import chain_to_snapshots, delta_channels
 from ._plan import Plan
 from ._records import CheckpointRecord, ListQuery
@@ -84,7 +84,7 @@ def _prune(args: argparse.Namespace) -> int:
     with open_side(args.url, write=not args.dry_run) as opened:
         side = saver_side(opened, "prune", "call their prune()")
         backend = side.saver.backend
-        thread_ids = args.thread or _all_thread_ids(side)
+        thread_ids = args.thread or [t.thread_id for t in every_thread(side)]
         results = []
         for thread_id in thread_ids:
             total, keep = side.run(prune_keep(backend, thread_id, args.keep_last, newer_than))
@@ -103,17 +103,6 @@ def _prune(args: argparse.Namespace) -> int:
     verb = "would delete" if args.dry_run else "deleted"
     out.write(f"{verb} {deleted:,} checkpoints in {len(changed):,} of {len(results):,} threads\n")
     return 0
-
-
-def _all_thread_ids(side: SaverSide) -> list[str]:
-    ids: list[str] = []
-    after = None
-    while True:
-        page = side.run(side.thread_page(after, 1000))
-        ids.extend(t.thread_id for t in page)
-        if len(page) < 1000:
-            return ids
-        after = page[-1].thread_id
 
 
 # -- bench and demo ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ._cli_format import Style, format_age, format_time, parse_duration, table
-from ._cli_open import open_side, saver_side
+from ._cli_open import every_thread, open_side, saver_side
 from ._errors import ConfigError
 from ._migrate_side import SaverSide
 from ._plan import Plan
@@ -29,7 +29,6 @@ from ._records import ListQuery, ThreadInfo
 __all__ = ["add_delete_command", "delete_threads", "idle_threads"]
 
 _FMT = argparse.RawDescriptionHelpFormatter
-_PAGE = 1000
 _SHOWN = 50
 """Threads listed by name in the output; the rest are counted."""
 _EVERY = 5.0
@@ -66,16 +65,7 @@ def _newest(side: SaverSide, thread_id: str) -> Plan[float | None]:
 def idle_threads(side: SaverSide, cutoff: float) -> list[Doomed]:
     """The threads whose newest checkpoint is older than `cutoff` (seconds since the epoch);
     a thread whose time is unknown is not idle."""
-    found: list[Doomed] = []
-    after = None
-    while True:
-        page = side.run(side.thread_page(after, _PAGE))
-        found.extend(
-            Doomed.of(t) for t in page if t.updated_at is not None and t.updated_at < cutoff
-        )
-        if len(page) < _PAGE:
-            return found
-        after = page[-1].thread_id
+    return [t for t in map(Doomed.of, every_thread(side)) if _idle(t, cutoff)]
 
 
 def delete_threads(

@@ -25,8 +25,9 @@ from ._connect import connect
 from ._errors import ConfigError, MissingDriverError, StorageUnavailableError, UnknownBackendError
 from ._migrate import as_side
 from ._migrate_side import SaverSide, Side
+from ._records import ThreadInfo
 
-__all__ = ["URL_HELP", "open_side", "saver_side"]
+__all__ = ["URL_HELP", "every_thread", "open_side", "saver_side"]
 
 URL_HELP = """\
 URLs:
@@ -251,3 +252,14 @@ def saver_side(side: Side, command: str, official: str) -> SaverSide:
             f"official savers {official}, or migrate first"
         )
     return side
+
+
+def every_thread(side: Side, page: int = 1000) -> Iterator[ThreadInfo]:
+    """Every thread of `side`, by id, fetched `page` at a time."""
+    after = None
+    while True:
+        found = side.run(side.thread_page(after, page))
+        yield from found
+        if len(found) < page:
+            return
+        after = found[-1].thread_id
