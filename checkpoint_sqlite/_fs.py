@@ -20,9 +20,8 @@ import warnings
 __all__ = ["NetworkFilesystemWarning", "check_filesystem", "filesystem_type", "is_network"]
 
 _MOUNTS = "/proc/self/mounts"
-_NETWORK = frozenset(
-    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ncpfs", "glusterfs", "ceph", "lustre"}
-)
+_NETWORK = frozenset({"cifs", "smb3", "smbfs", "9p", "afs", "ncpfs", "glusterfs", "ceph", "lustre"})
+"""Besides every type whose name starts with "nfs" (nfs, nfs4)."""
 _NETWORK_FUSE = frozenset({"sshfs", "s3fs", "gcsfuse", "rclone", "goofys", "glusterfs", "blobfuse"})
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 _warned: set[str] = set()
