@@ -25,9 +25,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._backend import DEFAULT_SCHEMA, PostgresBackend
 from ._migrations import MIGRATIONS
-from ._saver import POOL_DEFAULTS, AsyncPostgresSaver, PostgresSaver
+from ._saver import CONNECTION_DEFAULTS, POOL_DEFAULTS, AsyncPostgresSaver, PostgresSaver
 
 __all__ = [
+    "CONNECTION_DEFAULTS",
     "DEFAULT_SCHEMA",
     "MIGRATIONS",
     "POOL_DEFAULTS",

@@ -6,12 +6,15 @@ turn a conninfo, a connection or a pool into an executor.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from checkpoint_base import CheckpointSaver, ConfigError
@@ -21,7 +24,7 @@ from ._backend import DEFAULT_SCHEMA, PostgresBackend
 from ._executor import PostgresExecutor
 from ._state import AUTO, PrepareThreshold
 
-__all__ = ["POOL_DEFAULTS", "AsyncPostgresSaver", "PostgresSaver"]
+__all__ = ["CONNECTION_DEFAULTS", "POOL_DEFAULTS", "AsyncPostgresSaver", "PostgresSaver"]
 
 POOL_DEFAULTS: Mapping[str, Any] = {
     "min_size": 1,  # one warm connection; more open on demand
@@ -33,12 +36,47 @@ POOL_DEFAULTS: Mapping[str, Any] = {
 }
 """Pool settings used when a saver is given a conninfo; override with `pool_options`."""
 
+CONNECTION_DEFAULTS: Mapping[str, Any] = {
+    "connect_timeout": 10,  # seconds for one attempt to open a connection
+    # A server that vanishes without closing its connections (a host lost, a network cut, a
+    # failover that moves the address) leaves a waiting call blocked for the kernel's
+    # retransmission limit, about 15 minutes. Keepalives find a silent connection in about a
+    # minute (30 s idle, then 3 probes 10 s apart), and a request the server has not
+    # acknowledged in a minute fails; the pool then opens a fresh connection.
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,  # milliseconds (libpq 12+)
+}
+"""libpq options of the connections a saver opens from a conninfo. Each applies only where the
+conninfo, `pool_options["kwargs"]` and the environment (`PGCONNECT_TIMEOUT`) leave it unset."""
+
+_ENVIRONMENT = {"connect_timeout": "PGCONNECT_TIMEOUT"}
+
+
+def _connection_defaults(conninfo: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The `CONNECTION_DEFAULTS` that neither the conninfo, `kwargs` nor the environment set."""
+    try:
+        given = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"malformed PostgreSQL conninfo or URL: {exc}") from exc
+    defaults = {}
+    for name, value in CONNECTION_DEFAULTS.items():
+        if name in given or name in kwargs or os.environ.get(_ENVIRONMENT.get(name, "")):
+            continue
+        if name == "tcp_user_timeout" and pq.version() < 120000:
+            continue  # an option libpq before 12 refuses
+        defaults[name] = value
+    return defaults
+
 
 def _pool_settings(
-    prepare_threshold: PrepareThreshold, pool_options: Mapping[str, Any] | None
+    conninfo: str, prepare_threshold: PrepareThreshold, pool_options: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     settings = {**POOL_DEFAULTS, **(pool_options or {})}
     kwargs = dict(settings.pop("kwargs", None) or {})
+    kwargs.update(_connection_defaults(conninfo, kwargs))
     kwargs.setdefault("autocommit", True)  # each statement is a transaction: one round trip
     if prepare_threshold != AUTO:  # "auto": psycopg's threshold, once the server answers
         kwargs["prepare_threshold"] = prepare_threshold
@@ -97,7 +135,9 @@ class PostgresSaver(CheckpointSaver):
             prepare a statement after that many runs on connections the saver opens.
         serde: The serializer; the package's safe msgpack serializer by default.
         pool_options: `ConnectionPool` arguments when `conn` is a conninfo, over
-            `POOL_DEFAULTS`.
+            `POOL_DEFAULTS`; its connections also get the libpq options of
+            `CONNECTION_DEFAULTS` (a connect timeout, TCP keepalives, a TCP user timeout)
+            that the conninfo and `pool_options["kwargs"]` leave unset.
         reconnect_timeout: With a single connection: seconds to keep trying to replace it
             when the server dropped it and cannot be reached yet (a restart). A pool waits
             for a connection up to its own `timeout`.
@@ -121,7 +161,7 @@ class PostgresSaver(CheckpointSaver):
         owned = isinstance(conn, str)
         if isinstance(conn, str):
             source: psycopg.Connection[Any] | ConnectionPool[Any] = ConnectionPool(
-                conn, open=True, **_pool_settings(prepare_threshold, pool_options)
+                conn, open=True, **_pool_settings(conn, prepare_threshold, pool_options)
             )
         elif isinstance(conn, (psycopg.Connection, ConnectionPool)):
             source = conn
@@ -209,7 +249,7 @@ class AsyncPostgresSaver(CheckpointSaver):
         owned = isinstance(conn, str)
         if isinstance(conn, str):
             source: psycopg.AsyncConnection[Any] | AsyncConnectionPool[Any] = AsyncConnectionPool(
-                conn, open=False, **_pool_settings(prepare_threshold, pool_options)
+                conn, open=False, **_pool_settings(conn, prepare_threshold, pool_options)
             )
         elif isinstance(conn, (psycopg.AsyncConnection, AsyncConnectionPool)):
             source = conn

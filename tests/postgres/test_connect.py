@@ -3,14 +3,22 @@ prepared statements only when asked for."""
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 import pytest
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from checkpoint_base import ConfigError, aconnect, connect
-from checkpoint_postgres import POOL_DEFAULTS, AsyncPostgresSaver, PostgresSaver
+from checkpoint_postgres import (
+    CONNECTION_DEFAULTS,
+    POOL_DEFAULTS,
+    AsyncPostgresSaver,
+    PostgresSaver,
+)
 from tests.conformance.builders import checkpoint, config
 
 from .conftest import unique
@@ -78,3 +86,71 @@ def test_bad_arguments_are_config_errors(pg_url: str) -> None:
         PostgresSaver(42)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="AsyncConnectionPool"):
         AsyncPostgresSaver(object())  # type: ignore[arg-type]
+
+
+def _tcp_options(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """The kernel's keepalive and user-timeout settings of the connection's socket."""
+    with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+        return {
+            "SO_KEEPALIVE": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            "TCP_KEEPIDLE": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            "TCP_KEEPINTVL": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            "TCP_KEEPCNT": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            "TCP_USER_TIMEOUT": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        }
+
+
+def _option(conn: psycopg.Connection[Any], name: str) -> str | None:
+    """The value libpq used for conninfo option `name`."""
+    for option in conn.pgconn.info:
+        if option.keyword == name.encode():
+            return None if option.val is None else option.val.decode()
+    raise AssertionError(f"libpq has no option {name}")
+
+
+def test_connections_of_a_url_find_a_silent_server(pg_url: str, schema: str) -> None:
+    # Over TCP: keepalives mean nothing on a Unix socket.
+    assert psycopg.conninfo.conninfo_to_dict(pg_url)["host"] == "127.0.0.1"
+    with (
+        connect(pg_url, schema=schema) as saver,
+        saver.conn.connection() as conn,  # type: ignore[attr-defined]
+    ):
+        assert _tcp_options(conn) == {
+            "SO_KEEPALIVE": 1,
+            "TCP_KEEPIDLE": CONNECTION_DEFAULTS["keepalives_idle"],
+            "TCP_KEEPINTVL": CONNECTION_DEFAULTS["keepalives_interval"],
+            "TCP_KEEPCNT": CONNECTION_DEFAULTS["keepalives_count"],
+            "TCP_USER_TIMEOUT": CONNECTION_DEFAULTS["tcp_user_timeout"],
+        }
+        assert _option(conn, "connect_timeout") == str(CONNECTION_DEFAULTS["connect_timeout"])
+
+
+async def test_async_connections_of_a_url_find_a_silent_server(pg_url: str, schema: str) -> None:
+    async with aconnect(pg_url, schema=schema) as saver:
+        await saver.asetup()
+        async with saver.conn.connection() as conn:  # type: ignore[attr-defined]
+            options = _tcp_options(conn)  # type: ignore[arg-type]
+    assert options["TCP_KEEPIDLE"] == CONNECTION_DEFAULTS["keepalives_idle"]
+    assert options["TCP_USER_TIMEOUT"] == CONNECTION_DEFAULTS["tcp_user_timeout"]
+
+
+def test_the_conninfo_and_pool_kwargs_win_over_connection_defaults(
+    pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = pg_url + ("&" if "?" in pg_url else "?") + "keepalives_idle=7&keepalives=1"
+    kwargs = {"tcp_user_timeout": 4321}
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "4")
+    with (
+        connect(url, schema=schema, pool_options={"kwargs": kwargs}) as saver,
+        saver.conn.connection() as conn,  # type: ignore[attr-defined]
+    ):
+        options = _tcp_options(conn)
+        assert options["TCP_KEEPIDLE"] == 7
+        assert options["TCP_USER_TIMEOUT"] == 4321
+        assert options["TCP_KEEPCNT"] == CONNECTION_DEFAULTS["keepalives_count"]
+        assert _option(conn, "connect_timeout") == "4"  # the environment's, not ours
+
+
+def test_a_malformed_conninfo_names_itself(schema: str) -> None:
+    with pytest.raises(ConfigError, match="malformed PostgreSQL conninfo"):
+        PostgresSaver("host=127.0.0.1 port", schema=schema)
