@@ -15,6 +15,7 @@ from ._connect import BackendEntry, aconnect, connect, installed_schemes
 from ._errors import (
     CheckpointerError,
     ConfigError,
+    DamagedDataError,
     MissingDriverError,
     SchemaVersionError,
     StorageError,
@@ -56,6 +57,7 @@ __all__ = [
     "CheckpointSaver",
     "CheckpointerError",
     "ConfigError",
+    "DamagedDataError",
     "ListQuery",
     "MemorySaver",
     "MemoryStore",

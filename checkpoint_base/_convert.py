@@ -22,7 +22,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ._errors import ConfigError
+from ._errors import ConfigError, DamagedDataError
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, WriteRecord, as_bytes
 from .serde import MsgpackSerializer
 
@@ -364,6 +364,36 @@ def load_blob(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
     return True, serde.loads_typed((blob.type, cast(bytes, data)))
 
 
+def load_write(serde: SerializerProtocol, write: WriteRecord) -> Any:
+    """The value of a stored write, or a `DamagedDataError` naming it."""
+    try:
+        return serde.loads_typed((write.type, write.data))
+    except UNREADABLE as exc:
+        raise DamagedDataError(
+            f"the write of task {write.task_id!r} to channel {write.channel!r} "
+            f"(type {write.type!r})",
+            thread_id=write.thread_id,
+            checkpoint_ns=write.checkpoint_ns,
+            checkpoint_id=write.checkpoint_id,
+            detail=f"{type(exc).__name__}: {exc}",
+        ) from exc
+
+
+def load_seed(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool, Any]:
+    """`load_blob`, or a `DamagedDataError` naming the blob's thread, channel and version."""
+    try:
+        return load_blob(serde, blob)
+    except UNREADABLE as exc:
+        assert blob is not None
+        raise DamagedDataError(
+            f"the value of channel {blob.channel!r} at version {blob.version!r} "
+            f"(type {blob.type!r})",
+            thread_id=blob.thread_id,
+            checkpoint_ns=blob.checkpoint_ns,
+            detail=f"{type(exc).__name__}: {exc}",
+        ) from exc
+
+
 def to_tuple(
     serde: SerializerProtocol, row: CheckpointRow, metadata: CheckpointMetadata | None = None
 ) -> CheckpointTuple:
@@ -373,24 +403,80 @@ def to_tuple(
     the filter), else None to decode it here.
     """
     rec = row.checkpoint
-    checkpoint: Checkpoint = serde.loads_typed((rec.type, rec.checkpoint))
-    blobs = {(b.channel, b.version): b for b in row.blobs}
-    values: dict[str, Any] = {}
-    for channel, version in rec.channel_versions.items():
-        present, value = load_blob(serde, blobs.get((channel, version)))
-        if present:
-            values[channel] = value
-    checkpoint["channel_values"] = values
-    return CheckpointTuple(
-        config=checkpoint_config(rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id),
-        checkpoint=checkpoint,
-        metadata=decode_metadata(rec.metadata) if metadata is None else metadata,
-        parent_config=(
-            checkpoint_config(rec.thread_id, rec.checkpoint_ns, rec.parent_checkpoint_id)
-            if rec.parent_checkpoint_id
-            else None
-        ),
-        pending_writes=[
-            (w.task_id, w.channel, serde.loads_typed((w.type, w.data))) for w in sorted_writes(row)
-        ],
+    try:
+        checkpoint: Checkpoint = serde.loads_typed((rec.type, rec.checkpoint))
+        blobs = {(b.channel, b.version): b for b in row.blobs}
+        values: dict[str, Any] = {}
+        for channel, version in rec.channel_versions.items():
+            present, value = load_blob(serde, blobs.get((channel, version)))
+            if present:
+                values[channel] = value
+        checkpoint["channel_values"] = values
+        return CheckpointTuple(
+            config=checkpoint_config(rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id),
+            checkpoint=checkpoint,
+            metadata=decode_metadata(rec.metadata) if metadata is None else metadata,
+            parent_config=(
+                checkpoint_config(rec.thread_id, rec.checkpoint_ns, rec.parent_checkpoint_id)
+                if rec.parent_checkpoint_id
+                else None
+            ),
+            pending_writes=[
+                (w.task_id, w.channel, serde.loads_typed((w.type, w.data)))
+                for w in sorted_writes(row)
+            ],
+        )
+    except UNREADABLE as exc:
+        raise damaged_row(serde, row, exc) from exc
+
+
+UNREADABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+"""What reading a damaged or foreign value raises: the serializer's `MalformedDataError` and
+`NestingTooDeepError`, json's and msgpack's errors and `UnicodeDecodeError` are ValueErrors;
+a checkpoint that decodes to something other than a dict fails with one of the others."""
+
+
+def damaged_row(serde: SerializerProtocol, row: CheckpointRow, exc: Exception) -> DamagedDataError:
+    """The error for a fetched row that `to_tuple` could not read: which part is unreadable.
+
+    Runs only on the error path: each part is decoded again, in the order `to_tuple` reads them.
+    """
+    rec = row.checkpoint
+    what = "its data"
+    parts: list[tuple[str, Any]] = [
+        (f"the checkpoint (type {rec.type!r})", lambda: _checkpoint_body(serde, rec)),
+        ("its metadata (JSON)", lambda: decode_metadata(rec.metadata)),
+    ]
+    for b in row.blobs:
+        parts.append(
+            (
+                f"the value of channel {b.channel!r} at version {b.version!r} (type {b.type!r})",
+                lambda b=b: load_blob(serde, b),
+            )
+        )
+    for w in row.writes:
+        parts.append(
+            (
+                f"the write of task {w.task_id!r} to channel {w.channel!r} (type {w.type!r})",
+                lambda w=w: serde.loads_typed((w.type, as_bytes(w.data))),
+            )
+        )
+    for part, read in parts:
+        try:
+            read()
+        except UNREADABLE:
+            what = part
+            break
+    return DamagedDataError(
+        what,
+        thread_id=rec.thread_id,
+        checkpoint_ns=rec.checkpoint_ns,
+        checkpoint_id=rec.checkpoint_id,
+        detail=f"{type(exc).__name__}: {exc}",
     )
+
+
+def _checkpoint_body(serde: SerializerProtocol, rec: CheckpointRecord) -> None:
+    body = serde.loads_typed((rec.type, rec.checkpoint))
+    if not isinstance(body, dict):
+        raise TypeError(f"the checkpoint decodes to a {type(body).__name__}, not a dict")

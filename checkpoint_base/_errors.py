@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "CheckpointerError",
     "ConfigError",
+    "DamagedDataError",
     "MissingDriverError",
     "SchemaVersionError",
     "StorageError",
@@ -36,6 +37,47 @@ class StorageError(CheckpointerError):
 
 class StorageUnavailableError(StorageError):
     """The database cannot be reached (refused, timed out, connection lost)."""
+
+
+class DamagedDataError(StorageError, ValueError):
+    """Stored data cannot be read back: damaged, cut short, or not written by this package.
+
+    The message names the thread, the namespace and the checkpoint (when known) and what of
+    it is unreadable; the serializer's or decoder's error is chained as `__cause__`. Other
+    checkpoints of the thread stay readable, and `delete_thread` / `prune` still remove it.
+
+    Attributes:
+        thread_id: The thread of the unreadable data, when known.
+        checkpoint_ns: Its namespace.
+        checkpoint_id: The checkpoint, when known.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        thread_id: str | None,
+        checkpoint_ns: str = "",
+        checkpoint_id: str | None = None,
+        detail: str = "",
+    ) -> None:
+        self.thread_id = thread_id
+        self.checkpoint_ns = checkpoint_ns
+        self.checkpoint_id = checkpoint_id
+        where = f"checkpoint {checkpoint_id!r}" if checkpoint_id else "a checkpoint"
+        if thread_id is not None:
+            where += f" of thread {thread_id!r}"
+        if checkpoint_ns:
+            where += f" (namespace {checkpoint_ns!r})"
+        thread = repr(thread_id) if thread_id is not None else "THREAD"
+        super().__init__(
+            f"cannot read {where}: {what} is damaged or was not written by this package"
+            + (f" ({detail})" if detail else "")
+            + ". Other checkpoints of the thread may still be read (list(config, before=...)); to "
+            "remove the "
+            f"thread: saver.delete_thread({thread}) or `checkpointers delete URL --thread "
+            f"{thread_id if thread_id is not None else 'THREAD'}`"
+        )
 
 
 class SchemaVersionError(StorageError):

@@ -42,7 +42,8 @@ from langgraph.checkpoint.serde.base import SerializerProtocol, maybe_add_typed_
 from ._backend import Backend
 from ._convert import (
     checkpoint_config,
-    load_blob,
+    load_seed,
+    load_write,
     next_version,
     normalize_filter,
     parse_config,
@@ -444,11 +445,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         for channel in channels:
             entry: DeltaChannelHistory = {
                 "writes": [
-                    (w.task_id, w.channel, self.serde.loads_typed((w.type, w.data)))
-                    for w in writes[channel]
+                    (w.task_id, w.channel, load_write(self.serde, w)) for w in writes[channel]
                 ]
             }
-            present, value = load_blob(self.serde, seeds.get(channel))
+            present, value = load_seed(self.serde, seeds.get(channel))
             if present:
                 entry["seed"] = value
             result[channel] = entry
