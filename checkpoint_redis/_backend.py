@@ -22,9 +22,11 @@ from checkpoint_base import (
     Capabilities,
     CheckpointRecord,
     CheckpointRow,
+    DamagedDataError,
     ListQuery,
     Plan,
     SchemaVersionError,
+    StorageError,
     ThreadInfo,
     WriteRecord,
 )
@@ -32,6 +34,7 @@ from checkpoint_base import (
 from . import _lua as lua
 from . import _lua_registry as reg
 from ._codec import (
+    UNREADABLE,
     blob_field,
     blob_value,
     decode_record,
@@ -137,7 +140,14 @@ class RedisBackend(Backend):
         key = self.layout.schema_key
         known = len(MIGRATIONS)
         raw = yield Command(("GET", key))
-        current = int(raw or 0)
+        try:
+            current = int(raw or 0)
+        except ValueError:
+            raise StorageError(
+                f"Redis key {key!r} holds {bytes(raw)[:40]!r}, not a layout version of "
+                f"checkpointers: another application uses the key prefix "
+                f"{self.layout.prefix.decode()!r}; give this saver a key_prefix of its own"
+            ) from None
         while current < known:
             # Every layout step is idempotent; the compare-and-set lets two processes race.
             found = int((yield Eval(reg.SCHEMA, (key,), (current, current + 1))))
@@ -284,7 +294,7 @@ class RedisBackend(Backend):
                     continue  # deleted between the two reads (prune, delete): read again
                 for (blobs, j, _field), value in zip(deferred, values, strict=True):
                     blobs[j] = value
-            return [decode_row(r) for r in raw]
+            return _decode_rows(raw, tk)
         raise AssertionError("unreachable: the last attempt inlines every blob")
 
     def _hint(self, tk: ThreadKeys, record: CheckpointRecord) -> None:
@@ -336,7 +346,7 @@ class RedisBackend(Backend):
         if len(buckets) <= 1:
             keys = self.layout.bucket_keys(buckets[0] if buckets else b"#")
             raw = yield Eval(reg.SCAN, keys, (*head, *tail, b"0", *checks))
-            return [decode_row(r) for r in raw]
+            return _decode_rows(raw, None)
         for _ in range(_PAGE_RETRIES):
             rows = yield from self._scan_buckets(buckets, (*head, *tail, b"1", *checks), query)
             if rows is not None:
@@ -371,7 +381,7 @@ class RedisBackend(Backend):
         raw = [rows_of.get((base, k)) for _key, _i, base, k in chosen]
         if not last and any(not r for r in raw):
             return None  # a checkpoint vanished between the steps: ask again
-        return [decode_row(r) for r in raw if r]
+        return _decode_rows([r for r in raw if r], None)
 
     def history(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, limit: int
@@ -386,7 +396,10 @@ class RedisBackend(Backend):
     def heads(self, thread_id: str) -> Plan[list[CheckpointRecord]]:
         tk = self.layout.thread(thread_id)
         raw = yield Eval(lua.HEADS, tk.keys, (tk.base,))
-        return [decode_record(v) for v in raw]
+        try:
+            return [decode_record(v) for v in raw]
+        except UNREADABLE as exc:
+            raise _damaged(tk, exc) from exc
 
     def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
         if limit <= 0:
@@ -474,6 +487,22 @@ class RedisClusterBackend(RedisBackend):
     name = "redis-cluster"
     capabilities = Capabilities(metadata_filter=True, ttl=True, cluster=True)
     _cluster = True
+
+
+def _decode_rows(raw: Sequence[Any], tk: ThreadKeys | None) -> list[CheckpointRow]:
+    """The rows a read script returned, or a `DamagedDataError` for a value it cannot read."""
+    try:
+        return [decode_row(r) for r in raw]
+    except UNREADABLE as exc:
+        raise _damaged(tk, exc) from exc
+
+
+def _damaged(tk: ThreadKeys | None, exc: BaseException) -> DamagedDataError:
+    return DamagedDataError(
+        "a stored checkpoint record",
+        thread_id=unseg(tk.tid) if tk is not None else None,
+        detail=f"{type(exc).__name__}: {exc}",
+    )
 
 
 def _beside(

@@ -18,6 +18,7 @@ from checkpoint_base import BlobRecord, CheckpointRecord, CheckpointRow, WriteRe
 from ._keys import seg, seg_common
 
 __all__ = [
+    "UNREADABLE",
     "blob_field",
     "blob_value",
     "decode_record",
@@ -26,6 +27,12 @@ __all__ = [
     "write_field",
     "write_value",
 ]
+
+UNREADABLE = (
+    ValueError, TypeError, KeyError, IndexError, AttributeError, msgpack.UnpackException
+)  # fmt: skip
+"""What decoding a damaged or foreign stored value raises (msgpack's `OutOfData` for a value
+cut short is not a ValueError)."""
 
 _pack = msgpack.Packer(use_bin_type=True).pack
 # Redis' Lua cmsgpack predates msgpack's bin types: what Lua reads is packed as raw strings.

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis import exceptions as rx
 
-from checkpoint_base import StorageError, StorageUnavailableError
+from checkpoint_base import DamagedDataError, StorageError, StorageUnavailableError
+
+from ._keys import thread_of
 
 __all__ = ["RetryPolicy", "retryable", "translate"]
 
@@ -61,9 +64,21 @@ def retryable(exc: BaseException) -> bool:
     return type(exc) in (rx.RedisClusterException, rx.ClusterError)
 
 
-def translate(exc: BaseException) -> StorageError:
-    """The checkpoint_base error for a redis-py error (the caller chains it with `from`)."""
+# What Lua's cmsgpack says of a stored checkpoint value it cannot read (`links_of`).
+_LUA_UNREADABLE = ("Missing bytes in input", "Bad data format in input")
+
+
+def translate(exc: BaseException, request: Any = None) -> StorageError:
+    """The checkpoint_base error for a redis-py error (the caller chains it with `from`).
+
+    `request`, when given, is the request that failed: its keys name the thread in errors
+    that the thread's own keys cause (a key of another type, a damaged checkpoint value).
+    """
     detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, rx.ResponseError) and request is not None:
+        found = _about_keys(exc, detail, request)
+        if found is not None:
+            return found
     if isinstance(exc, _PERMANENT) and not isinstance(exc, rx.RedisError):
         return StorageError(f"Redis cluster rejected the request ({detail})")
     if retryable(exc):
@@ -73,3 +88,38 @@ def translate(exc: BaseException) -> StorageError:
     if isinstance(exc, rx.OutOfMemoryError):
         return StorageError(f"Redis is out of memory (maxmemory reached; {detail})")
     return StorageError(f"Redis error ({detail})")
+
+
+def _keys_of(request: Any) -> list[bytes]:
+    keys = getattr(request, "keys", None)
+    if keys is not None:
+        return [k for k in keys if isinstance(k, bytes)]
+    args = getattr(request, "args", None)
+    if args is not None:  # a Command: its arguments after the name may be keys
+        return [a for a in args[1:] if isinstance(a, bytes)]
+    parts = getattr(request, "requests", None)
+    return [k for r in parts or () for k in _keys_of(r)]
+
+
+def _about_keys(exc: rx.ResponseError, detail: str, request: Any) -> StorageError | None:
+    """A clearer error for WRONGTYPE and for a checkpoint value Lua cannot read, else None."""
+    message = str(exc)
+    keys = _keys_of(request)
+    thread_id = next((t for t in map(thread_of, keys) if t is not None), None)
+    if "WRONGTYPE" in message:
+        shown = ", ".join(repr(k) for k in keys[:12]) + (", ..." if len(keys) > 12 else "")
+        where = f" (a request on thread {thread_id!r})" if thread_id is not None else ""
+        return StorageError(
+            f"Redis{where}: a key holds a value of another type than checkpointers stores "
+            f"there ({detail}). Another application writes under this saver's key prefix, or "
+            f"a key was changed by hand; the request used the keys {shown}. Give each "
+            "application a key_prefix of its own, and delete the foreign key (or the thread, "
+            "saver.delete_thread) to go on."
+        )
+    if thread_id is not None and any(m in message for m in _LUA_UNREADABLE):
+        return DamagedDataError(
+            "a stored checkpoint value (read by the server's script)",
+            thread_id=thread_id,
+            detail=detail,
+        )
+    return None

@@ -65,12 +65,12 @@ class RedisExecutor:
                 result = self._perform(request)
             except Exception as exc:
                 if not retryable(exc):
-                    raise translate(exc) from exc
+                    raise translate(exc, request) from exc
                 now = time.monotonic()
                 started = now if started is None else started
                 timeout = self._retry.timeout if self._answered else self._retry.first_timeout
                 if now + delay - started > timeout:
-                    raise translate(exc) from exc
+                    raise translate(exc, request) from exc
             else:
                 self._answered = True
                 return result

@@ -41,6 +41,7 @@ __all__ = [
     "seg_common",
     "slot_tag",
     "split",
+    "thread_of",
     "unseg",
 ]
 
@@ -79,6 +80,19 @@ def unseg(data: bytes) -> str:
 def split(member: bytes) -> list[bytes]:
     """The segments of a member (without terminators); the last item is what follows them."""
     return member.split(END)
+
+
+def thread_of(key: bytes) -> str | None:
+    """The thread id a thread key (`{prefix}:{t<base64url>}:<letter>`) belongs to, else None."""
+    start = key.find(b":{t")
+    end = key.find(b"}:", start + 3)
+    if start < 0 or end < 0:
+        return None
+    tag = key[start + 3 : end]
+    try:
+        return base64.urlsafe_b64decode(tag + b"=" * (-len(tag) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _build_slot_tags() -> list[bytes]:
