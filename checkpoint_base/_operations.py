@@ -11,7 +11,7 @@ from typing import Any
 from langgraph.checkpoint.base import CheckpointMetadata
 
 from ._backend import Backend
-from ._convert import decode_metadata, matches_filter, sorted_writes
+from ._convert import UNREADABLE, decode_metadata, matches_filter, sorted_writes
 from ._errors import ConfigError
 from ._plan import Plan
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ListQuery, WriteRecord
@@ -198,7 +198,11 @@ def prune_plan(backend: Backend, thread_ids: Sequence[str], strategy: str) -> Pl
 
 def delta_channels(head: CheckpointRecord) -> set[str]:
     """The `DeltaChannel`s of a checkpoint: those LangGraph counts steps since a snapshot of."""
-    counters = decode_metadata(head.metadata).get("counters_since_delta_snapshot") or {}
+    try:
+        counters = decode_metadata(head.metadata).get("counters_since_delta_snapshot") or {}
+    except UNREADABLE:
+        # Damaged metadata: any channel may be a delta channel, so keep what each needs.
+        return set(head.channel_versions)
     return set(counters) if isinstance(counters, dict) else set()
 
 

@@ -154,7 +154,11 @@ class SqliteBackend(Backend):
         """
         live: set[tuple[object, ...]] = set()
         for ns, versions in (yield Query(sql.THREAD_VERSIONS, (thread_id,))):
-            live.update((ns, channel, version) for channel, version in json.loads(versions).items())
+            try:
+                pairs = json.loads(versions).items()
+            except (ValueError, TypeError, AttributeError):
+                return  # damaged: which blobs it reads is unknown, so none is garbage
+            live.update((ns, channel, version) for channel, version in pairs)
         dead = [
             (thread_id, *key)
             for key in (yield Query(sql.THREAD_BLOB_KEYS, (thread_id,)))

@@ -11,7 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from checkpoint_base import BlobRecord, CheckpointRecord, CheckpointRow, ListQuery, WriteRecord
+from checkpoint_base import (
+    BlobRecord,
+    CheckpointRecord,
+    CheckpointRow,
+    DamagedDataError,
+    ListQuery,
+    WriteRecord,
+)
 
 from ._filter import filter_sql
 from ._requests import Row
@@ -132,18 +139,27 @@ def history_sql(
 def checkpoint_record(row: Row) -> CheckpointRecord:
     """A `CheckpointRecord` from the ten `CHECKPOINT_COLUMNS`."""
     (tid, ns, cid, parent, type_, body, metadata, versions, run_id, created_at) = row
-    return CheckpointRecord(
-        thread_id=tid,
-        checkpoint_ns=ns,
-        checkpoint_id=cid,
-        parent_checkpoint_id=parent,
-        type=type_,
-        checkpoint=body,
-        metadata=metadata.encode("utf-8"),
-        channel_versions=json.loads(versions),
-        run_id=run_id,
-        created_at=created_at,
-    )
+    try:
+        return CheckpointRecord(
+            thread_id=tid,
+            checkpoint_ns=ns,
+            checkpoint_id=cid,
+            parent_checkpoint_id=parent,
+            type=type_,
+            checkpoint=body,
+            metadata=metadata.encode("utf-8"),
+            channel_versions=json.loads(versions),
+            run_id=run_id,
+            created_at=created_at,
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise DamagedDataError(
+            "its channel_versions or metadata column",
+            thread_id=tid,
+            checkpoint_ns=ns,
+            checkpoint_id=cid,
+            detail=f"{type(exc).__name__}: {exc}",
+        ) from exc
 
 
 BlobKey = tuple[str, str, str, str]  # (thread_id, checkpoint_ns, channel, version)

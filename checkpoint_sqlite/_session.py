@@ -85,6 +85,14 @@ def is_busy(exc: BaseException) -> bool:
     return "locked" in message or "busy" in message
 
 
+_MALFORMED_JSON = (
+    "a stored JSON column (metadata or channel_versions of cp_checkpoints) was damaged or "
+    "written by another program. Find its thread and checkpoint with: SELECT thread_id, "
+    "checkpoint_ns, checkpoint_id FROM cp_checkpoints WHERE NOT json_valid(metadata) OR NOT "
+    "json_valid(channel_versions); then delete the thread (saver.delete_thread) or repair the row"
+)
+
+
 def translate(exc: sqlite3.Error) -> StorageError:
     """The `checkpoint_base` error for a `sqlite3` error (the caller chains it)."""
     message = str(exc)
@@ -96,6 +104,8 @@ def translate(exc: sqlite3.Error) -> StorageError:
             f"SQLite: {message}; the checkpoint tables are missing: call saver.setup() "
             "(connect() and from_conn_string() do it for you)"
         )
+    if "malformed json" in lowered:
+        return StorageError(f"SQLite: {message}; {_MALFORMED_JSON}")
     return StorageError(f"SQLite: {message}")
 
 
