@@ -10,7 +10,7 @@ Open a saver from a URL and compile a LangGraph graph with it:
 
 from __future__ import annotations
 
-from ._backend import Backend, Capabilities
+from ._backend import Backend, Capabilities, prune_fence
 from ._connect import BackendEntry, aconnect, connect, installed_schemes
 from ._errors import (
     CheckpointerError,
@@ -82,6 +82,7 @@ __all__ = [
     "default_serde",
     "installed_schemes",
     "migrate",
+    "prune_fence",
     "run",
     "verify",
 ]

@@ -27,7 +27,7 @@ from ._records import (
     WriteRecord,
 )
 
-__all__ = ["Backend", "Capabilities"]
+__all__ = ["Backend", "Capabilities", "prune_fence"]
 
 _SCAN_PAGE = 200
 
@@ -101,9 +101,13 @@ class Backend(ABC):
 
     @abstractmethod
     def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
-        """Delete every checkpoint of the thread not in `keep` ((namespace, id) pairs).
+        """Delete the thread's checkpoints not in `keep` ((namespace, id) pairs) that are
+        older than a kept checkpoint of their namespace.
 
-        Their writes go too, and the blobs that no kept checkpoint reads.
+        Their writes go too, and the blobs that no remaining checkpoint reads. The caller
+        chose `keep` from what it read earlier; a checkpoint stored since (newer than every
+        kept one of its namespace, or in a namespace with none kept) is not its to delete,
+        so it stays. `prune_fence` gives the bound per namespace.
         """
 
     # -- generic ---------------------------------------------------------------------------
@@ -208,3 +212,12 @@ class Backend(ABC):
                 return rows
             last = page[-1].checkpoint
             cursor = (last.checkpoint_id, last.thread_id, last.checkpoint_ns)
+
+
+def prune_fence(keep: Collection[tuple[str, str]]) -> dict[str, str]:
+    """Namespace -> its newest kept checkpoint id: `prune` deletes only ids below it."""
+    fence: dict[str, str] = {}
+    for ns, checkpoint_id in keep:
+        if checkpoint_id > fence.get(ns, ""):
+            fence[ns] = checkpoint_id
+    return fence

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ._backend import Backend, Capabilities
+from ._backend import Backend, Capabilities, prune_fence
 from ._connect import BackendEntry
 from ._plan import Plan, run
 from ._records import BlobRecord, CheckpointRecord, CheckpointRow, ListQuery, WriteRecord
@@ -100,10 +100,11 @@ class MemoryBackend(Backend):
 
     def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
         def op(store: MemoryStore) -> None:
-            kept = set(keep)
+            kept, fence = set(keep), prune_fence(keep)
             for ns_key in [k for k in store.checkpoints if k[0] == thread_id]:
                 records = store.checkpoints[ns_key]
-                for cid in [c for c in records if (ns_key[1], c) not in kept]:
+                newest = fence.get(ns_key[1], "")
+                for cid in [c for c in records if (ns_key[1], c) not in kept and c < newest]:
                     del records[cid]
                     store.writes.pop((*ns_key, cid), None)
             _collect_blobs(store, thread_id)

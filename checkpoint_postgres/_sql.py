@@ -207,22 +207,27 @@ _DELETE_RUNS = """WITH gone AS (
                 AND (c.run_id IS NULL OR NOT c.run_id = ANY(%(runs)s))
                 AND c.channel_versions @> jsonb_build_object(b.channel, b.version))"""
 
+# Only checkpoints older than a kept one of their namespace go: one stored after the caller
+# read the thread (newer than all it kept there, or in a namespace it kept nothing of) stays,
+# and so do the blobs it reads. Every part of the statement sees the rows `gone` deletes.
 _PRUNE = """WITH keep AS (
         SELECT * FROM unnest(%(keep_ns)s::text[], %(keep_id)s::text[]) AS k(ns, id)
     ), gone AS (
         DELETE FROM {s}.checkpoints c WHERE c.thread_id = %(thread)s AND NOT EXISTS (
             SELECT 1 FROM keep WHERE keep.ns = c.checkpoint_ns AND keep.id = c.checkpoint_id)
+        AND EXISTS (SELECT 1 FROM keep WHERE keep.ns = c.checkpoint_ns
+            AND keep.id COLLATE "C" > c.checkpoint_id)
         RETURNING checkpoint_ns, checkpoint_id
     ), w AS (
         DELETE FROM {s}.writes w USING gone g WHERE w.thread_id = %(thread)s
             AND w.checkpoint_ns = g.checkpoint_ns AND w.checkpoint_id = g.checkpoint_id
     )
     DELETE FROM {s}.blobs b WHERE b.thread_id = %(thread)s AND NOT EXISTS (
-        SELECT 1 FROM keep
-        JOIN {s}.checkpoints c ON c.thread_id = %(thread)s AND c.checkpoint_ns = keep.ns
-            AND c.checkpoint_id = keep.id
-        WHERE c.checkpoint_ns = b.checkpoint_ns
-            AND c.channel_versions @> jsonb_build_object(b.channel, b.version))"""
+        SELECT 1 FROM {s}.checkpoints c
+        WHERE c.thread_id = %(thread)s AND c.checkpoint_ns = b.checkpoint_ns
+            AND c.channel_versions @> jsonb_build_object(b.channel, b.version)
+            AND NOT EXISTS (SELECT 1 FROM gone g
+                WHERE g.checkpoint_ns = c.checkpoint_ns AND g.checkpoint_id = c.checkpoint_id))"""
 
 # Copy as put_checkpoint would: checkpoints replaced, blobs kept, writes by the idx rule.
 _COPY_THREAD = """WITH b AS (

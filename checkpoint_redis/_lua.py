@@ -138,8 +138,17 @@ local base, member = ARGV[1], ARGV[2]
 local keep = {}
 for j = 1, tonumber(ARGV[3]) do keep[ARGV[3 + j]] = true end
 local dropped, any = {}, false
-for _, K in ipairs(redis.call('ZRANGE', base .. 'i', 0, -1)) do
-  if not keep[K] then
+-- newest first within each namespace: only what is older than a kept checkpoint of its
+-- namespace goes; one stored after the caller read the thread stays
+local ks = redis.call('ZRANGE', base .. 'i', 0, -1)
+local ns, fenced = nil, false
+for j = #ks, 1, -1 do
+  local K = ks[j]
+  local nst = string.sub(K, 1, after(K, 1))
+  if nst ~= ns then ns, fenced = nst, false end
+  if keep[K] then
+    fenced = true
+  elseif fenced then
     local v = redis.call('HGET', base .. 'c', K)
     if v then dropped[K] = drop(base, K, v); any = true end
   end

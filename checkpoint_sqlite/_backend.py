@@ -24,6 +24,7 @@ from checkpoint_base import (
     StorageError,
     ThreadInfo,
     WriteRecord,
+    prune_fence,
 )
 
 from . import _pages as pages
@@ -138,9 +139,13 @@ class SqliteBackend(Backend):
 
     def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
         yield Begin(write=True)
-        kept = set(keep)
+        kept, fence = set(keep), prune_fence(keep)
         stored = yield Query(sql.THREAD_CHECKPOINT_KEYS, (thread_id,))
-        doomed = [(thread_id, ns, cid) for ns, cid in stored if (ns, cid) not in kept]
+        doomed = [
+            (thread_id, ns, cid)
+            for ns, cid in stored
+            if (ns, cid) not in kept and cid < fence.get(ns, "")
+        ]
         if doomed:
             yield Execute(sql.DELETE_CHECKPOINT_WRITES, doomed)
             yield Execute(sql.DELETE_CHECKPOINT, doomed)
