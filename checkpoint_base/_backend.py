@@ -152,6 +152,22 @@ class Backend(ABC):
             current = row.checkpoint.parent_checkpoint_id
         return rows
 
+    def checkpoint_keys(self, thread_id: str) -> Plan[list[tuple[str, str, str | None]]]:
+        """(namespace, id, parent id) of every checkpoint of the thread, in no given order.
+
+        What `keep_last` retention reads after a put: the default scans whole rows; backends
+        read the keys alone.
+        """
+        rows = yield from self.scan(ListQuery(thread_id=thread_id))
+        return [
+            (
+                r.checkpoint.checkpoint_ns,
+                r.checkpoint.checkpoint_id,
+                r.checkpoint.parent_checkpoint_id,
+            )
+            for r in rows
+        ]
+
     def heads(self, thread_id: str) -> Plan[list[CheckpointRecord]]:
         """The latest checkpoint of each namespace of the thread."""
         latest: dict[str, CheckpointRecord] = {}

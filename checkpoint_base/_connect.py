@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._errors import MissingDriverError, UnknownBackendError
+from ._errors import MissingDriverError, UnknownBackendError, check_keep_last
 
 if TYPE_CHECKING:
     from ._saver import CheckpointSaver
@@ -81,7 +81,9 @@ def _extra_of(target: str) -> str:
     return module.removeprefix("checkpoint_") or "all"
 
 
-def connect(url: str, *, setup: bool = True, **options: Any) -> CheckpointSaver:
+def connect(
+    url: str, *, setup: bool = True, keep_last: int | None = None, **options: Any
+) -> CheckpointSaver:
     """Open a sync saver for `url`, with its storage schema set up.
 
     Use it as a context manager to close its connections, or keep it for the process:
@@ -93,13 +95,18 @@ def connect(url: str, *, setup: bool = True, **options: Any) -> CheckpointSaver:
         url: `memory://`, `sqlite:///path.db`, `postgresql://...`, `redis://...`,
             `rediss://...`, `redis+cluster://host:port,...`, or a third-party scheme.
         setup: Run the schema migrations first (default True).
+        keep_last: Keep only the newest N checkpoints of each namespace of a thread, trimmed
+            as puts go (see `CheckpointSaver.keep_last`). None (default) keeps all.
         **options: Passed to the backend (for example `serde=`, `ttl=`, `key_prefix=`).
 
     Raises:
         UnknownBackendError: no installed backend handles the scheme.
         MissingDriverError: the backend's driver is missing; the message names the extra.
+        ConfigError: `keep_last` is not None or an int >= 1.
     """
+    check_keep_last(keep_last)
     saver = _entry(url).connect(url, **options)
+    saver.keep_last = keep_last
     if setup:
         try:
             saver.setup()
@@ -115,10 +122,15 @@ class aconnect:
     Args:
         url: As for `connect`.
         setup: Run the schema migrations first (default True).
+        keep_last: As for `connect`.
         **options: Passed to the backend.
     """
 
-    def __init__(self, url: str, *, setup: bool = True, **options: Any) -> None:
+    def __init__(
+        self, url: str, *, setup: bool = True, keep_last: int | None = None, **options: Any
+    ) -> None:
+        check_keep_last(keep_last)
+        self._keep_last = keep_last
         self._entry = _entry(url)
         self._url = url
         self._setup = setup
@@ -127,6 +139,7 @@ class aconnect:
 
     async def _open(self) -> CheckpointSaver:
         saver = await self._entry.aconnect(self._url, **self._options)
+        saver.keep_last = self._keep_last
         if self._setup:
             try:
                 await saver.asetup()

@@ -89,3 +89,14 @@ class SyncCallInEventLoopError(CheckpointerError, RuntimeError):
 
     Blocking there would deadlock: the loop that must run the query is the one waiting.
     """
+
+
+def check_keep_last(keep_last: object) -> None:
+    """Refuse a `keep_last` that is not None or an int >= 1, naming what was given."""
+    if keep_last is not None and (
+        isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1
+    ):
+        raise ConfigError(
+            f"keep_last must be None (keep every checkpoint) or an int >= 1 (how many of the "
+            f"newest checkpoints of each namespace of a thread to keep), got {keep_last!r}"
+        )

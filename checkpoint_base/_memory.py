@@ -98,6 +98,18 @@ class MemoryBackend(Backend):
 
         yield op
 
+    def checkpoint_keys(self, thread_id: str) -> Plan[list[tuple[str, str, str | None]]]:
+        def op(store: MemoryStore) -> list[tuple[str, str, str | None]]:
+            return [
+                (ns, cid, record.parent_checkpoint_id)
+                for (tid, ns), records in store.checkpoints.items()
+                if tid == thread_id
+                for cid, record in records.items()
+            ]
+
+        keys: list[tuple[str, str, str | None]] = yield op
+        return keys
+
     def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
         def op(store: MemoryStore) -> None:
             kept, fence = set(keep), prune_fence(keep)

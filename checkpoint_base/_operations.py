@@ -16,7 +16,14 @@ from ._errors import ConfigError
 from ._plan import Plan
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ListQuery, WriteRecord
 
-__all__ = ["ListWalk", "chain_to_snapshots", "delta_channels", "delta_history", "prune_plan"]
+__all__ = [
+    "ListWalk",
+    "chain_to_snapshots",
+    "delta_channels",
+    "delta_history",
+    "prune_plan",
+    "trim_plan",
+]
 
 _MAX_PAGE = 500
 _FIRST_PAGE = 100
@@ -194,6 +201,37 @@ def prune_plan(backend: Backend, thread_ids: Sequence[str], strategy: str) -> Pl
             if channels:
                 keep |= yield from chain_to_snapshots(backend, head, channels)
         yield from backend.prune(thread_id, keep)
+
+
+def trim_plan(backend: Backend, thread_id: str, keep_last: int) -> Plan[int]:
+    """Keep the `keep_last` newest checkpoints of each namespace of the thread; how many go.
+
+    The retention a saver with `keep_last` runs after puts. Reads the keys alone; for a kept
+    checkpoint whose parent goes (the oldest kept, or the root of a branch) it reads that
+    checkpoint's metadata, and for graphs with a `DeltaChannel` keeps its ancestors back to
+    each delta channel's stored value, as `prune` does. A checkpoint stored meanwhile stays
+    (see `Backend.prune`).
+    """
+    by_ns: dict[str, list[tuple[str, str | None]]] = {}
+    for ns, checkpoint_id, parent in (yield from backend.checkpoint_keys(thread_id)):
+        by_ns.setdefault(ns, []).append((checkpoint_id, parent))
+    if all(len(ids) <= keep_last for ids in by_ns.values()):
+        return 0
+    keep: set[tuple[str, str]] = set()
+    for ns, ids in by_ns.items():
+        ids.sort(reverse=True)
+        keep.update((ns, checkpoint_id) for checkpoint_id, _ in ids[:keep_last])
+    for ns, ids in by_ns.items():
+        stored = {checkpoint_id for checkpoint_id, _ in ids}
+        for checkpoint_id, parent in ids[:keep_last]:
+            if parent is None or parent not in stored or (ns, parent) in keep:
+                continue
+            row = yield from backend.get(thread_id, ns, checkpoint_id)
+            channels = delta_channels(row.checkpoint) if row is not None else set()
+            if row is not None and channels:
+                keep |= yield from chain_to_snapshots(backend, row.checkpoint, channels)
+    yield from backend.prune(thread_id, keep)
+    return sum(len(ids) for ids in by_ns.values()) - len(keep)
 
 
 def delta_channels(head: CheckpointRecord) -> set[str]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
+import logging
+import threading
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -51,8 +53,8 @@ from ._convert import (
     to_tuple,
     write_records,
 )
-from ._errors import ConfigError, SyncCallInEventLoopError
-from ._operations import DeltaWalk, ListWalk, delta_history, prune_plan
+from ._errors import ConfigError, StorageError, SyncCallInEventLoopError, check_keep_last
+from ._operations import DeltaWalk, ListWalk, delta_history, prune_plan, trim_plan
 from ._plan import AsyncExecutor, Plan, SyncExecutor
 from ._records import ListQuery, ThreadInfo
 from ._schema_types import enable_schema_allowlists
@@ -60,6 +62,9 @@ from ._schema_types import enable_schema_allowlists
 __all__ = ["CheckpointSaver", "default_serde"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger("checkpoint_base")
+_TRIM_TRACKED = 10_000  # threads whose puts since their last trim a saver counts
 
 
 def default_serde() -> SerializerProtocol:
@@ -82,6 +87,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         aexecutor: Runs plans on asyncio (the async flavor).
         serde: The serializer of channel values, checkpoints and writes. Defaults to the
             package's msgpack serializer, which rebuilds only allowlisted types.
+        keep_last: Retention: see the `keep_last` property. None (default) keeps every
+            checkpoint.
     """
 
     def __init__(
@@ -91,9 +98,11 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         executor: SyncExecutor | None = None,
         aexecutor: AsyncExecutor | None = None,
         serde: SerializerProtocol | None = None,
+        keep_last: int | None = None,
     ) -> None:
         if executor is None and aexecutor is None:
             raise ConfigError("a saver needs an executor, an aexecutor, or both")
+        self.keep_last = keep_last
         super().__init__(serde=serde or default_serde())
         # Graphs compiled with this saver register their state types with its serializer.
         enable_schema_allowlists()
@@ -106,6 +115,74 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
                 self._loop = asyncio.get_running_loop()
             except RuntimeError:
                 self._loop = None
+
+    # -- retention -------------------------------------------------------------------------
+
+    @property
+    def keep_last(self) -> int | None:
+        """Keep only the newest `keep_last` checkpoints of each namespace of a thread.
+
+        None (the default) keeps every checkpoint. With N, the saver trims a thread after
+        every `max(1, N // 2)` puts it made there (so a namespace holds at most
+        `N + max(1, N // 2) - 1` checkpoints between trims, fewer with several processes
+        writing it only if each trims), deleting older checkpoints with their writes and the
+        blobs no remaining checkpoint reads, as `prune` does: for a graph with a
+        `DeltaChannel` the ancestors a kept checkpoint needs to rebuild stay too, and a
+        checkpoint another caller stored meanwhile is never deleted. The trim runs in the
+        `put` that triggers it, after the checkpoint is stored; if it fails, the put still
+        succeeds, the failure is logged (logger `checkpoint_base`) and a later put tries
+        again. Older checkpoints are gone for good: `get_state_history` and time travel see
+        only the kept ones. Set it at construction, by `connect(url, keep_last=N)`, or on
+        any saver (`saver.keep_last = 20`).
+        """
+        return self._keep_last
+
+    @keep_last.setter
+    def keep_last(self, value: int | None) -> None:
+        check_keep_last(value)
+        self._keep_last = value
+        self._trim_every = 1 if value is None else max(1, value // 2)
+        self._puts_since_trim: dict[str, int] = {}
+        self._trim_lock = threading.Lock()
+
+    def _trim_due(self, thread_id: str) -> bool:
+        """Count a put of the thread; True when its trim is due (the count starts again)."""
+        with self._trim_lock:
+            counts = self._puts_since_trim
+            n = counts.pop(thread_id, 0) + 1
+            if n >= self._trim_every:
+                return True
+            counts[thread_id] = n  # most recent last: the oldest is forgotten first
+            if len(counts) > _TRIM_TRACKED:
+                del counts[next(iter(counts))]
+            return False
+
+    def _trim_failed(self, thread_id: str, exc: Exception) -> None:
+        _log.warning(
+            "keep_last=%s: trimming thread %r failed; its checkpoint is stored and a later "
+            "put will try again: %s",
+            self._keep_last,
+            thread_id,
+            exc,
+        )
+
+    def _trim(self, thread_id: str) -> None:
+        keep_last = self._keep_last
+        if keep_last is None or not self._trim_due(thread_id):
+            return
+        try:
+            self._run(trim_plan(self.backend, thread_id, keep_last))
+        except StorageError as exc:
+            self._trim_failed(thread_id, exc)
+
+    async def _atrim(self, thread_id: str) -> None:
+        keep_last = self._keep_last
+        if keep_last is None or not self._trim_due(thread_id):
+            return
+        try:
+            await self._arun(trim_plan(self.backend, thread_id, keep_last))
+        except StorageError as exc:
+            self._trim_failed(thread_id, exc)
 
     # -- running plans ---------------------------------------------------------------------
 
@@ -329,6 +406,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """
         record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
         self._run(self.backend.put_checkpoint(record, blobs))
+        if self._keep_last is not None:
+            self._trim(record.thread_id)
         return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
 
     async def aput(
@@ -341,6 +420,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Async twin of `put`."""
         record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
         await self._aquick(lambda: self.backend.put_checkpoint(record, blobs))
+        if self._keep_last is not None:
+            await self._atrim(record.thread_id)
         return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
 
     def put_writes(

@@ -32,6 +32,7 @@ from ._rows import (
     blob_rows,
     blob_slots,
     checkpoint_row,
+    decode_key,
     dedupe_writes,
     encode_key,
     filter_param,
@@ -228,6 +229,13 @@ class PostgresBackend(Backend):
             self.sql.copy_thread,
             {"source": encode_key(source_thread_id), "target": encode_key(target_thread_id)},
         )
+
+    def checkpoint_keys(self, thread_id: str) -> Plan[list[tuple[str, str, str | None]]]:
+        rows = yield Query(self.sql.checkpoint_keys, {"thread": encode_key(thread_id)}, Fetch.ALL)
+        return [
+            (decode_key(ns), decode_key(cid), None if parent is None else decode_key(parent))
+            for ns, cid, parent in rows
+        ]
 
     def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
         if limit < 1:

@@ -265,6 +265,8 @@ _CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {s}"
 _CREATE_MIGRATIONS = """CREATE TABLE IF NOT EXISTS {s}.migrations (
     v integer PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now())"""
+_CHECKPOINT_KEYS = """SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id
+    FROM {s}.checkpoints WHERE thread_id = %(thread)s"""
 _APPLIED = "SELECT coalesce(max(v), 0) FROM {s}.migrations"
 _RECORD_MIGRATION = "INSERT INTO {s}.migrations (v) VALUES (%(v)s)"
 
@@ -339,6 +341,7 @@ class Statements:
     history: bytes
     heads: bytes
     list_threads: bytes
+    checkpoint_keys: bytes
     delete_threads: bytes
     delete_runs: bytes
     prune: bytes
@@ -369,6 +372,7 @@ def statements(schema: str) -> Statements:
         history=r(_HISTORY),
         heads=r(_HEADS),
         list_threads=r(_LIST_THREADS),
+        checkpoint_keys=r(_CHECKPOINT_KEYS),
         delete_threads=r(_DELETE_THREADS),
         delete_runs=r(_DELETE_RUNS),
         prune=r(_PRUNE),

@@ -401,6 +401,16 @@ class RedisBackend(Backend):
         except UNREADABLE as exc:
             raise _damaged(tk, exc) from exc
 
+    def checkpoint_keys(self, thread_id: str) -> Plan[list[tuple[str, str, str | None]]]:
+        tk = self.layout.thread(thread_id)
+        flat = yield Eval(lua.CHECKPOINT_KEYS, tk.keys, (tk.base,))
+        keys = []
+        for j in range(0, len(flat), 2):
+            ns, cid, _ = split(bytes(flat[j]))
+            parent = flat[j + 1]
+            keys.append((unseg(ns), unseg(cid), None if parent is None else bytes(parent).decode()))
+        return keys
+
     def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
         if limit <= 0:
             return []

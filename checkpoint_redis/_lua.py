@@ -130,6 +130,22 @@ return 1
 """,
 )
 
+# ARGV: base. Returns K, parent id (false for none) of every checkpoint, flat.
+CHECKPOINT_KEYS = _script(
+    "checkpoint_keys",
+    r"""
+local base, out = ARGV[1], {}
+for _, K in ipairs(redis.call('ZRANGE', base .. 'i', 0, -1)) do
+  local v = redis.call('HGET', base .. 'c', K)
+  if v then
+    out[#out + 1] = K
+    out[#out + 1] = links_of(v)[1] or false
+  end
+end
+return out
+""",
+)
+
 # ARGV: base, member, nkeep, K*
 PRUNE = _script(
     "prune",

@@ -196,6 +196,10 @@ class SqliteBackend(Backend):
             page, _ = pages.page_rows(rows, extra)
         return page
 
+    def checkpoint_keys(self, thread_id: str) -> Plan[list[tuple[str, str, str | None]]]:
+        rows = yield Query(sql.THREAD_CHECKPOINT_LINKS, (thread_id,))
+        return [(ns, cid, parent) for ns, cid, parent in rows]
+
     def heads(self, thread_id: str) -> Plan[list[CheckpointRecord]]:
         # SQLite fills the bare columns of a max() aggregate from the row holding the max.
         rows = yield Query(

@@ -209,6 +209,10 @@ DELETE_BLOB = (
 THREAD_CHECKPOINT_KEYS = (
     "SELECT checkpoint_ns, checkpoint_id FROM cp_checkpoints WHERE thread_id = ?"
 )
+THREAD_CHECKPOINT_LINKS = (
+    "SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id FROM cp_checkpoints"
+    " WHERE thread_id = ?"
+)
 THREAD_VERSIONS = "SELECT checkpoint_ns, channel_versions FROM cp_checkpoints WHERE thread_id = ?"
 THREAD_BLOB_KEYS = "SELECT checkpoint_ns, channel, version FROM cp_blobs WHERE thread_id = ?"
 # Per (thread, namespace) of the `limit` threads after a thread id; `after` is a fixed fragment.
