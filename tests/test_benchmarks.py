@@ -312,3 +312,21 @@ def test_interleave_runs_each_block_for_every_subject_turning_the_order() -> Non
         ("2", "A", True), ("2", "B", True),
     ]  # fmt: skip
     assert len(problems) == 1 and "C failed in 'test'" in problems[0], problems
+
+
+def test_retention_bench_reports_each_setting(tmp_path: Path) -> None:
+    from benchmarks import retention_bench
+
+    out = tmp_path / "retention.md"
+    assert (
+        retention_bench.main(
+            ["--target", "sqlite", "--steps", "8", "--rounds", "1", "--out", str(out)]
+        )
+        == 0
+    )
+    rows = [line.split("|") for line in out.read_text().splitlines() if line.startswith("| sqlite")]
+    assert [r[2].strip() for r in rows] == ["keep_last=None", "keep_last=20", "keep_last=1"]
+    kept = [int(r[7]) for r in rows]
+    assert kept == [8, 8, 1]
+    sizes = [float(r[8].split()[0]) for r in rows]
+    assert sizes[2] < sizes[0]  # one checkpoint kept holds less than eight
