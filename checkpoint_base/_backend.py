@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -100,14 +100,21 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
-        """Delete the thread's checkpoints not in `keep` ((namespace, id) pairs) that are
-        older than a kept checkpoint of their namespace.
+    def prune(
+        self,
+        thread_id: str,
+        keep: Collection[tuple[str, str]],
+        upto: Mapping[str, str] | None = None,
+    ) -> Plan[None]:
+        """Delete the thread's checkpoints not in `keep` ((namespace, id) pairs) whose id is
+        at most `upto[namespace]`.
 
-        Their writes go too, and the blobs that no remaining checkpoint reads. The caller
-        chose `keep` from what it read earlier; a checkpoint stored since (newer than every
-        kept one of its namespace, or in a namespace with none kept) is not its to delete,
-        so it stays. `prune_fence` gives the bound per namespace.
+        Their writes go too, and the blobs that no remaining checkpoint reads. Namespaces
+        not in `upto` are left alone. `upto` defaults to `prune_fence(keep)`, the newest
+        kept id of each namespace: the caller chose `keep` from what it read earlier, and a
+        checkpoint stored since (newer than every kept one of its namespace, or in a
+        namespace with none kept) is not its to delete, so it stays. A caller that read a
+        namespace and keeps none of it passes that namespace's newest id it saw.
         """
 
     # -- generic ---------------------------------------------------------------------------
@@ -231,7 +238,7 @@ class Backend(ABC):
 
 
 def prune_fence(keep: Collection[tuple[str, str]]) -> dict[str, str]:
-    """Namespace -> its newest kept checkpoint id: `prune` deletes only ids below it."""
+    """Namespace -> its newest kept checkpoint id: the bound `prune` deletes up to."""
     fence: dict[str, str] = {}
     for ns, checkpoint_id in keep:
         if checkpoint_id > fence.get(ns, ""):

@@ -7,7 +7,7 @@ store; the executor applies a whole plan under one lock, so every operation is a
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -110,13 +110,18 @@ class MemoryBackend(Backend):
         keys: list[tuple[str, str, str | None]] = yield op
         return keys
 
-    def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
+    def prune(
+        self,
+        thread_id: str,
+        keep: Collection[tuple[str, str]],
+        upto: Mapping[str, str] | None = None,
+    ) -> Plan[None]:
         def op(store: MemoryStore) -> None:
-            kept, fence = set(keep), prune_fence(keep)
-            for ns_key in [k for k in store.checkpoints if k[0] == thread_id]:
+            kept, bound = set(keep), prune_fence(keep) if upto is None else upto
+            for ns_key in [k for k in store.checkpoints if k[0] == thread_id and k[1] in bound]:
                 records = store.checkpoints[ns_key]
-                newest = fence.get(ns_key[1], "")
-                for cid in [c for c in records if (ns_key[1], c) not in kept and c < newest]:
+                last = bound[ns_key[1]]
+                for cid in [c for c in records if (ns_key[1], c) not in kept and c <= last]:
                     del records[cid]
                     store.writes.pop((*ns_key, cid), None)
             _collect_blobs(store, thread_id)

@@ -10,7 +10,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import CheckpointMetadata
 
-from ._backend import Backend
+from ._backend import Backend, prune_fence
 from ._convert import UNREADABLE, decode_metadata, matches_filter, sorted_writes
 from ._errors import ConfigError
 from ._plan import Plan
@@ -209,19 +209,32 @@ def trim_plan(backend: Backend, thread_id: str, keep_last: int) -> Plan[int]:
     The retention a saver with `keep_last` runs after puts. Reads the keys alone; for a kept
     checkpoint whose parent goes (the oldest kept, or the root of a branch) it reads that
     checkpoint's metadata, and for graphs with a `DeltaChannel` keeps its ancestors back to
-    each delta channel's stored value, as `prune` does. A checkpoint stored meanwhile stays
-    (see `Backend.prune`).
+    each delta channel's stored value, as `prune` does. A subgraph's namespace whose newest
+    checkpoint is older than the oldest kept one of the root namespace belongs to a subgraph
+    run that finished before the kept history begins: it goes whole (each run of a subgraph
+    node has a namespace of its own, so they would otherwise pile up). A checkpoint stored
+    meanwhile stays (see `Backend.prune`).
     """
     by_ns: dict[str, list[tuple[str, str | None]]] = {}
     for ns, checkpoint_id, parent in (yield from backend.checkpoint_keys(thread_id)):
         by_ns.setdefault(ns, []).append((checkpoint_id, parent))
-    if all(len(ids) <= keep_last for ids in by_ns.values()):
-        return 0
-    keep: set[tuple[str, str]] = set()
-    for ns, ids in by_ns.items():
+    for ids in by_ns.values():
         ids.sort(reverse=True)
-        keep.update((ns, checkpoint_id) for checkpoint_id, _ in ids[:keep_last])
+    root = by_ns.get("")
+    start = root[:keep_last][-1][0] if root else None  # the oldest kept root checkpoint
+    keep: set[tuple[str, str]] = set()
+    stale: dict[str, str] = {}
     for ns, ids in by_ns.items():
+        if ns and start is not None and ids[0][0] < start:
+            stale[ns] = ids[0][0]
+        else:
+            keep.update((ns, checkpoint_id) for checkpoint_id, _ in ids[:keep_last])
+    total = sum(len(ids) for ids in by_ns.values())
+    if total == len(keep):
+        return 0
+    for ns, ids in by_ns.items():
+        if ns in stale:
+            continue
         stored = {checkpoint_id for checkpoint_id, _ in ids}
         for checkpoint_id, parent in ids[:keep_last]:
             if parent is None or parent not in stored or (ns, parent) in keep:
@@ -230,8 +243,8 @@ def trim_plan(backend: Backend, thread_id: str, keep_last: int) -> Plan[int]:
             channels = delta_channels(row.checkpoint) if row is not None else set()
             if row is not None and channels:
                 keep |= yield from chain_to_snapshots(backend, row.checkpoint, channels)
-    yield from backend.prune(thread_id, keep)
-    return sum(len(ids) for ids in by_ns.values()) - len(keep)
+    yield from backend.prune(thread_id, keep, {**prune_fence(keep), **stale})
+    return total - len(keep)
 
 
 def delta_channels(head: CheckpointRecord) -> set[str]:

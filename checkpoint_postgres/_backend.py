@@ -8,7 +8,7 @@ the server or a proxy dropped the old one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from checkpoint_base import (
@@ -24,6 +24,7 @@ from checkpoint_base import (
     SchemaVersionError,
     ThreadInfo,
     WriteRecord,
+    prune_fence,
 )
 
 from ._migrations import MIGRATIONS
@@ -190,14 +191,22 @@ class PostgresBackend(Backend):
         if run_ids:
             yield Query(self.sql.delete_runs, {"runs": [encode_key(r) for r in run_ids]})
 
-    def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
+    def prune(
+        self,
+        thread_id: str,
+        keep: Collection[tuple[str, str]],
+        upto: Mapping[str, str] | None = None,
+    ) -> Plan[None]:
         kept = sorted(keep)
+        bounds = sorted((prune_fence(keep) if upto is None else upto).items())
         yield Query(
             self.sql.prune,
             {
                 "thread": encode_key(thread_id),
                 "keep_ns": [encode_key(ns) for ns, _ in kept],
                 "keep_id": [encode_key(cid) for _, cid in kept],
+                "upto_ns": [encode_key(ns) for ns, _ in bounds],
+                "upto_id": [encode_key(cid) for _, cid in bounds],
             },
         )
 

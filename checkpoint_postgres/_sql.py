@@ -207,16 +207,16 @@ _DELETE_RUNS = """WITH gone AS (
                 AND (c.run_id IS NULL OR NOT c.run_id = ANY(%(runs)s))
                 AND c.channel_versions @> jsonb_build_object(b.channel, b.version))"""
 
-# Only checkpoints older than a kept one of their namespace go: one stored after the caller
-# read the thread (newer than all it kept there, or in a namespace it kept nothing of) stays,
-# and so do the blobs it reads. Every part of the statement sees the rows `gone` deletes.
+# Only checkpoints up to their namespace's bound in `upto` go: one stored after the caller read
+# the thread stays, and so do the blobs it reads. Every part of the statement sees the rows
+# `gone` deletes.
 _PRUNE = """WITH keep AS (
         SELECT * FROM unnest(%(keep_ns)s::text[], %(keep_id)s::text[]) AS k(ns, id)
     ), gone AS (
         DELETE FROM {s}.checkpoints c WHERE c.thread_id = %(thread)s AND NOT EXISTS (
             SELECT 1 FROM keep WHERE keep.ns = c.checkpoint_ns AND keep.id = c.checkpoint_id)
-        AND EXISTS (SELECT 1 FROM keep WHERE keep.ns = c.checkpoint_ns
-            AND keep.id COLLATE "C" > c.checkpoint_id)
+        AND EXISTS (SELECT 1 FROM unnest(%(upto_ns)s::text[], %(upto_id)s::text[]) AS u(ns, id)
+            WHERE u.ns = c.checkpoint_ns AND u.id COLLATE "C" >= c.checkpoint_id)
         RETURNING checkpoint_ns, checkpoint_id
     ), w AS (
         DELETE FROM {s}.writes w USING gone g WHERE w.thread_id = %(thread)s

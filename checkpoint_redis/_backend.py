@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import json
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from checkpoint_base import (
@@ -29,6 +29,7 @@ from checkpoint_base import (
     StorageError,
     ThreadInfo,
     WriteRecord,
+    prune_fence,
 )
 
 from . import _lua as lua
@@ -453,10 +454,18 @@ class RedisBackend(Backend):
             [Eval(reg.DELETE_RUNS, self.layout.bucket_keys(b), runs) for b in buckets]
         )
 
-    def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
+    def prune(
+        self,
+        thread_id: str,
+        keep: Collection[tuple[str, str]],
+        upto: Mapping[str, str] | None = None,
+    ) -> Plan[None]:
         tk = self.layout.thread(thread_id)
         kept = [seg(ns) + seg(cid) for ns, cid in keep]
-        yield Eval(lua.PRUNE, tk.keys, (tk.base, tk.member, len(kept), *kept))
+        bounds = prune_fence(keep) if upto is None else upto
+        last = [seg(ns) + seg(cid) for ns, cid in bounds.items()]
+        args: tuple[Arg, ...] = (tk.base, tk.member, len(kept), *kept, len(last), *last)
+        yield Eval(lua.PRUNE, tk.keys, args)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Plan[None]:
         rows = yield from self.scan(ListQuery(thread_id=source_thread_id))

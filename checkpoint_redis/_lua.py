@@ -146,7 +146,7 @@ return out
 """,
 )
 
-# ARGV: base, member, nkeep, K*
+# ARGV: base, member, nkeep, K*, nbound, B* (B: the member of a namespace's last id to delete)
 PRUNE = _script(
     "prune",
     r"""
@@ -154,19 +154,17 @@ local base, member = ARGV[1], ARGV[2]
 local keep = {}
 for j = 1, tonumber(ARGV[3]) do keep[ARGV[3 + j]] = true end
 local dropped, any = {}, false
--- newest first within each namespace: only what is older than a kept checkpoint of its
--- namespace goes; one stored after the caller read the thread stays
-local ks = redis.call('ZRANGE', base .. 'i', 0, -1)
-local ns, fenced = nil, false
-for j = #ks, 1, -1 do
-  local K = ks[j]
-  local nst = string.sub(K, 1, after(K, 1))
-  if nst ~= ns then ns, fenced = nst, false end
-  if keep[K] then
-    fenced = true
-  elseif fenced then
-    local v = redis.call('HGET', base .. 'c', K)
-    if v then dropped[K] = drop(base, K, v); any = true end
+-- per bound: the namespace's members up to it (the index orders them as byte strings, so
+-- no string is compared in Lua); one stored after the caller read the thread is above it
+local n = tonumber(ARGV[3])
+for j = 1, tonumber(ARGV[4 + n]) do
+  local B = ARGV[4 + n + j]
+  local nst = string.sub(B, 1, after(B, 1))
+  for _, K in ipairs(redis.call('ZRANGEBYLEX', base .. 'i', '[' .. nst, '[' .. B)) do
+    if not keep[K] and not dropped[K] then
+      local v = redis.call('HGET', base .. 'c', K)
+      if v then dropped[K] = drop(base, K, v); any = true end
+    end
   end
 end
 if any then settle(base, member, dropped, true) end

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from checkpoint_base import (
     EMPTY,
@@ -137,14 +137,19 @@ class SqliteBackend(Backend):
         for thread_id in sorted({str(row[0]) for row in doomed}):
             yield from self._collect_blobs(thread_id)
 
-    def prune(self, thread_id: str, keep: Collection[tuple[str, str]]) -> Plan[None]:
+    def prune(
+        self,
+        thread_id: str,
+        keep: Collection[tuple[str, str]],
+        upto: Mapping[str, str] | None = None,
+    ) -> Plan[None]:
         yield Begin(write=True)
-        kept, fence = set(keep), prune_fence(keep)
+        kept, bound = set(keep), prune_fence(keep) if upto is None else upto
         stored = yield Query(sql.THREAD_CHECKPOINT_KEYS, (thread_id,))
         doomed = [
             (thread_id, ns, cid)
             for ns, cid in stored
-            if (ns, cid) not in kept and cid < fence.get(ns, "")
+            if (ns, cid) not in kept and ns in bound and cid <= bound[ns]
         ]
         if doomed:
             yield Execute(sql.DELETE_CHECKPOINT_WRITES, doomed)

@@ -4,13 +4,16 @@ on every backend, with the values, writes and blobs the kept ones read."""
 from __future__ import annotations
 
 import logging
+import operator
+from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
-from langgraph.types import Command
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
 
-from checkpoint_base import ConfigError, StorageError, connect
+from checkpoint_base import ConfigError, MemorySaver, StorageError, connect
 
 from .builders import checkpoint, cid, config, new_thread
 from .graphs import Runs, ask_graph, linear_graph, thread_config
@@ -158,3 +161,67 @@ def test_connect_sets_keep_last() -> None:
             got = saver.put(config(tid, "", parent), checkpoint({"s": step}), {}, {"s": 1})
             parent = cid(got)
         assert len(list(saver.list(config(tid)))) == 3
+
+
+class _Log(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+def _graph_with_subgraph(pause: bool) -> Any:
+    """outer -> child (a subgraph: inner, then `interrupt()` when `pause`) -> END."""
+
+    def inner(state: _Log) -> dict[str, list[str]]:
+        answer = interrupt("go on?") if pause else "auto"
+        return {"log": [f"inner {answer}"]}
+
+    sub = StateGraph(_Log)
+    sub.add_node("inner", inner)
+    sub.add_edge(START, "inner")
+    builder = StateGraph(_Log)
+    builder.add_node("outer", lambda state: {"log": ["outer"]})
+    builder.add_node("child", sub.compile())
+    builder.add_edge(START, "outer")
+    builder.add_edge("outer", "child")
+    builder.add_edge("child", END)
+    return builder
+
+
+async def _namespaces(h: Harness, thread_id: str) -> Counter[str]:
+    stored = await h.list({"configurable": {"thread_id": thread_id}})
+    return Counter(t.config["configurable"]["checkpoint_ns"] for t in stored)
+
+
+async def test_finished_subgraph_runs_do_not_pile_up(keep: Harness) -> None:
+    """Each run of a subgraph node has a namespace of its own: those that finished before
+    the oldest kept root checkpoint go whole, or they would grow with the thread."""
+    h = keep
+    h.saver.keep_last = 2
+    graph = _graph_with_subgraph(pause=False).compile(checkpointer=h.saver)
+    reference = _graph_with_subgraph(pause=False).compile(checkpointer=MemorySaver())
+    cfg = thread_config(new_thread())
+    for _ in range(6):
+        await h.invoke(graph, {"log": []}, cfg)
+        reference.invoke({"log": []}, cfg)
+    state = await h.get_state(graph, cfg)
+    assert state.values == reference.get_state(cfg).values
+    assert state.values["log"].count("inner auto") > 6  # the subgraph's output is appended
+    namespaces = await _namespaces(h, cfg["configurable"]["thread_id"])
+    assert namespaces[""] <= 2
+    assert len(namespaces) <= 3, namespaces  # the root and at most the last two runs'
+
+
+async def test_an_interrupted_subgraph_keeps_its_namespace(keep: Harness) -> None:
+    h = keep
+    h.saver.keep_last = 1
+    graph = _graph_with_subgraph(pause=True).compile(checkpointer=h.saver)
+    reference = _graph_with_subgraph(pause=True).compile(checkpointer=MemorySaver())
+    cfg = thread_config(new_thread())
+    for turn in range(4):
+        await h.invoke(graph, {"log": []}, cfg)
+        reference.invoke({"log": []}, cfg)
+        paused = await h.get_state(graph, cfg, subgraphs=True)
+        assert paused.next == ("child",) and paused.tasks[0].state is not None
+        result = await h.invoke(graph, Command(resume=f"yes {turn}"), cfg)
+        assert result == reference.invoke(Command(resume=f"yes {turn}"), cfg)
+        assert result["log"][-1] == f"inner yes {turn}"
+    assert len(await _namespaces(h, cfg["configurable"]["thread_id"])) <= 2
