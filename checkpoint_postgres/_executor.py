@@ -8,11 +8,19 @@ A connection that the server or a proxy closed is replaced, and the failed state
 once more on the new one, when that is safe: outside a transaction the statements are
 idempotent (see `Query.idempotent`); inside one, only if the failure hit its first statement
 and the plan did not start inside the caller's own transaction.
+
+After a fork (gunicorn `--preload`, Celery prefork) the connections inherited are the
+parent's: their sockets are shared with it, and a statement or a close on them in the child
+would interleave with the parent's on the server's session. The child never uses or closes
+them: a pool of the saver's is replaced by a new one like it, a connection passed in by a new
+connection to the same server (as when one is lost); a pool passed in raises at once, since
+only its owner knows how to open another.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +50,17 @@ __all__ = ["PostgresExecutor"]
 T = TypeVar("T")
 IDLE = psycopg.pq.TransactionStatus.IDLE
 Conn = psycopg.Connection[Any]
+
+_fork_lock = threading.Lock()
+"""Held while an executor replaces what it inherited through a fork (`_after_fork`)."""
+
+
+def _new_fork_lock() -> None:
+    global _fork_lock
+    _fork_lock = threading.Lock()  # a thread not copied into the child may have held it
+
+
+os.register_at_fork(after_in_child=_new_fork_lock)
 
 
 class _Run(RunState[Conn, AbstractContextManager[psycopg.Transaction]]):
@@ -82,6 +101,7 @@ class PostgresExecutor:
         reconnect_timeout: Seconds to keep trying to replace a lost single connection while
             the server cannot be reached (a restart): then the operation fails.
         on_prepare: Told whether statements will be prepared, when "auto" settles it.
+        reopen: Opens a pool like `source`, for a forked child (given with an owned pool).
     """
 
     def __init__(
@@ -93,6 +113,7 @@ class PostgresExecutor:
         schema: str,
         reconnect_timeout: float = 30.0,
         on_prepare: Callable[[bool], None] | None = None,
+        reopen: Callable[[], ConnectionPool[Any]] | None = None,
     ) -> None:
         self._pool = source if isinstance(source, ConnectionPool) else None
         self._conn = None if isinstance(source, ConnectionPool) else source
@@ -104,11 +125,19 @@ class PostgresExecutor:
         self._dsn: tuple[str, str | None] | None = None
         if self._conn is not None:
             self._dsn = (self._conn.info.dsn, self._conn.info.password)
+        self._reopen = reopen
+        self._pid = os.getpid()
 
     # -- public ----------------------------------------------------------------------------
 
     def run(self, plan: Plan[T]) -> T:
         """Run one plan on one connection (in one transaction if it begins one)."""
+        if self._pid != os.getpid():
+            try:
+                self._after_fork()
+            except BaseException:
+                plan.close()
+                raise
         if self._pool is None:
             with self._lock:
                 conn = self._single()
@@ -129,9 +158,9 @@ class PostgresExecutor:
                 self._pool.putconn(state.conn)
 
     def close(self) -> None:
-        """Close the pool or connection if the saver created it."""
-        if not self._owned:
-            return
+        """Close the pool or connection if the saver created it (in this process)."""
+        if not self._owned or self._pid != os.getpid():
+            return  # forked, and not used since: the parent's connections are not ours
         if self._pool is not None:
             self._pool.close()
         elif self._conn is not None:
@@ -212,6 +241,27 @@ class PostgresExecutor:
 
     # -- connections -----------------------------------------------------------------------
 
+    def _after_fork(self) -> None:
+        """In a forked child: leave the parent's connections alone (never used, never
+        closed: closing would end the parent's sessions) and take this process's own."""
+        with _fork_lock:
+            if self._pid == os.getpid():
+                return  # another thread of this process did it
+            if self._pool is not None:
+                if self._reopen is None:
+                    raise StorageError(
+                        f"this process was forked from process {self._pid}, which opened the "
+                        "psycopg_pool.ConnectionPool passed to the saver: its connections "
+                        "belong to that process. Open the pool in each process after the "
+                        "fork, or pass a conninfo: the saver then opens a pool of its own "
+                        "in each process."
+                    )
+                self._pool = self._reopen()
+            elif self._conn is not None:
+                self._conn = self._connect_like(self._conn)
+            self._lock = threading.Lock()  # a thread not copied may have held it
+            self._pid = os.getpid()
+
     def _single(self) -> Conn:
         conn = self._conn
         assert conn is not None
@@ -233,10 +283,14 @@ class PostgresExecutor:
 
     def _reconnect(self, old: Conn) -> Conn:
         """A new connection with the settings of `old`, which the executor then owns."""
-        if self._dsn is None:
-            raise StorageError("the PostgreSQL connection is closed and cannot be reopened")
         with contextlib.suppress(psycopg.Error):
             old.close()
+        return self._connect_like(old)
+
+    def _connect_like(self, old: Conn) -> Conn:
+        """`_reconnect` without closing `old`."""
+        if self._dsn is None:
+            raise StorageError("the PostgreSQL connection is closed and cannot be reopened")
         dsn, password = self._dsn
         extra: dict[str, Any] = {} if password is None else {"password": password}
         delays = reconnect_delays(self._reconnect_timeout)

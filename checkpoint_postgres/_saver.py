@@ -159,10 +159,14 @@ class PostgresSaver(CheckpointSaver):
         _check_prepare(prepare_threshold)
         backend = _backend(schema, prepare_threshold)
         owned = isinstance(conn, str)
+        reopen: Callable[[], ConnectionPool[Any]] | None = None
         if isinstance(conn, str):
-            source: psycopg.Connection[Any] | ConnectionPool[Any] = ConnectionPool(
-                conn, open=True, **_pool_settings(conn, prepare_threshold, pool_options)
-            )
+            settings = _pool_settings(conn, prepare_threshold, pool_options)
+
+            def reopen() -> ConnectionPool[Any]:  # another like it, for a forked child
+                return ConnectionPool(conn, open=True, **settings)
+
+            source: psycopg.Connection[Any] | ConnectionPool[Any] = reopen()
         elif isinstance(conn, (psycopg.Connection, ConnectionPool)):
             source = conn
         else:
@@ -177,6 +181,7 @@ class PostgresSaver(CheckpointSaver):
             schema=schema,
             reconnect_timeout=reconnect_timeout,
             on_prepare=_statements_for(backend),
+            reopen=reopen,
         )
         super().__init__(backend, executor=executor, serde=serde)
         self.conn = source

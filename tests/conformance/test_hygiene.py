@@ -1,0 +1,202 @@
+"""Process, event loop and thread hygiene: fork, successive event loops, many threads, and
+savers that are never closed.
+
+A saver used in a parent and then in a forked child (gunicorn `--preload`, Celery prefork)
+must work in the child on connections of its own, and neither the child's work nor its exit
+may touch the parent's connections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from checkpoint_base import CheckpointSaver
+
+from .builders import checkpoint, cid, config, new_thread
+from .harness import Harness
+
+
+def _rounds(saver: CheckpointSaver, tid: str, n: int, tag: str) -> list[str]:
+    """`n` puts, each read back, on thread `tid`; returns the checkpoint ids stored."""
+    ids: list[str] = []
+    for i in range(n):
+        version = {"v": f"{tag}-{i}"}  # a channel version of its own: a blob of its own
+        stored = saver.put(
+            config(tid), checkpoint({"v": f"{tag}{i}"}, version), {"step": i}, version
+        )
+        got = saver.get_tuple(stored)
+        assert got is not None, (tag, i)
+        assert got.checkpoint["channel_values"] == {"v": f"{tag}{i}"}, (tag, i, got)
+        ids.append(cid(stored))
+    return ids
+
+
+def _in_child(work: Callable[[], Any], timeout: float = 20.0) -> tuple[int, Any, Callable[[], Any]]:
+    """Fork; the child runs `work` and reports its result (or error) as JSON through a pipe,
+    then leaves with `os._exit`. Returns (pid, None, wait): `wait()` reads the report and
+    reaps the child."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 0
+        try:
+            os.close(read)
+            try:
+                report: Any = {"ok": work()}
+            except BaseException as exc:
+                report = {"error": f"{type(exc).__name__}: {exc}"}
+                code = 1
+            os.write(write, json.dumps(report).encode())
+            os.close(write)
+        finally:
+            os._exit(code)
+    os.close(write)
+
+    def wait() -> Any:
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read], [], [], left)[0]:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                os.close(read)
+                raise AssertionError("the forked child hung")
+            chunk = os.read(read, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(read)
+        _, status = os.waitpid(pid, 0)
+        report = json.loads(b"".join(chunks) or b"null")
+        assert report is not None and "error" not in report, report
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        return report["ok"]
+
+    return pid, None, wait
+
+
+def _fork_target(h: Harness) -> None:
+    if h.is_async:
+        pytest.skip("fork: a sync saver's story (an event loop does not survive a fork)")
+    if not h.target.capabilities.multi_process:
+        pytest.skip(f"{h.target.name}: storage of one process")
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork on this platform")
+
+
+# Targets whose saver was handed a pool the saver cannot reopen: a forked child fails at
+# once, naming the fix, and never touches the parent's connections.
+_REFUSED_IN_CHILD = {"postgres-pool": "Open the pool in each process after the fork"}
+
+
+def _child_work(h: Harness, work: Callable[[], Any]) -> Callable[[], Any]:
+    """`work`, or for a target that refuses in a forked child, the refusal's message
+    (checked to be the clear error, raised at once)."""
+    refused = _REFUSED_IN_CHILD.get(h.target.name)
+    if refused is None:
+        return work
+
+    def expect_refusal() -> str:
+        from checkpoint_base import StorageError
+
+        started = time.monotonic()
+        with pytest.raises(StorageError, match=refused):
+            work()
+        assert time.monotonic() - started < 2.0
+        return "refused"
+
+    return expect_refusal
+
+
+async def test_forked_child_uses_the_saver_beside_its_parent(h: Harness) -> None:
+    """The parent uses the saver, forks, and both write and read at once; the child's
+    writes are visible to the parent, and the parent's connections still work."""
+    _fork_target(h)
+    saver = h.saver
+    parent_tid, child_tid = new_thread(), new_thread()
+    _rounds(saver, parent_tid, 3, "before")  # the parent's connections are in use
+
+    _, _, wait = _in_child(_child_work(h, lambda: _rounds(saver, child_tid, 30, "child")))
+    parent_ids = _rounds(saver, parent_tid, 30, "parent")
+    child_ids = wait()
+
+    if child_ids == "refused":
+        assert list(saver.list(config(child_tid))) == []
+    else:
+        assert [cid(t.config) for t in saver.list(config(child_tid))] == child_ids[::-1]
+    listed = [cid(t.config) for t in saver.list(config(parent_tid))]
+    assert listed[:30] == parent_ids[::-1] and len(listed) == 33
+    _rounds(saver, parent_tid, 3, "after")
+
+
+async def test_forked_child_closing_the_saver_leaves_the_parent_alone(h: Harness) -> None:
+    """A child that closes the saver it inherited (an `atexit` hook, a `with` block left in
+    the child), having used it or not, closes only what it opened itself: the parent's
+    connections keep working."""
+    _fork_target(h)
+    saver = h.saver
+    tid = new_thread()
+    _rounds(saver, tid, 3, "before")
+
+    def used_then_closed() -> str:
+        _rounds(saver, new_thread(), 3, "child")
+        saver.close()
+        return "closed"
+
+    def closed() -> str:
+        saver.close()
+        return "closed"
+
+    for work in (_child_work(h, used_then_closed), closed):
+        _, _, wait = _in_child(work)
+        assert wait() in ("closed", "refused")
+        ids = _rounds(saver, tid, 10, "after")
+        assert [cid(t.config) for t in saver.list(config(tid), limit=10)] == ids[::-1]
+
+
+def _threads_ok(saver: CheckpointSaver, workers: int, each: int) -> None:
+    errors: list[BaseException] = []
+    tids = [new_thread() for _ in range(4)]
+
+    def worker(n: int) -> None:
+        try:
+            tid = tids[n % len(tids)]
+            for i in range(each):
+                version = {"v": f"{n}-{i}"}
+                stored = saver.put(
+                    config(tid), checkpoint({"v": f"{n}-{i}"}, version), {"w": n, "i": i}, version
+                )
+                got = saver.get_tuple(stored)
+                assert got is not None and got.checkpoint["channel_values"] == {"v": f"{n}-{i}"}
+                saver.put_writes(stored, [("v", n), ("x", i)], f"task-{n}-{i}")
+                found = saver.list(config(tid), filter={"w": n, "i": i})
+                assert [t.config for t in found] == [stored]
+                if i == each - 1 and n % 4 == 3:
+                    saver.delete_thread(f"gone-{n}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads), "a worker hung"
+    assert not errors, errors[:3]
+    total = sum(len(list(saver.list(config(tid)))) for tid in tids)
+    assert total == workers * each
+
+
+async def test_sixteen_threads_share_a_sync_saver(h: Harness) -> None:
+    if h.is_async:
+        pytest.skip("the sync flavor's threads")
+    _threads_ok(h.saver, 16, 5)
