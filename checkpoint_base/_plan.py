@@ -74,7 +74,13 @@ class SyncExecutor(Protocol):
 
 
 class AsyncExecutor(Protocol):
-    """Runs plans on an asyncio driver. Owns connections, transactions and error translation."""
+    """Runs plans on an asyncio driver. Owns connections, transactions and error translation.
+
+    One may also have `moved_loop()`: the saver calls it (synchronously, on the new loop)
+    when it is used on an event loop other than the last one, which has stopped or closed;
+    the executor then drops what was bound to the old loop at once, and may return an
+    awaitable that the saver awaits next (closing what it dropped, on the new loop).
+    """
 
     async def run(self, plan: Plan[T]) -> T:
         """Run one plan, with every request of it on one connection (or pipeline)."""

@@ -9,6 +9,12 @@ driver; one built with an async executor runs them on asyncio. Either way every 
 - sync methods of an async-only saver hand the call to the saver's event loop from another
   thread, and raise `SyncCallInEventLoopError` at once when called from that loop, where
   waiting would deadlock.
+
+An async saver serves one event loop at a time, and may move to another once the one it ran
+on has stopped or closed (successive `asyncio.run` calls, a test framework's loop per test,
+a notebook): the executor then leaves what was bound to the old loop (its connections,
+locks, pool tasks) and takes new ones on the new loop (`moved_loop`). Used from a second
+loop while the first still runs, in another thread, it raises `ConfigError` at once.
 """
 
 from __future__ import annotations
@@ -196,7 +202,11 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         if self._aexecutor is None:
             assert self._executor is not None
             return self._executor.run(plan)
-        self._loop = asyncio.get_running_loop()
+        try:
+            await self._bind_loop()
+        except BaseException:
+            plan.close()
+            raise
         return await self._aexecutor.run(plan)
 
     async def _aquick(self, make: Callable[[], Plan[T]]) -> T:
@@ -204,9 +214,31 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         quick = getattr(self._aexecutor, "run_quick", None)
         if quick is None:
             return await self._arun(make())
-        self._loop = asyncio.get_running_loop()
+        await self._bind_loop()
         result: T = await quick(make)
         return result
+
+    async def _bind_loop(self) -> None:
+        """Make the running loop the saver's: on a loop other than the last one, the executor
+        drops what it bound to that loop (`moved_loop`), which must have stopped."""
+        loop = asyncio.get_running_loop()
+        previous = self._loop
+        if loop is previous:
+            return
+        if previous is not None:
+            if previous.is_running():
+                raise ConfigError(
+                    f"{type(self).__name__} is in use on another event loop, which is still "
+                    "running (in another thread): an async saver serves one event loop at a "
+                    "time. Open a saver per event loop, or call the sync methods from other "
+                    "threads (they run on the saver's loop)."
+                )
+            moved = getattr(self._aexecutor, "moved_loop", None)
+            leftover = moved() if moved is not None else None
+            self._loop = loop
+            if leftover is not None:  # what the executor left of the old loop, to finish
+                await leftover
+        self._loop = loop
 
     def _call_soon(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the saver's loop from a thread that is not running it."""
@@ -251,6 +283,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
     async def aclose(self) -> None:
         """Async twin of `close`."""
         if self._aexecutor is not None:
+            await self._bind_loop()
             await self._aexecutor.aclose()
         if self._executor is not None:
             self._executor.close()
@@ -268,7 +301,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
 
     async def __aenter__(self) -> CheckpointSaver:
         if self._aexecutor is not None:
-            self._loop = asyncio.get_running_loop()
+            await self._bind_loop()
         return self
 
     async def __aexit__(

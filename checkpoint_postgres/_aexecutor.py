@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from checkpoint_base import Plan, StorageError, arun
+from checkpoint_base import ConfigError, Plan, StorageError, arun
 
 from ._errors import translate
 from ._query import Begin, Fetch, Query
@@ -72,6 +72,9 @@ class AsyncPostgresExecutor:
         reconnect_timeout: Seconds to keep trying to replace a lost single connection while
             the server cannot be reached (a restart): then the operation fails.
         on_prepare: As for `PostgresExecutor`.
+        reopen: Makes a pool like `source` (given with an owned pool): the pool's tasks and
+            locks belong to the event loop that opened it, so when the saver moves to
+            another loop (`moved_loop`) it takes a new pool there.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class AsyncPostgresExecutor:
         schema: str,
         reconnect_timeout: float = 30.0,
         on_prepare: Callable[[bool], None] | None = None,
+        reopen: Callable[[], AsyncConnectionPool[Any]] | None = None,
     ) -> None:
         self._pool = source if isinstance(source, AsyncConnectionPool) else None
         self._conn = None if isinstance(source, AsyncConnectionPool) else source
@@ -95,6 +99,8 @@ class AsyncPostgresExecutor:
         self._dsn: tuple[str, str | None] | None = None
         if self._conn is not None:
             self._dsn = (self._conn.info.dsn, self._conn.info.password)
+        self._reopen = reopen
+        self._stale_pool = False
 
     # -- public ----------------------------------------------------------------------------
 
@@ -111,6 +117,11 @@ class AsyncPostgresExecutor:
                 finally:
                     self._conn = state.conn
         try:
+            self._check_pool()
+        except BaseException:
+            plan.close()
+            raise
+        try:
             if not self._opened:
                 await self._pool.open()
                 self._opened = True
@@ -123,6 +134,30 @@ class AsyncPostgresExecutor:
         finally:
             if state.held:
                 await self._pool.putconn(state.conn)
+
+    def moved_loop(self) -> None:
+        """The saver moved to another event loop, the last one stopped: the lock was bound
+        to it, and so were the pool's tasks. The saver's own pool is left to the garbage
+        collector (closing it needs its loop; its connections close when collected) and a
+        new one opens here; a pool passed in cannot be replaced: each plan then raises an
+        error that says so."""
+        self._lock = None
+        if self._pool is None:
+            return  # a connection runs on whichever loop awaits it
+        if self._reopen is None:
+            self._stale_pool = True  # the next plan says so (closing it is its owner's)
+            return
+        self._pool, self._opened = self._reopen(), False
+
+    def _check_pool(self) -> None:
+        if self._stale_pool:
+            raise ConfigError(
+                "the psycopg_pool.AsyncConnectionPool passed to AsyncPostgresSaver was "
+                "opened on another event loop, which has stopped: its tasks ran there. "
+                "Open the pool and the saver on the event loop that uses them (inside the "
+                "same asyncio.run), or pass a conninfo: the saver then opens a pool of its "
+                "own on each loop it moves to."
+            )
 
     async def aclose(self) -> None:
         """Close the pool or connection if the saver created it."""

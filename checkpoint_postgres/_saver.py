@@ -252,10 +252,14 @@ class AsyncPostgresSaver(CheckpointSaver):
         _check_prepare(prepare_threshold)
         backend = _backend(schema, prepare_threshold)
         owned = isinstance(conn, str)
+        reopen: Callable[[], AsyncConnectionPool[Any]] | None = None
         if isinstance(conn, str):
-            source: psycopg.AsyncConnection[Any] | AsyncConnectionPool[Any] = AsyncConnectionPool(
-                conn, open=False, **_pool_settings(conn, prepare_threshold, pool_options)
-            )
+            settings = _pool_settings(conn, prepare_threshold, pool_options)
+
+            def reopen() -> AsyncConnectionPool[Any]:  # another like it, for another loop
+                return AsyncConnectionPool(conn, open=False, **settings)
+
+            source: psycopg.AsyncConnection[Any] | AsyncConnectionPool[Any] = reopen()
         elif isinstance(conn, (psycopg.AsyncConnection, AsyncConnectionPool)):
             source = conn
         else:
@@ -270,6 +274,7 @@ class AsyncPostgresSaver(CheckpointSaver):
             schema=schema,
             reconnect_timeout=reconnect_timeout,
             on_prepare=_statements_for(backend),
+            reopen=reopen,
         )
         super().__init__(backend, aexecutor=aexecutor, serde=serde)
         self.conn = source

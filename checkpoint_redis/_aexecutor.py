@@ -7,14 +7,16 @@ thread hop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import redis.asyncio as aredis
 from redis import exceptions as rx
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
-from checkpoint_base import Plan, arun
+from checkpoint_base import ConfigError, Plan, arun
 
 from ._cluster_lane import REROUTE, AsyncClusterLanes, slot_key
 from ._errors import RetryPolicy, retryable, translate
@@ -46,6 +48,28 @@ class AsyncRedisExecutor:
         self._lanes = (
             AsyncClusterLanes(client) if owned and isinstance(client, AsyncRedisCluster) else None
         )
+        self.reopen: Callable[[], AsyncClient] | None = None
+        """Makes a client like `client`, for another event loop (`moved_loop`)."""
+
+    def moved_loop(self) -> Coroutine[Any, Any, None]:
+        """The saver moved to another event loop, the last one stopped: the client's
+        connections were bound to it (their streams). The saver's own client is replaced by
+        a new one here; the old one is closed as well as its loop allows (its connections
+        forgotten, their sockets closed when collected) by the coroutine returned. A client
+        passed in cannot be replaced: an error says so."""
+        if self.reopen is None:
+            raise ConfigError(
+                "the redis.asyncio client passed to AsyncRedisSaver has connections on "
+                "another event loop, which has stopped. Create the client and the saver on "
+                "the event loop that uses them (inside the same asyncio.run), or use "
+                "AsyncRedisSaver.from_url / aconnect(url): the saver then makes a client of "
+                "its own on each loop it moves to."
+            )
+        old = self.client
+        self.client = client = self.reopen()
+        self._lane = async_lane_for(client, self._owned)
+        self._lanes = AsyncClusterLanes(client) if isinstance(client, AsyncRedisCluster) else None
+        return _forget(old)
 
     @property
     def cheap_transactions(self) -> bool:
@@ -165,3 +189,16 @@ class AsyncRedisExecutor:
             await self._lanes.aclose()
         if self._owned:
             await self.client.aclose()
+
+
+async def _forget(client: AsyncClient) -> None:
+    """Close a client whose connections belong to a stopped loop: closing their streams
+    needs that loop and fails, but each connection is marked closed all the same (so
+    nothing warns of it as left open), and its socket is closed when collected."""
+    if isinstance(client, AsyncRedisCluster):  # its close stops at the first node's error
+        nodes = client.nodes_manager
+        for node in {*nodes.nodes_cache.values(), *nodes.startup_nodes.values()}:
+            with contextlib.suppress(Exception):
+                await node.disconnect()  # each of its connections, whatever fails
+    with contextlib.suppress(Exception):
+        await client.aclose()

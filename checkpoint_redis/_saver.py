@@ -171,8 +171,13 @@ class AsyncRedisSaver(CheckpointSaver):
         )
         backend.read_hints = executor.cheap_transactions
         super().__init__(backend, aexecutor=executor, serde=serde)
-        self.client = client
+        self._redis = executor
         self._ttl = ttl is not None
+
+    @property
+    def client(self) -> AsyncClient:
+        """The client the saver runs on (the saver's own is replaced on another loop)."""
+        return self._redis.client
 
     async def asetup(self) -> None:
         """`RedisSaver.setup`."""
@@ -183,7 +188,9 @@ class AsyncRedisSaver(CheckpointSaver):
     def from_url(cls, url: str, **options: Any) -> AsyncRedisSaver:
         """A saver on a new asyncio client for `url` (see `RedisSaver.from_url`)."""
         plain, from_query = saver_options(url)
-        return cls(async_client(plain), close_client=True, **{**from_query, **options})
+        saver = cls(async_client(plain), close_client=True, **{**from_query, **options})
+        saver._redis.reopen = lambda: async_client(plain)  # a client for another loop
+        return saver
 
     @classmethod
     @asynccontextmanager

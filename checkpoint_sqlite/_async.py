@@ -284,6 +284,13 @@ class AsyncPooledExecutor:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
 
+    def moved_loop(self) -> None:
+        """The saver moved to another event loop (the last one stopped): the waiters were
+        tasks of that loop, and the write lock was bound to it."""
+        self._waiters.clear()
+        if self._group is not None:
+            self._group.moved_loop()
+
     def _wake(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -443,6 +450,10 @@ class AsyncMemoryExecutor:
             raise
         return await done
 
+    def moved_loop(self) -> None:
+        """The saver moved to another event loop: its lock was bound to the last one."""
+        self._lock = asyncio.Lock()
+
     async def run_quick(self, make: Callable[[], Plan[T]]) -> T:
         """A get, put or put_writes, on the loop's thread unless a plan is running."""
         if self._lock.locked():
@@ -482,6 +493,10 @@ class AsyncSharedExecutor:
                 await _run_on(self._conn, self._prepare())
                 self._prepare = None
             return await _run_on(self._conn, plan)
+
+    def moved_loop(self) -> None:
+        """The saver moved to another event loop: its lock was bound to the last one."""
+        self._lock = asyncio.Lock()
 
     async def aclose(self) -> None:
         async with self._lock:

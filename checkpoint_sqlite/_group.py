@@ -175,6 +175,12 @@ class AsyncGroupCommit:
             raise
         return job.ok
 
+    def moved_loop(self) -> None:
+        """The saver moved to another event loop (the last one stopped): a new lock, and
+        the queued writers, tasks of that loop, are forgotten (nothing of theirs ran)."""
+        self.lock = asyncio.Lock()
+        self._queue = []
+
     def _commit(self, batch: list[_Write]) -> None:
         if self._pid != os.getpid():  # forked: the parent's connection is not ours to use
             self._conn, self._pid = None, os.getpid()

@@ -8,6 +8,7 @@ may touch the parent's connections.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
@@ -18,9 +19,11 @@ from typing import Any
 
 import pytest
 
-from checkpoint_base import CheckpointSaver
+from checkpoint_base import CheckpointSaver, ConfigError
+from checkpoint_base.testing.targets import Target
 
 from .builders import checkpoint, cid, config, new_thread
+from .conftest import TARGETS
 from .harness import Harness
 
 
@@ -200,3 +203,90 @@ async def test_sixteen_threads_share_a_sync_saver(h: Harness) -> None:
     if h.is_async:
         pytest.skip("the sync flavor's threads")
     _threads_ok(h.saver, 16, 5)
+
+
+# -- event loops -----------------------------------------------------------------------------
+
+ASYNC_TARGETS = [
+    pytest.param(target, id=target.name) for target in TARGETS if target.open_async is not None
+]
+
+# Targets whose async saver was handed a pool it cannot reopen on another loop: a plan there
+# fails at once, naming the fix.
+_REFUSED_ON_ANOTHER_LOOP = {"postgres-pool": "opened on another event loop"}
+
+
+async def _async_rounds(saver: CheckpointSaver, tid: str, tag: str) -> list[str]:
+    """A put and a get, then 12 of each at once on threads of their own (pools grow, locks
+    are contended); returns the values read back."""
+    version = {"v": tag}
+    stored = await saver.aput(config(tid), checkpoint({"v": tag}, version), {}, version)
+    got = await saver.aget_tuple(stored)
+    assert got is not None and got.checkpoint["channel_values"] == {"v": tag}
+
+    async def one(k: int) -> str:
+        version = {"v": f"{tag}-{k}"}
+        sub = f"{tid}-{k}"
+        await saver.aput(config(sub), checkpoint({"v": f"{tag}-{k}"}, version), {}, version)
+        found = await saver.aget_tuple(config(sub))
+        assert found is not None
+        return str(found.checkpoint["channel_values"]["v"])
+
+    values = await asyncio.gather(*(one(k) for k in range(12)))
+    assert values == [f"{tag}-{k}" for k in range(12)]
+    return [str(t.checkpoint["channel_values"]["v"]) async for t in saver.alist(config(tid))]
+
+
+@pytest.mark.parametrize("target", ASYNC_TARGETS)
+def test_async_saver_moves_to_the_next_event_loop(target: Target) -> None:
+    """An async saver opened under one `asyncio.run` and used under the next ones (scripts,
+    a test framework's loop per test, a notebook) works on each, or fails at once with an
+    error that names the cause; never an obscure error deep in a driver, never a hang."""
+    assert target.open_async is not None
+    opener = target.open_async()
+    tid = new_thread()
+    with asyncio.Runner() as first:
+        saver = first.run(opener.__aenter__())
+        try:
+            assert first.run(_async_rounds(saver, tid, "first")) == ["first"]
+            refused = _REFUSED_ON_ANOTHER_LOOP.get(target.name)
+            for n in range(2):  # each loop closed before the next: asyncio.run
+                started = time.monotonic()
+                if refused is not None:
+                    with pytest.raises(ConfigError, match=refused):
+                        asyncio.run(asyncio.wait_for(_async_rounds(saver, tid, f"next{n}"), 20))
+                    assert time.monotonic() - started < 2.0
+                    continue
+                listed = asyncio.run(asyncio.wait_for(_async_rounds(saver, tid, f"next{n}"), 20))
+                assert listed == [f"next{i}" for i in range(n, -1, -1)] + ["first"]
+        finally:
+            first.run(asyncio.wait_for(opener.__aexit__(None, None, None), 20))
+
+
+@pytest.mark.parametrize("target", ASYNC_TARGETS)
+def test_async_saver_on_a_second_running_loop_fails_at_once(target: Target) -> None:
+    """Used from a loop of another thread while its own loop still runs, an async saver
+    raises a clear error at once: it serves one loop at a time."""
+    assert target.open_async is not None
+    opener = target.open_async()
+    tid = new_thread()
+
+    async def main() -> None:
+        saver = await opener.__aenter__()
+        try:
+            version = {"v": "x"}
+            await saver.aput(config(tid), checkpoint({"v": "x"}, version), {}, version)
+
+            def elsewhere() -> None:
+                with pytest.raises(ConfigError, match="another event loop, which is still"):
+                    asyncio.run(saver.aget_tuple(config(tid)))
+
+            started = time.monotonic()
+            await asyncio.to_thread(elsewhere)
+            assert time.monotonic() - started < 2.0
+            got = await saver.aget_tuple(config(tid))  # its own loop still works
+            assert got is not None and got.checkpoint["channel_values"] == {"v": "x"}
+        finally:
+            await opener.__aexit__(None, None, None)
+
+    asyncio.run(asyncio.wait_for(main(), 30))
