@@ -115,6 +115,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         self.backend = backend
         self._executor = executor
         self._aexecutor = aexecutor
+        # Shared with the clones of `with_allowlist` (a graph's saver): closing one closes all.
+        self._closed = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         if aexecutor is not None:
             try:
@@ -192,13 +194,26 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
 
     # -- running plans ---------------------------------------------------------------------
 
+    def _check_open(self, plan: Plan[Any]) -> None:
+        """Raise `StorageError` if the saver is closed: its executor would otherwise open
+        new connections that nothing closes (a redis-py client reconnects by itself), or
+        use the ones it was given after the caller said it was done with them."""
+        if self._closed.is_set():
+            plan.close()
+            raise StorageError(
+                f"this {type(self).__name__} is closed: open a new saver (or use it inside "
+                "its `with` block)"
+            )
+
     def _run(self, plan: Plan[T]) -> T:
+        self._check_open(plan)
         if self._executor is not None:
             return self._executor.run(plan)
         assert self._aexecutor is not None
         return self._call_soon(self._aexecutor.run(plan))
 
     async def _arun(self, plan: Plan[T]) -> T:
+        self._check_open(plan)
         if self._aexecutor is None:
             assert self._executor is not None
             return self._executor.run(plan)
@@ -214,6 +229,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         quick = getattr(self._aexecutor, "run_quick", None)
         if quick is None:
             return await self._arun(make())
+        if self._closed.is_set():
+            self._check_open(make())
         await self._bind_loop()
         result: T = await quick(make)
         return result
@@ -274,7 +291,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         await self._arun(self.backend.setup())
 
     def close(self) -> None:
-        """Release the connections the saver opened (not those it was given)."""
+        """Release the connections the saver opened (not those it was given); any later
+        call raises `StorageError`."""
+        self._closed.set()
         if self._executor is not None:
             self._executor.close()
         elif self._aexecutor is not None:
@@ -282,6 +301,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
 
     async def aclose(self) -> None:
         """Async twin of `close`."""
+        self._closed.set()
         if self._aexecutor is not None:
             await self._bind_loop()
             await self._aexecutor.aclose()

@@ -12,6 +12,8 @@ import asyncio
 import json
 import os
 import select
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from checkpoint_base import CheckpointSaver, ConfigError
+from checkpoint_base import CheckpointerError, CheckpointSaver, ConfigError, connect
 from checkpoint_base.testing.targets import Target
 
 from .builders import checkpoint, cid, config, new_thread
@@ -290,3 +292,103 @@ def test_async_saver_on_a_second_running_loop_fails_at_once(target: Target) -> N
             await opener.__aexit__(None, None, None)
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+# -- closing ---------------------------------------------------------------------------------
+
+
+async def test_close_while_other_threads_are_mid_call(h: Harness) -> None:
+    """`close()` from one thread while others put and read: each call completes or raises
+    the package's error; none hangs, none fails otherwise."""
+    if h.is_async:
+        pytest.skip("the sync flavor's threads")
+    saver = h.saver
+    tid = new_thread()
+    outcomes: list[str] = []
+    unexpected: list[BaseException] = []
+    running = threading.Event()
+
+    deadline = time.monotonic() + 10
+
+    def worker(n: int) -> None:
+        i = 0
+        while time.monotonic() < deadline:
+            i += 1
+            try:
+                version = {"v": f"{n}-{i}"}
+                saver.put(config(tid), checkpoint({"v": i}, version), {}, version)
+                assert saver.get_tuple(config(tid)) is not None
+                running.set()
+            except CheckpointerError:
+                outcomes.append("error")
+                return
+            except BaseException as exc:
+                unexpected.append(exc)
+                return
+        outcomes.append("done")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    assert running.wait(10)
+    await asyncio.sleep(0.05)
+    saver.close()
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads), "a call hung after close()"
+    assert not unexpected, unexpected[:3]
+    assert outcomes.count("error") == 8, outcomes  # every worker met the closed saver
+    with pytest.raises(CheckpointerError):
+        saver.get_tuple(config(tid))
+
+
+_LEFT_OPEN = """
+import asyncio, gc, sys
+from checkpoint_base import aconnect, connect
+from tests.conformance.builders import checkpoint, config
+
+url, tid = sys.argv[1], sys.argv[2]
+dropped = connect(url)  # never closed, dropped and collected
+dropped.put(config(tid + "-gc"), checkpoint({"v": "gc"}, {"v": "1"}), {}, {"v": "1"})
+del dropped
+gc.collect()
+saver = connect(url)  # never closed: open at exit
+saver.put(config(tid), checkpoint({"v": "sync"}, {"v": "1"}), {}, {"v": "1"})
+
+
+async def main():
+    asaver = await aconnect(url)  # never closed either, its loop gone at exit
+    await asaver.aput(config(tid + "-a"), checkpoint({"v": "async"}, {"v": "1"}), {}, {"v": "1"})
+    return asaver
+
+
+kept = asyncio.run(main())
+print("written", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "target",
+    [pytest.param(t, id=t.name) for t in TARGETS if t.url is not None and t.capabilities.durable],
+)
+def test_savers_left_open_at_exit(target: Target) -> None:
+    """A process that writes and exits without closing its savers (one collected before,
+    one sync and one async open at exit) exits at once and quietly, and what it wrote is
+    there afterwards."""
+    assert target.url is not None
+    url, tid = target.url(), new_thread()
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _LEFT_OPEN, url, tid],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "written\n", "")
+    assert time.monotonic() - started < 15
+    with connect(url) as saver:
+        for suffix, value in (("-gc", "gc"), ("", "sync"), ("-a", "async")):
+            got = saver.get_tuple(config(tid + suffix))
+            assert got is not None and got.checkpoint["channel_values"] == {"v": value}
