@@ -217,11 +217,12 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         if self._aexecutor is None:
             assert self._executor is not None
             return self._executor.run(plan)
-        try:
-            await self._bind_loop()
-        except BaseException:
-            plan.close()
-            raise
+        if asyncio.get_running_loop() is not self._loop:
+            try:
+                await self._bind_loop()
+            except BaseException:
+                plan.close()
+                raise
         return await self._aexecutor.run(plan)
 
     async def _aquick(self, make: Callable[[], Plan[T]]) -> T:
@@ -231,7 +232,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return await self._arun(make())
         if self._closed.is_set():
             self._check_open(make())
-        await self._bind_loop()
+        if asyncio.get_running_loop() is not self._loop:
+            await self._bind_loop()
         result: T = await quick(make)
         return result
 
