@@ -224,8 +224,25 @@ class SharedExecutor:
         self._lock = threading.Lock()
         self._prepare = prepare
         self._closed = False
+        self._pid = os.getpid()
+
+    def _forked(self, plan: Plan[Any]) -> None:
+        """In a forked child: an in-memory database is the child's own copy (a new lock: the
+        parent's may have been held by a thread the child does not have); a connection
+        passed in refers to a file the parent still writes through it, which SQLite forbids."""
+        if not self._owned:
+            plan.close()
+            raise StorageError(
+                "this SqliteSaver runs on a sqlite3 connection opened before os.fork(), and "
+                "SQLite forbids using one in a child process (it can corrupt the database): "
+                "open the connection and the saver in the child, or build the saver from the "
+                "path (SqliteSaver.from_conn_string(path) opens connections per process)"
+            )
+        self._lock, self._pid = threading.Lock(), os.getpid()
 
     def run(self, plan: Plan[T]) -> T:
+        if self._pid != os.getpid():
+            self._forked(plan)
         with self._lock:
             if self._closed:
                 plan.close()
