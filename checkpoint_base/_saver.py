@@ -305,7 +305,13 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Async twin of `close`."""
         self._closed.set()
         if self._aexecutor is not None:
-            await self._bind_loop()
+            if asyncio.get_running_loop() is not self._loop:
+                try:
+                    await self._bind_loop()
+                except ConfigError:
+                    # What it was given (a client or pool of another loop) is not its to
+                    # close, and it has nothing of its own on this loop.
+                    return
             await self._aexecutor.aclose()
         if self._executor is not None:
             self._executor.close()
