@@ -26,6 +26,90 @@ class Migration:
     only_if: str | None = None
 
 
+# The functions of migrations 4 and 5, created again by 7 (their `{page_rows}` changed).
+_GET_PAGE = """CREATE OR REPLACE FUNCTION {s}.get_page(p_thread text, p_ns text, p_id text)
+    RETURNS TABLE (kind int2, thread_id text, checkpoint_ns text, k1 text, k2 text,
+        k3 text, k4 text, k5 text, num int4, d1 bytea, d2 bytea, j jsonb,
+        f double precision)
+    LANGUAGE plpgsql STABLE AS $get_page$
+    #variable_conflict use_column
+    BEGIN
+        IF p_id IS NULL THEN
+            RETURN QUERY WITH page AS MATERIALIZED (
+                SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
+                WHERE thread_id = p_thread AND checkpoint_ns = p_ns
+                {page_order} LIMIT 1
+            )
+            {page_rows};
+        ELSE
+            RETURN QUERY WITH page AS MATERIALIZED (
+                SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
+                WHERE thread_id = p_thread AND checkpoint_ns = p_ns
+                    AND checkpoint_id = p_id
+            )
+            {page_rows};
+        END IF;
+    END
+    $get_page$"""
+
+_LIST_PAGE = """CREATE OR REPLACE FUNCTION {s}.list_page(p_thread text, p_ns text,
+        p_before text, p_c_id text, p_c_ns text, p_filter jsonb, p_limit int8)
+    RETURNS TABLE (kind int2, thread_id text, checkpoint_ns text, k1 text, k2 text,
+        k3 text, k4 text, k5 text, num int4, d1 bytea, d2 bytea, j jsonb,
+        f double precision)
+    LANGUAGE plpgsql STABLE AS $list_page$
+    #variable_conflict use_column
+    DECLARE
+        u_id text COLLATE "C";
+        u_ns text COLLATE "C";
+    BEGIN
+        IF p_c_id IS NOT NULL AND (p_before IS NULL
+                OR (p_c_id COLLATE "C", p_c_ns COLLATE "C")
+                    < (p_before COLLATE "C", '' COLLATE "C")) THEN
+            u_id := p_c_id;
+            u_ns := p_c_ns;
+        ELSIF p_before IS NOT NULL THEN
+            u_id := p_before;
+            u_ns := '';
+        END IF;
+        IF p_ns IS NOT NULL AND u_id IS NULL THEN
+            RETURN QUERY WITH page AS MATERIALIZED (
+                SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
+                WHERE thread_id = p_thread AND checkpoint_ns = p_ns
+                    AND (p_filter IS NULL OR metadata_index @> p_filter)
+                {page_order} LIMIT p_limit
+            )
+            {page_rows};
+        ELSIF p_ns IS NOT NULL THEN
+            RETURN QUERY WITH page AS MATERIALIZED (
+                SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
+                WHERE thread_id = p_thread AND checkpoint_ns = p_ns
+                    AND checkpoint_id < u_id
+                    AND (p_filter IS NULL OR metadata_index @> p_filter)
+                {page_order} LIMIT p_limit
+            )
+            {page_rows};
+        ELSIF u_id IS NULL THEN
+            RETURN QUERY WITH page AS MATERIALIZED (
+                SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
+                WHERE thread_id = p_thread
+                    AND (p_filter IS NULL OR metadata_index @> p_filter)
+                {page_order} LIMIT p_limit
+            )
+            {page_rows};
+        ELSE
+            RETURN QUERY WITH page AS MATERIALIZED (
+                SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
+                WHERE thread_id = p_thread
+                    AND (checkpoint_id, checkpoint_ns) < (u_id, u_ns)
+                    AND (p_filter IS NULL OR metadata_index @> p_filter)
+                {page_order} LIMIT p_limit
+            )
+            {page_rows};
+        END IF;
+    END
+    $list_page$"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     # 1: the three tables. `metadata` is the exact JSON the saver wrote (NULs escaped);
     # `metadata_index` is a JSONB copy without what JSONB refuses, for containment filters.
@@ -88,34 +172,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # latest of the benchmarks' 100-step thread): without prepared statements -- the default,
     # and all that PgBouncer in transaction mode allows -- every get paid the planning.
     # `#variable_conflict use_column`: the result columns share names with table columns.
-    Migration(
-        (
-            """CREATE OR REPLACE FUNCTION {s}.get_page(p_thread text, p_ns text, p_id text)
-            RETURNS TABLE (kind int2, thread_id text, checkpoint_ns text, k1 text, k2 text,
-                k3 text, k4 text, k5 text, num int4, d1 bytea, d2 bytea, j jsonb,
-                f double precision)
-            LANGUAGE plpgsql STABLE AS $get_page$
-            #variable_conflict use_column
-            BEGIN
-                IF p_id IS NULL THEN
-                    RETURN QUERY WITH page AS MATERIALIZED (
-                        SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
-                        WHERE thread_id = p_thread AND checkpoint_ns = p_ns
-                        {page_order} LIMIT 1
-                    )
-                    {page_rows};
-                ELSE
-                    RETURN QUERY WITH page AS MATERIALIZED (
-                        SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
-                        WHERE thread_id = p_thread AND checkpoint_ns = p_ns
-                            AND checkpoint_id = p_id
-                    )
-                    {page_rows};
-                END IF;
-            END
-            $get_page$""",
-        )
-    ),
+    Migration((_GET_PAGE,)),
     # 5: list pages of one thread through a function too (same reason as 4). Planning a
     # page statement cost ~0.5 ms without prepared statements, more than running it for a
     # short thread. The page's upper bound is the smaller of `before` and the previous
@@ -124,67 +181,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # bound is a static branch (as an `OR` the index scan could not start at it: each page
     # would read every row above it); the filter stays an `OR`, checked on the rows the scan
     # meets anyway.
-    Migration(
-        (
-            """CREATE OR REPLACE FUNCTION {s}.list_page(p_thread text, p_ns text,
-                p_before text, p_c_id text, p_c_ns text, p_filter jsonb, p_limit int8)
-            RETURNS TABLE (kind int2, thread_id text, checkpoint_ns text, k1 text, k2 text,
-                k3 text, k4 text, k5 text, num int4, d1 bytea, d2 bytea, j jsonb,
-                f double precision)
-            LANGUAGE plpgsql STABLE AS $list_page$
-            #variable_conflict use_column
-            DECLARE
-                u_id text COLLATE "C";
-                u_ns text COLLATE "C";
-            BEGIN
-                IF p_c_id IS NOT NULL AND (p_before IS NULL
-                        OR (p_c_id COLLATE "C", p_c_ns COLLATE "C")
-                            < (p_before COLLATE "C", '' COLLATE "C")) THEN
-                    u_id := p_c_id;
-                    u_ns := p_c_ns;
-                ELSIF p_before IS NOT NULL THEN
-                    u_id := p_before;
-                    u_ns := '';
-                END IF;
-                IF p_ns IS NOT NULL AND u_id IS NULL THEN
-                    RETURN QUERY WITH page AS MATERIALIZED (
-                        SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
-                        WHERE thread_id = p_thread AND checkpoint_ns = p_ns
-                            AND (p_filter IS NULL OR metadata_index @> p_filter)
-                        {page_order} LIMIT p_limit
-                    )
-                    {page_rows};
-                ELSIF p_ns IS NOT NULL THEN
-                    RETURN QUERY WITH page AS MATERIALIZED (
-                        SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
-                        WHERE thread_id = p_thread AND checkpoint_ns = p_ns
-                            AND checkpoint_id < u_id
-                            AND (p_filter IS NULL OR metadata_index @> p_filter)
-                        {page_order} LIMIT p_limit
-                    )
-                    {page_rows};
-                ELSIF u_id IS NULL THEN
-                    RETURN QUERY WITH page AS MATERIALIZED (
-                        SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
-                        WHERE thread_id = p_thread
-                            AND (p_filter IS NULL OR metadata_index @> p_filter)
-                        {page_order} LIMIT p_limit
-                    )
-                    {page_rows};
-                ELSE
-                    RETURN QUERY WITH page AS MATERIALIZED (
-                        SELECT {page_columns}, NULL::int4 AS pos FROM {s}.checkpoints
-                        WHERE thread_id = p_thread
-                            AND (checkpoint_id, checkpoint_ns) < (u_id, u_ns)
-                            AND (p_filter IS NULL OR metadata_index @> p_filter)
-                        {page_order} LIMIT p_limit
-                    )
-                    {page_rows};
-                END IF;
-            END
-            $list_page$""",
-        )
-    ),
+    Migration((_LIST_PAGE,)),
     # 6: a put of up to four blobs (the agent graph stores one or two per step) through a
     # function too. Unprepared, planning the put statement cost ~0.1 ms of server time, a
     # fifth of a put. The blob rows come sorted by key, as the plain statement's do, so
@@ -215,5 +212,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             $put_checkpoint$""",
         )
     ),
+    # 7: get_page and list_page again, for their page rows' blob lookup: it read
+    # `jsonb_each_text(channel_versions)`, which fails the whole statement when one row's
+    # channel_versions is not an object (damaged by hand or a tool), so a get or a page of
+    # any thread beside it failed with "cannot call jsonb_each_text on a non-object", naming
+    # no checkpoint. Now such a row joins no blobs and the reader names it (DamagedDataError).
+    Migration((_GET_PAGE, _LIST_PAGE)),
 )
 """Schema versions: the migration at position i brings the schema to version i + 1."""

@@ -18,7 +18,14 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from checkpoint_base import BlobRecord, CheckpointRecord, CheckpointRow, ThreadInfo, WriteRecord
+from checkpoint_base import (
+    BlobRecord,
+    CheckpointRecord,
+    CheckpointRow,
+    DamagedDataError,
+    ThreadInfo,
+    WriteRecord,
+)
 
 from ._sql import MAX_VALUES_ROWS
 
@@ -250,6 +257,10 @@ def write_rows(writes: Sequence[WriteRecord]) -> list[Any]:
 
 def to_checkpoint(row: Sequence[Any]) -> CheckpointRecord:
     """A checkpoint record from the first 10 columns of a fetched row."""
+    try:
+        versions = {decode_key(ch): decode_version(v) for ch, v in row[7].items()}
+    except (AttributeError, TypeError) as exc:
+        raise _damaged_versions(row[0], row[1], row[2], row[7], exc) from exc
     return CheckpointRecord(
         thread_id=decode_key(row[0]),
         checkpoint_ns=decode_key(row[1]),
@@ -258,9 +269,23 @@ def to_checkpoint(row: Sequence[Any]) -> CheckpointRecord:
         type=decode_key(row[4]),
         checkpoint=row[5],
         metadata=row[6],
-        channel_versions={decode_key(ch): decode_version(v) for ch, v in row[7].items()},
+        channel_versions=versions,
         run_id=_decode_opt(row[8]),
         created_at=row[9],
+    )
+
+
+def _damaged_versions(
+    thread: str, ns: str, checkpoint_id: str, versions: Any, exc: Exception
+) -> DamagedDataError:
+    """The error for a row whose `channel_versions` is not an object of string versions
+    (an array, a number, a nested value): which blobs the checkpoint reads is unknown."""
+    return DamagedDataError(
+        "its channel_versions (JSONB)",
+        thread_id=decode_key(thread),
+        checkpoint_ns=decode_key(ns),
+        checkpoint_id=decode_key(checkpoint_id),
+        detail=f"{type(exc).__name__}: {exc}; stored: {json.dumps(versions)[:80]}",
     )
 
 
@@ -277,6 +302,10 @@ def to_page(rows: Sequence[Sequence[Any]], *, by_position: bool) -> list[Checkpo
     for kind, thread, ns, k1, k2, k3, k4, k5, num, d1, d2, j, f in rows:
         thread_id, checkpoint_ns = decode_key(thread), decode_key(ns)
         if kind == 0:
+            try:
+                versions = {decode_key(ch): decode_version(v) for ch, v in j.items()}
+            except (AttributeError, TypeError) as exc:
+                raise _damaged_versions(thread, ns, k1, j, exc) from exc
             record = CheckpointRecord(
                 thread_id=thread_id,
                 checkpoint_ns=checkpoint_ns,
@@ -285,7 +314,7 @@ def to_page(rows: Sequence[Sequence[Any]], *, by_position: bool) -> list[Checkpo
                 type=decode_key(k3),
                 checkpoint=d1,
                 metadata=d2,
-                channel_versions={decode_key(ch): decode_version(v) for ch, v in j.items()},
+                channel_versions=versions,
                 run_id=_decode_opt(k4),
                 created_at=f,
             )

@@ -107,7 +107,8 @@ _PAGE_ROWS = """SELECT 0::int2 AS kind, p.thread_id, p.checkpoint_ns, p.checkpoi
         NULL, b.data, NULL, NULL, NULL
     FROM (
         SELECT DISTINCT p.thread_id, p.checkpoint_ns, e.key AS channel, e.value AS version
-        FROM page p, jsonb_each_text(p.channel_versions) AS e
+        FROM page p, jsonb_each_text(CASE jsonb_typeof(p.channel_versions)
+            WHEN 'object' THEN p.channel_versions END) AS e  -- damaged: no blobs, named in Python
     ) AS v
     CROSS JOIN LATERAL (
         SELECT b.type, b.data FROM {s}.blobs b

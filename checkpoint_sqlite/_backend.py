@@ -168,7 +168,10 @@ class SqliteBackend(Backend):
                 pairs = json.loads(versions).items()
             except (ValueError, TypeError, AttributeError):
                 return  # damaged: which blobs it reads is unknown, so none is garbage
-            live.update((ns, channel, version) for channel, version in pairs)
+            for channel, version in pairs:
+                if type(version) is not str:
+                    return  # damaged too (a number, an object): keep every blob
+                live.add((ns, channel, version))
         dead = [
             (thread_id, *key)
             for key in (yield Query(sql.THREAD_BLOB_KEYS, (thread_id,)))

@@ -208,13 +208,23 @@ def page_rows(
     page: list[CheckpointRow] = []
     for _, rec in checkpoints:
         found = []
-        for channel, version in rec.channel_versions.items():
-            key = (rec.thread_id, rec.checkpoint_ns, channel, version)
-            blob = blobs.get(key)
-            if blob is not None:
-                found.append(blob)
-            elif "\x00" in channel or "\x00" in version:
-                missing.append(key)
+        try:
+            for channel, version in rec.channel_versions.items():
+                key = (rec.thread_id, rec.checkpoint_ns, channel, version)
+                blob = blobs.get(key)
+                if blob is not None:
+                    found.append(blob)
+                elif "\x00" in channel or "\x00" in version:
+                    missing.append(key)
+        except (TypeError, AttributeError) as exc:
+            # Valid JSON of another shape: an array, a number, a version that is no string.
+            raise DamagedDataError(
+                "its channel_versions column",
+                thread_id=rec.thread_id,
+                checkpoint_ns=rec.checkpoint_ns,
+                checkpoint_id=rec.checkpoint_id,
+                detail=f"{type(exc).__name__}: {exc}",
+            ) from exc
         page.append(
             CheckpointRow(
                 rec,

@@ -98,3 +98,44 @@ def test_damaged_channel_versions(tmp_path: Path) -> None:
         saver.delete_thread(tid)
         assert saver.get_tuple(config(tid)) is None
         assert saver.get_tuple(first) is None
+
+
+@pytest.mark.parametrize(
+    "stored", ["[1]", '"x"', '{"msg": 3}', '{"msg": null}', '{"msg": {"a": 1}}']
+)
+def test_channel_versions_of_another_shape(tmp_path: Path, stored: str) -> None:
+    # Valid JSON, so SQLite reads it: building the page failed with a bare TypeError or
+    # AttributeError ("unhashable type: 'dict'") naming nothing.
+    path = tmp_path / "c.db"
+    with SqliteSaver.from_conn_string(str(path)) as saver:
+        tid, (first, mid, last) = _thread(saver)
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "UPDATE cp_checkpoints SET channel_versions = ? "
+                "WHERE thread_id = ? AND checkpoint_id = ?",
+                (stored, tid, cid(last)),
+            )
+        db.close()
+        for read in (
+            lambda: saver.get_tuple(config(tid)),
+            lambda: list(saver.list(config(tid))),
+            lambda: saver.get_delta_channel_history(config=last, channels=["msg"]),
+        ):
+            with pytest.raises(DamagedDataError, match="channel_versions") as raised:
+                read()
+            assert raised.value.thread_id == tid and raised.value.checkpoint_id == cid(last)
+        assert [cid(t.config) for t in saver.list(config(tid), before=last)] == [
+            cid(mid),
+            cid(first),
+        ]
+        # keep_latest keeps the latest; which blobs it reads is unknown, so all of them stay.
+        saver.prune([tid])
+        with sqlite3.connect(path) as db:
+            left = db.execute(
+                "SELECT count(*) FROM cp_blobs WHERE thread_id = ?", (tid,)
+            ).fetchone()
+        db.close()
+        assert left == (3,)
+        saver.delete_thread(tid)
+        assert saver.get_tuple(config(tid)) is None
+
