@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from ._cli_format import Style, format_age, format_time, parse_duration, table
 from ._cli_open import every_thread, open_side, saver_side
-from ._errors import ConfigError
+from ._errors import ConfigError, StorageError, StorageUnavailableError
 from ._migrate_side import SaverSide
 from ._plan import Plan
 from ._records import ListQuery, ThreadInfo
@@ -62,6 +62,20 @@ def _newest(side: SaverSide, thread_id: str) -> Plan[float | None]:
     return rows[0].checkpoint.created_at if rows else None
 
 
+def _newest_readable(side: SaverSide, thread_id: str, otherwise: float | None) -> float | None:
+    """`_newest`, or `otherwise` when the newest checkpoint cannot be read (damaged: the
+    delete is what the error advises) though the thread has checkpoints; None when it has none.
+    """
+    try:
+        return side.run(_newest(side, thread_id))
+    except StorageUnavailableError:
+        raise
+    except StorageError:
+        if not side.run(side.saver.backend.checkpoint_keys(thread_id)):
+            raise
+        return otherwise
+
+
 def idle_threads(side: SaverSide, cutoff: float) -> list[Doomed]:
     """The threads whose newest checkpoint is older than `cutoff` (seconds since the epoch);
     a thread whose time is unknown is not idle."""
@@ -90,7 +104,8 @@ def delete_threads(
     started = last = time.monotonic()
     for done, info in enumerate(threads):
         if cutoff is not None:
-            newest = side.run(_newest(side, info.thread_id))
+            # Damaged, its newest is the one listed: one stored since would be readable.
+            newest = _newest_readable(side, info.thread_id, info.updated_at)
             if newest is None or newest >= cutoff:
                 kept.append(info.thread_id)
                 continue
@@ -131,7 +146,15 @@ def _delete(args: argparse.Namespace) -> int:
 
 def _named(side: SaverSide, thread_id: str) -> Doomed:
     """A thread named by --thread; an error when it has no checkpoint."""
-    newest = side.run(_newest(side, thread_id))
+    try:
+        newest = side.run(_newest(side, thread_id))
+    except StorageUnavailableError:
+        raise
+    except StorageError:
+        # Its newest checkpoint is damaged: delete it all the same, as the error advises.
+        if not side.run(side.saver.backend.checkpoint_keys(thread_id)):
+            raise
+        return Doomed(thread_id, None, None)
     if newest is None:
         raise ConfigError(f"no thread {thread_id!r} in {side.label}")
     return Doomed(thread_id, None, newest)

@@ -17,7 +17,7 @@ from langgraph.checkpoint.base import CheckpointTuple
 
 from ._cli_format import Style, format_age, format_bytes, format_time, table
 from ._cli_open import open_side
-from ._convert import decode_metadata, load_blob, to_tuple
+from ._convert import UNREADABLE, damaged_row, decode_metadata, load_blob, to_tuple
 from ._errors import ConfigError
 from ._migrate_side import SaverSide, Side
 from ._records import EMPTY, CheckpointRow, ListQuery
@@ -155,19 +155,22 @@ def _history(args: argparse.Namespace) -> int:
         entries: list[dict[str, Any]] = []
         for row in rows[: args.limit]:
             rec = row.checkpoint
-            body = side.serde.loads_typed((rec.type, rec.checkpoint))
-            meta = decode_metadata(rec.metadata)
-            entries.append(
-                {
-                    "checkpoint_id": rec.checkpoint_id,
-                    "parent_checkpoint_id": rec.parent_checkpoint_id,
-                    "step": meta.get("step"),
-                    "source": meta.get("source"),
-                    "created_at": rec.created_at,
-                    "next": _row_next(side, row, body),
-                    "pending_writes": len(row.writes),
-                }
-            )
+            try:
+                body = side.serde.loads_typed((rec.type, rec.checkpoint))
+                meta = decode_metadata(rec.metadata)
+                entries.append(
+                    {
+                        "checkpoint_id": rec.checkpoint_id,
+                        "parent_checkpoint_id": rec.parent_checkpoint_id,
+                        "step": meta.get("step"),
+                        "source": meta.get("source"),
+                        "created_at": rec.created_at,
+                        "next": _row_next(side, row, body),
+                        "pending_writes": len(row.writes),
+                    }
+                )
+            except UNREADABLE as exc:
+                raise damaged_row(side.serde, row, exc) from exc
     if args.json:
         out.write(json.dumps(entries, indent=2) + "\n")
         return 0

@@ -12,7 +12,7 @@ from langgraph.checkpoint.base import CheckpointMetadata
 
 from ._backend import Backend, prune_fence
 from ._convert import UNREADABLE, decode_metadata, matches_filter, sorted_writes
-from ._errors import ConfigError
+from ._errors import ConfigError, DamagedDataError
 from ._plan import Plan
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ListQuery, WriteRecord
 
@@ -102,11 +102,14 @@ class ListWalk:
         kept: list[tuple[CheckpointRow, CheckpointMetadata | None]]
         if self._filter:
             filter = self._filter
-            kept = [
-                (row, metadata)
-                for row in rows
-                if matches_filter(metadata := decode_metadata(row.checkpoint.metadata), filter)
-            ]
+            try:
+                kept = [
+                    (row, metadata)
+                    for row in rows
+                    if matches_filter(metadata := decode_metadata(row.checkpoint.metadata), filter)
+                ]
+            except UNREADABLE as exc:
+                raise _damaged_metadata(rows, exc) from exc
         else:
             kept = [(row, None) for row in rows]
         if self._remaining is not None:
@@ -117,6 +120,27 @@ class ListWalk:
         if self._page and len(kept) < len(rows):
             self._page = min(self._page * 2, _MAX_PAGE)
         return kept
+
+
+def _damaged_metadata(rows: Sequence[CheckpointRow], exc: Exception) -> DamagedDataError:
+    """The error for the first row of a page whose metadata the filter check cannot read."""
+    for row in rows:
+        rec = row.checkpoint
+        try:
+            decode_metadata(rec.metadata)
+        except UNREADABLE:
+            return DamagedDataError(
+                "its metadata (JSON)",
+                thread_id=rec.thread_id,
+                checkpoint_ns=rec.checkpoint_ns,
+                checkpoint_id=rec.checkpoint_id,
+                detail=f"{type(exc).__name__}: {exc}",
+            )
+    return DamagedDataError(
+        "the metadata of a listed checkpoint",
+        thread_id=None,
+        detail=f"{type(exc).__name__}: {exc}",
+    )
 
 
 DeltaWalk = tuple[dict[str, list[WriteRecord]], dict[str, BlobRecord]]

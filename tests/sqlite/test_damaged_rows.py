@@ -139,3 +139,24 @@ def test_channel_versions_of_another_shape(tmp_path: Path, stored: str) -> None:
         saver.delete_thread(tid)
         assert saver.get_tuple(config(tid)) is None
 
+
+def test_the_command_line_deletes_a_thread_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from checkpoint_base._cli import main
+
+    path = tmp_path / "c.db"
+    with SqliteSaver.from_conn_string(str(path)) as saver:
+        tid, (_first, _mid, last) = _thread(saver)
+        other, _ = _thread(saver)
+    _damage(path, "channel_versions", tid, cid(last))
+    url = f"sqlite:///{path}"
+    # `delete --thread`, which the error advises, read the newest checkpoint first and
+    # failed on it with the same error.
+    assert main(["delete", url, "--thread", tid]) == 0
+    assert "deleted 1 thread of 1 named" in capsys.readouterr().out
+    assert main(["delete", url, "--thread", tid]) == 1
+    assert "no thread" in capsys.readouterr().err
+    with SqliteSaver.from_conn_string(str(path)) as saver:
+        assert saver.get_tuple(config(tid)) is None
+        assert len(list(saver.list(config(other)))) == 3
