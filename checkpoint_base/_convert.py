@@ -437,12 +437,23 @@ a checkpoint that decodes to something other than a dict fails with one of the o
 
 
 def damaged_row(serde: SerializerProtocol, row: CheckpointRow, exc: Exception) -> DamagedDataError:
-    """The error for a fetched row that `to_tuple` could not read: which part is unreadable.
+    """The error for a fetched row that `to_tuple` could not read: which part is unreadable."""
+    rec = row.checkpoint
+    return DamagedDataError(
+        unreadable_part(serde, row) or "its data",
+        thread_id=rec.thread_id,
+        checkpoint_ns=rec.checkpoint_ns,
+        checkpoint_id=rec.checkpoint_id,
+        detail=f"{type(exc).__name__}: {exc}",
+    )
 
-    Runs only on the error path: each part is decoded again, in the order `to_tuple` reads them.
+
+def unreadable_part(serde: SerializerProtocol, row: CheckpointRow) -> str | None:
+    """Which part of a fetched row `serde` cannot read, or None when it reads every part.
+
+    Runs only on an error path: each part is decoded again, in the order `to_tuple` reads them.
     """
     rec = row.checkpoint
-    what = "its data"
     parts: list[tuple[str, Any]] = [
         (f"the checkpoint (type {rec.type!r})", lambda: _checkpoint_body(serde, rec)),
         ("its metadata (JSON)", lambda: decode_metadata(rec.metadata)),
@@ -465,15 +476,8 @@ def damaged_row(serde: SerializerProtocol, row: CheckpointRow, exc: Exception) -
         try:
             read()
         except UNREADABLE:
-            what = part
-            break
-    return DamagedDataError(
-        what,
-        thread_id=rec.thread_id,
-        checkpoint_ns=rec.checkpoint_ns,
-        checkpoint_id=rec.checkpoint_id,
-        detail=f"{type(exc).__name__}: {exc}",
-    )
+            return part
+    return None
 
 
 def _checkpoint_body(serde: SerializerProtocol, rec: CheckpointRecord) -> None:

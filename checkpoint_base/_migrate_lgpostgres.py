@@ -22,7 +22,13 @@ from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ._convert import decode_metadata, encode_metadata
+from ._convert import (
+    UNREADABLE,
+    damaged_row,
+    decode_metadata,
+    encode_metadata,
+    unreadable_part,
+)
 from ._errors import StorageError
 from ._migrate_msgpack import JSONPLUS_READS, for_jsonplus, pack_plain, ts_to_epoch, uuid6_epoch
 from ._migrate_side import AsyncLock, Key, Side, SqlMany, SqlQuery
@@ -252,39 +258,48 @@ class LangGraphPostgresSide(Side):
         checkpoints: list[tuple[Any, ...]] = []
         inserts: list[tuple[Any, ...]] = []
         upserts: list[tuple[Any, ...]] = []
-        for row in rows:
-            rec = row.checkpoint
-            for b in row.blobs:
-                if b.type == EMPTY:
-                    blobs.append((b.thread_id, b.checkpoint_ns, b.channel, b.version, EMPTY, None))
-                    continue
-                typed = for_jsonplus(b.type, as_bytes(b.data), serde, self.serde)
-                blobs.append((b.thread_id, b.checkpoint_ns, b.channel, b.version, *typed))
-            body = dict(serde.loads_typed((rec.type, rec.checkpoint)))
-            body["channel_values"] = {}
-            checkpoints.append(
-                (
-                    rec.thread_id,
-                    rec.checkpoint_ns,
-                    rec.checkpoint_id,
-                    rec.parent_checkpoint_id,
-                    json.dumps(body),
-                    rec.metadata.decode("utf-8"),
-                )
-            )
-            for w in row.writes:
-                (upserts if w.idx < 0 else inserts).append(
+        try:
+            for row in rows:
+                rec = row.checkpoint
+                for b in row.blobs:
+                    if b.type == EMPTY:
+                        blobs.append(
+                            (b.thread_id, b.checkpoint_ns, b.channel, b.version, EMPTY, None)
+                        )
+                        continue
+                    typed = for_jsonplus(b.type, as_bytes(b.data), serde, self.serde)
+                    blobs.append((b.thread_id, b.checkpoint_ns, b.channel, b.version, *typed))
+                body = dict(serde.loads_typed((rec.type, rec.checkpoint)))
+                body["channel_values"] = {}
+                checkpoints.append(
                     (
-                        w.thread_id,
-                        w.checkpoint_ns,
-                        w.checkpoint_id,
-                        w.task_id,
-                        w.task_path,
-                        w.idx,
-                        w.channel,
-                        *for_jsonplus(w.type, w.data, serde, self.serde),
+                        rec.thread_id,
+                        rec.checkpoint_ns,
+                        rec.checkpoint_id,
+                        rec.parent_checkpoint_id,
+                        json.dumps(body),
+                        rec.metadata.decode("utf-8"),
                     )
                 )
+                for w in row.writes:
+                    (upserts if w.idx < 0 else inserts).append(
+                        (
+                            w.thread_id,
+                            w.checkpoint_ns,
+                            w.checkpoint_id,
+                            w.task_id,
+                            w.task_path,
+                            w.idx,
+                            w.channel,
+                            *for_jsonplus(w.type, w.data, serde, self.serde),
+                        )
+                    )
+        except UNREADABLE as exc:
+            # A value this migration must decode (to re-encode it for LangGraph) is damaged.
+            part = unreadable_part(serde, row)
+            if part is None:
+                raise
+            raise damaged_row(serde, row, exc) from exc
         for sql, params in (
             (_PUT_BLOBS_SQL, blobs),
             (_INSERT_WRITES_SQL, inserts),

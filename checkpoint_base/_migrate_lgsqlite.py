@@ -17,7 +17,13 @@ from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ._convert import decode_metadata, encode_metadata
+from ._convert import (
+    UNREADABLE,
+    damaged_row,
+    decode_metadata,
+    encode_metadata,
+    unreadable_part,
+)
 from ._errors import StorageError
 from ._migrate_msgpack import (
     JSONPLUS_READS,
@@ -253,33 +259,40 @@ class LangGraphSqliteSide(Side):
         checkpoints = []
         inserts: list[tuple[Any, ...]] = []
         upserts: list[tuple[Any, ...]] = []
-        for row in rows:
-            rec = row.checkpoint
-            type_, data = self._compose(row, serde)
-            checkpoints.append(
-                (
-                    rec.thread_id,
-                    rec.checkpoint_ns,
-                    rec.checkpoint_id,
-                    rec.parent_checkpoint_id,
-                    type_,
-                    data,
-                    rec.metadata,
-                )
-            )
-            for w in row.writes:
-                (upserts if w.idx < 0 else inserts).append(
+        try:
+            for row in rows:
+                rec = row.checkpoint
+                type_, data = self._compose(row, serde)
+                checkpoints.append(
                     (
-                        w.thread_id,
-                        w.checkpoint_ns,
-                        w.checkpoint_id,
-                        w.task_id,
-                        w.task_path,
-                        w.idx,
-                        w.channel,
-                        *for_jsonplus(w.type, w.data, serde, self.serde),
+                        rec.thread_id,
+                        rec.checkpoint_ns,
+                        rec.checkpoint_id,
+                        rec.parent_checkpoint_id,
+                        type_,
+                        data,
+                        rec.metadata,
                     )
                 )
+                for w in row.writes:
+                    (upserts if w.idx < 0 else inserts).append(
+                        (
+                            w.thread_id,
+                            w.checkpoint_ns,
+                            w.checkpoint_id,
+                            w.task_id,
+                            w.task_path,
+                            w.idx,
+                            w.channel,
+                            *for_jsonplus(w.type, w.data, serde, self.serde),
+                        )
+                    )
+        except UNREADABLE as exc:
+            # A value this migration must decode (to re-encode it for LangGraph) is damaged.
+            part = unreadable_part(serde, row)
+            if part is None:
+                raise
+            raise damaged_row(serde, row, exc) from exc
         # Writes first, checkpoints last: in one transaction anyway, but the order keeps a
         # checkpoint from ever being visible without its writes under weaker isolation.
         if inserts:
