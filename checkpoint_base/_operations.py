@@ -256,12 +256,16 @@ def trim_plan(backend: Backend, thread_id: str, keep_last: int) -> Plan[int]:
     total = sum(len(ids) for ids in by_ns.values())
     if total == len(keep):
         return 0
+    newest = set(keep)
     for ns, ids in by_ns.items():
         if ns in stale:
             continue
         stored = {checkpoint_id for checkpoint_id, _ in ids}
         for checkpoint_id, parent in ids[:keep_last]:
-            if parent is None or parent not in stored or (ns, parent) in keep:
+            # A parent kept only on another checkpoint's chain may lack what this one needs
+            # (that chain covers the other's delta channels alone): only a newest one, whose
+            # own parent is handled here in turn, covers it.
+            if parent is None or parent not in stored or (ns, parent) in newest:
                 continue
             row = yield from backend.get(thread_id, ns, checkpoint_id)
             channels = delta_channels(row.checkpoint) if row is not None else set()
