@@ -7,6 +7,7 @@ __all__ = [
     "ConfigError",
     "DamagedDataError",
     "MissingDriverError",
+    "PrunedHistoryError",
     "SchemaVersionError",
     "StorageError",
     "StorageUnavailableError",
@@ -78,6 +79,16 @@ class DamagedDataError(StorageError, ValueError):
             f"thread: saver.delete_thread({thread}) or `checkpointers delete URL --thread "
             f"{thread_id if thread_id is not None else 'THREAD'}`"
         )
+
+
+class PrunedHistoryError(StorageError):
+    """A `DeltaChannel` value cannot be rebuilt: the ancestors it folds were deleted.
+
+    `prune` and `keep_last` keep, besides the newest checkpoints, the ancestors their delta
+    channels rebuild from; such an ancestor's own value of another delta channel may reach
+    further back, past what was kept. Reading it raises this error instead of folding the
+    writes that remain onto an empty value, which would give a wrong value in silence.
+    """
 
 
 class SchemaVersionError(StorageError):

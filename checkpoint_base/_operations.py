@@ -12,7 +12,7 @@ from langgraph.checkpoint.base import CheckpointMetadata
 
 from ._backend import Backend, prune_fence
 from ._convert import UNREADABLE, decode_metadata, matches_filter, sorted_writes
-from ._errors import ConfigError, DamagedDataError
+from ._errors import ConfigError, DamagedDataError, PrunedHistoryError
 from ._plan import Plan
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ListQuery, WriteRecord
 
@@ -180,6 +180,17 @@ def delta_history(
                 break
         if len(rows) < _HISTORY_PAGE:
             break
+    if remaining and cursor is not None and target is not None:
+        # The walk met a deleted ancestor before a stored value of these channels: what is
+        # left would fold onto an empty value.
+        raise PrunedHistoryError(
+            f"cannot rebuild the DeltaChannel value of {sorted(remaining)} at checkpoint "
+            f"{target.checkpoint.checkpoint_id!r} of thread {thread_id!r}"
+            + (f" (namespace {checkpoint_ns!r})" if checkpoint_ns else "")
+            + f": its ancestor {cursor!r}, on the way back to a stored value, was deleted "
+            "(by prune, keep_last or delete_for_runs). Read one of the thread's newest "
+            "checkpoints, which keep what they rebuild from."
+        )
     for found in writes.values():
         found.reverse()
     return writes, seeds

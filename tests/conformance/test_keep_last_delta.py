@@ -10,6 +10,8 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from langgraph.graph import END, START, StateGraph
 
+from checkpoint_base import MemorySaver, PrunedHistoryError
+
 from .graphs import new_thread
 from .harness import Harness
 from .test_graph_delta import DeltaChannel, extend, run_config
@@ -123,3 +125,34 @@ async def test_a_newest_checkpoint_whose_parent_is_on_another_chain_rebuilds(
     assert newest[1].values == head.values
     result = await h.invoke(fresh, {"stop": 19}, head.config)
     assert result["items"] == list(range(19))
+
+
+async def test_history_past_the_kept_checkpoints_is_right_or_refused(keep: Harness) -> None:
+    """Checkpoints kept only as a delta chain's ancestors may have another delta channel
+    whose own chain was cut: reading them must give the value a run without retention has,
+    or raise PrunedHistoryError; never a value folded onto an empty start."""
+    h = keep
+    thread = new_thread()
+    cfg = run_config(thread)
+    reference = two_deltas_graph().compile(checkpointer=MemorySaver())
+    h.saver.keep_last = 1
+    graph = two_deltas_graph().compile(checkpointer=h.saver)
+    await h.invoke(graph, {"items": [], "tags": [], "n": 0, "stop": 24}, cfg)
+    reference.invoke({"items": [], "tags": [], "n": 0, "stop": 24}, cfg)
+    expected = {s.metadata["step"]: s.values for s in reference.get_state_history(cfg)}
+    kept = await h.list({"configurable": {"thread_id": thread}})
+    assert 1 < len(kept) < 24  # the newest and its chains, not the whole run
+    refused: list[str] = []
+    for t in kept:
+        at = {**cfg, "configurable": {**t.config["configurable"]}}
+        try:
+            state = await h.get_state(graph, at)
+        except PrunedHistoryError as exc:
+            refused.append(str(exc))
+            continue
+        assert state.values == expected[t.metadata["step"]], t.metadata["step"]
+    assert all(thread in m and "was deleted" in m for m in refused)
+    newest = await h.get_state(graph, cfg)
+    assert newest.values == reference.get_state(cfg).values
+    # At 24 steps the newest keeps an ancestor whose `items` reach past the kept ones.
+    assert 0 < len(refused) < len(kept)

@@ -117,7 +117,12 @@ async def test_concurrent_writers_and_two_savers(keep: Harness) -> None:
     """Writers on several threads (sync) or tasks (async) put to one thread, each in its own
     namespace, through two savers of one storage with different `keep_last` (and to a
     second thread). Two writers in one namespace are not tried here: the one whose parent
-    another's newer checkpoints pushed out loses blobs (see the report of this branch)."""
+    another's newer checkpoints pushed out loses blobs (the strict xfail below). Nor is the
+    root namespace written while child namespaces of the same thread still are: a child
+    namespace older than the oldest kept root checkpoint is a finished subgraph run to
+    `keep_last` and goes whole, as LangGraph writes a subgraph's namespace only inside the
+    parent's step (tests/conformance/test_keep_last.py); the root writer has a thread of its
+    own here."""
     h = keep
     h.saver.keep_last = 2
     other = CheckpointSaver(
@@ -153,7 +158,7 @@ async def test_concurrent_writers_and_two_savers(keep: Harness) -> None:
             parent = cid(got)
         last[lane] = (thread_id, parent)
 
-    jobs = [(lane, tid) for lane in range(len(lanes))] + [(0, lone), (3, lone)]
+    jobs = [(lane, tid) for lane in range(1, len(lanes))] + [(0, lone)]
     if h.is_async:
         await asyncio.gather(*(write(lane, t) for lane, t in jobs))
     else:
