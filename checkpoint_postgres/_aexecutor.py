@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
@@ -101,6 +102,7 @@ class AsyncPostgresExecutor:
             self._dsn = (self._conn.info.dsn, self._conn.info.password)
         self._reopen = reopen
         self._stale_pool = False
+        self._guard: asyncio.Task[None] | None = None
 
     # -- public ----------------------------------------------------------------------------
 
@@ -125,6 +127,9 @@ class AsyncPostgresExecutor:
             if not self._opened:
                 await self._pool.open()
                 self._opened = True
+                self._guard = asyncio.get_running_loop().create_task(
+                    _close_at_shutdown(weakref.ref(self._pool)), name="checkpointers-pool-guard"
+                )
             conn = await self._pool.getconn()
         except Exception as exc:
             raise translate(exc, self._schema) from exc
@@ -142,6 +147,7 @@ class AsyncPostgresExecutor:
         new one opens here; a pool passed in cannot be replaced: each plan then raises an
         error that says so."""
         self._lock = None
+        self._guard = None  # it was the stopped loop's
         if self._pool is None:
             return  # a connection runs on whichever loop awaits it
         if self._reopen is None:
@@ -165,6 +171,9 @@ class AsyncPostgresExecutor:
             return
         if self._pool is not None:
             await self._pool.close()
+            if self._guard is not None:
+                self._guard.cancel()
+                self._guard = None
         elif self._conn is not None:
             await self._conn.close()
 
@@ -286,3 +295,22 @@ class AsyncPostgresExecutor:
         self._conn = conn
         self._owned = True
         return conn
+
+
+async def _close_at_shutdown(pool: weakref.ref[AsyncConnectionPool[Any]]) -> None:
+    """Close the saver's own pool when its event loop shuts down with it still open.
+
+    `asyncio.run` ends by cancelling every task and waiting for them. A psycopg_pool pool
+    left open has tasks that take the cancellation of a connection attempt for a failed
+    attempt and schedule another, so that wait never ended (a saver from a conninfo, never
+    closed, while its pool was still opening connections). This task waits for the same
+    cancellation and closes the pool, which stops those tasks.
+    """
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        opened = pool()
+        if opened is not None and not opened.closed:
+            with contextlib.suppress(Exception):
+                await opened.close(timeout=1.0)
+        raise

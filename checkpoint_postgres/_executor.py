@@ -23,6 +23,7 @@ import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -127,6 +128,7 @@ class PostgresExecutor:
             self._dsn = (self._conn.info.dsn, self._conn.info.password)
         self._reopen = reopen
         self._pid = os.getpid()
+        self._finalizer = _closing(self, self._pool) if owned else None
 
     # -- public ----------------------------------------------------------------------------
 
@@ -161,6 +163,8 @@ class PostgresExecutor:
         """Close the pool or connection if the saver created it (in this process)."""
         if not self._owned or self._pid != os.getpid():
             return  # forked, and not used since: the parent's connections are not ours
+        if self._finalizer is not None:
+            self._finalizer.detach()
         if self._pool is not None:
             self._pool.close()
         elif self._conn is not None:
@@ -257,6 +261,7 @@ class PostgresExecutor:
                         "in each process."
                     )
                 self._pool = self._reopen()
+                self._finalizer = _closing(self, self._pool)
             elif self._conn is not None:
                 self._conn = self._connect_like(self._conn)
             self._lock = threading.Lock()  # a thread not copied may have held it
@@ -308,3 +313,24 @@ class PostgresExecutor:
         self._conn = conn
         self._owned = True
         return conn
+
+
+def _closing(executor: PostgresExecutor, pool: ConnectionPool[Any] | None) -> Any:
+    """Close the saver's own pool when the saver is dropped without `close()`."""
+    if pool is None:
+        return None
+    return weakref.finalize(executor, _close_dropped, pool, os.getpid())
+
+
+def _close_dropped(pool: ConnectionPool[Any], pid: int) -> None:
+    """Close a pool whose saver was dropped unclosed, in the thread that dropped it.
+
+    Left to itself, the pool is closed by its `__del__` in whichever thread lets go of it
+    last, which can be one of its own workers (running a maintenance task): that worker
+    cannot join itself, and Python prints the error at exit. Never in a forked child (the
+    connections are the parent's) nor in a worker of the pool.
+    """
+    if os.getpid() != pid or threading.current_thread() in getattr(pool, "_workers", ()):
+        return
+    with contextlib.suppress(Exception):
+        pool.close()

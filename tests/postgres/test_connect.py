@@ -3,8 +3,11 @@ prepared statements only when asked for."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
+import subprocess
+import sys
 from typing import Any
 
 import psycopg
@@ -154,3 +157,60 @@ def test_the_conninfo_and_pool_kwargs_win_over_connection_defaults(
 def test_a_malformed_conninfo_names_itself(schema: str) -> None:
     with pytest.raises(ConfigError, match="malformed PostgreSQL conninfo"):
         PostgresSaver("host=127.0.0.1 port", schema=schema)
+
+
+def test_a_saver_dropped_unclosed_closes_its_own_pool(pg_url: str, schema: str) -> None:
+    saver = connect(pg_url, schema=schema)
+    pool = saver.conn  # type: ignore[attr-defined]
+    thread = unique()
+    saver.put(config(thread), checkpoint({"a": 1}), {}, {"a": 1})
+    del saver
+    gc.collect()
+    assert pool.closed  # here, in this thread: not later in one of the pool's workers
+    given = ConnectionPool(pg_url, min_size=1, open=True)
+    try:
+        other = PostgresSaver(given, schema=schema)
+        assert other.get_tuple(config(thread)) is not None
+        del other
+        gc.collect()
+        assert not given.closed  # a pool passed in is the caller's
+    finally:
+        given.close()
+
+
+_UNCLOSED_ASYNC = """
+import asyncio, logging, sys
+from checkpoint_base import aconnect
+from tests.conformance.builders import checkpoint, config
+
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # cancelled attempts are logged
+
+
+async def main():
+    saver = await aconnect(sys.argv[1], schema=sys.argv[2], min_size=8)  # still opening 7
+    await saver.aput(config("t"), checkpoint({"v": 1}, {"v": "1"}), {}, {"v": "1"})
+    return saver  # never closed
+
+
+kept = asyncio.run(main())
+print("done", flush=True)
+"""
+
+
+def test_asyncio_run_ends_with_an_unclosed_saver_still_opening_its_pool(
+    pg_url: str, schema: str
+) -> None:
+    """asyncio.run cancels every task at its end and waits for them; psycopg_pool's tasks
+    took a cancelled connection attempt for a failed one and tried again, so the wait never
+    ended (4 runs of 5 hung before the saver closed its own pool at the loop's shutdown)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", _UNCLOSED_ASYNC, pg_url, schema],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        assert (done.returncode, done.stdout, done.stderr) == (0, "done\n", "")
