@@ -438,14 +438,14 @@ a checkpoint that decodes to something other than a dict fails with one of the o
 
 def damaged_row(serde: SerializerProtocol, row: CheckpointRow, exc: Exception) -> DamagedDataError:
     """The error for a fetched row that `to_tuple` could not read: which part is unreadable."""
-    rec = row.checkpoint
-    return DamagedDataError(
-        unreadable_part(serde, row) or "its data",
-        thread_id=rec.thread_id,
-        checkpoint_ns=rec.checkpoint_ns,
-        checkpoint_id=rec.checkpoint_id,
-        detail=f"{type(exc).__name__}: {exc}",
-    )
+    return DamagedDataError.of(row.checkpoint, unreadable_part(serde, row) or "its data", exc)
+
+
+def raise_if_damaged(serde: SerializerProtocol, row: CheckpointRow, exc: Exception) -> None:
+    """Raise `damaged_row`'s error when a part of `row` is unreadable; else return, for the
+    caller to raise `exc` itself (a failure that is not the stored data's)."""
+    if unreadable_part(serde, row) is not None:
+        raise damaged_row(serde, row, exc) from exc
 
 
 def unreadable_part(serde: SerializerProtocol, row: CheckpointRow) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CheckpointerError",
     "ConfigError",
@@ -78,6 +80,18 @@ class DamagedDataError(StorageError, ValueError):
             "remove the "
             f"thread: saver.delete_thread({thread}) or `checkpointers delete URL --thread "
             f"{thread_id if thread_id is not None else 'THREAD'}`"
+        )
+
+    @classmethod
+    def of(cls, record: Any, what: str, exc: BaseException) -> DamagedDataError:
+        """The error for `what` of a checkpoint `record` (anything with its `thread_id`,
+        `checkpoint_ns` and `checkpoint_id`), with the reader's error `exc` as detail."""
+        return cls(
+            what,
+            thread_id=record.thread_id,
+            checkpoint_ns=record.checkpoint_ns,
+            checkpoint_id=record.checkpoint_id,
+            detail=f"{type(exc).__name__}: {exc}",
         )
 
 

@@ -24,13 +24,19 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ._convert import (
     UNREADABLE,
-    damaged_row,
     decode_metadata,
     encode_metadata,
-    unreadable_part,
+    raise_if_damaged,
 )
 from ._errors import StorageError
-from ._migrate_msgpack import JSONPLUS_READS, for_jsonplus, pack_plain, ts_to_epoch, uuid6_epoch
+from ._migrate_msgpack import (
+    JSONPLUS_READS,
+    for_jsonplus,
+    jsonplus_write_rows,
+    pack_plain,
+    ts_to_epoch,
+    uuid6_epoch,
+)
 from ._migrate_side import AsyncLock, Key, Side, SqlMany, SqlQuery
 from ._plan import Plan, arun, run
 from ._records import (
@@ -281,25 +287,11 @@ class LangGraphPostgresSide(Side):
                         rec.metadata.decode("utf-8"),
                     )
                 )
-                for w in row.writes:
-                    (upserts if w.idx < 0 else inserts).append(
-                        (
-                            w.thread_id,
-                            w.checkpoint_ns,
-                            w.checkpoint_id,
-                            w.task_id,
-                            w.task_path,
-                            w.idx,
-                            w.channel,
-                            *for_jsonplus(w.type, w.data, serde, self.serde),
-                        )
-                    )
+                jsonplus_write_rows(row.writes, serde, self.serde, inserts, upserts)
         except UNREADABLE as exc:
             # A value this migration must decode (to re-encode it for LangGraph) is damaged.
-            part = unreadable_part(serde, row)
-            if part is None:
-                raise
-            raise damaged_row(serde, row, exc) from exc
+            raise_if_damaged(serde, row, exc)
+            raise
         for sql, params in (
             (_PUT_BLOBS_SQL, blobs),
             (_INSERT_WRITES_SQL, inserts),

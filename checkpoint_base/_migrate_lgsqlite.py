@@ -19,16 +19,16 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ._convert import (
     UNREADABLE,
-    damaged_row,
     decode_metadata,
     encode_metadata,
-    unreadable_part,
+    raise_if_damaged,
 )
 from ._errors import StorageError
 from ._migrate_msgpack import (
     JSONPLUS_READS,
     compose_checkpoint,
     for_jsonplus,
+    jsonplus_write_rows,
     split_checkpoint,
     standalone_value,
     ts_to_epoch,
@@ -274,25 +274,11 @@ class LangGraphSqliteSide(Side):
                         rec.metadata,
                     )
                 )
-                for w in row.writes:
-                    (upserts if w.idx < 0 else inserts).append(
-                        (
-                            w.thread_id,
-                            w.checkpoint_ns,
-                            w.checkpoint_id,
-                            w.task_id,
-                            w.task_path,
-                            w.idx,
-                            w.channel,
-                            *for_jsonplus(w.type, w.data, serde, self.serde),
-                        )
-                    )
+                jsonplus_write_rows(row.writes, serde, self.serde, inserts, upserts)
         except UNREADABLE as exc:
             # A value this migration must decode (to re-encode it for LangGraph) is damaged.
-            part = unreadable_part(serde, row)
-            if part is None:
-                raise
-            raise damaged_row(serde, row, exc) from exc
+            raise_if_damaged(serde, row, exc)
+            raise
         # Writes first, checkpoints last: in one transaction anyway, but the order keeps a
         # checkpoint from ever being visible without its writes under weaker isolation.
         if inserts:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from ._records import WriteRecord
 
 __all__ = [
     "JSONPLUS_READS",
@@ -24,6 +26,7 @@ __all__ = [
     "SplitCheckpoint",
     "compose_checkpoint",
     "for_jsonplus",
+    "jsonplus_write_rows",
     "pack_plain",
     "split_checkpoint",
     "standalone_value",
@@ -173,6 +176,31 @@ def compose_checkpoint(body: bytes, values: Mapping[str, tuple[str, bytes]]) -> 
     parts = [raw for _, raw in entries]
     parts.append(pack_plain("channel_values") + inner)
     return _map_header(len(parts)) + b"".join(parts)
+
+
+def jsonplus_write_rows(
+    writes: Sequence[WriteRecord],
+    source: SerializerProtocol,
+    jsonplus: SerializerProtocol,
+    inserts: list[tuple[Any, ...]],
+    upserts: list[tuple[Any, ...]],
+) -> None:
+    """Add the writes as rows of LangGraph's writes tables, values as `for_jsonplus` makes
+    them: `(thread, ns, checkpoint, task, task_path, idx, channel, type, data)`; special
+    writes (idx < 0, which replace) to `upserts`, the others to `inserts`."""
+    for w in writes:
+        (upserts if w.idx < 0 else inserts).append(
+            (
+                w.thread_id,
+                w.checkpoint_ns,
+                w.checkpoint_id,
+                w.task_id,
+                w.task_path,
+                w.idx,
+                w.channel,
+                *for_jsonplus(w.type, w.data, source, jsonplus),
+            )
+        )
 
 
 def for_jsonplus(

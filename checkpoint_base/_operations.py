@@ -129,13 +129,7 @@ def _damaged_metadata(rows: Sequence[CheckpointRow], exc: Exception) -> DamagedD
         try:
             decode_metadata(rec.metadata)
         except UNREADABLE:
-            return DamagedDataError(
-                "its metadata (JSON)",
-                thread_id=rec.thread_id,
-                checkpoint_ns=rec.checkpoint_ns,
-                checkpoint_id=rec.checkpoint_id,
-                detail=f"{type(exc).__name__}: {exc}",
-            )
+            return DamagedDataError.of(rec, "its metadata (JSON)", exc)
     return DamagedDataError(
         "the metadata of a listed checkpoint",
         thread_id=None,

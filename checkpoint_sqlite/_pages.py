@@ -218,13 +218,7 @@ def page_rows(
                     missing.append(key)
         except (TypeError, AttributeError) as exc:
             # Valid JSON of another shape: an array, a number, a version that is no string.
-            raise DamagedDataError(
-                "its channel_versions column",
-                thread_id=rec.thread_id,
-                checkpoint_ns=rec.checkpoint_ns,
-                checkpoint_id=rec.checkpoint_id,
-                detail=f"{type(exc).__name__}: {exc}",
-            ) from exc
+            raise DamagedDataError.of(rec, "its channel_versions column", exc) from exc
         page.append(
             CheckpointRow(
                 rec,
