@@ -93,9 +93,15 @@ class _Killer:
 
     def __call__(self) -> None:
         config = {"configurable": {"thread_id": self.thread_id}}
-        self.before = [
-            t.config["configurable"]["checkpoint_id"] for t in self.inspector.list(config)
-        ]
+        # LangGraph stores checkpoints in the background (durability "async"): on a loaded
+        # machine none may have landed yet when the step that kills runs.
+        deadline = time.monotonic() + 10
+        while not self.before and time.monotonic() < deadline:
+            self.before = [
+                t.config["configurable"]["checkpoint_id"] for t in self.inspector.list(config)
+            ]
+            if not self.before:
+                time.sleep(0.05)
         _wait_replicated(self.port)
         assert servers.kill_redis_cluster_master(self.port) == self.port
         self.killed_at = time.monotonic()
