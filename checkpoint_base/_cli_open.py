@@ -32,7 +32,7 @@ __all__ = ["URL_HELP", "every_thread", "open_side", "saver_side"]
 URL_HELP = """\
 URLs:
   sqlite:///rel.db  sqlite:////abs/path.db    a saver of this package (any installed
-  postgresql://user@host:5432/db              backend: memory://, sqlite, postgresql,
+  postgresql://user@host:5432/db[?schema=s]   backend: memory://, sqlite, postgresql,
   redis://host:6379/0  redis+cluster://h:7000  redis, redis+cluster, ...)
   langgraph-sqlite:///path.db                 LangGraph's official SqliteSaver database
   langgraph-postgres://user@host/db           LangGraph's official PostgresSaver tables
@@ -72,6 +72,12 @@ def _probe_postgres(url: str, shown: str) -> None:
         raise MissingDriverError(
             "PostgreSQL needs psycopg: pip install 'checkpointers[postgres]'"
         ) from exc
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"malformed PostgreSQL URL {shown}: {exc}") from exc
     try:
         psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT).close()
     except psycopg.Error as exc:
@@ -110,7 +116,9 @@ def _ours(url: str, shown: str, *, write: bool) -> Iterator[Side]:
     if scheme == "sqlite" and not write:
         _require_file(_sqlite_path(url, "sqlite"), shown)
     if scheme in ("postgresql", "postgres"):
-        _probe_postgres(url, shown)
+        from checkpoint_postgres._entry import url_schema
+
+        _probe_postgres(url_schema(url)[0], shown)  # schema= is the saver's, not libpq's
     if scheme == "memory":
         raise ConfigError(
             "memory:// lives only as long as this command: there is nothing to read and what "

@@ -133,3 +133,18 @@ def test_a_reader_that_stops_early_gets_no_error(filled: Filled) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
     assert err == ""
+
+
+def test_postgres_url_schema_and_a_bad_parameter(cli: Cli) -> None:
+    from checkpoint_base.testing import servers
+    from checkpoint_postgres._testing import fresh_schema
+
+    base = servers.postgres_url()
+    joiner = "&" if "?" in base else "?"
+    name = fresh_schema("cli")
+    ready = cli("setup", f"{base}{joiner}schema={name}")
+    assert ready.status == 0 and "ready" in ready.out
+    listed = cli("threads", f"{base}{joiner}schema={name}")
+    assert listed.status == 0, listed.err
+    bad = cli("threads", f"{base}{joiner}shema={name}")
+    assert_one_line_error(bad, "malformed PostgreSQL URL", "shema")

@@ -214,3 +214,22 @@ def test_asyncio_run_ends_with_an_unclosed_saver_still_opening_its_pool(
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         )
         assert (done.returncode, done.stdout, done.stderr) == (0, "done\n", "")
+
+
+def test_a_url_names_the_schema(pg_url: str, schema: str, admin: psycopg.Connection[Any]) -> None:
+    url = pg_url + ("&" if "?" in pg_url else "?") + f"schema={schema}&application_name=x%20y"
+    with connect(url) as saver:
+        assert saver.backend.schema == schema  # type: ignore[attr-defined]
+        thread = unique()
+        saver.put(config(thread), checkpoint({"a": 1}), {}, {"a": 1})
+        with saver.conn.connection() as conn:  # type: ignore[attr-defined]
+            assert conn.info.parameter_status("application_name") == "x y"
+    found = admin.execute(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = 'checkpoints'",
+        (schema,),
+    ).fetchone()
+    assert found == (1,)
+    with pytest.raises(ConfigError, match="give one of them"):
+        connect(url, schema=schema + "_other")
+    with pytest.raises(ConfigError, match="malformed PostgreSQL conninfo"):
+        connect(pg_url + ("&" if "?" in pg_url else "?") + "shema=typo")
