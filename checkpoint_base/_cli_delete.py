@@ -62,18 +62,17 @@ def _newest(side: SaverSide, thread_id: str) -> Plan[float | None]:
     return rows[0].checkpoint.created_at if rows else None
 
 
-def _newest_readable(side: SaverSide, thread_id: str, otherwise: float | None) -> float | None:
-    """`_newest`, or `otherwise` when the newest checkpoint cannot be read (damaged: the
-    delete is what the error advises) though the thread has checkpoints; None when it has none.
-    """
+def _newest_or_damaged(side: SaverSide, thread_id: str) -> tuple[float | None, bool]:
+    """(`_newest`, False), or (None, True) when the thread has checkpoints but its newest
+    cannot be read (damaged: deleting the thread is what the error advises)."""
     try:
-        return side.run(_newest(side, thread_id))
+        return side.run(_newest(side, thread_id)), False
     except StorageUnavailableError:
         raise
     except StorageError:
         if not side.run(side.saver.backend.checkpoint_keys(thread_id)):
             raise
-        return otherwise
+        return None, True
 
 
 def idle_threads(side: SaverSide, cutoff: float) -> list[Doomed]:
@@ -105,7 +104,9 @@ def delete_threads(
     for done, info in enumerate(threads):
         if cutoff is not None:
             # Damaged, its newest is the one listed: one stored since would be readable.
-            newest = _newest_readable(side, info.thread_id, info.updated_at)
+            newest, damaged = _newest_or_damaged(side, info.thread_id)
+            if damaged:
+                newest = info.updated_at
             if newest is None or newest >= cutoff:
                 kept.append(info.thread_id)
                 continue
@@ -146,14 +147,8 @@ def _delete(args: argparse.Namespace) -> int:
 
 def _named(side: SaverSide, thread_id: str) -> Doomed:
     """A thread named by --thread; an error when it has no checkpoint."""
-    try:
-        newest = side.run(_newest(side, thread_id))
-    except StorageUnavailableError:
-        raise
-    except StorageError:
-        # Its newest checkpoint is damaged: delete it all the same, as the error advises.
-        if not side.run(side.saver.backend.checkpoint_keys(thread_id)):
-            raise
+    newest, damaged = _newest_or_damaged(side, thread_id)
+    if damaged:  # deleted all the same, as the error advises
         return Doomed(thread_id, None, None)
     if newest is None:
         raise ConfigError(f"no thread {thread_id!r} in {side.label}")

@@ -364,19 +364,22 @@ def load_blob(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
     return True, serde.loads_typed((blob.type, cast(bytes, data)))
 
 
+def _blob_part(blob: BlobRecord) -> str:
+    """A blob, as a `DamagedDataError` names the unreadable part."""
+    return f"the value of channel {blob.channel!r} at version {blob.version!r} (type {blob.type!r})"
+
+
+def _write_part(write: WriteRecord) -> str:
+    """A write, as a `DamagedDataError` names the unreadable part."""
+    return f"the write of task {write.task_id!r} to channel {write.channel!r} (type {write.type!r})"
+
+
 def load_write(serde: SerializerProtocol, write: WriteRecord) -> Any:
     """The value of a stored write, or a `DamagedDataError` naming it."""
     try:
         return serde.loads_typed((write.type, write.data))
     except UNREADABLE as exc:
-        raise DamagedDataError(
-            f"the write of task {write.task_id!r} to channel {write.channel!r} "
-            f"(type {write.type!r})",
-            thread_id=write.thread_id,
-            checkpoint_ns=write.checkpoint_ns,
-            checkpoint_id=write.checkpoint_id,
-            detail=f"{type(exc).__name__}: {exc}",
-        ) from exc
+        raise DamagedDataError.of(write, _write_part(write), exc) from exc
 
 
 def load_seed(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool, Any]:
@@ -386,8 +389,7 @@ def load_seed(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
     except UNREADABLE as exc:
         assert blob is not None
         raise DamagedDataError(
-            f"the value of channel {blob.channel!r} at version {blob.version!r} "
-            f"(type {blob.type!r})",
+            _blob_part(blob),
             thread_id=blob.thread_id,
             checkpoint_ns=blob.checkpoint_ns,
             detail=f"{type(exc).__name__}: {exc}",
@@ -459,19 +461,9 @@ def unreadable_part(serde: SerializerProtocol, row: CheckpointRow) -> str | None
         ("its metadata (JSON)", lambda: decode_metadata(rec.metadata)),
     ]
     for b in row.blobs:
-        parts.append(
-            (
-                f"the value of channel {b.channel!r} at version {b.version!r} (type {b.type!r})",
-                lambda b=b: load_blob(serde, b),
-            )
-        )
+        parts.append((_blob_part(b), lambda b=b: load_blob(serde, b)))
     for w in row.writes:
-        parts.append(
-            (
-                f"the write of task {w.task_id!r} to channel {w.channel!r} (type {w.type!r})",
-                lambda w=w: serde.loads_typed((w.type, as_bytes(w.data))),
-            )
-        )
+        parts.append((_write_part(w), lambda w=w: serde.loads_typed((w.type, as_bytes(w.data)))))
     for part, read in parts:
         try:
             read()

@@ -273,8 +273,7 @@ def trim_plan(backend: Backend, thread_id: str, keep_last: int) -> Plan[int]:
             if parent is None or parent not in stored or (ns, parent) in newest:
                 continue
             row = yield from backend.get(thread_id, ns, checkpoint_id)
-            channels = delta_channels(row.checkpoint) if row is not None else set()
-            if row is not None and channels:
+            if row is not None and (channels := delta_channels(row.checkpoint)):
                 keep |= yield from chain_to_snapshots(backend, row.checkpoint, channels)
     yield from backend.prune(thread_id, keep, {**prune_fence(keep), **stale})
     return total - len(keep)
