@@ -145,10 +145,10 @@ class SqliteBackend(Backend):
     ) -> Plan[None]:
         yield Begin(write=True)
         kept, bound = set(keep), prune_fence(keep) if upto is None else upto
-        stored = yield Query(sql.THREAD_CHECKPOINT_KEYS, (thread_id,))
+        stored = yield from self.checkpoint_keys(thread_id)
         doomed = [
             (thread_id, ns, cid)
-            for ns, cid in stored
+            for ns, cid, _parent in stored
             if (ns, cid) not in kept and ns in bound and cid <= bound[ns]
         ]
         if doomed:

@@ -206,9 +206,6 @@ DELETE_CHECKPOINT = (
 DELETE_BLOB = (
     "DELETE FROM cp_blobs WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ?"
 )
-THREAD_CHECKPOINT_KEYS = (
-    "SELECT checkpoint_ns, checkpoint_id FROM cp_checkpoints WHERE thread_id = ?"
-)
 THREAD_CHECKPOINT_LINKS = (
     "SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id FROM cp_checkpoints"
     " WHERE thread_id = ?"
