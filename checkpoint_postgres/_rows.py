@@ -257,10 +257,7 @@ def write_rows(writes: Sequence[WriteRecord]) -> list[Any]:
 
 def to_checkpoint(row: Sequence[Any]) -> CheckpointRecord:
     """A checkpoint record from the first 10 columns of a fetched row."""
-    try:
-        versions = {decode_key(ch): decode_version(v) for ch, v in row[7].items()}
-    except (AttributeError, TypeError) as exc:
-        raise _damaged_versions(row[0], row[1], row[2], row[7], exc) from exc
+    versions = _decoded_versions(row[7], row[0], row[1], row[2])
     return CheckpointRecord(
         thread_id=decode_key(row[0]),
         checkpoint_ns=decode_key(row[1]),
@@ -275,18 +272,20 @@ def to_checkpoint(row: Sequence[Any]) -> CheckpointRecord:
     )
 
 
-def _damaged_versions(
-    thread: str, ns: str, checkpoint_id: str, versions: Any, exc: Exception
-) -> DamagedDataError:
-    """The error for a row whose `channel_versions` is not an object of string versions
-    (an array, a number, a nested value): which blobs the checkpoint reads is unknown."""
-    return DamagedDataError(
-        "its channel_versions (JSONB)",
-        thread_id=decode_key(thread),
-        checkpoint_ns=decode_key(ns),
-        checkpoint_id=decode_key(checkpoint_id),
-        detail=f"{type(exc).__name__}: {exc}; stored: {json.dumps(versions)[:80]}",
-    )
+def _decoded_versions(versions: Any, thread: str, ns: str, checkpoint_id: str) -> dict[str, str]:
+    """A row's `channel_versions`, decoded; a `DamagedDataError` naming the checkpoint when it
+    is not an object of string versions (an array, a number, a nested value): which blobs the
+    checkpoint reads is then unknown."""
+    try:
+        return {decode_key(ch): decode_version(v) for ch, v in versions.items()}
+    except (AttributeError, TypeError) as exc:
+        raise DamagedDataError(
+            "its channel_versions (JSONB)",
+            thread_id=decode_key(thread),
+            checkpoint_ns=decode_key(ns),
+            checkpoint_id=decode_key(checkpoint_id),
+            detail=f"{type(exc).__name__}: {exc}; stored: {json.dumps(versions)[:80]}",
+        ) from exc
 
 
 def to_page(rows: Sequence[Sequence[Any]], *, by_position: bool) -> list[CheckpointRow]:
@@ -302,10 +301,7 @@ def to_page(rows: Sequence[Sequence[Any]], *, by_position: bool) -> list[Checkpo
     for kind, thread, ns, k1, k2, k3, k4, k5, num, d1, d2, j, f in rows:
         thread_id, checkpoint_ns = decode_key(thread), decode_key(ns)
         if kind == 0:
-            try:
-                versions = {decode_key(ch): decode_version(v) for ch, v in j.items()}
-            except (AttributeError, TypeError) as exc:
-                raise _damaged_versions(thread, ns, k1, j, exc) from exc
+            versions = _decoded_versions(j, thread, ns, k1)
             record = CheckpointRecord(
                 thread_id=thread_id,
                 checkpoint_ns=checkpoint_ns,
