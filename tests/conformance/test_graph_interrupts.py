@@ -7,6 +7,7 @@ from typing import Any
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 
+from ..langgraph_limits import skip_async_interrupts
 from .graphs import (
     LogState,
     Runs,
@@ -27,6 +28,7 @@ def _writes(pending: list[Any], channel: str) -> list[tuple[str, Any]]:
 
 
 async def test_graph_interrupt_and_resume(h: Harness) -> None:
+    skip_async_interrupts(h.is_async)
     runs = Runs()
     config = thread_config(new_thread())
     graph = ask_graph(runs).compile(checkpointer=h.saver)
@@ -67,6 +69,7 @@ async def test_graph_interrupt_and_resume(h: Harness) -> None:
 
 
 async def test_graph_interrupt_twice_in_one_node(h: Harness) -> None:
+    skip_async_interrupts(h.is_async)
     runs = Runs()
 
     def ask(state: LogState) -> dict[str, list[str]]:

@@ -10,6 +10,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 
+from ..langgraph_limits import skip_async_interrupts
 from .graphs import Runs, checkpoint_id, new_thread, thread_config
 from .harness import Harness
 
@@ -82,6 +83,7 @@ def _ns_config(thread_id: str, ns: str) -> RunnableConfig:
 
 
 async def test_graph_subgraph_interrupt_and_resume(h: Harness) -> None:
+    skip_async_interrupts(h.is_async)
     runs = Runs()
     thread = new_thread()
     config = thread_config(thread)
@@ -166,6 +168,7 @@ async def test_graph_subgraph_checkpoints_in_child_namespaces(h: Harness) -> Non
 
 
 async def test_graph_subgraph_copy_thread_resumes_copy(h: Harness) -> None:
+    skip_async_interrupts(h.is_async)
     runs = Runs()
     source, target = new_thread(), new_thread()
     graph = nested_graph(runs, ask=True).compile(checkpointer=h.saver)

@@ -8,6 +8,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
+from ..langgraph_limits import skip_async_interrupts
 from .graphs import Runs, ask_graph, checkpoint_id, linear_graph, new_thread, thread_config
 from .harness import Harness
 
@@ -62,6 +63,7 @@ async def test_graph_threads_are_isolated(h: Harness) -> None:
 
 
 async def test_graph_copy_thread_then_continue_both(h: Harness) -> None:
+    skip_async_interrupts(h.is_async)
     runs = Runs()
     graph = ask_graph(runs).compile(checkpointer=h.saver)
     source, target = new_thread(), new_thread()

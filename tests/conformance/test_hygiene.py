@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -239,6 +240,17 @@ async def _async_rounds(saver: CheckpointSaver, tid: str, tag: str) -> list[str]
     return [str(t.checkpoint["channel_values"]["v"]) async for t in saver.alist(config(tid))]
 
 
+@contextmanager
+def _event_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A loop kept open between runs, as `asyncio.Runner` (Python 3.11+) keeps one."""
+    loop = asyncio.new_event_loop()
+    try:
+        yield loop
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
 @pytest.mark.parametrize("target", ASYNC_TARGETS)
 def test_async_saver_moves_to_the_next_event_loop(target: Target) -> None:
     """An async saver opened under one `asyncio.run` and used under the next ones (scripts,
@@ -247,10 +259,10 @@ def test_async_saver_moves_to_the_next_event_loop(target: Target) -> None:
     assert target.open_async is not None
     opener = target.open_async()
     tid = new_thread()
-    with asyncio.Runner() as first:
-        saver = first.run(opener.__aenter__())
+    with _event_loop() as first:
+        saver = first.run_until_complete(opener.__aenter__())
         try:
-            assert first.run(_async_rounds(saver, tid, "first")) == ["first"]
+            assert first.run_until_complete(_async_rounds(saver, tid, "first")) == ["first"]
             refused = _REFUSED_ON_ANOTHER_LOOP.get(target.name)
             for n in range(2):  # each loop closed before the next: asyncio.run
                 started = time.monotonic()
@@ -262,7 +274,7 @@ def test_async_saver_moves_to_the_next_event_loop(target: Target) -> None:
                 listed = asyncio.run(asyncio.wait_for(_async_rounds(saver, tid, f"next{n}"), 20))
                 assert listed == [f"next{i}" for i in range(n, -1, -1)] + ["first"]
         finally:
-            first.run(asyncio.wait_for(opener.__aexit__(None, None, None), 20))
+            first.run_until_complete(asyncio.wait_for(opener.__aexit__(None, None, None), 20))
 
 
 @pytest.mark.parametrize("target", ASYNC_TARGETS)

@@ -21,6 +21,7 @@ from checkpoint_base._migrate_lgpostgres import LangGraphPostgresSide
 from checkpoint_base._migrate_lgsqlite import LangGraphSqliteSide
 from checkpoint_base.testing.targets import Target
 
+from ..langgraph_limits import needs_async_interrupts
 from .conftest import TARGETS, one_per_backend
 from .workload import (
     aassert_same_storage,
@@ -112,6 +113,7 @@ def _assert_tags_kept(kind: str, official: Any, saver: Any, thread_ids: list[str
     assert stored <= ours, "some values were re-encoded on the way"
 
 
+@needs_async_interrupts  # the workload's graphs interrupt
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 async def test_official_async_savers_both_ways(kind: str) -> None:
     target = _official(kind)
@@ -172,6 +174,7 @@ def test_subclass_of_an_official_saver_goes_through_its_api() -> None:
         resume_both(custom, saver, work)
 
 
+@needs_async_interrupts  # the workload's graphs interrupt
 async def test_any_saver_through_its_async_api() -> None:
     memory = _memory_target()
     assert memory.open_async is not None

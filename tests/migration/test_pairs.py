@@ -12,6 +12,7 @@ import pytest
 from checkpoint_base._migrate import amigrate, averify, migrate, verify
 from checkpoint_base.testing.targets import Target
 
+from ..langgraph_limits import needs_async_interrupts
 from .conftest import TARGETS, one_per_backend
 from .workload import (
     aassert_same_storage,
@@ -58,6 +59,7 @@ def test_migrate_pair(source_target: Target, target_target: Target) -> None:
         resume_both(source, target, work)
 
 
+@needs_async_interrupts  # the workload's graphs interrupt
 @pytest.mark.parametrize(("source_target", "target_target"), ASYNC_PAIRS)
 async def test_amigrate_pair(source_target: Target, target_target: Target) -> None:
     assert source_target.open_async is not None and target_target.open_async is not None
