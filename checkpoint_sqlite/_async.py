@@ -243,6 +243,7 @@ class AsyncPooledExecutor:
             else None
         )
         self._idle: list[aiosqlite.Connection] = []
+        self._busy: set[aiosqlite.Connection] = set()  # taken by a plan of the current loop
         self._count = 0  # open connections, idle or in use
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
@@ -256,7 +257,9 @@ class AsyncPooledExecutor:
             if self._closed:
                 raise StorageError("the SQLite saver is closed")
             if self._idle:
-                return self._idle.pop()
+                conn = self._idle.pop()
+                self._busy.add(conn)
+                return conn
             if self._count < self._options.max_connections:
                 self._count += 1
                 try:
@@ -267,6 +270,7 @@ class AsyncPooledExecutor:
                     except BaseException:
                         await conn.close()
                         raise
+                    self._busy.add(conn)
                     return conn
                 except BaseException:
                     self._count -= 1
@@ -286,7 +290,16 @@ class AsyncPooledExecutor:
 
     def moved_loop(self) -> None:
         """The saver moved to another event loop (the last one stopped): the waiters were
-        tasks of that loop, and the write lock was bound to it."""
+        tasks of that loop, and the write lock was bound to it.
+
+        A connection still taken by a plan of that loop is not counted any more: a loop
+        closed with the plan pending never runs it to its end, so the connection would never
+        come back, and after `max_connections` such loops every plan waited forever. Its
+        worker thread ends when it answers the closed loop; the connection closes when the
+        abandoned plan is collected. Should the old loop run again and the plan end after
+        all, the connection is closed instead of pooled (`_give_back`)."""
+        self._count -= len(self._busy)
+        self._busy.clear()
         self._waiters.clear()
         if self._group is not None:
             self._group.moved_loop()
@@ -299,6 +312,10 @@ class AsyncPooledExecutor:
                 return
 
     async def _give_back(self, conn: aiosqlite.Connection) -> None:
+        if conn not in self._busy:  # taken under a loop the saver has left: not counted
+            await conn.close()
+            return
+        self._busy.discard(conn)
         if self._closed or (len(self._idle) >= self._options.max_idle and not self._waiters):
             self._count -= 1
             await conn.close()
@@ -328,6 +345,8 @@ class AsyncPooledExecutor:
             wrote = self._wal.wrote if self._wal is not None else None
             lock = self._group.lock if self._group is not None else None
             result = await _run_on(conn, plan, lock, wrote)
+        except GeneratorExit:  # a call its closed loop left pending, collected: no loop to
+            raise  # give the connection back on (`moved_loop` stopped counting it)
         except BaseException:
             await asyncio.shield(self._give_back(conn))
             raise

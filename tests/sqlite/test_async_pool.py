@@ -8,6 +8,7 @@ write takes a pooled connection's thread, to load the pool.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 from checkpoint_sqlite import AsyncSqliteSaver
 from tests.conformance.builders import checkpoint, config
@@ -73,3 +74,35 @@ async def test_puts_on_the_loop_run_whole_before_a_cancel_can_land(db_path: str)
         listed = [t async for t in saver.alist(None)]
         assert sorted(t.checkpoint["channel_values"]["b"] for t in listed) == list(range(20))
         assert all(t.checkpoint["channel_values"]["a"] == big for t in listed)
+
+
+def test_a_loop_left_mid_call_leaves_the_pool_whole(db_path: str) -> None:
+    """A loop left with a call still holding a pooled connection (its task pending, the loop
+    stopped or closed) does not give that connection back. The saver, moved to the next
+    loop, must not count it: with `max_connections=1` every later call on the pool waited
+    forever. Should the old loop run the call to its end after all, the connection closes."""
+    first = asyncio.new_event_loop()
+    saver = first.run_until_complete(AsyncSqliteSaver.open(db_path, max_connections=1))
+    first.run_until_complete(saver.asetup())
+    first.run_until_complete(saver.aput(config("t"), checkpoint({"a": 1}), {}, {"a": 1}))
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the delete waits for this lock on the pool's connection
+    pending = first.create_task(saver.adelete_thread("t"))
+    first.run_until_complete(asyncio.sleep(0.3))
+    assert not pending.done()
+
+    async def next_loop() -> list[str]:
+        # `alist` runs on the pool: a read, which the blocker's lock does not stop.
+        return [t.config["configurable"]["thread_id"] async for t in saver.alist(None)]
+
+    try:
+        assert asyncio.run(asyncio.wait_for(next_loop(), 10)) == ["t"]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        pending.cancel()  # the first loop again: the call ends, its connection is closed
+        first.run_until_complete(asyncio.gather(pending, return_exceptions=True))
+        first.close()
+    assert pending.cancelled()
+    asyncio.run(saver.aclose())
+    assert saver._aexecutor._count == 0
