@@ -102,6 +102,7 @@ class AsyncPostgresExecutor:
             self._dsn = (self._conn.info.dsn, self._conn.info.password)
         self._reopen = reopen
         self._stale_pool = False
+        self._pool_loop: asyncio.AbstractEventLoop | None = None  # a passed pool's loop
         self._guard: asyncio.Task[None] | None = None
 
     # -- public ----------------------------------------------------------------------------
@@ -123,6 +124,8 @@ class AsyncPostgresExecutor:
         except BaseException:
             plan.close()
             raise
+        if self._pool_loop is None and self._reopen is None:
+            self._pool_loop = asyncio.get_running_loop()
         try:
             if not self._opened:
                 await self._pool.open()
@@ -144,14 +147,16 @@ class AsyncPostgresExecutor:
         """The saver moved to another event loop, the last one stopped: the lock was bound
         to it, and so were the pool's tasks. The saver's own pool is left to the garbage
         collector (closing it needs its loop; its connections close when collected) and a
-        new one opens here; a pool passed in cannot be replaced: each plan then raises an
-        error that says so."""
+        new one opens here; a pool passed in cannot be replaced: each plan on another loop
+        than the one it was first used on then raises an error that says so (back on that
+        loop, it works again)."""
         self._lock = None
         self._guard = None  # it was the stopped loop's
         if self._pool is None:
             return  # a connection runs on whichever loop awaits it
-        if self._reopen is None:
-            self._stale_pool = True  # the next plan says so (closing it is its owner's)
+        if self._reopen is None:  # a plan here says so (closing the pool is its owner's)
+            loop = asyncio.get_running_loop()
+            self._stale_pool = self._pool_loop is not None and loop is not self._pool_loop
             return
         self._pool, self._opened = self._reopen(), False
 
