@@ -222,7 +222,7 @@ class SqliteBackend(Backend):
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Plan[None]:
         yield Begin(write=True)
         for statement in sql.COPY_THREAD:
-            yield Execute(statement, ((source_thread_id, target_thread_id),))
+            yield Execute(statement, ((target_thread_id, source_thread_id),))
 
     def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
         if limit <= 0:

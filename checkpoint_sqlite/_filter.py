@@ -51,8 +51,8 @@ def json_support() -> JsonSupport:
     conn = sqlite3.connect(":memory:")
     try:
         row = conn.execute(
-            "SELECT json_extract(?1, ?2), json_extract(?1, '$.n') = ?3",
-            (doc, '$."a\\"b"', "x\x00y"),
+            "SELECT json_extract(?, ?), json_extract(?, '$.n') = ?",
+            (doc, '$."a\\"b"', doc, "x\x00y"),
         ).fetchone()
     except sqlite3.Error:
         row = (None, 0)

@@ -115,12 +115,12 @@ def page_sql(query: ListQuery) -> tuple[str, list[object]]:
 
 HISTORY_SQL = f"""WITH RECURSIVE chain(pos, thread_id, checkpoint_ns, checkpoint_id, parent) AS (
     SELECT 0, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id FROM cp_checkpoints
-    WHERE thread_id = ?1 AND checkpoint_ns = ?2 AND checkpoint_id = ?3
+    WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?
     UNION ALL
     SELECT chain.pos + 1, c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id
     FROM chain CROSS JOIN cp_checkpoints AS c ON c.thread_id = chain.thread_id
         AND c.checkpoint_ns = chain.checkpoint_ns AND c.checkpoint_id = chain.parent
-    WHERE chain.pos + 1 < ?4
+    WHERE chain.pos + 1 < ?
 ),
 page AS (
     SELECT chain.pos AS pos, {", ".join("c." + c for c in _CHECKPOINT_COLUMNS.split(", "))}

@@ -236,19 +236,19 @@ _RUN_CHECKPOINTS = (
 COPY_THREAD = (
     "INSERT INTO cp_checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,"
     " type, checkpoint, metadata, channel_versions, run_id, created_at)"
-    " SELECT ?2, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint,"
-    " metadata, channel_versions, run_id, created_at FROM cp_checkpoints WHERE thread_id = ?1"
+    " SELECT ?, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint,"
+    " metadata, channel_versions, run_id, created_at FROM cp_checkpoints WHERE thread_id = ?"
     " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET"
     " parent_checkpoint_id = excluded.parent_checkpoint_id, type = excluded.type,"
     " checkpoint = excluded.checkpoint, metadata = excluded.metadata,"
     " channel_versions = excluded.channel_versions, run_id = excluded.run_id",
     "INSERT INTO cp_blobs (thread_id, checkpoint_ns, channel, version, type, data)"
-    " SELECT ?2, checkpoint_ns, channel, version, type, data FROM cp_blobs WHERE thread_id = ?1"
+    " SELECT ?, checkpoint_ns, channel, version, type, data FROM cp_blobs WHERE thread_id = ?"
     " ON CONFLICT DO NOTHING",
     "INSERT INTO cp_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel,"
     " type, data, task_path)"
-    " SELECT ?2, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, data, task_path"
-    " FROM cp_writes WHERE thread_id = ?1"
+    " SELECT ?, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, data, task_path"
+    " FROM cp_writes WHERE thread_id = ?"
     " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET"
     " channel = excluded.channel, type = excluded.type, data = excluded.data,"
     " task_path = excluded.task_path WHERE excluded.idx < 0",

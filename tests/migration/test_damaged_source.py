@@ -18,13 +18,13 @@ from ..conformance.builders import checkpoint, cid, config, new_thread
 _DAMAGE = {
     "checkpoint": (
         "UPDATE cp_checkpoints SET checkpoint = substr(checkpoint, 1, 5) "
-        "WHERE thread_id = ? AND checkpoint_id = ?",
+        "WHERE thread_id = :tid AND checkpoint_id = :cid",
         "the checkpoint (type",
     ),
     "blob": (
-        "UPDATE cp_blobs SET data = substr(data, 1, 2) WHERE thread_id = ? AND version = "
+        "UPDATE cp_blobs SET data = substr(data, 1, 2) WHERE thread_id = :tid AND version = "
         "(SELECT json_extract(channel_versions, '$.msg') FROM cp_checkpoints "
-        "WHERE thread_id = ?1 AND checkpoint_id = ?2)",
+        "WHERE thread_id = :tid AND checkpoint_id = :cid)",
         "channel 'msg'",
     ),
 }
@@ -43,7 +43,7 @@ def _source(path: Path, damage: str) -> tuple[str, str]:
             )
     statement, _ = _DAMAGE[damage]
     with sqlite3.connect(path) as db:
-        assert db.execute(statement, (tid, cid(parent))).rowcount == 1
+        assert db.execute(statement, {"tid": tid, "cid": cid(parent)}).rowcount == 1
     db.close()
     return tid, cid(parent)
 
