@@ -30,6 +30,10 @@ from typing import Any
 __all__ = ["JsonSupport", "filter_sql", "json_support"]
 
 _MAX_CONDITIONS = 24  # nested values beyond this are only type-checked; the saver re-checks
+_MAX_KEYS = 64
+"""Top-level keys pushed down; the rest are left to the saver. Each condition deepens the
+ANDed expression SQLite parses, which it refuses past a depth of 1000 ("Expression tree is
+too large"), and binds up to four parameters (999 per statement on old builds)."""
 _EXACT_INT = 2**53  # integers SQLite and Python both hold exactly as REAL and INTEGER
 _FLOAT_SLACK = 1e-9  # relative window for non-integral floats: SQLite parses them itself
 
@@ -85,6 +89,8 @@ def filter_sql(
     support = support or json_support()
     builder = _Builder(support)
     for key, value in filter.items():
+        if len(builder.conditions) >= _MAX_KEYS:
+            break
         step = path_key(key, support)
         if step is not None:
             builder.value("$" + step, value)

@@ -152,3 +152,19 @@ async def test_filter_sees_config_metadata(h: Harness) -> None:
     assert len(got) == 1
     assert "__private" not in got[0].metadata
     assert "thread_id" not in got[0].metadata
+
+
+async def test_filter_with_many_keys(h: Harness) -> None:
+    """A filter of 1,000 keys (a whole metadata dict passed back as the filter) still lists.
+
+    SQLite refused the statement ("Expression tree is too large (maximum depth 1000)"): each
+    key became SQL conditions ANDed together, past SQLite's expression depth.
+    """
+    tid = new_thread()
+    wide = {f"k{i}": i for i in range(1000)}
+    hit = await h.put(config(tid), checkpoint({"a": 1}), {**wide, "s": "x"}, {"a": 1})
+    await h.put(config(tid), checkpoint({"a": 2}), {**wide, "k999": -1}, {"a": 2})
+    got = await h.list(config(tid), filter={**wide, "s": "x"})
+    assert [t.config for t in got] == [hit]
+    assert [t.config for t in await h.list(None, filter={**wide, "s": "x"})] == [hit]
+    assert await h.list(config(tid), filter={**wide, "k999": 999, "s": "y"}) == []
