@@ -100,30 +100,39 @@ return out
 )
 
 # ARGV: seg(run_id)*. Deletes the checkpoints of these runs in the bucket's threads.
+# Each thread is settled once, after all its runs: settling reads every checkpoint of the
+# thread, so once per run made a call with many runs quadratic in the thread's length.
 DELETE_RUNS = _script(
     "delete_runs",
     r"""
-local total = 0
+local total, order, threads = 0, {}, {}
 for j = 1, #ARGV do
   local runT = ARGV[j]
   local rp = END .. runT
   for _, f in ipairs(redis.call('ZRANGEBYLEX', BK[2], '[F' .. runT, '(F' .. runT .. '\255')) do
     local member = string.sub(f, 2 + #runT)
     local cut = after(member, 1)
-    local base = string.sub(member, cut + 1)
-    local dropped, any = {}, false
-    for _, m in ipairs(redis.call('ZRANGEBYLEX', base .. 'm', '[' .. rp, '(' .. rp .. '\255')) do
+    local t = threads[member]
+    if not t then
+      t = {base = string.sub(member, cut + 1), dropped = {}, any = false}
+      threads[member] = t
+      order[#order + 1] = member
+    end
+    for _, m in ipairs(redis.call('ZRANGEBYLEX', t.base .. 'm', '[' .. rp, '(' .. rp .. '\255')) do
       local K = string.sub(m, after(m, 3) + 1)
-      local v = redis.call('HGET', base .. 'c', K)
+      local v = redis.call('HGET', t.base .. 'c', K)
       if v then
-        dropped[K] = drop(base, K, v)
-        any = true
+        t.dropped[K] = drop(t.base, K, v)
+        t.any = true
         total = total + 1
       end
     end
     redis.call('ZREM', BK[2], f, 'R' .. string.sub(member, 1, cut) .. runT)
-    if any then settle(base, member, dropped, false) end
   end
+end
+for _, member in ipairs(order) do
+  local t = threads[member]
+  if t.any then settle(t.base, member, t.dropped, false) end
 end
 return total
 """,
