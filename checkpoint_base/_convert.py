@@ -123,10 +123,21 @@ _metadata_json = json.JSONEncoder(
 ).encode
 
 
+MAX_METADATA_DEPTH = 200
+"""How deeply metadata may nest containers (the metadata dict itself is level 1).
+
+Python's json reads and writes each level with a recursive C call, counted against the
+recursion limit (1000) together with the caller's own frames: metadata stored deeper than
+about 1000 minus the reader's stack depth could be written and then not read back, or read
+by one caller and not by a deeper one. LangGraph's metadata nests a few levels."""
+
+
 def encode_metadata(metadata: Mapping[str, Any]) -> bytes:
     """Metadata as ASCII JSON: storage can index it and filter on it."""
     try:
         text = _metadata_json(metadata)
+    except RecursionError as exc:
+        raise ConfigError(_too_deep(())) from exc
     except (TypeError, ValueError) as exc:
         bad = (
             ", ".join(repr(k) for k, v in metadata.items() if not _is_json(v)) or "(a nested value)"
@@ -155,7 +166,8 @@ def _unfaithful(metadata: Mapping[str, Any], surrogates: bool) -> str | None:
     (tuples come back as lists, subclasses of str, int and float such as enums as the plain
     value): a key that is not a str (JSON makes it one, and it may then replace another),
     or, when `surrogates` (the JSON text escapes one), a surrogate pair in a string, which
-    JSON reads back as the one character it encodes. None when there is nothing.
+    JSON reads back as the one character it encodes. None when there is nothing. Raises the
+    `ConfigError` itself for containers nested deeper than `MAX_METADATA_DEPTH`.
 
     Runs on every put (about 2 us for LangGraph's usual ten keys): scalars are skipped by type,
     only containers are walked, and a path is spelled out only for the error.
@@ -172,6 +184,8 @@ def _unfaithful(metadata: Mapping[str, Any], surrogates: bool) -> str | None:
             if isinstance(node, str) and surrogates and _SURROGATE_PAIR.search(node):
                 return f"{_spelled(at)} holds a surrogate pair, which JSON reads back as one char"
             continue
+        if len(at) >= MAX_METADATA_DEPTH:
+            raise ConfigError(_too_deep(at))
         for key, value in pairs:
             if keyed:
                 if not isinstance(key, str):
@@ -185,6 +199,14 @@ def _unfaithful(metadata: Mapping[str, Any], surrogates: bool) -> str | None:
                 continue
             pending.append((value, (*at, key)))
     return None
+
+
+def _too_deep(at: tuple[Any, ...]) -> str:
+    where = f" (at {_spelled(at[:4])}{'...' if len(at) > 4 else ''})" if at else ""
+    return (
+        f"checkpoint metadata nests containers deeper than {MAX_METADATA_DEPTH} levels{where}, "
+        "more than can be read back reliably; keep deeply nested data in the graph's state"
+    )
 
 
 def _spelled(at: tuple[Any, ...]) -> str:
@@ -203,10 +225,15 @@ def decode_metadata(data: bytes) -> CheckpointMetadata:
     """The inverse of `encode_metadata`."""
     # A JSON object in UTF-8 (encode_metadata writes ASCII) is decoded here as json.loads
     # would decode it, without first probing the bytes for a BOM or UTF-16/32 (1 us a row).
-    if type(data) is bytes and data[:1] == b"{":
-        value = json.loads(data.decode("utf-8", "surrogatepass"))
-    else:
-        value = json.loads(data)
+    try:
+        if type(data) is bytes and data[:1] == b"{":
+            value = json.loads(data.decode("utf-8", "surrogatepass"))
+        else:
+            value = json.loads(data)
+    except RecursionError as exc:  # crafted or foreign: never written by encode_metadata
+        raise ValueError(
+            f"stored metadata nests deeper than JSON can be read ({len(data)} bytes)"
+        ) from exc
     if not isinstance(value, dict):
         raise ValueError("stored metadata is not a JSON object")
     return value  # type: ignore[return-value]

@@ -95,9 +95,13 @@ def row_digest(row: CheckpointRow, recode: Recode | None = None, *, exact: bool 
             h.update(len(data).to_bytes(8, "big"))
             h.update(data)
 
-    metadata = json.loads(rec.metadata) if rec.metadata else {}
     add(rec.checkpoint_ns, rec.checkpoint_id, rec.parent_checkpoint_id)
-    add(json.dumps(metadata, sort_keys=True, ensure_ascii=True))
+    try:
+        metadata = json.loads(rec.metadata) if rec.metadata else {}
+    except (ValueError, RecursionError):  # damaged: copied verbatim, so compared verbatim
+        add(bytes(rec.metadata))
+    else:
+        add(json.dumps(metadata, sort_keys=True, ensure_ascii=True))
     blobs = {(b.channel, b.version): b for b in row.blobs}
     for channel, version in sorted(rec.channel_versions.items()):
         add(channel, str(version))

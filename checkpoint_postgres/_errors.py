@@ -18,6 +18,9 @@ _CONFLICT_STATES = frozenset({"40001", "40P01"})
 _NOT_SET_UP = frozenset({"42P01", "3F000"})
 # A function of a later migration is missing: the schema predates this version.
 _UNDEFINED_FUNCTION = "42883"
+# Class 54, program limit exceeded (psycopg: an OperationalError): the request itself is
+# too big or too deep, not the server unreachable.
+_LIMIT_CLASS = "54"
 
 
 def connection_lost(exc: BaseException, conn: psycopg.BaseConnection[object] | None) -> bool:
@@ -60,6 +63,12 @@ def translate(exc: BaseException, schema: str) -> StorageError:
                 f"{detail} -- schema {schema!r} was set up by an earlier version of "
                 "checkpointers; run saver.setup() (or `checkpointers setup URL`) to apply the "
                 "newer migrations"
+            )
+        if state.startswith(_LIMIT_CLASS):
+            return StorageError(
+                f"{detail} -- the request is beyond a PostgreSQL limit (a field of at most "
+                "1 GB, JSON no deeper than max_stack_depth allows): it fails the same way when "
+                "sent again; make the value smaller"
             )
         if isinstance(exc, psycopg.OperationalError) or state.startswith("08"):
             return StorageUnavailableError(detail)

@@ -173,7 +173,10 @@ class RedisBackend(Backend):
         tk = self.layout.thread(record.thread_id)
         cid = seg(record.checkpoint_id)
         k = seg_common(record.checkpoint_ns) + cid
-        metadata = json.loads(record.metadata)
+        try:  # a record migrated from a damaged source is refused whole, naming it
+            metadata = json.loads(record.metadata)
+        except (ValueError, RecursionError) as exc:
+            raise DamagedDataError.of(record, "its metadata (JSON)", exc) from exc
         value = pack_checkpoint(record, index_prefixes(record, metadata))
         run_f = run_r = b""
         if record.run_id is not None:

@@ -30,7 +30,7 @@ _DAMAGE = {
 }
 
 
-def _source(path: Path, damage: str) -> tuple[str, str]:
+def _source(path: Path, statement: str) -> tuple[str, str]:
     with SqliteSaver.from_conn_string(str(path)) as saver:
         tid = new_thread()
         parent = config(tid)
@@ -41,7 +41,6 @@ def _source(path: Path, damage: str) -> tuple[str, str]:
                 {"source": "loop", "step": step},
                 {"msg": step + 1},
             )
-    statement, _ = _DAMAGE[damage]
     with sqlite3.connect(path) as db:
         assert db.execute(statement, {"tid": tid, "cid": cid(parent)}).rowcount == 1
     db.close()
@@ -53,7 +52,7 @@ def test_damaged_source_values(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
 ) -> None:
     source = tmp_path / "source.db"
-    tid, bad = _source(source, damage)
+    tid, bad = _source(source, _DAMAGE[damage][0])
 
     ours = f"sqlite:///{tmp_path / 'ours.db'}"
     assert main(["migrate", f"sqlite:///{source}", ours, "--verify"]) == 0
@@ -74,3 +73,20 @@ def test_damaged_source_values(
         ).fetchone()
     db.close()
     assert stored == (0,)
+
+
+def test_metadata_too_deep_to_read_is_copied_and_verified(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Deeper than Python's json reads: `--verify` raised a bare RecursionError before. The
+    # bytes are copied as they are (into the official format too: it stores metadata as
+    # JSON text), and compared as they are.
+    source = tmp_path / "source.db"
+    _source(
+        source,
+        "UPDATE cp_checkpoints SET metadata = '{\"d\":' || printf('%.*c', 100000, '[') || "
+        "printf('%.*c', 100000, ']') || '}' WHERE thread_id = ? AND checkpoint_id = ?",
+    )
+    ours = f"sqlite:///{tmp_path / 'ours.db'}"
+    assert main(["migrate", f"sqlite:///{source}", ours, "--verify"]) == 0
+    assert "3 checkpoints identical" in capsys.readouterr().out

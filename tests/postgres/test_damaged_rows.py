@@ -144,7 +144,15 @@ def test_damaged_channel_versions_of_an_older_checkpoint_is_pruned(
     assert saver.get_tuple(first) is None
 
 
-@pytest.mark.parametrize("stored", [b'{"source', b"[1, 2]", b'"loop"', b"5"])
+# Deeper than Python's json can read: a bare RecursionError escaped before.
+_DEEP = b'{"source":"loop","step":1,"d":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b'{"source', b"[1, 2]", b'"loop"', b"5", _DEEP],
+    ids=["cut", "array", "str", "int", "deep"],
+)
 def test_damaged_metadata_in_a_filtered_list(
     saver: PostgresSaver, admin: psycopg.Connection[Any], schema: str, stored: bytes
 ) -> None:
