@@ -23,6 +23,7 @@ from ._errors import (
     StorageUnavailableError,
     SyncCallInEventLoopError,
     UnknownBackendError,
+    ValueTooLargeError,
 )
 from ._memory import MemorySaver, MemoryStore
 from ._migrate import (
@@ -74,6 +75,7 @@ __all__ = [
     "SyncExecutor",
     "ThreadInfo",
     "UnknownBackendError",
+    "ValueTooLargeError",
     "VerifyReport",
     "WriteRecord",
     "aconnect",

@@ -15,6 +15,7 @@ __all__ = [
     "StorageUnavailableError",
     "SyncCallInEventLoopError",
     "UnknownBackendError",
+    "ValueTooLargeError",
 ]
 
 
@@ -40,6 +41,16 @@ class StorageError(CheckpointerError):
 
 class StorageUnavailableError(StorageError):
     """The database cannot be reached (refused, timed out, connection lost)."""
+
+
+class ValueTooLargeError(StorageError, ValueError):
+    """The database refused a value larger than it takes in one field or argument.
+
+    SQLite takes at most `SQLITE_MAX_LENGTH` bytes in a string or blob (1,000,000,000 by
+    default), PostgreSQL 1 GB in a field, Redis `proto-max-bulk-len` in one argument (512 MB
+    by default). Nothing of the checkpoint (or of the writes) was stored, and sending the
+    same value again fails the same way; a `put` names the largest values it held.
+    """
 
 
 class DamagedDataError(StorageError, ValueError):
@@ -114,6 +125,18 @@ class SyncCallInEventLoopError(CheckpointerError, RuntimeError):
 
     Blocking there would deadlock: the loop that must run the query is the one waiting.
     """
+
+
+def too_large(
+    exc: ValueTooLargeError, what: str, sizes: list[tuple[int, str]]
+) -> ValueTooLargeError:
+    """`exc` again, naming what was being stored and its largest values (`(bytes, name)`):
+    the database's own error names neither the channel nor, often, the size."""
+    largest = ", ".join(f"{name} ({size:,} bytes)" for size, name in sorted(sizes)[::-1][:3])
+    return ValueTooLargeError(
+        f"cannot store {what}: {exc} Nothing of it was stored. Its largest values, "
+        f"serialized: {largest}."
+    )
 
 
 def check_keep_last(keep_last: object) -> None:

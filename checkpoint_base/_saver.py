@@ -59,10 +59,17 @@ from ._convert import (
     to_tuple,
     write_records,
 )
-from ._errors import ConfigError, StorageError, SyncCallInEventLoopError, check_keep_last
+from ._errors import (
+    ConfigError,
+    StorageError,
+    SyncCallInEventLoopError,
+    ValueTooLargeError,
+    check_keep_last,
+    too_large,
+)
 from ._operations import DeltaWalk, ListWalk, delta_history, prune_plan, trim_plan
 from ._plan import AsyncExecutor, Plan, SyncExecutor
-from ._records import ListQuery, ThreadInfo
+from ._records import BlobRecord, CheckpointRecord, ListQuery, ThreadInfo, WriteRecord
 from ._schema_types import enable_schema_allowlists
 
 __all__ = ["CheckpointSaver", "default_serde"]
@@ -466,7 +473,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             The config naming the stored checkpoint.
         """
         record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
-        self._run(self.backend.put_checkpoint(record, blobs))
+        try:
+            self._run(self.backend.put_checkpoint(record, blobs))
+        except ValueTooLargeError as exc:
+            raise _put_too_large(exc, record, blobs) from exc
         if self._keep_last is not None:
             self._trim(record.thread_id)
         return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
@@ -480,7 +490,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         """Async twin of `put`."""
         record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
-        await self._aquick(lambda: self.backend.put_checkpoint(record, blobs))
+        try:
+            await self._aquick(lambda: self.backend.put_checkpoint(record, blobs))
+        except ValueTooLargeError as exc:
+            raise _put_too_large(exc, record, blobs) from exc
         if self._keep_last is not None:
             await self._atrim(record.thread_id)
         return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
@@ -499,7 +512,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """
         records = write_records(self.serde, config, writes, task_id, task_path)
         if records:
-            self._run(self.backend.put_writes(records))
+            try:
+                self._run(self.backend.put_writes(records))
+            except ValueTooLargeError as exc:
+                raise _writes_too_large(exc, records) from exc
 
     async def aput_writes(
         self,
@@ -511,7 +527,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Async twin of `put_writes`."""
         records = write_records(self.serde, config, writes, task_id, task_path)
         if records:
-            await self._aquick(lambda: self.backend.put_writes(records))
+            try:
+                await self._aquick(lambda: self.backend.put_writes(records))
+            except ValueTooLargeError as exc:
+                raise _writes_too_large(exc, records) from exc
 
     # -- deletes, copies, pruning ----------------------------------------------------------
 
@@ -618,3 +637,22 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         clone: CheckpointSaver = copy.copy(self)
         clone.serde = maybe_add_typed_methods(serde)
         return clone
+
+
+def _put_too_large(
+    exc: ValueTooLargeError, record: CheckpointRecord, blobs: Sequence[BlobRecord]
+) -> ValueTooLargeError:
+    sizes = [(len(b.data), f"channel {b.channel!r}") for b in blobs]
+    sizes += [(len(record.checkpoint), "the checkpoint"), (len(record.metadata), "metadata")]
+    what = f"checkpoint {record.checkpoint_id!r} of thread {record.thread_id!r}"
+    return too_large(exc, what, sizes)
+
+
+def _writes_too_large(exc: ValueTooLargeError, writes: Sequence[WriteRecord]) -> ValueTooLargeError:
+    first = writes[0]
+    sizes = [(len(w.data), f"the write to channel {w.channel!r}") for w in writes]
+    what = (
+        f"the writes of task {first.task_id!r} to checkpoint {first.checkpoint_id!r} of thread "
+        f"{first.thread_id!r}"
+    )
+    return too_large(exc, what, sizes)

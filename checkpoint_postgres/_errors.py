@@ -66,9 +66,10 @@ def translate(exc: BaseException, schema: str) -> StorageError:
             )
         if state.startswith(_LIMIT_CLASS):
             return StorageError(
-                f"{detail} -- the request is beyond a PostgreSQL limit (a field of at most "
-                "1 GB, JSON no deeper than max_stack_depth allows): it fails the same way when "
-                "sent again; make the value smaller"
+                f"{detail} -- the request is beyond a PostgreSQL limit (an index row of at "
+                "most 8 kB, which thread ids, namespaces, channel and task names of several "
+                "kB exceed; a field of at most 1 GB; JSON no deeper than max_stack_depth "
+                "allows): it fails the same way when sent again; make it smaller"
             )
         if isinstance(exc, psycopg.OperationalError) or state.startswith("08"):
             return StorageUnavailableError(detail)

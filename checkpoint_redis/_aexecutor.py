@@ -16,10 +16,17 @@ import redis.asyncio as aredis
 from redis import exceptions as rx
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
-from checkpoint_base import ConfigError, Plan, arun
+from checkpoint_base import ConfigError, Plan, ValueTooLargeError, arun
 
 from ._cluster_lane import REROUTE, AsyncClusterLanes, slot_key
-from ._errors import RetryPolicy, retryable, translate
+from ._errors import (
+    BULK_LIMIT_QUERY,
+    RetryPolicy,
+    maybe_oversized,
+    oversized,
+    retryable,
+    translate,
+)
 from ._lane import AsyncLane, async_lane_for
 from ._requests import Batch, Command, Eval, Transaction, commands, queue
 
@@ -87,6 +94,9 @@ class AsyncRedisExecutor:
             try:
                 result = await self._perform(request)
             except Exception as exc:
+                too_big = await self._oversized(request, exc)
+                if too_big is not None:
+                    raise too_big from exc
                 if not retryable(exc):
                     raise translate(exc, request) from exc
                 now = time.monotonic()
@@ -99,6 +109,20 @@ class AsyncRedisExecutor:
                 return result
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry.max_delay)
+
+    async def _oversized(
+        self, request: Eval | Command | Transaction | Batch, exc: Exception
+    ) -> ValueTooLargeError | None:
+        """The error when `exc` is the server refusing an argument of `request` as longer
+        than it takes (sending it again would fail again), else None."""
+        if not maybe_oversized(exc, request):
+            return None
+        client: Any = self.client
+        try:
+            reply = await client.execute_command(*BULK_LIMIT_QUERY)
+        except Exception:  # CONFIG disabled, or the server is gone indeed
+            reply = None
+        return oversized(request, reply)
 
     async def _perform(self, request: Eval | Command | Transaction | Batch) -> Any:
         if isinstance(request, Eval):

@@ -7,11 +7,33 @@ from typing import Any
 
 from redis import exceptions as rx
 
-from checkpoint_base import DamagedDataError, StorageError, StorageUnavailableError
+from checkpoint_base import (
+    DamagedDataError,
+    StorageError,
+    StorageUnavailableError,
+    ValueTooLargeError,
+)
 
 from ._keys import thread_of
 
-__all__ = ["RetryPolicy", "retryable", "translate"]
+__all__ = [
+    "BULK_LIMIT_QUERY",
+    "RetryPolicy",
+    "largest_argument",
+    "maybe_oversized",
+    "oversized",
+    "retryable",
+    "translate",
+]
+
+# Redis takes at most `proto-max-bulk-len` bytes in one argument (512 MB by default, never
+# less than 1 MB) and closes the connection on a longer one: the client sees it reset, as
+# after a restart, or reads the "invalid bulk length" sent before (a cluster node, on the
+# connections of redis-py's cluster client). Only an argument past MIN_BULK_LIMIT can be it.
+MIN_BULK_LIMIT = 1 << 20
+_BULK_REFUSED = "invalid bulk length"
+_DEFAULT_BULK_LIMIT = 512 << 20
+BULK_LIMIT_QUERY = ("CONFIG", "GET", "proto-max-bulk-len")
 
 # The connection, the node or the slot's master is gone or not ready yet: a failover, a
 # restart, a dropped idle connection. Every request of this backend may be sent again.
@@ -85,9 +107,63 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
         return StorageUnavailableError(f"Redis is unreachable or failing over ({detail})")
     if isinstance(exc, rx.ClusterCrossSlotError):
         return StorageError(f"Redis cluster: keys of one request span slots ({detail})")
+    if isinstance(exc, rx.ResponseError) and _BULK_REFUSED in str(exc):
+        return ValueTooLargeError(
+            f"Redis refused an argument of {largest_argument(request):,} bytes as longer than "
+            f"it takes in one argument ({detail}). Store a smaller value, or raise "
+            "proto-max-bulk-len on every node (CONFIG SET proto-max-bulk-len)."
+        )
     if isinstance(exc, rx.OutOfMemoryError):
         return StorageError(f"Redis is out of memory (maxmemory reached; {detail})")
     return StorageError(f"Redis error ({detail})")
+
+
+def largest_argument(request: Any) -> int:
+    """The length of the longest argument of a request (of any request of a batch)."""
+    parts = getattr(request, "requests", None)
+    if parts is not None:
+        return max(map(largest_argument, parts), default=0)
+    args = (*getattr(request, "keys", ()), *request.args)
+    return max(
+        (len(a.encode("utf-8", "surrogatepass")) if isinstance(a, str) else len(a) for a in args
+         if isinstance(a, (bytes, bytearray, memoryview, str))),
+        default=0,
+    )  # fmt: skip
+
+
+def maybe_oversized(exc: BaseException, request: Any) -> bool:
+    """Whether `exc` may be the server refusing a too long argument of `request`: it then
+    takes one more request (`BULK_LIMIT_QUERY`) to tell, made only on this error path."""
+    if not (retryable(exc) or (isinstance(exc, rx.ResponseError) and _BULK_REFUSED in str(exc))):
+        return False
+    return largest_argument(request) > MIN_BULK_LIMIT
+
+
+def oversized(request: Any, reply: Any) -> ValueTooLargeError | None:
+    """The error for `request` when an argument is longer than the server takes, else None.
+
+    `reply`: the server's answer to `BULK_LIMIT_QUERY`, or None when it could not be asked
+    (CONFIG disabled, as on managed services, or the server gone): 512 MB is then assumed.
+    """
+    size = largest_argument(request)
+    limit = _DEFAULT_BULK_LIMIT
+    if isinstance(reply, dict):
+        reply = [x for pair in reply.items() for x in pair]
+    value = reply[1] if isinstance(reply, (list, tuple)) and len(reply) == 2 else None
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if isinstance(value, str) and value.isdigit():
+        limit = int(value)
+    else:
+        reply = None
+    if size <= limit:
+        return None
+    said = "" if reply is not None else ", the default: the server did not say"
+    return ValueTooLargeError(
+        f"Redis closed the connection on an argument of {size:,} bytes, longer than the server "
+        f"takes in one argument (proto-max-bulk-len = {limit:,} bytes{said}). Store a smaller "
+        "value, or raise proto-max-bulk-len on every node (CONFIG SET proto-max-bulk-len)."
+    )
 
 
 def _keys_of(request: Any) -> list[bytes]:

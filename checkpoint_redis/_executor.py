@@ -16,10 +16,17 @@ import redis
 from redis import exceptions as rx
 from redis.cluster import RedisCluster
 
-from checkpoint_base import Plan, run
+from checkpoint_base import Plan, ValueTooLargeError, run
 
 from ._cluster_lane import REROUTE, ClusterLanes, slot_key
-from ._errors import RetryPolicy, retryable, translate
+from ._errors import (
+    BULK_LIMIT_QUERY,
+    RetryPolicy,
+    maybe_oversized,
+    oversized,
+    retryable,
+    translate,
+)
 from ._lane import Lane, lane_for
 from ._requests import Batch, Command, Eval, Transaction, commands, queue
 
@@ -64,6 +71,9 @@ class RedisExecutor:
             try:
                 result = self._perform(request)
             except Exception as exc:
+                too_big = self._oversized(request, exc)
+                if too_big is not None:
+                    raise too_big from exc
                 if not retryable(exc):
                     raise translate(exc, request) from exc
                 now = time.monotonic()
@@ -76,6 +86,20 @@ class RedisExecutor:
                 return result
             time.sleep(delay)
             delay = min(delay * 2, self._retry.max_delay)
+
+    def _oversized(
+        self, request: Eval | Command | Transaction | Batch, exc: Exception
+    ) -> ValueTooLargeError | None:
+        """The error when `exc` is the server refusing an argument of `request` as longer
+        than it takes (sending it again would fail again), else None."""
+        if not maybe_oversized(exc, request):
+            return None
+        client: Any = self.client
+        try:
+            reply = client.execute_command(*BULK_LIMIT_QUERY)
+        except Exception:  # CONFIG disabled, or the server is gone indeed
+            reply = None
+        return oversized(request, reply)
 
     def _perform(self, request: Eval | Command | Transaction | Batch) -> Any:
         client: Any = self.client  # RedisCluster's execute_command is untyped

@@ -28,7 +28,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from checkpoint_base import StorageError, StorageUnavailableError
+from checkpoint_base import StorageError, StorageUnavailableError, ValueTooLargeError
 
 from ._requests import Atomic, Begin, Execute
 
@@ -46,6 +46,7 @@ T = TypeVar("T")
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
+_SQLITE_TOOBIG = 18
 _UNAVAILABLE = (
     "database is locked",
     "database table is locked",
@@ -106,6 +107,11 @@ def translate(exc: sqlite3.Error) -> StorageError:
         )
     if "malformed json" in lowered:
         return StorageError(f"SQLite: {message}; {_MALFORMED_JSON}")
+    if getattr(exc, "sqlite_errorcode", None) == _SQLITE_TOOBIG or "too big" in lowered:
+        return ValueTooLargeError(
+            f"SQLite: {message}: a value is longer than the connection's length limit "
+            "(SQLITE_LIMIT_LENGTH: 1,000,000,000 bytes unless SQLite was built or set lower)."
+        )
     return StorageError(f"SQLite: {message}")
 
 
