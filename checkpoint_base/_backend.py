@@ -119,6 +119,20 @@ class Backend(ABC):
 
     # -- generic ---------------------------------------------------------------------------
 
+    def put_child(self, checkpoint: CheckpointRecord, blobs: Sequence[BlobRecord]) -> Plan[bool]:
+        """`put_checkpoint` of a checkpoint that reads blobs its parent stored, unless the
+        parent is gone: then store nothing and return False.
+
+        A put carries only the blobs of changed channels; the others were stored with an
+        ancestor and live while the parent (which reads them) does. A whole-thread delete
+        (or `delete_for_runs`) racing a graph that still writes removes them, and the
+        graph's next put would read as a checkpoint with values missing. On False the saver
+        puts the checkpoint again with every channel's blob. The check and the put must be
+        one atomic step. Default: no check (the put as before); returns True.
+        """
+        yield from self.put_checkpoint(checkpoint, blobs)
+        return True
+
     def begin_write(self) -> Plan[None]:
         """Start the write transaction early, for a plan that reads, decides, then writes.
 

@@ -65,6 +65,22 @@ class MemoryBackend(Backend):
 
         yield op
 
+    def put_child(self, checkpoint: CheckpointRecord, blobs: Sequence[BlobRecord]) -> Plan[bool]:
+        ns_key = (checkpoint.thread_id, checkpoint.checkpoint_ns)
+
+        def op(store: MemoryStore) -> bool:
+            records = store.checkpoints.get(ns_key)
+            if records is None or checkpoint.parent_checkpoint_id not in records:
+                return False
+            for blob in blobs:
+                key = (blob.thread_id, blob.checkpoint_ns, blob.channel, blob.version)
+                store.blobs.setdefault(key, blob)
+            records[checkpoint.checkpoint_id] = checkpoint
+            return True
+
+        stored: bool = yield op
+        return stored
+
     def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
         yield lambda store: _store_writes(store, writes)
 

@@ -474,7 +474,11 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """
         record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
         try:
-            self._run(self.backend.put_checkpoint(record, blobs))
+            if not _reads_parent_blobs(record, blobs):
+                self._run(self.backend.put_checkpoint(record, blobs))
+            elif not self._run(self.backend.put_child(record, blobs)):
+                record, blobs = _whole(self.serde, config, checkpoint, metadata)
+                self._run(self.backend.put_checkpoint(record, blobs))
         except ValueTooLargeError as exc:
             raise _put_too_large(exc, record, blobs) from exc
         if self._keep_last is not None:
@@ -491,7 +495,11 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Async twin of `put`."""
         record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
         try:
-            await self._aquick(lambda: self.backend.put_checkpoint(record, blobs))
+            if not _reads_parent_blobs(record, blobs):
+                await self._aquick(lambda: self.backend.put_checkpoint(record, blobs))
+            elif not await self._aquick(lambda: self.backend.put_child(record, blobs)):
+                record, blobs = _whole(self.serde, config, checkpoint, metadata)
+                await self._aquick(lambda: self.backend.put_checkpoint(record, blobs))
         except ValueTooLargeError as exc:
             raise _put_too_large(exc, record, blobs) from exc
         if self._keep_last is not None:
@@ -656,3 +664,25 @@ def _writes_too_large(exc: ValueTooLargeError, writes: Sequence[WriteRecord]) ->
         f"{first.thread_id!r}"
     )
     return too_large(exc, what, sizes)
+
+
+def _reads_parent_blobs(record: CheckpointRecord, blobs: Sequence[BlobRecord]) -> bool:
+    """Whether a put leaves channels to blobs an ancestor stored (see `Backend.put_child`)."""
+    if record.parent_checkpoint_id is None:
+        return False
+    versions = record.channel_versions
+    if len(blobs) < len(versions):
+        return True
+    written = {b.channel for b in blobs}
+    return any(channel not in written for channel in versions)
+
+
+def _whole(
+    serde: SerializerProtocol,
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+) -> tuple[CheckpointRecord, list[BlobRecord]]:
+    """The records of a put with a blob for every channel: its parent, and with it the
+    blobs of the unchanged channels, was deleted while the graph ran."""
+    return to_records(serde, config, checkpoint, metadata, checkpoint["channel_versions"])

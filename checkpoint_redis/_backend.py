@@ -169,10 +169,13 @@ class RedisBackend(Backend):
         writes: Sequence[WriteRecord],
         *,
         direct: int = DIRECT_BLOB_BYTES,
+        child: bool = False,
     ) -> Eval | Transaction:
         tk = self.layout.thread(record.thread_id)
         cid = seg(record.checkpoint_id)
-        k = seg_common(record.checkpoint_ns) + cid
+        ns = seg_common(record.checkpoint_ns)
+        k = ns + cid
+        parent = record.parent_checkpoint_id
         try:  # a record migrated from a damaged source is refused whole, naming it
             metadata = json.loads(record.metadata)
         except (ValueError, RecursionError) as exc:
@@ -192,6 +195,7 @@ class RedisBackend(Backend):
             tk.member,
             run_f,
             run_r,
+            ns + seg(parent) if child and parent is not None else b"",
         ]
         small = [b for b in blobs if len(b.data) < direct]
         args.append(len(small))
@@ -207,7 +211,9 @@ class RedisBackend(Backend):
             if len(b.data) >= direct
         )  # fmt: skip
         return _beside(
-            beside, put, lambda: self._put_request(record, blobs, writes, direct=_ALL_INLINE)
+            beside,
+            put,
+            lambda: self._put_request(record, blobs, writes, direct=_ALL_INLINE, child=child),
         )
 
     def put_checkpoint(
@@ -221,6 +227,18 @@ class RedisBackend(Backend):
         yield self._put_request(checkpoint, blobs, writes)
         if self.read_hints:
             self._hint(self.layout.thread(checkpoint.thread_id), checkpoint)
+
+    def put_child(self, checkpoint: CheckpointRecord, blobs: Sequence[BlobRecord]) -> Plan[bool]:
+        if self._cluster:
+            yield from self._register(self.layout.thread(checkpoint.thread_id))
+        reply = yield self._put_request(checkpoint, blobs, (), child=True)
+        if isinstance(reply, list):  # a MULTI/EXEC: the script's reply comes last
+            reply = reply[-1]
+        if not int(reply):
+            return False
+        if self.read_hints:
+            self._hint(self.layout.thread(checkpoint.thread_id), checkpoint)
+        return True
 
     def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
         by_thread: dict[str, list[WriteRecord]] = {}

@@ -11,12 +11,14 @@ from ._lua_prelude import script as _script
 __all__ = ["DELETE_THREAD", "HEADS", "HISTORY", "LIST", "PRUNE", "PUT", "PUT_WRITES"]
 
 # KEYS (thread scripts): c i o b w x m h of the thread, then threads runs exp of its bucket.
-# ARGV: base, ttl_ms, now, K, o-member, value, member, runF, runR, nblobs, (field, value)*,
-# nwrites, (field, mode, value)*
+# ARGV: base, ttl_ms, now, K, o-member, value, member, runF, runR, parent K or '', nblobs,
+# (field, value)*, nwrites, (field, mode, value)*. With a parent K: stores nothing and returns
+# 0 when that checkpoint is gone (see `Backend.put_child`).
 PUT = _script(
     "put",
     r"""
 local base, ttl, K, om, v, member = ARGV[1], tonumber(ARGV[2]), ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+if ARGV[10] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[10]) == 0 then return 0 end
 local old = redis.call('HGET', KEYS[1], K)
 local old_run
 if old then
@@ -32,8 +34,8 @@ local zargs = {}
 for _, p in ipairs(l[5]) do zargs[#zargs + 1] = 0; zargs[#zargs + 1] = p .. om end
 if #zargs > 0 then redis.call('ZADD', KEYS[7], unpack(zargs)) end
 redis.call('HINCRBY', KEYS[8], 's', l[3])
-local at = 11
-for _ = 1, tonumber(ARGV[10]) do
+local at = 12
+for _ = 1, tonumber(ARGV[11]) do
   redis.call('HSETNX', KEYS[4], ARGV[at], ARGV[at + 1])
   at = at + 2
 end

@@ -1,0 +1,123 @@
+"""Whole-thread operations racing a graph that still writes the thread.
+
+A put carries blobs for the changed channels only; the unchanged ones were stored with an
+ancestor. When `delete_thread` (an admin job, another request) or `delete_for_runs` removes
+the thread while a graph runs, the graph's next put names a parent that is gone, and with
+it those blobs. The put may recreate the thread, but as a whole checkpoint: it must never
+read back with channel values missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from checkpoint_base import Backend
+
+from .builders import checkpoint, cid, config, new_thread
+from .harness import Harness
+
+_UNCHECKED = (
+    "known, not fixed on {backend}: its put does not check, in the same statement, that the "
+    "parent whose blobs the checkpoint reads is still stored (Backend.put_child), so a put "
+    "landing after a whole-thread delete reads back with the unchanged channels missing"
+)
+
+
+def _checks_parent(h: Harness) -> bool:
+    return type(h.saver.backend).put_child is not Backend.put_child
+
+
+def _known_gap(h: Harness, request: pytest.FixtureRequest) -> None:
+    if not _checks_parent(h):
+        reason = _UNCHECKED.format(backend=h.target.backend)
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+async def _step(h: Harness, tid: str, parent: str | None, n: int, **meta: Any) -> Any:
+    """A graph's put: `const` was stored at the first step, only `n` changes."""
+    return await h.put(
+        config(tid, "", parent),
+        checkpoint({"const": "C", "n": n}, {"const": 1, "n": n + 1}),
+        {"step": n, **meta},
+        {"const": 1, "n": n + 1} if parent is None else {"n": n + 1},
+    )
+
+
+async def test_a_put_after_delete_thread_stores_a_whole_checkpoint(
+    h: Harness, request: pytest.FixtureRequest
+) -> None:
+    _known_gap(h, request)
+    tid = new_thread()
+    first = await _step(h, tid, None, 0)
+    await h.delete_thread(tid)
+    second = await _step(h, tid, cid(first), 1)
+    got = await h.get_tuple(second)
+    assert got is not None
+    assert got.checkpoint["channel_values"] == {"const": "C", "n": 1}
+    # The recreated thread goes whole with the next delete.
+    await h.delete_thread(tid)
+    assert await h.list(config(tid)) == []
+
+
+async def test_a_put_after_delete_for_runs_stores_a_whole_checkpoint(
+    h: Harness, request: pytest.FixtureRequest
+) -> None:
+    _known_gap(h, request)
+    tid, run = new_thread(), new_thread()
+    first = await _step(h, tid, None, 0, run_id=run)
+    second = await _step(h, tid, cid(first), 1, run_id=run)
+    await h.delete_for_runs([run])
+    third = await _step(h, tid, cid(second), 2, run_id=run)
+    got = await h.get_tuple(third)
+    assert got is not None
+    assert got.checkpoint["channel_values"] == {"const": "C", "n": 2}
+
+
+async def test_delete_thread_racing_a_writer_leaves_only_whole_checkpoints(h: Harness) -> None:
+    """A writer (another thread of the process, as a graph run beside an admin request)
+    keeps putting a chain while the thread is deleted again and again."""
+    if not _checks_parent(h):
+        pytest.skip(_UNCHECKED.format(backend=h.target.backend))
+    tid = new_thread()
+    steps = 40
+    loop = None if h.flavor == "sync" else asyncio.get_running_loop()
+    errors: list[BaseException] = []
+    done = threading.Event()
+    parent: str | None = None
+
+    def write() -> None:
+        nonlocal parent
+        try:
+            for n in range(steps):
+                if loop is None:
+                    stored = asyncio.run(_step(h, tid, parent, n))
+                else:
+                    coro = _step(h, tid, parent, n)
+                    stored = asyncio.run_coroutine_threadsafe(coro, loop).result(10)
+                parent = cid(stored)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    deletes = 0
+    while not done.is_set():
+        await h.delete_thread(tid)
+        deletes += 1
+        await asyncio.sleep(0.002)
+    await asyncio.to_thread(writer.join, 15)
+    assert not errors, errors
+    assert deletes > 1
+    # The run's next step, after the last delete (which may have come after its last put).
+    await _step(h, tid, parent, steps)
+    stored = await h.list(config(tid))
+    assert stored
+    for t in stored:
+        values = t.checkpoint["channel_values"]
+        assert values == {"const": "C", "n": t.metadata["step"]}, (t.config, values)
