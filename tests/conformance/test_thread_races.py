@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
+from langgraph.graph import END, START, StateGraph
 
 from checkpoint_base import Backend
 
 from .builders import checkpoint, cid, config, new_thread
+from .graphs import thread_config
 from .harness import Harness
 
 _UNCHECKED = (
@@ -121,3 +123,38 @@ async def test_delete_thread_racing_a_writer_leaves_only_whole_checkpoints(h: Ha
     for t in stored:
         values = t.checkpoint["channel_values"]
         assert values == {"const": "C", "n": t.metadata["step"]}, (t.config, values)
+
+
+class Counting(TypedDict):
+    const: str
+    n: int
+
+
+async def test_a_graph_whose_thread_is_deleted_mid_run_ends_with_its_whole_state(
+    h: Harness, request: pytest.FixtureRequest
+) -> None:
+    """A real graph: one of its steps deletes the thread (as an admin request would, from
+    another thread of the process) and the run goes on; `const`, written at the first step
+    only, must be in the state the run leaves behind."""
+    _known_gap(h, request)
+    tid = new_thread()
+
+    def begin(state: Counting) -> dict[str, Any]:
+        return {"const": "C", "n": 0}
+
+    def step(state: Counting) -> dict[str, Any]:
+        if state["n"] == 3:
+            h.saver.delete_thread(tid)  # a sync call from the node's thread: any flavor
+        return {"n": state["n"] + 1}
+
+    builder = StateGraph(Counting)
+    builder.add_node("begin", begin)
+    builder.add_node("step", step)
+    builder.add_edge(START, "begin")
+    builder.add_edge("begin", "step")
+    builder.add_conditional_edges("step", lambda s: "step" if s["n"] < 6 else END)
+    graph = builder.compile(checkpointer=h.saver)
+    cfg = thread_config(tid)
+    assert await h.invoke(graph, {"n": 0}, cfg, durability="sync") == {"const": "C", "n": 6}
+    state = await h.get_state(graph, cfg)
+    assert state.values == {"const": "C", "n": 6}
