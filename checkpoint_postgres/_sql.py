@@ -195,6 +195,7 @@ _DELETE_THREADS = """WITH c AS (DELETE FROM {s}.checkpoints WHERE thread_id = AN
 # see the table as it was before the deletes, so "remaining" is spelled as a condition. The
 # live versions are listed once and anti-joined (hashed): a NOT EXISTS per blob scanned the
 # thread's checkpoints for each of its blobs, 2.3 s to delete one run of a 2,000-step thread.
+# A damaged row whose channel_versions is not an object names no live blob (as `@>` did).
 _DELETE_RUNS = """WITH gone AS (
         DELETE FROM {s}.checkpoints WHERE run_id = ANY(%(runs)s)
         RETURNING thread_id, checkpoint_ns, checkpoint_id
@@ -203,7 +204,8 @@ _DELETE_RUNS = """WITH gone AS (
             AND w.checkpoint_ns = g.checkpoint_ns AND w.checkpoint_id = g.checkpoint_id
     ), live AS MATERIALIZED (
         SELECT c.thread_id, c.checkpoint_ns, v.key AS channel, v.value AS version
-        FROM {s}.checkpoints c CROSS JOIN LATERAL jsonb_each(c.channel_versions) AS v
+        FROM {s}.checkpoints c CROSS JOIN LATERAL jsonb_each(CASE jsonb_typeof(c.channel_versions)
+            WHEN 'object' THEN c.channel_versions ELSE '{{}}' END) AS v
         WHERE c.thread_id IN (SELECT thread_id FROM gone)
             AND (c.run_id IS NULL OR NOT c.run_id = ANY(%(runs)s))
     )

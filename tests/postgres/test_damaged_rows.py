@@ -144,6 +144,31 @@ def test_damaged_channel_versions_of_an_older_checkpoint_is_pruned(
     assert saver.get_tuple(first) is None
 
 
+@pytest.mark.parametrize("shape", ["array", "string", "number"])
+def test_delete_for_runs_beside_damaged_channel_versions(
+    saver: PostgresSaver, admin: psycopg.Connection[Any], schema: str, shape: str
+) -> None:
+    """Deleting one run of a thread where a checkpoint of another run has channel_versions
+    of another shape than an object works, and leaves that checkpoint as it was."""
+    tid = new_thread()
+    parent = config(tid)
+    stored = []
+    for step, run in enumerate(["a", "a", "b"]):
+        parent = saver.put(
+            parent,
+            checkpoint({"msg": f"m{step}"}, {"msg": step + 1}),
+            {"source": "loop", "step": step, "run_id": f"run-{run}-{tid}"},
+            {"msg": step + 1},
+        )
+        stored.append(parent)
+    _damage(admin, schema, _SET_VERSIONS, _VERSIONS[shape], tid, cid(stored[-1]))
+    saver.delete_for_runs([f"run-a-{tid}"])
+    assert saver.get_tuple(stored[0]) is None and saver.get_tuple(stored[1]) is None
+    with pytest.raises(DamagedDataError) as raised:
+        saver.get_tuple(stored[-1])
+    _names(raised.value, tid, cid(stored[-1]), "channel_versions")
+
+
 # Deeper than Python's json can read: a bare RecursionError escaped before.
 _DEEP = b'{"source":"loop","step":1,"d":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 
