@@ -85,7 +85,7 @@ def test_metadata_too_deep_to_read_is_copied_and_verified(
     _source(
         source,
         "UPDATE cp_checkpoints SET metadata = '{\"d\":' || printf('%.*c', 100000, '[') || "
-        "printf('%.*c', 100000, ']') || '}' WHERE thread_id = ? AND checkpoint_id = ?",
+        "printf('%.*c', 100000, ']') || '}' WHERE thread_id = :tid AND checkpoint_id = :cid",
     )
     ours = f"sqlite:///{tmp_path / 'ours.db'}"
     assert main(["migrate", f"sqlite:///{source}", ours, "--verify"]) == 0
