@@ -114,3 +114,15 @@ class Harness:
         if self.is_async:
             return await graph.aupdate_state(config, values, **kwargs)
         return graph.update_state(config, values, **kwargs)
+
+    async def bulk_update_state(self, graph: Any, config: RunnableConfig, supersteps: Any) -> Any:
+        if self.is_async:
+            return await graph.abulk_update_state(config, supersteps)
+        return graph.bulk_update_state(config, supersteps)
+
+    async def stream(
+        self, graph: Any, value: Any, config: RunnableConfig, **kwargs: Any
+    ) -> builtins.list[Any]:
+        if self.is_async:
+            return [chunk async for chunk in graph.astream(value, config, **kwargs)]
+        return list(graph.stream(value, config, **kwargs))

@@ -1,0 +1,161 @@
+"""Channel operations and state types on every saver against `InMemorySaver`:
+`RemoveMessage` and `REMOVE_ALL_MESSAGES`, `Overwrite` of a reducer channel, and states that
+are pydantic models or dataclasses (whose types reach the serializer at compile time)."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Annotated, Any, TypedDict
+
+import pydantic
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import REMOVE_ALL_MESSAGES, add_messages
+from langgraph.types import Overwrite
+
+from .graphs import new_thread, thread_config
+from .harness import Harness
+from .reference import assert_same_as_reference, stored
+
+
+class Chat(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+    log: Annotated[list[str], operator.add]
+
+
+def trimming_bot() -> StateGraph[Any]:
+    """Answers; past four messages drops the oldest two; "reset" clears the whole list."""
+
+    def bot(state: Chat) -> dict[str, Any]:
+        last = state["messages"][-1]
+        n = len(state["messages"])
+        if last.content == "reset":
+            return {
+                "messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), AIMessage("fresh", id="f")],
+                "log": Overwrite(["reset"]),
+            }
+        drop = [RemoveMessage(id=m.id) for m in state["messages"][:2]] if n > 4 else []
+        return {"messages": [*drop, AIMessage(f"re {last.content}", id=f"ai-{n}")], "log": [f"{n}"]}
+
+    builder = StateGraph(Chat)
+    builder.add_node("bot", bot)
+    builder.add_edge(START, "bot")
+    return builder
+
+
+async def test_remove_messages_and_overwrite(h: Harness) -> None:
+    async def scenario(r: Harness) -> Any:
+        config = thread_config(new_thread())
+        graph = trimming_bot().compile(checkpointer=r.saver)
+        results = [
+            await r.invoke(graph, {"messages": [HumanMessage(text, id=f"h-{text}")]}, config)
+            for text in ("one", "two", "three", "four")
+        ]
+        # A human edit removes one message by id and overwrites the log.
+        edited = await r.update_state(
+            graph,
+            config,
+            {"messages": [RemoveMessage(id="h-three")], "log": Overwrite(["edited"])},
+        )
+        results.append(await r.invoke(graph, {"messages": [HumanMessage("reset", id="r")]}, config))
+        fresh = trimming_bot().compile(checkpointer=r.saver)
+        return {
+            "results": results,
+            "edited": await r.get_state(fresh, edited),
+            "history": await r.state_history(fresh, config),
+            "stored": await stored(r, config),
+        }
+
+    seen = await assert_same_as_reference(h, scenario)
+    assert [m["AIMessage"]["content"] for m in seen["results"][-1]["messages"]] == ["fresh"]
+    assert seen["results"][-1]["log"] == ["reset"]
+
+
+class Level(Enum):
+    LOW = 1
+    HIGH = 2
+
+
+class Item(pydantic.BaseModel):
+    name: str
+    level: Level
+
+
+class ModelState(pydantic.BaseModel):
+    items: Annotated[list[Item], operator.add] = []
+    best: Item | None = None
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
+
+
+@dataclass
+class DataState:
+    points: Annotated[list[Point], operator.add] = field(default_factory=list)
+    last: Point | None = None
+
+
+def model_graph() -> StateGraph[Any]:
+    def pick(state: ModelState) -> dict[str, Any]:
+        n = len(state.items)
+        return {"items": [Item(name=f"i{n}", level=Level.HIGH)], "best": state.items[0]}
+
+    builder = StateGraph(ModelState)
+    builder.add_node("pick", pick)
+    builder.add_edge(START, "pick")
+    return builder
+
+
+def data_graph() -> StateGraph[Any]:
+    def move(state: DataState) -> dict[str, Any]:
+        last = state.points[-1]
+        return {"points": [Point(last.x + 1, last.y * 2)], "last": last}
+
+    builder = StateGraph(DataState)
+    builder.add_node("move", move)
+    builder.add_edge(START, "move")
+    return builder
+
+
+async def test_pydantic_and_dataclass_states(h: Harness) -> None:
+    async def scenario(r: Harness) -> Any:
+        model_config, data_config = thread_config(new_thread()), thread_config(new_thread())
+        models = model_graph().compile(checkpointer=r.saver)
+        data = data_graph().compile(checkpointer=r.saver)
+        results = []
+        for _ in range(2):
+            start = {"items": [Item(name="seed", level=Level.LOW)]}
+            results.append(await r.invoke(models, start, model_config))
+            results.append(await r.invoke(data, {"points": [Point(1, 1)]}, data_config))
+        await r.update_state(models, model_config, {"best": Item(name="human", level=Level.LOW)})
+        # Freshly compiled graphs read the stored values back with their types.
+        models, data = (
+            model_graph().compile(checkpointer=r.saver),
+            data_graph().compile(checkpointer=r.saver),
+        )
+        model_state = await r.get_state(models, model_config)
+        data_state = await r.get_state(data, data_config)
+        return {
+            "results": results,
+            "types": [
+                [type(i).__name__ for i in model_state.values["items"]],
+                type(model_state.values["best"]).__name__,
+                [type(p).__name__ for p in data_state.values["points"]],
+            ],
+            "models": await r.state_history(models, model_config),
+            "data": await r.state_history(data, data_config),
+            # Read through the compiled graphs' savers: the saver itself knows none of these
+            # types, and refuses to rebuild them (test_graph_user_types).
+            "stored": [
+                await stored(Harness(r.target, r.flavor, models.checkpointer), model_config),
+                await stored(Harness(r.target, r.flavor, data.checkpointer), data_config),
+            ],
+        }
+
+    seen = await assert_same_as_reference(h, scenario)
+    assert seen["types"] == [["Item"] * 4, "Item", ["Point"] * 4]
