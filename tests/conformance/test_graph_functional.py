@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langgraph.func import entrypoint, task
 from langgraph.types import Command, interrupt
 
@@ -102,3 +103,60 @@ async def test_functional_previous_and_final_across_runs(h: Harness) -> None:
     seen = await assert_same_as_reference(h, scenario)
     assert seen["results"][:3] == ["total 1 (was None)", "total 3 (was 1)", "total 6 (was 3)"]
     assert seen["results"][4] == "total 11 (was 1)"
+
+
+def parallel_workflow(saver: Any, runs: Runs) -> Any:
+    """Three tasks in parallel, two of which interrupt; the entrypoint joins their results."""
+
+    @task
+    def review(name: str) -> str:
+        runs.hit(name)
+        if name == "auto":
+            return "auto:ok"
+        return f"{name}:{interrupt({'review': name})}"
+
+    @entrypoint(checkpointer=saver)
+    def workflow(names: list[str]) -> list[str]:
+        runs.hit("workflow")
+        futures = [review(name) for name in names]
+        return [f.result() for f in futures]
+
+    return workflow
+
+
+@pytest.mark.parametrize("durability", ["exit", "sync"])
+async def test_functional_parallel_interrupts_resumed_by_id(h: Harness, durability: str) -> None:
+    skip_async_interrupts(h.is_async)
+
+    async def scenario(r: Harness) -> Any:
+        runs = Runs()
+        config = thread_config(new_thread())
+        first = await r.invoke(
+            parallel_workflow(r.saver, runs), ["ann", "auto", "bob"], config, durability=durability
+        )
+        # Resume whatever is pending, by interrupt id, until the workflow finishes: the
+        # entrypoint stops at the first failed future, so one interrupt shows at a time.
+        paused, results = [], []
+        for _ in range(3):
+            state = await r.get_state(parallel_workflow(r.saver, runs), config)
+            if not state.interrupts:
+                break
+            paused.append(state)
+            answers = {i.id: f"yes-{i.value['review']}" for i in state.interrupts}
+            fresh = parallel_workflow(r.saver, runs)
+            results.append(
+                await r.invoke(fresh, Command(resume=answers), config, durability=durability)
+            )
+        graph = parallel_workflow(r.saver, runs)
+        return {
+            "first": first,
+            "paused": paused,
+            "results": results,
+            "runs": runs.snapshot(),
+            "history": await r.state_history(graph, config),
+            "stored": await stored(r, config),
+        }
+
+    seen = await assert_same_as_reference(h, scenario)
+    assert seen["results"][-1] == ["ann:yes-ann", "auto:ok", "bob:yes-bob"]
+    assert seen["runs"]["auto"] == 1

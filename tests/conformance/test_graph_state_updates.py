@@ -66,7 +66,7 @@ async def test_bulk_update_state_and_update_as_node(h: Harness) -> None:
 
     seen = await assert_same_as_reference(h, scenario)
     assert seen["finished"] == {"log": ["as-a", "b-1", "b-2", "c1"]}
-    assert seen["after_bulk"]["snapshot"]["next"] == ["c"]
+    assert seen["after_bulk"]["snapshot"]["next"] == {"tuple": ["c"]}
     assert seen["copied"]["snapshot"]["metadata"]["source"] == "fork"
     assert seen["runs"] == {"c": 3, "b": 2, "a": 1}
 

@@ -104,3 +104,75 @@ async def test_subgraph_state_history_and_command_parent(h: Harness) -> None:
     seen = await assert_same_as_reference(h, scenario)
     assert seen["done"] == {"log": ["begin1", "hop:right", "right1:right"], "route": "right"}
     assert seen["runs"] == {"begin": 1, "note": 1, "ask": 2, "hop": 1, "right": 1}
+
+
+def memo_graph(runs: Runs) -> StateGraph[Any]:
+    """start -> memo(remember -> confirm), a subgraph compiled with `checkpointer=True`.
+
+    Such a subgraph keeps its own thread in the namespace `memo` (no task id), so what it
+    stored in one run is its state at the start of the next.
+    """
+
+    def remember(state: Child) -> dict[str, Any]:
+        return {"notes": [f"seen {len(state['notes'])}:{runs.hit('remember')}"]}
+
+    def confirm(state: Child) -> dict[str, Any]:
+        runs.hit("confirm")
+        return {"notes": [f"ok:{interrupt(len(state['notes']))}"]}
+
+    child = StateGraph(Child)
+    child.add_node("remember", remember)
+    child.add_node("confirm", confirm)
+    child.add_edge(START, "remember")
+    child.add_edge("remember", "confirm")
+
+    def done(state: Parent) -> dict[str, Any]:
+        return {"log": [f"done{runs.hit('done')}"]}
+
+    parent = StateGraph(Parent)
+    parent.add_node("memo", child.compile(checkpointer=True))
+    parent.add_node("done", done)
+    parent.add_edge(START, "memo")
+    parent.add_edge("memo", "done")
+    return parent
+
+
+async def test_stateful_subgraph_and_update_of_a_paused_subgraph(h: Harness) -> None:
+    skip_async_interrupts(h.is_async)
+
+    async def scenario(r: Harness) -> Any:
+        runs = Runs()
+        thread = new_thread()
+        config = thread_config(thread)
+        graph = memo_graph(runs).compile(checkpointer=r.saver)
+        observed: dict[str, Any] = {"results": []}
+        for turn in range(2):
+            observed["results"].append(
+                await r.invoke(graph, {"log": [f"turn{turn}"], "route": ""}, config)
+            )
+            paused = await r.get_state(graph, config, subgraphs=True)
+            observed[f"paused{turn}"] = paused
+            # A human edits the paused subgraph's own state through its config.
+            child_config = paused.tasks[0].state.config
+            edited = await r.update_state(graph, child_config, {"notes": [f"human{turn}"]})
+            observed[f"edited{turn}"] = await r.get_state(graph, edited)
+            fresh = memo_graph(runs).compile(checkpointer=r.saver)
+            observed["results"].append(await r.invoke(fresh, Command(resume=turn), config))
+        child_ns = {"configurable": {"thread_id": thread, "checkpoint_ns": "memo"}}
+        observed["child_history"] = await r.state_history(graph, child_ns)
+        observed["child_updates"] = await r.state_history(
+            graph, child_ns, filter={"source": "update"}, limit=1
+        )
+        observed["history"] = await r.state_history(graph, config)
+        observed["runs"] = runs.snapshot()
+        observed["stored"] = await stored(r, config)
+        return observed
+
+    seen = await assert_same_as_reference(h, scenario)
+    assert seen["runs"] == {"remember": 2, "confirm": 4, "done": 2}
+    # The second run's subgraph started from what the first one stored, human edit included.
+    assert seen["child_history"][0]["snapshot"]["values"]["notes"] == [
+        *["seen 0:1", "human0", "ok:0"],
+        *["seen 3:2", "human1", "ok:1"],
+    ]
+    assert [s["snapshot"]["metadata"]["step"] for s in seen["child_updates"]] == [7]
