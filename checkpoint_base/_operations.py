@@ -241,8 +241,9 @@ def trim_plan(backend: Backend, thread_id: str, keep_last: int) -> Plan[int]:
     each delta channel's stored value, as `prune` does. A subgraph's namespace whose newest
     checkpoint is older than the oldest kept one of the root namespace belongs to a subgraph
     run that finished before the kept history begins: it goes whole (each run of a subgraph
-    node has a namespace of its own, so they would otherwise pile up). A checkpoint stored
-    meanwhile stays (see `Backend.prune`).
+    node has a namespace of its own, so they would otherwise pile up), unless it is the
+    thread-long history of a `checkpointer=True` subgraph (`per_run_namespace`). A checkpoint
+    stored meanwhile stays (see `Backend.prune`).
     """
     by_ns: dict[str, list[tuple[str, str | None]]] = {}
     for ns, checkpoint_id, parent in (yield from backend.checkpoint_keys(thread_id)):
@@ -254,7 +255,7 @@ def trim_plan(backend: Backend, thread_id: str, keep_last: int) -> Plan[int]:
     keep: set[tuple[str, str]] = set()
     stale: dict[str, str] = {}
     for ns, ids in by_ns.items():
-        if ns and start is not None and ids[0][0] < start:
+        if per_run_namespace(ns) and start is not None and ids[0][0] < start:
             stale[ns] = ids[0][0]
         else:
             keep.update((ns, checkpoint_id) for checkpoint_id, _ in ids[:keep_last])
@@ -277,6 +278,16 @@ def trim_plan(backend: Backend, thread_id: str, keep_last: int) -> Plan[int]:
                 keep |= yield from chain_to_snapshots(backend, row.checkpoint, channels)
     yield from backend.prune(thread_id, keep, {**prune_fence(keep), **stale})
     return total - len(keep)
+
+
+def per_run_namespace(checkpoint_ns: str) -> bool:
+    """Whether a namespace holds one run of a subgraph: `node:<task id>`, nested with `|`.
+
+    A subgraph compiled with `checkpointer=True` keeps one history per thread instead, under
+    its namespace with every task id removed (`node`, `outer|node`): its newest checkpoint is
+    the state its next run starts from, however long ago it ran.
+    """
+    return ":" in checkpoint_ns
 
 
 def delta_channels(head: CheckpointRecord) -> set[str]:

@@ -188,3 +188,64 @@ async def test_big_graph_matches_a_run_without_keep_last(
         got, history = await _run_big(h, n, durability, retry)
         assert got == reference, n
         assert history, n
+
+
+class Memo(TypedDict):
+    last: str
+    notes: Annotated[list[str], operator.add]
+
+
+class Told(TypedDict):
+    last: str
+    log: Annotated[list[str], operator.add]
+
+
+def remembering_graph(*, nested: bool) -> StateGraph[Any]:
+    """memo -> done, where `memo` is a subgraph compiled with `checkpointer=True`.
+
+    Such a subgraph keeps one history per thread, in a namespace without task ids (`memo`,
+    or `outer|memo` inside a per-run subgraph `outer:<task id>`), and starts each run from
+    the state its last run stored: that state is the thread's, not one run's.
+    """
+
+    def remember(state: Memo) -> dict[str, Any]:
+        return {"notes": ["x"], "last": f"seen {len(state['notes'])}"}
+
+    child = StateGraph(Memo)
+    child.add_node("remember", remember)
+    child.add_edge(START, "remember")
+    memo: Any = child.compile(checkpointer=True)
+    if nested:
+        outer = StateGraph(Memo)
+        outer.add_node("memo", memo)
+        outer.add_edge(START, "memo")
+        memo = outer.compile()
+
+    def done(state: Told) -> dict[str, Any]:
+        return {"log": [state["last"]]}
+
+    builder = StateGraph(Told)
+    builder.add_node("sub", memo)
+    builder.add_node("done", done)
+    builder.add_edge(START, "sub")
+    builder.add_edge("sub", "done")
+    return builder
+
+
+@pytest.mark.parametrize("nested", [False, True])
+async def test_stateful_subgraph_keeps_its_state(keep: Harness, nested: bool) -> None:
+    async def run(keep_last: int | None) -> Any:
+        keep.saver.keep_last = keep_last
+        graph = remembering_graph(nested=nested).compile(checkpointer=keep.saver)
+        cfg = thread_config(new_thread())
+        results = [await keep.invoke(graph, {"last": ""}, cfg) for _ in range(3)]
+        spaces = {t.config["configurable"]["checkpoint_ns"] for t in await keep.list(cfg)}
+        return results, spaces
+
+    reference, spaces = await run(None)
+    assert reference[-1]["log"] == ["seen 0", "seen 1", "seen 2"]
+    for n in (1, 2):
+        got, kept = await run(n)
+        assert got == reference, n
+        # The subgraph's one history stays; each per-run namespace around it may go.
+        assert {ns for ns in spaces if ":" not in ns} <= kept, n
