@@ -23,6 +23,10 @@ async def _queries(r: Harness, graph: Any, config: Any, history: list[StateSnaps
         "step_2": await r.state_history(graph, config, filter={"step": 2}),
         "forks": await r.state_history(graph, config, filter={"source": "fork", "step": 1}),
         "none": await r.state_history(graph, config, filter={"source": "nope"}),
+        # A config that names a checkpoint lists that checkpoint only.
+        "at": await r.state_history(graph, middle),
+        "at_before": await r.state_history(graph, middle, before=history[0].config),
+        "at_filtered": await r.state_history(graph, middle, filter={"source": "nope"}),
     }
 
 

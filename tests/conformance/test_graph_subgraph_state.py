@@ -6,6 +6,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
+import pytest
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 
@@ -73,7 +74,8 @@ def routing_graph(runs: Runs) -> StateGraph[Any]:
     return parent
 
 
-async def test_subgraph_state_history_and_command_parent(h: Harness) -> None:
+@pytest.mark.parametrize("durability", ["exit", "async"])
+async def test_subgraph_state_history_and_command_parent(h: Harness, durability: str) -> None:
     skip_async_interrupts(h.is_async)
 
     async def scenario(r: Harness) -> Any:
@@ -81,13 +83,13 @@ async def test_subgraph_state_history_and_command_parent(h: Harness) -> None:
         thread = new_thread()
         config = thread_config(thread)
         graph = routing_graph(runs).compile(checkpointer=r.saver)
-        first = await r.invoke(graph, {"log": [], "route": ""}, config)
+        first = await r.invoke(graph, {"log": [], "route": ""}, config, durability=durability)
         paused = await r.get_state(graph, config, subgraphs=True)
         child_config = paused.tasks[0].state.config
         child_history = await r.state_history(graph, child_config)
         child_state = await r.get_state(graph, child_config)
         fresh = routing_graph(runs).compile(checkpointer=r.saver)
-        done = await r.invoke(fresh, Command(resume="right"), config)
+        done = await r.invoke(fresh, Command(resume="right"), config, durability=durability)
         return {
             "first": first,
             "paused": paused,
