@@ -7,11 +7,15 @@ value the last run saved, read back from the thread's latest checkpoint.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import pydantic
 import pytest
 from langgraph.func import entrypoint, task
 from langgraph.types import Command, interrupt
+
+from checkpoint_base.serde import DisallowedTypeError
 
 from ..langgraph_limits import skip_async_interrupts
 from .graphs import Runs, new_thread, thread_config
@@ -160,3 +164,64 @@ async def test_functional_parallel_interrupts_resumed_by_id(h: Harness, durabili
     seen = await assert_same_as_reference(h, scenario)
     assert seen["results"][-1] == ["ann:yes-ann", "auto:ok", "bob:yes-bob"]
     assert seen["runs"]["auto"] == 1
+
+
+@dataclass(frozen=True)
+class Quote:
+    sku: str
+    price: float
+
+
+class Order(pydantic.BaseModel):
+    sku: str
+    qty: int
+
+
+TYPES = [(Quote.__module__, "Quote"), (Order.__module__, "Order")]
+
+
+def quoting_workflow(saver: Any) -> Any:
+    """Takes a pydantic `Order`, quotes it in a task returning a dataclass, asks to confirm."""
+
+    @task
+    def quote(order: Order) -> Quote:
+        return Quote(order.sku, 2.5 * order.qty)
+
+    @entrypoint(checkpointer=saver)
+    def flow(order: Order) -> dict[str, Any]:
+        q = quote(order).result()
+        return {"quote": q, "order": order, "ok": interrupt({"price": q.price})}
+
+    return flow
+
+
+async def test_functional_user_types_need_an_allowlist(h: Harness) -> None:
+    """A functional workflow registers no types with the serializer (a `StateGraph` registers
+    its state schema's): its inputs and task results are rebuilt only once allowed.
+
+    LangGraph's `InMemorySaver` rebuilds them with a warning that this "will be blocked in a
+    future version" (with `LANGGRAPH_STRICT_MSGPACK=true` it blocks now, handing back a dict);
+    the savers of this package refuse already, naming the type and the fix.
+    """
+    skip_async_interrupts(h.is_async)
+    config = thread_config(new_thread())
+    await h.invoke(quoting_workflow(h.saver), Order(sku="a", qty=2), config)
+    with pytest.raises(DisallowedTypeError, match=r"(Order|Quote).*with_allowlist"):
+        await h.invoke(quoting_workflow(h.saver), Command(resume=True), config)
+
+    async def scenario(r: Harness) -> Any:
+        allowed = r.saver.with_allowlist(TYPES)
+        config = thread_config(new_thread())
+        first = await r.invoke(quoting_workflow(allowed), Order(sku="b", qty=4), config)
+        done = await r.invoke(quoting_workflow(allowed), Command(resume=True), config)
+        checked = Harness(r.target, r.flavor, allowed)
+        graph = quoting_workflow(allowed)
+        return {
+            "first": first,
+            "done": done,
+            "history": await checked.state_history(graph, config),
+            "stored": await stored(checked, config),
+        }
+
+    seen = await assert_same_as_reference(h, scenario)
+    assert seen["done"]["quote"] == {"Quote": {"sku": "b", "price": 10.0}}
