@@ -12,6 +12,8 @@ separate flag to decide whether it is strict, and a permissive `JsonPlusSerializ
 from __future__ import annotations
 
 import logging
+import types
+from typing import Any, get_args, get_origin
 
 __all__ = ["enable_schema_allowlists"]
 
@@ -38,5 +40,32 @@ def enable_schema_allowlists() -> bool:
         )
         return False
     _serde.STRICT_MSGPACK_ENABLED = True
+    _walk_generic_aliases(_serde)
     _done = True
     return True
+
+
+def _walk_generic_aliases(serde: Any) -> None:
+    """Make LangGraph's schema walk step into `collections.abc.Sequence[T]`, `Mapping[K, V]`,
+    `typing.Sequence[T]` and every other alias of a generic class, as it does into `list[T]`
+    and `dict[K, V]` (`Annotated`, `Union` and `Literal` it handles itself).
+
+    It handles the builtin containers' aliases only: the types inside `Sequence[Customer]`
+    were not allowlisted (Python 3.11+), or, on Python 3.10, where `isinstance(Sequence[T],
+    type)` is true, the walk tested the alias with `issubclass` and compiling the graph
+    failed with "issubclass() arg 1 must be a class". Each argument of such an alias is
+    walked now.
+    """
+    walk = getattr(serde, "_collect_from_type", None)
+    if walk is None or getattr(walk, "_checkpointers_guard", False):
+        return
+
+    def guarded(typ: Any, allowlist: Any, seen: Any, seen_ids: Any) -> None:
+        if isinstance(typ, types.GenericAlias) or isinstance(get_origin(typ), type):
+            for arg in get_args(typ):
+                guarded(arg, allowlist, seen, seen_ids)
+            return
+        walk(typ, allowlist, seen, seen_ids)
+
+    guarded._checkpointers_guard = True  # type: ignore[attr-defined]
+    serde._collect_from_type = guarded

@@ -10,10 +10,12 @@ with the variable set, as a user would.
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import dataclasses
 import enum
 import textwrap
+import typing
 import uuid
 from collections.abc import Collection
 from pathlib import Path
@@ -183,3 +185,33 @@ def test_with_the_real_environment_variable() -> None:
     root = str(Path(__file__).resolve().parents[2])
     script = textwrap.dedent(SCRIPT.format(root=root))
     assert_script_prints_ok(script, LANGGRAPH_STRICT_MSGPACK="true")
+
+
+class AbcState(TypedDict):
+    customers: collections.abc.Sequence[Customer]
+    tickets: typing.Mapping[str, Ticket]  # the typing alias, on purpose
+
+
+def test_schema_aliases_of_abstract_containers_reach_the_allowlist() -> None:
+    """A state naming `collections.abc.Sequence[Customer]` or `typing.Mapping[str, Ticket]`
+    compiles with one of our savers, and the types inside the aliases are allowlisted
+    (LangGraph's schema walk stepped only into the builtin containers' aliases). On Python 3.10 LangGraph's schema walk
+    (which our savers turn on) took such an alias for a class and raised "issubclass() arg 1
+    must be a class" at compile time."""
+    from checkpoint_base import connect
+
+    def grow(state: AbcState) -> dict[str, Any]:
+        customers = [*state["customers"], Customer(name=f"c{len(state['customers'])}")]
+        return {"customers": customers, "tickets": {**state["tickets"], "t": Ticket("s")}}
+
+    builder = StateGraph(AbcState)
+    builder.add_node("grow", grow)
+    builder.add_edge(START, "grow")
+    with connect("memory://") as saver:
+        graph = builder.compile(checkpointer=saver)
+        config = {"configurable": {"thread_id": uuid.uuid4().hex}}
+        graph.invoke({"customers": [], "tickets": {}}, config)
+        graph.invoke({"customers": [], "tickets": {}}, config)
+        values = graph.get_state(config).values
+    assert values["customers"] == [Customer(name="c0")]
+    assert values["tickets"] == {"t": Ticket("s")}
