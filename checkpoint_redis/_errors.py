@@ -78,12 +78,28 @@ def retryable(exc: BaseException) -> bool:
     """True when `exc` is transient: the request may succeed if sent again."""
     if isinstance(exc, _PERMANENT):
         return False
-    if isinstance(exc, (rx.ConnectionError, *_TRANSIENT)):
+    if isinstance(exc, (rx.ConnectionError, *_TRANSIENT)) or _closed_under_a_write(exc):
         return True
     # redis-py's cluster client raises a bare RedisClusterException (not a RedisError) when
     # no node answers, and a bare ClusterError ("TTL exhausted") when a command met redirects
     # or TRYAGAIN (keys of a slot being migrated, split between two nodes) 16 times in a row.
     return type(exc) in (rx.RedisClusterException, rx.ClusterError)
+
+
+def _closed_under_a_write(exc: BaseException) -> bool:
+    """A connection that redis-py's asyncio code found closed as it wrote (another task of a
+    shared cluster client dropped it): redis-py 8.2 raises ConnectionError for it, 8.1 (the
+    last for Python 3.10) leaked "'NoneType' object has no attribute 'writelines'", or a
+    TypeError from the transport, out of its connection module."""
+    if not isinstance(exc, (AttributeError, TypeError)):
+        return False
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+    return where.endswith("redis/asyncio/connection.py")
 
 
 # What Lua's cmsgpack says of a stored checkpoint value it cannot read (`links_of`).
