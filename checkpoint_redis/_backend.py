@@ -222,22 +222,32 @@ class RedisBackend(Backend):
         blobs: Sequence[BlobRecord],
         writes: Sequence[WriteRecord] = (),
     ) -> Plan[None]:
-        if self._cluster:
-            yield from self._register(self.layout.thread(checkpoint.thread_id))
-        yield self._put_request(checkpoint, blobs, writes)
-        if self.read_hints:
-            self._hint(self.layout.thread(checkpoint.thread_id), checkpoint)
+        yield from self._put(checkpoint, blobs, writes, child=False)
 
     def put_child(self, checkpoint: CheckpointRecord, blobs: Sequence[BlobRecord]) -> Plan[bool]:
+        stored: bool = yield from self._put(checkpoint, blobs, (), child=True)
+        return stored
+
+    def _put(
+        self,
+        checkpoint: CheckpointRecord,
+        blobs: Sequence[BlobRecord],
+        writes: Sequence[WriteRecord],
+        *,
+        child: bool,
+    ) -> Plan[bool]:
+        """The put script; with `child`, False (and nothing stored) when the parent is gone."""
+        tk = self.layout.thread(checkpoint.thread_id)
         if self._cluster:
-            yield from self._register(self.layout.thread(checkpoint.thread_id))
-        reply = yield self._put_request(checkpoint, blobs, (), child=True)
-        if isinstance(reply, list):  # a MULTI/EXEC: the script's reply comes last
-            reply = reply[-1]
-        if not int(reply):
-            return False
+            yield from self._register(tk)
+        reply = yield self._put_request(checkpoint, blobs, writes, child=child)
+        if child:
+            if isinstance(reply, list):  # a MULTI/EXEC: the script's reply comes last
+                reply = reply[-1]
+            if not int(reply):
+                return False
         if self.read_hints:
-            self._hint(self.layout.thread(checkpoint.thread_id), checkpoint)
+            self._hint(tk, checkpoint)
         return True
 
     def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:

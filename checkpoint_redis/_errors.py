@@ -162,19 +162,16 @@ def oversized(request: Any, reply: Any) -> ValueTooLargeError | None:
     (CONFIG disabled, as on managed services, or the server gone): 512 MB is then assumed.
     """
     size = largest_argument(request)
-    limit = _DEFAULT_BULK_LIMIT
     if isinstance(reply, dict):
         reply = [x for pair in reply.items() for x in pair]
     value = reply[1] if isinstance(reply, (list, tuple)) and len(reply) == 2 else None
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
-    if isinstance(value, str) and value.isdigit():
-        limit = int(value)
-    else:
-        reply = None
+    told = value if isinstance(value, str) and value.isdigit() else None
+    limit = _DEFAULT_BULK_LIMIT if told is None else int(told)
     if size <= limit:
         return None
-    said = "" if reply is not None else ", the default: the server did not say"
+    said = "" if told is not None else ", the default: the server did not say"
     return ValueTooLargeError(
         f"Redis closed the connection on an argument of {size:,} bytes, longer than the server "
         f"takes in one argument (proto-max-bulk-len = {limit:,} bytes{said}). Store a smaller "
