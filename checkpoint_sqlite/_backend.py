@@ -31,6 +31,7 @@ from . import _pages as pages
 from . import _schema as schema
 from . import _sql as sql
 from ._requests import Atomic, Begin, Execute, Query, Row
+from ._session import ParentGoneError
 
 __all__ = ["SqliteBackend"]
 
@@ -88,12 +89,32 @@ class SqliteBackend(Backend):
         blobs: Sequence[BlobRecord],
         writes: Sequence[WriteRecord] = (),
     ) -> Plan[None]:
+        yield from self._put(checkpoint, blobs, writes, child=False)
+
+    def put_child(self, checkpoint: CheckpointRecord, blobs: Sequence[BlobRecord]) -> Plan[bool]:
+        try:
+            yield from self._put(checkpoint, blobs, (), child=True)
+        except ParentGoneError:
+            return False  # the put's statement aborted: nothing stored
+        return True
+
+    def _put(
+        self,
+        checkpoint: CheckpointRecord,
+        blobs: Sequence[BlobRecord],
+        writes: Sequence[WriteRecord],
+        *,
+        child: bool,
+    ) -> Plan[None]:
+        """The put; with `child`, its first statement checks that the parent is stored."""
         # "No value" is stored as no blob: a read treats a missing blob the same way, and
         # the agent graph's puts carry 1.4 such blobs of 2.4 (rows and index entries saved).
         blobs = [b for b in blobs if b.type != EMPTY]
 
         def statements() -> tuple[Execute, ...]:
             steps = []
+            if child:
+                steps.append(Execute(sql.CHECK_PARENT, (sql.parent_row(checkpoint),)))
             if blobs:
                 steps.append(Execute(sql.INSERT_BLOB, sql.blob_rows(blobs)))
             if writes:
@@ -105,8 +126,10 @@ class SqliteBackend(Backend):
             if not writes:
                 wide = sql.wide_put_params(checkpoint, blobs)
                 if wide is not None:
-                    return Execute(sql.PUT_WIDE, (wide,), standalone=True)
-            ((text, params), *more) = sql.put_statements(sql.put_rows(checkpoint, blobs, writes))
+                    put = sql.PUT_CHILD_WIDE if child else sql.PUT_WIDE
+                    return Execute(put, (wide,), standalone=True)
+            rows = sql.put_rows(checkpoint, blobs, writes, child=child)
+            ((text, params), *more) = sql.put_statements(rows)
             return None if more else Execute(text, (params,), standalone=True)
 
         yield Atomic(statements, single)

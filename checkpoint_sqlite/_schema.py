@@ -12,6 +12,7 @@ Tables (prefix `cp_`, so a file may also hold the official saver's `checkpoints`
   statement, see `_sql.py`).
 - `cp_put_wide`: a view taking a whole put of up to `WIDE_SLOTS` blobs as one row, which
   its trigger splits into the blob rows and the checkpoint row (see `_sql.py`).
+  `cp_put_child_wide` does the same once it found the put's parent stored (v3).
 - `cp_migrations`: the versions applied.
 
 Rowid tables: measured against WITHOUT ROWID for `cp_checkpoints` (and `cp_blobs`) on the
@@ -26,6 +27,7 @@ __all__ = [
     "HAS_MIGRATIONS",
     "MIGRATIONS",
     "MIGRATIONS_TABLE",
+    "PARENT_GONE",
     "RECORD_VERSION",
     "WIDE_SLOTS",
 ]
@@ -48,6 +50,24 @@ _WIDE_BLOBS = " UNION ALL ".join(
     f" WHERE NEW.c{i} IS NOT NULL"
     for i in _SLOTS
 )
+
+# The body of both wide views' triggers: the blobs, then the checkpoint (constant text).
+_WIDE_PUT = (
+    "            INSERT INTO cp_blobs (thread_id, checkpoint_ns, channel, version, type, data)\n"  # noqa: S608
+    f"""            {_WIDE_BLOBS}
+            ON CONFLICT DO NOTHING;
+            INSERT INTO cp_checkpoints ({_CHECKPOINT_NAMES})
+            VALUES (NEW.thread_id, NEW.checkpoint_ns, NEW.checkpoint_id,
+                NEW.parent_checkpoint_id, NEW.type, NEW.checkpoint, NEW.metadata,
+                NEW.channel_versions, NEW.run_id, NEW.created_at)
+            ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET
+                parent_checkpoint_id = excluded.parent_checkpoint_id, type = excluded.type,
+                checkpoint = excluded.checkpoint, metadata = excluded.metadata,
+                channel_versions = excluded.channel_versions, run_id = excluded.run_id;"""
+)
+
+PARENT_GONE = "checkpointers: the parent checkpoint is gone"
+"""The message a put of migration v3's checks aborts with when its parent is not stored."""
 
 MIGRATIONS: list[tuple[str, ...]] = [
     # v0: the storage model of ARCHITECTURE.md.
@@ -133,17 +153,30 @@ MIGRATIONS: list[tuple[str, ...]] = [
         + ", ".join(["NULL"] * (10 + 4 * WIDE_SLOTS))
         + " WHERE 0",
         f"""CREATE TRIGGER cp_put_wide_row INSTEAD OF INSERT ON cp_put_wide BEGIN
-            INSERT INTO cp_blobs (thread_id, checkpoint_ns, channel, version, type, data)
-            {_WIDE_BLOBS}
-            ON CONFLICT DO NOTHING;
-            INSERT INTO cp_checkpoints ({_CHECKPOINT_NAMES})
-            VALUES (NEW.thread_id, NEW.checkpoint_ns, NEW.checkpoint_id,
-                NEW.parent_checkpoint_id, NEW.type, NEW.checkpoint, NEW.metadata,
-                NEW.channel_versions, NEW.run_id, NEW.created_at)
-            ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET
-                parent_checkpoint_id = excluded.parent_checkpoint_id, type = excluded.type,
-                checkpoint = excluded.checkpoint, metadata = excluded.metadata,
-                channel_versions = excluded.channel_versions, run_id = excluded.run_id;
+{_WIDE_PUT}
+        END""",
+    ),
+    # v3: puts that read blobs an ancestor stored (`Backend.put_child`) check, in their one
+    # statement, that the parent is still stored: a whole-thread delete (or delete_for_runs)
+    # between a graph's steps took the blobs of the channels the put leaves out. SQLite
+    # holds the write lock for the whole statement, so nothing can delete the parent between
+    # the check and the inserts. A `cp_put` row of kind 'p' (first of its statement) names the
+    # parent; `cp_put_child_wide` is `cp_put_wide` with the check. A missing parent aborts
+    # the statement with `PARENT_GONE`; the saver then puts the whole checkpoint.
+    (
+        f"""CREATE TRIGGER cp_put_parent INSTEAD OF INSERT ON cp_put WHEN NEW.kind = 'p' BEGIN
+            SELECT RAISE(ABORT, '{PARENT_GONE}') WHERE NOT EXISTS (SELECT 1 FROM cp_checkpoints
+                WHERE thread_id = NEW.thread_id AND checkpoint_ns = NEW.checkpoint_ns
+                AND checkpoint_id = NEW.k1);
+        END""",  # noqa: S608
+        f"CREATE VIEW cp_put_child_wide ({_WIDE_NAMES}) AS SELECT "
+        + ", ".join(["NULL"] * (10 + 4 * WIDE_SLOTS))
+        + " WHERE 0",
+        f"""CREATE TRIGGER cp_put_child_wide_row INSTEAD OF INSERT ON cp_put_child_wide BEGIN
+            SELECT RAISE(ABORT, '{PARENT_GONE}') WHERE NOT EXISTS (SELECT 1 FROM cp_checkpoints
+                WHERE thread_id = NEW.thread_id AND checkpoint_ns = NEW.checkpoint_ns
+                AND checkpoint_id = NEW.parent_checkpoint_id);
+{_WIDE_PUT}
         END""",  # noqa: S608
     ),
 ]

@@ -31,8 +31,10 @@ from typing import Any, TypeVar
 from checkpoint_base import StorageError, StorageUnavailableError, ValueTooLargeError
 
 from ._requests import Atomic, Begin, Execute
+from ._schema import PARENT_GONE
 
 __all__ = [
+    "ParentGoneError",
     "Sleep",
     "autocommits",
     "busy_pauses",
@@ -94,9 +96,18 @@ _MALFORMED_JSON = (
 )
 
 
+class ParentGoneError(StorageError):
+    """A put that checks its parent (`Backend.put_child`) found it gone and stored nothing.
+
+    Caught by the put's plan, which returns False; never reaches a caller.
+    """
+
+
 def translate(exc: sqlite3.Error) -> StorageError:
     """The `checkpoint_base` error for a `sqlite3` error (the caller chains it)."""
     message = str(exc)
+    if message == PARENT_GONE and isinstance(exc, sqlite3.IntegrityError):
+        return ParentGoneError(f"SQLite: {message}")
     lowered = message.lower()
     if is_busy(exc) or any(part in lowered for part in _UNAVAILABLE):
         return StorageUnavailableError(f"SQLite: {message}")

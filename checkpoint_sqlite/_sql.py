@@ -13,13 +13,16 @@ from checkpoint_base import BlobRecord, CheckpointRecord, WriteRecord
 from ._schema import WIDE_SLOTS
 
 __all__ = [
+    "CHECK_PARENT",
     "COPY_THREAD",
     "INSERT_BLOB",
+    "PUT_CHILD_WIDE",
     "PUT_WIDE",
     "UPSERT_CHECKPOINT",
     "UPSERT_WRITE",
     "blob_rows",
     "checkpoint_row",
+    "parent_row",
     "put_rows",
     "put_statements",
     "run_checkpoints_sql",
@@ -40,7 +43,9 @@ _MAX_PARAMS = 999  # bound values per statement: SQLite's smallest default limit
 # blob once more); aiosqlite 725 us plain (4 thread hops) vs 361 us single (1 hop), on a
 # loaded 2-core machine. The async flavor and the sync flavor's pool of connections run
 # single (a shorter hold of the write lock: see `_sync.PooledExecutor`); the sync flavor's
-# one shared connection (`:memory:`, a connection passed in) runs plain.
+# one shared connection (`:memory:`, a connection passed in) runs plain. A put that reads
+# blobs its parent stored (`Backend.put_child`) checks the parent in the same statement:
+# `PUT_CHILD_WIDE`, a leading 'p' row of `cp_put`, or `CHECK_PARENT` first in the plain form.
 _PUT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _PUT_WIDTH = 11
 _WRITE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -82,6 +87,10 @@ def checkpoint_row(r: CheckpointRecord) -> tuple[object, ...]:
 
 
 PUT_WIDE = "INSERT INTO cp_put_wide VALUES (" + ", ".join(["?"] * (10 + 4 * WIDE_SLOTS)) + ")"  # noqa: S608
+# The same put, stored only while its parent is (migration v3); else it aborts, storing nothing.
+PUT_CHILD_WIDE = PUT_WIDE.replace("cp_put_wide", "cp_put_child_wide", 1)
+# The check alone, first statement of a put's transaction (the plain form of a child put).
+CHECK_PARENT = "INSERT INTO cp_put (kind, thread_id, checkpoint_ns, k1) VALUES ('p', ?, ?, ?)"
 _NO_BLOB = (None, None, None, None)
 
 
@@ -105,14 +114,26 @@ def wide_put_params(
     return params
 
 
+def parent_row(checkpoint: CheckpointRecord) -> tuple[object, ...]:
+    """The row of `CHECK_PARENT`."""
+    return (checkpoint.thread_id, checkpoint.checkpoint_ns, checkpoint.parent_checkpoint_id)
+
+
 def put_rows(
-    checkpoint: CheckpointRecord, blobs: Sequence[BlobRecord], writes: Sequence[WriteRecord]
+    checkpoint: CheckpointRecord,
+    blobs: Sequence[BlobRecord],
+    writes: Sequence[WriteRecord],
+    *,
+    child: bool = False,
 ) -> list[tuple[object, ...]]:
-    """The `cp_put` rows of a put: blobs, writes, then the checkpoint.
+    """The `cp_put` rows of a put: blobs, writes, then the checkpoint; with `child`, first
+    the row that checks the parent is stored (v3).
 
     Columns: kind, thread_id, checkpoint_ns, k1, k2, k3, type, data, t1, t2, n (see v1).
     """
     rows: list[tuple[object, ...]] = []
+    if child:
+        rows.append(("p", *parent_row(checkpoint), *(None,) * (_PUT_WIDTH - 4)))
     for b in blobs:
         rows.append(
             (
