@@ -21,7 +21,15 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from ._errors import ConfigError
 from ._migrate_drive import Run, Setup, Steps, Store, adrive, drive
 from ._migrate_progress import MigrationProgress, MigrationReport, Tally, VerifyReport
-from ._migrate_side import Key, SaverSide, Side, key_of, parents_first, without_blobs
+from ._migrate_side import (
+    Key,
+    SaverSide,
+    Side,
+    key_of,
+    keys_parents_first,
+    parents_first,
+    without_blobs,
+)
 from ._migrate_verify import Recode, compare_rows
 from ._records import CheckpointRow, ThreadInfo
 from ._saver import CheckpointSaver
@@ -168,6 +176,14 @@ def _copy(source: Side, target: Side, opts: _Options) -> Steps:
         tally.copied(rows)
         _report(opts)
 
+    def put(rows: list[CheckpointRow]) -> Steps:
+        nonlocal pending
+        for row in rows:
+            pending.append(row)
+            if len(pending) >= opts.batch:
+                yield from flush(pending)
+                pending = []
+
     for info in infos:
         tid = info.thread_id
         if opts.since is not None and info.updated_at is not None and info.updated_at < opts.since:
@@ -177,29 +193,68 @@ def _copy(source: Side, target: Side, opts: _Options) -> Steps:
             tally.thread_done(skipped=info.checkpoint_count)
             _report(opts)
             continue
-        rows: list[CheckpointRow] = yield Run(source, source.read_thread(tid))
-        if not rows and opts.threads is not None:
-            tally.missing.append(tid)
-        if opts.since is not None:
-            rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
-        have: set[Key] = set()
-        if rows and (known is None or tid in known):
-            have = yield Run(target, target.existing(tid))
-        todo = [r for r in parents_first(rows) if key_of(r) not in have]
-        if target.shared_blobs:
-            sent: set[tuple[str, str, str]] = set()
-            todo = [without_blobs(r, sent) for r in todo]
-        tally.planned(tid, len(todo))
-        for row in todo:
-            pending.append(row)
-            if len(pending) >= opts.batch:
-                yield from flush(pending)
-                pending = []
-        tally.thread_done(skipped=len(rows) - len(todo))
+        copy = _thread_by_key if source.reads_by_key else _whole_thread
+        yield from copy(source, target, tid, opts, known is None or tid in known, put)
         _report(opts)
     if pending:
         yield from flush(pending)
     return tally.report(source.label, target.label, opts.dry_run)
+
+
+Put = Callable[[list[CheckpointRow]], Steps]
+
+
+def _whole_thread(
+    source: Side, target: Side, tid: str, opts: _Options, maybe_stored: bool, put: Put
+) -> Steps:
+    """Copy a thread read whole (a source that cannot read checkpoints by key)."""
+    tally = opts.tally
+    rows: list[CheckpointRow] = yield Run(source, source.read_thread(tid))
+    if not rows and opts.threads is not None:
+        tally.missing.append(tid)
+    if opts.since is not None:
+        rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
+    have: set[Key] = set()
+    if rows and maybe_stored:
+        have = yield Run(target, target.existing(tid))
+    todo = [r for r in parents_first(rows) if key_of(r) not in have]
+    if target.shared_blobs:
+        sent: set[tuple[str, str, str]] = set()
+        todo = [without_blobs(r, sent) for r in todo]
+    tally.planned(tid, len(todo))
+    yield from put(todo)
+    tally.thread_done(skipped=len(rows) - len(todo))
+
+
+def _thread_by_key(
+    source: Side, target: Side, tid: str, opts: _Options, maybe_stored: bool, put: Put
+) -> Steps:
+    """Copy a thread a batch at a time: its keys first (parents first, minus those the
+    target has), then `batch` checkpoints per read, so memory holds a few batches of the
+    thread, never all of it."""
+    tally = opts.tally
+    links = yield Run(source, source.thread_keys(tid))
+    if not links and opts.threads is not None:
+        tally.missing.append(tid)
+    have: set[Key] = set()
+    if links and maybe_stored:
+        have = yield Run(target, target.existing(tid))
+    order = keys_parents_first(links)
+    todo = [key for key in order if key not in have]
+    skipped = len(order) - len(todo)
+    sent: set[tuple[str, str, str]] | None = set() if target.shared_blobs else None
+    for start in range(0, len(todo), opts.batch):
+        keys = todo[start : start + opts.batch]
+        read: list[CheckpointRow] = yield Run(source, source.read_checkpoints(tid, keys))
+        by_key = {key_of(r): r for r in read}
+        rows = [by_key[key] for key in keys if key in by_key]  # a deleted one is gone
+        if opts.since is not None:  # older ones are neither copied nor skipped, as above
+            rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
+        if sent is not None:
+            rows = [without_blobs(r, sent) for r in rows]
+        tally.planned(tid, len(rows))
+        yield from put(rows)
+    tally.thread_done(skipped=skipped)
 
 
 def _report(opts: _Options) -> None:

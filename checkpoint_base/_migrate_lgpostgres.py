@@ -37,7 +37,7 @@ from ._migrate_msgpack import (
     ts_to_epoch,
     uuid6_epoch,
 )
-from ._migrate_side import AsyncLock, Key, Side, SqlMany, SqlQuery
+from ._migrate_side import AsyncLock, Key, Link, Side, SqlMany, SqlQuery
 from ._plan import Plan, arun, run
 from ._records import (
     EMPTY,
@@ -76,6 +76,17 @@ SELECT checkpoint_ns, checkpoint_id, task_id, {task_path}, idx, channel, type, b
 FROM checkpoint_writes WHERE thread_id = %s
 """
 _IDS_SQL = "SELECT checkpoint_ns, checkpoint_id FROM checkpoints WHERE thread_id = %s"
+_LINKS_SQL = (
+    "SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id FROM checkpoints"
+    " WHERE thread_id = %s"
+)
+# Some checkpoints of one namespace (after a statement of one thread), and some blobs.
+_SOME = " AND checkpoint_ns = %s AND checkpoint_id = ANY(%s)"
+_SOME_BLOBS = (  # constant text
+    _BLOBS_SQL  # noqa: S608
+    + " AND checkpoint_ns = %s"
+    " AND (channel, version) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+)
 _PUT_BLOBS_SQL = """
 INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
 VALUES (%s, %s, %s, %s, %s, %s)
@@ -238,6 +249,35 @@ class LangGraphPostgresSide(Side):
         rows = yield SqlQuery(_IDS_SQL, (thread_id,))
         return {(ns, cid) for ns, cid in rows}
 
+    reads_by_key = True
+
+    def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
+        if not (yield from self._ready()):
+            return []
+        rows = yield SqlQuery(_LINKS_SQL, (thread_id,))
+        return [(ns, cid, parent or None) for ns, cid, parent in rows]
+
+    def read_checkpoints(self, thread_id: str, keys: Sequence[Key]) -> Plan[list[CheckpointRow]]:
+        if not (yield from self._ready()):
+            return []
+        task_path = "task_path" if self._task_path else "''"
+        by_ns: dict[str, list[str]] = defaultdict(list)
+        for ns, cid in keys:
+            by_ns[ns].append(cid)
+        checkpoints: list[Any] = []
+        blob_rows: list[Any] = []
+        write_rows: list[Any] = []
+        for ns, ids in by_ns.items():
+            found = yield SqlQuery(_CHECKPOINTS_SQL + _SOME, (thread_id, ns, ids))
+            checkpoints += found
+            pairs = sorted({pair for row in found for pair in _versions(row[3])})
+            if pairs:
+                params = (thread_id, ns, [c for c, _ in pairs], [v for _, v in pairs])
+                blob_rows += yield SqlQuery(_SOME_BLOBS, params)
+            statement = _WRITES_SQL.format(task_path=task_path) + _SOME
+            write_rows += yield SqlQuery(statement, (thread_id, ns, ids))
+        return _rows(thread_id, checkpoints, blob_rows, write_rows)
+
     def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
         if not (yield from self._ready()):
             return []
@@ -245,19 +285,7 @@ class LangGraphPostgresSide(Side):
         blob_rows = yield SqlQuery(_BLOBS_SQL, (thread_id,))
         task_path = "task_path" if self._task_path else "''"
         write_rows = yield SqlQuery(_WRITES_SQL.format(task_path=task_path), (thread_id,))
-        blobs = {
-            (ns, channel, version): (type_, bytes(blob) if blob is not None else b"")
-            for ns, channel, version, type_, blob in blob_rows
-        }
-        writes: dict[Key, list[WriteRecord]] = defaultdict(list)
-        for ns, cid, task_id, path, idx, channel, type_, blob in write_rows:
-            writes[(ns, cid)].append(
-                WriteRecord(thread_id, ns, cid, task_id, idx, channel, type_, bytes(blob), path)
-            )
-        return [
-            _row(thread_id, ns, cid, parent, body, meta, blobs, tuple(writes.get((ns, cid), ())))
-            for ns, cid, parent, body, meta in checkpoints
-        ]
+        return _rows(thread_id, checkpoints, blob_rows, write_rows)
 
     def write(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> Plan[None]:
         blobs: list[tuple[Any, ...]] = []
@@ -300,6 +328,34 @@ class LangGraphPostgresSide(Side):
         ):
             if params:
                 yield SqlMany(sql, params)
+
+
+def _versions(body_text: str) -> list[tuple[str, str]]:
+    """The (channel, version) pairs a stored checkpoint body reads."""
+    versions = json.loads(body_text).get("channel_versions") or {}
+    return [(channel, str(version)) for channel, version in versions.items()]
+
+
+def _rows(
+    thread_id: str,
+    checkpoints: Sequence[Any],
+    blob_rows: Sequence[Any],
+    write_rows: Sequence[Any],
+) -> list[CheckpointRow]:
+    """The records of one thread's rows of the official tables."""
+    blobs = {
+        (ns, channel, version): (type_, bytes(blob) if blob is not None else b"")
+        for ns, channel, version, type_, blob in blob_rows
+    }
+    writes: dict[Key, list[WriteRecord]] = defaultdict(list)
+    for ns, cid, task_id, path, idx, channel, type_, blob in write_rows:
+        writes[(ns, cid)].append(
+            WriteRecord(thread_id, ns, cid, task_id, idx, channel, type_, bytes(blob), path)
+        )
+    return [
+        _row(thread_id, ns, cid, parent, body, meta, blobs, tuple(writes.get((ns, cid), ())))
+        for ns, cid, parent, body, meta in checkpoints
+    ]
 
 
 def _row(

@@ -34,7 +34,7 @@ from ._migrate_msgpack import (
     ts_to_epoch,
     uuid6_epoch,
 )
-from ._migrate_side import AsyncLock, Key, Side, SqlMany, SqlQuery
+from ._migrate_side import AsyncLock, Key, Link, Side, SqlMany, SqlQuery
 from ._plan import Plan, arun, run
 from ._records import (
     EMPTY,
@@ -67,6 +67,12 @@ _WRITES_SQL = (
     "FROM writes WHERE thread_id = ?"
 )
 _IDS_SQL = "SELECT checkpoint_ns, checkpoint_id FROM checkpoints WHERE thread_id = ?"
+_LINKS_SQL = (
+    "SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id FROM checkpoints WHERE thread_id = ?"
+)
+# Some checkpoints of one namespace: `_by_ids` appends " IN (?, ?, ...)".
+_SOME = " AND checkpoint_ns = ? AND checkpoint_id"
+_IN_LIST = 500  # ids bound per statement, far below SQLite's smallest limit (999)
 _PUT_CHECKPOINT_SQL = (
     "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
     "parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -202,12 +208,43 @@ class LangGraphSqliteSide(Side):
         rows = yield SqlQuery(_IDS_SQL, (thread_id,))
         return {(ns, cid) for ns, cid in rows}
 
+    reads_by_key = True
+
+    def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
+        if not (yield from self._ready()):
+            return []
+        rows = yield SqlQuery(_LINKS_SQL, (thread_id,))
+        return [(ns, cid, parent or None) for ns, cid, parent in rows]
+
+    def read_checkpoints(self, thread_id: str, keys: Sequence[Key]) -> Plan[list[CheckpointRow]]:
+        if not (yield from self._ready()):
+            return []
+        task_path = "task_path" if self._task_path else "''"
+        by_ns: dict[str, list[str]] = defaultdict(list)
+        for ns, cid in keys:
+            by_ns[ns].append(cid)
+        checkpoints: list[Any] = []
+        writes: list[Any] = []
+        for ns, ids in by_ns.items():
+            for start in range(0, len(ids), _IN_LIST):
+                chunk = ids[start : start + _IN_LIST]
+                params = (thread_id, ns, *chunk)
+                checkpoints += yield SqlQuery(_by_ids(_CHECKPOINTS_SQL, len(chunk)), params)
+                statement = _by_ids(_WRITES_SQL.format(task_path=task_path), len(chunk))
+                writes += yield SqlQuery(statement, params)
+        return self._rows(thread_id, checkpoints, writes)
+
     def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
         if not (yield from self._ready()):
             return []
         checkpoints = yield SqlQuery(_CHECKPOINTS_SQL, (thread_id,))
         task_path = "task_path" if self._task_path else "''"
         writes = yield SqlQuery(_WRITES_SQL.format(task_path=task_path), (thread_id,))
+        return self._rows(thread_id, checkpoints, writes)
+
+    def _rows(
+        self, thread_id: str, checkpoints: Sequence[Any], writes: Sequence[Any]
+    ) -> list[CheckpointRow]:
         by_checkpoint: dict[Key, list[WriteRecord]] = defaultdict(list)
         for ns, cid, task_id, path, idx, channel, type_, value in writes:
             by_checkpoint[(ns, cid)].append(
@@ -306,3 +343,8 @@ class LangGraphSqliteSide(Side):
         full["channel_values"] = {ch: serde.loads_typed(v) for ch, v in values.items()}
         typed: tuple[str, bytes] = self.serde.dumps_typed(full)
         return typed
+
+
+def _by_ids(statement: str, count: int) -> str:
+    """`statement` (of one thread) narrowed to one namespace and `count` bound ids."""
+    return statement + _SOME + " IN (" + ", ".join("?" * count) + ")"

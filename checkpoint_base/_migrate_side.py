@@ -21,11 +21,13 @@ from ._saver import CheckpointSaver
 __all__ = [
     "AsyncLock",
     "Key",
+    "Link",
     "SaverSide",
     "Side",
     "SqlMany",
     "SqlQuery",
     "key_of",
+    "keys_parents_first",
     "parents_first",
     "row_bytes",
 ]
@@ -33,6 +35,8 @@ __all__ = [
 T = TypeVar("T")
 Key = tuple[str, str]
 """(checkpoint_ns, checkpoint_id) of a checkpoint within its thread."""
+Link = tuple[str, str, str | None]
+"""(checkpoint_ns, checkpoint_id, parent_checkpoint_id) of a checkpoint within its thread."""
 
 _SCAN_PAGE = 200
 
@@ -91,6 +95,20 @@ class Side(ABC):
         rows = yield from self.read_thread(thread_id)
         return {(r.checkpoint.checkpoint_ns, r.checkpoint.checkpoint_id) for r in rows}
 
+    reads_by_key: ClassVar[bool] = False
+    """True when `thread_keys` and `read_checkpoints` are implemented: a migration then holds
+    a batch of a thread's checkpoints at a time instead of the whole thread (a thread of
+    1,000 agent steps is ~180 MB of message-list versions)."""
+
+    def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
+        """(namespace, id, parent id) of every checkpoint of a thread, without values."""
+        raise NotImplementedError(f"{type(self).__name__} reads whole threads only")
+
+    def read_checkpoints(self, thread_id: str, keys: Sequence[Key]) -> Plan[list[CheckpointRow]]:
+        """These checkpoints of a thread with their blobs and writes, in any order; a key no
+        longer stored is left out."""
+        raise NotImplementedError(f"{type(self).__name__} reads whole threads only")
+
     @abstractmethod
     def write(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> Plan[None]:
         """Store rows (parents before children); each checkpoint appears whole or not at all.
@@ -135,6 +153,48 @@ class SaverSide(Side):
 
     def thread_page(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
         return self.saver.backend.list_threads(after, limit)
+
+    reads_by_key = True
+
+    def existing(self, thread_id: str) -> Plan[set[Key]]:
+        links = yield from self.saver.backend.checkpoint_keys(thread_id)
+        return {(ns, cid) for ns, cid, _parent in links}
+
+    def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
+        links = yield from self.saver.backend.checkpoint_keys(thread_id)
+        self._ids = (thread_id, _ids_by_namespace(links))
+        return links
+
+    def read_checkpoints(self, thread_id: str, keys: Sequence[Key]) -> Plan[list[CheckpointRow]]:
+        # Pages of the backend's list, one per run of neighbouring ids of a namespace: a
+        # migration asks for a thread's checkpoints oldest first, so a batch is one or two
+        # runs. `before` is the id just above a run (from `thread_keys`, which the migration
+        # called for this thread), the page as long as the run.
+        if self._ids is None or self._ids[0] != thread_id:
+            yield from self.thread_keys(thread_id)
+        assert self._ids is not None
+        index = self._ids[1]
+        backend = self.saver.backend
+        wanted = set(keys)
+        rows: list[CheckpointRow] = []
+        for ns, positions in _positions(keys, index):
+            ids = index[ns][0]
+            for lo, hi in _runs(positions):
+                before = ids[hi + 1] if hi + 1 < len(ids) else None
+                query = ListQuery(
+                    thread_id=thread_id, checkpoint_ns=ns, before=before, limit=hi - lo + 1
+                )
+                page = yield from backend.list_page(query)
+                rows += [r for r in page if key_of(r) in wanted]
+        found = {key_of(r) for r in rows}
+        for ns, cid in keys:  # not in the index (stored since): one get each
+            if (ns, cid) not in found and cid not in index.get(ns, ((), {}))[1]:
+                row = yield from backend.get(thread_id, ns, cid)
+                if row is not None:
+                    rows.append(row)
+        return rows
+
+    _ids: tuple[str, dict[str, tuple[list[str], dict[str, int]]]] | None = None
 
     def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
         backend = self.saver.backend
@@ -224,24 +284,69 @@ def key_of(row: CheckpointRow) -> Key:
 def parents_first(rows: Iterable[CheckpointRow]) -> list[CheckpointRow]:
     """Rows oldest first, every parent before its children (ids order only within a process)."""
     by_key = {key_of(r): r for r in rows}
-    ordered: list[CheckpointRow] = []
+    links = [(ns, cid, r.checkpoint.parent_checkpoint_id) for (ns, cid), r in by_key.items()]
+    return [by_key[key] for key in keys_parents_first(links)]
+
+
+def keys_parents_first(links: Iterable[Link]) -> list[Key]:
+    """The keys of (namespace, id, parent id) links in the order of `parents_first`."""
+    parents = {(ns, cid): parent for ns, cid, parent in links}
+    ordered: list[Key] = []
     placed: set[Key] = set()
-    for row in sorted(by_key.values(), key=lambda r: (r.checkpoint.checkpoint_id, key_of(r))):
-        chain: list[CheckpointRow] = []
+    for start in sorted(parents, key=lambda k: (k[1], k)):
+        chain: list[Key] = []
         seen: set[Key] = set()
-        current: CheckpointRow | None = row
+        current: Key | None = start
         while current is not None:
-            key = key_of(current)
-            if key in placed or key in seen:  # placed already, or a loop of parent links
+            if current in placed or current in seen:  # placed already, or a loop of links
                 break
-            seen.add(key)
+            seen.add(current)
             chain.append(current)
-            parent = current.checkpoint.parent_checkpoint_id
-            current = by_key.get((key[0], parent)) if parent else None
-        for item in reversed(chain):
-            placed.add(key_of(item))
-            ordered.append(item)
+            parent = parents[current]
+            current = (current[0], parent) if parent and (current[0], parent) in parents else None
+        for key in reversed(chain):
+            placed.add(key)
+            ordered.append(key)
     return ordered
+
+
+def _ids_by_namespace(links: Iterable[Link]) -> dict[str, tuple[list[str], dict[str, int]]]:
+    """Per namespace: its checkpoint ids in ascending order, and each id's position."""
+    ids: dict[str, list[str]] = {}
+    for ns, cid, _parent in links:
+        ids.setdefault(ns, []).append(cid)
+    index = {}
+    for ns, listed in ids.items():
+        listed.sort()
+        index[ns] = (listed, {cid: i for i, cid in enumerate(listed)})
+    return index
+
+
+def _positions(
+    keys: Iterable[Key], index: dict[str, tuple[list[str], dict[str, int]]]
+) -> list[tuple[str, list[int]]]:
+    """Per namespace, the sorted positions of the keys found in `index`."""
+    found: dict[str, list[int]] = {}
+    for ns, cid in keys:
+        position = index.get(ns, ((), {}))[1].get(cid)
+        if position is not None:
+            found.setdefault(ns, []).append(position)
+    return [(ns, sorted(positions)) for ns, positions in found.items()]
+
+
+_GAP = 2
+"""Unwanted checkpoints a page may read (and drop) to join two runs of wanted ones."""
+
+
+def _runs(positions: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted positions as (first, last) runs, joining runs at most `_GAP` apart."""
+    runs: list[tuple[int, int]] = []
+    for p in positions:
+        if runs and p - runs[-1][1] <= _GAP + 1:
+            runs[-1] = (runs[-1][0], p)
+        else:
+            runs.append((p, p))
+    return runs
 
 
 def row_bytes(row: CheckpointRow) -> int:

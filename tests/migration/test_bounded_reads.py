@@ -1,0 +1,126 @@
+"""A migration reads a thread a batch at a time from this package's savers and from the
+official SQL savers' tables: never the whole thread at once (a long agent thread holds
+every version of its message list, hundreds of MB)."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from checkpoint_base import connect
+from checkpoint_base._migrate import as_side, migrate, verify
+from checkpoint_base._migrate_side import Key, Side, key_of
+from checkpoint_base._plan import Plan
+from checkpoint_base._records import CheckpointRow
+from checkpoint_base.testing.targets import Target
+from tests.conformance.builders import checkpoint, cid, config, new_thread
+
+from .conftest import TARGETS, one_per_backend
+
+OURS = [t for t in one_per_backend(TARGETS) if t.open_sync is not None]
+OFFICIAL = [t for t in one_per_backend(TARGETS) if t.backend in ("sqlite", "postgres")]
+
+
+def _fill(saver: Any, steps: int, size: int, namespaces: Sequence[str] = ("",)) -> str:
+    """A thread whose `big` channel changes every step (a new blob of `size` bytes each)."""
+    tid = new_thread()
+    parents: dict[str, str | None] = dict.fromkeys(namespaces)
+    for step in range(steps):
+        for ns in namespaces:
+            values = {"big": f"{step:06d}{ns}" * (size // 8), "const": "C"}
+            versions = {"big": step + 1, "const": 1}
+            stored = saver.put(
+                config(tid, ns, parents[ns]),
+                checkpoint(values, versions),
+                {"step": step},
+                versions if step == 0 else {"big": step + 1},
+            )
+            parents[ns] = cid(stored)
+    return tid
+
+
+def _spy(side: Side, sizes: list[int]) -> Side:
+    """`side`, refusing whole-thread reads and recording how many rows each read returned."""
+    read = side.read_checkpoints
+
+    def read_checkpoints(thread_id: str, keys: Sequence[Key]) -> Plan[list[CheckpointRow]]:
+        rows = yield from read(thread_id, keys)
+        sizes.append(len(rows))
+        return rows
+
+    def read_thread(thread_id: str) -> Plan[list[CheckpointRow]]:
+        raise AssertionError(f"{side.label} read the whole thread {thread_id!r}")
+
+    side.read_checkpoints = read_checkpoints  # type: ignore[method-assign]
+    side.read_thread = read_thread  # type: ignore[method-assign]
+    return side
+
+
+def _copy_in_batches(source: Any, steps: int) -> None:
+    tid = _fill(source, steps, 2_000, namespaces=("", "child:1"))
+    sizes: list[int] = []
+    side = _spy(as_side(source), sizes)
+    with connect("sqlite:///:memory:") as target:
+        report = migrate(side, target, batch=7, workers=1)
+        assert report.checkpoints_copied == 2 * steps
+        assert sizes and max(sizes) <= 7 and sum(sizes) == 2 * steps
+        assert verify(source, target, [tid]).ok
+        got = target.get_tuple(config(tid, "child:1"))
+        assert got is not None and got.checkpoint["channel_values"]["const"] == "C"
+
+
+@pytest.mark.parametrize("source", OURS, ids=lambda t: t.name)
+def test_our_savers_are_read_a_batch_at_a_time(source: Target) -> None:
+    assert source.open_sync is not None
+    with source.open_sync() as saver:
+        _copy_in_batches(saver, 30)
+
+
+@pytest.mark.parametrize("source", OFFICIAL, ids=lambda t: f"official-{t.backend}")
+def test_official_tables_are_read_a_batch_at_a_time(source: Target) -> None:
+    assert source.official_sync is not None
+    with source.official_sync() as official:
+        _copy_in_batches(official, 30)
+
+
+@pytest.mark.parametrize("source", OURS, ids=lambda t: t.name)
+def test_any_subset_of_keys_reads_back_as_the_whole_thread_has_it(source: Target) -> None:
+    """Keys a migration asks for need not be neighbours (a resumed run skips those the
+    target has): pages join runs of neighbours, and a key stored after `thread_keys` is
+    fetched alone."""
+    assert source.open_sync is not None
+    with source.open_sync() as saver:
+        tid = _fill(saver, 25, 100, namespaces=("", "child:1", "child:2"))
+        side = as_side(saver)
+        whole = {key_of(r): r for r in side.run(side.read_thread(tid))}
+        links = side.run(side.thread_keys(tid))
+        assert {(ns, c) for ns, c, _ in links} == set(whole)
+        pick = random.Random(7)
+        for share in (0.1, 0.5, 0.9):
+            keys = [k for k in sorted(whole) if pick.random() < share]
+            got = side.run(side.read_checkpoints(tid, keys))
+            assert sorted(map(key_of, got)) == keys
+            assert all(r == whole[key_of(r)] for r in got)
+        later = _fill(saver, 1, 100)  # another thread: its key is not in the index
+        other = side.run(side.read_thread(later))
+        got = side.run(side.read_checkpoints(tid, [*keys[:3], ("", "no-such-id")]))
+        assert sorted(map(key_of, got)) == keys[:3] and other
+
+
+def test_memory_stays_near_a_batch_however_long_the_thread() -> None:
+    """120 checkpoints of 50 KB each (6 MB): the migration's Python allocations peak at a
+    small part of that, where reading the whole thread held all of it."""
+    with connect("sqlite:///:memory:") as source, connect("sqlite:///:memory:") as target:
+        tid = _fill(source, 120, 50_000)
+        tracemalloc.start()
+        try:
+            migrate(source, target, batch=10, workers=1)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert verify(source, target, [tid]).ok
+        assert peak < 2_000_000, f"peak {peak:,} bytes for a 6 MB thread"
