@@ -42,7 +42,15 @@ from ._rows import (
     to_thread_info,
     write_rows,
 )
-from ._sql import PUT_FUNCTION_BLOBS, list_sql, page_cap, put_sql, put_writes_sql, statements
+from ._sql import (
+    PUT_FUNCTION_BLOBS,
+    list_sql,
+    page_cap,
+    put_child_sql,
+    put_sql,
+    put_writes_sql,
+    statements,
+)
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresBackend"]
 
@@ -137,6 +145,23 @@ class PostgresBackend(Backend):
                 return
         params = blob_rows(stored) + write_rows(unique) + checkpoint_row(checkpoint)
         yield Query(put_sql(self.schema, len(stored), len(unique)), params)
+
+    def put_child(self, checkpoint: CheckpointRecord, blobs: Sequence[BlobRecord]) -> Plan[bool]:
+        # One statement, in autocommit its own transaction: it takes the thread's advisory
+        # lock shared (a delete holds it exclusive), checks the parent with a snapshot taken
+        # after the lock, and puts (migration 8). Run again after a lost connection, it may
+        # answer False where the first attempt stored the child: the thread was deleted in
+        # between, and the saver then stores the checkpoint whole, which is right either way.
+        stored = [b for b in blobs if b.type != EMPTY]
+        row = checkpoint_row(checkpoint)
+        if self.plan_cached_gets:
+            slots = blob_slots(checkpoint, stored, PUT_FUNCTION_BLOBS)
+            if slots is not None:
+                reply = yield Query(self.sql.put_child, row + slots, Fetch.ONE)
+                return bool(reply[0])
+        params = [row[0], row[1], row[3], *blob_rows(stored), *row]
+        reply = yield Query(put_child_sql(self.schema, len(stored)), params, Fetch.ONE)
+        return bool(reply[0])
 
     def put_writes(self, writes: Sequence[WriteRecord]) -> Plan[None]:
         if writes:

@@ -218,5 +218,107 @@ MIGRATIONS: tuple[Migration, ...] = (
     # any thread beside it failed with "cannot call jsonb_each_text on a non-object", naming
     # no checkpoint. Now such a row joins no blobs and the reader names it (DamagedDataError).
     Migration((_GET_PAGE, _LIST_PAGE)),
+    # 8: a put that reads blobs its parent stored checks, atomically with the put, that the
+    # parent is still stored (`Backend.put_child`); the deletes wait for such puts. In READ
+    # COMMITTED neither a condition in the put nor a row lock on the parent would do: a
+    # DELETE whose snapshot predates the child's commit never sees the child, which survives
+    # its parent and the blobs it reads. So both sides take a transaction-level advisory lock
+    # of the thread (key: the class 1668314112, 'cpt\0'; the thread's hash, cut to 1024
+    # buckets so a delete of many threads takes at most 1024 locks of the server's shared
+    # table), puts shared and deletes exclusive, and each looks at the rows in a statement
+    # after the lock, which a VOLATILE function runs with a fresh snapshot: a delete sees
+    # every child committed before it got the lock, and a put that waited finds the parent
+    # gone. A hash collision only costs a wait. Deleters lock in key order, so two never
+    # deadlock on each other.
+    Migration(
+        (
+            """CREATE OR REPLACE FUNCTION {s}.lock_parent(p_thread text, p_ns text,
+                p_parent text)
+            RETURNS boolean LANGUAGE plpgsql VOLATILE AS $lock_parent$
+            BEGIN
+                PERFORM pg_advisory_xact_lock_shared(1668314112, hashtext(p_thread) & 1023);
+                RETURN EXISTS (SELECT 1 FROM {s}.checkpoints WHERE thread_id = p_thread
+                    AND checkpoint_ns = p_ns AND checkpoint_id = p_parent);
+            END
+            $lock_parent$""",
+            """CREATE OR REPLACE FUNCTION {s}.put_child(p_thread text, p_ns text,
+                p_id text, p_parent text, p_type text, p_checkpoint bytea, p_metadata bytea,
+                p_index jsonb, p_versions jsonb, p_run text, p_created double precision,
+                c1 text, v1 text, t1 text, d1 bytea, c2 text, v2 text, t2 text, d2 bytea,
+                c3 text, v3 text, t3 text, d3 bytea, c4 text, v4 text, t4 text, d4 bytea)
+            RETURNS boolean LANGUAGE plpgsql VOLATILE AS $put_child$
+            BEGIN
+                IF NOT {s}.lock_parent(p_thread, p_ns, p_parent) THEN
+                    RETURN false;
+                END IF;
+                PERFORM {s}.put_checkpoint(p_thread, p_ns, p_id, p_parent, p_type,
+                    p_checkpoint, p_metadata, p_index, p_versions, p_run, p_created,
+                    c1, v1, t1, d1, c2, v2, t2, d2, c3, v3, t3, d3, c4, v4, t4, d4);
+                RETURN true;
+            END
+            $put_child$""",
+            """CREATE OR REPLACE FUNCTION {s}.lock_threads(p_threads text[])
+            RETURNS void LANGUAGE plpgsql VOLATILE AS $lock_threads$
+            DECLARE
+                k int4;
+            BEGIN
+                FOR k IN SELECT DISTINCT hashtext(t) & 1023 FROM unnest(p_threads) AS t
+                        ORDER BY 1 LOOP
+                    PERFORM pg_advisory_xact_lock(1668314112, k);
+                END LOOP;
+            END
+            $lock_threads$""",
+            """CREATE OR REPLACE FUNCTION {s}.delete_threads(p_threads text[])
+            RETURNS void LANGUAGE plpgsql VOLATILE AS $delete_threads$
+            BEGIN
+                PERFORM {s}.lock_threads(p_threads);
+                DELETE FROM {s}.checkpoints WHERE thread_id = ANY(p_threads);
+                DELETE FROM {s}.blobs WHERE thread_id = ANY(p_threads);
+                DELETE FROM {s}.writes WHERE thread_id = ANY(p_threads);
+            END
+            $delete_threads$""",
+            # The threads a run wrote are known only from its rows: each round locks the
+            # threads found and deletes the run's rows of those threads alone, then looks
+            # again, for a thread whose first checkpoint of the run came in meanwhile.
+            """CREATE OR REPLACE FUNCTION {s}.delete_runs(p_runs text[])
+            RETURNS void LANGUAGE plpgsql VOLATILE AS $delete_runs$
+            DECLARE
+                done text[] := '{{}}';
+                more text[];
+            BEGIN
+                LOOP
+                    SELECT array_agg(DISTINCT thread_id) INTO more FROM {s}.checkpoints
+                    WHERE run_id = ANY(p_runs) AND NOT thread_id = ANY(done);
+                    EXIT WHEN more IS NULL;
+                    PERFORM {s}.lock_threads(more);
+                    done := done || more;
+                    WITH gone AS (
+                        DELETE FROM {s}.checkpoints
+                        WHERE run_id = ANY(p_runs) AND thread_id = ANY(more)
+                        RETURNING thread_id, checkpoint_ns, checkpoint_id
+                    ), w AS (
+                        DELETE FROM {s}.writes w USING gone g WHERE w.thread_id = g.thread_id
+                            AND w.checkpoint_ns = g.checkpoint_ns
+                            AND w.checkpoint_id = g.checkpoint_id
+                    ), live AS MATERIALIZED (
+                        SELECT c.thread_id, c.checkpoint_ns, v.key AS channel, v.value AS version
+                        FROM {s}.checkpoints c CROSS JOIN LATERAL jsonb_each(
+                            CASE jsonb_typeof(c.channel_versions)
+                            WHEN 'object' THEN c.channel_versions ELSE '{{}}' END) AS v
+                        WHERE c.thread_id = ANY(more)
+                            AND (c.run_id IS NULL OR NOT c.run_id = ANY(p_runs))
+                    )
+                    DELETE FROM {s}.blobs b
+                    WHERE b.thread_id IN (SELECT thread_id FROM gone)
+                        AND NOT EXISTS (
+                            SELECT 1 FROM live l
+                            WHERE l.thread_id = b.thread_id
+                                AND l.checkpoint_ns = b.checkpoint_ns
+                                AND l.channel = b.channel AND l.version = to_jsonb(b.version));
+                END LOOP;
+            END
+            $delete_runs$""",
+        )
+    ),
 )
 """Schema versions: the migration at position i brings the schema to version i + 1."""

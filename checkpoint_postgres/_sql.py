@@ -30,6 +30,7 @@ __all__ = [
     "WRITE_COLUMNS",
     "Statements",
     "list_sql",
+    "put_child_sql",
     "put_sql",
     "put_writes_sql",
     "statements",
@@ -187,34 +188,14 @@ _LIST_THREADS = """SELECT thread_id, count(*), max(checkpoint_id), max(created_a
     WHERE %(after)s::text IS NULL OR thread_id > %(after)s::text
     GROUP BY thread_id ORDER BY thread_id LIMIT %(limit)s"""
 
-_DELETE_THREADS = """WITH c AS (DELETE FROM {s}.checkpoints WHERE thread_id = ANY(%(threads)s)),
-        b AS (DELETE FROM {s}.blobs WHERE thread_id = ANY(%(threads)s))
-    DELETE FROM {s}.writes WHERE thread_id = ANY(%(threads)s)"""
-
-# A blob is live while a remaining checkpoint of its (thread, namespace) reads it. The CTEs
-# see the table as it was before the deletes, so "remaining" is spelled as a condition. The
-# live versions are listed once and anti-joined (hashed): a NOT EXISTS per blob scanned the
-# thread's checkpoints for each of its blobs, 2.3 s to delete one run of a 2,000-step thread.
-# A damaged row whose channel_versions is not an object names no live blob (as `@>` did).
-_DELETE_RUNS = """WITH gone AS (
-        DELETE FROM {s}.checkpoints WHERE run_id = ANY(%(runs)s)
-        RETURNING thread_id, checkpoint_ns, checkpoint_id
-    ), w AS (
-        DELETE FROM {s}.writes w USING gone g WHERE w.thread_id = g.thread_id
-            AND w.checkpoint_ns = g.checkpoint_ns AND w.checkpoint_id = g.checkpoint_id
-    ), live AS MATERIALIZED (
-        SELECT c.thread_id, c.checkpoint_ns, v.key AS channel, v.value AS version
-        FROM {s}.checkpoints c CROSS JOIN LATERAL jsonb_each(CASE jsonb_typeof(c.channel_versions)
-            WHEN 'object' THEN c.channel_versions ELSE '{{}}' END) AS v
-        WHERE c.thread_id IN (SELECT thread_id FROM gone)
-            AND (c.run_id IS NULL OR NOT c.run_id = ANY(%(runs)s))
-    )
-    DELETE FROM {s}.blobs b
-    WHERE b.thread_id IN (SELECT thread_id FROM gone)
-        AND NOT EXISTS (
-            SELECT 1 FROM live l
-            WHERE l.thread_id = b.thread_id AND l.checkpoint_ns = b.checkpoint_ns
-                AND l.channel = b.channel AND l.version = to_jsonb(b.version))"""
+# The deletes are functions of migration 8: they lock the threads first (see there), then
+# delete in a later statement. A blob is live while a remaining checkpoint of its (thread,
+# namespace) reads it; `delete_runs` lists the live versions once and anti-joins them
+# (hashed): a NOT EXISTS per blob scanned the thread's checkpoints for each of its blobs,
+# 2.3 s to delete one run of a 2,000-step thread. A damaged row whose channel_versions is
+# not an object names no live blob.
+_DELETE_THREADS = "SELECT {s}.delete_threads(%(threads)s::text[])"
+_DELETE_RUNS = "SELECT {s}.delete_runs(%(runs)s::text[])"
 
 # Only checkpoints up to their namespace's bound in `upto` go: one stored after the caller read
 # the thread stays, and so do the blobs it reads. Every part of the statement sees the rows
@@ -266,6 +247,17 @@ _GET_PAGE = "SELECT * FROM {s}.get_page(%(thread)s, %(ns)s, %(id)s)"
 PUT_FUNCTION_BLOBS = 4
 _PUT_CHECKPOINT = """SELECT {s}.put_checkpoint(%s, %s, %s, %s, %s, %b, %b, %s::jsonb, %s::jsonb,
     %s, %s, %s, %s, %s, %b, %s, %s, %s, %b, %s, %s, %s, %b, %s, %s, %s, %b)"""
+# `put_child` of up to `PUT_FUNCTION_BLOBS` blobs by the function of migration 8, laid out as
+# `_PUT_CHECKPOINT`: True when it stored the checkpoint, False when the parent is gone.
+_PUT_CHILD = """SELECT {s}.put_child(%s, %s, %s, %s, %s, %b, %b, %s::jsonb, %s::jsonb,
+    %s, %s, %s, %s, %s, %b, %s, %s, %s, %b, %s, %s, %s, %b, %s, %s, %s, %b)"""
+# `put_child` as one statement (`put_child_sql`): `lock_parent` (migration 8) runs first, as
+# every insert waits on its answer; an insert's ON CONFLICT sees rows committed after the
+# statement began, so the statement's older snapshot does not matter.
+_LOCK_PARENT = "ok AS (SELECT {s}.lock_parent(%s, %s, %s) AS ok)"
+_IF_PARENT = "WHERE (SELECT ok FROM ok)"
+_INSERT_CHILD = """INSERT INTO {s}.checkpoints ({checkpoint_columns})
+    SELECT * FROM (VALUES {row}) AS r {if_parent} {upsert_checkpoint}"""
 # A page of one thread by the function of migration 5.
 _LIST_PAGE = """SELECT * FROM {s}.list_page(%(thread)s, %(ns)s, %(before)s, %(c_id)s, %(c_ns)s,
     %(filter)s::jsonb, %(limit)s::int8)"""
@@ -358,6 +350,7 @@ class Statements:
     get_page: bytes
     list_page: bytes
     put_checkpoint: bytes
+    put_child: bytes
 
 
 @functools.lru_cache(maxsize=64)
@@ -389,6 +382,7 @@ def statements(schema: str) -> Statements:
         get_page=r(_GET_PAGE),
         list_page=r(_LIST_PAGE),
         put_checkpoint=r(_PUT_CHECKPOINT),
+        put_child=r(_PUT_CHILD),
     )
 
 
@@ -418,6 +412,31 @@ def _put_sql(schema: str, blob_rows: int, write_rows: int) -> bytes:
     if not ctes:
         return checkpoint.as_bytes(None)
     return sql.SQL("WITH {} {}").format(sql.SQL(", ").join(ctes), checkpoint).as_bytes(None)
+
+
+def put_child_sql(schema: str, blob_rows: int) -> bytes:
+    """`put_sql` without writes, storing nothing unless the parent is still stored; the
+    statement returns one row, True when it stored the checkpoint.
+
+    Parameters: (thread, namespace, parent id) for `lock_parent`, then as `put_sql`'s.
+    """
+    return _put_child_sql(schema, _shape(blob_rows))
+
+
+@functools.lru_cache(maxsize=256)
+def _put_child_sql(schema: str, blob_rows: int) -> bytes:
+    ident = sql.Identifier(schema)
+    if_parent = sql.SQL(_IF_PARENT)
+    ctes = [_compose(_LOCK_PARENT, ident)]
+    if blob_rows:
+        count = MAX_VALUES_ROWS + 1 if blob_rows < 0 else blob_rows
+        rows = sql.SQL("SELECT * FROM ({}) AS r {}").format(
+            _rows(_BLOB_ROW, _BLOB_ARRAYS, count), if_parent
+        )
+        ctes.append(sql.SQL("b AS ({})").format(_compose(_INSERT_BLOBS, ident, rows=rows)))
+    checkpoint = _compose(_INSERT_CHILD, ident, row=sql.SQL(_CHECKPOINT_ROW), if_parent=if_parent)
+    ctes.append(sql.SQL("c AS ({})").format(checkpoint))
+    return sql.SQL("WITH {} SELECT ok FROM ok").format(sql.SQL(", ").join(ctes)).as_bytes(None)
 
 
 def put_writes_sql(schema: str, write_rows: int) -> bytes:

@@ -18,7 +18,7 @@ from checkpoint_base import (
 from checkpoint_postgres import MIGRATIONS, PostgresBackend
 from checkpoint_postgres._query import BEGIN, Fetch, Query
 from checkpoint_postgres._rows import to_page
-from checkpoint_postgres._sql import list_sql, page_cap, put_sql, put_writes_sql
+from checkpoint_postgres._sql import list_sql, page_cap, put_child_sql, put_sql, put_writes_sql
 
 SCHEMA = "plans"
 
@@ -135,6 +135,36 @@ def test_puts_the_function_does_not_fit_use_the_statement(
     backend = PostgresBackend(SCHEMA)
     (query,), _ = collect(backend.put_checkpoint(record(), blobs, writes))
     assert query.sql == put_sql(SCHEMA, len(blobs), len(writes))
+
+
+@pytest.mark.parametrize("answer", [True, False])
+def test_put_child_is_one_statement_that_says_whether_it_stored(answer: bool) -> None:
+    """The function for up to four blobs unprepared, else the statement, whose first three
+    parameters name the parent it locks and checks; both answer whether they stored."""
+    child = record("c2", parent_checkpoint_id="c1")
+    few = [
+        BlobRecord("t", "", "a", "1", "msgpack", b"A"),
+        BlobRecord("t", "", "b", "2", EMPTY, b""),
+    ]
+    many = [BlobRecord("t", "", f"c{i}", "1", "msgpack", b"v") for i in range(5)]
+    unprepared, prepared = PostgresBackend(SCHEMA), PostgresBackend(SCHEMA, plan_cached_gets=False)
+    cases = [
+        (unprepared, few, unprepared.sql.put_child),
+        (prepared, few, put_child_sql(SCHEMA, 1)),
+        (unprepared, many, put_child_sql(SCHEMA, 5)),
+    ]
+    for backend, blobs, statement in cases:
+        (query,), stored = collect(backend.put_child(child, blobs), {statement: (answer,)})
+        assert (query.sql, query.fetch, stored) == (statement, Fetch.ONE, answer)
+        params = list(query.params)
+        if statement == unprepared.sql.put_child:
+            assert params[:4] == ["t", "", "c2", "c1"]
+            assert params[11:] == ["a", "1", "msgpack", b"A"] + [None] * 12
+        else:
+            assert params[:3] == ["t", "", "c1"]
+            first = ("a", b"A") if blobs is few else ("c0", b"v")
+            assert params[3:9] == ["t", "", first[0], "1", "msgpack", first[1]]
+            assert params[-11:-7] == ["t", "", "c2", "c1"]
 
 
 def test_put_writes_without_writes_does_nothing() -> None:

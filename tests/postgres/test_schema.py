@@ -111,7 +111,19 @@ def test_setup_records_every_migration_once(
     assert [r[0] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
 
 
-@pytest.mark.parametrize("tag", ["get_page", "list_page", "put_checkpoint"])
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "get_page",
+        "list_page",
+        "put_checkpoint",
+        "lock_parent",
+        "put_child",
+        "lock_threads",
+        "delete_threads",
+        "delete_runs",
+    ],
+)
 def test_a_schema_name_holding_a_function_bodys_quote_tag(
     pg_url: str, admin: psycopg.Connection[Any], tag: str
 ) -> None:
@@ -131,6 +143,13 @@ def test_a_schema_name_holding_a_function_bodys_quote_tag(
             assert got is not None and got.config == second
             assert got.checkpoint["channel_values"] == {"a": 2}
             assert [t.config for t in saver.list(config(thread))] == [second, first]
+            values = {"a": 2, "b": 3}  # a child: `a` stays the parent's blob
+            third = saver.put(second, checkpoint(values, {"a": 2, "b": 3}), {"step": 3}, {"b": 3})
+            got = saver.get_tuple(third)
+            assert got is not None and got.checkpoint["channel_values"] == values
+            saver.delete_for_runs(["no-such-run"])
+            saver.delete_thread(thread)
+            assert list(saver.list(config(thread))) == []
         assert table_names(admin, name) == TABLES
         assert admin.execute(
             "SELECT 1 FROM information_schema.tables WHERE table_name = %s", [canary]
