@@ -30,7 +30,7 @@ from ._migrate_side import (
     parents_first,
     without_blobs,
 )
-from ._migrate_verify import Recode, compare_rows
+from ._migrate_verify import Recode, ThreadMismatch, compare_rows
 from ._records import CheckpointRow, ThreadInfo
 from ._saver import CheckpointSaver
 
@@ -268,22 +268,43 @@ def _verify(source: Side, target: Side, opts: _Options) -> Steps:
     tally.start(infos, known=opts.threads is None)
     recode = _recoders(source, target)
     mismatches = []
+    exact = source.exact and target.exact
     for info in infos:
-        rows = yield Run(source, source.read_thread(info.thread_id))
-        if not rows and opts.threads is not None:
-            tally.missing.append(info.thread_id)
-        if opts.since is not None:
-            rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
-        theirs: list[CheckpointRow] = []
-        if rows:
-            theirs = yield Run(target, target.read_thread(info.thread_id))
-        found = compare_rows(
-            info.thread_id, rows, theirs, recode, exact=source.exact and target.exact
-        )
+        tid = info.thread_id
+        found: ThreadMismatch | None = None
+        checked = 0
+        if source.reads_by_key and target.reads_by_key:
+            links = yield Run(source, source.thread_keys(tid))
+            if not links and opts.threads is not None:
+                tally.missing.append(tid)
+            keys = keys_parents_first(links)
+            for start in range(0, len(keys), opts.batch):
+                chunk = keys[start : start + opts.batch]
+                rows = yield Run(source, source.read_checkpoints(tid, chunk))
+                if opts.since is not None:
+                    rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
+                theirs = []
+                if rows:
+                    wanted = [key_of(r) for r in rows]
+                    theirs = yield Run(target, target.read_checkpoints(tid, wanted))
+                found = _merged(found, compare_rows(tid, rows, theirs, recode, exact=exact))
+                tally.checked(rows)
+                checked += len(rows)
+        else:
+            rows = yield Run(source, source.read_thread(tid))
+            if not rows and opts.threads is not None:
+                tally.missing.append(tid)
+            if opts.since is not None:
+                rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
+            theirs = []
+            if rows:
+                theirs = yield Run(target, target.read_thread(tid))
+            found = compare_rows(tid, rows, theirs, recode, exact=exact)
+            tally.checked(rows)
+            checked = len(rows)
         if found is not None:
             mismatches.append(found)
-        tally.checked(rows)
-        tally.thread_done(skipped=len(rows))
+        tally.thread_done(skipped=checked)
         _report(opts)
     return VerifyReport(
         threads=len(infos),
@@ -291,6 +312,17 @@ def _verify(source: Side, target: Side, opts: _Options) -> Steps:
         mismatches=tuple(mismatches),
         missing_threads=tuple(tally.missing),
         seconds=tally.elapsed(),
+    )
+
+
+def _merged(a: ThreadMismatch | None, b: ThreadMismatch | None) -> ThreadMismatch | None:
+    """One thread's mismatches of two batches as one."""
+    if a is None or b is None:
+        return a or b
+    return ThreadMismatch(
+        a.thread_id,
+        tuple(sorted(a.missing + b.missing)),
+        tuple(sorted(a.different + b.different)),
     )
 
 

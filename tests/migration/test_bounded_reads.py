@@ -68,9 +68,13 @@ def _copy_in_batches(source: Any, steps: int) -> None:
         report = migrate(side, target, batch=7, workers=1)
         assert report.checkpoints_copied == 2 * steps
         assert sizes and max(sizes) <= 7 and sum(sizes) == 2 * steps
-        assert verify(source, target, [tid]).ok
         got = target.get_tuple(config(tid, "child:1"))
         assert got is not None and got.checkpoint["channel_values"]["const"] == "C"
+        sizes.clear()
+        checked: list[int] = []
+        report = verify(side, _spy(as_side(target), checked), [tid])
+        assert report.ok and report.checkpoints == 2 * steps
+        assert max(sizes) <= 100 and max(checked) <= 100 and sum(checked) == 2 * steps
 
 
 @pytest.mark.parametrize("source", OURS, ids=lambda t: t.name)
@@ -109,6 +113,24 @@ def test_any_subset_of_keys_reads_back_as_the_whole_thread_has_it(source: Target
         other = side.run(side.read_thread(later))
         got = side.run(side.read_checkpoints(tid, [*keys[:3], ("", "no-such-id")]))
         assert sorted(map(key_of, got)) == keys[:3] and other
+
+
+def test_verify_by_batches_names_every_missing_and_different_checkpoint() -> None:
+    with connect("sqlite:///:memory:") as source, connect("sqlite:///:memory:") as target:
+        tid = _fill(source, 250, 100)
+        migrate(source, target)
+        stored = [t.config for t in target.list(config(tid))][::-1]  # oldest first
+        gone, changed = stored[10], stored[220]  # in the first and the third batch of 100
+        keys = {("", cid(c)) for c in stored}
+        target._run(target.backend.prune(tid, keys - {("", cid(gone))}, {"": cid(stored[-1])}))
+        tup = target.get_tuple(changed)
+        assert tup is not None and tup.parent_config is not None
+        target.put(tup.parent_config, tup.checkpoint, {**tup.metadata, "step": -1}, {})
+        report = verify(source, target, [tid])
+        assert not report.ok
+        (mismatch,) = report.mismatches
+        assert mismatch.missing == (("", cid(gone)),)
+        assert mismatch.different == (("", cid(changed)),)
 
 
 def test_memory_stays_near_a_batch_however_long_the_thread() -> None:
