@@ -145,7 +145,8 @@ class PostgresBackend(Backend):
             if slots is not None:
                 yield Query(self.sql.put_checkpoint, checkpoint_row(checkpoint) + slots)
                 return
-        params = blob_rows(stored) + write_rows(unique) + checkpoint_row(checkpoint)
+        row = checkpoint_row(checkpoint)
+        params = [row[0], *blob_rows(stored), *write_rows(unique), *row]
         yield Query(put_sql(self.schema, len(stored), len(unique)), params)
 
     def put_child(self, checkpoint: CheckpointRecord, blobs: Sequence[BlobRecord]) -> Plan[bool]:

@@ -110,6 +110,29 @@ _LIST_PAGE = """CREATE OR REPLACE FUNCTION {s}.list_page(p_thread text, p_ns tex
     END
     $list_page$"""
 
+# The put function of migration 6, created again by 9 (which takes the thread's lock first).
+_PUT_CHECKPOINT_HEAD = """CREATE OR REPLACE FUNCTION {s}.put_checkpoint(p_thread text, p_ns text,
+                p_id text, p_parent text, p_type text, p_checkpoint bytea, p_metadata bytea,
+                p_index jsonb, p_versions jsonb, p_run text, p_created double precision,
+                c1 text, v1 text, t1 text, d1 bytea, c2 text, v2 text, t2 text, d2 bytea,
+                c3 text, v3 text, t3 text, d3 bytea, c4 text, v4 text, t4 text, d4 bytea)
+            RETURNS void LANGUAGE plpgsql VOLATILE AS $put_checkpoint$
+"""
+_PUT_CHECKPOINT_BODY = """                IF c1 IS NOT NULL THEN
+                    INSERT INTO {s}.blobs (thread_id, checkpoint_ns, channel, version, type, data)
+                    SELECT p_thread, p_ns, b.c, b.v, b.t, b.d
+                    FROM (VALUES (1, c1, v1, t1, d1), (2, c2, v2, t2, d2), (3, c3, v3, t3, d3),
+                        (4, c4, v4, t4, d4)) AS b(n, c, v, t, d)
+                    WHERE b.c IS NOT NULL
+                    ORDER BY b.n
+                    ON CONFLICT DO NOTHING;
+                END IF;
+                INSERT INTO {s}.checkpoints ({checkpoint_columns})
+                VALUES (p_thread, p_ns, p_id, p_parent, p_type, p_checkpoint, p_metadata,
+                    p_index, p_versions, p_run, p_created)
+                {upsert_checkpoint};
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     # 1: the three tables. `metadata` is the exact JSON the saver wrote (NULs escaped);
     # `metadata_index` is a JSONB copy without what JSONB refuses, for containment filters.
@@ -188,27 +211,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     # concurrent puts lock rows in one order. Unused slots are NULL.
     Migration(
         (
-            """CREATE OR REPLACE FUNCTION {s}.put_checkpoint(p_thread text, p_ns text,
-                p_id text, p_parent text, p_type text, p_checkpoint bytea, p_metadata bytea,
-                p_index jsonb, p_versions jsonb, p_run text, p_created double precision,
-                c1 text, v1 text, t1 text, d1 bytea, c2 text, v2 text, t2 text, d2 bytea,
-                c3 text, v3 text, t3 text, d3 bytea, c4 text, v4 text, t4 text, d4 bytea)
-            RETURNS void LANGUAGE plpgsql VOLATILE AS $put_checkpoint$
-            BEGIN
-                IF c1 IS NOT NULL THEN
-                    INSERT INTO {s}.blobs (thread_id, checkpoint_ns, channel, version, type, data)
-                    SELECT p_thread, p_ns, b.c, b.v, b.t, b.d
-                    FROM (VALUES (1, c1, v1, t1, d1), (2, c2, v2, t2, d2), (3, c3, v3, t3, d3),
-                        (4, c4, v4, t4, d4)) AS b(n, c, v, t, d)
-                    WHERE b.c IS NOT NULL
-                    ORDER BY b.n
-                    ON CONFLICT DO NOTHING;
-                END IF;
-                INSERT INTO {s}.checkpoints ({checkpoint_columns})
-                VALUES (p_thread, p_ns, p_id, p_parent, p_type, p_checkpoint, p_metadata,
-                    p_index, p_versions, p_run, p_created)
-                {upsert_checkpoint};
-            END
+            _PUT_CHECKPOINT_HEAD
+            + """            BEGIN
+"""
+            + _PUT_CHECKPOINT_BODY
+            + """            END
             $put_checkpoint$""",
         )
     ),
@@ -318,6 +325,60 @@ MIGRATIONS: tuple[Migration, ...] = (
                 END LOOP;
             END
             $delete_runs$""",
+        )
+    ),
+    # 9: every put takes the thread's lock shared, not only a child's (8), and a prune takes
+    # it exclusive. A whole put (a thread's first, one whose parent was gone, a migration's)
+    # finds the blobs of unchanged versions stored and leaves them (ON CONFLICT DO NOTHING);
+    # a delete or prune that had not seen the put's checkpoint then removed such a blob as
+    # unread, and the checkpoint read back without it. A trim (keep_last) deleting the
+    # parent of a second writer's child raced that put as a delete did (8).
+    Migration(
+        (
+            """CREATE OR REPLACE FUNCTION {s}.lock_thread(p_thread text)
+            RETURNS boolean LANGUAGE plpgsql VOLATILE AS $lock_thread$
+            BEGIN
+                PERFORM pg_advisory_xact_lock_shared(1668314112, hashtext(p_thread) & 1023);
+                RETURN true;
+            END
+            $lock_thread$""",
+            _PUT_CHECKPOINT_HEAD
+            + """            BEGIN
+                PERFORM {s}.lock_thread(p_thread);
+"""
+            + _PUT_CHECKPOINT_BODY
+            + """            END
+            $put_checkpoint$""",
+            # `prune` of the backend, after the lock: the statement of migration 1's design
+            # (see `_sql._PRUNE`), which every part of sees the rows as they were before it.
+            """CREATE OR REPLACE FUNCTION {s}.prune_thread(p_thread text, p_keep_ns text[],
+                p_keep_id text[], p_upto_ns text[], p_upto_id text[])
+            RETURNS void LANGUAGE plpgsql VOLATILE AS $prune_thread$
+            BEGIN
+                PERFORM {s}.lock_threads(ARRAY[p_thread]);
+                WITH keep AS (
+                    SELECT * FROM unnest(p_keep_ns, p_keep_id) AS k(ns, id)
+                ), gone AS (
+                    DELETE FROM {s}.checkpoints c WHERE c.thread_id = p_thread AND NOT EXISTS (
+                        SELECT 1 FROM keep
+                        WHERE keep.ns = c.checkpoint_ns AND keep.id = c.checkpoint_id)
+                    AND EXISTS (SELECT 1 FROM unnest(p_upto_ns, p_upto_id) AS u(ns, id)
+                        WHERE u.ns = c.checkpoint_ns AND u.id COLLATE "C" >= c.checkpoint_id)
+                    RETURNING checkpoint_ns, checkpoint_id
+                ), w AS (
+                    DELETE FROM {s}.writes w USING gone g WHERE w.thread_id = p_thread
+                        AND w.checkpoint_ns = g.checkpoint_ns
+                        AND w.checkpoint_id = g.checkpoint_id
+                )
+                DELETE FROM {s}.blobs b WHERE b.thread_id = p_thread AND NOT EXISTS (
+                    SELECT 1 FROM {s}.checkpoints c
+                    WHERE c.thread_id = p_thread AND c.checkpoint_ns = b.checkpoint_ns
+                        AND c.channel_versions @> jsonb_build_object(b.channel, b.version)
+                        AND NOT EXISTS (SELECT 1 FROM gone g
+                            WHERE g.checkpoint_ns = c.checkpoint_ns
+                                AND g.checkpoint_id = c.checkpoint_id));
+            END
+            $prune_thread$""",
         )
     ),
 )

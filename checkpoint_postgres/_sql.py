@@ -197,27 +197,11 @@ _LIST_THREADS = """SELECT thread_id, count(*), max(checkpoint_id), max(created_a
 _DELETE_THREADS = "SELECT {s}.delete_threads(%(threads)s::text[])"
 _DELETE_RUNS = "SELECT {s}.delete_runs(%(runs)s::text[])"
 
-# Only checkpoints up to their namespace's bound in `upto` go: one stored after the caller read
-# the thread stays, and so do the blobs it reads. Every part of the statement sees the rows
-# `gone` deletes.
-_PRUNE = """WITH keep AS (
-        SELECT * FROM unnest(%(keep_ns)s::text[], %(keep_id)s::text[]) AS k(ns, id)
-    ), gone AS (
-        DELETE FROM {s}.checkpoints c WHERE c.thread_id = %(thread)s AND NOT EXISTS (
-            SELECT 1 FROM keep WHERE keep.ns = c.checkpoint_ns AND keep.id = c.checkpoint_id)
-        AND EXISTS (SELECT 1 FROM unnest(%(upto_ns)s::text[], %(upto_id)s::text[]) AS u(ns, id)
-            WHERE u.ns = c.checkpoint_ns AND u.id COLLATE "C" >= c.checkpoint_id)
-        RETURNING checkpoint_ns, checkpoint_id
-    ), w AS (
-        DELETE FROM {s}.writes w USING gone g WHERE w.thread_id = %(thread)s
-            AND w.checkpoint_ns = g.checkpoint_ns AND w.checkpoint_id = g.checkpoint_id
-    )
-    DELETE FROM {s}.blobs b WHERE b.thread_id = %(thread)s AND NOT EXISTS (
-        SELECT 1 FROM {s}.checkpoints c
-        WHERE c.thread_id = %(thread)s AND c.checkpoint_ns = b.checkpoint_ns
-            AND c.channel_versions @> jsonb_build_object(b.channel, b.version)
-            AND NOT EXISTS (SELECT 1 FROM gone g
-                WHERE g.checkpoint_ns = c.checkpoint_ns AND g.checkpoint_id = c.checkpoint_id))"""
+# The function of migration 9: it takes the thread's lock, then deletes. Only checkpoints up
+# to their namespace's bound in `upto` go: one stored after the caller read the thread stays,
+# and so do the blobs it reads. Every part of its statement sees the rows `gone` deletes.
+_PRUNE = """SELECT {s}.prune_thread(%(thread)s, %(keep_ns)s::text[], %(keep_id)s::text[],
+    %(upto_ns)s::text[], %(upto_id)s::text[])"""
 
 # Copy as put_checkpoint would: checkpoints replaced, blobs kept, writes by the idx rule.
 _COPY_THREAD = """WITH b AS (
@@ -251,13 +235,15 @@ _PUT_CHECKPOINT = """SELECT {s}.put_checkpoint(%s, %s, %s, %s, %s, %b, %b, %s::j
 # `_PUT_CHECKPOINT`: True when it stored the checkpoint, False when the parent is gone.
 _PUT_CHILD = """SELECT {s}.put_child(%s, %s, %s, %s, %s, %b, %b, %s::jsonb, %s::jsonb,
     %s, %s, %s, %s, %s, %b, %s, %s, %s, %b, %s, %s, %s, %b, %s, %s, %s, %b)"""
-# `put_child` as one statement (`put_child_sql`): `lock_parent` (migration 8) runs first, as
-# every insert waits on its answer; an insert's ON CONFLICT sees rows committed after the
-# statement began, so the statement's older snapshot does not matter.
+# A put as one statement (`put_sql`, `put_child_sql`): the thread's lock (`lock_thread` of
+# migration 9, or `lock_parent` of 8, which also checks the parent) runs first, as every
+# insert waits on its answer; an insert's ON CONFLICT sees rows committed after the statement
+# began, so the statement's older snapshot does not matter.
+_LOCK_THREAD = "ok AS (SELECT {s}.lock_thread(%s) AS ok)"
 _LOCK_PARENT = "ok AS (SELECT {s}.lock_parent(%s, %s, %s) AS ok)"
-_IF_PARENT = "WHERE (SELECT ok FROM ok)"
-_INSERT_CHILD = """INSERT INTO {s}.checkpoints ({checkpoint_columns})
-    SELECT * FROM (VALUES {row}) AS r {if_parent} {upsert_checkpoint}"""
+_GATE = "WHERE (SELECT ok FROM ok)"
+_INSERT_GATED = """INSERT INTO {s}.checkpoints ({checkpoint_columns})
+    SELECT * FROM (VALUES {row}) AS r {gate} {upsert_checkpoint}"""
 # A page of one thread by the function of migration 5.
 _LIST_PAGE = """SELECT * FROM {s}.list_page(%(thread)s, %(ns)s, %(before)s, %(c_id)s, %(c_ns)s,
     %(filter)s::jsonb, %(limit)s::int8)"""
@@ -389,29 +375,16 @@ def statements(schema: str) -> Statements:
 def put_sql(schema: str, blob_rows: int, write_rows: int) -> bytes:
     """The put statement for this many blob and write rows (positional parameters).
 
-    Parameters: the blobs (`BLOB_COLUMNS` per row, or one array per column past
-    `MAX_VALUES_ROWS`), the writes (`WRITE_COLUMNS` likewise), then the checkpoint row
-    (`_CHECKPOINT_COLUMNS`).
+    Parameters: the thread id (for `lock_thread`), the blobs (`BLOB_COLUMNS` per row, or
+    one array per column past `MAX_VALUES_ROWS`), the writes (`WRITE_COLUMNS` likewise),
+    then the checkpoint row (`_CHECKPOINT_COLUMNS`).
     """
     return _put_sql(schema, _shape(blob_rows), _shape(write_rows))
 
 
 @functools.lru_cache(maxsize=256)
 def _put_sql(schema: str, blob_rows: int, write_rows: int) -> bytes:
-    ident = sql.Identifier(schema)
-    ctes = []
-    if blob_rows:
-        rows = _rows(_BLOB_ROW, _BLOB_ARRAYS, MAX_VALUES_ROWS + 1 if blob_rows < 0 else blob_rows)
-        ctes.append(sql.SQL("b AS ({})").format(_compose(_INSERT_BLOBS, ident, rows=rows)))
-    if write_rows:
-        rows = _rows(
-            _WRITE_ROW, _WRITE_ARRAYS, MAX_VALUES_ROWS + 1 if write_rows < 0 else write_rows
-        )
-        ctes.append(sql.SQL("w AS ({})").format(_compose(_INSERT_WRITES, ident, rows=rows)))
-    checkpoint = _compose(_INSERT_CHECKPOINT, ident, row=sql.SQL(_CHECKPOINT_ROW))
-    if not ctes:
-        return checkpoint.as_bytes(None)
-    return sql.SQL("WITH {} {}").format(sql.SQL(", ").join(ctes), checkpoint).as_bytes(None)
+    return _guarded_put(schema, _LOCK_THREAD, blob_rows, write_rows)
 
 
 def put_child_sql(schema: str, blob_rows: int) -> bytes:
@@ -425,16 +398,27 @@ def put_child_sql(schema: str, blob_rows: int) -> bytes:
 
 @functools.lru_cache(maxsize=256)
 def _put_child_sql(schema: str, blob_rows: int) -> bytes:
+    return _guarded_put(schema, _LOCK_PARENT, blob_rows, 0)
+
+
+def _guarded_put(schema: str, guard: str, blob_rows: int, write_rows: int) -> bytes:
+    """A put statement whose inserts all wait for the `guard` CTE's answer (see `_GATE`)."""
     ident = sql.Identifier(schema)
-    if_parent = sql.SQL(_IF_PARENT)
-    ctes = [_compose(_LOCK_PARENT, ident)]
+    gate = sql.SQL(_GATE)
+    ctes = [_compose(guard, ident)]
     if blob_rows:
         count = MAX_VALUES_ROWS + 1 if blob_rows < 0 else blob_rows
         rows = sql.SQL("SELECT * FROM ({}) AS r {}").format(
-            _rows(_BLOB_ROW, _BLOB_ARRAYS, count), if_parent
+            _rows(_BLOB_ROW, _BLOB_ARRAYS, count), gate
         )
         ctes.append(sql.SQL("b AS ({})").format(_compose(_INSERT_BLOBS, ident, rows=rows)))
-    checkpoint = _compose(_INSERT_CHILD, ident, row=sql.SQL(_CHECKPOINT_ROW), if_parent=if_parent)
+    if write_rows:
+        count = MAX_VALUES_ROWS + 1 if write_rows < 0 else write_rows
+        rows = sql.SQL("SELECT * FROM ({}) AS r {}").format(
+            _rows(_WRITE_ROW, _WRITE_ARRAYS, count), gate
+        )
+        ctes.append(sql.SQL("w AS ({})").format(_compose(_INSERT_WRITES, ident, rows=rows)))
+    checkpoint = _compose(_INSERT_GATED, ident, row=sql.SQL(_CHECKPOINT_ROW), gate=gate)
     ctes.append(sql.SQL("c AS ({})").format(checkpoint))
     return sql.SQL("WITH {} SELECT ok FROM ok").format(sql.SQL(", ").join(ctes)).as_bytes(None)
 

@@ -71,7 +71,8 @@ def test_put_is_one_statement_with_deduplicated_writes() -> None:
     assert len(seen) == 1
     (query,) = seen
     assert query.sql == put_sql(SCHEMA, 2, 2)
-    params = list(query.params)
+    lock, *params = list(query.params)
+    assert lock == "t"  # the thread whose lock the put takes
     assert params[0:6] == ["t", "", "a", "1", "msgpack", b"A"]  # blobs sorted by key
     assert params[6:12] == ["t", "", "b", "2", "msgpack", b"B"]
     write_rows = [params[12 + 9 * i : 21 + 9 * i] for i in range(2)]
@@ -90,7 +91,7 @@ def test_put_skips_blobs_that_hold_no_value() -> None:
     seen, _ = collect(backend.put_checkpoint(record(), blobs))
     (query,) = seen
     assert query.sql == put_sql(SCHEMA, 1, 0)
-    assert list(query.params)[:6] == ["t", "", "a", "1", "msgpack", b"A"]
+    assert list(query.params)[:7] == ["t", "t", "", "a", "1", "msgpack", b"A"]
 
 
 def test_put_of_a_few_blobs_calls_the_function() -> None:

@@ -187,3 +187,98 @@ def test_a_delete_of_many_threads_takes_a_bounded_number_of_locks(
         held.rollback()
     assert row is not None
     assert 900 < row[0] <= 1024
+
+
+@pytest.mark.parametrize(("prepare", "changed"), PATHS)
+def test_a_delete_waits_for_a_whole_put_in_flight_and_deletes_it_too(
+    pg_url: str,
+    admin: psycopg.Connection[Any],
+    schema: str,
+    prepare: int | None,
+    changed: int,
+) -> None:
+    """A whole put (a thread's first, one whose parent was gone, a migration's) finds the
+    blob of an unchanged version stored and leaves it: a delete that did not wait for it
+    removed that blob, and the put's checkpoint read back without it (migration 9)."""
+    thread = unique()
+    channels = [f"c{i}" for i in range(changed)]
+    with (
+        psycopg.connect(pg_url, autocommit=True) as conn,
+        psycopg.connect(pg_url, prepare_threshold=prepare) as held,  # the put's transaction
+    ):
+        deleter = PostgresSaver(conn, schema=schema)
+        deleter.setup()
+        first_values = _values(channels, 0)
+        deleter.put(
+            config(thread),
+            checkpoint(first_values, dict.fromkeys(first_values, 1)),
+            {},
+            dict.fromkeys(first_values, 1),
+        )
+        held.execute("SELECT 1")
+        writer = PostgresSaver(held, schema=schema, prepare_threshold=prepare)
+        versions = {"const": 1, **dict.fromkeys(channels, 2)}
+        writer.put(config(thread), checkpoint(_values(channels, 1), versions), {}, versions)
+
+        deleting = threading.Thread(target=deleter.delete_thread, args=(thread,), daemon=True)
+        deleting.start()
+        try:
+            assert _waits(admin, conn.info.backend_pid), "the delete did not wait for the put"
+        finally:
+            held.commit()
+            deleting.join(10)
+        assert not deleting.is_alive()
+        assert list(deleter.list(config(thread))) == []
+        assert _blob_count(admin, schema, thread) == 0
+
+
+@pytest.mark.parametrize(("prepare", "changed"), PATHS)
+def test_a_prune_waits_for_a_put_of_a_child_in_flight_and_keeps_what_it_reads(
+    pg_url: str,
+    admin: psycopg.Connection[Any],
+    schema: str,
+    prepare: int | None,
+    changed: int,
+) -> None:
+    """A trim (keep_last) of the parent of a second writer's child in flight: the prune
+    waits, then sees the child and keeps the blobs it reads (migration 9)."""
+    thread = unique()
+    channels = [f"c{i}" for i in range(changed)]
+    with (
+        psycopg.connect(pg_url, autocommit=True) as conn,
+        psycopg.connect(pg_url, prepare_threshold=prepare) as held,  # the put's transaction
+    ):
+        pruner = PostgresSaver(conn, schema=schema)
+        pruner.setup()
+        first_values = _values(channels, 0)
+        first = pruner.put(
+            config(thread),
+            checkpoint(first_values, dict.fromkeys(first_values, 1)),
+            {},
+            dict.fromkeys(first_values, 1),
+        )
+        held.execute("SELECT 1")
+        writer = PostgresSaver(held, schema=schema, prepare_threshold=prepare)
+        values = _values(channels, 1)
+        versions = {"const": 1, **dict.fromkeys(channels, 2)}
+        child = writer.put(
+            config(thread, "", cid(first)),
+            checkpoint(values, versions),
+            {},
+            dict.fromkeys(channels, 2),
+        )  # `const` is left to the parent's blob
+
+        def prune() -> None:  # what a trim does: the parent goes, the newer child stays
+            pruner._run(pruner.backend.prune(thread, set(), {"": cid(first)}))
+
+        pruning = threading.Thread(target=prune, daemon=True)
+        pruning.start()
+        try:
+            assert _waits(admin, conn.info.backend_pid), "the prune did not wait for the put"
+        finally:
+            held.commit()
+            pruning.join(10)
+        assert not pruning.is_alive()
+        assert [t.config for t in pruner.list(config(thread))] == [child]
+        got = pruner.get_tuple(child)
+        assert got is not None and got.checkpoint["channel_values"] == values
