@@ -187,8 +187,8 @@ class SaverSide(Side):
                 page = yield from backend.list_page(query)
                 rows += [r for r in page if key_of(r) in wanted]
         found = {key_of(r) for r in rows}
-        for ns, cid in keys:  # not in the index (stored since): one get each
-            if (ns, cid) not in found and cid not in index.get(ns, ((), {}))[1]:
+        for ns, cid in keys:  # not in a page (stored since, or pushed out by one): one get each
+            if (ns, cid) not in found:
                 row = yield from backend.get(thread_id, ns, cid)
                 if row is not None:
                     rows.append(row)

@@ -113,6 +113,15 @@ def test_any_subset_of_keys_reads_back_as_the_whole_thread_has_it(source: Target
         other = side.run(side.read_thread(later))
         got = side.run(side.read_checkpoints(tid, [*keys[:3], ("", "no-such-id")]))
         assert sorted(map(key_of, got)) == keys[:3] and other
+        # A checkpoint stored since `thread_keys` among the ids of a run pushes the run's
+        # oldest one out of its page: that one is fetched alone.
+        ids = sorted(c for ns, c, _ in links if ns == "")
+        wedged = checkpoint({"big": "w", "const": "C"}, {"big": 99, "const": 1})
+        wedged["id"] = ids[10] + "0"  # between ids[10] and ids[11]
+        saver.put(config(tid, "", ids[10]), wedged, {}, {"big": 99})
+        run = [("", c) for c in ids[5:11]]
+        got = side.run(side.read_checkpoints(tid, run))
+        assert sorted(map(key_of, got)) == run
 
 
 def test_verify_by_batches_names_every_missing_and_different_checkpoint() -> None:
