@@ -204,23 +204,25 @@ _PRUNE = """SELECT {s}.prune_thread(%(thread)s, %(keep_ns)s::text[], %(keep_id)s
     %(upto_ns)s::text[], %(upto_id)s::text[])"""
 
 # Copy as put_checkpoint would: checkpoints replaced, blobs kept, writes by the idx rule.
-_COPY_THREAD = """WITH b AS (
+# The inserts wait for the target thread's lock, as a put's do (`_LOCK_THREAD`): a copy into
+# a thread that a delete is removing leaves no checkpoint whose kept blob the delete took.
+_COPY_THREAD = """WITH ok AS (SELECT {s}.lock_thread(%(target)s) AS ok), b AS (
         INSERT INTO {s}.blobs (thread_id, checkpoint_ns, channel, version, type, data)
         SELECT %(target)s, checkpoint_ns, channel, version, type, data
-        FROM {s}.blobs WHERE thread_id = %(source)s
+        FROM {s}.blobs WHERE thread_id = %(source)s AND (SELECT ok FROM ok)
         ON CONFLICT DO NOTHING
     ), w AS (
         INSERT INTO {s}.writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx,
             channel, type, data, task_path)
         SELECT %(target)s, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, data,
             task_path
-        FROM {s}.writes WHERE thread_id = %(source)s
+        FROM {s}.writes WHERE thread_id = %(source)s AND (SELECT ok FROM ok)
         {upsert_write}
     )
     INSERT INTO {s}.checkpoints ({checkpoint_columns})
     SELECT %(target)s, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint,
         metadata, metadata_index, channel_versions, run_id, created_at
-    FROM {s}.checkpoints WHERE thread_id = %(source)s
+    FROM {s}.checkpoints WHERE thread_id = %(source)s AND (SELECT ok FROM ok)
     {upsert_checkpoint}"""
 
 # One checkpoint (the latest of a namespace when id is NULL) by the function of migration 4.

@@ -282,3 +282,32 @@ def test_a_prune_waits_for_a_put_of_a_child_in_flight_and_keeps_what_it_reads(
         assert [t.config for t in pruner.list(config(thread))] == [child]
         got = pruner.get_tuple(child)
         assert got is not None and got.checkpoint["channel_values"] == values
+
+
+def test_a_delete_waits_for_a_copy_into_its_thread_in_flight(
+    pg_url: str, admin: psycopg.Connection[Any], schema: str
+) -> None:
+    """`copy_thread` into a thread being deleted takes the target's lock as a put does."""
+    source, target = unique(), unique()
+    with (
+        psycopg.connect(pg_url, autocommit=True) as conn,
+        psycopg.connect(pg_url) as held,  # the copy's transaction
+    ):
+        deleter = PostgresSaver(conn, schema=schema)
+        deleter.setup()
+        for thread in (source, target):  # the target holds the same blob: the copy keeps it
+            deleter.put(config(thread), checkpoint({"const": "C"}), {}, {"const": 1})
+        held.execute("SELECT 1")
+        PostgresSaver(held, schema=schema).copy_thread(source, target)
+
+        deleting = threading.Thread(target=deleter.delete_thread, args=(target,), daemon=True)
+        deleting.start()
+        try:
+            assert _waits(admin, conn.info.backend_pid), "the delete did not wait for the copy"
+        finally:
+            held.commit()
+            deleting.join(10)
+        assert not deleting.is_alive()
+        assert list(deleter.list(config(target))) == []
+        assert _blob_count(admin, schema, target) == 0
+        assert len(list(deleter.list(config(source)))) == 1
