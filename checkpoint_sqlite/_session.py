@@ -111,6 +111,12 @@ def translate(exc: sqlite3.Error) -> StorageError:
     lowered = message.lower()
     if is_busy(exc) or any(part in lowered for part in _UNAVAILABLE):
         return StorageUnavailableError(f"SQLite: {message}")
+    if "no such table: cp_put_child_wide" in lowered:  # a view of migration v3
+        return StorageError(
+            f"SQLite: {message}; the database was set up by an earlier version of "
+            "checkpointers: call saver.setup() (or `checkpointers setup URL`) to apply the "
+            "newer migrations"
+        )
     if "no such table: cp_" in lowered:
         return StorageError(
             f"SQLite: {message}; the checkpoint tables are missing: call saver.setup() "

@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from checkpoint_base import StorageError
 from checkpoint_sqlite import SqliteSaver
 from checkpoint_sqlite._schema import MIGRATIONS, MIGRATIONS_TABLE, RECORD_VERSION, WIDE_SLOTS
 from tests.conformance.builders import checkpoint, cid, config, new_thread
@@ -81,3 +82,34 @@ def test_a_database_at_v2_gets_the_parent_checks(db_path: str) -> None:
         assert versions == [(v,) for v in range(len(MIGRATIONS))]
     finally:
         raw.close()
+
+
+def test_a_database_left_at_v2_names_the_missing_setup(db_path: str) -> None:
+    """A saver that opens a database an earlier version set up and is not set up since the
+    upgrade (`SqliteSaver.open` leaves setup() to its caller): the put that needs migration
+    v3 says to run setup(). (A saver handed a connection sets the schema up by itself.)"""
+    raw = sqlite3.connect(db_path)
+    raw.execute(MIGRATIONS_TABLE)
+    for version in range(3):
+        for statement in MIGRATIONS[version]:
+            raw.execute(statement)
+        raw.execute(RECORD_VERSION, (version,))
+    raw.commit()
+    raw.close()
+    saver = SqliteSaver.open(db_path)
+    try:
+        tid = new_thread()
+        first = saver.put(config(tid), checkpoint({"a": 1, "b": 1}), {}, {"a": 1, "b": 1})
+        child = (
+            config(tid, checkpoint_id=cid(first)),
+            checkpoint({"a": 1, "b": 2}, {"a": 1, "b": 2}),
+            {},
+            {"b": 2},
+        )
+        with pytest.raises(StorageError, match=r"earlier version.*saver\.setup\(\)"):
+            saver.put(*child)
+        saver.setup()
+        got = saver.get_tuple(saver.put(*child))
+        assert got is not None and got.checkpoint["channel_values"] == {"a": 1, "b": 2}
+    finally:
+        saver.close()
