@@ -37,7 +37,7 @@ from ._migrate_msgpack import (
     ts_to_epoch,
     uuid6_epoch,
 )
-from ._migrate_side import AsyncLock, Key, Link, Side, SqlMany, SqlQuery
+from ._migrate_side import AsyncLock, Key, Link, Side, SqlMany, SqlQuery, ids_by_namespace
 from ._plan import Plan, arun, run
 from ._records import (
     EMPTY,
@@ -261,13 +261,10 @@ class LangGraphPostgresSide(Side):
         if not (yield from self._ready()):
             return []
         task_path = "task_path" if self._task_path else "''"
-        by_ns: dict[str, list[str]] = defaultdict(list)
-        for ns, cid in keys:
-            by_ns[ns].append(cid)
         checkpoints: list[Any] = []
         blob_rows: list[Any] = []
         write_rows: list[Any] = []
-        for ns, ids in by_ns.items():
+        for ns, ids in ids_by_namespace(keys).items():
             found = yield SqlQuery(_CHECKPOINTS_SQL + _SOME, (thread_id, ns, ids))
             checkpoints += found
             pairs = sorted({pair for row in found for pair in _versions(row[3])})

@@ -34,7 +34,7 @@ from ._migrate_msgpack import (
     ts_to_epoch,
     uuid6_epoch,
 )
-from ._migrate_side import AsyncLock, Key, Link, Side, SqlMany, SqlQuery
+from ._migrate_side import AsyncLock, Key, Link, Side, SqlMany, SqlQuery, ids_by_namespace
 from ._plan import Plan, arun, run
 from ._records import (
     EMPTY,
@@ -220,12 +220,9 @@ class LangGraphSqliteSide(Side):
         if not (yield from self._ready()):
             return []
         task_path = "task_path" if self._task_path else "''"
-        by_ns: dict[str, list[str]] = defaultdict(list)
-        for ns, cid in keys:
-            by_ns[ns].append(cid)
         checkpoints: list[Any] = []
         writes: list[Any] = []
-        for ns, ids in by_ns.items():
+        for ns, ids in ids_by_namespace(keys).items():
             for start in range(0, len(ids), _IN_LIST):
                 chunk = ids[start : start + _IN_LIST]
                 params = (thread_id, ns, *chunk)

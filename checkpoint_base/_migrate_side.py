@@ -26,6 +26,7 @@ __all__ = [
     "Side",
     "SqlMany",
     "SqlQuery",
+    "ids_by_namespace",
     "key_of",
     "keys_parents_first",
     "parents_first",
@@ -310,13 +311,18 @@ def keys_parents_first(links: Iterable[Link]) -> list[Key]:
     return ordered
 
 
+def ids_by_namespace(keys: Iterable[Key]) -> dict[str, list[str]]:
+    """The ids of `keys`, grouped by namespace (in the keys' order)."""
+    grouped: dict[str, list[str]] = {}
+    for ns, cid in keys:
+        grouped.setdefault(ns, []).append(cid)
+    return grouped
+
+
 def _ids_by_namespace(links: Iterable[Link]) -> dict[str, tuple[list[str], dict[str, int]]]:
     """Per namespace: its checkpoint ids in ascending order, and each id's position."""
-    ids: dict[str, list[str]] = {}
-    for ns, cid, _parent in links:
-        ids.setdefault(ns, []).append(cid)
     index = {}
-    for ns, listed in ids.items():
+    for ns, listed in ids_by_namespace((ns, cid) for ns, cid, _parent in links).items():
         listed.sort()
         index[ns] = (listed, {cid: i for i, cid in enumerate(listed)})
     return index

@@ -48,6 +48,25 @@ def _waits(admin: psycopg.Connection[Any], pid: int) -> bool:
     return False
 
 
+def _waits_then_finishes(
+    admin: psycopg.Connection[Any],
+    conn: psycopg.Connection[Any],
+    held: psycopg.Connection[Any],
+    action: Any,
+    what: str,
+) -> None:
+    """Run `action` (on `conn`) in a thread: it must wait for a thread's lock while `held`
+    keeps its transaction open, and finish once `held` commits."""
+    running = threading.Thread(target=action, daemon=True)
+    running.start()
+    try:
+        assert _waits(admin, conn.info.backend_pid), f"the {what} did not wait"
+    finally:
+        held.commit()
+        running.join(10)
+    assert not running.is_alive(), f"the {what} did not finish once the other side committed"
+
+
 def _values(channels: list[str], n: int) -> dict[str, Any]:
     return {"const": "C", **dict.fromkeys(channels, n)}
 
@@ -153,14 +172,7 @@ def test_a_delete_waits_for_a_put_of_a_child_in_flight_and_deletes_the_child_too
             dict.fromkeys(channels, 2),
         )  # stored, not committed: the thread's lock is held shared until the commit
 
-        deleting = threading.Thread(target=deleter.delete_thread, args=(thread,), daemon=True)
-        deleting.start()
-        try:
-            assert _waits(admin, conn.info.backend_pid), "the delete did not wait for the put"
-        finally:
-            held.commit()
-            deleting.join(10)
-        assert not deleting.is_alive()
+        _waits_then_finishes(admin, conn, held, lambda: deleter.delete_thread(thread), "delete")
         assert list(deleter.list(config(thread))) == []
         assert _blob_count(admin, schema, thread) == 0
 
@@ -220,14 +232,7 @@ def test_a_delete_waits_for_a_whole_put_in_flight_and_deletes_it_too(
         versions = {"const": 1, **dict.fromkeys(channels, 2)}
         writer.put(config(thread), checkpoint(_values(channels, 1), versions), {}, versions)
 
-        deleting = threading.Thread(target=deleter.delete_thread, args=(thread,), daemon=True)
-        deleting.start()
-        try:
-            assert _waits(admin, conn.info.backend_pid), "the delete did not wait for the put"
-        finally:
-            held.commit()
-            deleting.join(10)
-        assert not deleting.is_alive()
+        _waits_then_finishes(admin, conn, held, lambda: deleter.delete_thread(thread), "delete")
         assert list(deleter.list(config(thread))) == []
         assert _blob_count(admin, schema, thread) == 0
 
@@ -271,14 +276,7 @@ def test_a_prune_waits_for_a_put_of_a_child_in_flight_and_keeps_what_it_reads(
         def prune() -> None:  # what a trim does: the parent goes, the newer child stays
             pruner._run(pruner.backend.prune(thread, set(), {"": cid(first)}))
 
-        pruning = threading.Thread(target=prune, daemon=True)
-        pruning.start()
-        try:
-            assert _waits(admin, conn.info.backend_pid), "the prune did not wait for the put"
-        finally:
-            held.commit()
-            pruning.join(10)
-        assert not pruning.is_alive()
+        _waits_then_finishes(admin, conn, held, prune, "prune")
         assert [t.config for t in pruner.list(config(thread))] == [child]
         got = pruner.get_tuple(child)
         assert got is not None and got.checkpoint["channel_values"] == values
@@ -300,14 +298,7 @@ def test_a_delete_waits_for_a_copy_into_its_thread_in_flight(
         held.execute("SELECT 1")
         PostgresSaver(held, schema=schema).copy_thread(source, target)
 
-        deleting = threading.Thread(target=deleter.delete_thread, args=(target,), daemon=True)
-        deleting.start()
-        try:
-            assert _waits(admin, conn.info.backend_pid), "the delete did not wait for the copy"
-        finally:
-            held.commit()
-            deleting.join(10)
-        assert not deleting.is_alive()
+        _waits_then_finishes(admin, conn, held, lambda: deleter.delete_thread(target), "delete")
         assert list(deleter.list(config(target))) == []
         assert _blob_count(admin, schema, target) == 0
         assert len(list(deleter.list(config(source)))) == 1

@@ -4,6 +4,7 @@ parent is still stored (migration v3): in every form the put takes on SQLite."""
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,8 @@ async def test_a_put_whose_parent_is_stored_reads_its_unchanged_channels(
     await _put_twice(sh, changed, delete_between=False)
 
 
-def test_a_database_at_v2_gets_the_parent_checks(db_path: str) -> None:
+def _database_at_v2(db_path: str) -> None:
+    """A database as an earlier version (schema v2) left it."""
     raw = sqlite3.connect(db_path)
     raw.execute(MIGRATIONS_TABLE)
     for version in range(3):
@@ -64,17 +66,27 @@ def test_a_database_at_v2_gets_the_parent_checks(db_path: str) -> None:
         raw.execute(RECORD_VERSION, (version,))
     raw.commit()
     raw.close()
+
+
+def _child_of(first: Any) -> tuple[Any, ...]:
+    """A put's arguments: a child of `first` that changes `b` and leaves `a` to its parent."""
+    tid = first["configurable"]["thread_id"]
+    versions = {"a": 1, "b": 2}
+    return (
+        config(tid, checkpoint_id=cid(first)),
+        checkpoint({"a": 1, "b": 2}, versions),
+        {},
+        {"b": 2},
+    )
+
+
+def test_a_database_at_v2_gets_the_parent_checks(db_path: str) -> None:
+    _database_at_v2(db_path)
     with SqliteSaver.from_conn_string(db_path) as saver:
         tid = new_thread()
         first = saver.put(config(tid), checkpoint({"a": 1, "b": 1}), {}, {"a": 1, "b": 1})
         saver.delete_thread(tid)
-        second = saver.put(
-            config(tid, checkpoint_id=cid(first)),
-            checkpoint({"a": 1, "b": 2}, {"a": 1, "b": 2}),
-            {},
-            {"b": 2},
-        )
-        got = saver.get_tuple(second)
+        got = saver.get_tuple(saver.put(*_child_of(first)))
         assert got is not None and got.checkpoint["channel_values"] == {"a": 1, "b": 2}
     raw = sqlite3.connect(db_path)
     try:
@@ -88,24 +100,12 @@ def test_a_database_left_at_v2_names_the_missing_setup(db_path: str) -> None:
     """A saver that opens a database an earlier version set up and is not set up since the
     upgrade (`SqliteSaver.open` leaves setup() to its caller): the put that needs migration
     v3 says to run setup(). (A saver handed a connection sets the schema up by itself.)"""
-    raw = sqlite3.connect(db_path)
-    raw.execute(MIGRATIONS_TABLE)
-    for version in range(3):
-        for statement in MIGRATIONS[version]:
-            raw.execute(statement)
-        raw.execute(RECORD_VERSION, (version,))
-    raw.commit()
-    raw.close()
+    _database_at_v2(db_path)
     saver = SqliteSaver.open(db_path)
     try:
         tid = new_thread()
         first = saver.put(config(tid), checkpoint({"a": 1, "b": 1}), {}, {"a": 1, "b": 1})
-        child = (
-            config(tid, checkpoint_id=cid(first)),
-            checkpoint({"a": 1, "b": 2}, {"a": 1, "b": 2}),
-            {},
-            {"b": 2},
-        )
+        child = _child_of(first)
         with pytest.raises(StorageError, match=r"earlier version.*saver\.setup\(\)"):
             saver.put(*child)
         saver.setup()
