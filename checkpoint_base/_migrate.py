@@ -212,8 +212,7 @@ def _whole_thread(
     rows: list[CheckpointRow] = yield Run(source, source.read_thread(tid))
     if not rows and opts.threads is not None:
         tally.missing.append(tid)
-    if opts.since is not None:
-        rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
+    rows = _since_bound(rows, opts)
     have: set[Key] = set()
     if rows and maybe_stored:
         have = yield Run(target, target.existing(tid))
@@ -244,17 +243,28 @@ def _thread_by_key(
     skipped = len(order) - len(todo)
     sent: set[tuple[str, str, str]] | None = set() if target.shared_blobs else None
     for start in range(0, len(todo), opts.batch):
-        keys = todo[start : start + opts.batch]
-        read: list[CheckpointRow] = yield Run(source, source.read_checkpoints(tid, keys))
-        by_key = {key_of(r): r for r in read}
-        rows = [by_key[key] for key in keys if key in by_key]  # a deleted one is gone
-        if opts.since is not None:  # older ones are neither copied nor skipped, as above
-            rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
+        # Older than `since`: neither copied nor skipped, as in `_whole_thread`.
+        rows = yield from _read_batch(source, tid, todo[start : start + opts.batch], opts)
         if sent is not None:
             rows = [without_blobs(r, sent) for r in rows]
         tally.planned(tid, len(rows))
         yield from put(rows)
     tally.thread_done(skipped=skipped)
+
+
+def _read_batch(source: Side, tid: str, keys: list[Key], opts: _Options) -> Steps:
+    """These checkpoints of a thread, in the order of `keys` (one deleted since is left
+    out), created at or after `since`."""
+    read: list[CheckpointRow] = yield Run(source, source.read_checkpoints(tid, keys))
+    by_key = {key_of(r): r for r in read}
+    return _since_bound([by_key[key] for key in keys if key in by_key], opts)
+
+
+def _since_bound(rows: list[CheckpointRow], opts: _Options) -> list[CheckpointRow]:
+    """The rows created at or after `since` (all of them without it)."""
+    if opts.since is None:
+        return rows
+    return [r for r in rows if r.checkpoint.created_at >= opts.since]
 
 
 def _report(opts: _Options) -> None:
@@ -279,10 +289,7 @@ def _verify(source: Side, target: Side, opts: _Options) -> Steps:
                 tally.missing.append(tid)
             keys = keys_parents_first(links)
             for start in range(0, len(keys), opts.batch):
-                chunk = keys[start : start + opts.batch]
-                rows = yield Run(source, source.read_checkpoints(tid, chunk))
-                if opts.since is not None:
-                    rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
+                rows = yield from _read_batch(source, tid, keys[start : start + opts.batch], opts)
                 theirs = []
                 if rows:
                     wanted = [key_of(r) for r in rows]
@@ -294,8 +301,7 @@ def _verify(source: Side, target: Side, opts: _Options) -> Steps:
             rows = yield Run(source, source.read_thread(tid))
             if not rows and opts.threads is not None:
                 tally.missing.append(tid)
-            if opts.since is not None:
-                rows = [r for r in rows if r.checkpoint.created_at >= opts.since]
+            rows = _since_bound(rows, opts)
             theirs = []
             if rows:
                 theirs = yield Run(target, target.read_thread(tid))
