@@ -44,6 +44,7 @@ from ._records import (
     ListQuery,
     ThreadInfo,
     WriteRecord,
+    writes_only_thread,
 )
 from ._saver import CheckpointSaver, default_serde
 
@@ -89,4 +90,5 @@ __all__ = [
     "prune_fence",
     "run",
     "verify",
+    "writes_only_thread",
 ]

@@ -209,28 +209,16 @@ class Backend(ABC):
     def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
         """Up to `limit` threads with ids greater than `after`, by thread id ascending.
 
-        The default scans every checkpoint; backends with an index do better.
+        A thread that holds writes and no checkpoint (writes that landed after a delete of
+        their checkpoint) is listed too, as `writes_only_thread` describes it. The default
+        scans every checkpoint, so it cannot see such a thread: backends override it.
         """
         found: dict[str, list[CheckpointRecord]] = {}
         for row in (yield from self.scan(ListQuery())):
             tid = row.checkpoint.thread_id
             if after is None or tid > after:
                 found.setdefault(tid, []).append(row.checkpoint)
-        infos = []
-        for tid in sorted(found)[:limit]:
-            records = found[tid]
-            newest = max(records, key=lambda r: r.checkpoint_id)
-            infos.append(
-                ThreadInfo(
-                    thread_id=tid,
-                    checkpoint_count=len(records),
-                    last_checkpoint_id=newest.checkpoint_id,
-                    updated_at=max(r.created_at for r in records),
-                    size_bytes=sum(len(r.checkpoint) + len(r.metadata) for r in records),
-                    namespaces=tuple(sorted({r.checkpoint_ns for r in records})),
-                )
-            )
-        return infos
+        return [thread_summary(tid, found[tid]) for tid in sorted(found)[:limit]]
 
     def scan(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
         """Every row matching `query`, read page by page with `list_page`.
@@ -258,3 +246,15 @@ def prune_fence(keep: Collection[tuple[str, str]]) -> dict[str, str]:
         if checkpoint_id > fence.get(ns, ""):
             fence[ns] = checkpoint_id
     return fence
+
+
+def thread_summary(thread_id: str, records: Sequence[CheckpointRecord]) -> ThreadInfo:
+    """The summary of a thread from all its checkpoints (at least one)."""
+    return ThreadInfo(
+        thread_id=thread_id,
+        checkpoint_count=len(records),
+        last_checkpoint_id=max(r.checkpoint_id for r in records),
+        updated_at=max(r.created_at for r in records),
+        size_bytes=sum(len(r.checkpoint) + len(r.metadata) for r in records),
+        namespaces=tuple(sorted({r.checkpoint_ns for r in records})),
+    )

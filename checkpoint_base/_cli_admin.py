@@ -84,7 +84,8 @@ def _prune(args: argparse.Namespace) -> int:
     with open_side(args.url, write=not args.dry_run) as opened:
         side = saver_side(opened, "prune", "call their prune()")
         backend = side.saver.backend
-        thread_ids = args.thread or [t.thread_id for t in every_thread(side)]
+        # A thread with no checkpoint (writes only) has nothing to prune.
+        thread_ids = args.thread or [t.thread_id for t in every_thread(side) if t.checkpoint_count]
         results = []
         for thread_id in thread_ids:
             total, keep = side.run(prune_keep(backend, thread_id, args.keep_last, newer_than))

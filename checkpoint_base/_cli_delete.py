@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ._cli_format import Style, format_age, format_time, parse_duration, table
-from ._cli_open import every_thread, open_side, saver_side
+from ._cli_open import every_thread, listed_thread, open_side, saver_side
 from ._errors import ConfigError, StorageError, StorageUnavailableError
 from ._migrate_side import SaverSide
 from ._plan import Plan
@@ -105,8 +105,8 @@ def delete_threads(
         if cutoff is not None:
             # Damaged, its newest is the one listed: one stored since would be readable.
             newest, damaged = _newest_or_damaged(side, info.thread_id)
-            if damaged:
-                newest = info.updated_at
+            if damaged or (newest is None and info.checkpoints == 0):
+                newest = info.updated_at  # still writes only: aged as listed
             if newest is None or newest >= cutoff:
                 kept.append(info.thread_id)
                 continue
@@ -146,12 +146,16 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _named(side: SaverSide, thread_id: str) -> Doomed:
-    """A thread named by --thread; an error when it has no checkpoint."""
+    """A thread named by --thread; an error when it is not there (neither checkpoints nor
+    writes)."""
     newest, damaged = _newest_or_damaged(side, thread_id)
     if damaged:  # deleted all the same, as the error advises
         return Doomed(thread_id, None, None)
-    if newest is None:
-        raise ConfigError(f"no thread {thread_id!r} in {side.label}")
+    if newest is None:  # maybe writes and no checkpoint, as `threads` lists them
+        listed = listed_thread(side, thread_id)
+        if listed is None:
+            raise ConfigError(f"no thread {thread_id!r} in {side.label}")
+        return Doomed.of(listed)
     return Doomed(thread_id, None, newest)
 
 

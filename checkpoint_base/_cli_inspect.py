@@ -140,6 +140,13 @@ def _threads(args: argparse.Namespace) -> int:
     ]
     headers = ["THREAD", "CHECKPOINTS", "NAMESPACES", "SIZE", "LAST UPDATE"]
     out.write(table(headers, rows, style, right=(1, 3), shrink=2) + "\n")
+    if any(i.checkpoint_count == 0 for i in infos):
+        note = (
+            "0 checkpoints: writes only, stored by a graph still running after its checkpoint "
+            "was deleted; LAST UPDATE is that checkpoint's time; `checkpointers delete` "
+            "removes them"
+        )
+        out.write(style(note, "dim") + "\n")
     if more:
         out.write(style(f"more threads: --after {infos[-1].thread_id}", "dim") + "\n")
     return 0

@@ -27,7 +27,7 @@ from ._migrate import as_side
 from ._migrate_side import SaverSide, Side
 from ._records import ThreadInfo
 
-__all__ = ["URL_HELP", "every_thread", "open_side", "saver_side"]
+__all__ = ["URL_HELP", "every_thread", "listed_thread", "open_side", "saver_side"]
 
 URL_HELP = """\
 URLs:
@@ -271,3 +271,26 @@ def every_thread(side: Side, page: int = 1000) -> Iterator[ThreadInfo]:
         if len(found) < page:
             return
         after = found[-1].thread_id
+
+
+def listed_thread(side: Side, thread_id: str) -> ThreadInfo | None:
+    """The listing's entry for `thread_id` (as `threads` shows it), or None when not listed.
+
+    One page of one thread, from a bound just below the id. An id ending in eight or more
+    U+10FFFF could have others between that bound and itself, and then reads as not listed.
+    """
+    found = side.run(side.thread_page(_just_below(thread_id), 1))
+    return found[0] if found and found[0].thread_id == thread_id else None
+
+
+def _just_below(thread_id: str) -> str | None:
+    """A string below `thread_id` that, in practice, no other thread id falls between."""
+    if not thread_id:
+        return None  # "" is the least string: the first page starts with it
+    last = ord(thread_id[-1])
+    if last == 0:
+        return thread_id[:-1]  # nothing sorts between s and s + NUL
+    below = last - 1
+    if 0xD800 <= below <= 0xDFFF:  # a surrogate cannot be stored: the code point below them
+        below = 0xD7FF
+    return thread_id[:-1] + chr(below) + "\U0010ffff" * 8

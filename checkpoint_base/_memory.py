@@ -13,10 +13,18 @@ from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ._backend import Backend, Capabilities, prune_fence
+from ._backend import Backend, Capabilities, prune_fence, thread_summary
 from ._connect import BackendEntry
 from ._plan import Plan, run
-from ._records import BlobRecord, CheckpointRecord, CheckpointRow, ListQuery, WriteRecord
+from ._records import (
+    BlobRecord,
+    CheckpointRecord,
+    CheckpointRow,
+    ListQuery,
+    ThreadInfo,
+    WriteRecord,
+    writes_only_thread,
+)
 from ._saver import CheckpointSaver
 
 __all__ = ["MemoryBackend", "MemorySaver", "MemoryStore"]
@@ -88,6 +96,10 @@ class MemoryBackend(Backend):
         rows: list[CheckpointRow] = yield lambda store: _list_page(store, query)
         return rows
 
+    def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        listed: list[ThreadInfo] = yield lambda store: _thread_infos(store, after, limit)
+        return listed
+
     def delete_threads(self, thread_ids: Sequence[str]) -> Plan[None]:
         def op(store: MemoryStore) -> None:
             doomed = set(thread_ids)
@@ -151,6 +163,28 @@ def _store_writes(store: MemoryStore, writes: Sequence[WriteRecord]) -> None:
         key = (w.task_id, w.idx)
         if w.idx < 0 or key not in stored:
             stored[key] = w
+
+
+def _thread_infos(store: MemoryStore, after: str | None, limit: int) -> list[ThreadInfo]:
+    records: dict[str, list[CheckpointRecord]] = {}
+    for (tid, _ns), by_id in store.checkpoints.items():
+        if by_id and (after is None or tid > after):
+            records.setdefault(tid, []).extend(by_id.values())
+    writes: dict[str, list[tuple[str, str, int]]] = {}
+    for (tid, ns, cid), by_task in store.writes.items():
+        if by_task and tid not in records and (after is None or tid > after):
+            size = sum(len(w.data) for w in by_task.values())
+            writes.setdefault(tid, []).append((ns, cid, size))
+    infos = []
+    for tid in sorted(records.keys() | writes.keys())[: max(limit, 0)]:
+        if tid in writes:
+            held = writes[tid]
+            newest = max(cid for _ns, cid, _size in held)
+            size = sum(s for _ns, _cid, s in held)
+            infos.append(writes_only_thread(tid, newest, size, [ns for ns, _, _ in held]))
+            continue
+        infos.append(thread_summary(tid, records[tid]))
+    return infos
 
 
 def _collect_blobs(store: MemoryStore, thread_id: str) -> None:

@@ -144,7 +144,9 @@ def _all_threads(side: Side) -> Steps:
 
 def _source_threads(source: Side, opts: _Options) -> Steps:
     if opts.threads is None:
-        return (yield from _all_threads(source))
+        # Not a thread holding only writes: their checkpoints were deleted, nothing to copy.
+        listed = yield from _all_threads(source)
+        return [t for t in listed if t.checkpoint_count != 0]
     return [ThreadInfo(t, 0, None, None) for t in opts.threads]
 
 

@@ -10,7 +10,6 @@ tag) reach the target unchanged.
 from __future__ import annotations
 
 import datetime
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import msgpack
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ._records import WriteRecord
+from ._records import WriteRecord, uuid6_epoch
 
 __all__ = [
     "JSONPLUS_READS",
@@ -42,8 +41,6 @@ JSONPLUS_READS = frozenset({"msgpack", "json", "null", "bytes", "bytearray", "em
 
 _NIL = b"\xc0"
 _BIN_MARKERS = frozenset({0xC4, 0xC5, 0xC6})
-# 100-ns intervals between the UUID epoch (1582-10-15) and the Unix epoch.
-_UUID_EPOCH_OFFSET = 0x01B21DD213814000
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,18 +225,3 @@ def ts_to_epoch(ts: Any) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return moment.timestamp()
-
-
-def uuid6_epoch(checkpoint_id: str | None) -> float | None:
-    """The creation time encoded in a LangGraph checkpoint id (a UUID v6), or None."""
-    if not checkpoint_id:
-        return None
-    try:
-        value = uuid.UUID(checkpoint_id)
-    except ValueError:
-        return None
-    if value.version != 6:
-        return None
-    high_mid = value.int >> 80
-    low = (value.int >> 64) & 0x0FFF
-    return (((high_mid << 12) | low) - _UUID_EPOCH_OFFSET) / 1e7

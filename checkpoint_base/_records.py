@@ -7,7 +7,8 @@ Migration copies records verbatim between backends, with no serializer round tri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ __all__ = [
     "ThreadInfo",
     "WriteRecord",
     "as_bytes",
+    "uuid6_epoch",
+    "writes_only_thread",
 ]
 
 EMPTY = "empty"
@@ -147,7 +150,13 @@ class ListQuery:
 
 @dataclass(frozen=True, slots=True)
 class ThreadInfo:
-    """A summary of one thread, for `list_threads` and the `threads` command."""
+    """A summary of one thread, for `list_threads` and the `threads` command.
+
+    A thread with `checkpoint_count` 0 holds writes and no checkpoint: pending writes that
+    landed after their checkpoint was deleted (a graph still running while its thread was
+    deleted). It is listed so that it can be found and deleted (`delete_thread`,
+    `checkpointers delete --idle`); see `writes_only_thread`.
+    """
 
     thread_id: str
     checkpoint_count: int
@@ -155,3 +164,44 @@ class ThreadInfo:
     updated_at: float | None
     size_bytes: int | None = None
     namespaces: tuple[str, ...] = field(default=())
+
+
+def writes_only_thread(
+    thread_id: str,
+    newest_checkpoint_id: str | None,
+    size_bytes: int | None,
+    namespaces: Sequence[str],
+) -> ThreadInfo:
+    """The summary of a thread that holds writes and no checkpoint.
+
+    Writes carry no time of their own; `updated_at` is the time in the newest checkpoint id
+    they name (LangGraph's ids are UUID v6), so `delete --idle` ages them as it ages the
+    checkpoint they belonged to. None when that id is not a UUID v6.
+    """
+    return ThreadInfo(
+        thread_id=thread_id,
+        checkpoint_count=0,
+        last_checkpoint_id=None,
+        updated_at=uuid6_epoch(newest_checkpoint_id),
+        size_bytes=size_bytes,
+        namespaces=tuple(sorted(set(namespaces))),
+    )
+
+
+# 100-ns intervals between the UUID epoch (1582-10-15) and the Unix epoch.
+_UUID_EPOCH_OFFSET = 0x01B21DD213814000
+
+
+def uuid6_epoch(checkpoint_id: str | None) -> float | None:
+    """The creation time encoded in a LangGraph checkpoint id (a UUID v6), or None."""
+    if not checkpoint_id:
+        return None
+    try:
+        value = uuid.UUID(checkpoint_id)
+    except ValueError:
+        return None
+    if value.version != 6:
+        return None
+    high_mid = value.int >> 80
+    low = (value.int >> 64) & 0x0FFF
+    return (((high_mid << 12) | low) - _UUID_EPOCH_OFFSET) / 1e7

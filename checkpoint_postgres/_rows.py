@@ -25,6 +25,7 @@ from checkpoint_base import (
     DamagedDataError,
     ThreadInfo,
     WriteRecord,
+    writes_only_thread,
 )
 
 from ._sql import MAX_VALUES_ROWS
@@ -356,6 +357,9 @@ def to_page(rows: Sequence[Sequence[Any]], *, by_position: bool) -> list[Checkpo
 
 def to_thread_info(row: Sequence[Any]) -> ThreadInfo:
     """A thread summary from a row of the list-threads statement."""
+    if row[1] == 0:  # writes and no checkpoint
+        namespaces = [decode_key(ns) for ns in row[5]]
+        return writes_only_thread(decode_key(row[0]), _decode_opt(row[2]), int(row[4]), namespaces)
     return ThreadInfo(
         thread_id=decode_key(row[0]),
         checkpoint_count=row[1],

@@ -181,12 +181,30 @@ _HEADS = """SELECT DISTINCT ON (checkpoint_ns) thread_id, checkpoint_ns, checkpo
     FROM {s}.checkpoints WHERE thread_id = %(thread)s
     ORDER BY checkpoint_ns, checkpoint_id DESC"""
 
-_LIST_THREADS = """SELECT thread_id, count(*), max(checkpoint_id), max(created_at),
+# A page of threads: those with checkpoints and those holding only writes (of checkpoints
+# deleted while a graph still ran), merged in thread order. A writes-only thread's row has
+# count 0, the newest checkpoint id its writes name, no time, and its writes' bytes.
+_LIST_THREADS = """WITH t AS (
+        (SELECT DISTINCT thread_id FROM {s}.checkpoints
+         WHERE %(after)s::text IS NULL OR thread_id > %(after)s::text
+         ORDER BY thread_id LIMIT %(limit)s)
+        UNION
+        (SELECT DISTINCT thread_id FROM {s}.writes
+         WHERE %(after)s::text IS NULL OR thread_id > %(after)s::text
+         ORDER BY thread_id LIMIT %(limit)s)
+        ORDER BY thread_id LIMIT %(limit)s)
+    SELECT thread_id, count(*), max(checkpoint_id), max(created_at),
         sum(octet_length(checkpoint) + octet_length(metadata)),
         array_agg(DISTINCT checkpoint_ns)
-    FROM {s}.checkpoints
-    WHERE %(after)s::text IS NULL OR thread_id > %(after)s::text
-    GROUP BY thread_id ORDER BY thread_id LIMIT %(limit)s"""
+    FROM {s}.checkpoints WHERE thread_id IN (SELECT thread_id FROM t)
+    GROUP BY thread_id
+    UNION ALL
+    SELECT thread_id, 0, max(checkpoint_id), NULL, sum(octet_length(data)),
+        array_agg(DISTINCT checkpoint_ns)
+    FROM {s}.writes w WHERE thread_id IN (SELECT thread_id FROM t)
+        AND NOT EXISTS (SELECT FROM {s}.checkpoints c WHERE c.thread_id = w.thread_id)
+    GROUP BY thread_id
+    ORDER BY 1"""
 
 # The deletes are functions of migration 8: they lock the threads first (see there), then
 # delete in a later statement. A blob is live while a remaining checkpoint of its (thread,

@@ -30,6 +30,7 @@ from checkpoint_base import (
     ThreadInfo,
     WriteRecord,
     prune_fence,
+    writes_only_thread,
 )
 
 from . import _lua as lua
@@ -454,6 +455,10 @@ class RedisBackend(Backend):
         entries = sorted((e for got in found for e in got), key=lambda e: e[0])[:limit]
         infos = []
         for member, count, value, size, namespaces in entries:
+            if not int(count):  # writes and no checkpoint: `value` is a checkpoint id's segment
+                tid, nss = unseg(split(member)[0]), [unseg(ns) for ns in namespaces]
+                infos.append(writes_only_thread(tid, unseg(value), None, nss))
+                continue
             latest = decode_record(value) if value else None
             infos.append(
                 ThreadInfo(

@@ -140,7 +140,9 @@ return total
 )
 
 # ARGV: lower bound on members, limit.
-# Returns {member, checkpoint count, latest checkpoint value, size, {seg(ns)*}} per thread.
+# Returns {member, checkpoint count, latest checkpoint value, size, {seg(ns)*}} per thread;
+# for a thread holding writes and no checkpoint, {member, 0, seg(newest checkpoint id its
+# writes name), false, {seg(ns)*}}.
 THREADS = _script(
     "threads",
     r"""
@@ -163,6 +165,23 @@ while #out < limit do
       end
       out[#out + 1] = {member, n, v or false, redis.call('HGET', base .. 'h', 's') or false, nss}
       if #out == limit then break end
+    else
+      -- writes and no checkpoint (theirs was deleted): their namespaces, and in place of
+      -- the latest record the segment of the newest checkpoint id they name
+      local nss, hi, newest = {}, '+', nil
+      while true do
+        local r = redis.call('ZREVRANGEBYLEX', base .. 'x', hi, '-', 'LIMIT', 0, 1)
+        if #r == 0 then break end
+        local cut = after(r[1], 1)
+        local nst, cid = string.sub(r[1], 1, cut), string.sub(r[1], cut + 1, after(r[1], 2))
+        nss[#nss + 1] = nst
+        if newest == nil or cid > newest then newest = cid end
+        hi = '(' .. nst
+      end
+      if newest ~= nil then
+        out[#out + 1] = {member, 0, newest, false, nss}
+        if #out == limit then break end
+      end
     end
   end
   if #ms < limit then break end

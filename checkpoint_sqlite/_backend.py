@@ -25,6 +25,7 @@ from checkpoint_base import (
     ThreadInfo,
     WriteRecord,
     prune_fence,
+    writes_only_thread,
 )
 
 from . import _pages as pages
@@ -253,7 +254,8 @@ class SqliteBackend(Backend):
         if after is None:
             rows = yield Query(sql.THREAD_SUMMARIES.format(after="1"), (limit,))
         else:
-            rows = yield Query(sql.THREAD_SUMMARIES.format(after="thread_id > ?"), (after, limit))
+            summaries = sql.THREAD_SUMMARIES.format(after="thread_id > ?")
+            rows = yield Query(summaries, (after, after, limit))
         infos: dict[str, ThreadInfo] = {}
         for tid, ns, count, last, updated, size in rows:
             prev = infos.get(tid)
@@ -264,8 +266,13 @@ class SqliteBackend(Backend):
                 tid,
                 prev.checkpoint_count + count,
                 max(prev.last_checkpoint_id or "", last),
-                max(prev.updated_at or 0.0, updated),
+                max(prev.updated_at or 0.0, updated or 0.0),
                 (prev.size_bytes or 0) + size,
                 (*prev.namespaces, ns),
             )
-        return list(infos.values())
+        return [
+            writes_only_thread(i.thread_id, i.last_checkpoint_id, i.size_bytes, i.namespaces)
+            if i.checkpoint_count == 0
+            else i
+            for i in infos.values()
+        ]

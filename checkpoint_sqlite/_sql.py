@@ -234,12 +234,23 @@ THREAD_CHECKPOINT_LINKS = (
 THREAD_VERSIONS = "SELECT checkpoint_ns, channel_versions FROM cp_checkpoints WHERE thread_id = ?"
 THREAD_BLOB_KEYS = "SELECT checkpoint_ns, channel, version FROM cp_blobs WHERE thread_id = ?"
 # Per (thread, namespace) of the `limit` threads after a thread id; `after` is a fixed fragment.
+# A page of threads: those with checkpoints and those holding only writes (of checkpoints
+# deleted while a graph still ran), merged in thread order from the two primary keys. Per
+# namespace: a thread's checkpoint summary, or for a writes-only thread (count 0) the
+# newest checkpoint id its writes name and their bytes. `{after}` is "1" or "thread_id > ?"
+# (bound twice).
 THREAD_SUMMARIES = (
-    "SELECT thread_id, checkpoint_ns, count(*), max(checkpoint_id), max(created_at),"
+    "WITH t AS (SELECT thread_id FROM cp_checkpoints WHERE {after}"
+    " UNION SELECT thread_id FROM cp_writes WHERE {after} ORDER BY thread_id LIMIT ?)"
+    " SELECT thread_id, checkpoint_ns, count(*), max(checkpoint_id), max(created_at),"
     " sum(length(checkpoint) + length(CAST(metadata AS BLOB))) FROM cp_checkpoints"
-    " WHERE thread_id IN (SELECT DISTINCT thread_id FROM cp_checkpoints WHERE {after}"
-    " ORDER BY thread_id LIMIT ?) GROUP BY thread_id, checkpoint_ns"
-    " ORDER BY thread_id, checkpoint_ns"
+    " WHERE thread_id IN t GROUP BY thread_id, checkpoint_ns"
+    " UNION ALL"
+    " SELECT thread_id, checkpoint_ns, 0, max(checkpoint_id), NULL, sum(length(data))"
+    " FROM cp_writes WHERE thread_id IN (SELECT thread_id FROM t WHERE NOT EXISTS"
+    " (SELECT 1 FROM cp_checkpoints c WHERE c.thread_id = t.thread_id))"
+    " GROUP BY thread_id, checkpoint_ns"
+    " ORDER BY 1, 2"
 )
 
 

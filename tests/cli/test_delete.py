@@ -123,8 +123,11 @@ def test_errors_are_one_line(cli: Cli, sqlite_url: str, tmp_path: Path) -> None:
 @pytest.fixture(params=["postgres", "redis", "redis-cluster"])
 def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A store of its own on each backend, so that `--idle` sees only this test's threads."""
+    yield from _store_of_its_own(request.param)
+
+
+def _store_of_its_own(kind: str) -> Iterator[str]:
     servers = pytest.importorskip("checkpoint_base.testing.servers")
-    kind = request.param
     if kind == "postgres":
         import psycopg
         from psycopg import sql
@@ -167,3 +170,53 @@ def test_long_runs_show_progress(sqlite_url: str, monkeypatch: pytest.MonkeyPatc
         result = delete_threads(side, idle_threads(side, cutoff), cutoff, progress=lines)
     assert len(result.deleted) == 3
     assert lines.getvalue().splitlines()[-1].startswith("deleting threads: 3 of 3 (")
+
+
+def _orphan_writes(url: str, thread_id: str) -> None:
+    """A thread deleted while its graph still ran: the graph's last writes land after."""
+    _write(url, thread_id)
+    with connect(url) as saver:
+        latest = saver.get_tuple({"configurable": {"thread_id": thread_id}})
+        assert latest is not None
+        saver.delete_thread(thread_id)
+        saver.put_writes(latest.config, [("messages", "late")], "task-late")
+
+
+@pytest.fixture(params=["sqlite", "postgres", "redis", "redis-cluster"])
+def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'threads.db'}"
+    else:
+        yield from _store_of_its_own(request.param)
+
+
+def test_writes_left_by_a_deleted_thread_are_listed_and_go_when_idle(
+    cli: Cli, any_url: str
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    orphan, kept = f"orphan-{tag}", f"kept-{tag}"
+    _orphan_writes(any_url, orphan)
+    time.sleep(IDLE)
+    _write(any_url, kept)
+
+    shown = cli("threads", any_url)
+    assert shown.status == 0, shown.err
+    line = next(row for row in shown.out.splitlines() if row.startswith(orphan))
+    assert line.split()[1] == "0", line
+    assert "0 checkpoints: writes only, stored by a graph still running" in shown.out
+
+    done = cli("delete", any_url, "--idle", "1s")
+    assert done.status == 0, done.err
+    assert "deleted 1 thread idle for more than 1s (0 checkpoints)" in done.out, done.out
+    assert _threads(any_url) == {kept}
+
+
+def test_a_thread_of_writes_only_can_be_named(cli: Cli, sqlite_url: str) -> None:
+    _orphan_writes(sqlite_url, "orphan")
+    _write(sqlite_url, "other")
+    assert _threads(sqlite_url) == {"orphan", "other"}
+    result = cli("delete", sqlite_url, "--thread", "orphan")
+    assert result.status == 0, result.err
+    assert "deleted 1 thread of 1 named" in result.out
+    assert _threads(sqlite_url) == {"other"}
+    assert_one_line_error(cli("delete", sqlite_url, "--thread", "orphan"), "no thread 'orphan'")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any, TypedDict
 
 import pytest
@@ -160,21 +161,28 @@ async def test_a_graph_whose_thread_is_deleted_mid_run_ends_with_its_whole_state
     assert state.values == {"const": "C", "n": 6}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, not fixed: writes of a checkpoint deleted under a running graph stay "
-    "stored and unlisted (list_threads, `checkpointers threads` and `delete --idle` count "
-    "checkpoints); put_writes cannot refuse them, as LangGraph's durability='async' may "
-    "store a step's writes before the checkpoint they belong to. delete_thread(id) removes "
-    "them; Redis's ttl= expires them",
-)
 async def test_writes_landing_after_delete_thread_stay_reachable(h: Harness) -> None:
+    """Writes of a checkpoint deleted under a running graph are listed (count 0), so
+    `delete --idle` ages them by their checkpoint's id and a delete removes them."""
+    before = time.time()
     tid = new_thread()
     first = await _step(h, tid, None, 0)
+    inner = await h.put(config(tid, "inner"), checkpoint({"x": 1}), {"step": 0}, {"x": 1})
     await h.delete_thread(tid)
     await h.put_writes(first, [("n", 1)], "task-1")
-    if h.is_async:
-        listed = [t.thread_id for t in await h.saver.alist_threads(after=tid[:-1], limit=50)]
-    else:
-        listed = [t.thread_id for t in h.saver.list_threads(after=tid[:-1], limit=50)]
+    await h.put_writes(inner, [("x", 2)], "task-2")
+    listed = {t.thread_id: t for t in await _threads_from(h, tid)}
     assert tid in listed, "the thread's writes are stored, but no listing names the thread"
+    info = listed[tid]
+    assert (info.checkpoint_count, info.last_checkpoint_id) == (0, None)
+    assert info.namespaces == ("", "inner")
+    assert info.updated_at is not None and before - 1 <= info.updated_at <= time.time() + 1
+    await h.delete_thread(tid)
+    assert tid not in {t.thread_id for t in await _threads_from(h, tid)}
+
+
+async def _threads_from(h: Harness, tid: str) -> list[Any]:
+    """The listing's page that starts just before `tid`."""
+    if h.is_async:
+        return list(await h.saver.alist_threads(after=tid[:-1], limit=50))
+    return list(h.saver.list_threads(after=tid[:-1], limit=50))

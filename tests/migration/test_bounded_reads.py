@@ -155,3 +155,25 @@ def test_memory_stays_near_a_batch_however_long_the_thread() -> None:
             tracemalloc.stop()
         assert verify(source, target, [tid]).ok
         assert peak < 2_000_000, f"peak {peak:,} bytes for a 6 MB thread"
+
+
+@pytest.mark.parametrize("source", OURS, ids=lambda t: t.name)
+def test_a_thread_of_writes_only_is_not_migrated(source: Target) -> None:
+    """Writes that landed after their thread was deleted are listed on the source, but they
+    belong to no checkpoint: neither `migrate` nor `verify` counts that thread."""
+    assert source.open_sync is not None
+    with source.open_sync() as saver, connect("sqlite:///:memory:") as target:
+        kept = _fill(saver, 3, 10)
+        orphan = _fill(saver, 2, 10)
+        latest = saver.get_tuple(config(orphan))
+        assert latest is not None
+        saver.delete_thread(orphan)
+        saver.put_writes(latest.config, [("big", "late")], "task-late")
+        listed = {t.thread_id: t.checkpoint_count for t in saver.list_threads()}
+        assert listed == {kept: 3, orphan: 0}  # each opened target is a store of its own
+
+        report = migrate(saver, target)
+        assert (report.threads, report.checkpoints_copied) == (1, 3)
+        assert [t.thread_id for t in target.list_threads()] == [kept]
+        checked = verify(saver, target)
+        assert checked.ok and checked.threads == 1
