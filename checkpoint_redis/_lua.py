@@ -148,28 +148,41 @@ return out
 """,
 )
 
-# ARGV: base, member, nkeep, K*, nbound, B* (B: the member of a namespace's last id to delete)
+# ARGV: base, member, budget, continued, nkeep, K*, nbound, B* (B: the member of a namespace's
+# last id to delete). Drops at most `budget` checkpoints and returns 1 when there may be more:
+# the caller calls again (with continued = '1'), so that no one call holds the server long.
+# The call that finds no more settles, for its drops and those of the calls before: blobs no
+# remaining checkpoint reads, runs no remaining checkpoint has. Until then the dropped
+# checkpoints' blobs stay stored, unread: every checkpoint left reads back whole.
 PRUNE = _script(
     "prune",
     r"""
-local base, member = ARGV[1], ARGV[2]
+local base, member, budget = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local n = tonumber(ARGV[5])
 local keep = {}
-for j = 1, tonumber(ARGV[3]) do keep[ARGV[3 + j]] = true end
-local dropped, any = {}, false
--- per bound: the namespace's members up to it (the index orders them as byte strings, so
--- no string is compared in Lua); one stored after the caller read the thread is above it
-local n = tonumber(ARGV[3])
-for j = 1, tonumber(ARGV[4 + n]) do
-  local B = ARGV[4 + n + j]
+for j = 1, n do keep[ARGV[5 + j]] = true end
+local dropped, count, more = {}, 0, false
+-- per bound: the namespace's members up to it, oldest first (the index orders them as byte
+-- strings, so no string is compared in Lua); one stored after the caller read the thread is
+-- above it. Kept members are met again by every call: the range asks for that many more.
+for j = 1, tonumber(ARGV[6 + n]) do
+  local B = ARGV[6 + n + j]
   local nst = string.sub(B, 1, after(B, 1))
-  for _, K in ipairs(redis.call('ZRANGEBYLEX', base .. 'i', '[' .. nst, '[' .. B)) do
+  local limit = budget - count + n
+  local ks = redis.call('ZRANGEBYLEX', base .. 'i', '[' .. nst, '[' .. B, 'LIMIT', 0, limit)
+  for _, K in ipairs(ks) do
+    if count == budget then break end
     if not keep[K] and not dropped[K] then
       local v = redis.call('HGET', base .. 'c', K)
-      if v then dropped[K] = drop(base, K, v); any = true end
+      if v then dropped[K] = drop(base, K, v) else redis.call('ZREM', base .. 'i', K) end
+      count = count + 1  -- an index entry without its record goes too: every call progresses
     end
   end
+  if #ks == limit or count == budget then more = true; break end
 end
-if any then settle(base, member, dropped, true) end
-return 1
+if more then return 1 end
+local continued = ARGV[4] == '1'
+if count > 0 or continued then settle(base, member, dropped, true, continued) end
+return 0
 """,
 )

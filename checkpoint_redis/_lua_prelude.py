@@ -119,7 +119,7 @@ end
 local function wipe(base, member)
   local keys = {}
   for j, letter in ipairs(LETTERS) do keys[j] = base .. letter end
-  redis.call('DEL', unpack(keys))
+  redis.call('UNLINK', unpack(keys))  -- a big thread's memory is freed off the main thread
   unregister(member)
 end
 
@@ -166,13 +166,18 @@ local function drop(base, K, v)
 end
 
 -- forget the (run, thread) pair when no checkpoint of the thread has that run any more
-local function release_run(base, member, run)
-  local rp = END .. seg(run)
+-- (`rs`: the run's segment)
+local function release_run_seg(base, member, rs)
+  local rp = END .. rs
   local left = redis.call('ZRANGEBYLEX', base .. 'm', '[' .. rp, '(' .. rp .. '\255', 'LIMIT', 0, 1)
   if #left == 0 then
     local tid = string.sub(member, 1, after(member, 1))
-    redis.call('ZREM', BK[2], 'F' .. seg(run) .. member, 'R' .. tid .. seg(run))
+    redis.call('ZREM', BK[2], 'F' .. rs .. member, 'R' .. tid .. rs)
   end
+end
+
+local function release_run(base, member, run)
+  release_run_seg(base, member, seg(run))
 end
 
 -- delete the blobs among `candidates` that no remaining checkpoint of `namespaces` reads
@@ -196,12 +201,15 @@ end
 
 -- after deleting `dropped` ({K = links}): blobs, run pairs, and an emptied thread.
 -- `full`: consider every blob of the thread, not only those the dropped checkpoints read
-local function settle(base, member, dropped, full)
+-- after checkpoints were dropped: delete their blobs no remaining checkpoint reads (`full`:
+-- every such blob of the thread) and forget their runs (`all_runs`: every run of the thread
+-- no remaining checkpoint has, for drops of earlier calls); the thread goes when none is left
+local function settle(base, member, dropped, full, all_runs)
   local namespaces, candidates, runs = {}, {}, {}
   for K, l in pairs(dropped) do
     namespaces[string.sub(K, 1, after(K, 1))] = true
     for _, f in ipairs(blob_fields(K, l)) do candidates[#candidates + 1] = f end
-    if l[2] then runs[l[2]] = true end
+    if l[2] then runs[seg(l[2])] = true end
   end
   if redis.call('ZCARD', base .. 'o') == 0 then
     wipe(base, member)
@@ -211,8 +219,15 @@ local function settle(base, member, dropped, full)
     candidates = redis.call('HKEYS', base .. 'b')
     for _, f in ipairs(candidates) do namespaces[string.sub(f, 1, after(f, 1))] = true end
   end
+  if all_runs then
+    local tid = string.sub(member, 1, after(member, 1))
+    local rt = 'R' .. tid
+    for _, r in ipairs(redis.call('ZRANGEBYLEX', BK[2], '[' .. rt, '(' .. rt .. '\255')) do
+      runs[string.sub(r, #rt + 1)] = true
+    end
+  end
   collect(base, namespaces, candidates)
-  for run in pairs(runs) do release_run(base, member, run) end
+  for rs in pairs(runs) do release_run_seg(base, member, rs) end
 end
 
 -- a cursor over one index of one thread, newest first, applying the row filters

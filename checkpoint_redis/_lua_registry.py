@@ -132,7 +132,7 @@ for j = 1, #ARGV do
 end
 for _, member in ipairs(order) do
   local t = threads[member]
-  if t.any then settle(t.base, member, t.dropped, false) end
+  if t.any then settle(t.base, member, t.dropped, false, false) end
 end
 return total
 """,

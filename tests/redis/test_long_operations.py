@@ -81,3 +81,49 @@ def test_copy_of_a_long_thread_holds_one_batch(open_saver: Any) -> None:
     assert [cid(t.config) for t in copied] == [cid(c) for c in reversed(configs)]
     assert [cid(t.parent_config) for t in copied[:-1]] == [cid(c) for c in reversed(configs[:-1])]
     assert copied[0].checkpoint["channel_values"]["text"] == str(COPY_STEPS - 1) * 2000
+
+
+def _footprint(raw: Any, saver: Any, thread_id: str) -> dict[str, int]:
+    """Entries of each key of the thread, and the thread's entries in its bucket's run index."""
+    tk = saver.backend.layout.thread(thread_id)
+    sizes = {}
+    for key in tk.keys[:8]:
+        kind = raw.type(key).decode()
+        sizes[key[len(tk.base) :].decode()] = (
+            raw.hlen(key) if kind == "hash" else raw.zcard(key) if kind == "zset" else 0
+        )
+    runs = raw.zrangebylex(tk.keys[9], b"[R" + tk.tid, b"(R" + tk.tid + b"\xff")
+    sizes["runs"] = len(runs)
+    return sizes
+
+
+@pytest.mark.parametrize("kind", ["single", "valkey"])  # commandstats of one server
+def test_a_long_prune_runs_as_short_scripts_and_leaves_what_one_would(
+    open_saver: Any, raw: Any
+) -> None:
+    """Each script drops at most `prune_batch` checkpoints; the last one collects the blobs
+    and runs of all of them, so the thread ends as a prune in one script leaves it."""
+    saver = open_saver()
+    for tid in ("whole", "batched"):
+        configs = _runs_thread(saver, tid, 60)
+        for stored in configs[::3]:
+            saver.put_writes(stored, [("step", -1)], "task")
+        inner = saver.put(config(tid, "inner"), checkpoint({"x": 1}), {"run_id": "run-0"}, {"x": 1})
+        saver.put(
+            config(tid, "inner", cid(inner)), checkpoint({"x": 2}), {"run_id": "run-x"}, {"x": 2}
+        )
+    calls = []
+    for tid, batch in (("whole", 10_000), ("batched", 7)):
+        saver.backend.prune_batch = batch
+        before = _calls(raw, "evalsha")
+        saver.prune([tid])
+        calls.append(_calls(raw, "evalsha") - before)
+    # 59 + 1 checkpoints go: 8 scripts of 7 then one of 4 that settles, against one script.
+    assert calls[1] - calls[0] == 8, calls
+    assert _footprint(raw, saver, "batched") == _footprint(raw, saver, "whole")
+    for tid in ("whole", "batched"):
+        (latest,) = [
+            t for t in saver.list(config(tid)) if t.config["configurable"]["checkpoint_ns"] == ""
+        ]
+        assert latest.checkpoint["channel_values"] == {"step": 59}
+        assert _footprint(raw, saver, tid)["runs"] == 2  # of the two kept: run-59, run-x
