@@ -277,9 +277,9 @@ class PostgresBackend(Backend):
     def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
         if limit < 1:
             return []
-        rows = yield Query(
-            self.sql.list_threads,
-            {"after": None if after is None else encode_key(after), "limit": limit},
-            Fetch.ALL,
-        )
+        if after is None:
+            rows = yield Query(self.sql.list_threads, {"limit": limit}, Fetch.ALL)
+        else:
+            params = {"after": encode_key(after), "limit": limit}
+            rows = yield Query(self.sql.list_threads_after, params, Fetch.ALL)
         return [to_thread_info(r) for r in rows]

@@ -358,8 +358,9 @@ def to_page(rows: Sequence[Sequence[Any]], *, by_position: bool) -> list[Checkpo
 def to_thread_info(row: Sequence[Any]) -> ThreadInfo:
     """A thread summary from a row of the list-threads statement."""
     if row[1] == 0:  # writes and no checkpoint
-        namespaces = [decode_key(ns) for ns in row[5]]
-        return writes_only_thread(decode_key(row[0]), _decode_opt(row[2]), int(row[4]), namespaces)
+        namespaces = [decode_key(ns) for ns in row[5] or ()]
+        size = int(row[4]) if row[4] is not None else None
+        return writes_only_thread(decode_key(row[0]), _decode_opt(row[2]), size, namespaces)
     return ThreadInfo(
         thread_id=decode_key(row[0]),
         checkpoint_count=row[1],
