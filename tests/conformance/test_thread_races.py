@@ -91,11 +91,16 @@ async def test_delete_thread_racing_a_writer_leaves_only_whole_checkpoints(h: Ha
     errors: list[BaseException] = []
     done = threading.Event()
     parent: str | None = None
+    deleted = threading.Condition()
+    deletes = 0
 
     def write() -> None:
         nonlocal parent
         try:
             for n in range(steps):
+                if n % 10 == 5:  # the race happens however the threads are scheduled
+                    with deleted:
+                        deleted.wait_for(lambda want=n // 10: deletes > want, timeout=10)
                 if loop is None:
                     stored = asyncio.run(_step(h, tid, parent, n))
                 else:
@@ -109,14 +114,15 @@ async def test_delete_thread_racing_a_writer_leaves_only_whole_checkpoints(h: Ha
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
-    deletes = 0
     while not done.is_set():
         await h.delete_thread(tid)
-        deletes += 1
+        with deleted:
+            deletes += 1
+            deleted.notify_all()
         await asyncio.sleep(0.002)
     await asyncio.to_thread(writer.join, 15)
     assert not errors, errors
-    assert deletes > 1
+    assert deletes >= steps // 10  # one before each of the waits, at least
     # The run's next step, after the last delete (which may have come after its last put).
     await _step(h, tid, parent, steps)
     stored = await h.list(config(tid))
