@@ -252,10 +252,12 @@ class SqliteBackend(Backend):
         if limit <= 0:
             return []
         if after is None:
-            rows = yield Query(sql.THREAD_SUMMARIES.format(after="1"), (limit,))
+            rows = yield Query(
+                sql.THREAD_SUMMARIES.format(after="1"), (limit + 1, limit + 1, limit)
+            )
         else:
             summaries = sql.THREAD_SUMMARIES.format(after="thread_id > ?")
-            rows = yield Query(summaries, (after, after, limit))
+            rows = yield Query(summaries, (after, limit + 1, after, limit + 1, limit))
         infos: dict[str, ThreadInfo] = {}
         for tid, ns, count, last, updated, size in rows:
             prev = infos.get(tid)

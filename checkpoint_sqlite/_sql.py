@@ -235,13 +235,22 @@ THREAD_VERSIONS = "SELECT checkpoint_ns, channel_versions FROM cp_checkpoints WH
 THREAD_BLOB_KEYS = "SELECT checkpoint_ns, channel, version FROM cp_blobs WHERE thread_id = ?"
 # Per (thread, namespace) of the `limit` threads after a thread id; `after` is a fixed fragment.
 # A page of threads: those with checkpoints and those holding only writes (of checkpoints
-# deleted while a graph still ran), merged in thread order from the two primary keys. Per
-# namespace: a thread's checkpoint summary, or for a writes-only thread (count 0) the
-# newest checkpoint id its writes name and their bytes. `{after}` is "1" or "thread_id > ?"
-# (bound twice).
+# deleted while a graph still ran), merged in thread order. The ids come from skip scans of
+# the two primary keys (one probe per thread, however many rows it has: a page of 100
+# threads of 3,000 checkpoints took 104 instead of 178 ms, the rest being their summaries).
+# Per namespace: a thread's checkpoint summary, or for a writes-only thread (count 0) the
+# newest checkpoint id its writes name and their bytes. `{after}` is "1" or
+# "thread_id > ?"; the parameters: (after,) limit + 1, (after,) limit + 1, limit.
 THREAD_SUMMARIES = (
-    "WITH t AS (SELECT thread_id FROM cp_checkpoints WHERE {after}"
-    " UNION SELECT thread_id FROM cp_writes WHERE {after} ORDER BY thread_id LIMIT ?)"
+    "WITH RECURSIVE"
+    " ct(thread_id) AS (SELECT min(thread_id) FROM cp_checkpoints WHERE {after}"
+    " UNION ALL SELECT (SELECT min(thread_id) FROM cp_checkpoints"
+    " WHERE thread_id > ct.thread_id) FROM ct WHERE ct.thread_id IS NOT NULL LIMIT ?),"
+    " wt(thread_id) AS (SELECT min(thread_id) FROM cp_writes WHERE {after}"
+    " UNION ALL SELECT (SELECT min(thread_id) FROM cp_writes"
+    " WHERE thread_id > wt.thread_id) FROM wt WHERE wt.thread_id IS NOT NULL LIMIT ?),"
+    " t AS (SELECT thread_id FROM ct WHERE thread_id IS NOT NULL"
+    " UNION SELECT thread_id FROM wt WHERE thread_id IS NOT NULL ORDER BY thread_id LIMIT ?)"
     " SELECT thread_id, checkpoint_ns, count(*), max(checkpoint_id), max(created_at),"
     " sum(length(checkpoint) + length(CAST(metadata AS BLOB))) FROM cp_checkpoints"
     " WHERE thread_id IN t GROUP BY thread_id, checkpoint_ns"
