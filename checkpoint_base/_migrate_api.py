@@ -1,13 +1,15 @@
 """A migration side over any LangGraph `BaseCheckpointSaver`, through its public API only.
 
-Reading uses `list`; writing uses `put_writes` then `put` (the checkpoint last, so it never
-shows without its writes). Values cross a public API as Python objects, so they are decoded
-and encoded again: records read here are encoded with `encoder` (the target's serializer when
-migrating), and records written here are decoded with the source's serializer. Two facts of
-a write are not visible through the API and are rebuilt: `idx` (the write's position among
-its task's writes, or its `WRITES_IDX_MAP` index) and `task_path`, which only orders pending
-writes (`writes_sort_key`): it reads back as `""`, or, where the listed order is not the order
-of task ids, as `"~migrated, NNNNNN"` numbering the tasks in the listed order, which LangGraph
+Reading uses `list` (a thread's keys, then a page per run of neighbouring ids, so a
+migration holds a batch of a thread, never all of it) and `get_tuple`; writing uses
+`put_writes` then `put` (the checkpoint last, so it never shows without its writes). Values
+cross a public API as Python objects, so they are decoded and encoded again: records read
+here are encoded with `encoder` (the target's serializer when migrating), and records
+written here are decoded with the source's serializer. Two facts of a write are not visible
+through the API and are rebuilt: `idx` (the write's position among its task's writes, or
+its `WRITES_IDX_MAP` index) and `task_path`, which only orders pending writes
+(`writes_sort_key`): it reads back as `""`, or, where the listed order is not the order of
+task ids, as `"~migrated, NNNNNN"` numbering the tasks in the listed order, which LangGraph
 then applies in the same order.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,7 +27,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from ._convert import checkpoint_config, decode_metadata, encode_metadata, load_blob
 from ._errors import ConfigError
 from ._migrate_msgpack import ts_to_epoch, uuid6_epoch
-from ._migrate_side import Key, Side
+from ._migrate_side import IdIndex, Key, Link, Side, id_index, read_by_runs
 from ._plan import Plan
 from ._records import (
     BlobRecord,
@@ -42,10 +44,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class _Call:
-    """A request of an API plan: call `method` (sync) or `a{method}` (async) of the saver."""
+    """A request of an API plan: call `method` (sync) or `a{method}` (async) of the saver.
+
+    `list` returns an iterator: its items are passed through `each` as they come (so that a
+    plan keeps what it needs of each checkpoint, not every value of a thread at once), and
+    the results come back as a list.
+    """
 
     method: str
     args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    each: Callable[[CheckpointTuple], Any] | None = None
 
 
 def _thread_config(thread_id: str) -> Any:
@@ -85,16 +94,20 @@ class ApiSide(Side):
     # -- running ---------------------------------------------------------------------------
 
     def _call(self, call: _Call) -> Any:
-        result = getattr(self.saver, call.method)(*call.args)
-        return list(result) if call.method == "list" else result
+        result = getattr(self.saver, call.method)(*call.args, **dict(call.kwargs))
+        if call.method != "list":
+            return result
+        each = call.each or _same
+        return [each(item) for item in result]
 
     async def _acall(self, call: _Call) -> Any:
         if not self._sync_only:
             try:
                 method = getattr(self.saver, f"a{call.method}")
                 if call.method == "list":
-                    return [item async for item in method(*call.args)]
-                result = method(*call.args)
+                    each = call.each or _same
+                    return [each(item) async for item in method(*call.args, **dict(call.kwargs))]
+                result = method(*call.args, **dict(call.kwargs))
                 return await result if inspect.isawaitable(result) else result
             except NotImplementedError:  # a sync-only saver (the official SqliteSaver)
                 self._sync_only = True
@@ -129,24 +142,63 @@ class ApiSide(Side):
                 await outcome
 
     def thread_page(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        # The API lists checkpoints, not threads: one pass over all of them, keeping a
+        # summary per thread (not the checkpoints).
         if self._threads is None:
-            tuples: list[CheckpointTuple] = yield _Call("list", (None,))
-            found: dict[str, list[CheckpointTuple]] = defaultdict(list)
-            for tup in tuples:
-                found[str(tup.config["configurable"]["thread_id"])].append(tup)
-            self._threads = [_thread_info(tid, found[tid]) for tid in sorted(found)]
+            found: dict[str, _Summary] = {}
+
+            def count(tup: CheckpointTuple) -> None:
+                tid = str(tup.config["configurable"]["thread_id"])
+                summary = found.get(tid)
+                if summary is None:
+                    summary = found[tid] = _Summary()
+                summary.add(tup)
+
+            yield _Call("list", (None,), each=count)
+            self._threads = [found[tid].info(tid) for tid in sorted(found)]
         return [t for t in self._threads if after is None or t.thread_id > after][:limit]
 
     def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
-        tuples: list[CheckpointTuple] = yield _Call("list", (_thread_config(thread_id),))
-        return [self._row(tup) for tup in tuples]
+        rows: list[CheckpointRow] = yield _Call(
+            "list", (_thread_config(thread_id),), each=self._row
+        )
+        return rows
 
     def existing(self, thread_id: str) -> Plan[set[Key]]:
-        tuples: list[CheckpointTuple] = yield _Call("list", (_thread_config(thread_id),))
-        return {
-            (t.config["configurable"].get("checkpoint_ns") or "", t.checkpoint["id"])
-            for t in tuples
-        }
+        links = yield from self.thread_keys(thread_id)
+        return {(ns, cid) for ns, cid, _parent in links}
+
+    # A thread is read a batch at a time (`Side.reads_by_key`): its keys first (a pass over
+    # its checkpoints that keeps three strings of each), then a `list` page per run of
+    # neighbouring ids (`before` the id above the run, `limit` its length).
+
+    reads_by_key = True
+    _ids: tuple[str, IdIndex] | None = None
+
+    def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
+        links: list[Link] = yield _Call("list", (_thread_config(thread_id),), each=_link)
+        self._ids = (thread_id, id_index(links))
+        return links
+
+    def read_checkpoints(self, thread_id: str, keys: Sequence[Key]) -> Plan[list[CheckpointRow]]:
+        if self._ids is None or self._ids[0] != thread_id:
+            yield from self.thread_keys(thread_id)
+        assert self._ids is not None
+
+        def page(ns: str, before: str | None, limit: int) -> Plan[list[CheckpointRow]]:
+            kwargs: dict[str, Any] = {"limit": limit}
+            if before is not None:
+                kwargs["before"] = {"configurable": {"checkpoint_id": before}}
+            config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns}}
+            call = _Call("list", (config,), tuple(kwargs.items()), each=self._row)
+            rows: list[CheckpointRow] = yield call
+            return rows
+
+        def get(ns: str, cid: str) -> Plan[CheckpointRow | None]:
+            tup = yield _Call("get_tuple", (checkpoint_config(thread_id, ns, cid),))
+            return None if tup is None else self._row(tup)
+
+        return (yield from read_by_runs(keys, self._ids[1], page, get))
 
     def write(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> Plan[None]:
         for row in rows:
@@ -266,17 +318,39 @@ def _ns(tup: CheckpointTuple) -> str:
     return str(tup.config["configurable"].get("checkpoint_ns") or "")
 
 
-def _thread_info(thread_id: str, tuples: Sequence[CheckpointTuple]) -> ThreadInfo:
-    ids = [str(t.checkpoint["id"]) for t in tuples]
-    newest = max(ids)
-    times = [ts_to_epoch(t.checkpoint.get("ts")) for t in tuples]
-    known = [t for t in times if t is not None]
-    return ThreadInfo(
-        thread_id=thread_id,
-        checkpoint_count=len(tuples),
-        last_checkpoint_id=newest,
-        updated_at=max(known) if known else uuid6_epoch(newest),
-        namespaces=tuple(
-            sorted({t.config["configurable"].get("checkpoint_ns") or "" for t in tuples})
-        ),
-    )
+def _same(tup: CheckpointTuple) -> CheckpointTuple:
+    return tup
+
+
+def _link(tup: CheckpointTuple) -> Link:
+    parent = (tup.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+    return (_ns(tup), str(tup.checkpoint["id"]), str(parent) if parent else None)
+
+
+class _Summary:
+    """What a thread summary needs of a thread's checkpoints, gathered one at a time."""
+
+    __slots__ = ("count", "latest", "namespaces", "newest")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.newest = ""
+        self.latest: float | None = None
+        self.namespaces: set[str] = set()
+
+    def add(self, tup: CheckpointTuple) -> None:
+        self.count += 1
+        self.newest = max(self.newest, str(tup.checkpoint["id"]))
+        when = ts_to_epoch(tup.checkpoint.get("ts"))
+        if when is not None and (self.latest is None or when > self.latest):
+            self.latest = when
+        self.namespaces.add(_ns(tup))
+
+    def info(self, thread_id: str) -> ThreadInfo:
+        return ThreadInfo(
+            thread_id=thread_id,
+            checkpoint_count=self.count,
+            last_checkpoint_id=self.newest,
+            updated_at=self.latest if self.latest is not None else uuid6_epoch(self.newest),
+            namespaces=tuple(sorted(self.namespaces)),
+        )

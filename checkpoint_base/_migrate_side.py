@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -20,16 +20,19 @@ from ._saver import CheckpointSaver
 
 __all__ = [
     "AsyncLock",
+    "IdIndex",
     "Key",
     "Link",
     "SaverSide",
     "Side",
     "SqlMany",
     "SqlQuery",
+    "id_index",
     "ids_by_namespace",
     "key_of",
     "keys_parents_first",
     "parents_first",
+    "read_by_runs",
     "row_bytes",
 ]
 
@@ -163,39 +166,25 @@ class SaverSide(Side):
 
     def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
         links = yield from self.saver.backend.checkpoint_keys(thread_id)
-        self._ids = (thread_id, _ids_by_namespace(links))
+        self._ids = (thread_id, id_index(links))
         return links
 
     def read_checkpoints(self, thread_id: str, keys: Sequence[Key]) -> Plan[list[CheckpointRow]]:
-        # Pages of the backend's list, one per run of neighbouring ids of a namespace: a
-        # migration asks for a thread's checkpoints oldest first, so a batch is one or two
-        # runs. `before` is the id just above a run (from `thread_keys`, which the migration
-        # called for this thread), the page as long as the run.
         if self._ids is None or self._ids[0] != thread_id:
             yield from self.thread_keys(thread_id)
         assert self._ids is not None
-        index = self._ids[1]
         backend = self.saver.backend
-        wanted = set(keys)
-        rows: list[CheckpointRow] = []
-        for ns, positions in _positions(keys, index):
-            ids = index[ns][0]
-            for lo, hi in _runs(positions):
-                before = ids[hi + 1] if hi + 1 < len(ids) else None
-                query = ListQuery(
-                    thread_id=thread_id, checkpoint_ns=ns, before=before, limit=hi - lo + 1
-                )
-                page = yield from backend.list_page(query)
-                rows += [r for r in page if key_of(r) in wanted]
-        found = {key_of(r) for r in rows}
-        for ns, cid in keys:  # not in a page (stored since, or pushed out by one): one get each
-            if (ns, cid) not in found:
-                row = yield from backend.get(thread_id, ns, cid)
-                if row is not None:
-                    rows.append(row)
-        return rows
 
-    _ids: tuple[str, dict[str, tuple[list[str], dict[str, int]]]] | None = None
+        def page(ns: str, before: str | None, limit: int) -> Plan[list[CheckpointRow]]:
+            query = ListQuery(thread_id=thread_id, checkpoint_ns=ns, before=before, limit=limit)
+            return (yield from backend.list_page(query))
+
+        def get(ns: str, cid: str) -> Plan[CheckpointRow | None]:
+            return (yield from backend.get(thread_id, ns, cid))
+
+        return (yield from read_by_runs(keys, self._ids[1], page, get))
+
+    _ids: tuple[str, IdIndex] | None = None
 
     def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
         backend = self.saver.backend
@@ -319,7 +308,41 @@ def ids_by_namespace(keys: Iterable[Key]) -> dict[str, list[str]]:
     return grouped
 
 
-def _ids_by_namespace(links: Iterable[Link]) -> dict[str, tuple[list[str], dict[str, int]]]:
+IdIndex = dict[str, tuple[list[str], dict[str, int]]]
+"""Per namespace of a thread: its checkpoint ids in ascending order, and each id's position."""
+
+
+def read_by_runs(
+    keys: Sequence[Key],
+    index: IdIndex,
+    page: Callable[[str, str | None, int], Plan[list[CheckpointRow]]],
+    get: Callable[[str, str], Plan[CheckpointRow | None]],
+) -> Plan[list[CheckpointRow]]:
+    """These checkpoints of a thread, read a page per run of neighbouring ids.
+
+    A migration asks for a thread's checkpoints oldest first, so a batch is one or two runs
+    of a namespace's ids (`index`, from the thread's keys). `page(ns, before, limit)` lists
+    the namespace newest first below `before` (the id just above the run), as long as the
+    run; `get(ns, id)` reads one checkpoint, for a key no page brought (stored since, or
+    pushed out by one). A key no longer stored is left out.
+    """
+    wanted = set(keys)
+    rows: list[CheckpointRow] = []
+    for ns, positions in _positions(keys, index):
+        ids = index[ns][0]
+        for lo, hi in _runs(positions):
+            before = ids[hi + 1] if hi + 1 < len(ids) else None
+            rows += [r for r in (yield from page(ns, before, hi - lo + 1)) if key_of(r) in wanted]
+    found = {key_of(r) for r in rows}
+    for ns, cid in keys:
+        if (ns, cid) not in found:
+            row = yield from get(ns, cid)
+            if row is not None:
+                rows.append(row)
+    return rows
+
+
+def id_index(links: Iterable[Link]) -> IdIndex:
     """Per namespace: its checkpoint ids in ascending order, and each id's position."""
     index = {}
     for ns, listed in ids_by_namespace((ns, cid) for ns, cid, _parent in links).items():
@@ -328,9 +351,7 @@ def _ids_by_namespace(links: Iterable[Link]) -> dict[str, tuple[list[str], dict[
     return index
 
 
-def _positions(
-    keys: Iterable[Key], index: dict[str, tuple[list[str], dict[str, int]]]
-) -> list[tuple[str, list[int]]]:
+def _positions(keys: Iterable[Key], index: IdIndex) -> list[tuple[str, list[int]]]:
     """Per namespace, the sorted positions of the keys found in `index`."""
     found: dict[str, list[int]] = {}
     for ns, cid in keys:

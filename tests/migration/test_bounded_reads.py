@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
 
 from checkpoint_base import connect
 from checkpoint_base._migrate import as_side, migrate, verify
@@ -155,6 +156,34 @@ def test_memory_stays_near_a_batch_however_long_the_thread() -> None:
             tracemalloc.stop()
         assert verify(source, target, [tid]).ok
         assert peak < 2_000_000, f"peak {peak:,} bytes for a 6 MB thread"
+
+
+def test_any_saver_is_read_a_batch_at_a_time_through_its_api() -> None:
+    """A saver reached through LangGraph's public API (here `InMemorySaver`, as for `py:`
+    URLs) is read by pages of `list(before=, limit=)`, not whole threads: the same 6 MB
+    thread as above peaks at a small part of it, and a key a page does not bring (stored
+    after the keys were read) comes by `get_tuple`."""
+    source = InMemorySaver()
+    tid = _fill(source, 120, 50_000, namespaces=("", "inner"))
+    side = as_side(source)
+    assert side.reads_by_key
+    with connect("sqlite:///:memory:") as target:
+        tracemalloc.start()
+        try:
+            migrate(source, target, batch=10, workers=1)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert verify(source, target, [tid]).ok
+        assert peak < 3_000_000, f"peak {peak:,} bytes for a 12 MB thread"
+    ids = sorted(cid for ns, cid, _parent in side.run(side.thread_keys(tid)) if ns == "")
+    wedged = source.get_tuple(config(tid, "", ids[10]))
+    assert wedged is not None
+    late = dict(wedged.checkpoint, id=ids[10] + "0")  # between ids[10] and ids[11]
+    source.put(config(tid, "", ids[10]), late, {}, {"big": 99})
+    run = [("", c) for c in ids[5:11]]
+    got = side.run(side.read_checkpoints(tid, [*run, ("", late["id"])]))
+    assert sorted(map(key_of, got)) == sorted([*run, ("", late["id"])])
 
 
 @pytest.mark.parametrize("source", OURS, ids=lambda t: t.name)
