@@ -27,7 +27,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from ._convert import checkpoint_config, decode_metadata, encode_metadata, load_blob
 from ._errors import ConfigError
 from ._migrate_msgpack import ts_to_epoch, uuid6_epoch
-from ._migrate_side import IdIndex, Key, Link, Side, id_index, read_by_runs
+from ._migrate_side import Key, Link, Side, read_by_runs
 from ._plan import Plan
 from ._records import (
     BlobRecord,
@@ -173,17 +173,13 @@ class ApiSide(Side):
     # neighbouring ids (`before` the id above the run, `limit` its length).
 
     reads_by_key = True
-    _ids: tuple[str, IdIndex] | None = None
 
     def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
         links: list[Link] = yield _Call("list", (_thread_config(thread_id),), each=_link)
-        self._ids = (thread_id, id_index(links))
-        return links
+        return self._remember(thread_id, links)
 
     def read_checkpoints(self, thread_id: str, keys: Sequence[Key]) -> Plan[list[CheckpointRow]]:
-        if self._ids is None or self._ids[0] != thread_id:
-            yield from self.thread_keys(thread_id)
-        assert self._ids is not None
+        index = yield from self._index(thread_id)
 
         def page(ns: str, before: str | None, limit: int) -> Plan[list[CheckpointRow]]:
             kwargs: dict[str, Any] = {"limit": limit}
@@ -198,7 +194,7 @@ class ApiSide(Side):
             tup = yield _Call("get_tuple", (checkpoint_config(thread_id, ns, cid),))
             return None if tup is None else self._row(tup)
 
-        return (yield from read_by_runs(keys, self._ids[1], page, get))
+        return (yield from read_by_runs(keys, index, page, get))
 
     def write(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> Plan[None]:
         for row in rows:

@@ -113,6 +113,20 @@ class Side(ABC):
         longer stored is left out."""
         raise NotImplementedError(f"{type(self).__name__} reads whole threads only")
 
+    # The id index of the thread whose keys were read last: a migration reads a thread's
+    # keys, then its checkpoints a batch at a time (`read_by_runs`).
+    _ids: tuple[str, IdIndex] | None = None
+
+    def _remember(self, thread_id: str, links: list[Link]) -> list[Link]:
+        self._ids = (thread_id, id_index(links))
+        return links
+
+    def _index(self, thread_id: str) -> Plan[IdIndex]:
+        if self._ids is None or self._ids[0] != thread_id:
+            yield from self.thread_keys(thread_id)
+        assert self._ids is not None  # another thread's index finds no key: each is a get
+        return self._ids[1]
+
     @abstractmethod
     def write(self, rows: Sequence[CheckpointRow], serde: SerializerProtocol) -> Plan[None]:
         """Store rows (parents before children); each checkpoint appears whole or not at all.
@@ -165,14 +179,10 @@ class SaverSide(Side):
         return {(ns, cid) for ns, cid, _parent in links}
 
     def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
-        links = yield from self.saver.backend.checkpoint_keys(thread_id)
-        self._ids = (thread_id, id_index(links))
-        return links
+        return self._remember(thread_id, (yield from self.saver.backend.checkpoint_keys(thread_id)))
 
     def read_checkpoints(self, thread_id: str, keys: Sequence[Key]) -> Plan[list[CheckpointRow]]:
-        if self._ids is None or self._ids[0] != thread_id:
-            yield from self.thread_keys(thread_id)
-        assert self._ids is not None
+        index = yield from self._index(thread_id)
         backend = self.saver.backend
 
         def page(ns: str, before: str | None, limit: int) -> Plan[list[CheckpointRow]]:
@@ -182,9 +192,7 @@ class SaverSide(Side):
         def get(ns: str, cid: str) -> Plan[CheckpointRow | None]:
             return (yield from backend.get(thread_id, ns, cid))
 
-        return (yield from read_by_runs(keys, self._ids[1], page, get))
-
-    _ids: tuple[str, IdIndex] | None = None
+        return (yield from read_by_runs(keys, index, page, get))
 
     def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
         backend = self.saver.backend

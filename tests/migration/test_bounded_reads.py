@@ -148,14 +148,19 @@ def test_memory_stays_near_a_batch_however_long_the_thread() -> None:
     small part of that, where reading the whole thread held all of it."""
     with connect("sqlite:///:memory:") as source, connect("sqlite:///:memory:") as target:
         tid = _fill(source, 120, 50_000)
-        tracemalloc.start()
-        try:
-            migrate(source, target, batch=10, workers=1)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        peak = _migration_peak(source, target)
         assert verify(source, target, [tid]).ok
         assert peak < 2_000_000, f"peak {peak:,} bytes for a 6 MB thread"
+
+
+def _migration_peak(source: Any, target: Any) -> int:
+    """Peak Python allocations of a migration by batches of 10."""
+    tracemalloc.start()
+    try:
+        migrate(source, target, batch=10, workers=1)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def test_any_saver_is_read_a_batch_at_a_time_through_its_api() -> None:
@@ -168,12 +173,7 @@ def test_any_saver_is_read_a_batch_at_a_time_through_its_api() -> None:
     side = as_side(source)
     assert side.reads_by_key
     with connect("sqlite:///:memory:") as target:
-        tracemalloc.start()
-        try:
-            migrate(source, target, batch=10, workers=1)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        peak = _migration_peak(source, target)
         assert verify(source, target, [tid]).ok
         assert peak < 3_000_000, f"peak {peak:,} bytes for a 12 MB thread"
     ids = sorted(cid for ns, cid, _parent in side.run(side.thread_keys(tid)) if ns == "")
