@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -30,6 +30,9 @@ from ._records import (
 __all__ = ["Backend", "Capabilities", "prune_fence"]
 
 _SCAN_PAGE = 200
+_RECORDS_PAGE = 16
+"""Rows per page of `scan_records`: a page holds its rows' blobs until their records are
+kept (16 checkpoints of an agent thread's message list: a few MB at most)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,24 +179,17 @@ class Backend(ABC):
     def checkpoint_keys(self, thread_id: str) -> Plan[list[tuple[str, str, str | None]]]:
         """(namespace, id, parent id) of every checkpoint of the thread, in no given order.
 
-        What `keep_last` retention reads after a put: the default scans whole rows; backends
-        read the keys alone.
+        What `keep_last` retention reads after a put: the default scans the records (a page
+        of rows at a time); backends read the keys alone.
         """
-        rows = yield from self.scan(ListQuery(thread_id=thread_id))
-        return [
-            (
-                r.checkpoint.checkpoint_ns,
-                r.checkpoint.checkpoint_id,
-                r.checkpoint.parent_checkpoint_id,
-            )
-            for r in rows
-        ]
+        records = yield from self.scan_records(ListQuery(thread_id=thread_id))
+        return [(r.checkpoint_ns, r.checkpoint_id, r.parent_checkpoint_id) for r in records]
 
     def heads(self, thread_id: str) -> Plan[list[CheckpointRecord]]:
         """The latest checkpoint of each namespace of the thread."""
         latest: dict[str, CheckpointRecord] = {}
-        for row in (yield from self.scan(ListQuery(thread_id=thread_id))):
-            latest.setdefault(row.checkpoint.checkpoint_ns, row.checkpoint)
+        for record in (yield from self.scan_records(ListQuery(thread_id=thread_id))):
+            latest.setdefault(record.checkpoint_ns, record)
         return list(latest.values())
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Plan[None]:
@@ -223,18 +219,35 @@ class Backend(ABC):
     def scan(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
         """Every row matching `query`, read page by page with `list_page`.
 
-        The generic defaults of this class use it, and so may tools that must see a whole
-        thread (the `checkpointers prune` policy); it holds the rows in memory.
+        The generic defaults of this class use it; it holds the rows in memory, every
+        version of every channel value among them.
         """
         rows: list[CheckpointRow] = []
+        yield from self._pages(query, rows.extend)
+        return rows
+
+    def scan_records(self, query: ListQuery) -> Plan[list[CheckpointRecord]]:
+        """The records of every row matching `query`: `scan` without the blobs and writes,
+        which are dropped page by page (what a tool that must see a whole thread holds, the
+        `checkpointers prune` policy: a 400-checkpoint thread of 40 MB held 40 MB)."""
+        records: list[CheckpointRecord] = []
+
+        def take(page: list[CheckpointRow]) -> None:
+            records.extend(r.checkpoint for r in page)
+
+        yield from self._pages(query, take, _RECORDS_PAGE)
+        return records
+
+    def _pages(
+        self, query: ListQuery, take: Callable[[list[CheckpointRow]], None], size: int = 0
+    ) -> Plan[None]:
+        size = size or _SCAN_PAGE
         cursor = None
         while True:
-            page = yield from self.list_page(
-                dataclasses.replace(query, cursor=cursor, limit=_SCAN_PAGE)
-            )
-            rows.extend(page)
-            if len(page) < _SCAN_PAGE:
-                return rows
+            page = yield from self.list_page(dataclasses.replace(query, cursor=cursor, limit=size))
+            take(page)
+            if len(page) < size:
+                return
             last = page[-1].checkpoint
             cursor = (last.checkpoint_id, last.thread_id, last.checkpoint_ns)
 

@@ -47,10 +47,10 @@ def prune_keep(
     back to each delta channel's stored value, as the saver's `keep_latest` does, so each
     kept state still rebuilds.
     """
-    rows = yield from backend.scan(ListQuery(thread_id=thread_id))
+    records_read = yield from backend.scan_records(ListQuery(thread_id=thread_id))
     by_ns: dict[str, list[CheckpointRecord]] = {}
-    for row in rows:
-        by_ns.setdefault(row.checkpoint.checkpoint_ns, []).append(row.checkpoint)
+    for record in records_read:
+        by_ns.setdefault(record.checkpoint_ns, []).append(record)
     keep: set[Key] = set()
     for records in by_ns.values():
         records.sort(key=lambda r: r.checkpoint_id, reverse=True)
@@ -69,7 +69,7 @@ def prune_keep(
             channels = delta_channels(record)
             if channels:
                 keep |= yield from chain_to_snapshots(backend, record, channels)
-    return len(rows), keep
+    return len(records_read), keep
 
 
 def _prune_thread(backend: Backend, thread_id: str, keep: Collection[Key]) -> Plan[None]:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from checkpoint_base import connect
+from checkpoint_base._cli_admin import prune_keep
+from tests.conformance.builders import checkpoint as build_checkpoint
+from tests.conformance.builders import config as build_config
 from tests.conformance.test_graph_delta import counting_graph, run_config
 
 from .conftest import Cli, Filled, assert_one_line_error
@@ -140,3 +144,28 @@ def test_demo(cli: Cli, tmp_path: Path) -> None:
     assert result.status == 0, result.err
     assert "agent> The answer is 84." in result.out
     assert "(reconnected: resuming from storage)" in result.out
+
+
+def test_prune_of_a_long_thread_holds_its_records_not_its_values(tmp_path: Path) -> None:
+    """The policy reads every checkpoint of the thread, but keeps only their records: 120
+    checkpoints with a 50 KB value each (6 MB) peak at a small part of that."""
+    with connect(f"sqlite:///{tmp_path / 'long.db'}") as saver:
+        parent = None
+        for step in range(120):
+            values = {"big": f"{step:08d}" * 6_250, "const": "C"}
+            versions = {"big": step + 1, "const": 1}
+            stored = saver.put(
+                build_config("long", "", parent),
+                build_checkpoint(values, versions),
+                {"step": step},
+                versions if step == 0 else {"big": step + 1},
+            )
+            parent = stored["configurable"]["checkpoint_id"]
+        tracemalloc.start()
+        try:
+            total, keep = saver._run(prune_keep(saver.backend, "long", 10, None))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert (total, len(keep)) == (120, 10)
+    assert peak < 2_000_000, f"peak {peak:,} bytes for a 6 MB thread"
