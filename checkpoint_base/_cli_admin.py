@@ -11,7 +11,7 @@ from typing import Any
 
 from ._backend import Backend
 from ._cli_format import Style, parse_duration, table
-from ._cli_open import every_thread, open_side, saver_side
+from ._cli_open import every_thread, missing_thread, open_side, saver_side
 from ._errors import ConfigError
 from ._migrate_side import Key
 from ._operations import chain_to_snapshots, delta_channels
@@ -90,7 +90,7 @@ def _prune(args: argparse.Namespace) -> int:
         for thread_id in thread_ids:
             total, keep = side.run(prune_keep(backend, thread_id, args.keep_last, newer_than))
             if total == 0 and args.thread:
-                raise ConfigError(f"no thread {thread_id!r} in {side.label}")
+                raise missing_thread(side, thread_id)
             doomed = total - len(keep)
             if doomed and not args.dry_run:
                 side.run(_prune_thread(backend, thread_id, keep))

@@ -16,7 +16,7 @@ from typing import Any
 from langgraph.checkpoint.base import CheckpointTuple
 
 from ._cli_format import Style, format_age, format_bytes, format_time, table
-from ._cli_open import open_side
+from ._cli_open import missing_thread, open_side
 from ._convert import UNREADABLE, damaged_row, decode_metadata, load_blob, to_tuple
 from ._errors import ConfigError
 from ._migrate_side import SaverSide, Side
@@ -28,32 +28,34 @@ _TASKS = "__pregel_tasks"
 _BRANCH = "branch:to:"
 
 
-def _thread_rows(side: Side, thread_id: str, shown: str) -> list[CheckpointRow]:
-    rows: list[CheckpointRow] = side.run(side.read_thread(thread_id))
-    if not rows:
+def _namespace_ids(side: Side, thread_id: str, ns: str) -> list[str]:
+    """The checkpoint ids of one namespace of a thread, oldest first (from its keys alone),
+    or an error that says what the thread has."""
+    links = side.run(side.thread_keys(thread_id))
+    if not links:
+        raise missing_thread(side, thread_id)
+    ids = sorted(cid for n, cid, _parent in links if n == ns)
+    if not ids:
+        namespaces = sorted({n for n, _cid, _parent in links})
         raise ConfigError(
-            f"no thread {thread_id!r} in {shown}; list the threads with: checkpointers threads URL"
+            f"thread {thread_id!r} has no namespace {ns!r}; it has: "
+            + ", ".join(repr(n) for n in namespaces)
         )
-    return rows
+    return ids
 
 
 def _namespace_rows(side: Side, thread_id: str, ns: str, limit: int) -> list[CheckpointRow]:
     """The newest checkpoints of one namespace, newest first: at least `limit + 1` when there
-    are that many (a saver of this package reads one page; other sides the whole thread)."""
+    are that many (a saver of this package reads one page; other sides the thread's keys,
+    then those checkpoints alone)."""
     if isinstance(side, SaverSide):
         query = ListQuery(thread_id=thread_id, checkpoint_ns=ns, limit=limit + 1)
         page: list[CheckpointRow] = side.run(side.saver.backend.list_page(query))
         if page:
             return page
-    rows = _thread_rows(side, thread_id, side.label)
-    namespaces = sorted({r.checkpoint.checkpoint_ns for r in rows})
-    if ns not in namespaces:
-        raise ConfigError(
-            f"thread {thread_id!r} has no namespace {ns!r}; it has: "
-            + ", ".join(repr(n) for n in namespaces)
-        )
-    in_ns = [r for r in rows if r.checkpoint.checkpoint_ns == ns]
-    return sorted(in_ns, key=lambda r: r.checkpoint.checkpoint_id, reverse=True)
+    newest = _namespace_ids(side, thread_id, ns)[::-1][: limit + 1]
+    rows = side.run(side.read_checkpoints(thread_id, [(ns, cid) for cid in newest]))
+    return sorted(rows, key=lambda r: r.checkpoint.checkpoint_id, reverse=True)
 
 
 def _one_row(side: Side, thread_id: str, ns: str, checkpoint_id: str | None) -> CheckpointRow:
@@ -62,7 +64,15 @@ def _one_row(side: Side, thread_id: str, ns: str, checkpoint_id: str | None) -> 
         row = side.run(side.saver.backend.get(thread_id, ns, checkpoint_id))
         if row is not None:
             return row
-    return _pick(_thread_rows(side, thread_id, side.label), checkpoint_id, ns, thread_id)
+    ids = _namespace_ids(side, thread_id, ns)
+    wanted = ids[-1] if checkpoint_id is None else checkpoint_id
+    rows = side.run(side.read_checkpoints(thread_id, [(ns, wanted)])) if wanted in ids else []
+    if not rows:
+        raise ConfigError(
+            f"thread {thread_id!r} has no checkpoint {wanted!r} in namespace {ns!r}; "
+            f"list them with: checkpointers history URL {thread_id}"
+        )
+    return rows[0]
 
 
 def _newer(version: Any, seen: Any) -> bool:
@@ -241,23 +251,6 @@ def _readable(value: Any, width: int) -> list[str]:
     if isinstance(value, list) and value and all(hasattr(v, "content") for v in value):
         return [_message_line(m) for m in value]
     return pprint.pformat(value, width=max(width, 40), sort_dicts=False).splitlines()
-
-
-def _pick(
-    rows: list[CheckpointRow], checkpoint_id: str | None, ns: str, thread: str
-) -> CheckpointRow:
-    in_ns = [r for r in rows if r.checkpoint.checkpoint_ns == ns]
-    if checkpoint_id is None:
-        if not in_ns:
-            raise ConfigError(f"thread {thread!r} has no checkpoint in namespace {ns!r}")
-        return max(in_ns, key=lambda r: r.checkpoint.checkpoint_id)
-    for row in in_ns:
-        if row.checkpoint.checkpoint_id == checkpoint_id:
-            return row
-    raise ConfigError(
-        f"thread {thread!r} has no checkpoint {checkpoint_id!r} in namespace {ns!r}; "
-        f"list them with: checkpointers history URL {thread}"
-    )
 
 
 def _show(args: argparse.Namespace) -> int:

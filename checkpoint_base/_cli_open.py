@@ -27,7 +27,14 @@ from ._migrate import as_side
 from ._migrate_side import SaverSide, Side
 from ._records import ThreadInfo
 
-__all__ = ["URL_HELP", "every_thread", "listed_thread", "open_side", "saver_side"]
+__all__ = [
+    "URL_HELP",
+    "every_thread",
+    "listed_thread",
+    "missing_thread",
+    "open_side",
+    "saver_side",
+]
 
 URL_HELP = """\
 URLs:
@@ -294,3 +301,19 @@ def _just_below(thread_id: str) -> str | None:
     if 0xD800 <= below <= 0xDFFF:  # a surrogate cannot be stored: the code point below them
         below = 0xD7FF
     return thread_id[:-1] + chr(below) + "\U0010ffff" * 8
+
+
+def missing_thread(side: Side, thread_id: str) -> ConfigError:
+    """The error for a thread with no checkpoint: a thread of writes only (as `threads` lists
+    them, on savers of this package) is told apart from one that is not there at all."""
+    if isinstance(side, SaverSide):
+        listed = listed_thread(side, thread_id)
+        if listed is not None and listed.checkpoint_count == 0:
+            return ConfigError(
+                f"thread {thread_id!r} has no checkpoint in {side.label}, only writes stored "
+                "after its checkpoints were deleted; remove them with: checkpointers delete "
+                f"URL --thread {thread_id}"
+            )
+    return ConfigError(
+        f"no thread {thread_id!r} in {side.label}; list the threads with: checkpointers threads URL"
+    )

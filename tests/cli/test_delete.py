@@ -220,3 +220,18 @@ def test_a_thread_of_writes_only_can_be_named(cli: Cli, sqlite_url: str) -> None
     assert "deleted 1 thread of 1 named" in result.out
     assert _threads(sqlite_url) == {"other"}
     assert_one_line_error(cli("delete", sqlite_url, "--thread", "orphan"), "no thread 'orphan'")
+
+
+def test_a_thread_of_writes_only_is_named_for_what_it_is(cli: Cli, sqlite_url: str) -> None:
+    _orphan_writes(sqlite_url, "orphan")
+    for argv in (
+        ("history", sqlite_url, "orphan"),
+        ("show", sqlite_url, "orphan"),
+        ("prune", sqlite_url, "--keep-last", "1", "--thread", "orphan"),
+    ):
+        assert_one_line_error(
+            cli(*argv),
+            "thread 'orphan' has no checkpoint",
+            "checkpointers delete URL --thread orphan",
+        )
+    assert_one_line_error(cli("history", sqlite_url, "nope"), "no thread 'nope'")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from checkpoint_base import connect
@@ -140,3 +141,33 @@ def test_show_hides_internal_channels_unless_asked(cli: Cli, filled: Filled) -> 
     everything = cli("show", filled.url, thread_id, "--all")
     assert "branch:to:approve: None" in everything.out
     assert "hidden" not in everything.out
+
+
+def test_history_and_show_read_the_same_from_official_storage(
+    cli: Cli, filled: Filled, tmp_path: Path
+) -> None:
+    """On LangGraph's own SQLite tables (and so on any side that is not a saver of this
+    package), `history` reads the namespace's keys, then only the checkpoints it shows."""
+    official = f"langgraph-sqlite:///{tmp_path / 'official.db'}"
+    assert cli("migrate", filled.url, official).status == 0
+    thread_id = next(t for t in filled.work.thread_ids if "pipeline-waiting" in t)
+    data = json.loads(cli("threads", filled.url, "--json").out)
+    for ns in next(i for i in data if i["thread_id"] == thread_id)["namespaces"]:
+        for limit in ("2", "50"):
+            args = ("history", thread_id, "--ns", ns, "--limit", limit, "--json")
+            ours, theirs = cli(args[0], filled.url, *args[1:]), cli(args[0], official, *args[1:])
+            assert ours.status == theirs.status == 0, theirs.err
+            mine, others = json.loads(ours.out), json.loads(theirs.out)
+            assert [e["checkpoint_id"] for e in others] == [e["checkpoint_id"] for e in mine]
+            assert [e["next"] for e in others] == [e["next"] for e in mine]
+        oldest = mine[-1]["checkpoint_id"]
+        for picked in ((), (oldest,)):
+            shown = [
+                cli("show", url, thread_id, *picked, "--ns", ns, "--json")
+                for url in (filled.url, official)
+            ]
+            assert shown[0].status == shown[1].status == 0, shown[1].err
+            a, b = (json.loads(s.out) for s in shown)
+            assert (a["checkpoint_id"], a["values"]) == (b["checkpoint_id"], b["values"])
+    missing = cli("show", official, thread_id, "no-such-id")
+    assert missing.status != 0 and "no checkpoint 'no-such-id'" in missing.err
