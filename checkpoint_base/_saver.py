@@ -181,21 +181,22 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             exc,
         )
 
-    def _trim(self, thread_id: str) -> None:
-        keep_last = self._keep_last
+    def _trim(self, stored: CheckpointRecord) -> None:
+        """The retention after a put of `stored` (which the trim need not read back)."""
+        keep_last, thread_id = self._keep_last, stored.thread_id
         if keep_last is None or not self._trim_due(thread_id):
             return
         try:
-            self._run(trim_plan(self.backend, thread_id, keep_last))
+            self._run(trim_plan(self.backend, thread_id, keep_last, (stored,)))
         except StorageError as exc:
             self._trim_failed(thread_id, exc)
 
-    async def _atrim(self, thread_id: str) -> None:
-        keep_last = self._keep_last
+    async def _atrim(self, stored: CheckpointRecord) -> None:
+        keep_last, thread_id = self._keep_last, stored.thread_id
         if keep_last is None or not self._trim_due(thread_id):
             return
         try:
-            await self._arun(trim_plan(self.backend, thread_id, keep_last))
+            await self._arun(trim_plan(self.backend, thread_id, keep_last, (stored,)))
         except StorageError as exc:
             self._trim_failed(thread_id, exc)
 
@@ -482,7 +483,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         except ValueTooLargeError as exc:
             raise _put_too_large(exc, record, blobs) from exc
         if self._keep_last is not None:
-            self._trim(record.thread_id)
+            self._trim(record)
         return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
 
     async def aput(
@@ -503,7 +504,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         except ValueTooLargeError as exc:
             raise _put_too_large(exc, record, blobs) from exc
         if self._keep_last is not None:
-            await self._atrim(record.thread_id)
+            await self._atrim(record)
         return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
 
     def put_writes(

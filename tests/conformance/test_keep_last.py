@@ -144,6 +144,28 @@ async def test_a_failed_trim_leaves_the_put_stored(
     assert await _ids(h, tid) == [cid(third)]
 
 
+async def test_a_trim_does_not_read_back_the_checkpoint_just_stored(
+    keep: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `keep_last=1` the checkpoint kept is the one the put stored: the trim checks its
+    delta channels on the record in hand, not on a read of it (a round trip with every blob)."""
+    h = keep
+    h.saver.keep_last = 1
+    tid = new_thread()
+    first = await h.put(config(tid), checkpoint({"a": 1}), {}, {"a": 1})
+    reads: list[tuple[Any, ...]] = []
+    get = h.saver.backend.get
+
+    def counted(*args: Any) -> Any:
+        reads.append(args)
+        return (yield from get(*args))
+
+    monkeypatch.setattr(h.saver.backend, "get", counted)
+    second = await h.put(config(tid, "", cid(first)), checkpoint({"a": 2}), {}, {"a": 2})
+    assert await _ids(h, tid) == [cid(second)]
+    assert reads == []
+
+
 @pytest.mark.parametrize("bad", [0, -3, True, 2.5, "10"])
 def test_keep_last_must_be_a_positive_int(bad: Any) -> None:
     with pytest.raises(ConfigError, match="keep_last must be None"):
