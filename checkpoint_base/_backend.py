@@ -108,6 +108,8 @@ class Backend(ABC):
         thread_id: str,
         keep: Collection[tuple[str, str]],
         upto: Mapping[str, str] | None = None,
+        *,
+        retention: bool = False,
     ) -> Plan[None]:
         """Delete the thread's checkpoints not in `keep` ((namespace, id) pairs) whose id is
         at most `upto[namespace]`.
@@ -118,6 +120,10 @@ class Backend(ABC):
         checkpoint stored since (newer than every kept one of its namespace, or in a
         namespace with none kept) is not its to delete, so it stays. A caller that read a
         namespace and keeps none of it passes that namespace's newest id it saw.
+
+        `retention`: a `keep_last` trim, which a backend may commit without waiting for
+        the disk. A crash may then undo the whole prune, never part of it, and the
+        checkpoints it kept are deleted by a later trim.
         """
 
     # -- generic ---------------------------------------------------------------------------

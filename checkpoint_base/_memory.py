@@ -143,6 +143,8 @@ class MemoryBackend(Backend):
         thread_id: str,
         keep: Collection[tuple[str, str]],
         upto: Mapping[str, str] | None = None,
+        *,
+        retention: bool = False,
     ) -> Plan[None]:
         def op(store: MemoryStore) -> None:
             kept, bound = set(keep), prune_fence(keep) if upto is None else upto

@@ -284,7 +284,7 @@ def trim_plan(
                 record = None if row is None else row.checkpoint
             if record is not None and (channels := delta_channels(record)):
                 keep |= yield from chain_to_snapshots(backend, record, channels)
-    yield from backend.prune(thread_id, keep, {**prune_fence(keep), **stale})
+    yield from backend.prune(thread_id, keep, {**prune_fence(keep), **stale}, retention=True)
     return total - len(keep)
 
 

@@ -200,6 +200,7 @@ class AsyncPostgresExecutor:
         if isinstance(request, Begin):
             state.want_tx = state.tx is None and not state.outer_tx
             return None
+        request = state.statement(request)
         while True:
             try:
                 if state.want_tx and state.tx is None:

@@ -224,6 +224,8 @@ class PostgresBackend(Backend):
         thread_id: str,
         keep: Collection[tuple[str, str]],
         upto: Mapping[str, str] | None = None,
+        *,
+        retention: bool = False,
     ) -> Plan[None]:
         kept = sorted(keep)
         bounds = sorted((prune_fence(keep) if upto is None else upto).items())
@@ -236,6 +238,7 @@ class PostgresBackend(Backend):
                 "upto_ns": [encode_key(ns) for ns, _ in bounds],
                 "upto_id": [encode_key(cid) for _, cid in bounds],
             },
+            unsynced=self.sql.trim if retention else None,
         )
 
     # -- generic, done in one statement ------------------------------------------------------

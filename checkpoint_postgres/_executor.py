@@ -188,6 +188,7 @@ class PostgresExecutor:
         if isinstance(request, Begin):
             state.want_tx = state.tx is None and not state.outer_tx
             return None
+        request = state.statement(request)
         while True:
             try:
                 if state.want_tx and state.tx is None:

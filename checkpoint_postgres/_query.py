@@ -28,12 +28,16 @@ class Query:
         fetch: What to return to the plan.
         idempotent: Running it twice leaves the same state as running it once, so after a
             lost connection it may run again even if the first attempt might have committed.
+        unsynced: The same statement, setting its own transaction's `synchronous_commit`
+            off: run instead when the statement is a transaction of its own (no caller's
+            transaction, none the plan began), so that no other write loses durability.
     """
 
     sql: bytes
     params: Mapping[str, Any] | Sequence[Any] = field(default_factory=dict)
     fetch: Fetch = Fetch.NONE
     idempotent: bool = True
+    unsynced: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,6 +232,13 @@ _DELETE_RUNS = "SELECT {s}.delete_runs(%(runs)s::text[])"
 _PRUNE = """SELECT {s}.prune_thread(%(thread)s, %(keep_ns)s::text[], %(keep_id)s::text[],
     %(upto_ns)s::text[], %(upto_id)s::text[])"""
 
+# A keep_last trim that is a transaction of its own (`Query.unsynced`): the same, committed
+# without waiting for the WAL to reach the disk (a setting of that transaction alone; the
+# next synchronous commit of any session flushes it). A crash before then undoes the whole
+# trim, which the next one does again. keep_last=1, a 200-step thread on the durable test
+# server: 1.47 instead of 1.73 ms a put (median of 6 runs).
+_TRIM = _PRUNE.replace("SELECT ", "SELECT set_config('synchronous_commit', 'off', true), ", 1)
+
 # Copy as put_checkpoint would: checkpoints replaced, blobs kept, writes by the idx rule.
 # The inserts wait for the target thread's lock, as a put's do (`_LOCK_THREAD`): a copy into
 # a thread that a delete is removing leaves no checkpoint whose kept blob the delete took.
@@ -364,6 +371,7 @@ class Statements:
     delete_threads: bytes
     delete_runs: bytes
     prune: bytes
+    trim: bytes
     copy_thread: bytes
     get_page: bytes
     list_page: bytes
@@ -399,6 +407,7 @@ def statements(schema: str) -> Statements:
         delete_threads=r(_DELETE_THREADS),
         delete_runs=r(_DELETE_RUNS),
         prune=r(_PRUNE),
+        trim=r(_TRIM),
         copy_thread=r(_COPY_THREAD),
         get_page=r(_GET_PAGE),
         list_page=r(_LIST_PAGE),

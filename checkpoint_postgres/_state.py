@@ -3,6 +3,7 @@ to keep trying to reconnect."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, Literal, TypeVar
@@ -142,6 +143,12 @@ class RunState(Generic[C, X]):
         self.tx: X | None = None
         self.statements = 0  # run inside `tx` so far
         self.delays: Iterator[float] | None = None
+
+    def statement(self, query: Query) -> Query:
+        """`query`, or its `unsynced` form when it will be a transaction of its own."""
+        if query.unsynced is None or self.outer_tx or self.want_tx or self.tx is not None:
+            return query
+        return dataclasses.replace(query, sql=query.unsynced, unsynced=None)
 
     def may_retry(self, query: Query, lost: bool) -> bool:
         """Whether the statement that just failed may run again."""

@@ -499,6 +499,8 @@ class RedisBackend(Backend):
         thread_id: str,
         keep: Collection[tuple[str, str]],
         upto: Mapping[str, str] | None = None,
+        *,
+        retention: bool = False,
     ) -> Plan[None]:
         tk = self.layout.thread(thread_id)
         kept = [seg(ns) + seg(cid) for ns, cid in keep]

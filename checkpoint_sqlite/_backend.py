@@ -166,6 +166,8 @@ class SqliteBackend(Backend):
         thread_id: str,
         keep: Collection[tuple[str, str]],
         upto: Mapping[str, str] | None = None,
+        *,
+        retention: bool = False,
     ) -> Plan[None]:
         yield Begin(write=True)
         kept, bound = set(keep), prune_fence(keep) if upto is None else upto
