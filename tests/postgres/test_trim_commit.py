@@ -48,17 +48,25 @@ def _puts(saver: PostgresSaver, thread: str, n: int) -> Any:
     return stored
 
 
+def _trimming_saver(
+    conn: Any, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[PostgresSaver, list[bytes]]:
+    """A saver on `conn` with `keep_last=1`, and the statements it sends from now on."""
+    saver = PostgresSaver(conn, schema=schema)
+    saver.keep_last = 1
+    saver.setup()
+    assert isinstance(saver._executor, PostgresExecutor)
+    sent = _spy(monkeypatch, saver._executor)
+    conn.execute("SET synchronous_commit TO on")  # the test server runs with off
+    return saver, sent
+
+
 def test_a_trim_of_its_own_commits_unsynced_and_the_setting_ends_with_it(
     pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     thread = unique()
     with psycopg.connect(pg_url, **CONN_KWARGS) as conn:
-        saver = PostgresSaver(conn, schema=schema)
-        saver.keep_last = 1
-        saver.setup()
-        assert isinstance(saver._executor, PostgresExecutor)
-        sent = _spy(monkeypatch, saver._executor)
-        conn.execute("SET synchronous_commit TO on")  # the test server runs with off
+        saver, sent = _trimming_saver(conn, schema, monkeypatch)
         last = _puts(saver, thread, 4)
         assert [cid(t.config) for t in saver.list(config(thread))] == [cid(last)]
         assert _trims(sent) == (3, 0)
@@ -72,11 +80,7 @@ def test_a_trim_in_a_callers_transaction_stays_synced(
 ) -> None:
     thread = unique()
     with psycopg.connect(pg_url, **CONN_KWARGS) as conn:
-        saver = PostgresSaver(conn, schema=schema)
-        saver.keep_last = 1
-        saver.setup()
-        sent = _spy(monkeypatch, saver._executor)
-        conn.execute("SET synchronous_commit TO on")  # the test server runs with off
+        saver, sent = _trimming_saver(conn, schema, monkeypatch)
         with conn.transaction():
             last = _puts(saver, thread, 3)
             assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
