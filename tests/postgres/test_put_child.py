@@ -71,6 +71,23 @@ def _values(channels: list[str], n: int) -> dict[str, Any]:
     return {"const": "C", **dict.fromkeys(channels, n)}
 
 
+def _first_step(
+    saver: PostgresSaver, thread: str, channels: list[str], metadata: Any = None
+) -> Any:
+    """The thread's first checkpoint: `const` and every channel at version 1."""
+    values = _values(channels, 0)
+    versions = dict.fromkeys(values, 1)
+    return saver.put(config(thread), checkpoint(values, versions), metadata or {}, versions)
+
+
+def _in_open_transaction(
+    held: psycopg.Connection[Any], schema: str, **options: Any
+) -> PostgresSaver:
+    """A saver on `held`, whose transaction (the caller's) is begun and left open."""
+    held.execute("SELECT 1")
+    return PostgresSaver(held, schema=schema, **options)
+
+
 def _blob_count(admin: psycopg.Connection[Any], schema: str, thread: str) -> int:
     row = admin.execute(
         psycopg.sql.SQL("SELECT count(*) FROM {}.blobs WHERE thread_id = %s").format(
@@ -100,15 +117,8 @@ def test_a_put_of_a_child_waits_for_a_delete_in_flight_then_stores_it_whole(
     ):
         writer = PostgresSaver(conn, schema=schema, prepare_threshold=prepare)
         writer.setup()
-        first_values = _values(channels, 0)
-        first = writer.put(
-            config(thread),
-            checkpoint(first_values, dict.fromkeys(first_values, 1)),
-            {"run_id": run},
-            dict.fromkeys(first_values, 1),
-        )
-        held.execute("SELECT 1")  # the caller's transaction, left open
-        deleter = PostgresSaver(held, schema=schema)
+        first = _first_step(writer, thread, channels, {"run_id": run})
+        deleter = _in_open_transaction(held, schema)
         if delete == "thread":
             deleter.delete_thread(thread)
         else:
@@ -155,15 +165,8 @@ def test_a_delete_waits_for_a_put_of_a_child_in_flight_and_deletes_the_child_too
     ):
         deleter = PostgresSaver(conn, schema=schema)
         deleter.setup()
-        first_values = _values(channels, 0)
-        first = deleter.put(
-            config(thread),
-            checkpoint(first_values, dict.fromkeys(first_values, 1)),
-            {},
-            dict.fromkeys(first_values, 1),
-        )
-        held.execute("SELECT 1")
-        writer = PostgresSaver(held, schema=schema, prepare_threshold=prepare)
+        first = _first_step(deleter, thread, channels)
+        writer = _in_open_transaction(held, schema, prepare_threshold=prepare)
         versions = {"const": 1, **dict.fromkeys(channels, 2)}
         writer.put(
             config(thread, "", cid(first)),
@@ -220,15 +223,8 @@ def test_a_delete_waits_for_a_whole_put_in_flight_and_deletes_it_too(
     ):
         deleter = PostgresSaver(conn, schema=schema)
         deleter.setup()
-        first_values = _values(channels, 0)
-        deleter.put(
-            config(thread),
-            checkpoint(first_values, dict.fromkeys(first_values, 1)),
-            {},
-            dict.fromkeys(first_values, 1),
-        )
-        held.execute("SELECT 1")
-        writer = PostgresSaver(held, schema=schema, prepare_threshold=prepare)
+        _first_step(deleter, thread, channels)
+        writer = _in_open_transaction(held, schema, prepare_threshold=prepare)
         versions = {"const": 1, **dict.fromkeys(channels, 2)}
         writer.put(config(thread), checkpoint(_values(channels, 1), versions), {}, versions)
 
@@ -255,15 +251,8 @@ def test_a_prune_waits_for_a_put_of_a_child_in_flight_and_keeps_what_it_reads(
     ):
         pruner = PostgresSaver(conn, schema=schema)
         pruner.setup()
-        first_values = _values(channels, 0)
-        first = pruner.put(
-            config(thread),
-            checkpoint(first_values, dict.fromkeys(first_values, 1)),
-            {},
-            dict.fromkeys(first_values, 1),
-        )
-        held.execute("SELECT 1")
-        writer = PostgresSaver(held, schema=schema, prepare_threshold=prepare)
+        first = _first_step(pruner, thread, channels)
+        writer = _in_open_transaction(held, schema, prepare_threshold=prepare)
         values = _values(channels, 1)
         versions = {"const": 1, **dict.fromkeys(channels, 2)}
         child = writer.put(
@@ -295,8 +284,7 @@ def test_a_delete_waits_for_a_copy_into_its_thread_in_flight(
         deleter.setup()
         for thread in (source, target):  # the target holds the same blob: the copy keeps it
             deleter.put(config(thread), checkpoint({"const": "C"}), {}, {"const": 1})
-        held.execute("SELECT 1")
-        PostgresSaver(held, schema=schema).copy_thread(source, target)
+        _in_open_transaction(held, schema).copy_thread(source, target)
 
         _waits_then_finishes(admin, conn, held, lambda: deleter.delete_thread(target), "delete")
         assert list(deleter.list(config(target))) == []
