@@ -164,10 +164,6 @@ class ApiSide(Side):
         )
         return rows
 
-    def existing(self, thread_id: str) -> Plan[set[Key]]:
-        links = yield from self.thread_keys(thread_id)
-        return {(ns, cid) for ns, cid, _parent in links}
-
     # A thread is read a batch at a time (`Side.reads_by_key`): its keys first (a pass over
     # its checkpoints that keeps three strings of each), then a `list` page per run of
     # neighbouring ids (`before` the id above the run, `limit` its length).

@@ -75,7 +75,6 @@ _WRITES_SQL = """
 SELECT checkpoint_ns, checkpoint_id, task_id, {task_path}, idx, channel, type, blob
 FROM checkpoint_writes WHERE thread_id = %s
 """
-_IDS_SQL = "SELECT checkpoint_ns, checkpoint_id FROM checkpoints WHERE thread_id = %s"
 _LINKS_SQL = (
     "SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id FROM checkpoints"
     " WHERE thread_id = %s"
@@ -242,12 +241,6 @@ class LangGraphPostgresSide(Side):
             )
             for thread_id, count, newest, namespaces, size in rows
         ]
-
-    def existing(self, thread_id: str) -> Plan[set[Key]]:
-        if not (yield from self._ready()):
-            return set()
-        rows = yield SqlQuery(_IDS_SQL, (thread_id,))
-        return {(ns, cid) for ns, cid in rows}
 
     reads_by_key = True
 

@@ -66,7 +66,6 @@ _WRITES_SQL = (
     "SELECT checkpoint_ns, checkpoint_id, task_id, {task_path}, idx, channel, type, value "
     "FROM writes WHERE thread_id = ?"
 )
-_IDS_SQL = "SELECT checkpoint_ns, checkpoint_id FROM checkpoints WHERE thread_id = ?"
 _LINKS_SQL = (
     "SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id FROM checkpoints WHERE thread_id = ?"
 )
@@ -201,12 +200,6 @@ class LangGraphSqliteSide(Side):
                     )
                 )
         return infos
-
-    def existing(self, thread_id: str) -> Plan[set[Key]]:
-        if not (yield from self._ready()):
-            return set()
-        rows = yield SqlQuery(_IDS_SQL, (thread_id,))
-        return {(ns, cid) for ns, cid in rows}
 
     reads_by_key = True
 

@@ -95,9 +95,18 @@ class Side(ABC):
         """Every checkpoint of a thread (all namespaces) with its blobs and writes."""
 
     def existing(self, thread_id: str) -> Plan[set[Key]]:
-        """The (namespace, id) of every checkpoint of the thread already stored."""
-        rows = yield from self.read_thread(thread_id)
-        return {(r.checkpoint.checkpoint_ns, r.checkpoint.checkpoint_id) for r in rows}
+        """The (namespace, id) of every checkpoint of the thread already stored.
+
+        A side that reads by key answers from `thread_keys`, and keeps no index of them
+        (`_index`): a migration asks a target, whose keys change as it is written.
+        """
+        if not self.reads_by_key:
+            rows = yield from self.read_thread(thread_id)
+            return {(r.checkpoint.checkpoint_ns, r.checkpoint.checkpoint_id) for r in rows}
+        kept = self._ids
+        links = yield from self.thread_keys(thread_id)
+        self._ids = kept
+        return {(ns, cid) for ns, cid, _parent in links}
 
     reads_by_key: ClassVar[bool] = False
     """True when `thread_keys` and `read_checkpoints` are implemented: a migration then holds
@@ -173,10 +182,6 @@ class SaverSide(Side):
         return self.saver.backend.list_threads(after, limit)
 
     reads_by_key = True
-
-    def existing(self, thread_id: str) -> Plan[set[Key]]:
-        links = yield from self.saver.backend.checkpoint_keys(thread_id)
-        return {(ns, cid) for ns, cid, _parent in links}
 
     def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
         return self._remember(thread_id, (yield from self.saver.backend.checkpoint_keys(thread_id)))
