@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -19,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def db_path(tmp_path: Path) -> str:
     return str(tmp_path / "checkpoints.db")
+
+
+def applied_migrations(db_path: str) -> list[int]:
+    """The schema versions recorded in a database file, in order."""
+    with contextlib.closing(sqlite3.connect(db_path)) as raw:
+        return [v for (v,) in raw.execute("SELECT v FROM cp_migrations ORDER BY v")]
 
 
 def worker(*args: str, stdout: int | None = subprocess.PIPE) -> subprocess.Popen[str]:

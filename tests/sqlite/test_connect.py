@@ -26,6 +26,8 @@ from checkpoint_sqlite._schema import MIGRATIONS
 from checkpoint_sqlite._sync import open_connection
 from tests.conformance.builders import checkpoint, config
 
+from .conftest import applied_migrations
+
 
 @pytest.mark.parametrize(
     ("target", "path"),
@@ -148,10 +150,8 @@ def test_migrations_are_numbered_recorded_and_idempotent(db_path: str) -> None:
     with SqliteSaver.from_conn_string(db_path) as saver:
         saver.setup()
         saver.setup()
+    assert applied_migrations(db_path) == list(range(len(MIGRATIONS)))
     raw = sqlite3.connect(db_path)
-    assert raw.execute("SELECT v FROM cp_migrations ORDER BY v").fetchall() == [
-        (v,) for v in range(len(MIGRATIONS))
-    ]
     raw.execute("INSERT INTO cp_migrations VALUES (?)", (len(MIGRATIONS) + 5,))
     raw.commit()
     raw.close()
@@ -234,12 +234,7 @@ def test_setup_upgrades_a_database_of_an_older_version(db_path: str) -> None:
     with SqliteSaver.from_conn_string(db_path) as saver:
         stored = saver.put(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
         assert saver.get_tuple(stored) is not None
-    raw = sqlite3.connect(db_path)
-    try:
-        versions = raw.execute("SELECT v FROM cp_migrations ORDER BY v").fetchall()
-        assert versions == [(v,) for v in range(len(MIGRATIONS))]
-    finally:
-        raw.close()
+    assert applied_migrations(db_path) == list(range(len(MIGRATIONS)))
 
 
 @pytest.mark.parametrize("wrong", ["checkpoints.db", Path("checkpoints.db"), None])

@@ -14,6 +14,8 @@ from checkpoint_sqlite._schema import MIGRATIONS, MIGRATIONS_TABLE, RECORD_VERSI
 from tests.conformance.builders import checkpoint, cid, config, new_thread
 from tests.conformance.harness import Harness
 
+from .conftest import applied_migrations
+
 # The changed channels of the second put pick its form: one row of `cp_put_child_wide`, a
 # multi-row `cp_put` insert led by the parent row, or (past 999 bound values) a
 # transaction led by `CHECK_PARENT`. The in-memory sync target always runs the last one.
@@ -88,12 +90,7 @@ def test_a_database_at_v2_gets_the_parent_checks(db_path: str) -> None:
         saver.delete_thread(tid)
         got = saver.get_tuple(saver.put(*_child_of(first)))
         assert got is not None and got.checkpoint["channel_values"] == {"a": 1, "b": 2}
-    raw = sqlite3.connect(db_path)
-    try:
-        versions = raw.execute("SELECT v FROM cp_migrations ORDER BY v").fetchall()
-        assert versions == [(v,) for v in range(len(MIGRATIONS))]
-    finally:
-        raw.close()
+    assert applied_migrations(db_path) == list(range(len(MIGRATIONS)))
 
 
 def test_a_database_left_at_v2_names_the_missing_setup(db_path: str) -> None:
