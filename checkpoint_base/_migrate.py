@@ -27,7 +27,6 @@ from ._migrate_side import (
     Side,
     key_of,
     keys_parents_first,
-    parents_first,
     without_blobs,
 )
 from ._migrate_verify import Recode, ThreadMismatch, compare_rows
@@ -195,8 +194,7 @@ def _copy(source: Side, target: Side, opts: _Options) -> Steps:
             tally.thread_done(skipped=info.checkpoint_count)
             _report(opts)
             continue
-        copy = _thread_by_key if source.reads_by_key else _whole_thread
-        yield from copy(source, target, tid, opts, known is None or tid in known, put)
+        yield from _copy_thread(source, target, tid, opts, known is None or tid in known, put)
         _report(opts)
     if pending:
         yield from flush(pending)
@@ -206,28 +204,7 @@ def _copy(source: Side, target: Side, opts: _Options) -> Steps:
 Put = Callable[[list[CheckpointRow]], Steps]
 
 
-def _whole_thread(
-    source: Side, target: Side, tid: str, opts: _Options, maybe_stored: bool, put: Put
-) -> Steps:
-    """Copy a thread read whole (a source that cannot read checkpoints by key)."""
-    tally = opts.tally
-    rows: list[CheckpointRow] = yield Run(source, source.read_thread(tid))
-    if not rows and opts.threads is not None:
-        tally.missing.append(tid)
-    rows = _since_bound(rows, opts)
-    have: set[Key] = set()
-    if rows and maybe_stored:
-        have = yield Run(target, target.existing(tid))
-    todo = [r for r in parents_first(rows) if key_of(r) not in have]
-    if target.shared_blobs:
-        sent: set[tuple[str, str, str]] = set()
-        todo = [without_blobs(r, sent) for r in todo]
-    tally.planned(tid, len(todo))
-    yield from put(todo)
-    tally.thread_done(skipped=len(rows) - len(todo))
-
-
-def _thread_by_key(
+def _copy_thread(
     source: Side, target: Side, tid: str, opts: _Options, maybe_stored: bool, put: Put
 ) -> Steps:
     """Copy a thread a batch at a time: its keys first (parents first, minus those the
@@ -245,7 +222,7 @@ def _thread_by_key(
     skipped = len(order) - len(todo)
     sent: set[tuple[str, str, str]] | None = set() if target.shared_blobs else None
     for start in range(0, len(todo), opts.batch):
-        # Older than `since`: neither copied nor skipped, as in `_whole_thread`.
+        # Older than `since`: neither copied nor skipped.
         rows = yield from _read_batch(source, tid, todo[start : start + opts.batch], opts)
         if sent is not None:
             rows = [without_blobs(r, sent) for r in rows]
@@ -285,31 +262,19 @@ def _verify(source: Side, target: Side, opts: _Options) -> Steps:
         tid = info.thread_id
         found: ThreadMismatch | None = None
         checked = 0
-        if source.reads_by_key and target.reads_by_key:
-            links = yield Run(source, source.thread_keys(tid))
-            if not links and opts.threads is not None:
-                tally.missing.append(tid)
-            keys = keys_parents_first(links)
-            for start in range(0, len(keys), opts.batch):
-                rows = yield from _read_batch(source, tid, keys[start : start + opts.batch], opts)
-                theirs = []
-                if rows:
-                    wanted = [key_of(r) for r in rows]
-                    theirs = yield Run(target, target.read_checkpoints(tid, wanted))
-                found = _merged(found, compare_rows(tid, rows, theirs, recode, exact=exact))
-                tally.checked(rows)
-                checked += len(rows)
-        else:
-            rows = yield Run(source, source.read_thread(tid))
-            if not rows and opts.threads is not None:
-                tally.missing.append(tid)
-            rows = _since_bound(rows, opts)
+        links = yield Run(source, source.thread_keys(tid))
+        if not links and opts.threads is not None:
+            tally.missing.append(tid)
+        keys = keys_parents_first(links)
+        for start in range(0, len(keys), opts.batch):
+            rows = yield from _read_batch(source, tid, keys[start : start + opts.batch], opts)
             theirs = []
             if rows:
-                theirs = yield Run(target, target.read_thread(tid))
-            found = compare_rows(tid, rows, theirs, recode, exact=exact)
+                wanted = [key_of(r) for r in rows]
+                theirs = yield Run(target, target.read_checkpoints(tid, wanted))
+            found = _merged(found, compare_rows(tid, rows, theirs, recode, exact=exact))
             tally.checked(rows)
-            checked = len(rows)
+            checked += len(rows)
         if found is not None:
             mismatches.append(found)
         tally.thread_done(skipped=checked)

@@ -164,11 +164,9 @@ class ApiSide(Side):
         )
         return rows
 
-    # A thread is read a batch at a time (`Side.reads_by_key`): its keys first (a pass over
-    # its checkpoints that keeps three strings of each), then a `list` page per run of
-    # neighbouring ids (`before` the id above the run, `limit` its length).
-
-    reads_by_key = True
+    # A thread is read a batch at a time: its keys first (a pass over its checkpoints that
+    # keeps three strings of each), then a `list` page per run of neighbouring ids
+    # (`before` the id above the run, `limit` its length).
 
     def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
         links: list[Link] = yield _Call("list", (_thread_config(thread_id),), each=_link)

@@ -242,8 +242,6 @@ class LangGraphPostgresSide(Side):
             for thread_id, count, newest, namespaces, size in rows
         ]
 
-    reads_by_key = True
-
     def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
         if not (yield from self._ready()):
             return []

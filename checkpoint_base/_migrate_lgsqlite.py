@@ -201,8 +201,6 @@ class LangGraphSqliteSide(Side):
                 )
         return infos
 
-    reads_by_key = True
-
     def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
         if not (yield from self._ready()):
             return []

@@ -31,7 +31,6 @@ __all__ = [
     "ids_by_namespace",
     "key_of",
     "keys_parents_first",
-    "parents_first",
     "read_by_runs",
     "row_bytes",
 ]
@@ -92,35 +91,35 @@ class Side(ABC):
 
     @abstractmethod
     def read_thread(self, thread_id: str) -> Plan[list[CheckpointRow]]:
-        """Every checkpoint of a thread (all namespaces) with its blobs and writes."""
+        """Every checkpoint of a thread (all namespaces) with its blobs and writes, at once.
+
+        Not what a migration reads (see `thread_keys`): a whole reading, written apart from
+        the reading by key, that the tests check the reading by key against.
+        """
 
     def existing(self, thread_id: str) -> Plan[set[Key]]:
         """The (namespace, id) of every checkpoint of the thread already stored.
 
-        A side that reads by key answers from `thread_keys`, and keeps no index of them
-        (`_index`): a migration asks a target, whose keys change as it is written.
+        From `thread_keys`, keeping no index of them (`_index`): a migration asks a target,
+        whose keys change as it is written.
         """
-        if not self.reads_by_key:
-            rows = yield from self.read_thread(thread_id)
-            return {(r.checkpoint.checkpoint_ns, r.checkpoint.checkpoint_id) for r in rows}
         kept = self._ids
         links = yield from self.thread_keys(thread_id)
         self._ids = kept
         return {(ns, cid) for ns, cid, _parent in links}
 
-    reads_by_key: ClassVar[bool] = False
-    """True when `thread_keys` and `read_checkpoints` are implemented: a migration then holds
-    a batch of a thread's checkpoints at a time instead of the whole thread (a thread of
-    1,000 agent steps is ~180 MB of message-list versions)."""
+    # A migration reads a thread's keys, then its checkpoints a batch at a time, so that it
+    # holds a few batches of a thread, never all of it (a thread of 1,000 agent steps is
+    # ~180 MB of message-list versions).
 
+    @abstractmethod
     def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
         """(namespace, id, parent id) of every checkpoint of a thread, without values."""
-        raise NotImplementedError(f"{type(self).__name__} reads whole threads only")
 
+    @abstractmethod
     def read_checkpoints(self, thread_id: str, keys: Sequence[Key]) -> Plan[list[CheckpointRow]]:
         """These checkpoints of a thread with their blobs and writes, in any order; a key no
         longer stored is left out."""
-        raise NotImplementedError(f"{type(self).__name__} reads whole threads only")
 
     # The id index of the thread whose keys were read last: a migration reads a thread's
     # keys, then its checkpoints a batch at a time (`read_by_runs`).
@@ -180,8 +179,6 @@ class SaverSide(Side):
 
     def thread_page(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
         return self.saver.backend.list_threads(after, limit)
-
-    reads_by_key = True
 
     def thread_keys(self, thread_id: str) -> Plan[list[Link]]:
         return self._remember(thread_id, (yield from self.saver.backend.checkpoint_keys(thread_id)))
@@ -284,15 +281,9 @@ def key_of(row: CheckpointRow) -> Key:
     return row.checkpoint.checkpoint_ns, row.checkpoint.checkpoint_id
 
 
-def parents_first(rows: Iterable[CheckpointRow]) -> list[CheckpointRow]:
-    """Rows oldest first, every parent before its children (ids order only within a process)."""
-    by_key = {key_of(r): r for r in rows}
-    links = [(ns, cid, r.checkpoint.parent_checkpoint_id) for (ns, cid), r in by_key.items()]
-    return [by_key[key] for key in keys_parents_first(links)]
-
-
 def keys_parents_first(links: Iterable[Link]) -> list[Key]:
-    """The keys of (namespace, id, parent id) links in the order of `parents_first`."""
+    """The keys of (namespace, id, parent id) links oldest first, every parent before its
+    children (ids order only within a process)."""
     parents = {(ns, cid): parent for ns, cid, parent in links}
     ordered: list[Key] = []
     placed: set[Key] = set()

@@ -170,10 +170,9 @@ def test_any_saver_is_read_a_batch_at_a_time_through_its_api() -> None:
     after the keys were read) comes by `get_tuple`."""
     source = InMemorySaver()
     tid = _fill(source, 120, 50_000, namespaces=("", "inner"))
-    side = as_side(source)
-    assert side.reads_by_key
+    side = _spy(as_side(source), [])  # refuses a whole-thread read
     with connect("sqlite:///:memory:") as target:
-        peak = _migration_peak(source, target)
+        peak = _migration_peak(side, target)
         assert verify(source, target, [tid]).ok
         assert peak < 3_000_000, f"peak {peak:,} bytes for a 12 MB thread"
     ids = sorted(cid for ns, cid, _parent in side.run(side.thread_keys(tid)) if ns == "")

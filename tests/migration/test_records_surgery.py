@@ -18,7 +18,7 @@ from checkpoint_base._migrate_msgpack import (
     ts_to_epoch,
     uuid6_epoch,
 )
-from checkpoint_base._migrate_side import parents_first
+from checkpoint_base._migrate_side import keys_parents_first
 
 SERDE = JsonPlusSerializer()
 
@@ -104,6 +104,11 @@ def _row(cid: str, parent: str | None, ns: str = "") -> CheckpointRow:
     )
 
 
+def _link(row: CheckpointRow) -> tuple[str, str, str | None]:
+    rec = row.checkpoint
+    return rec.checkpoint_ns, rec.checkpoint_id, rec.parent_checkpoint_id
+
+
 def test_parents_first_even_when_ids_do_not_sort_by_time() -> None:
     rows = [
         _row("b", "c"),
@@ -112,7 +117,7 @@ def test_parents_first_even_when_ids_do_not_sort_by_time() -> None:
         _row("z", None, "sub"),
         _row("y", "z", "sub"),
     ]
-    order = [r.checkpoint.checkpoint_id for r in parents_first(rows)]
+    order = [cid for _ns, cid in keys_parents_first(map(_link, rows))]
     assert order.index("c") < order.index("b") < order.index("a")
     assert order.index("z") < order.index("y")
     assert sorted(order) == ["a", "b", "c", "y", "z"]
@@ -120,4 +125,4 @@ def test_parents_first_even_when_ids_do_not_sort_by_time() -> None:
 
 def test_parents_first_survives_a_loop_of_parent_links() -> None:
     rows = [_row("a", "b"), _row("b", "a")]
-    assert sorted(r.checkpoint.checkpoint_id for r in parents_first(rows)) == ["a", "b"]
+    assert sorted(cid for _ns, cid in keys_parents_first(map(_link, rows))) == ["a", "b"]
