@@ -245,9 +245,12 @@ class Backend(ABC):
         return records
 
     def _pages(
-        self, query: ListQuery, take: Callable[[list[CheckpointRow]], None], size: int = 0
+        self,
+        query: ListQuery,
+        take: Callable[[list[CheckpointRow]], None],
+        size: int = _SCAN_PAGE,
     ) -> Plan[None]:
-        size = size or _SCAN_PAGE
+        """Every row matching `query`, handed to `take` a page of `size` at a time."""
         cursor = None
         while True:
             page = yield from self.list_page(dataclasses.replace(query, cursor=cursor, limit=size))
