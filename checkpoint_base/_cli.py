@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Sequence
 
 from ._errors import CheckpointerError, StorageUnavailableError, UnknownBackendError
+from .serde import SerializationError
 
 __all__ = ["main"]
 
@@ -89,7 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ncheckpointers {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (CheckpointerError, ImportError, OSError, sqlite3.Error, ValueError) as exc:
+    except (
+        CheckpointerError,
+        ImportError,
+        OSError,
+        sqlite3.Error,
+        ValueError,
+        SerializationError,
+    ) as exc:
         if args.debug:
             traceback.print_exc()
         kind = "unreachable" if isinstance(exc, StorageUnavailableError) else "error"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -28,7 +29,7 @@ from ._convert import (
     encode_metadata,
     raise_if_damaged,
 )
-from ._errors import StorageError
+from ._errors import ConfigError, StorageError
 from ._migrate_msgpack import (
     JSONPLUS_READS,
     for_jsonplus,
@@ -36,6 +37,7 @@ from ._migrate_msgpack import (
     pack_plain,
     ts_to_epoch,
     uuid6_epoch,
+    value_of,
 )
 from ._migrate_side import AsyncLock, Key, Link, Side, SqlMany, SqlQuery, ids_by_namespace
 from ._plan import Plan, arun, run
@@ -283,13 +285,25 @@ class LangGraphPostgresSide(Side):
         try:
             for row in rows:
                 rec = row.checkpoint
+                change = jsonb_change(decode_metadata(rec.metadata))
+                if change is not None:
+                    raise ConfigError(
+                        f"the metadata of checkpoint {rec.checkpoint_id!r} (namespace "
+                        f"{rec.checkpoint_ns!r}) of thread {rec.thread_id!r} cannot go into "
+                        f"LangGraph's PostgreSQL storage unchanged, whose metadata column is "
+                        f"JSONB: {change}. Keep the thread in a store of this package "
+                        "(sqlite://, postgresql://, redis://), which holds metadata exactly, or "
+                        "store that value differently (a number as a string, say)."
+                    )
                 for b in row.blobs:
                     if b.type == EMPTY:
                         blobs.append(
                             (b.thread_id, b.checkpoint_ns, b.channel, b.version, EMPTY, None)
                         )
                         continue
-                    typed = for_jsonplus(b.type, as_bytes(b.data), serde, self.serde)
+                    typed = for_jsonplus(
+                        b.type, as_bytes(b.data), serde, self.serde, value_of(rec, b.channel)
+                    )
                     blobs.append((b.thread_id, b.checkpoint_ns, b.channel, b.version, *typed))
                 body = dict(serde.loads_typed((rec.type, rec.checkpoint)))
                 body["channel_values"] = {}
@@ -316,6 +330,46 @@ class LangGraphPostgresSide(Side):
         ):
             if params:
                 yield SqlMany(sql, params)
+
+
+def jsonb_change(value: Any, path: str = "metadata") -> str | None:
+    """What of JSON `value` a JSONB column would refuse or give back changed, in words; None
+    when it keeps all of it.
+
+    JSONB refuses a NUL character and a lone surrogate (in a key or a string). It keeps numbers
+    as `numeric`, which has no -0.0, and prints a float that JSON wrote with an exponent and no
+    fraction (from 1e16 on) as digits, which read back as an int.
+    """
+    if isinstance(value, str):
+        return _jsonb_text(value, f"{path}, a string,")
+    if isinstance(value, float):
+        if value == 0.0 and math.copysign(1.0, value) < 0:
+            return f"{path} is -0.0, which comes back as 0.0"
+        if math.isfinite(value) and abs(value) >= 1e16:
+            return f"{path} is the float {value!r}, which comes back as the int {int(value)}"
+        return None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            change = jsonb_change(item, f"{path}[{i}]")
+            if change is not None:
+                return change
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            change = _jsonb_text(str(key), f"{path} has a key {key!r} that") or jsonb_change(
+                item, f"{path}[{key!r}]"
+            )
+            if change is not None:
+                return change
+    return None
+
+
+def _jsonb_text(text: str, what: str) -> str | None:
+    if "\x00" in text:
+        return f"{what} holds a NUL character (\\u0000), which JSONB refuses"
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        return f"{what} holds a lone surrogate, which JSONB refuses"
+    return None
 
 
 def _versions(body_text: str) -> list[tuple[str, str]]:

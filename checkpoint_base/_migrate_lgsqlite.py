@@ -26,6 +26,7 @@ from ._convert import (
 from ._errors import StorageError
 from ._migrate_msgpack import (
     JSONPLUS_READS,
+    KEEP_IT,
     compose_checkpoint,
     for_jsonplus,
     jsonplus_write_rows,
@@ -33,6 +34,7 @@ from ._migrate_msgpack import (
     standalone_value,
     ts_to_epoch,
     uuid6_epoch,
+    value_of,
 )
 from ._migrate_side import AsyncLock, Key, Link, Side, SqlMany, SqlQuery, ids_by_namespace
 from ._plan import Plan, arun, run
@@ -45,6 +47,7 @@ from ._records import (
     WriteRecord,
     as_bytes,
 )
+from .serde import UnsupportedTypeError
 
 __all__ = ["LangGraphSqliteSide"]
 
@@ -318,8 +321,16 @@ class LangGraphSqliteSide(Side):
         values = {}
         for channel, version in rec.channel_versions.items():
             blob = blobs.get((channel, version))
-            if blob is not None and blob.type != EMPTY:
-                values[channel] = for_jsonplus(blob.type, as_bytes(blob.data), serde, self.serde)
+            if blob is None or blob.type == EMPTY:
+                continue
+            what = value_of(rec, channel)
+            if blob.type == "bytearray":
+                raise UnsupportedTypeError(
+                    f"{what} cannot go into LangGraph's SQLite storage unchanged: it is a "
+                    "bytearray, and that format keeps channel values inside the checkpoint's "
+                    f"msgpack, where a bytearray reads back as bytes. {KEEP_IT}."
+                )
+            values[channel] = for_jsonplus(blob.type, as_bytes(blob.data), serde, self.serde, what)
         body_type, body = rec.type, rec.checkpoint
         if body_type != "msgpack":  # another serializer's format: the body is plain data
             body_type, body = self.serde.dumps_typed(serde.loads_typed((body_type, body)))

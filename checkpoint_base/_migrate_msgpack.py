@@ -9,7 +9,9 @@ tag) reach the target unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,13 +19,16 @@ from typing import Any
 import msgpack
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ._records import WriteRecord, uuid6_epoch
+from ._records import CheckpointRecord, WriteRecord, uuid6_epoch
+from .serde import UnsupportedTypeError
 
 __all__ = [
     "JSONPLUS_READS",
     "JSONPLUS_TAGS",
+    "KEEP_IT",
     "SplitCheckpoint",
     "compose_checkpoint",
+    "first_change",
     "for_jsonplus",
     "jsonplus_write_rows",
     "pack_plain",
@@ -31,6 +36,7 @@ __all__ = [
     "standalone_value",
     "ts_to_epoch",
     "uuid6_epoch",
+    "value_of",
 ]
 
 JSONPLUS_TAGS = frozenset({"msgpack", "null", "bytes", "bytearray"})
@@ -186,6 +192,10 @@ def jsonplus_write_rows(
     them: `(thread, ns, checkpoint, task, task_path, idx, channel, type, data)`; special
     writes (idx < 0, which replace) to `upserts`, the others to `inserts`."""
     for w in writes:
+        what = (
+            f"the write to channel {w.channel!r} of task {w.task_id!r} on checkpoint "
+            f"{w.checkpoint_id!r} of thread {w.thread_id!r}"
+        )
         (upserts if w.idx < 0 else inserts).append(
             (
                 w.thread_id,
@@ -195,23 +205,137 @@ def jsonplus_write_rows(
                 w.task_path,
                 w.idx,
                 w.channel,
-                *for_jsonplus(w.type, w.data, source, jsonplus),
+                *for_jsonplus(w.type, w.data, source, jsonplus, what),
             )
         )
 
 
+def value_of(checkpoint: CheckpointRecord, channel: str) -> str:
+    """How a refusal names the value of one channel of a checkpoint."""
+    return (
+        f"the value of channel {channel!r} in checkpoint {checkpoint.checkpoint_id!r} "
+        f"(namespace {checkpoint.checkpoint_ns!r}) of thread {checkpoint.thread_id!r}"
+    )
+
+
+KEEP_IT = (
+    "Keep the thread in a store of this package (sqlite://, postgresql://, redis://), which "
+    "holds the value exactly, or change the graph's state to types LangGraph's serializer keeps"
+)
+"""The way out that a refusal of export to LangGraph's storage offers."""
+
+
 def for_jsonplus(
-    type_: str, data: bytes, source: SerializerProtocol, jsonplus: SerializerProtocol
+    type_: str, data: bytes, source: SerializerProtocol, jsonplus: SerializerProtocol, what: str
 ) -> tuple[str, bytes]:
     """A stored value as LangGraph's `JsonPlusSerializer` can read it.
 
     Values it reads keep their bytes; any other (our own format, say) is decoded with the
-    serializer that wrote it and encoded with `jsonplus`.
+    serializer that wrote it and encoded with `jsonplus`, which must read it back unchanged
+    (a value it cannot rebuild comes back as something else, for one), except for tuples: it
+    writes every tuple as a msgpack array, which comes back a list. LangGraph's own savers
+    store every tuple that way, LangGraph reads either (its interrupts are a tuple, and so
+    is a message given as `("user", "hi")`, in the input of nearly every thread), so a tuple
+    that comes back a list with the same items is let through.
+
+    Raises:
+        UnsupportedTypeError: `jsonplus` would give the value (`what`) back changed, or could
+            not read back what it wrote.
     """
     if type_ in JSONPLUS_READS:
         return type_, data
-    typed: tuple[str, bytes] = jsonplus.dumps_typed(source.loads_typed((type_, data)))
+    value = source.loads_typed((type_, data))
+    typed: tuple[str, bytes] = jsonplus.dumps_typed(value)
+    try:
+        back = jsonplus.loads_typed(typed)
+    except Exception as exc:  # any failure to read back is the refusal's cause
+        raise UnsupportedTypeError(
+            f"{what} cannot go into LangGraph's storage: its serializer cannot read back what "
+            f"it writes for it ({type(exc).__name__}: {exc}). {KEEP_IT}."
+        ) from exc
+    try:
+        change = first_change(value, back, lists_for_tuples=True)
+    except RecursionError:  # nested past what this walk can follow: not judged
+        change = None
+    if change is not None:
+        raise UnsupportedTypeError(
+            f"{what} cannot go into LangGraph's storage unchanged: with its serializer, "
+            f"{change}. {KEEP_IT}."
+        )
     return typed
+
+
+def first_change(
+    before: Any, after: Any, path: str = "value", *, lists_for_tuples: bool = False
+) -> str | None:
+    """Where `after` (a value read back) differs from `before`, in type or in value, in words;
+    None when nothing differs that this can tell.
+
+    Containers are compared item by item with their exact types (a tuple is not a list,
+    bytes are not a bytearray, 1 is not 1.0, -0.0 is not 0.0), dataclasses and pydantic
+    models field by field, anything else by its own `==`. A type without an equality of its
+    own, or whose `==` does not answer with a bool (a numpy array), is not judged. With
+    `lists_for_tuples`, a tuple may come back as a list of the same items.
+    """
+    alike = lists_for_tuples and type(before) is tuple and type(after) is list
+    if type(before) is not type(after) and not alike:
+        return f"{path}, a {type(before).__name__}, comes back as a {type(after).__name__}"
+    if isinstance(before, float):
+        if math.isnan(before) and math.isnan(after):
+            return None
+        if before == after and math.copysign(1.0, before) == math.copysign(1.0, after):
+            return None
+        return f"{path}, {before!r}, comes back as {after!r}"
+    if isinstance(before, (list, tuple)):
+        if len(before) != len(after):
+            return f"{path} has {len(before)} items and comes back with {len(after)}"
+        for i, (x, y) in enumerate(zip(before, after, strict=True)):
+            change = first_change(x, y, f"{path}[{i}]", lists_for_tuples=lists_for_tuples)
+            if change is not None:
+                return change
+        return None
+    if isinstance(before, dict):
+        return _first_change_in(before, after, path, lists_for_tuples=lists_for_tuples)
+    if dataclasses.is_dataclass(before):
+        fields = {f.name: getattr(before, f.name) for f in dataclasses.fields(before)}
+        again = {f.name: getattr(after, f.name) for f in dataclasses.fields(after)}
+        return _first_change_in(fields, again, path, lists_for_tuples, attributes=True)
+    if hasattr(type(before), "model_fields") or hasattr(type(before), "__fields__"):
+        # A pydantic model: its fields are its __dict__.
+        return _first_change_in(vars(before), vars(after), path, lists_for_tuples, attributes=True)
+    if getattr(type(before), "__eq__", None) is object.__eq__:  # equal only to itself
+        return None
+    try:
+        same = before == after
+    except Exception:  # an equality that fails cannot judge
+        return None
+    if not isinstance(same, bool) or same:
+        return None
+    return f"{path} ({type(before).__name__}) comes back different"
+
+
+def _first_change_in(
+    before: Mapping[Any, Any],
+    after: Mapping[Any, Any],
+    path: str,
+    lists_for_tuples: bool,
+    *,
+    attributes: bool = False,
+) -> str | None:
+    keys = {key: key for key in after}  # 1, 1.0 and True are one dict key: tell them apart
+    for key, value in before.items():
+        at = f"{path}.{key}" if attributes else f"{path}[{key!r}]"
+        if key not in keys:
+            return f"{path} loses its {'attribute' if attributes else 'key'} {key!r}"
+        if type(keys[key]) is not type(key):
+            return f"{path}'s key {key!r} comes back as {keys[key]!r}"
+        change = first_change(value, after[key], at, lists_for_tuples=lists_for_tuples)
+        if change is not None:
+            return change
+    for key in after:
+        if key not in before:
+            return f"{path} gains {'an attribute' if attributes else 'a key'} {key!r}"
+    return None
 
 
 def ts_to_epoch(ts: Any) -> float | None:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from checkpoint_sqlite import SqliteSaver
+
+from ..conformance.builders import checkpoint, config
 from .conftest import Cli, Filled, assert_one_line_error
 
 
@@ -148,3 +151,16 @@ def test_postgres_url_schema_and_a_bad_parameter(cli: Cli) -> None:
     assert listed.status == 0, listed.err
     bad = cli("threads", f"{base}{joiner}shema={name}")
     assert_one_line_error(bad, "malformed PostgreSQL URL", "shema")
+
+
+def test_an_export_langgraph_storage_cannot_hold_is_refused_in_one_line(
+    cli: Cli, tmp_path: Path
+) -> None:
+    source = tmp_path / "ours.db"
+    with SqliteSaver.from_conn_string(str(source)) as saver:
+        saver.put(config("t1"), checkpoint({"raw": bytearray(b"x")}), {}, {"raw": 1})
+    result = cli("migrate", f"sqlite:///{source}", f"langgraph-sqlite:///{tmp_path / 'lg.db'}")
+    assert_one_line_error(
+        result, "error: the value of channel 'raw'", "of thread 't1'", "it is a bytearray"
+    )
+    assert "unexpected" not in result.err
