@@ -9,6 +9,7 @@ tag) reach the target unchanged.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import math
@@ -239,13 +240,19 @@ def for_jsonplus(
     that comes back a list with the same items is let through.
 
     Raises:
-        UnsupportedTypeError: `jsonplus` would give the value (`what`) back changed, or could
-            not read back what it wrote.
+        UnsupportedTypeError: `jsonplus` cannot write the value (`what`), or would give it
+            back changed, or could not read back what it wrote.
     """
     if type_ in JSONPLUS_READS:
         return type_, data
     value = source.loads_typed((type_, data))
-    typed: tuple[str, bytes] = jsonplus.dumps_typed(value)
+    try:
+        typed: tuple[str, bytes] = jsonplus.dumps_typed(value)
+    except Exception as exc:  # what it cannot write, its saver could not store either
+        raise UnsupportedTypeError(
+            f"{what} cannot go into LangGraph's storage: its serializer cannot write it "
+            f"({type(exc).__name__}: {exc}). {KEEP_IT}."
+        ) from exc
     try:
         back = jsonplus.loads_typed(typed)
     except Exception as exc:  # any failure to read back is the refusal's cause
@@ -286,7 +293,7 @@ def first_change(
         if before == after and math.copysign(1.0, before) == math.copysign(1.0, after):
             return None
         return f"{path}, {before!r}, comes back as {after!r}"
-    if isinstance(before, (list, tuple)):
+    if isinstance(before, (list, tuple, collections.deque)):
         if len(before) != len(after):
             return f"{path} has {len(before)} items and comes back with {len(after)}"
         for i, (x, y) in enumerate(zip(before, after, strict=True)):

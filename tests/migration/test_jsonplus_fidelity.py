@@ -9,6 +9,7 @@ refuses a few JSON values: `jsonb_change` names them before anything is written.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from typing import Any
@@ -66,6 +67,7 @@ CHANGES = [
     ({"a": 1}, {"a": 1, "b": 2}, "value gains a key 'b'"),
     ([1, 2], [1], "value has 2 items and comes back with 1"),
     (_Pair(1, [2]), _Pair(1, [3]), "value.right[0] (int) comes back different"),
+    (collections.deque([1]), collections.deque([1.0]), "value[0], a int, comes back as a float"),
     (HumanMessage("a", id="h"), HumanMessage("b", id="h"), "value.content (str) comes back"),
     (u.Plan(["a"]), {"steps": ["a"]}, "value, a Plan, comes back as a dict"),
 ]
@@ -129,6 +131,16 @@ def test_a_value_that_cannot_be_read_back_is_refused_with_the_cause() -> None:
     with pytest.raises(UnsupportedTypeError, match="cannot rebuild it") as caught:
         for_jsonplus(type_, data, default_serde(), _Changes(fail), "the write to channel 'w'")
     assert isinstance(caught.value.__cause__, TypeError)
+
+
+def test_a_value_langgraph_cannot_write_is_refused_with_what_and_the_cause() -> None:
+    type_, data = _ours([10**40])  # ormsgpack, under JsonPlusSerializer, packs 64-bit ints
+    with pytest.raises(UnsupportedTypeError) as caught:
+        for_jsonplus(type_, data, default_serde(), JsonPlusSerializer(), "the value of 'big'")
+    message = str(caught.value)
+    assert message.startswith("the value of 'big' cannot go into LangGraph's storage: its")
+    assert "cannot write it" in message and KEEP_IT in message
+    assert caught.value.__cause__ is not None
 
 
 def test_values_of_real_graphs_go_through_unrefused() -> None:
