@@ -272,6 +272,10 @@ def for_jsonplus(
     return typed
 
 
+_EXACT = frozenset({str, int, bool, bytes, type(None)})
+"""Types whose `==` with a value of the same type is exact."""
+
+
 def first_change(
     before: Any, after: Any, path: str = "value", *, lists_for_tuples: bool = False
 ) -> str | None:
@@ -284,8 +288,11 @@ def first_change(
     own, or whose `==` does not answer with a bool (a numpy array), is not judged. With
     `lists_for_tuples`, a tuple may come back as a list of the same items.
     """
-    alike = lists_for_tuples and type(before) is tuple and type(after) is list
-    if type(before) is not type(after) and not alike:
+    kind = type(before)
+    if kind in _EXACT and kind is type(after):  # the leaves, most of a value: one comparison
+        return None if before == after else f"{path}, {before!r:.60}, comes back as {after!r:.60}"
+    alike = lists_for_tuples and kind is tuple and type(after) is list
+    if kind is not type(after) and not alike:
         return f"{path}, a {type(before).__name__}, comes back as a {type(after).__name__}"
     if isinstance(before, float):
         if math.isnan(before) and math.isnan(after):
@@ -329,14 +336,18 @@ def _first_change_in(
     *,
     attributes: bool = False,
 ) -> str | None:
-    keys = {key: key for key in after}  # 1, 1.0 and True are one dict key: tell them apart
+    # 1, 1.0 and True are one dict key: tell them apart (attribute names are all str)
+    keys = None if attributes else {key: key for key in after}
     for key, value in before.items():
-        at = f"{path}.{key}" if attributes else f"{path}[{key!r}]"
-        if key not in keys:
+        if key not in after:
             return f"{path} loses its {'attribute' if attributes else 'key'} {key!r}"
-        if type(keys[key]) is not type(key):
+        if keys is not None and type(keys[key]) is not type(key):
             return f"{path}'s key {key!r} comes back as {keys[key]!r}"
-        change = first_change(value, after[key], at, lists_for_tuples=lists_for_tuples)
+        again = after[key]
+        if type(value) in _EXACT and type(again) is type(value) and value == again:
+            continue
+        at = f"{path}.{key}" if attributes else f"{path}[{key!r}]"
+        change = first_change(value, again, at, lists_for_tuples=lists_for_tuples)
         if change is not None:
             return change
     for key in after:

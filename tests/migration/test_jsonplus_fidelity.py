@@ -66,10 +66,11 @@ CHANGES = [
     ({1: "a"}, {"1": "a"}, "value loses its key 1"),
     ({"a": 1}, {"a": 1, "b": 2}, "value gains a key 'b'"),
     ([1, 2], [1], "value has 2 items and comes back with 1"),
-    (_Pair(1, [2]), _Pair(1, [3]), "value.right[0] (int) comes back different"),
+    (_Pair(1, [2]), _Pair(1, [3]), "value.right[0], 2, comes back as 3"),
     (collections.deque([1]), collections.deque([1.0]), "value[0], a int, comes back as a float"),
-    (HumanMessage("a", id="h"), HumanMessage("b", id="h"), "value.content (str) comes back"),
+    (HumanMessage("a", id="h"), HumanMessage("b", id="h"), "value.content, 'a', comes back as 'b'"),
     (u.Plan(["a"]), {"steps": ["a"]}, "value, a Plan, comes back as a dict"),
+    ({1, 2}, {1, 3}, "value (set) comes back different"),
 ]
 
 
