@@ -315,8 +315,12 @@ def first_change(
         again = {f.name: getattr(after, f.name) for f in dataclasses.fields(after)}
         return _first_change_in(fields, again, path, lists_for_tuples, attributes=True)
     if hasattr(type(before), "model_fields") or hasattr(type(before), "__fields__"):
-        # A pydantic model: its fields are its __dict__.
-        return _first_change_in(vars(before), vars(after), path, lists_for_tuples, attributes=True)
+        # A pydantic model: its fields are its __dict__, v2's extra fields a dict beside it.
+        extra = getattr(before, "__pydantic_extra__", None) or {}
+        again = getattr(after, "__pydantic_extra__", None) or {}
+        return _first_change_in(
+            vars(before), vars(after), path, lists_for_tuples, attributes=True
+        ) or _first_change_in(extra, again, path, lists_for_tuples, attributes=True)
     if getattr(type(before), "__eq__", None) is object.__eq__:  # equal only to itself
         return None
     try:

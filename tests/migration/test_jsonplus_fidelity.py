@@ -71,6 +71,8 @@ CHANGES = [
     (HumanMessage("a", id="h"), HumanMessage("b", id="h"), "value.content, 'a', comes back as 'b'"),
     (u.Plan(["a"]), {"steps": ["a"]}, "value, a Plan, comes back as a dict"),
     ({1, 2}, {1, 3}, "value (set) comes back different"),
+    (u.Open(a=1, more=(2,)), u.Open(a=1, more=[2]), "value.more, a tuple, comes back as a list"),
+    (u.Open(a=1, more=2), u.Open(a=1), "value loses its attribute 'more'"),
 ]
 
 
