@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
+import decimal
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -284,9 +285,10 @@ def first_change(
 
     Containers are compared item by item with their exact types (a tuple is not a list,
     bytes are not a bytearray, 1 is not 1.0, -0.0 is not 0.0), dataclasses and pydantic
-    models field by field, anything else by its own `==`. A type without an equality of its
-    own, or whose `==` does not answer with a bool (a numpy array), is not judged. With
-    `lists_for_tuples`, a tuple may come back as a list of the same items.
+    models field by field (not which fields were set), datetimes with their `fold` and time
+    zone, decimals with their exponent, anything else by its own `==`. A type without an
+    equality of its own, or whose `==` does not answer with a bool (a numpy array), is not
+    judged. With `lists_for_tuples`, a tuple may come back as a list of the same items.
     """
     kind = type(before)
     if kind in _EXACT and kind is type(after):  # the leaves, most of a value: one comparison
@@ -300,9 +302,16 @@ def first_change(
         if before == after and math.copysign(1.0, before) == math.copysign(1.0, after):
             return None
         return f"{path}, {before!r}, comes back as {after!r}"
+    if isinstance(before, (datetime.datetime, datetime.time)):
+        return _time_change(before, after, path)
+    if isinstance(before, decimal.Decimal):  # 1.0 and 1.00 are equal, and print differently
+        same = before.as_tuple() == after.as_tuple()
+        return None if same else f"{path}, {before!r}, comes back as {after!r}"
     if isinstance(before, (list, tuple, collections.deque)):
         if len(before) != len(after):
             return f"{path} has {len(before)} items and comes back with {len(after)}"
+        if isinstance(before, collections.deque) and before.maxlen != after.maxlen:
+            return f"{path}, a deque of maxlen {before.maxlen}, comes back with {after.maxlen}"
         for i, (x, y) in enumerate(zip(before, after, strict=True)):
             change = first_change(x, y, f"{path}[{i}]", lists_for_tuples=lists_for_tuples)
             if change is not None:
@@ -321,6 +330,11 @@ def first_change(
         return _first_change_in(
             vars(before), vars(after), path, lists_for_tuples, attributes=True
         ) or _first_change_in(extra, again, path, lists_for_tuples, attributes=True)
+    slots = _slots(kind)
+    if slots:  # a class of named slots, such as LangGraph's Send: each slot, as a field
+        fields = {name: getattr(before, name, _UNSET) for name in slots}
+        again = {name: getattr(after, name, _UNSET) for name in slots}
+        return _first_change_in(fields, again, path, lists_for_tuples, attributes=True)
     if getattr(type(before), "__eq__", None) is object.__eq__:  # equal only to itself
         return None
     try:
@@ -330,6 +344,37 @@ def first_change(
     if not isinstance(same, bool) or same:
         return None
     return f"{path} ({type(before).__name__}) comes back different"
+
+
+_UNSET = object()
+
+
+_SLOTS: dict[type, tuple[str, ...]] = {}  # one entry per class met: classes are few
+
+
+def _slots(cls: type) -> tuple[str, ...]:
+    """The slot names of a class that keeps its state in slots only (no `__dict__`)."""
+    known = _SLOTS.get(cls)
+    if known is not None:
+        return known
+    names: list[str] = []
+    if hasattr(cls, "__slots__") and "__dict__" not in dir(cls):
+        for klass in cls.__mro__:
+            declared = klass.__dict__.get("__slots__", ())
+            names.extend((declared,) if isinstance(declared, str) else declared)
+    found = _SLOTS[cls] = tuple(n for n in names if n not in ("__dict__", "__weakref__"))
+    return found
+
+
+def _time_change(before: Any, after: Any, path: str) -> str | None:
+    """A datetime or time: the wall clock, `fold`, and the time zone itself (two zones with the
+    same offset now differ at another date: a `ZoneInfo` is not a fixed offset)."""
+    if before.replace(tzinfo=None) != after.replace(tzinfo=None) or before.fold != after.fold:
+        return f"{path}, {before!r}, comes back as {after!r}"
+    zone, again = before.tzinfo, after.tzinfo
+    if type(zone) is not type(again) or zone != again:
+        return f"{path}'s time zone, {zone!r}, comes back as {again!r}"
+    return None
 
 
 def _first_change_in(

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime as dt
+import decimal
 import math
+import zoneinfo
 from typing import Any
 
 import pytest
@@ -57,6 +60,9 @@ def test_first_change_finds_nothing_in_an_equal_copy(value: Any) -> None:
     assert first_change(value, copy) is None
 
 
+_NY_TIME = dt.datetime(2024, 7, 1, 12, tzinfo=zoneinfo.ZoneInfo("America/New_York"))
+_OFFSET = dt.timezone(dt.timedelta(hours=-4))  # New York's offset that day: same instant
+
 CHANGES = [
     ((1, 2), [1, 2], "value, a tuple, comes back as a list"),
     ([1], [1.0], "value[0], a int, comes back as a float"),
@@ -73,6 +79,11 @@ CHANGES = [
     ({1, 2}, {1, 3}, "value (set) comes back different"),
     (u.Open(a=1, more=(2,)), u.Open(a=1, more=[2]), "value.more, a tuple, comes back as a list"),
     (u.Open(a=1, more=2), u.Open(a=1), "value loses its attribute 'more'"),
+    (_NY_TIME, _NY_TIME.astimezone(_OFFSET), "value's time zone, zoneinfo.ZoneInfo(key="),
+    (dt.datetime(2024, 1, 1, fold=1), dt.datetime(2024, 1, 1), "value, datetime.datetime(20"),
+    (decimal.Decimal("1.0"), decimal.Decimal("1.00"), "value, Decimal('1.0'), comes back as"),
+    (collections.deque([1], 2), collections.deque([1]), "a deque of maxlen 2, comes back with"),
+    (Send("n", _NY_TIME), Send("n", _NY_TIME.astimezone(_OFFSET)), "value.arg's time zone"),
 ]
 
 
