@@ -141,7 +141,7 @@ class AsyncPostgresExecutor:
             return await self._drive(plan, state)
         finally:
             if state.held:
-                await self._pool.putconn(state.conn)
+                await self._give_back(state.conn)
 
     def moved_loop(self) -> None:
         """The saver moved to another event loop, the last one stopped: the lock was bound
@@ -271,12 +271,23 @@ class AsyncPostgresExecutor:
         await state.rollback()
         if self._pool is not None:
             state.held = False
-            await self._pool.putconn(state.conn)  # a broken connection is discarded
+            await self._give_back(state.conn)  # a broken connection is discarded
             await self._pool.check()  # the others likely died with it (server restart)
             state.conn = await self._pool.getconn()
             state.held = True
         else:
             state.conn = await self._reconnect(state.conn)
+
+    async def _give_back(self, conn: AConn) -> None:
+        """Return a pooled connection, whatever cancels the caller meanwhile.
+
+        psycopg_pool's `putconn` waits for the pool's lock (and may roll back or close the
+        connection) before the connection is back: a cancellation landing there dropped it,
+        and the pool counted it as taken for ever. The return runs shielded; the caller's
+        cancellation still reaches the caller.
+        """
+        assert self._pool is not None
+        await asyncio.shield(self._pool.putconn(conn))
 
     async def _reconnect(self, old: AConn) -> AConn:
         """A new connection with the settings of `old`, which the executor then owns."""

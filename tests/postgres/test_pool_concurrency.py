@@ -174,3 +174,49 @@ def test_a_blocked_writer_does_not_block_the_others(
     got = pool_saver.get_tuple(config(blocked_thread))
     assert got is not None and got.metadata.get("late") is True
     assert len(list(pool_saver.list(config(free_thread)))) == 5
+
+
+async def test_a_call_cancelled_while_it_returns_its_connection_still_returns_it(
+    pg_url: str, schema: str
+) -> None:
+    """psycopg_pool's `putconn` waits for the pool's lock to put the connection back: a
+    cancellation that lands there would drop the connection, and the pool would count it as
+    taken for ever (the cancellation suite's leak check caught it once, under load). The
+    saver shields the return."""
+    pool = AsyncConnectionPool(pg_url, min_size=2, max_size=2, kwargs=CONN_KWARGS, open=False)
+    async with pool, AsyncPostgresSaver(pool, schema=schema) as saver:
+        await saver.asetup()
+        stored = await saver.aput(config(unique()), checkpoint({"v": 1}), {}, {"v": 1})
+        got, go, returning = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        take, put_back = pool.getconn, pool.putconn
+
+        async def getconn(timeout: float | None = None) -> object:
+            conn = await take(timeout)
+            got.set()
+            await go.wait()  # until the test holds the pool's lock
+            return conn
+
+        async def putconn(conn: object) -> None:
+            returning.set()
+            await put_back(conn)  # type: ignore[arg-type]
+
+        pool.getconn, pool.putconn = getconn, putconn  # type: ignore[method-assign,assignment]
+        call = asyncio.ensure_future(saver.aget_tuple(stored))
+        await asyncio.wait_for(got.wait(), 10)
+        async with pool._lock:  # the pool is busy: putconn waits for its lock
+            go.set()
+            await asyncio.wait_for(returning.wait(), 10)
+            await asyncio.sleep(0.05)  # it waits in there, holding the connection
+            call.cancel()
+            await asyncio.sleep(0.05)
+        pool.getconn, pool.putconn = take, put_back  # type: ignore[method-assign]
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        for _ in range(100):
+            stats = pool.get_stats()
+            if stats["pool_size"] == stats["pool_available"]:
+                break
+            await asyncio.sleep(0.02)
+        stats = pool.get_stats()
+        assert stats["pool_size"] == stats["pool_available"] == 2, stats
+        assert await saver.aget_tuple(stored) is not None
