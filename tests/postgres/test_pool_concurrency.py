@@ -4,6 +4,7 @@ another (no saver-wide lock)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -180,9 +181,10 @@ async def test_a_call_cancelled_while_it_returns_its_connection_still_returns_it
     pg_url: str, schema: str
 ) -> None:
     """psycopg_pool's `putconn` waits for the pool's lock to put the connection back: a
-    cancellation that lands there would drop the connection, and the pool would count it as
-    taken for ever (the cancellation suite's leak check caught it once, under load). The
-    saver shields the return."""
+    cancellation that landed there dropped the connection, and the pool counted it as taken
+    for ever (the cancellation suite's leak check caught it once, under load). The saver
+    returns connections on a task of their own, which the caller's cancellation cannot
+    reach: the call has its answer (or is cancelled) and every connection comes back."""
     pool = AsyncConnectionPool(pg_url, min_size=2, max_size=2, kwargs=CONN_KWARGS, open=False)
     async with pool, AsyncPostgresSaver(pool, schema=schema) as saver:
         await saver.asetup()
@@ -210,8 +212,8 @@ async def test_a_call_cancelled_while_it_returns_its_connection_still_returns_it
             call.cancel()
             await asyncio.sleep(0.05)
         pool.getconn, pool.putconn = take, put_back  # type: ignore[method-assign]
-        with pytest.raises(asyncio.CancelledError):
-            await call
+        with contextlib.suppress(asyncio.CancelledError):
+            assert await call is not None  # it had its answer before the cancellation
         for _ in range(100):
             stats = pool.get_stats()
             if stats["pool_size"] == stats["pool_available"]:
