@@ -177,8 +177,10 @@ class AsyncPostgresExecutor:
     async def aclose(self) -> None:
         """Wait for the connections on their way back to the pool; close the pool or
         connection if the saver created it."""
-        if self._returning:
-            await asyncio.gather(*self._returning, return_exceptions=True)
+        loop = asyncio.get_running_loop()  # a return left on a stopped loop never ends
+        returning = [task for task in self._returning if task.get_loop() is loop]
+        if returning:
+            await asyncio.gather(*returning, return_exceptions=True)
         if not self._owned:
             return
         if self._pool is not None:
