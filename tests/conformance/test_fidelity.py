@@ -18,7 +18,7 @@ import fractions
 import itertools
 import math
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -485,17 +485,25 @@ def test_migration_ring_is_exact_or_refuses(
 # -- 4b. LangGraph's official storage: there and back -----------------------------------------
 
 
+@contextmanager
+def _to_official(backend: str) -> Iterator[tuple[CheckpointSaver, Any]]:
+    """A MemorySaver that rebuilds the suite's types, and LangGraph's own saver over its
+    `backend` storage (the test skips when that target is not selected)."""
+    official = _official(backend)
+    if official is None or official.official_sync is None:
+        pytest.skip(f"the {backend} target is not selected")
+    with MemorySaver() as source, official.official_sync() as lg:
+        yield source.with_allowlist(ALLOWED), lg
+
+
 def _there_and_back(backend: str, value: Any, meta: dict[str, Any]) -> None:
     """Put in a MemorySaver, migrate to LangGraph's `backend` storage and back into a fresh one.
 
     Passes when the value and metadata come back exactly, or when the migration refuses with
     an error of this package (never a silent change).
     """
-    official = _official(backend)
-    if official is None or official.official_sync is None:
-        pytest.skip(f"the {backend} target is not selected")
-    with MemorySaver() as source, MemorySaver() as back, official.official_sync() as lg:
-        source, back = source.with_allowlist(ALLOWED), back.with_allowlist(ALLOWED)
+    with _to_official(backend) as (source, lg), MemorySaver() as back:
+        back = back.with_allowlist(ALLOWED)
         cfg = _put_thread(source, value, meta, [value])
         tid = cfg["configurable"]["thread_id"]
         try:
@@ -516,11 +524,7 @@ def test_what_the_official_saver_reads_back_is_what_we_held_or_export_refused(
     channel values in the checkpoint, a path the export's per-value check does not take).
     Judged as the export judges (`first_change`): a tuple may come back a list, as LangGraph's
     own savers give every tuple back; nothing else may change."""
-    official = _official(backend)
-    if official is None or official.official_sync is None:
-        pytest.skip(f"the {backend} target is not selected")
-    with MemorySaver() as source, official.official_sync() as lg:
-        source = source.with_allowlist(ALLOWED)
+    with _to_official(backend) as (source, lg):
         cfg = _put_thread(source, value, {}, [value])
         try:
             migrate(source, lg, threads=[cfg["configurable"]["thread_id"]])
@@ -603,11 +607,7 @@ REFUSED_BY_OFFICIAL = [
 def test_official_storage_refusal_names_the_value_and_the_way_out(
     backend: str, value: Any, meta: dict[str, Any], what: str, why: str
 ) -> None:
-    official = _official(backend)
-    if official is None or official.official_sync is None:
-        pytest.skip(f"the {backend} target is not selected")
-    with MemorySaver() as source, official.official_sync() as lg:
-        source = source.with_allowlist(ALLOWED)
+    with _to_official(backend) as (source, lg):
         tid = _put_thread(source, value, meta, [])["configurable"]["thread_id"]
         with pytest.raises((SerializationError, ConfigError)) as caught:
             migrate(source, lg, threads=[tid])
