@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ._backend import Backend, Capabilities, prune_fence
 from ._connect import BackendEntry, aconnect, connect, installed_schemes
+from ._convert import jsonb_refuses
 from ._errors import (
     CheckpointerError,
     ConfigError,
@@ -86,6 +87,7 @@ __all__ = [
     "connect",
     "default_serde",
     "installed_schemes",
+    "jsonb_refuses",
     "migrate",
     "prune_fence",
     "run",

@@ -32,6 +32,7 @@ __all__ = [
     "decode_metadata",
     "encode_metadata",
     "json_equal",
+    "jsonb_refuses",
     "matches_filter",
     "next_version",
     "normalize_filter",
@@ -261,6 +262,12 @@ def normalize_filter(filter: Mapping[str, Any] | None) -> dict[str, Any] | None:
     normalized = json.loads(encode_metadata(filter))
     assert isinstance(normalized, dict)
     return normalized
+
+
+def jsonb_refuses(ch: str) -> bool:
+    """Whether PostgreSQL's JSONB refuses the character in a string or key: NUL, or a
+    surrogate (JSON text can only bring one in unpaired)."""
+    return ch == "\x00" or "\ud800" <= ch <= "\udfff"
 
 
 def json_equal(a: Any, b: Any) -> bool:

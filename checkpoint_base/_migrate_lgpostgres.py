@@ -27,6 +27,7 @@ from ._convert import (
     UNREADABLE,
     decode_metadata,
     encode_metadata,
+    jsonb_refuses,
     raise_if_damaged,
 )
 from ._errors import ConfigError, StorageError
@@ -365,11 +366,11 @@ def jsonb_change(value: Any, path: str = "metadata") -> str | None:
 
 
 def _jsonb_text(text: str, what: str) -> str | None:
-    if "\x00" in text:
-        return f"{what} holds a NUL character (\\u0000), which JSONB refuses"
-    if any("\ud800" <= ch <= "\udfff" for ch in text):
-        return f"{what} holds a lone surrogate, which JSONB refuses"
-    return None
+    refused = next((ch for ch in text if jsonb_refuses(ch)), None)
+    if refused is None:
+        return None
+    kind = "a NUL character (\\u0000)" if refused == "\x00" else "a lone surrogate"
+    return f"{what} holds {kind}, which JSONB refuses"
 
 
 def _versions(body_text: str) -> list[tuple[str, str]]:

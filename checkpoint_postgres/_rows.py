@@ -25,6 +25,7 @@ from checkpoint_base import (
     DamagedDataError,
     ThreadInfo,
     WriteRecord,
+    jsonb_refuses,
     writes_only_thread,
 )
 
@@ -108,13 +109,9 @@ def _jsonb_safe(text: str) -> bool:
     return "\\u0000" not in text and "\\ud" not in text
 
 
-def _is_bad_char(ch: str) -> bool:
-    return ch == "\x00" or "\ud800" <= ch <= "\udfff"
-
-
 def _has_bad_char(value: Any) -> bool:
     if isinstance(value, str):
-        return any(_is_bad_char(ch) for ch in value)
+        return any(jsonb_refuses(ch) for ch in value)
     if isinstance(value, list):
         return any(_has_bad_char(v) for v in value)
     if isinstance(value, dict):
@@ -124,11 +121,11 @@ def _has_bad_char(value: Any) -> bool:
 
 def _strip(value: Any) -> Any:
     if isinstance(value, str):
-        return "".join(ch for ch in value if not _is_bad_char(ch))
+        return "".join(ch for ch in value if not jsonb_refuses(ch))
     if isinstance(value, list):
         return [_strip(v) for v in value]
     if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if not any(_is_bad_char(ch) for ch in k)}
+        return {k: _strip(v) for k, v in value.items() if not any(jsonb_refuses(ch) for ch in k)}
     return value
 
 
