@@ -55,8 +55,10 @@ class MsgpackSerializer:
         self._classes = classes
         self._resolver = Resolver(keys, classes)
         self._decoder = Decoder(self._resolver)
-        # with_allowlist results: LangGraph asks again on every invocation.
+        # with_allowlist results, by normalized entries and by the entries as given: LangGraph
+        # asks again on every invocation, with the same entries.
         self._children: dict[frozenset[type | tuple[str, str]], MsgpackSerializer] = {}
+        self._answers: dict[frozenset[Any], MsgpackSerializer] = {}
 
     @property
     def allowed(self) -> frozenset[tuple[str, str]]:
@@ -83,7 +85,25 @@ class MsgpackSerializer:
         Raises:
             TypeError: An entry is neither a class nor a pair of strings.
         """
-        keys, classes = normalize(extra_allowlist)
+        entries = tuple(extra_allowlist)  # an iterator is read once
+        given: frozenset[Any] | None
+        try:
+            given = frozenset(entries)
+        except TypeError:  # an unhashable entry: `normalize` names it
+            given = None
+        else:
+            answer = self._answers.get(given)
+            if answer is not None:
+                return answer
+        answer = self._answer(entries)
+        if given is not None:
+            if len(self._answers) >= _MAX_CHILDREN:  # bounded, whatever callers pass
+                self._answers.clear()
+            self._answers[given] = answer
+        return answer
+
+    def _answer(self, entries: tuple[tuple[str, ...] | type, ...]) -> MsgpackSerializer:
+        keys, classes = normalize(entries)
         known = self._classes
         if keys <= self.allowed and all(known.get(k) is c for k, c in classes.items()):
             return self

@@ -55,6 +55,23 @@ def test_with_allowlist_returns_new_serializers_and_caches_them() -> None:
     assert grandchild.loads_typed(_written(u.Color.RED)) is u.Color.RED
 
 
+def test_with_allowlist_answers_by_the_entries_whatever_holds_them() -> None:
+    base = MsgpackSerializer()
+    pair = ("tests.serde.user_types", "Color")
+    child = base.with_allowlist([pair, u.Point])
+    assert base.with_allowlist({u.Point, pair}) is child
+    assert base.with_allowlist(e for e in (pair, u.Point)) is child  # an iterator, read once
+    assert base.with_allowlist(iter([pair])).allowed == {pair}
+    known = MsgpackSerializer(allowed=[pair])
+    assert known.with_allowlist({pair}) is known and known.with_allowlist({pair}) is known
+    for _ in range(2):  # a refused entry is refused again, not remembered
+        with pytest.raises(TypeError, match="not"):
+            base.with_allowlist([pair, ["m", "n"]])  # type: ignore[list-item]
+    answers = [base.with_allowlist([("m", f"C{i}")]) for i in range(200)]
+    assert len({id(a) for a in answers}) == 200 and all(a is not base for a in answers)
+    assert len(base._answers) <= 64 and len(base._children) <= 64  # bounded
+
+
 def test_invalid_allowlist_entries_are_rejected() -> None:
     for entry in ["tests.serde.user_types.Color", ("m",), ("m", "n", "method"), ("m", 1)]:
         with pytest.raises(TypeError):
