@@ -243,11 +243,19 @@ async def _async_rounds(saver: CheckpointSaver, tid: str, tag: str) -> list[str]
 
 @contextmanager
 def _event_loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """A loop kept open between runs, as `asyncio.Runner` (Python 3.11+) keeps one."""
+    """A loop kept open between runs, as `asyncio.Runner` (Python 3.11+) keeps one, and
+    closed as it closes one: the tasks still pending are cancelled and awaited first (a
+    saver's own pool, left there when the saver moved on, closes then, as its guard task
+    sees the cancellation)."""
     loop = asyncio.new_event_loop()
     try:
         yield loop
     finally:
+        pending = asyncio.all_tasks(loop)
+        if pending:
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.wait(pending))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
