@@ -16,6 +16,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from checkpoint_postgres import AsyncPostgresSaver, PostgresSaver
+from checkpoint_postgres._aexecutor import _finish, _Resumed
 from tests.conformance.builders import checkpoint, cid, config
 
 from .conftest import CONN_KWARGS, unique
@@ -183,8 +184,9 @@ async def test_a_call_cancelled_while_it_returns_its_connection_still_returns_it
     """psycopg_pool's `putconn` waits for the pool's lock to put the connection back: a
     cancellation that landed there dropped the connection, and the pool counted it as taken
     for ever (the cancellation suite's leak check caught it once, under load). The saver
-    returns connections on a task of their own, which the caller's cancellation cannot
-    reach: the call has its answer (or is cancelled) and every connection comes back."""
+    starts the return itself and, when it has to wait, finishes it on a task of its own,
+    which the caller's cancellation cannot reach: the call has its answer (or is cancelled)
+    and every connection comes back."""
     pool = AsyncConnectionPool(pg_url, min_size=2, max_size=2, kwargs=CONN_KWARGS, open=False)
     async with pool, AsyncPostgresSaver(pool, schema=schema) as saver:
         await saver.asetup()
@@ -222,3 +224,56 @@ async def test_a_call_cancelled_while_it_returns_its_connection_still_returns_it
         stats = pool.get_stats()
         assert stats["pool_size"] == stats["pool_available"] == 2, stats
         assert await saver.aget_tuple(stored) is not None
+
+
+async def test_a_call_returns_its_connection_before_it_returns(pg_url: str, schema: str) -> None:
+    """With the pool's lock free, the connection is back in the pool when the call returns,
+    not a loop iteration later: a writer's next call finds it there instead of waiting (all
+    connections taken, 16 writers on 16 connections lost a fifth of their throughput)."""
+    pool = AsyncConnectionPool(pg_url, min_size=1, max_size=1, kwargs=CONN_KWARGS, open=False)
+    async with pool, AsyncPostgresSaver(pool, schema=schema) as saver:
+        await saver.asetup()
+        stored = await saver.aput(config(unique()), checkpoint({"v": 1}), {}, {"v": 1})
+        for call in (
+            saver.aget_tuple(stored),
+            saver.aput(stored, checkpoint({"v": 2}, {"v": 2}), {}, {"v": 2}),
+            saver.aput_writes(stored, [("v", 3)], "task"),
+        ):
+            await call
+            stats = pool.get_stats()
+            assert stats["pool_available"] == stats["pool_size"] == 1, stats
+        got = await saver.aget_tuple(config(stored["configurable"]["thread_id"]))
+        assert got is not None and got.checkpoint["channel_values"] == {"v": 2}
+
+
+async def test_the_rest_of_a_started_return_runs_as_await_would_run_it() -> None:
+    """`_Resumed` hands its task what the started coroutine waits on, sends back what the
+    task gets, and forwards a cancellation: the rest runs as if awaited from the start."""
+    loop = asyncio.get_running_loop()
+    seen: list[object] = []
+
+    async def job() -> None:
+        seen.append("first step")
+        await asyncio.sleep(0)  # a bare yield
+        answer = loop.create_future()
+        loop.call_later(0.01, answer.set_result, 42)
+        seen.append(await answer)  # a future, and its result sent back
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    started = job()
+    waits_on = started.send(None)
+    assert seen == ["first step"]
+    task = loop.create_task(_finish(_Resumed(started, waits_on)))
+    for _ in range(200):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert seen == ["first step", 42]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["first step", 42, "cancelled"]
