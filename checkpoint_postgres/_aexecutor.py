@@ -313,9 +313,14 @@ class AsyncPostgresExecutor:
         except Exception as exc:
             _log.warning("returning a connection to its pool failed: %r", exc)
             return
-        task = asyncio.get_running_loop().create_task(
-            _finish(_Resumed(returning, waits_on)), name="checkpointers-putconn"
-        )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a call collected after its loop stopped: nothing can wait now
+            with contextlib.suppress(Exception):
+                returning.close()
+            return
+        rest = _finish(_Resumed(returning, waits_on))
+        task = loop.create_task(rest, name="checkpointers-putconn")
         self._returning.add(task)  # the loop keeps only a weak reference
         task.add_done_callback(self._returned)
 
