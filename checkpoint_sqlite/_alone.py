@@ -8,8 +8,14 @@ here the statement runs directly. Only success takes this path: when the stateme
 through `transaction` from its first request, which retries, translates the error and
 throws it into the plan exactly as before.
 
+A plan whose first request is a `Query` (every read) has that query run directly too, as
+`transaction` would run it in autocommit, and goes on to `transaction` only if it asks for
+more. A `get_tuple` of a missing thread took 12.9 instead of 15.7 us on a file, of a 20-step
+thread's latest checkpoint 71.2 instead of 74.7 us, an async one of a missing thread 13.4
+instead of 15.4 us (30 alternating runs of 300 calls each, medians).
+
 The sync executors run every plan through here first, and the async flavor's quick path
-(`run_quick`, on the event loop's thread) its writing plans. A plan that is anything else
+(`run_quick`, on the event loop's thread) every plan it runs. A plan that is anything else
 goes on to `transaction` behind `resumed`, one generator layer more.
 
 Measured in one process, calls alternating between this path and the wrapper's (the agent
@@ -27,7 +33,7 @@ from typing import Any, TypeVar
 from checkpoint_base import Plan, StorageError
 
 from ._group import GroupCommit
-from ._requests import Atomic, Execute
+from ._requests import Atomic, Execute, Query
 
 __all__ = ["DONE", "after_write", "resumed", "run_alone", "standalone_write"]
 
@@ -75,16 +81,22 @@ def after_write(plan: Plan[T]) -> T:
 
 
 def run_alone(
-    conn: sqlite3.Connection, plan: Plan[T], group: GroupCommit | None = None
+    conn: sqlite3.Connection,
+    plan: Plan[T],
+    group: GroupCommit | None = None,
+    *,
+    writes: bool = True,
 ) -> tuple[bool, Any]:
-    """Run `plan` at once when its first request is a standalone write and it succeeds.
+    """Run `plan` at once when its first request is a standalone write and it succeeds;
+    run its first request directly when that is a `Query`.
 
     `conn` must be in autocommit mode and outside a transaction. With `group` the statement
-    is committed through it, with those of other writers (`_group.py`).
+    is committed through it, with those of other writers (`_group.py`). `writes`: False
+    leaves a standalone write to `transaction`.
 
     Returns:
         `(True, result)` when the plan ran (or returned without a request); else
-        `(False, rest)`: the plan from its first request, already taken from it, to run
+        `(False, rest)`: the plan from its next request, already taken from it, to run
         through `transaction`.
 
     Raises:
@@ -94,6 +106,10 @@ def run_alone(
     if first is DONE:
         return True, op
     if op is None:
+        if type(first) is Query:
+            return _read_first(conn, first, plan)
+        return False, resumed(first, plan)
+    if not writes:
         return False, resumed(first, plan)
     try:
         if group is not None:
@@ -110,6 +126,29 @@ def run_alone(
     if not ok:  # nothing written: `transaction` runs it again, retries, translates errors
         return False, resumed(first, plan)
     return True, after_write(plan)
+
+
+def _read_first(conn: sqlite3.Connection, query: Query, plan: Plan[T]) -> tuple[bool, Any]:
+    """`run_alone` for a plan that starts with a `Query`.
+
+    In autocommit mode `transaction` runs a query outside any transaction too; here it runs
+    without the wrapper's generator layers. A plan that goes on after it (a page whose
+    blobs moved, a read that then writes) continues through `transaction` from its next
+    request, in the state the wrapper would be in. When the query fails, nothing was
+    changed: `transaction` runs it again, retries a busy database, translates the error.
+    """
+    try:
+        rows = conn.execute(query.sql, query.params).fetchall()
+    except sqlite3.Error:
+        return False, resumed(query, plan)
+    except BaseException:
+        plan.close()
+        raise
+    try:
+        request = plan.send(rows)
+    except StopIteration as stop:
+        return True, stop.value
+    return False, resumed(request, plan)
 
 
 def resumed(first: Any, plan: Plan[T]) -> Generator[Any, Any, T]:

@@ -194,12 +194,11 @@ def _run_now(conn: sqlite3.Connection, plan: Plan[T], writes: bool) -> T:
     Nothing is done by then: the write lock is taken by the plan's first write, which is
     what failed. `writes`: False gives up at the first write instead.
     """
-    if writes:
-        done, out = run_alone(conn, plan)
-        if done:
-            return out  # type: ignore[no-any-return]
-        plan = out
-    wrapped = transaction(plan, nested=False, autocommit=True)
+    done, out = run_alone(conn, plan, writes=writes)
+    if done:
+        return out  # type: ignore[no-any-return]
+    rest: Plan[T] = out
+    wrapped = transaction(rest, nested=False, autocommit=True)
 
     def perform(op: Any) -> Any:
         kind = type(op)

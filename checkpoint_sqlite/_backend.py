@@ -212,6 +212,17 @@ class SqliteBackend(Backend):
         statement, params = pages.page_sql(query)
         return (yield from self._page(statement, params))
 
+    def get(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> Plan[CheckpointRow | None]:
+        # `list_page`'s statement for this query, built once (see `pages.LATEST_SQL`).
+        if checkpoint_id is None:
+            rows = yield from self._page(pages.LATEST_SQL, (thread_id, checkpoint_ns, 1))
+        else:
+            params = (thread_id, checkpoint_ns, checkpoint_id, 1)
+            rows = yield from self._page(pages.BY_ID_SQL, params)
+        return rows[0] if rows else None
+
     def history(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, limit: int
     ) -> Plan[list[CheckpointRow]]:

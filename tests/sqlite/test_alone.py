@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from checkpoint_base import StorageError
-from checkpoint_sqlite import SqliteSaver, _sync
+from checkpoint_base import ListQuery, StorageError
+from checkpoint_sqlite import SqliteSaver, _alone, _sync
+from checkpoint_sqlite._pages import BY_ID_SQL, LATEST_SQL, page_sql
 from checkpoint_sqlite._requests import Atomic, Execute, Query
 from checkpoint_sqlite._sync import _run_on
 from tests.conformance.builders import checkpoint, config
@@ -166,3 +167,56 @@ def test_reads_and_results_pass_through_the_wrapper_unchanged() -> None:
             return f"caught {type(exc).__name__}"
 
     assert _run_on(conn, failing()) == "caught StorageError"
+
+
+def test_a_plan_starting_with_a_query_runs_it_without_the_wrapper() -> None:
+    conn = _conn()
+    conn.execute("INSERT INTO t VALUES (5)")
+    seen = _traced(conn)
+    calls: list[str] = []
+
+    def plan() -> Any:
+        rows = yield Query("SELECT x FROM t")
+        calls.append("resumed")
+        return rows
+
+    done, out = _alone.run_alone(conn, plan())
+    assert (done, out) == (True, [(5,)])  # the plan ran to its end on the direct path
+    assert calls == ["resumed"] and seen == ["SELECT x FROM t"]
+
+
+def test_a_plan_that_goes_on_after_its_first_query_continues_in_the_wrapper() -> None:
+    conn = _conn()
+    conn.execute("INSERT INTO t VALUES (5)")
+    seen = _traced(conn)
+
+    def plan() -> Any:
+        (row,) = yield Query("SELECT max(x) FROM t")
+        yield Execute("INSERT INTO t VALUES (?)", ((row[0] + 1,),))
+        return "wrote"
+
+    assert _run_on(conn, plan()) == "wrote"
+    # The write after the read still gets its transaction, as it did through the wrapper.
+    assert seen == ["SELECT max(x) FROM t", "BEGIN IMMEDIATE", "INSERT INTO t VALUES (6)", "COMMIT"]
+    assert conn.execute("SELECT x FROM t ORDER BY x").fetchall() == [(5,), (6,)]
+
+
+def test_a_failed_first_query_is_run_again_by_the_wrapper_and_translated() -> None:
+    conn = _conn()
+    seen = _traced(conn)
+
+    def plan() -> Any:
+        try:
+            yield Query("SELECT nope FROM t")
+        except StorageError as exc:
+            return f"caught {type(exc).__name__}"
+
+    assert _run_on(conn, plan()) == "caught StorageError"
+    assert seen == []  # a statement that does not prepare is never traced
+
+
+def test_get_statements_are_the_page_statements_of_its_queries() -> None:
+    latest = ListQuery(thread_id="t", checkpoint_ns="ns", limit=1)
+    assert page_sql(latest) == (LATEST_SQL, ["t", "ns", 1])
+    by_id = ListQuery(thread_id="t", checkpoint_ns="ns", checkpoint_id="c", limit=1)
+    assert page_sql(by_id) == (BY_ID_SQL, ["t", "ns", "c", 1])
