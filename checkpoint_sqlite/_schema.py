@@ -18,6 +18,15 @@ Tables (prefix `cp_`, so a file may also hold the official saver's `checkpoints`
 Rowid tables: measured against WITHOUT ROWID for `cp_checkpoints` (and `cp_blobs`) on the
 benchmark's threads, rowid was faster to write (113 us vs 134 and 157 us per put), to read
 (38 vs 40 and 63 us per latest checkpoint) and 10% smaller.
+
+A put of the 10-step thread writes 8.9 WAL frames (pages), the official saver's 4.2 (one
+table and its key): the blob key 2.1, the blob table with its overflow pages 1.7, the
+checkpoint key 1.5, `cp_checkpoints_newest` 1.5, the checkpoint table 1.3, page 1 0.7 (WAL
+page numbers mapped with `dbstat`). With `synchronous="full"` that made such a put 398 us
+against the official's 339 us, one sync each (at 100 steps: 462 against 512 us). A WITHOUT
+ROWID `cp_blobs` wrote 3.6 frames for the 3.8 of table and key, and more for the other
+trees; a 1024-byte page halved the bytes written (28.0 -> 13.8 KiB a put) but took the put
+only from 398 to 385 us.
 """
 
 from __future__ import annotations
