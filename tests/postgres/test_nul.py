@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import psycopg
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql
@@ -142,3 +143,17 @@ def test_standard_versions_lose_their_padding() -> None:
     assert encode_version(f"{0:032}.5") == "~.5"
     assert encode_version("~7.1") == "~~7.1"
     assert encode_version("3") == "3"
+
+
+def test_encoded_versions_are_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from checkpoint_postgres import _rows
+
+    monkeypatch.setattr(_rows, "_ENCODED_VERSIONS", {})
+    monkeypatch.setattr(_rows, "_ENCODED_VERSIONS_MAX", 3)
+    versions = [f"{n:032}.0.{n}" for n in range(7)] + ["~7.1", "3"]
+    # Asked twice each, interleaved, past the bound: every answer is the computed one.
+    for version in versions + versions[::-1]:
+        assert encode_version(version) == _rows._encode_version(version)
+        assert _rows._ENCODED_VERSIONS[version] == _rows._encode_version(version)
+        assert len(_rows._ENCODED_VERSIONS) <= 3
+    assert encode_version("~7.1") == "~~7.1"
