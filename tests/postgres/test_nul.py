@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import psycopg
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql
@@ -145,15 +144,17 @@ def test_standard_versions_lose_their_padding() -> None:
     assert encode_version("3") == "3"
 
 
-def test_encoded_versions_are_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    from checkpoint_postgres import _rows
-
-    monkeypatch.setattr(_rows, "_ENCODED_VERSIONS", {})
-    monkeypatch.setattr(_rows, "_ENCODED_VERSIONS_MAX", 3)
-    versions = [f"{n:032}.0.{n}" for n in range(7)] + ["~7.1", "3"]
-    # Asked twice each, interleaved, past the bound: every answer is the computed one.
+def test_encoded_versions_are_remembered_within_a_bound() -> None:
+    encode_version.cache_clear()
+    bound = encode_version.cache_info().maxsize
+    assert bound is not None
+    versions = [f"{n:032}.0.{n}" for n in range(bound + 3)] + ["~7.1", "3"]
+    # Asked twice each, interleaved, past the bound: every answer is the computed one, and
+    # the one just computed is answered from the cache when asked again at once.
     for version in versions + versions[::-1]:
-        assert encode_version(version) == _rows._encode_version(version)
-        assert _rows._ENCODED_VERSIONS[version] == _rows._encode_version(version)
-        assert len(_rows._ENCODED_VERSIONS) <= 3
+        assert encode_version(version) == encode_version.__wrapped__(version)
+        hits = encode_version.cache_info().hits
+        assert encode_version(version) == encode_version.__wrapped__(version)
+        assert encode_version.cache_info().hits == hits + 1
+        assert encode_version.cache_info().currsize <= bound
     assert encode_version("~7.1") == "~~7.1"
