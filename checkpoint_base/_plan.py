@@ -9,10 +9,20 @@ sending them fake results. This is the sans-IO design of psycopg's `generators.p
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["AsyncExecutor", "Plan", "QuickOps", "SyncExecutor", "arun", "done", "run"]
+__all__ = [
+    "AsyncExecutor",
+    "Plan",
+    "QuickOps",
+    "SerialWriters",
+    "SyncExecutor",
+    "arun",
+    "done",
+    "run",
+]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -62,7 +72,10 @@ def done(value: T) -> Plan[T]:
 
 
 class SyncExecutor(Protocol):
-    """Runs plans on a blocking driver. Owns connections, transactions and error translation."""
+    """Runs plans on a blocking driver. Owns connections, transactions and error translation.
+
+    One may also have `writer_lock` (see `SerialWriters`).
+    """
 
     def run(self, plan: Plan[T]) -> T:
         """Run one plan, with every request of it on one connection (or pipeline)."""
@@ -70,6 +83,26 @@ class SyncExecutor(Protocol):
 
     def close(self) -> None:
         """Release what the executor owns (not what the caller passed in)."""
+        ...
+
+
+class SerialWriters(Protocol):
+    """A sync executor whose database takes one writer at a time (SQLite).
+
+    Optional. When `writer_lock` is not None, the saver's sync flavor holds it around each
+    whole `put` and `put_writes`, serializing the values included, so the threads of a
+    process that write through the saver take turns instead of all running Python between
+    their statements (each gives the GIL away while the database runs its statement, then
+    waits to get it back). A writer waits at most `writer_wait` seconds for its turn, then
+    goes ahead without it: the database's own lock makes it wait, or fail, as it would have
+    anyway. `writer_lock` is read on every call, so that a forked child gets a new lock.
+    """
+
+    writer_wait: float
+
+    @property
+    def writer_lock(self) -> threading.Lock | None:
+        """The lock, or None when writers need not take turns."""
         ...
 
 

@@ -34,7 +34,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -68,7 +68,7 @@ from ._errors import (
     too_large,
 )
 from ._operations import DeltaWalk, ListWalk, delta_history, prune_plan, trim_plan
-from ._plan import AsyncExecutor, Plan, SyncExecutor
+from ._plan import AsyncExecutor, Plan, SerialWriters, SyncExecutor
 from ._records import BlobRecord, CheckpointRecord, ListQuery, ThreadInfo, WriteRecord
 from ._schema_types import enable_schema_allowlists
 
@@ -122,6 +122,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         self.backend = backend
         self._executor = executor
         self._aexecutor = aexecutor
+        # An executor whose writers take turns (`SerialWriters`): put and put_writes hold its lock.
+        self._serial = (
+            cast(SerialWriters, executor) if hasattr(type(executor), "writer_lock") else None
+        )
         # Shared with the clones of `with_allowlist` (a graph's saver): closing one closes all.
         self._closed = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -461,6 +465,17 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
 
     # -- writes ----------------------------------------------------------------------------
 
+    def _writer_turn(self) -> threading.Lock | None:
+        """The executor's writer lock, taken (`SerialWriters`); None when it has none, or
+        when the wait for it ran out and the write goes ahead without it."""
+        serial = self._serial
+        if serial is None:
+            return None
+        lock = serial.writer_lock
+        if lock is None or not lock.acquire(timeout=serial.writer_wait):
+            return None
+        return lock
+
     def put(
         self,
         config: RunnableConfig,
@@ -473,6 +488,20 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         Returns:
             The config naming the stored checkpoint.
         """
+        turn = self._writer_turn()
+        try:
+            return self._put(config, checkpoint, metadata, new_versions)
+        finally:
+            if turn is not None:
+                turn.release()
+
+    def _put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
         record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
         try:
             if not _reads_parent_blobs(record, blobs):
@@ -519,6 +548,20 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         Special writes (`WRITES_IDX_MAP`: errors, interrupts, resumes) replace earlier ones
         of the task; ordinary writes never overwrite a stored write.
         """
+        turn = self._writer_turn()
+        try:
+            self._put_writes(config, writes, task_id, task_path)
+        finally:
+            if turn is not None:
+                turn.release()
+
+    def _put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> None:
         records = write_records(self.serde, config, writes, task_id, task_path)
         if records:
             try:

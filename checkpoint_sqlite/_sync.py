@@ -137,12 +137,24 @@ class PooledExecutor:
     wakes its waiter at once, SQLite's busy handler sleeps). Measured with 10 interleaved
     rounds: the agent graph with `durability="sync"` took 7.0 ms per turn instead of 10.1
     ms, and 16 writer threads put 1,581 instead of 1,219 checkpoints/s (8: 1,541 against
-    1,499). With `"normal"` the lock cost throughput (8 writers: 2,238 against 2,697/s) and
-    did not change a turn, so it is not used there. Writers queued on that lock share
-    commits (`_group.py`): whoever takes it commits every single-statement write queued
-    behind it in one transaction, one fsync for all. 8 writer threads put 4,282 instead of
-    2,831 checkpoints/s and 32 put 2,827 instead of 1,929/s (`python -m benchmarks --backend
-    sqlite-full --workload concurrency --flavor sync`, quick size, before and after).
+    1,499). Writers queued on that lock share commits (`_group.py`): whoever takes it
+    commits every single-statement write queued behind it in one transaction, one fsync for
+    all. 8 writer threads put 4,282 instead of 2,831 checkpoints/s and 32 put 2,827 instead
+    of 1,929/s (`python -m benchmarks --backend sqlite-full --workload concurrency --flavor
+    sync`, quick size, before and after).
+
+    With `"normal"` the saver's writers take turns on `writer_lock` for a whole put or
+    put_writes, serializing included (`checkpoint_base._plan.SerialWriters`). Taking it only
+    around the statement made two writers slower (5,095 instead of 7,899 puts/s: each turn
+    handed over between threads). Around the whole call, the threads that wait for their
+    turn sleep on the lock instead of taking the GIL from the one writing, which gave it away
+    during its statement and needs it back: writer threads each putting 10-step threads,
+    with no pause, put 6,434 instead of 3,876 checkpoints/s with 32 threads and 6,470 instead
+    of 4,868 with 16, the same within noise with 1, 2 and 8 (7,437 against 7,532/s with 2);
+    the 99.9th percentile put took 81 instead of 106 ms with 32 (10 interleaved rounds of
+    each, one process). The agent graph ran the same within noise (3-turn threads, 80
+    interleaved rounds, four runs: -3% to +2% per turn with `durability="sync"`, 0% with
+    `"async"`).
 
     WAL checkpoints run on a thread of their own (`WalCheckpointer`), not inside a
     caller's commit.
@@ -160,6 +172,8 @@ class PooledExecutor:
         self._path = path
         self._options = options
         self._group = GroupCommit() if options.synchronous == "full" else None
+        self._writer_lock = threading.Lock() if self._group is None else None
+        self.writer_wait = min(options.timeout, threading.TIMEOUT_MAX)
         self._idle: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._closed = False
@@ -171,13 +185,29 @@ class PooledExecutor:
             conn.execute(pragma)
         return conn
 
+    @property
+    def writer_lock(self) -> threading.Lock | None:
+        """What the saver holds around a whole put or put_writes (`SerialWriters`): with
+        `synchronous="normal"`; with `"full"` writers queue on the `GroupCommit` instead,
+        which has them share commits."""
+        if os.getpid() != self._pid:
+            self._forked()
+        return self._writer_lock
+
+    def _forked(self) -> None:
+        """In a forked child: the parent's connections are not ours to use, and a lock may
+        have been held by a thread not copied."""
+        self._idle, self._pid = [], os.getpid()
+        if self._group is not None:
+            self._group = GroupCommit()
+        if self._writer_lock is not None:
+            self._writer_lock = threading.Lock()
+
     def _take(self) -> sqlite3.Connection:
         if self._closed:
             raise StorageError("the SQLite saver is closed")
-        if os.getpid() != self._pid:  # forked: the parent's connections are not ours to use
-            self._idle, self._pid = [], os.getpid()
-            if self._group is not None:  # its lock may have been held by a thread not copied
-                self._group = GroupCommit()
+        if os.getpid() != self._pid:
+            self._forked()
         try:
             return self._idle.pop()  # atomic under the GIL
         except IndexError:
