@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
+import functools
 import logging
 import threading
 from collections.abc import (
@@ -34,7 +35,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -75,6 +76,9 @@ from ._schema_types import enable_schema_allowlists
 __all__ = ["CheckpointSaver", "default_serde"]
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
+Saver = TypeVar("Saver", bound="CheckpointSaver")
 
 _log = logging.getLogger("checkpoint_base")
 _TRIM_TRACKED = 10_000  # threads whose puts since their last trim a saver counts
@@ -86,6 +90,22 @@ def default_serde() -> SerializerProtocol:
 
     serde: SerializerProtocol = MsgpackSerializer()
     return serde
+
+
+def _in_turn(method: Callable[Concatenate[Saver, P], R]) -> Callable[Concatenate[Saver, P], R]:
+    """`method`, a sync write, run holding the executor's writer lock when it has one
+    (`SerialWriters`, see `CheckpointSaver._writer_turn`)."""
+
+    @functools.wraps(method)
+    def in_turn(self: Saver, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        turn = self._writer_turn()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            if turn is not None:
+                turn.release()
+
+    return in_turn
 
 
 class CheckpointSaver(BaseCheckpointSaver[str]):
@@ -476,6 +496,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return None
         return lock
 
+    @_in_turn
     def put(
         self,
         config: RunnableConfig,
@@ -488,20 +509,6 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         Returns:
             The config naming the stored checkpoint.
         """
-        turn = self._writer_turn()
-        try:
-            return self._put(config, checkpoint, metadata, new_versions)
-        finally:
-            if turn is not None:
-                turn.release()
-
-    def _put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
         record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
         try:
             if not _reads_parent_blobs(record, blobs):
@@ -536,6 +543,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             await self._atrim(record)
         return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
 
+    @_in_turn
     def put_writes(
         self,
         config: RunnableConfig,
@@ -548,20 +556,6 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         Special writes (`WRITES_IDX_MAP`: errors, interrupts, resumes) replace earlier ones
         of the task; ordinary writes never overwrite a stored write.
         """
-        turn = self._writer_turn()
-        try:
-            self._put_writes(config, writes, task_id, task_path)
-        finally:
-            if turn is not None:
-                turn.release()
-
-    def _put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str,
-    ) -> None:
         records = write_records(self.serde, config, writes, task_id, task_path)
         if records:
             try:

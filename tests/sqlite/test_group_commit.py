@@ -16,9 +16,7 @@ import pytest
 from checkpoint_sqlite import AsyncSqliteSaver, SqliteSaver, _group
 from checkpoint_sqlite._group import AsyncGroupCommit, GroupCommit, _commit, _Write
 from tests.conformance.builders import checkpoint, config
-
-THREADS = 8
-PUTS = 25
+from tests.sqlite._threads import PUTS, THREADS, check_on_disk, put_many
 
 
 def _batches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
@@ -34,31 +32,6 @@ def _batches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return seen
 
 
-def _put_many(saver: SqliteSaver, prefix: str) -> list[BaseException]:
-    errors: list[BaseException] = []
-    start = threading.Barrier(THREADS)
-
-    def writer(n: int) -> None:
-        try:
-            start.wait()
-            stored = None
-            for step in range(1, PUTS + 1):
-                cp = checkpoint({"n": n, "step": step}, {"n": step, "step": step})
-                stored = saver.put(
-                    stored or config(f"{prefix}{n}"), cp, {"step": step}, {"n": step, "step": step}
-                )
-                saver.put_writes(stored, [("n", step)], f"task-{step}")
-        except BaseException as exc:  # reported below, in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
-
-
 def _check_shared(batches: list[tuple[int, int]]) -> None:
     """Every write committed once, some of them in a batch with others."""
     sizes = [size for size, _ in batches]
@@ -68,26 +41,14 @@ def _check_shared(batches: list[tuple[int, int]]) -> None:
     assert len(sizes) < THREADS * PUTS * 2
 
 
-def _check_on_disk(db_path: str, prefix: str) -> None:
-    """What another saver reads back: every checkpoint and write of every writer."""
-    with SqliteSaver.from_conn_string(db_path) as reader:
-        for n in range(THREADS):
-            history = list(reader.list(config(f"{prefix}{n}")))
-            assert [t.metadata["step"] for t in history] == list(range(PUTS, 0, -1))
-            for t in history:
-                step = t.metadata["step"]
-                assert t.checkpoint["channel_values"] == {"n": n, "step": step}
-                assert t.pending_writes == [(f"task-{step}", "n", step)]
-
-
 def test_concurrent_writers_share_commits_and_every_write_is_there(
     db_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     batches = _batches(monkeypatch)
     with SqliteSaver.from_conn_string(db_path, synchronous="full") as saver:
-        assert _put_many(saver, "w") == []
+        assert put_many(saver, "w") == []
     _check_shared(batches)
-    _check_on_disk(db_path, "w")
+    check_on_disk(db_path, "w")
 
 
 def _table() -> sqlite3.Connection:
@@ -178,7 +139,7 @@ def test_writes_a_batch_could_not_commit_go_through_the_general_path(
         released = threading.Timer(0.2, lambda: holder.execute("ROLLBACK"))
         released.start()
         try:
-            assert _put_many(saver, "late") == []  # retried by the general path, then written
+            assert put_many(saver, "late") == []  # retried by the general path, then written
         finally:
             released.join()
             holder.close()
@@ -208,7 +169,7 @@ async def test_concurrent_async_writers_share_commits_and_every_write_is_there(
     async with AsyncSqliteSaver.from_conn_string(db_path, synchronous="full") as saver:
         await _aput_many(saver, "a")
     _check_shared(batches)
-    _check_on_disk(db_path, "a")
+    check_on_disk(db_path, "a")
 
 
 async def test_a_cancelled_async_writer_leaves_the_lock_held_until_its_batch_ends(

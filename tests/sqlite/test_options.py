@@ -8,6 +8,7 @@ from checkpoint_base import ConfigError, aconnect, connect
 from checkpoint_sqlite import AsyncSqliteSaver, SqliteSaver
 from checkpoint_sqlite._conn import ConnectOptions, open_options
 from tests.conformance.builders import checkpoint, config
+from tests.sqlite._threads import child_put_status
 
 NORMAL, FULL = 1, 2  # what `PRAGMA synchronous` reports
 
@@ -106,7 +107,6 @@ def test_a_forked_child_gets_a_write_lock_of_its_own(db_path: str) -> None:
     """With FULL the saver's writers share a lock; one held by a parent thread at the fork
     must not leave the child's writes waiting forever."""
     import os
-    import signal
 
     with SqliteSaver.from_conn_string(db_path, synchronous="full") as saver:
         saver.put(config("parent"), checkpoint({"a": 1}), {}, {"a": 1})
@@ -114,20 +114,7 @@ def test_a_forked_child_gets_a_write_lock_of_its_own(db_path: str) -> None:
         assert group is not None
         lock = group.lock
         assert lock is not None
-        lock.acquire()  # as if another thread were in the middle of a write
-        try:
-            pid = os.fork()
-            if pid == 0:  # the child: exit 0 only if its put went through
-                code = 1
-                try:
-                    signal.alarm(20)  # a deadlock ends the child instead of the test run
-                    saver.put(config("child"), checkpoint({"a": 2}), {}, {"a": 1})
-                    code = 0
-                finally:
-                    os._exit(code)
-            _, status = os.waitpid(pid, 0)
-        finally:
-            lock.release()
+        status = child_put_status(saver, lock)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
         got = saver.get_tuple(config("child"))
         assert got is not None and got.checkpoint["channel_values"] == {"a": 2}

@@ -7,7 +7,6 @@ own (`checkpoint_base._plan.SerialWriters`)."""
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from typing import Any
@@ -17,9 +16,7 @@ import pytest
 from checkpoint_base import ConfigError, Plan
 from checkpoint_sqlite import SqliteSaver
 from tests.conformance.builders import checkpoint, config
-
-THREADS = 8
-PUTS = 20
+from tests.sqlite._threads import check_on_disk, child_put_status, put_many
 
 
 def _count_overlaps(saver: SqliteSaver) -> list[int]:
@@ -45,43 +42,13 @@ def _count_overlaps(saver: SqliteSaver) -> list[int]:
     return most
 
 
-def _write_from_threads(saver: SqliteSaver) -> list[BaseException]:
-    errors: list[BaseException] = []
-    start = threading.Barrier(THREADS)
-
-    def writer(n: int) -> None:
-        try:
-            start.wait()
-            stored = None
-            for step in range(1, PUTS + 1):
-                cp = checkpoint({"n": n, "step": step}, {"n": step, "step": step})
-                new = {"n": step, "step": step}
-                stored = saver.put(stored or config(f"w{n}"), cp, {"step": step}, new)
-                saver.put_writes(stored, [("n", step)], f"task-{step}")
-        except BaseException as exc:  # reported in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
-
-
 def test_the_writers_of_a_saver_take_turns(db_path: str) -> None:
     with SqliteSaver.from_conn_string(db_path) as saver:
         assert saver._executor.writer_lock is not None  # type: ignore[union-attr]
         most = _count_overlaps(saver)
-        assert _write_from_threads(saver) == []
+        assert put_many(saver, "w") == []
         assert most[0] == 1, f"{most[0]} writes of one saver ran at once"
-        for n in range(THREADS):
-            history = list(saver.list(config(f"w{n}")))
-            assert [t.metadata["step"] for t in history] == list(range(PUTS, 0, -1))
-            for t in history:
-                step = t.metadata["step"]
-                assert t.checkpoint["channel_values"] == {"n": n, "step": step}
-                assert t.pending_writes == [(f"task-{step}", "n", step)]
+    check_on_disk(db_path, "w")
 
 
 def test_without_turns_the_same_writers_overlap(db_path: str) -> None:
@@ -89,8 +56,9 @@ def test_without_turns_the_same_writers_overlap(db_path: str) -> None:
     with SqliteSaver.from_conn_string(db_path) as saver:
         saver._executor._writer_lock = None  # type: ignore[union-attr]
         most = _count_overlaps(saver)
-        assert _write_from_threads(saver) == []
+        assert put_many(saver, "w") == []
         assert most[0] > 1
+    check_on_disk(db_path, "w")
 
 
 def test_full_commits_are_shared_instead(db_path: str) -> None:
@@ -138,26 +106,14 @@ def test_a_failed_put_gives_its_turn_back(db_path: str) -> None:
 
 
 def test_a_forked_child_gets_a_writer_lock_of_its_own(db_path: str) -> None:
-    """A lock held by a parent thread at the fork must not leave the child waiting."""
+    """A lock held by a parent thread at the fork must not leave the child waiting (with a
+    timeout of 60 s, a child that waited for its turn would take longer than the 10 s the
+    child allows itself)."""
     with SqliteSaver.from_conn_string(db_path, timeout=60) as saver:
         saver.put(config("parent"), checkpoint({"a": 1}), {}, {"a": 1})
         lock = saver._executor.writer_lock  # type: ignore[union-attr]
         assert lock is not None
-        lock.acquire()  # as if another thread were in the middle of a write
-        try:
-            pid = os.fork()
-            if pid == 0:  # the child: exit 0 only if its put went through at once
-                code = 1
-                try:
-                    signal.alarm(20)  # a deadlock ends the child instead of the test run
-                    started = time.monotonic()
-                    saver.put(config("child"), checkpoint({"a": 2}), {}, {"a": 1})
-                    code = 0 if time.monotonic() - started < 10 else 2
-                finally:
-                    os._exit(code)
-            _, status = os.waitpid(pid, 0)
-        finally:
-            lock.release()
+        status = child_put_status(saver, lock)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
         got = saver.get_tuple(config("child"))
         assert got is not None and got.checkpoint["channel_values"] == {"a": 2}
