@@ -7,13 +7,14 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from checkpoint_sqlite._testing import targets
 from tests.conformance.harness import Harness
+from tests.sqlite import _conns
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,6 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def db_path(tmp_path: Path) -> str:
     return str(tmp_path / "checkpoints.db")
+
+
+@pytest.fixture(autouse=True)
+def _close_test_connections() -> Iterator[None]:
+    """Close the connections the test opened through `_conns.connect`."""
+    yield
+    _conns.close_all()
 
 
 def applied_migrations(db_path: str) -> list[int]:

@@ -15,6 +15,7 @@ from checkpoint_sqlite._pages import BY_ID_SQL, LATEST_SQL, page_sql
 from checkpoint_sqlite._requests import Atomic, Execute, Query
 from checkpoint_sqlite._sync import _run_on
 from tests.conformance.builders import checkpoint, config
+from tests.sqlite._conns import connect
 
 
 def _traced(conn: sqlite3.Connection) -> list[str]:
@@ -24,13 +25,13 @@ def _traced(conn: sqlite3.Connection) -> list[str]:
 
 
 def _conn() -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    conn = connect(":memory:", isolation_level=None, check_same_thread=False)
     conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
     return conn
 
 
 def test_a_put_and_a_put_writes_are_one_statement_each(tmp_path: Any) -> None:
-    conn = sqlite3.connect(str(tmp_path / "x.db"), isolation_level=None, check_same_thread=False)
+    conn = connect(str(tmp_path / "x.db"), isolation_level=None, check_same_thread=False)
     saver = SqliteSaver(conn)
     saver.setup()
     seen = _traced(conn)
@@ -47,7 +48,7 @@ def test_a_put_and_a_put_writes_are_one_statement_each(tmp_path: Any) -> None:
 
 
 def test_inside_your_transaction_the_put_joins_it(tmp_path: Any) -> None:
-    conn = sqlite3.connect(str(tmp_path / "x.db"), isolation_level=None, check_same_thread=False)
+    conn = connect(str(tmp_path / "x.db"), isolation_level=None, check_same_thread=False)
     saver = SqliteSaver(conn)
     saver.setup()
     conn.execute("BEGIN")
@@ -93,10 +94,10 @@ def test_a_busy_database_is_retried_by_the_wrapper(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = str(tmp_path / "busy.db")
-    conn = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+    conn = connect(path, isolation_level=None, timeout=0, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other = connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # holds the write lock
     clock = _ReleasingClock(other)
     monkeypatch.setattr(_sync, "time", clock)

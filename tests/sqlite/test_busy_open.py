@@ -18,13 +18,14 @@ from checkpoint_base import StorageUnavailableError
 from checkpoint_sqlite import AsyncSqliteSaver, SqliteSaver
 from checkpoint_sqlite._session import busy_pauses
 from tests.conformance.builders import checkpoint, config
+from tests.sqlite._conns import connect
 
 
 @pytest.fixture
 def locked(db_path: str) -> Iterator[tuple[sqlite3.Connection, threading.Event]]:
     """A rollback-journal database whose write lock another connection holds until `release`
     is set (or the test ends)."""
-    holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    holder = connect(db_path, isolation_level=None, check_same_thread=False)
     holder.execute("CREATE TABLE other (x)")
     holder.execute("BEGIN IMMEDIATE")
     holder.execute("INSERT INTO other VALUES (1)")
@@ -55,7 +56,7 @@ def test_the_settings_wait_for_the_lock(
         got = saver.get_tuple(stored)
         assert got is not None and got.checkpoint["channel_values"] == {"a": 1}
     assert waited >= 0.25
-    with sqlite3.connect(db_path) as conn:
+    with connect(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -16,6 +16,7 @@ import pytest
 from checkpoint_sqlite import AsyncSqliteSaver, SqliteSaver, _group
 from checkpoint_sqlite._group import AsyncGroupCommit, GroupCommit, _commit, _Write
 from tests.conformance.builders import checkpoint, config
+from tests.sqlite._conns import connect
 from tests.sqlite._threads import PUTS, THREADS, check_on_disk, put_many
 
 
@@ -52,7 +53,7 @@ def test_concurrent_writers_share_commits_and_every_write_is_there(
 
 
 def _table() -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    conn = connect(":memory:", isolation_level=None, check_same_thread=False)
     conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y INTEGER CHECK (y >= 0))")
     return conn
 
@@ -69,7 +70,7 @@ def _table_file(tmp_path: Any) -> str:
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    return connect(path, isolation_level=None, check_same_thread=False)
 
 
 def _stored(path: str) -> list[tuple[int]]:
@@ -89,10 +90,10 @@ def test_a_failing_statement_leaves_the_rest_of_its_batch_committed() -> None:
 
 def test_a_batch_that_cannot_commit_reports_nothing_written(tmp_path: Any) -> None:
     path = str(tmp_path / "t.db")
-    conn = sqlite3.connect(path, isolation_level=None, timeout=0.05, check_same_thread=False)
+    conn = connect(path, isolation_level=None, timeout=0.05, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y INTEGER)")
-    holder = sqlite3.connect(path, isolation_level=None)
+    holder = connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process's writer: BEGIN IMMEDIATE times out
     batch = [_Write(_INSERT, (1, 1)), _Write(_INSERT, (2, 2))]
     _commit(conn, batch)
@@ -134,7 +135,7 @@ def test_writes_a_batch_could_not_commit_go_through_the_general_path(
     batches = _batches(monkeypatch)
     with SqliteSaver.from_conn_string(db_path, synchronous="full", timeout=0.05) as saver:
         saver.setup()
-        holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        holder = connect(db_path, isolation_level=None, check_same_thread=False)
         holder.execute("BEGIN IMMEDIATE")  # longer than busy_timeout: every batch fails
         released = threading.Timer(0.2, lambda: holder.execute("ROLLBACK"))
         released.start()

@@ -3,6 +3,7 @@ WAL bounded; the pooled connections checkpoint only as a safety valve."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -90,7 +91,7 @@ def test_sync_writes_leave_checkpoints_to_the_thread(db_path: str, small_wal: No
             got = saver.get_tuple(cfg)
             assert got is not None and got.checkpoint["channel_values"] == {"a": _value(step)}
     assert not thread.is_alive()
-    with sqlite3.connect(db_path) as conn:  # everything reached the database file
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:  # all reached the file
         (count,) = conn.execute("SELECT count(*) FROM cp_checkpoints").fetchone()
     assert count == BURSTS * NOTIFY_EVERY
 
