@@ -31,7 +31,9 @@ class ConnectOptions:
 
     Attributes:
         timeout: Seconds a connection waits for another one's lock (`busy_timeout`)
-            before a bounded retry; only then does the caller see an error.
+            before a bounded retry; only then does the caller see an error. A writer of a
+            sync saver waits as long for its turn among the saver's writers
+            (`PooledExecutor.writer_lock`), then goes ahead without it.
         max_idle: Idle connections kept open for reuse (sync: per saver; async: per saver,
             each one is a thread of aiosqlite).
         max_connections: Async only: at most this many connections (threads) at once.
