@@ -121,8 +121,9 @@ class PooledExecutor:
     """Runs each plan on a connection of a pool: one database file, many threads.
 
     A thread takes an idle connection (or opens one) for one plan and gives it back: no
-    lock is held around the pool, so threads read and write concurrently, ordered only by
-    SQLite's own locks.
+    lock is held around the pool, so threads read concurrently. Writes are ordered by
+    SQLite's write lock and, among this saver's writers, by `writer_lock` (with `"normal"`)
+    or the group commit (with `"full"`), both below.
 
     A put runs as its single statement, not as BEGIN, two INSERTs and COMMIT: the write lock
     is then held for one `sqlite3_step`, with no return to Python in between, so a writer
