@@ -59,6 +59,18 @@ class LogState(TypedDict):
     log: Annotated[list[str], operator.add]
 
 
+def chain_graph(state: Any, names: tuple[str, ...], make: Any) -> StateGraph[Any]:
+    """START -> each of `names` in turn -> END, node `name` being `make(name)`."""
+    builder = StateGraph(state)
+    previous = START
+    for name in names:
+        builder.add_node(name, make(name))
+        builder.add_edge(previous, name)
+        previous = name
+    builder.add_edge(previous, END)
+    return builder
+
+
 def linear_graph(runs: Runs, names: tuple[str, ...] = ("a", "b", "c")) -> StateGraph[Any]:
     """START -> a -> b -> c -> END; node `x` appends `"x<run number>"` to `log`."""
 
@@ -68,14 +80,7 @@ def linear_graph(runs: Runs, names: tuple[str, ...] = ("a", "b", "c")) -> StateG
 
         return node
 
-    builder = StateGraph(LogState)
-    previous = START
-    for name in names:
-        builder.add_node(name, make(name))
-        builder.add_edge(previous, name)
-        previous = name
-    builder.add_edge(previous, END)
-    return builder
+    return chain_graph(LogState, names, make)
 
 
 def ask_graph(runs: Runs) -> StateGraph[Any]:

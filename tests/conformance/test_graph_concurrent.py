@@ -11,9 +11,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, TypedDict
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import StateGraph
 
-from .graphs import checkpoint_id, new_thread, thread_config
+from .graphs import chain_graph, checkpoint_id, new_thread, thread_config
 from .harness import Harness
 
 CONVERSATIONS = 6
@@ -37,14 +37,7 @@ def _graph() -> StateGraph[Any]:
 
         return node
 
-    builder = StateGraph(State)
-    previous = START
-    for name in NODES:
-        builder.add_node(name, make(name))
-        builder.add_edge(previous, name)
-        previous = name
-    builder.add_edge(previous, END)
-    return builder
+    return chain_graph(State, NODES, make)
 
 
 def _expected(who: str, turns: int) -> list[str]:
