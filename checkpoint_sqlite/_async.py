@@ -151,6 +151,30 @@ def _daemonize(pending: Any) -> None:
         thread.daemon = True
 
 
+_abandoned: set[asyncio.Future[None]] = set()
+"""Closes of connections opened for callers that were cancelled meanwhile (kept referenced)."""
+
+
+async def _opened(pending: aiosqlite.Connection) -> aiosqlite.Connection:
+    """`await pending`; when the caller is cancelled meanwhile, the connection that aiosqlite's
+    thread goes on opening is closed once it is open. Without this, nothing closed it: CPython
+    dropped it soon after, and Python 3.13 warns about a connection left to the collector."""
+    opening: asyncio.Future[aiosqlite.Connection] = asyncio.ensure_future(pending)
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_abandoned)
+        raise
+
+
+def _close_abandoned(opening: asyncio.Future[aiosqlite.Connection]) -> None:
+    if opening.cancelled() or opening.exception() is not None:
+        return  # nothing was opened (and the error is retrieved: no warning about it)
+    closing = asyncio.ensure_future(opening.result().close())
+    _abandoned.add(closing)
+    closing.add_done_callback(_abandoned.discard)
+
+
 async def open_connection(path: str, options: ConnectOptions) -> aiosqlite.Connection:
     """A connection of the saver's own, in autocommit mode (transactions are explicit)."""
     driver = _driver()
@@ -159,7 +183,7 @@ async def open_connection(path: str, options: ConnectOptions) -> aiosqlite.Conne
             path, timeout=options.timeout, isolation_level=None, cached_statements=256
         )
         _daemonize(pending)
-        conn: aiosqlite.Connection = await pending
+        conn = await _opened(pending)
     except Exception as exc:
         if isinstance(exc, driver.Error):
             raise translate(exc) from exc

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import types
+from typing import Any
 
-from checkpoint_sqlite import AsyncSqliteSaver
+import aiosqlite
+import pytest
+
+from checkpoint_sqlite import AsyncSqliteSaver, _async
 from tests.conformance.builders import checkpoint, config
 
 
@@ -106,3 +112,58 @@ def test_a_loop_left_mid_call_leaves_the_pool_whole(db_path: str) -> None:
     assert pending.cancelled()
     asyncio.run(saver.aclose())
     assert saver._aexecutor._count == 0
+
+
+def _closed(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.total_changes  # noqa: B018 - raises on a closed connection
+    except sqlite3.ProgrammingError as exc:
+        return "closed" in str(exc)  # another refusal is not the answer looked for
+    return False
+
+
+async def test_a_connection_opened_for_a_cancelled_call_is_closed(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call cancelled while the pool opens a connection for it: aiosqlite's thread goes on
+    opening that connection, and it is closed once open (the pool does not count it), not
+    left to the garbage collector (which Python 3.13 warns about)."""
+    opened: list[sqlite3.Connection] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def connect(path: str, **kwargs: Any) -> aiosqlite.Connection:
+        def connector() -> sqlite3.Connection:
+            entered.set()
+            release.wait(10)
+            conn = sqlite3.connect(path, check_same_thread=False, **kwargs)
+            opened.append(conn)  # kept alive here: only an explicit close closes it
+            return conn
+
+        return aiosqlite.Connection(connector, 64)
+
+    driver = types.SimpleNamespace(
+        connect=connect, Error=aiosqlite.Error, OperationalError=aiosqlite.OperationalError
+    )
+    saver = await AsyncSqliteSaver.open(db_path, max_idle=0, synchronous="full")
+    try:
+        await saver.asetup()
+        executor = saver._aexecutor
+        assert isinstance(executor, _async.AsyncPooledExecutor) and executor._idle == []
+        monkeypatch.setattr(_async, "_driver", lambda: driver)
+        call = asyncio.ensure_future(saver.adelete_thread("nobody"))  # takes a pooled one
+        assert await asyncio.to_thread(entered.wait, 10)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        release.set()
+        for _ in range(500):  # closed once aiosqlite's thread has opened it
+            if opened and _closed(opened[0]):
+                break
+            await asyncio.sleep(0.01)
+        assert len(opened) == 1 and _closed(opened[0])
+        assert executor._count == 0
+        await saver.adelete_thread("nobody")  # the pool opens another one and goes on
+        assert len(opened) == 2 and executor._count == 0  # max_idle=0: closed after use
+        assert _closed(opened[1])
+    finally:
+        await saver.aclose()
