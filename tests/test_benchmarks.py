@@ -181,6 +181,47 @@ def test_round_ratios_split_the_samples_by_round() -> None:
     assert round_ratios(get, ours, official, 1) == []
 
 
+def test_a_goal_is_decided_by_the_median_of_its_rounds_ratios() -> None:
+    from benchmarks._goals import evaluate
+    from benchmarks._results import SECONDS, Results, SubjectId
+
+    # Three rounds of three samples, the first in a slow spell (everything twice as slow),
+    # each round 4x in favour of ours, ours with a slow tail in the fast rounds.
+    samples = {
+        "ours": [2.0, 2.0, 2.0, 1.0, 1.0, 1.9, 1.0, 1.0, 1.9],
+        "official": [8.0, 8.0, 8.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0],
+    }
+    results = Results()
+    params = {"steps": 100, "payload": 512}
+    for kind, values in samples.items():
+        subject = SubjectId("redis", "sync", kind)
+        results.series("ops", "get_tuple latest", params, subject, SECONDS).samples.extend(
+            v * 1e-3 for v in values
+        )
+
+    def row(rounds: int) -> dict:  # type: ignore[type-arg]
+        return next(
+            r
+            for r in evaluate(results, [("redis", "redis")], rounds=rounds)
+            if r["goal"].startswith("get_tuple latest") and r["target"] == "redis-sync"
+        )
+
+    paired = row(3)
+    assert paired["round_ratios"] == pytest.approx([4.0, 4.0, 4.0])
+    assert paired["ratio"] == pytest.approx(4.0) and paired["met"] is True
+    # Pooled, ours' median lands in its tail (1.9) and the official one in its fast rounds
+    # (4.0): a ratio below every round's, which decided nothing.
+    assert paired["pooled_ratio"] == pytest.approx(4.0 / 1.9)
+    assert paired["ours"] == pytest.approx(1.9e-3)  # the columns stay the pooled medians
+    assert "rounds 4.00x-4.00x, 3 of 3 met; pooled medians 2.11x" in paired["caveat"]
+
+    # With one round the pooled ratio decides.
+    lone = row(1)
+    assert lone["round_ratios"] == []
+    assert lone["ratio"] == lone["pooled_ratio"] == pytest.approx(4.0 / 1.9)
+    assert lone["met"] is False
+
+
 def test_a_saved_report_is_written_again_without_measuring(
     run: tuple[int, dict, Path], tmp_path: Path
 ) -> None:
