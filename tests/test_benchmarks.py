@@ -210,7 +210,7 @@ def test_a_goal_is_decided_by_the_median_of_its_rounds_ratios() -> None:
     assert paired["round_ratios"] == pytest.approx([4.0, 4.0, 4.0])
     assert paired["ratio"] == pytest.approx(4.0) and paired["met"] is True
     # Pooled, ours' median lands in its tail (1.9) and the official one in its fast rounds
-    # (4.0): a ratio below every round's, which decided nothing.
+    # (4.0): a ratio below every round's, shown in the note but not deciding.
     assert paired["pooled_ratio"] == pytest.approx(4.0 / 1.9)
     assert paired["ours"] == pytest.approx(1.9e-3)  # the columns stay the pooled medians
     assert "rounds 4.00x-4.00x, 3 of 3 met; pooled medians 2.11x" in paired["caveat"]
