@@ -19,9 +19,16 @@ from checkpoint_base.testing.targets import Target, all_targets
 from . import _w_concurrency, _w_e2e, _w_migration, _w_ops, _w_serde, _w_storage
 from ._context import SIZES, Context
 from ._env import durable_servers, environment, git_commit, server_settings, sqlite_settings
-from ._goals import evaluate
+from ._goals import compare, evaluate
 from ._progress import Progress
-from ._report import goals_table, json_report, readme_section, replace_section, table
+from ._report import (
+    changes_table,
+    goals_table,
+    json_report,
+    readme_section,
+    replace_section,
+    table,
+)
 from ._results import Results
 from ._subjects import subjects_for
 
@@ -116,6 +123,12 @@ def parser() -> argparse.ArgumentParser:
         help="measure nothing: write the tables, plots and README section of a saved JSON "
         "report, its targets checked by this version's goals",
     )
+    p.add_argument(
+        "--against",
+        metavar="PATH",
+        help="also list the issue targets decided differently in a saved JSON report (an "
+        "earlier run), its samples checked by this version's goals",
+    )
     return p
 
 
@@ -188,8 +201,9 @@ async def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         for t in registry:
             print(f"{t.name:24} backend={t.backend}")
         return 0
+    before = _earlier(args.against, registry) if args.against else None
     if args.from_json:
-        return _rerender(args, registry)
+        return _rerender(args, registry, before)
     sizes = _sizes(args)
     results = Results()
     with (
@@ -217,23 +231,42 @@ async def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 progress.note(traceback.format_exc())
         progress.close()
     goals = evaluate(results, [(t.name, t.backend) for t in targets], sizes.rounds)
-    _output(args, results, env, sizes.to_json(), goals)
+    _output(args, results, env, sizes.to_json(), goals, before)
     return 1 if results.problems else 0
 
 
-def _rerender(args: argparse.Namespace, registry: list[Target]) -> int:
+def _load(path: str) -> tuple[dict[str, Any], dict[str, Any], Results]:
+    """A saved JSON report: its environment, sizes and samples."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        return saved["environment"], saved["sizes"], Results.from_json(saved)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"cannot read the JSON report {path}: {exc!r}") from exc
+
+
+def _families(results: Results, registry: list[Target]) -> list[tuple[str, str]]:
+    measured = {s.subject.target for s in results}
+    return [(t.name, t.backend) for t in registry if t.name in measured]
+
+
+Earlier = tuple[str, dict[str, Any], list[dict[str, Any]]]
+"""An earlier run for `--against`: its path, environment, and goals checked by this code."""
+
+
+def _earlier(path: str, registry: list[Target]) -> Earlier:
+    env, sizes, results = _load(path)
+    goals = evaluate(results, _families(results, registry), int(sizes.get("rounds", 1)))
+    return path, env, goals
+
+
+def _rerender(args: argparse.Namespace, registry: list[Target], before: Earlier | None) -> int:
     """The reports of a saved run (`--from-json`): same samples, this version's goals."""
     if args.json == args.from_json:
         raise UsageError("--json would overwrite the report it reads; give another path or '-'")
-    try:
-        with open(args.from_json, encoding="utf-8") as f:
-            saved = json.load(f)
-        env, sizes = saved["environment"], saved["sizes"]
-        results = Results.from_json(saved)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"cannot read the JSON report {args.from_json}: {exc!r}") from exc
+    env, sizes, results = _load(args.from_json)
     measured = {s.subject.target for s in results}
-    families = [(t.name, t.backend) for t in registry if t.name in measured]
+    families = _families(results, registry)
     unknown = sorted(
         t for t in measured - {name for name, _ in families} if t != "serializer" and "->" not in t
     )
@@ -245,7 +278,7 @@ def _rerender(args: argparse.Namespace, registry: list[Target]) -> int:
         f"of git {commit[:10]}"
     )
     goals = evaluate(results, families, int(sizes.get("rounds", 1)))
-    _output(args, results, env, sizes, goals)
+    _output(args, results, env, sizes, goals, before)
     return 1 if results.problems else 0
 
 
@@ -255,6 +288,7 @@ def _output(
     env: dict[str, Any],
     sizes: dict[str, Any],
     goals: list[dict[str, Any]],
+    before: Earlier | None = None,
 ) -> None:
     machine = env["machine"]
     head = (
@@ -263,7 +297,9 @@ def _output(
     )
     text = head + "\n" + table(results)
     if goals:
-        text += "\nissue targets (ratios of medians)\n" + goals_table(goals)
+        text += "\nissue targets (each the median of its rounds' ratios)\n" + goals_table(goals)
+    if before is not None:
+        text += "\n" + _against(before, goals, markdown=False)
     for note in results.notes:
         text += f"note: {note}\n"
     for problem in results.problems:
@@ -274,6 +310,8 @@ def _output(
         body = table(results, markdown=markdown)
         if goals:
             body += "\n" + goals_table(goals, markdown=markdown)
+        if before is not None:
+            body += "\n" + _against(before, goals, markdown=markdown)
         _write(args.table, (f"{head}\n" if markdown else "") + body)
     if args.json and args.json != "-":
         _write(args.json, json_report(results, env, sizes, goals))
@@ -292,6 +330,22 @@ def _output(
         section = readme_section(env, sizes["name"], goals, plots, args.readme, args.table, notes)
         _write(args.readme, replace_section(text, section))
         print(f"README section: {args.readme}")
+
+
+def _against(before: Earlier, goals: list[dict[str, Any]], *, markdown: bool) -> str:
+    """How the goals of this run compare with those of an earlier one (`--against`)."""
+    path, env, then = before
+    changes = compare(goals, then)
+    commit = (env.get("git_commit") or "unknown")[:10]
+    text = (
+        f"against {os.path.basename(path)} (git {commit}, {env.get('started_at', '?')}): "
+        f"{sum(1 for g in goals if g['met'])} of {len(goals)} issue targets met in this run, "
+        f"{sum(1 for g in then if g['met'])} of {len(then)} in that one; "
+        f"{len(changes)} decided differently\n"
+    )
+    if changes:
+        text += ("\n" if markdown else "") + changes_table(changes, markdown=markdown)
+    return text
 
 
 def _write(path: str, text: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ._results import BYTES, SECONDS, THROUGHPUT, Results, Series, summarize
 
-__all__ = ["GOALS", "Goal", "evaluate"]
+__all__ = ["GOALS", "Goal", "compare", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -471,3 +471,34 @@ def _row(
         "round_ratios": per_round,
         "caveat": "; ".join(n for n in notes if n),
     }
+
+
+def compare(goals: list[dict[str, Any]], before: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of `goals` whose verdict differs from the same row in `before` (another run's
+    goals, checked by the same code), in `goals`' order.
+
+    Rows are the same when they name the same target and goal (an end-to-end goal's label
+    names its mode). A row met in one run and missed or not measured in the other differs;
+    rows decided in neither (no ratio) are left out. Each result has the row's `target`,
+    `goal` and `issue`, and `ratio`, `met`, `round_ratios` of `now` and of `then` (None for a
+    row that run does not have).
+    """
+    then = {(g["target"], g["goal"]): g for g in before}
+    changed = []
+    for g in goals:
+        old = then.get((g["target"], g["goal"]))
+        if (old["met"] if old is not None else None) == g["met"]:
+            continue
+        changed.append(
+            {
+                "issue": g["issue"],
+                "target": g["target"],
+                "goal": g["goal"],
+                "ratio_kind": g["ratio_kind"],
+                "now": {k: g.get(k) for k in ("ratio", "met", "round_ratios")},
+                "then": None
+                if old is None
+                else {k: old.get(k) for k in ("ratio", "met", "round_ratios")},
+            }
+        )
+    return changed

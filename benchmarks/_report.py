@@ -12,7 +12,14 @@ from typing import Any
 
 from ._results import BYTES, SECONDS, THROUGHPUT, Results, Series, summarize
 
-__all__ = ["goals_table", "json_report", "readme_section", "replace_section", "table"]
+__all__ = [
+    "changes_table",
+    "goals_table",
+    "json_report",
+    "readme_section",
+    "replace_section",
+    "table",
+]
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
@@ -170,6 +177,25 @@ def goals_table(goals: list[dict[str, Any]], *, markdown: bool = False) -> str:
     return _render(header, rows, markdown)
 
 
+def changes_table(changes: list[dict[str, Any]], *, markdown: bool = False) -> str:
+    """The goal rows decided differently in two runs (`_goals.compare`): ratio and verdict of
+    each, with the range of its rounds' ratios."""
+
+    def side(s: dict[str, Any] | None) -> tuple[str, str]:
+        if s is None or s["ratio"] is None:
+            return "not measured", ""
+        rounds = s.get("round_ratios") or []
+        spread = f" (rounds {min(rounds):.2f}x-{max(rounds):.2f}x)" if rounds else ""
+        return f"{s['ratio']:.2f}x{spread}", "yes" if s["met"] else "NO"
+
+    header = ("issue", "target", "goal", "then", "met then", "now", "met now")
+    rows = [
+        (f"#{c['issue']}", c["target"], c["goal"], *side(c["then"]), *side(c["now"]))
+        for c in changes
+    ]
+    return _render(header, rows, markdown)
+
+
 def json_report(
     results: Results, env: dict[str, Any], sizes: dict[str, Any], goals: list[dict[str, Any]]
 ) -> str:
@@ -231,7 +257,7 @@ def readme_section(
     if table_path:
         rel = os.path.relpath(os.path.abspath(table_path), here)
         lines += ["", f"Every operation, subject and ratio: [{rel}]({rel})."]
-    lines += ["", "Targets of the backend issues (ratios of medians):", ""]
+    lines += ["", "Targets of the backend issues (each the median of its rounds' ratios):", ""]
     lines.append(goals_table(goals, markdown=True).rstrip("\n") if goals else "(none measured)")
     if notes:
         lines += ["", *(f"- {note}" for note in notes)]

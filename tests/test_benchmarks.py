@@ -222,6 +222,82 @@ def test_a_goal_is_decided_by_the_median_of_its_rounds_ratios() -> None:
     assert lone["met"] is False
 
 
+def test_compare_lists_the_rows_decided_differently() -> None:
+    from benchmarks._goals import compare
+
+    def row(target: str, met: bool | None, ratio: float | None) -> dict:  # type: ignore[type-arg]
+        return {
+            "issue": 5,
+            "target": target,
+            "goal": "get_tuple latest >= 3x faster than official",
+            "ratio_kind": "speed-up",
+            "ratio": ratio,
+            "met": met,
+            "round_ratios": [] if ratio is None else [ratio - 0.1, ratio + 0.1],
+        }
+
+    now = [
+        row("a-sync", True, 3.2),  # missed before
+        row("b-sync", False, 2.9),  # met before
+        row("c-sync", True, 3.5),  # met both times
+        row("d-sync", True, 3.1),  # not in the earlier run
+        row("e-sync", None, None),  # decided in neither
+    ]
+    before = [
+        row("a-sync", False, 2.8),
+        row("b-sync", True, 3.05),
+        row("c-sync", True, 3.4),
+        row("e-sync", None, None),
+    ]
+    changed = compare(now, before)
+    assert [c["target"] for c in changed] == ["a-sync", "b-sync", "d-sync"]
+    assert changed[0]["then"]["met"] is False and changed[0]["now"]["met"] is True
+    assert changed[1]["then"]["ratio"] == 3.05 and changed[1]["now"]["ratio"] == 2.9
+    assert changed[2]["then"] is None
+    assert compare(before, before) == []
+
+
+def test_against_lists_the_targets_an_earlier_run_decided_differently(
+    run: tuple[int, dict, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, report, out = run
+    decided = [g for g in report["goals"] if g["against"] == "official" and g["met"] is not None]
+    assert decided, "no goal against an official saver was decided"
+
+    def scaled(name: str, slower: float) -> Path:
+        """The run with every official saver `slower` times slower (or bigger)."""
+        copy = json.loads(json.dumps(report))
+        for series in copy["series"]:
+            if series["kind"] == "official":
+                factor = 1 / slower if series["unit"] == "ops/s" else slower
+                series["samples"] = [v * factor for v in series["samples"]]
+        path = tmp_path / name
+        path.write_text(json.dumps(copy))
+        return path
+
+    # The official savers 1000x slower: every goal against them met; 1000x faster: none.
+    slow, fast = scaled("slow.json", 1000.0), scaled("fast.json", 0.001)
+    capsys.readouterr()
+    args = ["--from-json", str(out / "report.json"), "--json", "-", "--no-progress"]
+    assert main([*args, "--against", str(out / "report.json")]) == 0
+    assert "; 0 decided differently" in capsys.readouterr().out
+
+    table_md = tmp_path / "t.md"
+    argv = ["--from-json", str(slow), "--against", str(fast), "--table", str(table_md)]
+    assert main([*argv, "--json", "-", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    lines = [x for x in table_md.read_text().splitlines() if x.startswith("| #")]
+    summary = next(x for x in text.splitlines() if x.startswith("against fast.json"))
+    count = int(summary.rsplit("; ", 1)[1].split()[0])
+    assert count > 0 and f"{count} decided differently" in summary
+    rows = [x for x in lines if x.count(" | ") == 6]  # the changes table has 7 columns
+    assert len(rows) == count
+    assert all(r.split(" | ")[4] == "NO" and r.endswith(" | yes |") for r in rows), rows
+    assert count == sum(1 for g in decided if g["against"] == "official")
+    # A report it cannot read is a usage error, found before anything runs.
+    assert main([*args, "--against", str(tmp_path / "none.json")]) == 2
+
+
 def test_a_saved_report_is_written_again_without_measuring(
     run: tuple[int, dict, Path], tmp_path: Path
 ) -> None:
