@@ -250,14 +250,15 @@ def _families(results: Results, registry: list[Target]) -> list[tuple[str, str]]
     return [(t.name, t.backend) for t in registry if t.name in measured]
 
 
-Earlier = tuple[str, dict[str, Any], list[dict[str, Any]]]
-"""An earlier run for `--against`: its path, environment, and goals checked by this code."""
+Earlier = tuple[str, dict[str, Any], dict[str, Any], list[dict[str, Any]]]
+"""An earlier run for `--against`: its path, environment, sizes, and goals checked by this
+code."""
 
 
 def _earlier(path: str, registry: list[Target]) -> Earlier:
     env, sizes, results = _load(path)
     goals = evaluate(results, _families(results, registry), int(sizes.get("rounds", 1)))
-    return path, env, goals
+    return path, env, sizes, goals
 
 
 def _rerender(args: argparse.Namespace, registry: list[Target], before: Earlier | None) -> int:
@@ -299,7 +300,7 @@ def _output(
     if goals:
         text += "\nissue targets (each the median of its rounds' ratios)\n" + goals_table(goals)
     if before is not None:
-        text += "\n" + _against(before, goals, markdown=False)
+        text += "\n" + _against(before, sizes, goals, markdown=False)
     for note in results.notes:
         text += f"note: {note}\n"
     for problem in results.problems:
@@ -311,7 +312,7 @@ def _output(
         if goals:
             body += "\n" + goals_table(goals, markdown=markdown)
         if before is not None:
-            body += "\n" + _against(before, goals, markdown=markdown)
+            body += "\n" + _against(before, sizes, goals, markdown=markdown)
         _write(args.table, (f"{head}\n" if markdown else "") + body)
     if args.json and args.json != "-":
         _write(args.json, json_report(results, env, sizes, goals))
@@ -332,9 +333,11 @@ def _output(
         print(f"README section: {args.readme}")
 
 
-def _against(before: Earlier, goals: list[dict[str, Any]], *, markdown: bool) -> str:
+def _against(
+    before: Earlier, sizes: dict[str, Any], goals: list[dict[str, Any]], *, markdown: bool
+) -> str:
     """How the goals of this run compare with those of an earlier one (`--against`)."""
-    path, env, then = before
+    path, env, then_sizes, then = before
     changes = compare(goals, then)
     commit = (env.get("git_commit") or "unknown")[:10]
     text = (
@@ -343,6 +346,12 @@ def _against(before: Earlier, goals: list[dict[str, Any]], *, markdown: bool) ->
         f"{sum(1 for g in then if g['met'])} of {len(then)} in that one; "
         f"{len(changes)} decided differently\n"
     )
+    here, there = sizes.get("name"), then_sizes.get("name")
+    if here != there:
+        text += (
+            f"(the runs have different sizes, {here} here and {there} there: a row may compare "
+            "different thread lengths or rounds)\n"
+        )
     if changes:
         text += ("\n" if markdown else "") + changes_table(changes, markdown=markdown)
     return text

@@ -294,6 +294,13 @@ def test_against_lists_the_targets_an_earlier_run_decided_differently(
     assert len(rows) == count
     assert all(r.split(" | ")[4] == "NO" and r.endswith(" | yes |") for r in rows), rows
     assert count == sum(1 for g in decided if g["against"] == "official")
+    assert "different sizes" not in text
+    # Runs of different sizes are compared all the same, with a word of warning.
+    other = json.loads(slow.read_text())
+    other["sizes"]["name"] = "full"
+    (tmp_path / "full.json").write_text(json.dumps(other))
+    assert main([*args, "--against", str(tmp_path / "full.json")]) == 0
+    assert "different sizes, smallest here and full there" in capsys.readouterr().out
     # A report it cannot read is a usage error, found before anything runs.
     assert main([*args, "--against", str(tmp_path / "none.json")]) == 2
 
