@@ -480,9 +480,9 @@ def compare(goals: list[dict[str, Any]], before: list[dict[str, Any]]) -> list[d
     Rows are the same when they name the same target and goal (an end-to-end goal's label
     names its mode). A row met in one run and missed or not measured in the other differs;
     rows decided in neither (no ratio) are left out, and so are rows of targets that only the
-    earlier run measured. Each result has the row's `target`,
-    `goal` and `issue`, and `ratio`, `met`, `round_ratios` of `now` and of `then` (None for a
-    row that run does not have).
+    earlier run measured. Each result has the row's `target`, `goal` and `issue`, and
+    `ratio`, `met`, `round_ratios` of `now` and of `then` (None for a row that run does not
+    have).
     """
     then = {(g["target"], g["goal"]): g for g in before}
     changed = []
