@@ -7,6 +7,11 @@
   LangGraph's official Postgres saver (`?options=-csearch_path%3Dmyschema` picks a schema).
 - `py:package.module:factory`: any `BaseCheckpointSaver` that `factory()` returns (or yields,
   as a context manager), read and written through its public API.
+
+With `LANGGRAPH_AES_KEY` set, the savers opened here (ours and the official ones) encrypt
+and decrypt values with that key, as LangGraph's server does: LangGraph's
+`EncryptedSerializer` (AES, from pycryptodome) around their own serializer. Values stored
+without encryption are still read.
 """
 
 from __future__ import annotations
@@ -49,6 +54,44 @@ URLs:
 """
 
 _CONNECT_TIMEOUT = 5
+
+AES_KEY_VARIABLE = "LANGGRAPH_AES_KEY"
+
+
+def encrypting(inner: Any | None = None) -> Any | None:
+    """LangGraph's `EncryptedSerializer` with the key of `LANGGRAPH_AES_KEY` around `inner`
+    (our serializer when None), or None when the variable is not set.
+
+    Raises:
+        ConfigError: the key is not 16, 24 or 32 bytes long.
+        MissingDriverError: pycryptodome, which LangGraph's AES cipher needs, is missing.
+    """
+    if not os.environ.get(AES_KEY_VARIABLE):
+        return None
+    from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
+
+    from .serde import MsgpackSerializer
+
+    try:
+        return EncryptedSerializer.from_pycryptodome_aes(
+            serde=MsgpackSerializer() if inner is None else inner
+        )
+    except ImportError as exc:
+        raise MissingDriverError(
+            f"{AES_KEY_VARIABLE} is set: encrypted checkpoints need pycryptodome for LangGraph's "
+            "AES cipher: pip install 'checkpointers[encryption]' (or unset the variable)"
+        ) from exc
+    except ValueError as exc:  # LangGraph's message names the variable
+        given = len(os.environ[AES_KEY_VARIABLE].encode())
+        raise ConfigError(f"{exc} It holds {given} bytes.") from exc
+
+
+def _official_options() -> dict[str, Any]:
+    """`serde=` for an official saver: its own serializer, encrypting with `LANGGRAPH_AES_KEY`."""
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    serde = encrypting(JsonPlusSerializer())
+    return {} if serde is None else {"serde": serde}
 
 
 def _sqlite_path(url: str, scheme: str) -> str:
@@ -109,8 +152,9 @@ def _empty(shown: str) -> Iterator[Side]:
 
 
 def _connected(url: str, shown: str) -> Any:
+    serde = encrypting()
     try:
-        return connect(url)
+        return connect(url) if serde is None else connect(url, serde=serde)
     except StorageUnavailableError as exc:
         raise StorageUnavailableError(
             f"cannot reach {shown}: {exc}; is the server running on that host and port?"
@@ -152,7 +196,7 @@ def _langgraph_sqlite(url: str, scheme: str, shown: str, *, write: bool) -> Iter
         uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
     with contextlib.closing(conn):
-        yield as_side(SqliteSaver(conn), shown)
+        yield as_side(SqliteSaver(conn, **_official_options()), shown)
 
 
 @contextlib.contextmanager
@@ -175,7 +219,7 @@ def _langgraph_postgres(url: str, scheme: str, shown: str) -> Iterator[Side]:
         row_factory=dict_row,
         connect_timeout=_CONNECT_TIMEOUT,
     ) as conn:
-        yield as_side(PostgresSaver(conn), shown)
+        yield as_side(PostgresSaver(conn, **_official_options()), shown)
 
 
 @contextlib.contextmanager

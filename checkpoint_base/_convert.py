@@ -21,8 +21,9 @@ from langgraph.checkpoint.base import (
     writes_sort_key,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 
-from ._errors import ConfigError, DamagedDataError
+from ._errors import ConfigError, DamagedDataError, encryption_of
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, WriteRecord, as_bytes
 from .serde import MsgpackSerializer
 
@@ -413,7 +414,14 @@ def load_write(serde: SerializerProtocol, write: WriteRecord) -> Any:
     try:
         return serde.loads_typed((write.type, write.data))
     except UNREADABLE as exc:
-        raise DamagedDataError.of(write, _write_part(write), exc) from exc
+        encrypted = _decrypting(serde, write.type)
+        raise DamagedDataError.of(write, _write_part(write), exc, encrypted=encrypted) from exc
+
+
+def _decrypting(serde: SerializerProtocol, type_tag: str) -> bool:
+    """True when `serde` holds a key (LangGraph's `EncryptedSerializer`) and `type_tag` is
+    one it decrypts: reading the value failed in decryption or in what it decrypted to."""
+    return "+" in type_tag and isinstance(serde, EncryptedSerializer)
 
 
 def load_seed(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool, Any]:
@@ -427,6 +435,7 @@ def load_seed(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
             thread_id=blob.thread_id,
             checkpoint_ns=blob.checkpoint_ns,
             detail=f"{type(exc).__name__}: {exc}",
+            encryption=encryption_of(exc, _decrypting(serde, blob.type)),
         ) from exc
 
 
@@ -474,7 +483,9 @@ a checkpoint that decodes to something other than a dict fails with one of the o
 
 def damaged_row(serde: SerializerProtocol, row: CheckpointRow, exc: Exception) -> DamagedDataError:
     """The error for a fetched row that `to_tuple` could not read: which part is unreadable."""
-    return DamagedDataError.of(row.checkpoint, unreadable_part(serde, row) or "its data", exc)
+    part, type_tag = _unreadable(serde, row) or ("its data", "")
+    encrypted = _decrypting(serde, type_tag)
+    return DamagedDataError.of(row.checkpoint, part, exc, encrypted=encrypted)
 
 
 def raise_if_damaged(serde: SerializerProtocol, row: CheckpointRow, exc: Exception) -> None:
@@ -489,21 +500,31 @@ def unreadable_part(serde: SerializerProtocol, row: CheckpointRow) -> str | None
 
     Runs only on an error path: each part is decoded again, in the order `to_tuple` reads them.
     """
+    found = _unreadable(serde, row)
+    return None if found is None else found[0]
+
+
+def _unreadable(serde: SerializerProtocol, row: CheckpointRow) -> tuple[str, str] | None:
+    """`unreadable_part`, with the type tag of that part ("" for the metadata)."""
     rec = row.checkpoint
-    parts: list[tuple[str, Any]] = [
-        (f"the checkpoint (type {rec.type!r})", lambda: _checkpoint_body(serde, rec)),
-        ("its metadata (JSON)", lambda: decode_metadata(rec.metadata)),
+    parts: list[tuple[str, str, Any]] = [
+        (f"the checkpoint (type {rec.type!r})", rec.type, lambda: _checkpoint_body(serde, rec)),
+        ("its metadata (JSON)", "", lambda: decode_metadata(rec.metadata)),
     ]
     for b in row.blobs:
-        parts.append((_blob_part(b), lambda b=b: load_blob(serde, b)))
+        parts.append((_blob_part(b), b.type, lambda b=b: load_blob(serde, b)))
     for w in row.writes:
-        parts.append((_write_part(w), lambda w=w: serde.loads_typed((w.type, as_bytes(w.data)))))
-    for part, read in parts:
+        parts.append((_write_part(w), w.type, lambda w=w: _read_write(serde, w)))
+    for part, type_tag, read in parts:
         try:
             read()
         except UNREADABLE:
-            return part
+            return part, type_tag
     return None
+
+
+def _read_write(serde: SerializerProtocol, write: WriteRecord) -> None:
+    serde.loads_typed((write.type, as_bytes(write.data)))
 
 
 def _checkpoint_body(serde: SerializerProtocol, rec: CheckpointRecord) -> None:

@@ -54,7 +54,8 @@ class ValueTooLargeError(StorageError, ValueError):
 
 
 class DamagedDataError(StorageError, ValueError):
-    """Stored data cannot be read back: damaged, cut short, or not written by this package.
+    """Stored data cannot be read back: damaged, cut short, not written by this package, or
+    encrypted (LangGraph's `EncryptedSerializer`) with a key this saver's serializer lacks.
 
     The message names the thread, the namespace and the checkpoint (when known) and what of
     it is unreadable; the serializer's or decoder's error is chained as `__cause__`. Other
@@ -64,6 +65,8 @@ class DamagedDataError(StorageError, ValueError):
         thread_id: The thread of the unreadable data, when known.
         checkpoint_ns: Its namespace.
         checkpoint_id: The checkpoint, when known.
+        encryption: None; `"no key"` when the data is encrypted and the serializer holds no
+            key; `"failed"` when decrypting it failed (another key, or damaged ciphertext).
     """
 
     def __init__(
@@ -74,16 +77,33 @@ class DamagedDataError(StorageError, ValueError):
         checkpoint_ns: str = "",
         checkpoint_id: str | None = None,
         detail: str = "",
+        encryption: str | None = None,
     ) -> None:
         self.thread_id = thread_id
         self.checkpoint_ns = checkpoint_ns
         self.checkpoint_id = checkpoint_id
+        self.encryption = encryption
         where = f"checkpoint {checkpoint_id!r}" if checkpoint_id else "a checkpoint"
         if thread_id is not None:
             where += f" of thread {thread_id!r}"
         if checkpoint_ns:
             where += f" (namespace {checkpoint_ns!r})"
         thread = repr(thread_id) if thread_id is not None else "THREAD"
+        if encryption is not None:
+            problem = (
+                "this saver's serializer holds no key"
+                if encryption == "no key"
+                else f"decrypting it failed ({detail}): a key other than the one that wrote it, "
+                "or damaged data"
+            )
+            super().__init__(
+                f"cannot read {where}: {what} is encrypted, and {problem}. Open the saver with "
+                "the serializer and key that wrote it, as in serde=EncryptedSerializer."
+                "from_pycryptodome_aes(serde=MsgpackSerializer(), key=...) (LangGraph's "
+                "langgraph.checkpoint.serde.encrypted); the checkpointers command reads it when "
+                "LANGGRAPH_AES_KEY holds that key"
+            )
+            return
         super().__init__(
             f"cannot read {where}: {what} is damaged or was not written by this package"
             + (f" ({detail})" if detail else "")
@@ -94,16 +114,31 @@ class DamagedDataError(StorageError, ValueError):
         )
 
     @classmethod
-    def of(cls, record: Any, what: str, exc: BaseException) -> DamagedDataError:
+    def of(
+        cls, record: Any, what: str, exc: BaseException, *, encrypted: bool = False
+    ) -> DamagedDataError:
         """The error for `what` of a checkpoint `record` (anything with its `thread_id`,
-        `checkpoint_ns` and `checkpoint_id`), with the reader's error `exc` as detail."""
+        `checkpoint_ns` and `checkpoint_id`), with the reader's error `exc` as detail;
+        `encrypted`: `what` was encrypted, and the serializer holds a key (see `encryption`)."""
         return cls(
             what,
             thread_id=record.thread_id,
             checkpoint_ns=record.checkpoint_ns,
             checkpoint_id=record.checkpoint_id,
             detail=f"{type(exc).__name__}: {exc}",
+            encryption=encryption_of(exc, encrypted),
         )
+
+
+def encryption_of(exc: BaseException, encrypted: bool) -> str | None:
+    """`DamagedDataError.encryption` for a reader's error `exc`: `"no key"` when the serializer
+    met encrypted data it holds no key for, `"failed"` when the data was `encrypted` and the
+    serializer holds a key, else None."""
+    from .serde import EncryptedDataError
+
+    if isinstance(exc, EncryptedDataError):
+        return "no key"
+    return "failed" if encrypted else None
 
 
 class PrunedHistoryError(StorageError):

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 
 from ._errors import ConfigError
 from ._migrate_drive import Run, Setup, Steps, Store, adrive, drive
@@ -302,16 +304,21 @@ def _merged(a: ThreadMismatch | None, b: ThreadMismatch | None) -> ThreadMismatc
 def _recoders(source: Side, target: Side) -> tuple[Recode | None, Recode | None]:
     """How each side's values are hashed so that equal values hash alike (see `Recode`)."""
     if not (source.exact and target.exact):
-        common = target.serde if not target.exact else source.serde
+        common = _plain(target.serde if not target.exact else source.serde)
         return Recode(source.serde, common), Recode(target.serde, common)
     if (source.native_tags is None) == (target.native_tags is None):
         return None, None  # both sides hold any tag, or the same restricted family
     restricted = source if source.native_tags is not None else target
     keep = restricted.native_tags
-    return (
-        Recode(source.serde, restricted.serde, keep),
-        Recode(target.serde, restricted.serde, keep),
-    )
+    common = _plain(restricted.serde)
+    return Recode(source.serde, common, keep), Recode(target.serde, common, keep)
+
+
+def _plain(serde: SerializerProtocol) -> SerializerProtocol:
+    """`serde` without its encryption (LangGraph's `EncryptedSerializer` draws a new nonce for
+    every value, so its bytes differ each time): values are hashed as the inner one writes
+    them, after their side's serializer decrypted them."""
+    return serde.serde if isinstance(serde, EncryptedSerializer) else serde
 
 
 # -- drivers -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 
 from ._convert import (
     UNREADABLE,
@@ -23,7 +24,7 @@ from ._convert import (
     encode_metadata,
     raise_if_damaged,
 )
-from ._errors import StorageError
+from ._errors import DamagedDataError, StorageError
 from ._migrate_msgpack import (
     JSONPLUS_READS,
     KEEP_IT,
@@ -246,6 +247,26 @@ class LangGraphSqliteSide(Side):
             for row in checkpoints
         ]
 
+    def _decoded(
+        self, thread_id: str, ns: str, checkpoint_id: str, type_: str, data: bytes
+    ) -> dict[str, Any]:
+        """A checkpoint the saver's serializer decodes whole (values inline), or the error
+        naming it: an encrypted one (`msgpack+aes`) needs the key (`LANGGRAPH_AES_KEY`)."""
+        try:
+            return dict(self.serde.loads_typed((type_, data)))
+        except (NotImplementedError, *UNREADABLE) as exc:  # the official: unknown type tag
+            encryption = None
+            if "+" in type_:  # `{tag}+{cipher}`: LangGraph's EncryptedSerializer wrote it
+                encryption = "failed" if isinstance(self.serde, EncryptedSerializer) else "no key"
+            raise DamagedDataError(
+                f"the checkpoint (type {type_!r})",
+                thread_id=thread_id,
+                checkpoint_ns=ns,
+                checkpoint_id=checkpoint_id,
+                detail=f"{type(exc).__name__}: {exc}",
+                encryption=encryption,
+            ) from exc
+
     def _row(
         self, thread_id: str, stored: Sequence[Any], writes: tuple[WriteRecord, ...]
     ) -> CheckpointRow:
@@ -255,8 +276,8 @@ class LangGraphSqliteSide(Side):
             body_type, body = "msgpack", split.body
             values = {ch: standalone_value(raw) for ch, raw in split.values.items()}
             versions, ts = split.channel_versions, split.ts
-        else:  # an old "json" checkpoint: decode it, keep the serializer's encoding
-            full = dict(self.serde.loads_typed((type_, data)))
+        else:  # an old "json" or an encrypted checkpoint: decode it, encode it again
+            full = self._decoded(thread_id, ns, checkpoint_id, type_, data)
             decoded = full.pop("channel_values", None) or {}
             body_type, body = self.serde.dumps_typed(full)
             values = {ch: self.serde.dumps_typed(v) for ch, v in decoded.items()}

@@ -47,6 +47,7 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol, maybe_add_typed_methods
+from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 
 from ._backend import Backend
 from ._convert import (
@@ -148,6 +149,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         )
         # Shared with the clones of `with_allowlist` (a graph's saver): closing one closes all.
         self._closed = threading.Event()
+        # Also shared with those clones: the encrypting serializers `with_allowlist` made.
+        self._wrappers: dict[int, tuple[SerializerProtocol, EncryptedSerializer]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         if aexecutor is not None:
             try:
@@ -673,11 +676,14 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         LangGraph calls this at compile time with the types of the graph's state schema.
         """
         extend = getattr(self.serde, "with_allowlist", None)
-        if extend is None:
+        if extend is not None:
+            serde = extend(extra_allowlist)
+        elif isinstance(self.serde, EncryptedSerializer) and _takes_allowlists(self.serde.serde):
+            serde = _encrypted_with_allowlist(self.serde, extra_allowlist, self._wrappers)
+        else:
             base_clone = super().with_allowlist(extra_allowlist)
             assert isinstance(base_clone, CheckpointSaver)
             return base_clone
-        serde = extend(extra_allowlist)
         if serde is self.serde:
             return self
         clone: CheckpointSaver = copy.copy(self)
@@ -687,6 +693,43 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         same = type(serde) is type(self.serde)
         clone.serde = serde if same else maybe_add_typed_methods(serde)
         return clone
+
+
+def _takes_allowlists(serde: SerializerProtocol) -> bool:
+    """True when `serde` has `with_allowlist` (ours does). Inside LangGraph's
+    `EncryptedSerializer`, LangGraph itself extends only a `JsonPlusSerializer`."""
+    return callable(getattr(serde, "with_allowlist", None))
+
+
+_MAX_WRAPPERS = 64
+"""How many encrypting serializers a saver remembers (`_encrypted_with_allowlist`)."""
+
+
+def _encrypted_with_allowlist(
+    serde: EncryptedSerializer,
+    extra_allowlist: Collection[tuple[str, ...]],
+    made: dict[int, tuple[SerializerProtocol, EncryptedSerializer]],
+) -> SerializerProtocol:
+    """`serde` (an `EncryptedSerializer`) whose inner serializer also rebuilds these types:
+    the same cipher around `serde.serde.with_allowlist(extra_allowlist)`.
+
+    LangGraph asks again on every invoke and the inner serializer answers from its cache;
+    `made` (the saver's, shared with its clones) then gives back the wrapper made the first
+    time, so that the saver is not cloned again. Keyed by the inner serializer's id, which
+    the entry keeps alive; bounded.
+    """
+    inner = serde.serde.with_allowlist(extra_allowlist)  # type: ignore[attr-defined]
+    if inner is serde.serde:
+        return serde
+    known = made.get(id(inner))
+    if known is not None and known[1].cipher is serde.cipher and type(known[1]) is type(serde):
+        return known[1]
+    wrapper = copy.copy(serde)  # keeps a subclass and its other attributes
+    wrapper.serde = inner
+    if len(made) >= _MAX_WRAPPERS:
+        made.clear()
+    made[id(inner)] = (inner, wrapper)
+    return wrapper
 
 
 def _put_too_large(

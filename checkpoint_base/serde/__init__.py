@@ -8,6 +8,7 @@ from __future__ import annotations
 from ._codes import TYPE_TAG
 from ._errors import (
     DisallowedTypeError,
+    EncryptedDataError,
     MalformedDataError,
     NestingTooDeepError,
     SerializationError,
@@ -19,6 +20,7 @@ from ._serializer import MsgpackSerializer
 __all__ = [
     "TYPE_TAG",
     "DisallowedTypeError",
+    "EncryptedDataError",
     "MalformedDataError",
     "MsgpackSerializer",
     "NestingTooDeepError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "DisallowedTypeError",
+    "EncryptedDataError",
     "MalformedDataError",
     "NestingTooDeepError",
     "SerializationError",
@@ -22,6 +23,28 @@ class UnsupportedTypeError(SerializationError, TypeError):
 
 class MalformedDataError(SerializationError, ValueError):
     """`loads_typed` got bytes that are not a valid payload of their type tag."""
+
+
+class EncryptedDataError(MalformedDataError):
+    """`loads_typed` got a value that LangGraph's `EncryptedSerializer` encrypted (its type tag
+    ends in `+` and the cipher's name, as `msgpack.cp2+aes` does): only a serializer that holds
+    the key reads it.
+
+    Attributes:
+        type_tag: The stored type tag.
+        cipher: The cipher the tag names.
+    """
+
+    def __init__(self, type_tag: str) -> None:
+        self.type_tag = type_tag
+        self.cipher = type_tag.rpartition("+")[2]
+        super().__init__(
+            f"the value is encrypted (type tag {type_tag!r}: LangGraph's EncryptedSerializer, "
+            f"cipher {self.cipher!r}) and this serializer holds no key. Read it with the "
+            "serializer that wrote it, as in serde=EncryptedSerializer.from_pycryptodome_aes("
+            "serde=MsgpackSerializer(), key=...); the checkpointers command does so when "
+            "LANGGRAPH_AES_KEY holds the key"
+        )
 
 
 class NestingTooDeepError(SerializationError, ValueError):

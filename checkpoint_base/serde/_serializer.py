@@ -9,7 +9,7 @@ from . import _codes as C
 from ._allowlist import Resolver, normalize
 from ._decode import Decoder
 from ._encode import encode_typed
-from ._errors import MalformedDataError
+from ._errors import EncryptedDataError, MalformedDataError
 from ._legacy import loads_jsonplus_json, loads_jsonplus_msgpack
 
 __all__ = ["MsgpackSerializer"]
@@ -154,6 +154,7 @@ class MsgpackSerializer:
             DisallowedTypeError: The data names a class that is not on the allowlist.
             TypeNotFoundError: An allowed class named by the data is not imported.
             NestingTooDeepError: The data nests deeper than allowed.
+            EncryptedDataError: The value is encrypted (LangGraph's `EncryptedSerializer`).
             MalformedDataError: Unknown type tag, or bytes that are not valid for their tag.
         """
         tag, payload = data
@@ -171,4 +172,6 @@ class MsgpackSerializer:
             return loads_jsonplus_json(payload, self._resolver)
         if tag == "pickle":
             raise MalformedDataError("refusing to load pickle data: it can run arbitrary code")
+        if "+" in tag:  # LangGraph's EncryptedSerializer: `{tag}+{cipher}`
+            raise EncryptedDataError(tag)
         raise MalformedDataError(f"unknown serialization type tag {tag!r}")
