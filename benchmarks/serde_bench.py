@@ -260,6 +260,46 @@ def bench_checkpoints(rounds: int, warmup: int) -> dict[str, Any]:
     return out
 
 
+ENCRYPTION_KEY = b"serde-bench-aes-key-of-32-bytes!"
+
+
+def _encrypted_contenders() -> dict[str, Any]:
+    """Ours and the official serializer, each alone and inside LangGraph's
+    `EncryptedSerializer` (AES-EAX from pycryptodome, as `from_pycryptodome_aes` makes it)."""
+    from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
+
+    ours = MsgpackSerializer(allowed=USER_TYPES)
+    official = JsonPlusSerializer()
+    aes = EncryptedSerializer.from_pycryptodome_aes
+    return {
+        OURS: ours,
+        f"{OURS} + AES": aes(serde=ours, key=ENCRYPTION_KEY),
+        "JsonPlusSerializer (default)": official,
+        "JsonPlusSerializer (default) + AES": aes(serde=official, key=ENCRYPTION_KEY),
+    }
+
+
+def bench_encrypted(rounds: int, warmup: int) -> dict[str, Any]:
+    """dumps and loads of whole checkpoints, plain and encrypted, per size."""
+    out: dict[str, Any] = {}
+    for size in SIZES:
+        value = checkpoint(size)
+        cases: dict[str, Callable[[], Any]] = {}
+        for name, serde in _encrypted_contenders().items():
+            blob = serde.dumps_typed(value)
+            if serde.loads_typed(blob) != value:
+                raise AssertionError(f"{name} does not give back the {size}-message checkpoint")
+            cases[f"{name}|dumps"] = lambda s=serde, v=value: s.dumps_typed(v)
+            cases[f"{name}|loads"] = lambda s=serde, b=blob: s.loads_typed(b)
+        per: dict[str, Any] = {}
+        for key, st in interleaved(cases, rounds, warmup).items():
+            name, op = key.split("|")
+            per.setdefault(name, {})[op] = st
+        out[str(size)] = per
+        print(f"  encrypted checkpoint with {size} messages: done", file=sys.stderr)
+    return out
+
+
 MESSAGE_LIST_SIZES = (10, 100, 200)
 
 
@@ -471,6 +511,27 @@ def markdown(results: dict[str, Any]) -> str:
             )
         lines.append("")
     lines += [
+        "## Encrypted checkpoints",
+        "",
+        "The same checkpoints through LangGraph's `EncryptedSerializer` (AES-EAX, pycryptodome, "
+        "as `from_pycryptodome_aes` makes it) around each serializer. `+ AES costs` is the "
+        "encrypted row's dumps+loads median over the same serializer's unencrypted one.",
+        "",
+        "| messages | serializer | dumps | loads | + AES costs |",
+        "|---:|---|---:|---:|---:|",
+    ]
+
+    def both(row: dict[str, Any]) -> float:
+        return float(row["dumps"]["median_ms"] + row["loads"]["median_ms"])
+
+    for size, per in results["encrypted"].items():
+        for name, row in per.items():
+            plain = per.get(name.removesuffix(" + AES")) if name.endswith(" + AES") else None
+            cost = f"{both(row) / both(plain):.2f}x" if plain is not None else ""
+            dumps, loads = _ms(row["dumps"]), _ms(row["loads"])
+            lines.append(f"| {size} | {name} | {dumps} | {loads} | {cost} |")
+    lines.append("")
+    lines += [
         "## Message lists (HumanMessage/AIMessage, 512-character contents)",
         "",
         "The payload of the backend issues' get_tuple/put measurements. The raw msgpack floor is "
@@ -527,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
             "gc": "enabled; gc.collect() between rounds",
         },
         "checkpoints": bench_checkpoints(rounds, warmup),
+        "encrypted": bench_encrypted(rounds, warmup),
         "message_lists": bench_message_lists(rounds, warmup),
         "engines": bench_engines(rounds, warmup),
         "micro": bench_micro(rounds, warmup),
