@@ -260,6 +260,15 @@ def bench_checkpoints(rounds: int, warmup: int) -> dict[str, Any]:
     return out
 
 
+def _by_serializer(stats: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """`interleaved`'s stats of cases named `serializer|op`, as {serializer: {op: stats}}."""
+    per: dict[str, Any] = {}
+    for key, st in stats.items():
+        name, op = key.split("|")
+        per.setdefault(name, {})[op] = st
+    return per
+
+
 ENCRYPTION_KEY = b"serde-bench-aes-key-of-32-bytes!"
 
 
@@ -291,11 +300,7 @@ def bench_encrypted(rounds: int, warmup: int) -> dict[str, Any]:
                 raise AssertionError(f"{name} does not give back the {size}-message checkpoint")
             cases[f"{name}|dumps"] = lambda s=serde, v=value: s.dumps_typed(v)
             cases[f"{name}|loads"] = lambda s=serde, b=blob: s.loads_typed(b)
-        per: dict[str, Any] = {}
-        for key, st in interleaved(cases, rounds, warmup).items():
-            name, op = key.split("|")
-            per.setdefault(name, {})[op] = st
-        out[str(size)] = per
+        out[str(size)] = _by_serializer(interleaved(cases, rounds, warmup))
         print(f"  encrypted checkpoint with {size} messages: done", file=sys.stderr)
     return out
 
@@ -334,11 +339,7 @@ def bench_message_lists(rounds: int, warmup: int) -> dict[str, Any]:
                 b, strict_map_key=False
             ),
         }
-        per: dict[str, Any] = {}
-        for key, st in interleaved(cases, rounds, warmup).items():
-            name, op = key.split("|")
-            per.setdefault(name, {})[op] = st
-        out[str(size)] = per
+        out[str(size)] = _by_serializer(interleaved(cases, rounds, warmup))
         print(f"  message list of {size}: done", file=sys.stderr)
     return out
 
