@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from checkpoint_base import (
+    CheckpointerError,
     CheckpointSaver,
     ConfigError,
     MissingDriverError,
@@ -40,7 +42,7 @@ from ._conn import (
     open_options,
     synchronous_pragma,
 )
-from ._fs import check_filesystem
+from ._fs import network_filesystem, warn_network
 from ._group import AsyncGroupCommit
 from ._requests import Execute, Query
 from ._session import (
@@ -210,6 +212,31 @@ class _WouldWait(Exception):
     """A quick plan met a lock, or a request it may not perform: run it on a thread."""
 
 
+logger = logging.getLogger("checkpoint_sqlite")
+
+
+def _refused_on_loop(exc: Exception, conn: sqlite3.Connection, changes: int) -> bool:
+    """True when `exc`, raised by a quick plan before it changed anything on `conn`, says that
+    the event loop's thread may not make the call: a checker such as blockbuster (LangGraph's
+    `langgraph dev` runs graphs under it) raises its own error for a sqlite3 call there.
+    SQLite's errors and this package's are the plan's own; they are never taken for it."""
+    return (
+        not isinstance(exc, (sqlite3.Error, CheckpointerError))
+        and not conn.in_transaction
+        and conn.total_changes == changes
+    )
+
+
+def _calls_go_to_threads(exc: Exception, where: str) -> None:
+    logger.info(
+        "%s: the event loop refused a sqlite3 call on its thread (%s: %s); from now on every "
+        "call of this saver runs on a thread, as any plan that must wait does",
+        where,
+        type(exc).__name__,
+        str(exc).splitlines()[0] if str(exc) else "",
+    )
+
+
 def _run_now(conn: sqlite3.Connection, plan: Plan[T], writes: bool) -> T:
     """Run a plan on `conn` in the calling thread, never waiting: `_WouldWait` instead.
 
@@ -273,6 +300,7 @@ class AsyncPooledExecutor:
         self._quick: sqlite3.Connection | None = None
         self._quick_pid = 0
         self._quick_lock = threading.Lock()
+        self._quick_refused = False  # the loop's thread may not call sqlite3 (blockbuster)
         self._wal, self._valve = wal_for_saver(path, options.synchronous)
 
     async def _take(self) -> aiosqlite.Connection:
@@ -389,15 +417,23 @@ class AsyncPooledExecutor:
         with `synchronous="normal"`, where a commit does not sync to disk; with `"full"`
         they always take the thread. The connection does not checkpoint the WAL itself (a
         checkpoint syncs): the `WalCheckpointer`'s thread does.
+
+        Where the loop's thread may not call sqlite3 at all (blockbuster raises for it under
+        LangGraph's `langgraph dev`), the first refused call, made before anything changed,
+        sends that plan and every later one to the threads (`_refused_on_loop`).
         """
         conn = self._quick_conn()
         if conn is not None and self._quick_lock.acquire(blocking=False):
             writes = self._options.synchronous == "normal"
+            before = conn.total_changes
             try:
-                before = conn.total_changes
                 result = _run_now(conn, make(), writes)
             except _WouldWait:
                 pass
+            except Exception as exc:
+                if not _refused_on_loop(exc, conn, before):
+                    raise
+                self._refuse_quick(exc)
             else:
                 if self._wal is not None and conn.total_changes != before:
                     self._wal.wrote()
@@ -409,8 +445,16 @@ class AsyncPooledExecutor:
                 self._quick_lock.release()
         return await self.run(make())
 
+    def _refuse_quick(self, exc: Exception) -> None:
+        """The loop's thread may not call sqlite3: every plan runs on a thread from now on."""
+        self._quick_refused = True
+        quick, self._quick = self._quick, None
+        if quick is not None:
+            quick.close()
+        _calls_go_to_threads(exc, f"SQLite saver of {self._path!r}")
+
     def _quick_conn(self) -> sqlite3.Connection | None:
-        if self._closed:
+        if self._closed or self._quick_refused:
             return None
         if self._quick is not None and self._quick_pid == os.getpid():
             return self._quick
@@ -433,6 +477,11 @@ class AsyncPooledExecutor:
             if conn is not None:
                 conn.close()
             return None  # busy now, or broken: the pooled connections will tell
+        except Exception as exc:  # the loop's thread may not call sqlite3 (see run_quick)
+            if conn is not None:
+                conn.close()
+            self._refuse_quick(exc)
+            return None
         self._quick, self._quick_pid = conn, os.getpid()
         return conn
 
@@ -475,6 +524,7 @@ class AsyncMemoryExecutor:
         self._lock = asyncio.Lock()  # one plan at a time: the database is the connection
         self._worker = Worker("checkpointers-sqlite-memory")
         self._closed = False
+        self._quick_refused = False  # the loop's thread may not call sqlite3 (blockbuster)
 
     async def run(self, plan: Plan[T]) -> T:
         await self._lock.acquire()
@@ -497,13 +547,22 @@ class AsyncMemoryExecutor:
         self._lock = asyncio.Lock()
 
     async def run_quick(self, make: Callable[[], Plan[T]]) -> T:
-        """A get, put or put_writes, on the loop's thread unless a plan is running."""
-        if self._lock.locked():
+        """A get, put or put_writes, on the loop's thread unless a plan is running (or the
+        loop's thread may not call sqlite3: see `AsyncPooledExecutor.run_quick`)."""
+        if self._lock.locked() or self._quick_refused:
             return await self.run(make())
         async with self._lock:  # free: taken without a pause
             if self._closed:
                 raise StorageError("the SQLite saver is closed")
-            return sync_run_on(self._conn, make())
+            before = self._conn.total_changes
+            try:
+                return sync_run_on(self._conn, make())
+            except Exception as exc:
+                if not _refused_on_loop(exc, self._conn, before):
+                    raise
+                self._quick_refused = True
+                _calls_go_to_threads(exc, "in-memory SQLite saver")
+        return await self.run(make())
 
     async def aclose(self) -> None:
         async with self._lock:
@@ -632,8 +691,10 @@ class AsyncSqliteSaver(CheckpointSaver):
             max_idle=max_idle,
             max_connections=max_connections,
         )
-        if path != MEMORY:
-            check_filesystem(path)
+        if path != MEMORY:  # file system calls: on a thread, not the event loop's
+            found = await asyncio.to_thread(network_filesystem, path)
+            if found is not None:
+                warn_network(path, *found, stacklevel=3)  # the caller's line
         executor: AsyncPooledExecutor | AsyncMemoryExecutor = (
             AsyncMemoryExecutor() if path == MEMORY else AsyncPooledExecutor(path, options)
         )

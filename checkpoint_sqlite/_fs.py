@@ -17,7 +17,14 @@ import os
 import re
 import warnings
 
-__all__ = ["NetworkFilesystemWarning", "check_filesystem", "filesystem_type", "is_network"]
+__all__ = [
+    "NetworkFilesystemWarning",
+    "check_filesystem",
+    "filesystem_type",
+    "is_network",
+    "network_filesystem",
+    "warn_network",
+]
 
 _MOUNTS = "/proc/self/mounts"
 _NETWORK = frozenset({"cifs", "smb3", "smbfs", "9p", "afs", "ncpfs", "glusterfs", "ceph", "lustre"})
@@ -69,11 +76,27 @@ def is_network(fstype: str) -> bool:
 def check_filesystem(path: str) -> None:
     """Warn (`NetworkFilesystemWarning`, once per file and process) when the database file
     `path` (or the directory it will be created in) is on a network filesystem."""
+    found = network_filesystem(path)
+    if found is not None:
+        warn_network(path, *found, stacklevel=4)
+
+
+def network_filesystem(path: str) -> tuple[str, str] | None:
+    """`(real path, filesystem type)` when the database file `path` (or the directory it will
+    be created in) is on a network filesystem not yet warned of; else None. File system
+    calls only (the async saver makes them on a thread), no warning."""
     real = os.path.realpath(os.path.abspath(path))
     if real in _warned:
-        return
+        return None
     fstype = filesystem_type(real if os.path.exists(real) else os.path.dirname(real))
     if fstype is None or not is_network(fstype):
+        return None
+    return real, fstype
+
+
+def warn_network(path: str, real: str, fstype: str, *, stacklevel: int) -> None:
+    """The `NetworkFilesystemWarning` for `path` (once per file and process)."""
+    if real in _warned:
         return
     _warned.add(real)
     warnings.warn(
@@ -82,5 +105,5 @@ def check_filesystem(path: str) -> None:
         "can corrupt it, and one reading it may miss commits. Put it on a local disk, or use "
         "PostgreSQL (checkpoint_postgres) for storage that several machines share.",
         NetworkFilesystemWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )

@@ -75,8 +75,9 @@ async def test_the_async_saver_warns_too(tmp_path: Path, monkeypatch: pytest.Mon
     table = _table(tmp_path, ("/", "ext4"), (str(tmp_path), "cifs"))
     monkeypatch.setattr(_fs, "_MOUNTS", table)
     monkeypatch.setattr(_fs, "_warned", set())
-    with pytest.warns(NetworkFilesystemWarning, match="cifs"):
+    with pytest.warns(NetworkFilesystemWarning, match="cifs") as caught:
         saver = await AsyncSqliteSaver.open(str(tmp_path / "app.db"))
+    assert caught[0].filename == __file__  # the caller's line (the mounts are read on a thread)
     await saver.aclose()
 
 
