@@ -1,0 +1,66 @@
+"""A checkpointer for LangGraph's Agent Server (`langgraph dev`, LangSmith deployments).
+
+The server takes a custom checkpointer from `langgraph.json`: the import path of an async
+context manager that yields a `BaseCheckpointSaver`, entered once per event loop it runs
+graphs on and closed at shutdown. `checkpointer` is one, for any URL of this package:
+
+    {
+      "graphs": {"agent": "./agent.py:graph"},
+      "checkpointer": {"path": "checkpoint_base.agent_server.checkpointer"}
+    }
+
+with the storage named by the environment (`.env`, or the deployment's variables):
+
+- `CHECKPOINTERS_URL`: the storage, as for `aconnect` (`sqlite:///checkpoints.db`,
+  `postgresql://...`, `redis://...`); required.
+- `CHECKPOINTERS_KEEP_LAST`: keep only the newest N checkpoints of each namespace of a
+  thread (see `CheckpointSaver.keep_last`); unset keeps them all.
+
+Every operation the server calls on a checkpointer is one of this package's savers'
+(`adelete_thread`, `adelete_for_runs`, `acopy_thread` and `aprune` included), and they do not
+block the event loop, which `langgraph dev` enforces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+from ._connect import aconnect
+from ._errors import ConfigError
+from ._saver import CheckpointSaver
+
+__all__ = ["KEEP_LAST_VARIABLE", "URL_VARIABLE", "checkpointer"]
+
+URL_VARIABLE = "CHECKPOINTERS_URL"
+KEEP_LAST_VARIABLE = "CHECKPOINTERS_KEEP_LAST"
+
+
+@contextlib.asynccontextmanager
+async def checkpointer() -> AsyncIterator[CheckpointSaver]:
+    """An async saver for `CHECKPOINTERS_URL`, set up, closed on exit (see the module).
+
+    Raises:
+        ConfigError: `CHECKPOINTERS_URL` is unset, or `CHECKPOINTERS_KEEP_LAST` is not a
+            whole number of at least 1.
+    """
+    url = os.environ.get(URL_VARIABLE, "").strip()
+    if not url:
+        raise ConfigError(
+            f"{URL_VARIABLE} is not set: name the storage of the Agent Server's checkpoints, "
+            "for example sqlite:///checkpoints.db, postgresql://user@host/db or "
+            "redis://host:6379/0 (in .env or the deployment's environment)"
+        )
+    keep_last = None
+    raw = os.environ.get(KEEP_LAST_VARIABLE, "").strip()
+    if raw:
+        try:
+            keep_last = int(raw)
+        except ValueError:
+            raise ConfigError(
+                f"{KEEP_LAST_VARIABLE}={raw!r}: give a whole number of checkpoints to keep "
+                "per namespace of a thread (at least 1), or unset it to keep every one"
+            ) from None
+    async with aconnect(url, keep_last=keep_last) as saver:
+        yield saver
