@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._connect import connect
+from ._encryption import encrypting
 from ._errors import ConfigError, MissingDriverError, StorageUnavailableError, UnknownBackendError
 from ._migrate import as_side
 from ._migrate_side import SaverSide, Side
@@ -54,36 +55,6 @@ URLs:
 """
 
 _CONNECT_TIMEOUT = 5
-
-AES_KEY_VARIABLE = "LANGGRAPH_AES_KEY"
-
-
-def encrypting(inner: Any | None = None) -> Any | None:
-    """LangGraph's `EncryptedSerializer` with the key of `LANGGRAPH_AES_KEY` around `inner`
-    (our serializer when None), or None when the variable is not set.
-
-    Raises:
-        ConfigError: the key is not 16, 24 or 32 bytes long.
-        MissingDriverError: pycryptodome, which LangGraph's AES cipher needs, is missing.
-    """
-    if not os.environ.get(AES_KEY_VARIABLE):
-        return None
-    from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
-
-    from .serde import MsgpackSerializer
-
-    try:
-        return EncryptedSerializer.from_pycryptodome_aes(
-            serde=MsgpackSerializer() if inner is None else inner
-        )
-    except ImportError as exc:
-        raise MissingDriverError(
-            f"{AES_KEY_VARIABLE} is set: encrypted checkpoints need pycryptodome for LangGraph's "
-            "AES cipher: pip install 'checkpointers[encryption]' (or unset the variable)"
-        ) from exc
-    except ValueError as exc:  # LangGraph's message names the variable
-        given = len(os.environ[AES_KEY_VARIABLE].encode())
-        raise ConfigError(f"{exc} It holds {given} bytes.") from exc
 
 
 def _official_options() -> dict[str, Any]:

@@ -15,6 +15,8 @@ with the storage named by the environment (`.env`, or the deployment's variables
   `postgresql://...`, `redis://...`); required.
 - `CHECKPOINTERS_KEEP_LAST`: keep only the newest N checkpoints of each namespace of a
   thread (see `CheckpointSaver.keep_last`); unset keeps them all.
+- `LANGGRAPH_AES_KEY`: as for the server's own checkpointer, values are stored encrypted with
+  this key (LangGraph's `EncryptedSerializer`, AES; `pip install 'checkpointers[encryption]'`).
 
 Every operation the server calls on a checkpointer is one of this package's savers'
 (`adelete_thread`, `adelete_for_runs`, `acopy_thread` and `aprune` included), and they do not
@@ -28,6 +30,7 @@ import os
 from collections.abc import AsyncIterator
 
 from ._connect import aconnect
+from ._encryption import encrypting
 from ._errors import ConfigError
 from ._saver import CheckpointSaver
 
@@ -42,8 +45,9 @@ async def checkpointer() -> AsyncIterator[CheckpointSaver]:
     """An async saver for `CHECKPOINTERS_URL`, set up, closed on exit (see the module).
 
     Raises:
-        ConfigError: `CHECKPOINTERS_URL` is unset, or `CHECKPOINTERS_KEEP_LAST` is not a
-            whole number of at least 1.
+        ConfigError: `CHECKPOINTERS_URL` is unset, `CHECKPOINTERS_KEEP_LAST` is not a whole
+            number of at least 1, or `LANGGRAPH_AES_KEY` is not 16, 24 or 32 bytes long.
+        MissingDriverError: `LANGGRAPH_AES_KEY` is set and pycryptodome is missing.
     """
     url = os.environ.get(URL_VARIABLE, "").strip()
     if not url:
@@ -62,5 +66,7 @@ async def checkpointer() -> AsyncIterator[CheckpointSaver]:
                 f"{KEEP_LAST_VARIABLE}={raw!r}: give a whole number of checkpoints to keep "
                 "per namespace of a thread (at least 1), or unset it to keep every one"
             ) from None
-    async with aconnect(url, keep_last=keep_last) as saver:
+    serde = encrypting()
+    options = {} if serde is None else {"serde": serde}
+    async with aconnect(url, keep_last=keep_last, **options) as saver:
         yield saver

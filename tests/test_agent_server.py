@@ -99,7 +99,7 @@ def app(tmp_path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _serve(app: Path, url: str, port: int, log: Path) -> Iterator[str]:
+def _serve(app: Path, url: str, port: int, log: Path, **env: str) -> Iterator[str]:
     cli = Path(sys.executable).parent / "langgraph"
     env = {
         **os.environ,
@@ -107,6 +107,7 @@ def _serve(app: Path, url: str, port: int, log: Path) -> Iterator[str]:
         "CHECKPOINTERS_KEEP_LAST": "10",
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         "LANGSMITH_TRACING": "false",
+        **env,
     }
     argv = [str(cli), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1"]
     with log.open("w") as out:
@@ -170,3 +171,32 @@ def test_the_agent_server_keeps_its_threads_in_our_saver(
             client.threads.delete(copy)
             assert saver.get_tuple({"configurable": {"thread_id": copy}}) is None
             assert saver.get_tuple({"configurable": {"thread_id": thread}}) is not None
+
+
+@pytest.mark.slow
+def test_the_agent_server_encrypts_with_langgraph_aes_key(app: Path, tmp_path: Path) -> None:
+    from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
+
+    from checkpoint_base import DamagedDataError
+    from checkpoint_base.serde import MsgpackSerializer
+
+    key = "0123456789abcdef0123456789abcdef"
+    log = tmp_path / "server.log"
+    url = f"sqlite:///{tmp_path / 'checkpoints.db'}"
+    with _serve(app, url, _free_port(), log, LANGGRAPH_AES_KEY=key) as base:
+        client = get_sync_client(url=base)
+        thread = client.threads.create()["thread_id"]
+        message = {"role": "user", "content": "a secret"}
+        client.runs.wait(thread, "agent", input={"messages": [message]})
+        state: Any = client.threads.get_state(thread)
+        assert [m["content"] for m in state["values"]["messages"]] == ["a secret", "reply 1"]
+    config: Any = {"configurable": {"thread_id": thread}}
+    with connect(url) as saver, pytest.raises(DamagedDataError) as no_key:
+        saver.get_tuple(config)
+    assert no_key.value.encryption == "no key"
+    serde = EncryptedSerializer.from_pycryptodome_aes(serde=MsgpackSerializer(), key=key.encode())
+    with connect(url, serde=serde) as saver:
+        stored = saver.get_tuple(config)
+    assert stored is not None
+    messages = stored.checkpoint["channel_values"]["messages"]
+    assert [m.content for m in messages] == ["a secret", "reply 1"]
