@@ -57,6 +57,35 @@ builder.add_edge("agent", END)
 graph = builder.compile()
 """
 
+APPROVAL_GRAPH = """
+import asyncio
+from typing import Annotated, TypedDict
+
+from langchain_core.messages import AIMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.types import interrupt
+
+
+class State(TypedDict):
+    messages: Annotated[list, add_messages]
+
+
+async def work(state: State) -> dict:
+    if state["messages"][-1].content == "slow":
+        await asyncio.sleep(3)
+    return {"messages": [AIMessage(content=f"worked on {state['messages'][-1].content}")]}
+
+
+def approve(state: State) -> dict:
+    answer = interrupt("approve?")
+    return {"messages": [AIMessage(content=f"approved: {answer}")]}
+
+
+builder = StateGraph(State).add_sequence([work, approve])
+graph = builder.add_edge(START, "work").add_edge("approve", END).compile()
+"""
+
 CONFIG = """
 {
   "dependencies": ["."],
@@ -89,13 +118,17 @@ def _storage(backend: str, tmp_path: Path) -> Iterator[str]:
         yield f"{servers.redis_url()}?key_prefix=agent-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Path:
+def _app(tmp_path: Path, graph: str) -> Path:
     folder = tmp_path / "app"
     folder.mkdir()
-    (folder / "graph.py").write_text(textwrap.dedent(GRAPH))
+    (folder / "graph.py").write_text(textwrap.dedent(graph))
     (folder / "langgraph.json").write_text(CONFIG)
     return folder
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    return _app(tmp_path, GRAPH)
 
 
 @contextlib.contextmanager
@@ -200,3 +233,44 @@ def test_the_agent_server_encrypts_with_langgraph_aes_key(app: Path, tmp_path: P
     assert stored is not None
     messages = stored.checkpoint["channel_values"]["messages"]
     assert [m.content for m in messages] == ["a secret", "reply 1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "redis"])
+def test_interrupts_and_rollbacks_through_the_agent_server(tmp_path: Path, backend: str) -> None:
+    app = _app(tmp_path, APPROVAL_GRAPH)
+    log = tmp_path / "server.log"
+
+    def said(state: Any) -> list[str]:
+        return [m["content"] for m in state["values"]["messages"]]
+
+    with _storage(backend, tmp_path) as url, _serve(app, url, _free_port(), log) as base:
+        client = get_sync_client(url=base)
+        thread = client.threads.create()["thread_id"]
+        client.runs.wait(thread, "agent", input={"messages": [{"role": "user", "content": "a"}]})
+        waiting: Any = client.threads.get_state(thread)
+        assert waiting["next"] == ["approve"]
+        asked = [i["value"] for task in waiting["tasks"] for i in task["interrupts"]]
+        assert asked == ["approve?"]
+        client.runs.wait(thread, "agent", command={"resume": "yes"})
+        done: Any = client.threads.get_state(thread)
+        assert said(done) == ["a", "worked on a", "approved: yes"] and done["next"] == []
+
+        # A run cancelled by the next one with multitask_strategy="rollback" leaves nothing:
+        # the server deletes its checkpoints (adelete_for_runs).
+        other = client.threads.create()["thread_id"]
+        slow = client.runs.create(
+            other, "agent", input={"messages": [{"role": "user", "content": "slow"}]}
+        )
+        time.sleep(1)
+        message = {"role": "user", "content": "b"}
+        kept = client.runs.create(
+            other, "agent", input={"messages": [message]}, multitask_strategy="rollback"
+        )
+        client.runs.join(other, kept["run_id"])
+        state: Any = client.threads.get_state(other)
+        assert said(state) == ["b", "worked on b"] and state["next"] == ["approve"]
+        with connect(url) as saver:
+            stored = list(saver.list({"configurable": {"thread_id": other}}))
+        assert stored and {t.metadata.get("run_id") for t in stored} == {kept["run_id"]}
+        assert slow["run_id"] != kept["run_id"]
