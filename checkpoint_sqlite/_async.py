@@ -426,6 +426,7 @@ class AsyncPooledExecutor:
         if conn is not None and self._quick_lock.acquire(blocking=False):
             writes = self._options.synchronous == "normal"
             before = conn.total_changes
+            refused: Exception | None = None
             try:
                 result = _run_now(conn, make(), writes)
             except _WouldWait:
@@ -433,7 +434,7 @@ class AsyncPooledExecutor:
             except Exception as exc:
                 if not _refused_on_loop(exc, conn, before):
                     raise
-                self._refuse_quick(exc)
+                refused = exc
             else:
                 if self._wal is not None and conn.total_changes != before:
                     self._wal.wrote()
@@ -443,6 +444,8 @@ class AsyncPooledExecutor:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 self._quick_lock.release()
+            if refused is not None:  # the connection is free now: close it
+                self._refuse_quick(refused)
         return await self.run(make())
 
     def _refuse_quick(self, exc: Exception) -> None:

@@ -75,3 +75,17 @@ async def test_an_async_sqlite_saver_opened_under_blockbuster_sends_calls_to_thr
             await _exercise(saver)
     said = [r.getMessage() for r in caplog.records if r.name == "checkpoint_sqlite"]
     assert len(said) == 1 and "runs on a thread" in said[0] and "BlockingError" in said[0]
+
+
+@pytest.mark.parametrize("where", ["file", ":memory:"])
+async def test_a_sqlite_saver_already_running_calls_on_the_loop_moves_them_to_threads(
+    tmp_path: Path, where: str
+) -> None:
+    # The saver's quick connection exists (it served calls on the loop's thread) before the
+    # checker starts: its first refused call, not its opening, sends the calls to threads.
+    path = str(tmp_path / "checkpoints.db") if where == "file" else ":memory:"
+    async with AsyncSqliteSaver.from_conn_string(path) as saver:
+        graph = build_agent_graph(payload=64).compile(checkpointer=saver)
+        await graph.ainvoke(turn_input(64, 0), {"configurable": {"thread_id": new_thread()}})
+        with blockbuster_ctx():
+            await _exercise(saver)
