@@ -7,6 +7,7 @@ an entry point; nothing in this repository changes.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
@@ -130,15 +131,19 @@ class aconnect:
         self, url: str, *, setup: bool = True, keep_last: int | None = None, **options: Any
     ) -> None:
         check_keep_last(keep_last)
+        _scheme(url)  # a malformed URL fails here; an unknown scheme when opened
         self._keep_last = keep_last
-        self._entry = _entry(url)
         self._url = url
         self._setup = setup
         self._options = options
         self._saver: CheckpointSaver | None = None
 
     async def _open(self) -> CheckpointSaver:
-        saver = await self._entry.aconnect(self._url, **self._options)
+        # Finding the backend reads the installed packages' metadata (file system calls): on
+        # a thread, so that an event loop that forbids blocking calls (`langgraph dev`) opens
+        # savers too.
+        entry = await asyncio.to_thread(_entry, self._url)
+        saver = await entry.aconnect(self._url, **self._options)
         saver.keep_last = self._keep_last
         if self._setup:
             try:

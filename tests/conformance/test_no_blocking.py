@@ -18,13 +18,14 @@ import pytest
 from blockbuster import BlockingError, blockbuster_ctx
 
 from benchmarks._graph import build_agent_graph, turn_input
-from checkpoint_base import CheckpointSaver
+from checkpoint_base import CheckpointSaver, aconnect
 from checkpoint_sqlite import AsyncSqliteSaver
 
 from .builders import new_thread
 from .conftest import TARGETS
 
 ASYNC = [pytest.param(t, id=t.name) for t in TARGETS if t.open_async is not None]
+BY_URL = [pytest.param(t, id=t.name) for t in TARGETS if t.open_async and t.url is not None]
 
 
 async def _exercise(saver: CheckpointSaver) -> None:
@@ -50,6 +51,20 @@ async def _exercise(saver: CheckpointSaver) -> None:
 async def test_a_graph_runs_on_an_async_saver_under_blockbuster(target: Any) -> None:
     async with target.open_async() as saver:
         with blockbuster_ctx():
+            await _exercise(saver)
+
+
+@pytest.mark.parametrize("target", BY_URL)
+async def test_aconnect_opens_a_saver_under_blockbuster(target: Any) -> None:
+    # Finding the backend reads package metadata, and redis-py reads its version there when
+    # it makes its first connection: file system calls, made on a thread.
+    if target.backend == "redis":
+        from redis.utils import get_lib_version
+
+        get_lib_version.cache_clear()  # as in a process that has not connected yet
+    url = target.url()
+    with blockbuster_ctx():
+        async with aconnect(url) as saver:
             await _exercise(saver)
 
 
