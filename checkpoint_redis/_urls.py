@@ -33,10 +33,27 @@ __all__ = ["CLIENT_DEFAULTS", "async_client", "saver_options", "sync_client"]
 
 ClusterNode: Any = _ClusterNode  # untyped in redis-py
 
+
+def _driver_info() -> dict[str, Any]:
+    """`driver_info=` naming redis-py and its version as redis-py itself would.
+
+    redis-py 8.0 and 8.1 look that version up in the installed packages' metadata (file
+    system calls) for every connection they make, so a connection made on an event loop that
+    forbids blocking calls (`langgraph dev`) failed; 8.2 reads it once, and the versions before
+    8.0, which have no `DriverInfo`, at import.
+    """
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:
+        return {}
+    return {"driver_info": DriverInfo(lib_version=redis.__version__)}
+
+
 CLIENT_DEFAULTS: dict[str, Any] = {
     "socket_connect_timeout": 2.0,
     "socket_timeout": 10.0,  # above the longest script (a prune of a very long thread)
     "protocol": 2,
+    **_driver_info(),
 }
 _SAVER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "key_prefix": str,
