@@ -23,9 +23,9 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 
-from ._errors import ConfigError, DamagedDataError, encryption_of
+from ._errors import ConfigError, DamagedDataError
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, WriteRecord, as_bytes
-from .serde import MsgpackSerializer
+from .serde import EncryptedDataError, MsgpackSerializer
 
 __all__ = [
     "ThreadKey",
@@ -414,14 +414,18 @@ def load_write(serde: SerializerProtocol, write: WriteRecord) -> Any:
     try:
         return serde.loads_typed((write.type, write.data))
     except UNREADABLE as exc:
-        encrypted = _decrypting(serde, write.type)
-        raise DamagedDataError.of(write, _write_part(write), exc, encrypted=encrypted) from exc
+        encryption = encryption_of(serde, write.type, exc)
+        raise DamagedDataError.of(write, _write_part(write), exc, encryption=encryption) from exc
 
 
-def _decrypting(serde: SerializerProtocol, type_tag: str) -> bool:
-    """True when `serde` holds a key (LangGraph's `EncryptedSerializer`) and `type_tag` is
-    one it decrypts: reading the value failed in decryption or in what it decrypted to."""
-    return "+" in type_tag and isinstance(serde, EncryptedSerializer)
+def encryption_of(serde: SerializerProtocol, type_tag: str, exc: BaseException) -> str | None:
+    """`DamagedDataError.encryption` for a value of `type_tag` that `serde` failed to read with
+    `exc`: `"no key"` when the serializer met encrypted data it holds no key for, `"failed"`
+    when `serde` holds a key (LangGraph's `EncryptedSerializer`) and the value is one it
+    decrypts (reading failed in decryption or in what it decrypted to), else None."""
+    if isinstance(exc, EncryptedDataError):
+        return "no key"
+    return "failed" if "+" in type_tag and isinstance(serde, EncryptedSerializer) else None
 
 
 def load_seed(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool, Any]:
@@ -435,7 +439,7 @@ def load_seed(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
             thread_id=blob.thread_id,
             checkpoint_ns=blob.checkpoint_ns,
             detail=f"{type(exc).__name__}: {exc}",
-            encryption=encryption_of(exc, _decrypting(serde, blob.type)),
+            encryption=encryption_of(serde, blob.type, exc),
         ) from exc
 
 
@@ -484,8 +488,8 @@ a checkpoint that decodes to something other than a dict fails with one of the o
 def damaged_row(serde: SerializerProtocol, row: CheckpointRow, exc: Exception) -> DamagedDataError:
     """The error for a fetched row that `to_tuple` could not read: which part is unreadable."""
     part, type_tag = _unreadable(serde, row) or ("its data", "")
-    encrypted = _decrypting(serde, type_tag)
-    return DamagedDataError.of(row.checkpoint, part, exc, encrypted=encrypted)
+    encryption = encryption_of(serde, type_tag, exc)
+    return DamagedDataError.of(row.checkpoint, part, exc, encryption=encryption)
 
 
 def raise_if_damaged(serde: SerializerProtocol, row: CheckpointRow, exc: Exception) -> None:

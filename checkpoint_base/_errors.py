@@ -115,30 +115,18 @@ class DamagedDataError(StorageError, ValueError):
 
     @classmethod
     def of(
-        cls, record: Any, what: str, exc: BaseException, *, encrypted: bool = False
+        cls, record: Any, what: str, exc: BaseException, *, encryption: str | None = None
     ) -> DamagedDataError:
         """The error for `what` of a checkpoint `record` (anything with its `thread_id`,
-        `checkpoint_ns` and `checkpoint_id`), with the reader's error `exc` as detail;
-        `encrypted`: `what` was encrypted, and the serializer holds a key (see `encryption`)."""
+        `checkpoint_ns` and `checkpoint_id`), with the reader's error `exc` as detail."""
         return cls(
             what,
             thread_id=record.thread_id,
             checkpoint_ns=record.checkpoint_ns,
             checkpoint_id=record.checkpoint_id,
             detail=f"{type(exc).__name__}: {exc}",
-            encryption=encryption_of(exc, encrypted),
+            encryption=encryption,
         )
-
-
-def encryption_of(exc: BaseException, encrypted: bool) -> str | None:
-    """`DamagedDataError.encryption` for a reader's error `exc`: `"no key"` when the serializer
-    met encrypted data it holds no key for, `"failed"` when the data was `encrypted` and the
-    serializer holds a key, else None."""
-    from .serde import EncryptedDataError
-
-    if isinstance(exc, EncryptedDataError):
-        return "no key"
-    return "failed" if encrypted else None
 
 
 class PrunedHistoryError(StorageError):
