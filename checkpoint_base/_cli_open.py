@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._connect import connect
-from ._encryption import encrypting
+from ._encryption import serde_option
 from ._errors import ConfigError, MissingDriverError, StorageUnavailableError, UnknownBackendError
 from ._migrate import as_side
 from ._migrate_side import SaverSide, Side
@@ -61,8 +61,7 @@ def _official_options() -> dict[str, Any]:
     """`serde=` for an official saver: its own serializer, encrypting with `LANGGRAPH_AES_KEY`."""
     from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-    serde = encrypting(JsonPlusSerializer())
-    return {} if serde is None else {"serde": serde}
+    return serde_option(JsonPlusSerializer())
 
 
 def _sqlite_path(url: str, scheme: str) -> str:
@@ -123,9 +122,9 @@ def _empty(shown: str) -> Iterator[Side]:
 
 
 def _connected(url: str, shown: str) -> Any:
-    serde = encrypting()
+    options = serde_option()
     try:
-        return connect(url) if serde is None else connect(url, serde=serde)
+        return connect(url, **options)
     except StorageUnavailableError as exc:
         raise StorageUnavailableError(
             f"cannot reach {shown}: {exc}; is the server running on that host and port?"

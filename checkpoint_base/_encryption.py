@@ -12,27 +12,28 @@ from typing import Any
 
 from ._errors import ConfigError, MissingDriverError
 
-__all__ = ["AES_KEY_VARIABLE", "encrypting"]
+__all__ = ["AES_KEY_VARIABLE", "serde_option"]
 
 AES_KEY_VARIABLE = "LANGGRAPH_AES_KEY"
 
 
-def encrypting(inner: Any | None = None) -> Any | None:
-    """LangGraph's `EncryptedSerializer` with the key of `LANGGRAPH_AES_KEY` around `inner`
-    (our serializer when None), or None when the variable is not set.
+def serde_option(inner: Any | None = None) -> dict[str, Any]:
+    """`{"serde": ...}` for a saver's constructor: LangGraph's `EncryptedSerializer` with the
+    key of `LANGGRAPH_AES_KEY` around `inner` (our serializer when None); `{}` (the saver's
+    own serializer) when the variable is not set.
 
     Raises:
         ConfigError: the key is not 16, 24 or 32 bytes long.
         MissingDriverError: pycryptodome, which LangGraph's AES cipher needs, is missing.
     """
     if not os.environ.get(AES_KEY_VARIABLE):
-        return None
+        return {}
     from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 
     from .serde import MsgpackSerializer
 
     try:
-        return EncryptedSerializer.from_pycryptodome_aes(
+        serde = EncryptedSerializer.from_pycryptodome_aes(
             serde=MsgpackSerializer() if inner is None else inner
         )
     except ImportError as exc:
@@ -43,3 +44,4 @@ def encrypting(inner: Any | None = None) -> Any | None:
     except ValueError as exc:  # LangGraph's message names the variable
         given = len(os.environ[AES_KEY_VARIABLE].encode())
         raise ConfigError(f"{exc} It holds {given} bytes.") from exc
+    return {"serde": serde}

@@ -30,7 +30,7 @@ import os
 from collections.abc import AsyncIterator
 
 from ._connect import aconnect
-from ._encryption import encrypting
+from ._encryption import serde_option
 from ._errors import ConfigError
 from ._saver import CheckpointSaver
 
@@ -66,7 +66,5 @@ async def checkpointer() -> AsyncIterator[CheckpointSaver]:
                 f"{KEEP_LAST_VARIABLE}={raw!r}: give a whole number of checkpoints to keep "
                 "per namespace of a thread (at least 1), or unset it to keep every one"
             ) from None
-    serde = encrypting()
-    options = {} if serde is None else {"serde": serde}
-    async with aconnect(url, keep_last=keep_last, **options) as saver:
+    async with aconnect(url, keep_last=keep_last, **serde_option()) as saver:
         yield saver
