@@ -37,10 +37,10 @@ ClusterNode: Any = _ClusterNode  # untyped in redis-py
 def _driver_info() -> dict[str, Any]:
     """`driver_info=` naming redis-py and its version as redis-py itself would.
 
-    redis-py 8.0 and 8.1 look that version up in the installed packages' metadata (file
-    system calls) for every connection they make, so a connection made on an event loop that
-    forbids blocking calls (`langgraph dev`) failed; 8.2 reads it once, and the versions before
-    8.0, which have no `DriverInfo`, at import.
+    redis-py 8.1 (seen here; other versions with `DriverInfo` before 8.2 likely too) looks
+    that version up in the installed packages' metadata (file system calls) for every
+    connection it makes, so a connection made on an event loop that forbids blocking calls
+    (`langgraph dev`) failed; 8.2 reads it once. Without `DriverInfo`, nothing is passed.
     """
     try:
         from redis.driver_info import DriverInfo
