@@ -57,7 +57,7 @@ async def test_a_graph_runs_on_an_async_saver_under_blockbuster(target: Any) -> 
 @pytest.mark.parametrize("target", BY_URL)
 async def test_aconnect_opens_a_saver_under_blockbuster(target: Any) -> None:
     # Finding the backend reads package metadata (file system calls, made on a thread), and
-    # redis-py 8.0-8.1 read their version there for every connection unless given it.
+    # redis-py 8.1 reads its version there for every connection unless given it.
     if target.backend == "redis":
         from redis.utils import get_lib_version
 
