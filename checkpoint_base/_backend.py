@@ -23,6 +23,7 @@ from ._records import (
     CheckpointRecord,
     CheckpointRow,
     ListQuery,
+    StorageSpace,
     ThreadInfo,
     WriteRecord,
 )
@@ -221,6 +222,19 @@ class Backend(ABC):
             if after is None or tid > after:
                 found.setdefault(tid, []).append(row.checkpoint)
         return [thread_summary(tid, found[tid]) for tid in sorted(found)[:limit]]
+
+    def space(self) -> Plan[StorageSpace]:
+        """What the storage takes (`StorageSpace`); unknown (None, None) by default."""
+        return done(StorageSpace())
+
+    def compact(self, full: bool) -> Plan[None]:
+        """Give back to the disk the space that deleted checkpoints left behind.
+
+        The default does nothing: storage that frees space as it deletes (memory, Redis).
+        `full` asks for the thorough form where a backend has two (PostgreSQL: `VACUUM FULL`,
+        which locks the tables while it rewrites them, instead of `VACUUM`).
+        """
+        return done(None)
 
     def scan(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
         """Every row matching `query`, read page by page with `list_page`.

@@ -33,8 +33,8 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="checkpointers",
-        description="Checkpoint savers for LangGraph: inspect, prune, delete, migrate, benchmark, "
-        "demo.",
+        description="Checkpoint savers for LangGraph: inspect, prune, delete, compact, migrate, "
+        "benchmark, demo.",
         epilog="Run `checkpointers COMMAND --help` for a command's options and examples.\n\n"
         + URL_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,

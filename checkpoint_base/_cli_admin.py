@@ -1,4 +1,4 @@
-"""`checkpointers setup | prune | bench | demo`."""
+"""`checkpointers setup | prune | compact | bench | demo`."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from collections.abc import Collection
 from typing import Any
 
 from ._backend import Backend
-from ._cli_format import Style, parse_duration, table
+from ._cli_format import Style, format_bytes, parse_duration, redact, table
 from ._cli_open import every_thread, missing_thread, open_side, saver_side
 from ._errors import ConfigError
-from ._migrate_side import Key
+from ._migrate_side import Key, SaverSide
 from ._operations import chain_to_snapshots, delta_channels
 from ._plan import Plan
 from ._records import CheckpointRecord, ListQuery
 
-__all__ = ["add_admin_commands", "prune_keep"]
+__all__ = ["add_admin_commands", "compact_hint", "prune_keep"]
 
 _FMT = argparse.RawDescriptionHelpFormatter
 
@@ -95,14 +95,75 @@ def _prune(args: argparse.Namespace) -> int:
             if doomed and not args.dry_run:
                 side.run(_prune_thread(backend, thread_id, keep))
             results.append((thread_id, total, len(keep), doomed))
+        deleted = sum(r[3] for r in results)
+        hint = compact_hint(side, args.url) if deleted and not args.dry_run else None
     changed = [r for r in results if r[3]]
     if changed:
         rows = [[t, str(n), str(k), str(d)] for t, n, k, d in changed]
         headers = ["THREAD", "CHECKPOINTS", "KEPT", "WOULD DELETE" if args.dry_run else "DELETED"]
         out.write(table(headers, rows, style, right=(1, 2, 3), shrink=0) + "\n")
-    deleted = sum(r[3] for r in results)
     verb = "would delete" if args.dry_run else "deleted"
     out.write(f"{verb} {deleted:,} checkpoints in {len(changed):,} of {len(results):,} threads\n")
+    if hint:
+        out.write(hint + "\n")
+    return 0
+
+
+# -- compact -----------------------------------------------------------------------------------
+
+
+def _compacts(side: SaverSide) -> bool:
+    """The backend has space to give back (it overrides `Backend.compact`)."""
+    return type(side.saver.backend).compact is not Backend.compact
+
+
+def compact_hint(side: SaverSide, url: str) -> str | None:
+    """After a delete or prune: the space it freed stays in the storage; how to give it
+    back, with how much where the backend tells (None when there is nothing to say)."""
+    if not _compacts(side):
+        return None
+    free = side.run(side.saver.backend.space()).free
+    command = f"checkpointers compact {redact(url)}"
+    if free is None:
+        return f"new writes reuse the space freed; `{command}` gives it back to the disk"
+    if free > 0:
+        return (
+            f"{format_bytes(free)} of the storage is free now (new writes reuse it); "
+            f"`{command}` gives it back to the disk"
+        )
+    return None
+
+
+def _compact(args: argparse.Namespace) -> int:
+    out, err = sys.stdout, sys.stderr
+    with open_side(args.url, write=not args.dry_run) as opened:
+        side = saver_side(opened, "compact", "run VACUUM on their database")
+        backend = side.saver.backend
+        if not _compacts(side):
+            out.write(f"nothing to compact: {side.label} frees space as it deletes\n")
+            return 0
+        if args.dry_run:
+            space = side.run(backend.space())
+            free = "unknown" if space.free is None else format_bytes(space.free)
+            out.write(f"{side.label}: {format_bytes(space.size)}, free inside it: {free}\n")
+            return 0
+        err.write(f"compacting {side.label} (other writers wait until it is done) ...\n")
+        err.flush()
+        done = side.saver.compact(full=args.full)
+    before, after = done.before.size, done.after.size
+    gave = ""
+    if before is not None and after is not None:
+        gave = f" (gave back {format_bytes(max(0, before - after))})"
+    out.write(
+        f"compacted {side.label}: {format_bytes(before)} -> {format_bytes(after)}{gave} "
+        f"in {done.seconds:.2f} s\n"
+    )
+    if backend.name == "postgres" and not args.full:
+        out.write(
+            "PostgreSQL's VACUUM makes the space of deleted rows reusable and gives back only "
+            "empty pages at the tables' end; --full gives back all of it, locking the tables "
+            "(reads included) while it runs\n"
+        )
     return 0
 
 
@@ -161,6 +222,29 @@ def add_admin_commands(commands: Any, url_help: str) -> None:
     p.add_argument("--thread", action="append", metavar="ID", help="only this thread (repeat)")
     p.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     p.set_defaults(run=_prune)
+
+    p = commands.add_parser(
+        "compact",
+        help="give back to the disk the space deleted checkpoints left",
+        description="Deleting or pruning checkpoints frees space inside the storage, which "
+        "new writes reuse; the storage does not shrink by itself. `compact` gives that space "
+        "back. SQLite: rewrites the database file (VACUUM), which needs free disk space for a "
+        "copy of the live data and holds the write lock while it runs: other writers wait, "
+        "up to their busy timeout. PostgreSQL: VACUUM on the saver's tables (space reusable, "
+        "empty pages at their end given back); --full rewrites them and gives back all of "
+        "it, locking them, reads included, while it runs. Memory and Redis free space as "
+        "they delete: nothing to do.",
+        epilog="examples:\n  checkpointers compact sqlite:///checkpoints.db\n"
+        "  checkpointers compact sqlite:///checkpoints.db --dry-run\n"
+        "  checkpointers compact postgresql://me@db/app --full\n\n" + url_help,
+        formatter_class=_FMT,
+    )
+    p.add_argument("url", help="checkpointer URL")
+    p.add_argument("--full", action="store_true", help="PostgreSQL: VACUUM FULL (locks the tables)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="say how much space there is, change nothing"
+    )
+    p.set_defaults(run=_compact)
 
     p = commands.add_parser(
         "bench",

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from ._cli_admin import compact_hint
 from ._cli_format import Style, format_age, format_time, parse_duration, table
 from ._cli_open import every_thread, listed_thread, open_side, saver_side
 from ._errors import ConfigError, StorageError, StorageUnavailableError
@@ -141,7 +142,10 @@ def _delete(args: argparse.Namespace) -> int:
             candidates = idle_threads(side, cutoff)
             total = None
         result = delete_threads(side, candidates, cutoff, dry_run=args.dry_run, progress=sys.stderr)
+        hint = compact_hint(side, args.url) if result.deleted and not args.dry_run else None
     _report(out, style, result, total, args, now)
+    if hint:
+        out.write(hint + "\n")
     return 0
 
 

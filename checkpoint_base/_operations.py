@@ -14,11 +14,20 @@ from ._backend import Backend, prune_fence
 from ._convert import UNREADABLE, decode_metadata, matches_filter, sorted_writes
 from ._errors import ConfigError, DamagedDataError, PrunedHistoryError
 from ._plan import Plan
-from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, ListQuery, WriteRecord
+from ._records import (
+    EMPTY,
+    BlobRecord,
+    CheckpointRecord,
+    CheckpointRow,
+    ListQuery,
+    StorageSpace,
+    WriteRecord,
+)
 
 __all__ = [
     "ListWalk",
     "chain_to_snapshots",
+    "compact_plan",
     "delta_channels",
     "delta_history",
     "prune_plan",
@@ -202,6 +211,14 @@ def _stored_values(row: CheckpointRow, channels: Collection[str]) -> dict[str, B
         ):
             found[blob.channel] = blob
     return found
+
+
+def compact_plan(backend: Backend, full: bool) -> Plan[tuple[StorageSpace, StorageSpace]]:
+    """The storage's space, then `Backend.compact`, then its space again."""
+    before = yield from backend.space()
+    yield from backend.compact(full)
+    after = yield from backend.space()
+    return before, after
 
 
 def prune_plan(backend: Backend, thread_ids: Sequence[str], strategy: str) -> Plan[None]:

@@ -17,7 +17,9 @@ __all__ = [
     "BlobRecord",
     "CheckpointRecord",
     "CheckpointRow",
+    "Compaction",
     "ListQuery",
+    "StorageSpace",
     "ThreadInfo",
     "WriteRecord",
     "as_bytes",
@@ -164,6 +166,33 @@ class ThreadInfo:
     updated_at: float | None
     size_bytes: int | None = None
     namespaces: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSpace:
+    """What a checkpointer's storage takes, as far as its backend can tell (`Backend.space`).
+
+    Attributes:
+        size: Bytes the storage takes: for SQLite the database's pages (the file once its
+            WAL is checkpointed), for PostgreSQL the three tables with their indexes and
+            TOAST. None when the backend cannot tell.
+        free: Bytes of `size` that hold no data: deleted rows' pages, which the database
+            reuses for new writes and `compact()` gives back. None when unknown.
+    """
+
+    size: int | None = None
+    free: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Compaction:
+    """What `CheckpointSaver.compact()` did: the storage's space before and after, and how
+    long it took. `before.free` is what it could give back; `before.size - after.size`, what
+    it gave."""
+
+    before: StorageSpace
+    after: StorageSpace
+    seconds: float
 
 
 def writes_only_thread(

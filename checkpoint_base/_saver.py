@@ -25,6 +25,7 @@ import copy
 import functools
 import logging
 import threading
+import time
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -69,9 +70,23 @@ from ._errors import (
     check_keep_last,
     too_large,
 )
-from ._operations import DeltaWalk, ListWalk, delta_history, prune_plan, trim_plan
+from ._operations import (
+    DeltaWalk,
+    ListWalk,
+    compact_plan,
+    delta_history,
+    prune_plan,
+    trim_plan,
+)
 from ._plan import AsyncExecutor, Plan, SerialWriters, SyncExecutor
-from ._records import BlobRecord, CheckpointRecord, ListQuery, ThreadInfo, WriteRecord
+from ._records import (
+    BlobRecord,
+    CheckpointRecord,
+    Compaction,
+    ListQuery,
+    ThreadInfo,
+    WriteRecord,
+)
 from ._schema_types import enable_schema_allowlists
 
 __all__ = ["CheckpointSaver", "default_serde"]
@@ -623,6 +638,32 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Async twin of `prune`."""
         await self._arun(prune_plan(self.backend, [str(t) for t in thread_ids], strategy))
+
+    def compact(self, *, full: bool = False) -> Compaction:
+        """Give back to the disk the space that deleted and pruned checkpoints left behind.
+
+        A delete or prune frees space inside the storage, which later writes reuse; the
+        storage does not shrink by itself. SQLite rewrites the database file (`VACUUM`,
+        then truncates its WAL): it needs free disk space for a copy of the live data, and
+        holds the write lock while it runs, so other writers wait (up to their busy timeout).
+        PostgreSQL runs `VACUUM` on the saver's tables, which makes the space of deleted
+        rows reusable and gives back only empty pages at their end; `full=True` runs
+        `VACUUM FULL`, which rewrites them and gives back all of it, but locks them, reads
+        included, while it runs. Memory and Redis give space back as they delete: nothing
+        to do.
+
+        Returns:
+            The storage's space before and after (`Compaction`).
+        """
+        start = time.perf_counter()
+        before, after = self._run(compact_plan(self.backend, full))
+        return Compaction(before, after, time.perf_counter() - start)
+
+    async def acompact(self, *, full: bool = False) -> Compaction:
+        """Async twin of `compact`."""
+        start = time.perf_counter()
+        before, after = await self._arun(compact_plan(self.backend, full))
+        return Compaction(before, after, time.perf_counter() - start)
 
     # -- delta channels --------------------------------------------------------------------
 

@@ -247,6 +247,13 @@ class AsyncPostgresExecutor:
 
     async def _perform(self, conn: AConn, query: Query) -> Any:
         if not conn.autocommit and conn.pgconn.transaction_status == IDLE:
+            if query.untransacted:
+                await conn.set_autocommit(True)
+                try:
+                    return await self._perform_on(conn, query)
+                finally:
+                    with contextlib.suppress(psycopg.Error):  # a broken one is replaced
+                        await conn.set_autocommit(False)
             # The caller's connection is not in autocommit: commit this statement ourselves.
             async with conn.transaction():
                 return await self._perform_on(conn, query)

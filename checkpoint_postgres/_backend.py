@@ -22,6 +22,8 @@ from checkpoint_base import (
     ListQuery,
     Plan,
     SchemaVersionError,
+    StorageError,
+    StorageSpace,
     ThreadInfo,
     WriteRecord,
     prune_fence,
@@ -127,6 +129,30 @@ class PostgresBackend(Backend):
                 for statement in s.migrations[v]:
                     yield Query(statement)
             yield Query(s.record_migration, {"v": v + 1})
+
+    def space(self) -> Plan[StorageSpace]:
+        row = yield Query(self.sql.space, {"schema": self.schema}, Fetch.ONE)
+        return StorageSpace(size=int(row[0]))  # free space: no core function tells
+
+    def compact(self, full: bool) -> Plan[None]:
+        s = self.sql
+        # PostgreSQL skips a table the role may not VACUUM with a mere warning.
+        owners = yield Query(s.may_vacuum, {"schema": self.schema}, Fetch.ALL)
+        denied = {str(name): str(owner) for name, may, owner in owners if not may}
+        if denied:
+            version = yield Query(b"SHOW server_version_num", fetch=Fetch.ONE)
+            if int(version[0]) >= 170000:  # MAINTAIN, a privilege since PostgreSQL 17
+                still = yield Query(
+                    s.may_maintain, {"schema": self.schema, "tables": sorted(denied)}, Fetch.ALL
+                )
+                denied = {str(r[0]): denied[str(r[0])] for r in still}
+        if denied:
+            tables = ", ".join(f"{self.schema}.{t} (owner {o})" for t, o in sorted(denied.items()))
+            raise StorageError(
+                f"compacting needs VACUUM on {tables}, which this role may not run: connect as "
+                "the tables' owner or a superuser (or, on PostgreSQL 17+, grant MAINTAIN)"
+            )
+        yield Query(s.vacuum_full if full else s.vacuum, untransacted=True)
 
     def put_checkpoint(
         self,

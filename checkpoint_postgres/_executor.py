@@ -227,6 +227,13 @@ class PostgresExecutor:
 
     def _perform(self, conn: Conn, query: Query) -> Any:
         if not conn.autocommit and conn.pgconn.transaction_status == IDLE:
+            if query.untransacted:
+                conn.autocommit = True
+                try:
+                    return self._perform_on(conn, query)
+                finally:
+                    with contextlib.suppress(psycopg.Error):  # a broken one is replaced
+                        conn.autocommit = False
             # The caller's connection is not in autocommit: commit this statement ourselves.
             with conn.transaction():
                 return self._perform_on(conn, query)

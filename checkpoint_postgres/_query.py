@@ -31,6 +31,9 @@ class Query:
         unsynced: The same statement, setting its own transaction's `synchronous_commit`
             off: run instead when the statement is a transaction of its own (no caller's
             transaction, none the plan began), so that no other write loses durability.
+        untransacted: The statement refuses to run in a transaction (`VACUUM`): on a
+            connection passed in without autocommit, it runs with autocommit switched on
+            for it, instead of in a transaction of its own.
     """
 
     sql: bytes
@@ -38,6 +41,7 @@ class Query:
     fetch: Fetch = Fetch.NONE
     idempotent: bool = True
     unsynced: bytes | None = None
+    untransacted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

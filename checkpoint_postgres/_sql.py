@@ -286,6 +286,26 @@ _INSERT_GATED = """INSERT INTO {s}.checkpoints ({checkpoint_columns})
 _LIST_PAGE = """SELECT * FROM {s}.list_page(%(thread)s, %(ns)s, %(before)s, %(c_id)s, %(c_ns)s,
     %(filter)s::jsonb, %(limit)s::int8)"""
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s"
+# The saver's three tables in the schema (bound by name): their bytes with indexes and TOAST,
+# and whether the current role may VACUUM each (an owner, a superuser; PostgreSQL 17 also
+# grants MAINTAIN, which `_MAY_MAINTAIN` asks on such servers).
+_TABLES = """FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = %(schema)s AND c.relkind = 'r'
+        AND c.relname IN ('checkpoints', 'blobs', 'writes')"""
+_SPACE = "SELECT coalesce(sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint " + _TABLES
+_MAY_VACUUM = (
+    """SELECT c.relname, pg_catalog.pg_has_role(c.relowner, 'USAGE'),
+        pg_catalog.pg_get_userbyid(c.relowner) """
+    + _TABLES
+)
+_MAY_MAINTAIN = """SELECT c.relname FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = %(schema)s AND c.relkind = 'r'
+        AND c.relname = ANY(%(tables)s::text[])
+        AND NOT pg_catalog.has_table_privilege(c.oid, 'MAINTAIN')"""
+_VACUUM = "VACUUM (ANALYZE) {s}.checkpoints, {s}.blobs, {s}.writes"
+_VACUUM_FULL = "VACUUM (FULL, ANALYZE) {s}.checkpoints, {s}.blobs, {s}.writes"
 _CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {s}"
 _CREATE_MIGRATIONS = """CREATE TABLE IF NOT EXISTS {s}.migrations (
     v integer PRIMARY KEY,
@@ -359,6 +379,11 @@ class Statements:
     migrations: tuple[tuple[bytes, ...], ...]
     migration_checks: tuple[bytes | None, ...]
     schema_exists: bytes
+    space: bytes
+    may_vacuum: bytes
+    may_maintain: bytes
+    vacuum: bytes
+    vacuum_full: bytes
     create_schema: bytes
     create_migrations: bytes
     applied: bytes
@@ -393,6 +418,11 @@ def statements(schema: str) -> Statements:
         ),
         migration_checks=tuple(None if m.only_if is None else r(m.only_if) for m in MIGRATIONS),
         schema_exists=_SCHEMA_EXISTS.encode(),
+        space=_SPACE.encode(),
+        may_vacuum=_MAY_VACUUM.encode(),
+        may_maintain=_MAY_MAINTAIN.encode(),
+        vacuum=r(_VACUUM),
+        vacuum_full=r(_VACUUM_FULL),
         create_schema=r(_CREATE_SCHEMA),
         create_migrations=r(_CREATE_MIGRATIONS),
         applied=r(_APPLIED),

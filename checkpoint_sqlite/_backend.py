@@ -22,6 +22,7 @@ from checkpoint_base import (
     Plan,
     SchemaVersionError,
     StorageError,
+    StorageSpace,
     ThreadInfo,
     WriteRecord,
     prune_fence,
@@ -81,6 +82,20 @@ class SqliteBackend(Backend):
             for statement in schema.MIGRATIONS[version]:
                 yield Execute(statement)
             yield Execute(schema.RECORD_VERSION, ((version,),))
+
+    # -- space -----------------------------------------------------------------------------
+
+    def space(self) -> Plan[StorageSpace]:
+        size, free = (yield Query(sql.SPACE))[0]
+        return StorageSpace(size=size, free=free)
+
+    def compact(self, full: bool) -> Plan[None]:
+        # VACUUM rebuilds the file from the live rows (SQLite has no lighter form for a
+        # database created without auto_vacuum); in WAL mode the new pages go through the
+        # WAL, which TRUNCATE then copies back and empties (a later checkpoint does, when
+        # a reader still holds it). Both run in autocommit: VACUUM refuses a transaction.
+        yield Query(sql.VACUUM)
+        yield Query(sql.TRUNCATE_WAL)
 
     # -- writes ----------------------------------------------------------------------------
 

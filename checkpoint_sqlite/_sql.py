@@ -18,8 +18,11 @@ __all__ = [
     "INSERT_BLOB",
     "PUT_CHILD_WIDE",
     "PUT_WIDE",
+    "SPACE",
+    "TRUNCATE_WAL",
     "UPSERT_CHECKPOINT",
     "UPSERT_WRITE",
+    "VACUUM",
     "blob_rows",
     "checkpoint_row",
     "parent_row",
@@ -56,6 +59,14 @@ _UPSERT_WRITE_TAIL = (
     " task_path = excluded.task_path WHERE excluded.idx < 0"
 )
 
+
+# The database's pages and its free ones, in bytes (`Backend.space`).
+SPACE = (
+    "SELECT p.page_count * s.page_size, f.freelist_count * s.page_size"
+    " FROM pragma_page_count() AS p, pragma_page_size() AS s, pragma_freelist_count() AS f"
+)
+VACUUM = "VACUUM"
+TRUNCATE_WAL = "PRAGMA wal_checkpoint(TRUNCATE)"
 
 INSERT_BLOB = (
     "INSERT INTO cp_blobs (thread_id, checkpoint_ns, channel, version, type, data)"

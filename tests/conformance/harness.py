@@ -13,7 +13,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import CheckpointTuple
 
-from checkpoint_base import CheckpointSaver
+from checkpoint_base import CheckpointSaver, Compaction
 from checkpoint_base.testing.targets import Target
 
 
@@ -83,6 +83,11 @@ class Harness:
             await self.saver.aprune(thread_ids, strategy=strategy)
         else:
             self.saver.prune(thread_ids, strategy=strategy)
+
+    async def compact(self, *, full: bool = False) -> Compaction:
+        if self.is_async:
+            return await self.saver.acompact(full=full)
+        return self.saver.compact(full=full)
 
     async def delta_history(self, config: RunnableConfig, channels: Sequence[str]) -> Any:
         if self.is_async:

@@ -1,0 +1,132 @@
+"""`checkpointers compact`, and the hint `delete` and `prune` give after freeing space."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from checkpoint_base import connect
+from tests.conformance.builders import checkpoint, config
+
+from .conftest import Cli, assert_one_line_error
+from .test_delete import _store_of_its_own
+
+_BLOB = 20_000
+_SIZE = r"([\d.]+ (?:B|kB|MB|GB))"
+
+
+def _bytes(text: str) -> float:
+    """ "565.2 kB" -> 565200.0 (as `format_bytes` writes sizes)."""
+    number, unit = text.split()
+    return float(number) * {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
+
+
+def _fill(url: str, threads: int, steps: int = 3) -> list[str]:
+    ids = [f"t{i}" for i in range(threads)]
+    with connect(url) as saver:
+        saver.setup()
+        for tid in ids:
+            parent = None
+            for step in range(steps):
+                versions = {"blob": step + 1}
+                stored = saver.put(
+                    config(tid, "", parent),
+                    checkpoint({"blob": os.urandom(_BLOB)}, versions),
+                    {"step": step},
+                    versions,
+                )
+                parent = stored["configurable"]["checkpoint_id"]
+    return ids
+
+
+def _file(path: Path) -> int:
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def _count(url: str, thread_id: str) -> int:
+    with connect(url) as saver:
+        return len(list(saver.list(config(thread_id))))
+
+
+def test_delete_then_compact_gives_the_file_back(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    url = f"sqlite:///{path}"
+    ids = _fill(url, 10)
+    deleted = cli("delete", url, *(a for t in ids[1:] for a in ("--thread", t)))
+    assert deleted.status == 0, deleted.err
+    hint = deleted.out.strip().splitlines()[-1]
+    assert hint.endswith(f"`checkpointers compact {url}` gives it back to the disk"), hint
+    free = re.match(_SIZE + " of the storage is free now", hint)
+    assert free is not None and _bytes(free.group(1)) >= 9 * 3 * _BLOB * 0.9, hint
+
+    size = path.stat().st_size
+    dry = cli("compact", url, "--dry-run")
+    assert dry.status == 0, dry.err
+    assert re.search(f": {_SIZE}, free inside it: {_SIZE}$", dry.out.strip()), dry.out
+    assert path.stat().st_size == size  # a dry run changes nothing
+
+    before = _file(path)
+    done = cli("compact", url)
+    assert done.status == 0, done.err
+    assert "other writers wait" in done.err  # said before the work starts
+    gave = re.search(f"compacted .*: {_SIZE} -> {_SIZE} \\(gave back {_SIZE}\\) in ", done.out)
+    assert gave is not None, done.out
+    assert _bytes(gave.group(3)) >= 9 * 3 * _BLOB * 0.9, done.out
+    after = _file(path)
+    assert after < before - 9 * 3 * _BLOB * 0.9, (before, after)
+    assert not os.path.exists(f"{path}-wal") or os.path.getsize(f"{path}-wal") == 0
+    assert _count(url, ids[0]) == 3
+    assert all(_count(url, t) == 0 for t in ids[1:])
+
+
+def test_prune_gives_the_hint(cli: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    _fill(url, 2, steps=6)
+    result = cli("prune", url, "--keep-last", "1")
+    assert result.status == 0, result.err
+    lines = result.out.strip().splitlines()
+    assert lines[-2] == "deleted 10 checkpoints in 2 of 2 threads"
+    assert lines[-1].endswith(f"`checkpointers compact {url}` gives it back to the disk")
+    dry = cli("prune", url, "--keep-last", "1")  # nothing more to delete: no hint
+    assert dry.out.strip().splitlines()[-1] == "deleted 0 checkpoints in 0 of 2 threads"
+
+
+def test_compact_refuses_official_storage(cli: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ours.db'}"
+    _fill(url, 1)
+    official = tmp_path / "official.db"
+    assert cli("migrate", url, f"langgraph-sqlite:///{official}").status == 0
+    result = cli("compact", f"langgraph-sqlite:///{official}")
+    assert_one_line_error(result, "compact works on savers of this package", "VACUUM")
+
+
+@pytest.fixture(params=["postgres", "redis", "redis-cluster"])
+def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield from _store_of_its_own(request.param)
+
+
+def test_compact_on_every_server(cli: Cli, server_url: str) -> None:
+    ids = _fill(server_url, 6)
+    deleted = cli("delete", server_url, *(a for t in ids[1:] for a in ("--thread", t)))
+    assert deleted.status == 0, deleted.err
+    plain = cli("compact", server_url)
+    full = cli("compact", server_url, "--full")
+    assert plain.status == 0 and full.status == 0, (plain.err, full.err)
+    if server_url.startswith("redis"):
+        assert deleted.out.strip().splitlines()[-1] == "deleted 5 threads of 5 named"
+        for result in (plain, full):
+            assert result.out.strip().endswith("frees space as it deletes")
+    else:
+        assert deleted.out.strip().splitlines()[-1].startswith("new writes reuse the space freed")
+        assert "--full gives back all of it" in plain.out
+        first = re.search(f": {_SIZE} -> {_SIZE}", plain.out)
+        last = re.search(f": {_SIZE} -> {_SIZE}", full.out)
+        assert first is not None and last is not None, (plain.out, full.out)
+        before, after = _bytes(first.group(1)), _bytes(last.group(2))
+        assert after < before - 5 * 3 * _BLOB * 0.9, (plain.out, full.out)
+        assert "--full gives back" not in full.out
+    assert _count(server_url, ids[0]) == 3

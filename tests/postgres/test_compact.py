@@ -1,0 +1,99 @@
+"""compact() on PostgreSQL: VACUUM outside any transaction, on any connection the saver was
+given, and a clear refusal where PostgreSQL would skip the tables with a mere warning."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from checkpoint_base import StorageError
+from checkpoint_postgres import AsyncPostgresSaver, PostgresSaver
+from tests.conformance.builders import checkpoint, config
+
+from .conftest import unique
+
+
+def _fill(saver: PostgresSaver, threads: int) -> list[str]:
+    ids = [unique() for _ in range(threads)]
+    for tid in ids:
+        values = {"blob": os.urandom(16_000)}  # no compression takes it smaller
+        saver.put(config(tid), checkpoint(values), {}, {"blob": 1})
+    return ids
+
+
+def test_compact_on_a_connection_without_autocommit(pg_url: str, schema: str) -> None:
+    with psycopg.connect(pg_url) as conn:  # autocommit off, as psycopg opens it
+        saver = PostgresSaver(conn, schema=schema)
+        saver.setup()
+        ids = _fill(saver, 8)
+        for tid in ids[1:]:
+            saver.delete_thread(tid)
+        done = saver.compact(full=True)
+        assert not conn.autocommit  # switched on for the VACUUM only
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert done.before.size is not None and done.after.size is not None
+        assert done.after.size < done.before.size - 4 * 16_000, done
+        got = saver.get_tuple(config(ids[0]))
+        assert got is not None and len(got.checkpoint["channel_values"]["blob"]) == 16_000
+
+
+def test_compact_inside_the_callers_transaction_says_why(pg_url: str, schema: str) -> None:
+    with psycopg.connect(pg_url) as conn:
+        saver = PostgresSaver(conn, schema=schema)
+        saver.setup()
+        busy = pytest.raises(StorageError, match="VACUUM cannot run inside a transaction")
+        with conn.transaction(), busy:
+            saver.compact()
+
+
+def test_async_compact_on_a_connection_without_autocommit(pg_url: str, schema: str) -> None:
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            saver = AsyncPostgresSaver(conn, schema=schema)
+            await saver.asetup()
+            await saver.aput(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+            done = await saver.acompact(full=True)
+            assert not conn.autocommit
+            assert done.after.size is not None
+            assert (await saver.aget_tuple(config("t"))) is not None
+
+    asyncio.run(main())
+
+
+def test_compact_by_a_role_that_may_not_vacuum_is_refused(
+    pg_url: str, schema: str, admin: psycopg.Connection[Any]
+) -> None:
+    """PostgreSQL would skip each table with a WARNING and succeed, giving back nothing."""
+    with PostgresSaver.from_conn_string(pg_url, schema=schema) as owner:
+        owner.setup()
+        _fill(owner, 2)
+    role = "cp_reader_" + uuid.uuid4().hex[:8]
+    password = uuid.uuid4().hex
+    admin.execute(
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(password)
+        )
+    )
+    try:
+        admin.execute(
+            sql.SQL("GRANT USAGE ON SCHEMA {s} TO {r}; GRANT ALL ON ALL TABLES IN SCHEMA {s} TO {r}")
+            .format(s=sql.Identifier(schema), r=sql.Identifier(role))
+        )  # fmt: skip
+        info = psycopg.conninfo.conninfo_to_dict(pg_url)
+        info.update(user=role, password=password)
+        other_url = psycopg.conninfo.make_conninfo(**info)
+        with PostgresSaver.from_conn_string(other_url, schema=schema) as saver:
+            with pytest.raises(StorageError) as caught:
+                saver.compact()
+            text = str(caught.value)
+            assert "VACUUM" in text and f"{schema}.checkpoints" in text and "owner" in text
+            assert saver.get_tuple(config("missing")) is None  # the saver still works
+    finally:
+        admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
