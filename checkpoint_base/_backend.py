@@ -217,11 +217,21 @@ class Backend(ABC):
         scans every checkpoint, so it cannot see such a thread: backends override it.
         """
         found: dict[str, list[CheckpointRecord]] = {}
+        held: dict[str, dict[tuple[object, ...], int]] = {}  # each blob and write once
         for row in (yield from self.scan(ListQuery())):
             tid = row.checkpoint.thread_id
             if after is None or tid > after:
                 found.setdefault(tid, []).append(row.checkpoint)
-        return [thread_summary(tid, found[tid]) for tid in sorted(found)[:limit]]
+                sizes = held.setdefault(tid, {})
+                for b in row.blobs:
+                    sizes[("b", b.checkpoint_ns, b.channel, b.version)] = len(b.data)
+                for w in row.writes:
+                    key = ("w", w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx)
+                    sizes[key] = len(w.data)
+        return [
+            thread_summary(tid, found[tid], sum(held[tid].values()))
+            for tid in sorted(found)[:limit]
+        ]
 
     def space(self) -> Plan[StorageSpace]:
         """What the storage takes (`StorageSpace`); unknown (None, None) by default."""
@@ -284,13 +294,16 @@ def prune_fence(keep: Collection[tuple[str, str]]) -> dict[str, str]:
     return fence
 
 
-def thread_summary(thread_id: str, records: Sequence[CheckpointRecord]) -> ThreadInfo:
-    """The summary of a thread from all its checkpoints (at least one)."""
+def thread_summary(
+    thread_id: str, records: Sequence[CheckpointRecord], values_bytes: int = 0
+) -> ThreadInfo:
+    """The summary of a thread from all its checkpoints (at least one) and the bytes of
+    its channel values and pending writes (`values_bytes`)."""
     return ThreadInfo(
         thread_id=thread_id,
         checkpoint_count=len(records),
         last_checkpoint_id=max(r.checkpoint_id for r in records),
         updated_at=max(r.created_at for r in records),
-        size_bytes=sum(len(r.checkpoint) + len(r.metadata) for r in records),
+        size_bytes=values_bytes + sum(len(r.checkpoint) + len(r.metadata) for r in records),
         namespaces=tuple(sorted({r.checkpoint_ns for r in records})),
     )

@@ -177,6 +177,13 @@ def _thread_infos(store: MemoryStore, after: str | None, limit: int) -> list[Thr
         if by_task and tid not in records and (after is None or tid > after):
             size = sum(len(w.data) for w in by_task.values())
             writes.setdefault(tid, []).append((ns, cid, size))
+    values: dict[str, int] = {}  # the channel values and pending writes of each thread
+    for (tid, *_), blob in store.blobs.items():
+        if tid in records:
+            values[tid] = values.get(tid, 0) + len(blob.data)
+    for (tid, *_), by_task in store.writes.items():
+        if tid in records:
+            values[tid] = values.get(tid, 0) + sum(len(w.data) for w in by_task.values())
     infos = []
     for tid in sorted(records.keys() | writes.keys())[: max(limit, 0)]:
         if tid in writes:
@@ -185,7 +192,7 @@ def _thread_infos(store: MemoryStore, after: str | None, limit: int) -> list[Thr
             size = sum(s for _ns, _cid, s in held)
             infos.append(writes_only_thread(tid, newest, size, [ns for ns, _, _ in held]))
             continue
-        infos.append(thread_summary(tid, records[tid]))
+        infos.append(thread_summary(tid, records[tid], values.get(tid, 0)))
     return infos
 
 

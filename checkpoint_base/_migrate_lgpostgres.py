@@ -61,11 +61,19 @@ _READY_SQL = (
     "WHERE attrelid = to_regclass('checkpoint_writes') AND attname = 'task_path' "
     "AND NOT attisdropped)"
 )
+# The size: checkpoints with their metadata, channel values and pending writes, as stored.
 _THREADS_SQL = """
-SELECT thread_id, count(*), max(checkpoint_id), array_agg(DISTINCT checkpoint_ns),
-       sum(pg_column_size(checkpoint) + pg_column_size(metadata))::bigint
-FROM checkpoints WHERE thread_id > %s
-GROUP BY thread_id ORDER BY thread_id LIMIT %s
+SELECT c.thread_id, c.n, c.last, c.nss,
+       (c.size + coalesce((SELECT sum(pg_column_size(b.blob)) FROM checkpoint_blobs b
+                           WHERE b.thread_id = c.thread_id), 0)
+               + coalesce((SELECT sum(pg_column_size(w.blob)) FROM checkpoint_writes w
+                           WHERE w.thread_id = c.thread_id), 0))::bigint
+FROM (SELECT thread_id, count(*) AS n, max(checkpoint_id) AS last,
+             array_agg(DISTINCT checkpoint_ns) AS nss,
+             sum(pg_column_size(checkpoint) + pg_column_size(metadata)) AS size
+      FROM checkpoints WHERE thread_id > %s
+      GROUP BY thread_id ORDER BY thread_id LIMIT %s) c
+ORDER BY c.thread_id
 """
 _CHECKPOINTS_SQL = """
 SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint::text, metadata::text

@@ -56,10 +56,12 @@ T = TypeVar("T")
 
 _TABLES_SQL = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
 _HAS_TASK_PATH_SQL = "SELECT COUNT(*) FROM pragma_table_info('writes') WHERE name = 'task_path'"
+# The size: checkpoints (channel values inline) with their metadata, and pending writes.
 _THREADS_SQL = (
-    "SELECT thread_id, COUNT(*), MAX(checkpoint_id), "
-    "SUM(LENGTH(checkpoint) + LENGTH(metadata)) FROM checkpoints "
-    "WHERE thread_id > ? GROUP BY thread_id ORDER BY thread_id LIMIT ?"
+    "SELECT c.thread_id, COUNT(*), MAX(c.checkpoint_id), "
+    "SUM(LENGTH(c.checkpoint) + LENGTH(c.metadata)) + COALESCE((SELECT SUM(LENGTH(w.value)) "
+    "FROM writes w WHERE w.thread_id = c.thread_id), 0) FROM checkpoints c "
+    "WHERE c.thread_id > ? GROUP BY c.thread_id ORDER BY c.thread_id LIMIT ?"
 )
 _NAMESPACES_SQL = "SELECT DISTINCT checkpoint_ns FROM checkpoints WHERE thread_id = ?"
 _CHECKPOINTS_SQL = (

@@ -158,6 +158,11 @@ class ThreadInfo:
     landed after their checkpoint was deleted (a graph still running while its thread was
     deleted). It is listed so that it can be found and deleted (`delete_thread`,
     `checkpointers delete --idle`); see `writes_only_thread`.
+
+    `size_bytes` is what the thread takes in storage: its checkpoints and metadata, the
+    channel values they read (each version once) and its pending writes. SQLite: the bytes
+    stored; PostgreSQL: the same after its compression (`pg_column_size`); Redis: the memory
+    of the thread's keys (`MEMORY USAGE`); memory: the bytes held. None when unknown.
     """
 
     thread_id: str

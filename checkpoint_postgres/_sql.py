@@ -204,17 +204,22 @@ _LIST_THREADS = """WITH RECURSIVE ct(thread_id) AS (
         UNION
         (SELECT thread_id FROM wt WHERE thread_id IS NOT NULL LIMIT %(limit)s)
         ORDER BY thread_id LIMIT %(limit)s)
-    SELECT t.thread_id, c.n, coalesce(c.last, w.last), c.updated, coalesce(c.size, w.size),
+    SELECT t.thread_id, c.n, coalesce(c.last, w.last), c.updated,
+        CASE WHEN c.n > 0 THEN c.size + coalesce(b.size, 0) + coalesce(w.size, 0)
+            ELSE w.size END,
         coalesce(c.nss, w.nss)
     FROM t CROSS JOIN LATERAL (
         SELECT count(*) AS n, max(checkpoint_id) AS last, max(created_at) AS updated,
-            sum(octet_length(checkpoint) + octet_length(metadata)) AS size,
+            sum(pg_column_size(checkpoint) + pg_column_size(metadata)) AS size,
             array_agg(DISTINCT checkpoint_ns) AS nss
         FROM {s}.checkpoints WHERE thread_id = t.thread_id) c
     LEFT JOIN LATERAL (
-        SELECT max(checkpoint_id) AS last, sum(octet_length(data)) AS size,
+        SELECT sum(pg_column_size(data)) AS size
+        FROM {s}.blobs WHERE thread_id = t.thread_id AND c.n > 0) b ON true
+    LEFT JOIN LATERAL (
+        SELECT max(checkpoint_id) AS last, sum(pg_column_size(data)) AS size,
             array_agg(DISTINCT checkpoint_ns) AS nss
-        FROM {s}.writes WHERE thread_id = t.thread_id AND c.n = 0) w ON true
+        FROM {s}.writes WHERE thread_id = t.thread_id) w ON true
     ORDER BY t.thread_id"""
 
 # The deletes are functions of migration 8: they lock the threads first (see there), then

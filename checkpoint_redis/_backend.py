@@ -461,7 +461,7 @@ class RedisBackend(Backend):
         for member, count, value, size, namespaces in entries:
             if not int(count):  # writes and no checkpoint: `value` is a checkpoint id's segment
                 tid, nss = unseg(split(member)[0]), [unseg(ns) for ns in namespaces]
-                infos.append(writes_only_thread(tid, unseg(value), None, nss))
+                infos.append(writes_only_thread(tid, unseg(value), int(size), nss))
                 continue
             latest = decode_record(value) if value else None
             infos.append(

@@ -19,7 +19,10 @@ Per thread (letter: type, member or field -> value):
   `source`, `step`, `run_id`), and seg("") + seg(run_id) + ... (the record's run id)
 - `b` hash: seg(ns) + seg(channel) + seg(version) -> blob
 - `w` hash: K + seg(task_id) + seg(idx) -> write; `x` zset: the same fields, to range over K
-- `h` hash: `u` (last created_at), `s` (bytes stored)
+- `h` hash: `s`, the bytes of the thread's checkpoint records. The thread listing no longer
+  reads it (it asks `MEMORY USAGE` of the thread's keys); it stays, as the key every put
+  writes: with each of a thread's keys there, a script on the thread during a slot
+  migration is served by the target after ASKING instead of TRYAGAIN for the whole move
 
 Per bucket (standalone: one bucket; cluster: one per slot, tagged to hash to that slot):
 `threads` (zset of seg(thread_id) + key base), `runs` (zset of `F` + seg(run) + thread member

@@ -147,6 +147,14 @@ THREADS = _script(
     "threads",
     r"""
 local lo, limit, out = ARGV[1], tonumber(ARGV[2]), {}
+-- the memory of the thread's keys (exact: SAMPLES 0 visits every field, sizes only)
+local function memory(base)
+  local total = 0
+  for _, s in ipairs(LETTERS) do
+    total = total + (redis.call('MEMORY', 'USAGE', base .. s, 'SAMPLES', '0') or 0)
+  end
+  return total
+end
 while #out < limit do
   local ms = redis.call('ZRANGEBYLEX', BK[1], lo, '+', 'LIMIT', 0, limit)
   for _, member in ipairs(ms) do
@@ -163,7 +171,7 @@ while #out < limit do
         nss[#nss + 1] = nst
         hi = '(' .. nst
       end
-      out[#out + 1] = {member, n, v or false, redis.call('HGET', base .. 'h', 's') or false, nss}
+      out[#out + 1] = {member, n, v or false, memory(base), nss}
       if #out == limit then break end
     else
       -- writes and no checkpoint (theirs was deleted): their namespaces, and in place of
@@ -179,7 +187,7 @@ while #out < limit do
         hi = '(' .. nst
       end
       if newest ~= nil then
-        out[#out + 1] = {member, 0, newest, false, nss}
+        out[#out + 1] = {member, 0, newest, memory(base), nss}
         if #out == limit then break end
       end
     end

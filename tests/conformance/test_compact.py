@@ -118,3 +118,32 @@ async def test_compact_while_a_thread_is_written_loses_nothing(h: Harness) -> No
     listed = await h.list(config(tid))
     assert [cid(t.config) for t in listed] == [cid(c) for c in reversed(written)]
     assert [t.checkpoint["channel_values"]["step"] for t in listed] == list(range(29, -1, -1))
+
+
+async def _size(h: Harness, thread_id: str) -> int | None:
+    if h.is_async:
+        found = await h.saver.alist_threads(after=thread_id[:-1], limit=50)
+    else:
+        found = h.saver.list_threads(after=thread_id[:-1], limit=50)
+    sizes = [t.size_bytes for t in found if t.thread_id == thread_id]
+    assert len(sizes) == 1, found
+    return sizes[0]
+
+
+async def test_a_threads_size_counts_its_values_once_and_its_writes(h: Harness) -> None:
+    """What `checkpointers threads` shows to find the threads that fill the storage: the
+    channel values count (each version once), and so do pending writes."""
+    tid = new_thread()
+    versions = {"big": 1, "n": 1}
+    first = await h.put(
+        config(tid), checkpoint({"big": os.urandom(100_000), "n": 0}, versions), {}, versions
+    )
+    one = await _size(h, tid)
+    assert one is not None and one >= 100_000
+    versions = {"big": 1, "n": 2}  # the big value unchanged: not stored again
+    second = await h.put(config(tid, "", cid(first)), checkpoint({"n": 1}, versions), {}, {"n": 2})
+    two = await _size(h, tid)
+    assert two is not None and one < two < one + 20_000, (one, two)
+    await h.put_writes(second, [("w", os.urandom(60_000))], "task")
+    three = await _size(h, tid)
+    assert three is not None and three >= two + 57_000, (two, three)
