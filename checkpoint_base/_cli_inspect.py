@@ -7,22 +7,24 @@ import base64
 import dataclasses
 import datetime
 import enum
+import heapq
 import json
 import pprint
 import sys
+import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from langgraph.checkpoint.base import CheckpointTuple
 
 from ._cli_format import Style, format_age, format_bytes, format_time, table
-from ._cli_open import missing_thread, open_side
+from ._cli_open import every_thread, missing_thread, open_side
 from ._convert import UNREADABLE, damaged_row, decode_metadata, load_blob, to_tuple
 from ._errors import ConfigError
 from ._migrate_side import SaverSide, Side
-from ._records import EMPTY, CheckpointRow, ListQuery
+from ._records import EMPTY, CheckpointRow, ListQuery, ThreadInfo
 
-__all__ = ["add_inspect_commands", "next_nodes"]
+__all__ = ["add_inspect_commands", "largest_threads", "next_nodes"]
 
 _TASKS = "__pregel_tasks"
 _BRANCH = "branch:to:"
@@ -126,12 +128,55 @@ def _row_next(side: Side, row: CheckpointRow, body: Mapping[str, Any]) -> list[s
 # -- threads -----------------------------------------------------------------------------------
 
 
+_EVERY = 5.0
+"""Seconds between two progress lines on stderr while `--largest` reads every thread."""
+
+
+def largest_threads(
+    side: Side, n: int, progress: TextIO | None = None
+) -> tuple[list[ThreadInfo], int, int]:
+    """The `n` largest threads by size (largest first), how many threads there are, and the
+    size of them all, reading every thread once (a progress line every few seconds)."""
+    heap: list[tuple[int, str, ThreadInfo]] = []  # the n largest so far, smallest on top
+    count = total = 0
+    last = time.monotonic()
+    for info in every_thread(side):
+        size = info.size_bytes or 0
+        count += 1
+        total += size
+        item = (size, info.thread_id, info)  # ids are unique: infos are never compared
+        if len(heap) < n:
+            heapq.heappush(heap, item)
+        elif item > heap[0]:
+            heapq.heapreplace(heap, item)
+        now = time.monotonic()
+        if progress is not None and now - last >= _EVERY:
+            last = now
+            progress.write(f"reading threads: {count:,} so far\n")
+            progress.flush()
+    return [info for _, _, info in sorted(heap, reverse=True)], count, total
+
+
 def _threads(args: argparse.Namespace) -> int:
     out, style = sys.stdout, Style(sys.stdout)
+    summary = None
     with open_side(args.url) as side:
-        infos = side.run(side.thread_page(args.after, args.limit + 1))
-    more = len(infos) > args.limit
-    infos = infos[: args.limit]
+        if args.largest is not None:
+            if args.after is not None or args.limit is not None:
+                raise ConfigError(
+                    "--largest reads every thread: it takes neither --limit nor --after"
+                )
+            infos, count, total = largest_threads(side, args.largest, sys.stderr)
+            more = False
+            summary = (
+                f"the {len(infos):,} largest of {count:,} threads; the {count:,} take "
+                f"{format_bytes(total)} in all"
+            )
+        else:
+            limit = 50 if args.limit is None else args.limit
+            infos = side.run(side.thread_page(args.after, limit + 1))
+            more = len(infos) > limit
+            infos = infos[:limit]
     if args.json:
         out.write(json.dumps([dataclasses.asdict(i) for i in infos], indent=2) + "\n")
         return 0
@@ -159,6 +204,8 @@ def _threads(args: argparse.Namespace) -> int:
         out.write(style(note, "dim") + "\n")
     if more:
         out.write(style(f"more threads: --after {infos[-1].thread_id}", "dim") + "\n")
+    if summary is not None:
+        out.write(summary + "\n")
     return 0
 
 
@@ -328,15 +375,24 @@ def add_inspect_commands(commands: Any, url_help: str) -> None:
     p = commands.add_parser(
         "threads",
         help="list threads with counts, namespaces, sizes and last update",
-        description="List the threads of a checkpointer, by thread id.",
+        description="List the threads of a checkpointer, by thread id; or, with --largest, "
+        "the ones that take the most space (SIZE: checkpoints, channel values, pending writes).",
         epilog="examples:\n  checkpointers threads sqlite:///checkpoints.db\n"
         "  checkpointers threads postgresql://me@localhost/app --limit 20 --after t-0100\n"
+        "  checkpointers threads sqlite:///checkpoints.db --largest 10\n"
         "  checkpointers threads langgraph-sqlite:///old.db --json\n\n" + url_help,
         formatter_class=fmt,
     )
     p.add_argument("url", help="checkpointer URL (see below)")
-    p.add_argument("--limit", type=_positive, default=50, help="at most N threads (default 50)")
+    p.add_argument("--limit", type=_positive, default=None, help="at most N threads (default 50)")
     p.add_argument("--after", default=None, metavar="ID", help="start after this thread id")
+    p.add_argument(
+        "--largest",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="the N largest threads, read from all of them, with their total size",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_threads)
 

@@ -1,7 +1,9 @@
-"""`checkpointers compact`, and the hint `delete` and `prune` give after freeing space."""
+"""`checkpointers compact`, the hint `delete` and `prune` give after freeing space, and
+`threads --largest`, which finds the threads that take the space."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from checkpoint_base import connect
+from checkpoint_base._cli_format import format_bytes
 from tests.conformance.builders import checkpoint, config
 
 from .conftest import Cli, assert_one_line_error
@@ -130,3 +133,30 @@ def test_compact_on_every_server(cli: Cli, server_url: str) -> None:
         assert after < before - 5 * 3 * _BLOB * 0.9, (plain.out, full.out)
         assert "--full gives back" not in full.out
     assert _count(server_url, ids[0]) == 3
+
+
+def test_threads_largest_reads_every_thread(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from checkpoint_base import _cli_inspect
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    with connect(url) as saver:
+        for i, kb in enumerate([5, 40, 1, 80, 20, 60]):
+            values = {"blob": os.urandom(kb * 1000)}
+            saver.put(config(f"t{i}"), checkpoint(values), {}, {"blob": 1})
+        everything = saver.list_threads(limit=100)
+    monkeypatch.setattr(_cli_inspect, "_EVERY", 0.0)  # a progress line per thread
+    result = cli("threads", url, "--largest", "3")
+    assert result.status == 0, result.err
+    listed = [line.split()[0] for line in result.out.splitlines()[1:4]]
+    assert listed == ["t3", "t5", "t1"]  # 80, 60 and 40 kB
+    total = sum(t.size_bytes or 0 for t in everything)
+    assert result.out.strip().splitlines()[-1] == (
+        f"the 3 largest of 6 threads; the 6 take {format_bytes(total)} in all"
+    )
+    assert "reading threads: 6 so far" in result.err
+    as_json = cli("threads", url, "--largest", "2", "--json")
+    assert [t["thread_id"] for t in json.loads(as_json.out)] == ["t3", "t5"]
+    refused = cli("threads", url, "--largest", "2", "--limit", "5")
+    assert_one_line_error(refused, "--largest reads every thread")
