@@ -46,10 +46,12 @@ from collections.abc import Callable
 
 __all__ = [
     "IDLE_SECONDS",
+    "LIMIT_PRAGMAS",
     "NOTIFY_EVERY",
     "VALVE_PAGES",
     "VALVE_PRAGMAS",
     "WAL_BYTES",
+    "WAL_LIMIT_BYTES",
     "WalCheckpointer",
     "for_saver",
 ]
@@ -63,7 +65,16 @@ VALVE_PAGES = 4_000
 """`wal_autocheckpoint` of the saver's connections: they checkpoint themselves only when the
 thread has not kept the WAL under about 16 MiB (4 KiB pages)."""
 
-VALVE_PRAGMAS = (f"PRAGMA wal_autocheckpoint={VALVE_PAGES}",)  # a constant: no user input
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+"""`journal_size_limit` of the saver's connections: when the WAL starts over past this size
+(after one large transaction: a big value, a copy of a long thread, a migration's), SQLite
+cuts the file back to it. Without it the file kept its largest size until every connection
+closed: a put of a 100 MB value left a 100 MB WAL beside the database for good."""
+
+LIMIT_PRAGMAS = (f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}",)  # a constant: no user input
+"""Settings of every connection of the saver, whatever its `synchronous`."""
+
+VALVE_PRAGMAS = (f"PRAGMA wal_autocheckpoint={VALVE_PAGES}", *LIMIT_PRAGMAS)
 """Settings of each connection of the saver that writes (they take no lock)."""
 
 NOTIFY_EVERY = 16
@@ -217,7 +228,7 @@ def for_saver(path: str, synchronous: str) -> tuple[WalCheckpointer | None, tupl
     SQLite's settings.
     """
     if synchronous != "normal":
-        return None, ()
+        return None, LIMIT_PRAGMAS
 
     def connect() -> sqlite3.Connection:
         return sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)

@@ -18,7 +18,7 @@ import checkpoint_sqlite._wal as wal_module
 from checkpoint_sqlite import AsyncSqliteSaver, SqliteSaver
 from checkpoint_sqlite._async import AsyncPooledExecutor
 from checkpoint_sqlite._sync import PooledExecutor
-from checkpoint_sqlite._wal import NOTIFY_EVERY, VALVE_PAGES, WalCheckpointer
+from checkpoint_sqlite._wal import NOTIFY_EVERY, VALVE_PAGES, WAL_LIMIT_BYTES, WalCheckpointer
 from tests.conformance.builders import checkpoint, config, new_thread
 
 THRESHOLD = 128 * 1024
@@ -230,7 +230,8 @@ def test_close_waits_for_the_checkpoint_in_progress(db_path: str, small_wal: Non
 
 
 def test_with_full_sync_sqlite_checkpoints_as_usual(db_path: str) -> None:
-    """With "full" a commit syncs the WAL, so SQLite's own checkpoints stay (no thread)."""
+    """With "full" a commit syncs the WAL, so SQLite's own checkpoints stay (no thread); the
+    WAL's size limit is the saver's either way."""
     with SqliteSaver.from_conn_string(db_path, synchronous="full") as saver:
         executor = saver._executor
         assert isinstance(executor, PooledExecutor)
@@ -239,7 +240,7 @@ def test_with_full_sync_sqlite_checkpoints_as_usual(db_path: str) -> None:
         conn = executor._take()
         try:
             assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
-            assert conn.execute("PRAGMA journal_size_limit").fetchone() == (-1,)
+            assert conn.execute("PRAGMA journal_size_limit").fetchone() == (WAL_LIMIT_BYTES,)
         finally:
             executor._give_back(conn)
 
@@ -338,3 +339,33 @@ def test_a_forked_child_starts_its_own_thread(db_path: str) -> None:
     finally:
         checkpointer.close()
     assert not parent_thread.is_alive()
+
+
+@pytest.mark.parametrize("synchronous", ["normal", "full"])
+def test_a_large_transaction_leaves_no_large_wal(
+    db_path: str, monkeypatch: pytest.MonkeyPatch, synchronous: str
+) -> None:
+    """The WAL grows past its usual size for one large write (here a 12 MiB value); once it
+    starts over, SQLite cuts the file back to the saver's `journal_size_limit` instead of
+    keeping the largest size it ever had until every connection closes."""
+    limit = 2 * 1024 * 1024
+    pragmas = tuple(p for p in wal_module.VALVE_PRAGMAS if "journal_size_limit" not in p)
+    limited = (f"PRAGMA journal_size_limit={limit}",)
+    monkeypatch.setattr(wal_module, "VALVE_PRAGMAS", (*pragmas, *limited))
+    monkeypatch.setattr(wal_module, "LIMIT_PRAGMAS", limited)
+    wal = db_path + "-wal"
+    with SqliteSaver.from_conn_string(db_path, synchronous=synchronous) as saver:
+        big = os.urandom(12 * 1024 * 1024)
+        saver.put(config(new_thread()), checkpoint({"a": big}), {}, {"a": 1})
+        assert os.path.getsize(wal) > len(big)
+        deadline = time.monotonic() + 30
+        step = 0
+        while os.path.getsize(wal) > limit:  # small writes: the WAL is copied and starts over
+            assert time.monotonic() < deadline, os.path.getsize(wal)
+            step += 1
+            saver.put(config(new_thread()), checkpoint({"a": step}), {}, {"a": 1})
+            if step % NOTIFY_EVERY == 0:
+                time.sleep(0.05)
+    with SqliteSaver.from_conn_string(db_path) as saver:  # nothing lost on the way
+        stored = saver.list({"configurable": {}}, limit=step + 2)
+        assert sum(1 for _ in stored) == step + 1
