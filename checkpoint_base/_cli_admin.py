@@ -124,8 +124,8 @@ def compact_hint(side: SaverSide, url: str) -> str | None:
         return None
     free = side.run(side.saver.backend.space()).free
     command = f"checkpointers compact {redact(url)}"
-    if free is None:
-        return f"new writes reuse the space freed; `{command}` gives it back to the disk"
+    if free is None:  # PostgreSQL: its VACUUM makes space reusable, VACUUM FULL gives it back
+        return f"new writes reuse the space freed; `{command} --full` gives it back to the disk"
     if free > 0:
         return (
             f"{format_bytes(free)} of the storage is free now (new writes reuse it); "
@@ -147,7 +147,12 @@ def _compact(args: argparse.Namespace) -> int:
             free = "unknown" if space.free is None else format_bytes(space.free)
             out.write(f"{side.label}: {format_bytes(space.size)}, free inside it: {free}\n")
             return 0
-        err.write(f"compacting {side.label} (other writers wait until it is done) ...\n")
+        waits = ""
+        if backend.name == "sqlite":
+            waits = " (writers wait until it is done)"
+        elif args.full:
+            waits = " (reads and writes of its tables wait until it is done)"
+        err.write(f"compacting {side.label}{waits} ...\n")
         err.flush()
         done = side.saver.compact(full=args.full)
     before, after = done.before.size, done.after.size

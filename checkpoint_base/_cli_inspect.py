@@ -168,10 +168,9 @@ def _threads(args: argparse.Namespace) -> int:
                 )
             infos, count, total = largest_threads(side, args.largest, sys.stderr)
             more = False
-            summary = (
-                f"the {len(infos):,} largest of {count:,} threads; the {count:,} take "
-                f"{format_bytes(total)} in all"
-            )
+            summary = f"{count:,} threads take {format_bytes(total)} in all"
+            if count > len(infos):
+                summary += f"; the {len(infos):,} largest above"
         else:
             limit = 50 if args.limit is None else args.limit
             infos = side.run(side.thread_page(args.after, limit + 1))

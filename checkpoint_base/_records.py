@@ -192,8 +192,8 @@ class StorageSpace:
 @dataclass(frozen=True, slots=True)
 class Compaction:
     """What `CheckpointSaver.compact()` did: the storage's space before and after, and how
-    long it took. `before.free` is what it could give back; `before.size - after.size`, what
-    it gave."""
+    long it took. `before.size - after.size` is what it gave back: at least `before.free`
+    where the backend tells it (SQLite also packs pages that deletes left part empty)."""
 
     before: StorageSpace
     after: StorageSpace

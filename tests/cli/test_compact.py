@@ -75,7 +75,7 @@ def test_delete_then_compact_gives_the_file_back(cli: Cli, tmp_path: Path) -> No
     before = _file(path)
     done = cli("compact", url)
     assert done.status == 0, done.err
-    assert "other writers wait" in done.err  # said before the work starts
+    assert "(writers wait until it is done)" in done.err  # said before the work starts
     gave = re.search(f"compacted .*: {_SIZE} -> {_SIZE} \\(gave back {_SIZE}\\) in ", done.out)
     assert gave is not None, done.out
     assert _bytes(gave.group(3)) >= 9 * 3 * _BLOB * 0.9, done.out
@@ -124,7 +124,9 @@ def test_compact_on_every_server(cli: Cli, server_url: str) -> None:
         for result in (plain, full):
             assert result.out.strip().endswith("frees space as it deletes")
     else:
-        assert deleted.out.strip().splitlines()[-1].startswith("new writes reuse the space freed")
+        hint = deleted.out.strip().splitlines()[-1]
+        assert hint.startswith("new writes reuse the space freed") and "--full" in hint, hint
+        assert "wait" not in plain.err and "reads and writes of its tables wait" in full.err
         assert "--full gives back all of it" in plain.out
         first = re.search(f": {_SIZE} -> {_SIZE}", plain.out)
         last = re.search(f": {_SIZE} -> {_SIZE}", full.out)
@@ -153,8 +155,11 @@ def test_threads_largest_reads_every_thread(
     assert listed == ["t3", "t5", "t1"]  # 80, 60 and 40 kB
     total = sum(t.size_bytes or 0 for t in everything)
     assert result.out.strip().splitlines()[-1] == (
-        f"the 3 largest of 6 threads; the 6 take {format_bytes(total)} in all"
+        f"6 threads take {format_bytes(total)} in all; the 3 largest above"
     )
+    every = cli("threads", url, "--largest", "10")
+    assert every.out.strip().splitlines()[-1] == f"6 threads take {format_bytes(total)} in all"
+    assert len(every.out.strip().splitlines()) == 1 + 6 + 1
     assert "reading threads: 6 so far" in result.err
     as_json = cli("threads", url, "--largest", "2", "--json")
     assert [t["thread_id"] for t in json.loads(as_json.out)] == ["t3", "t5"]
