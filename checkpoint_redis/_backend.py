@@ -461,7 +461,8 @@ class RedisBackend(Backend):
         for member, count, value, size, namespaces in entries:
             if not int(count):  # writes and no checkpoint: `value` is a checkpoint id's segment
                 tid, nss = unseg(split(member)[0]), [unseg(ns) for ns in namespaces]
-                infos.append(writes_only_thread(tid, unseg(value), int(size), nss))
+                known = int(size) if size is not None else None
+                infos.append(writes_only_thread(tid, unseg(value), known, nss))
                 continue
             latest = decode_record(value) if value else None
             infos.append(

@@ -147,11 +147,14 @@ THREADS = _script(
     "threads",
     r"""
 local lo, limit, out = ARGV[1], tonumber(ARGV[2]), {}
--- the memory of the thread's keys (exact: SAMPLES 0 visits every field, sizes only)
+-- the memory of the thread's keys (exact: SAMPLES 0 visits every field, sizes only); false
+-- where MEMORY is refused (renamed away by a provider, or not in the user's ACL)
 local function memory(base)
   local total = 0
   for _, s in ipairs(LETTERS) do
-    total = total + (redis.call('MEMORY', 'USAGE', base .. s, 'SAMPLES', '0') or 0)
+    local got = redis.pcall('MEMORY', 'USAGE', base .. s, 'SAMPLES', '0')
+    if type(got) == 'table' and got.err then return false end
+    total = total + (got or 0)
   end
   return total
 end
