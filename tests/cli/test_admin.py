@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import sys
 import tracemalloc
@@ -35,29 +36,23 @@ def _namespaces(url: str, thread_id: str) -> set[str]:
         }
 
 
+def _tables(path: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
 def test_setup_creates_the_schema(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     result = cli("setup", f"sqlite:///{path}")
     assert result.status == 0, result.err
     assert result.out.startswith("ready: sqlite:///")
-    tables = {
-        r[0]
-        for r in sqlite3.connect(path).execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'"
-        )
-    }
+    tables = _tables(path)
     assert tables, "setup created no table"
     assert cli("setup", f"sqlite:///{path}").status == 0  # idempotent
 
     official = tmp_path / "official.db"
     assert cli("setup", f"langgraph-sqlite:///{official}").status == 0
-    tables = {
-        r[0]
-        for r in sqlite3.connect(official).execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'"
-        )
-    }
-    assert {"checkpoints", "writes"} <= tables
+    assert {"checkpoints", "writes"} <= _tables(official)
 
 
 def test_prune_keep_last_per_namespace(cli: Cli, filled: Filled) -> None:
