@@ -150,7 +150,8 @@ class PostgresBackend(Backend):
             tables = ", ".join(f"{self.schema}.{t} (owner {o})" for t, o in sorted(denied.items()))
             raise StorageError(
                 f"compacting needs VACUUM on {tables}, which this role may not run: connect as "
-                "the tables' owner or a superuser (or, on PostgreSQL 17+, grant MAINTAIN)"
+                "the tables' owner, the database's owner or a superuser (or, on PostgreSQL 17+, "
+                "grant MAINTAIN)"
             )
         yield Query(s.vacuum_full if full else s.vacuum, untransacted=True)
 

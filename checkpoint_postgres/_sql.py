@@ -292,18 +292,18 @@ _LIST_PAGE = """SELECT * FROM {s}.list_page(%(thread)s, %(ns)s, %(before)s, %(c_
     %(filter)s::jsonb, %(limit)s::int8)"""
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s"
 # The saver's three tables in the schema (bound by name): their bytes with indexes and TOAST,
-# and whether the current role may VACUUM each (an owner, a superuser; PostgreSQL 17 also
-# grants MAINTAIN, which `_MAY_MAINTAIN` asks on such servers).
+# and whether the current role may VACUUM each (the table's owner, the database's owner, a
+# superuser; PostgreSQL 17 also grants MAINTAIN, which `_MAY_MAINTAIN` asks on such servers).
 _TABLES = """FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = %(schema)s AND c.relkind = 'r'
         AND c.relname IN ('checkpoints', 'blobs', 'writes')"""
 _SPACE = "SELECT coalesce(sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint " + _TABLES
-_MAY_VACUUM = (
-    """SELECT c.relname, pg_catalog.pg_has_role(c.relowner, 'USAGE'),
+_MAY_VACUUM_COLUMNS = """SELECT c.relname, pg_catalog.pg_has_role(c.relowner, 'USAGE')
+        OR pg_catalog.pg_has_role((SELECT d.datdba FROM pg_catalog.pg_database d
+            WHERE d.datname = pg_catalog.current_database()), 'USAGE'),
         pg_catalog.pg_get_userbyid(c.relowner) """
-    + _TABLES
-)
+_MAY_VACUUM = _MAY_VACUUM_COLUMNS + _TABLES
 _MAY_MAINTAIN = """SELECT c.relname FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = %(schema)s AND c.relkind = 'r'

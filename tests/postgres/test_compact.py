@@ -97,3 +97,41 @@ def test_compact_by_a_role_that_may_not_vacuum_is_refused(
     finally:
         admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
         admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_compact_by_the_databases_owner(pg_url: str, admin: psycopg.Connection[Any]) -> None:
+    """A database's owner may VACUUM every table in it, its own or not."""
+    role = "cp_dbowner_" + uuid.uuid4().hex[:8]
+    password = uuid.uuid4().hex
+    dbname = "cp_compact_" + uuid.uuid4().hex[:8]
+    admin.execute(
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(password)
+        )
+    )
+    admin.execute(
+        sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(role))
+    )
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(pg_url)
+        info["dbname"] = dbname
+        as_admin = psycopg.conninfo.make_conninfo(**info)
+        with PostgresSaver.from_conn_string(as_admin) as saver:  # tables owned by the superuser
+            saver.setup()
+            ids = _fill(saver, 6)
+            for tid in ids[1:]:
+                saver.delete_thread(tid)
+        with psycopg.connect(as_admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA checkpointers TO {r}; "
+                        "GRANT ALL ON ALL TABLES IN SCHEMA checkpointers TO {r}")
+                .format(r=sql.Identifier(role))
+            )  # fmt: skip
+        info.update(user=role, password=password)
+        with PostgresSaver.from_conn_string(psycopg.conninfo.make_conninfo(**info)) as saver:
+            done = saver.compact(full=True)
+            assert done.before.size is not None and done.after.size is not None
+            assert done.after.size < done.before.size - 4 * 16_000, done
+    finally:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
