@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Collection, Mapping, Sequence
 
 from checkpoint_base import (
@@ -23,6 +24,7 @@ from checkpoint_base import (
     SchemaVersionError,
     StorageError,
     StorageSpace,
+    StorageUnavailableError,
     ThreadInfo,
     WriteRecord,
     prune_fence,
@@ -37,7 +39,11 @@ from ._session import ParentGoneError
 
 __all__ = ["SqliteBackend"]
 
+logger = logging.getLogger("checkpoint_sqlite")
+
 _CHUNK = 500  # bound values per IN (...) list, far below SQLite's limit of 32766
+_TEMP_DIRS = "SQLITE_TMPDIR, else TMPDIR, else /var/tmp, /usr/tmp or /tmp"
+"""Where SQLite (on Unix) writes temporary files, the copy `VACUUM` makes among them."""
 
 
 def _atomically(statements: Sequence[tuple[str, Sequence[object]]]) -> Plan[None]:
@@ -94,7 +100,26 @@ class SqliteBackend(Backend):
         # database created without auto_vacuum); in WAL mode the new pages go through the
         # WAL, which TRUNCATE then copies back and empties (a later checkpoint does, when
         # a reader still holds it). Both run in autocommit: VACUUM refuses a transaction.
-        yield Query(sql.VACUUM)
+        before = (yield Query(sql.SPACE))[0]
+        try:
+            yield Query(sql.VACUUM)
+        except StorageUnavailableError as exc:
+            if "disk is full" not in str(exc):
+                raise
+            # SQLite says only "database or disk is full", though the disk of the database
+            # may have room: the copy goes to its temporary directory first. In WAL mode it
+            # may say so after the compacted file was committed (the copy fit its page
+            # cache): then the compaction stands.
+            size, free = (yield Query(sql.SPACE))[0]
+            if (size, free) == tuple(before):
+                raise StorageUnavailableError(
+                    f"{exc}: compacting writes a copy of the live data "
+                    f"({(size - free) / 1e6:.1f} MB) to SQLite's temporary directory "
+                    f"({_TEMP_DIRS}), then as much again beside the database (its WAL): free "
+                    "that much space there, or point SQLITE_TMPDIR at a disk with room. The "
+                    "database is unchanged."
+                ) from exc
+            logger.warning("SQLite compacted the database, then reported: %s", exc)
         yield Query(sql.TRUNCATE_WAL)
 
     # -- writes ----------------------------------------------------------------------------
