@@ -168,7 +168,8 @@ def _threads(args: argparse.Namespace) -> int:
                 )
             infos, count, total = largest_threads(side, args.largest, sys.stderr)
             more = False
-            summary = f"{count:,} threads take {format_bytes(total)} in all"
+            noun = "thread takes" if count == 1 else "threads take"
+            summary = f"{count:,} {noun} {format_bytes(total)} in all"
             if count > len(infos):
                 summary += f"; the {len(infos):,} largest above"
         else:

@@ -163,5 +163,9 @@ def test_threads_largest_reads_every_thread(
     assert "reading threads: 6 so far" in result.err
     as_json = cli("threads", url, "--largest", "2", "--json")
     assert [t["thread_id"] for t in json.loads(as_json.out)] == ["t3", "t5"]
+    one = f"sqlite:///{tmp_path / 'one.db'}"
+    _fill(one, 1)
+    alone = cli("threads", one, "--largest", "3")
+    assert alone.out.strip().splitlines()[-1].startswith("1 thread takes ")
     refused = cli("threads", url, "--largest", "2", "--limit", "5")
     assert_one_line_error(refused, "--largest reads every thread")
