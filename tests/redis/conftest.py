@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,6 +44,24 @@ def raw(url: str) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+@contextmanager
+def user_without(kind: str, url: str, raw: Any, command: str) -> Iterator[str]:
+    """The URL of a new ACL user that may run every command but `command`; deleted after.
+
+    A cluster is skipped: the user would have to be created on every node."""
+    if kind == "cluster":
+        pytest.skip("an ACL user would have to be created on every node")
+    user, password = f"no{command}-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    raw.acl_setuser(
+        user, enabled=True, passwords=[f"+{password}"], keys=["*"], channels=["*"],
+        commands=["+@all", f"-{command}"],
+    )  # fmt: skip
+    try:
+        yield url.replace("redis://", f"redis://{user}:{password}@", 1)
+    finally:
+        raw.acl_deluser(user)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,8 @@ from checkpoint_redis import AsyncRedisSaver, EvictionWarning, RedisSaver
 from checkpoint_redis._eviction import eviction_risk
 from checkpoint_redis._testing import drop_prefix, fresh_prefix
 from checkpoint_redis._urls import sync_client
+
+from .conftest import user_without
 
 
 @pytest.mark.parametrize(
@@ -130,15 +131,7 @@ async def test_asetup_warns_too(url: str, raw: Any) -> None:
 
 
 def test_a_user_that_may_not_run_info_is_not_checked(kind: str, url: str, raw: Any) -> None:
-    if kind == "cluster":
-        pytest.skip("an ACL user would have to be created on every node")
-    user, password = f"noinfo-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    raw.acl_setuser(
-        user, enabled=True, passwords=[f"+{password}"], keys=["*"], channels=["*"],
-        commands=["+@all", "-info"],
-    )  # fmt: skip
-    limited = url.replace("redis://", f"redis://{user}:{password}@", 1)
-    try:
+    with user_without(kind, url, raw, "info") as limited:
         probe = sync_client(limited)
         try:
             with pytest.raises(NoPermissionError):
@@ -155,5 +148,3 @@ def test_a_user_that_may_not_run_info_is_not_checked(kind: str, url: str, raw: A
             finally:
                 saver.close()
                 drop_prefix(url, saver.backend.layout.prefix.decode())
-    finally:
-        raw.acl_deluser(user)

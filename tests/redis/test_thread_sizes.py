@@ -4,14 +4,13 @@ its threads, sizes unknown."""
 from __future__ import annotations
 
 import os
-import uuid
 from typing import Any
-
-import pytest
 
 from checkpoint_redis import RedisSaver
 from checkpoint_redis._testing import drop_prefix, fresh_prefix
 from tests.conformance.builders import checkpoint, config
+
+from .conftest import user_without
 
 
 def _thread(saver: RedisSaver, thread_id: str, value_bytes: int) -> None:
@@ -41,23 +40,15 @@ def test_size_is_the_memory_of_the_threads_keys(url: str, raw: Any) -> None:
 def test_a_user_that_may_not_run_memory_lists_threads_without_sizes(
     kind: str, url: str, raw: Any
 ) -> None:
-    if kind == "cluster":
-        pytest.skip("an ACL user would have to be created on every node")
-    user, password = f"nomemory-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    raw.acl_setuser(
-        user, enabled=True, passwords=[f"+{password}"], keys=["*"], channels=["*"],
-        commands=["+@all", "-memory"],
-    )  # fmt: skip
-    limited = url.replace("redis://", f"redis://{user}:{password}@", 1)
     prefix = fresh_prefix()
-    try:
-        with RedisSaver.from_url(limited, key_prefix=prefix) as saver:
-            saver.setup()
-            _thread(saver, "t", 10_000)
-            listed = saver.list_threads()
-            assert [(t.thread_id, t.checkpoint_count, t.size_bytes) for t in listed] == [
-                ("t", 1, None)
-            ]
-    finally:
-        drop_prefix(url, prefix)
-        raw.acl_deluser(user)
+    with user_without(kind, url, raw, "memory") as limited:
+        try:
+            with RedisSaver.from_url(limited, key_prefix=prefix) as saver:
+                saver.setup()
+                _thread(saver, "t", 10_000)
+                listed = saver.list_threads()
+                assert [(t.thread_id, t.checkpoint_count, t.size_bytes) for t in listed] == [
+                    ("t", 1, None)
+                ]
+        finally:
+            drop_prefix(url, prefix)
