@@ -438,6 +438,48 @@ def test_interleave_runs_each_block_for_every_subject_turning_the_order() -> Non
     assert len(problems) == 1 and "C failed in 'test'" in problems[0], problems
 
 
+def test_interleave_runs_the_rounds_with_the_heap_made_before_them_frozen() -> None:
+    """The harness's own objects (made before the rounds) stay out of full collections,
+    whose pauses fell on whichever subject was running; what the rounds make does not."""
+    import asyncio
+    import gc
+    from types import SimpleNamespace
+
+    from benchmarks._runner import interleave
+
+    ctx = SimpleNamespace(
+        sizes=SimpleNamespace(warmup=0, rounds=1),
+        results=SimpleNamespace(problem=lambda _: None),
+        progress=SimpleNamespace(phase="test", note=lambda _: None, advance=lambda: None),
+    )
+    frozen_before = gc.get_freeze_count()
+    harness_object: list[object] = []
+    harness_object.append(harness_object)  # a cycle: tracked by the collector
+    seen: list[tuple[int, bool, bool]] = []
+
+    async def block(subject: object, measured: bool) -> None:
+        made_in_round: list[object] = []
+        made_in_round.append(made_in_round)
+        tracked = gc.get_objects()
+        seen.append(
+            (
+                gc.get_freeze_count(),
+                any(o is harness_object for o in tracked),
+                any(o is made_in_round for o in tracked),
+            )
+        )
+        raise RuntimeError("a failing block still unfreezes")
+
+    subject = SimpleNamespace(id=SimpleNamespace(label="A"))
+    asyncio.run(interleave(ctx, [subject], block))  # type: ignore[arg-type, list-item]
+    assert len(seen) == 1
+    frozen, harness_visited, round_visited = seen[0]
+    assert frozen > frozen_before
+    assert not harness_visited and round_visited
+    assert gc.get_freeze_count() == frozen_before
+    assert any(o is harness_object for o in gc.get_objects())
+
+
 def test_retention_bench_reports_each_setting(tmp_path: Path) -> None:
     from benchmarks import retention_bench
 
