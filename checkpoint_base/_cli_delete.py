@@ -2,7 +2,8 @@
 
 `prune` keeps the newest checkpoint of every thread, so a store that `prune` alone keeps
 still grows with every conversation ever started; `delete --idle 30d` is the time to live
-of SQLite and PostgreSQL threads (Redis has `ttl=` as well), meant for a scheduled job.
+of SQLite and PostgreSQL threads (Redis has `ttl=` as well), meant for a scheduled job. It
+runs what a saver's `delete_idle_threads` runs (`sweep_idle`).
 
 A thread is idle when its newest checkpoint (of any namespace) was written before the
 cutoff. The listing can be old by the time a thread's turn comes, so each thread is looked
@@ -16,18 +17,19 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ._cli_admin import compact_hint
 from ._cli_format import Style, format_age, format_time, parse_duration, table
-from ._cli_open import every_thread, listed_thread, open_side, saver_side
+from ._cli_open import listed_thread, open_side, saver_side
 from ._errors import ConfigError, StorageError, StorageUnavailableError
 from ._migrate_side import SaverSide
-from ._plan import Plan
+from ._operations import settle_idle, sweep_idle
+from ._plan import Plan, run
 from ._records import ListQuery, ThreadInfo
 
-__all__ = ["add_delete_command", "delete_threads", "idle_threads"]
+__all__ = ["add_delete_command", "delete_idle", "delete_named"]
 
 _FMT = argparse.RawDescriptionHelpFormatter
 _SHOWN = 50
@@ -49,40 +51,66 @@ class Doomed:
         return cls(info.thread_id, info.checkpoint_count, info.updated_at)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Deleted:
-    """What `delete_threads` did: the threads deleted and those kept after all."""
+    """What a delete did: the threads deleted, those kept after all, those looked at."""
 
-    deleted: list[Doomed]
-    written_since: list[str]
-
-
-def _newest(side: SaverSide, thread_id: str) -> Plan[float | None]:
-    """When the thread's newest checkpoint was written; None when it has none."""
-    rows = yield from side.saver.backend.list_page(ListQuery(thread_id=thread_id, limit=1))
-    return rows[0].checkpoint.created_at if rows else None
+    deleted: list[Doomed] = field(default_factory=list)
+    written_since: list[str] = field(default_factory=list)
+    looked_at: int = 0
 
 
-def _newest_or_damaged(side: SaverSide, thread_id: str) -> tuple[float | None, bool]:
-    """(`_newest`, False), or (None, True) when the thread has checkpoints but its newest
-    cannot be read (damaged: deleting the thread is what the error advises)."""
-    try:
-        return side.run(_newest(side, thread_id)), False
-    except StorageUnavailableError:
-        raise
-    except StorageError:
-        if not side.run(side.saver.backend.checkpoint_keys(thread_id)):
-            raise
-        return None, True
+class _Progress:
+    """A line on stderr every few seconds of a long delete."""
+
+    def __init__(self, out: TextIO | None, dry_run: bool, total: int | None) -> None:
+        self._out, self._dry_run, self._total = out, dry_run, total
+        self._started = self._last = time.monotonic()
+
+    def __call__(self, result: Deleted) -> None:
+        now = time.monotonic()
+        if self._out is None or now - self._last < _EVERY:
+            return
+        self._last = now
+        verb = "would delete" if self._dry_run else "deleted"
+        of = f" of {self._total:,}" if self._total is not None else ""
+        gone = len(result.deleted)
+        noun = "thread" if gone == 1 else "threads"
+        self._out.write(
+            f"{verb} {gone:,} {noun}, {result.looked_at:,}{of} looked at "
+            f"({now - self._started:.0f} s)\n"
+        )
+        self._out.flush()
 
 
-def idle_threads(side: SaverSide, cutoff: float) -> list[Doomed]:
-    """The threads whose newest checkpoint is older than `cutoff` (seconds since the epoch);
-    a thread whose time is unknown is not idle."""
-    return [t for t in map(Doomed.of, every_thread(side)) if _idle(t, cutoff)]
+def delete_idle(
+    side: SaverSide, cutoff: float, *, dry_run: bool = False, progress: TextIO | None = None
+) -> Deleted:
+    """Delete every thread idle since `cutoff` (seconds since the epoch), as the saver's
+    `delete_idle_threads` does, saying which went and which were written to since listed.
+
+    Args:
+        side: The saver.
+        cutoff: Threads whose newest checkpoint is older than this go.
+        dry_run: Delete nothing; say what would go.
+        progress: Where to write a progress line every few seconds (stderr).
+    """
+    result, tick = Deleted(), _Progress(progress, dry_run, None)
+
+    def report(info: ThreadInfo, deleted: bool) -> None:
+        result.looked_at += 1
+        if deleted:
+            result.deleted.append(Doomed.of(info))
+        else:
+            result.written_since.append(info.thread_id)
+        tick(result)
+
+    backend = side.saver.backend
+    run(sweep_idle(backend, cutoff, dry_run=dry_run, report=report), side.run)
+    return result
 
 
-def delete_threads(
+def delete_named(
     side: SaverSide,
     threads: Sequence[Doomed],
     cutoff: float | None,
@@ -90,37 +118,22 @@ def delete_threads(
     dry_run: bool = False,
     progress: TextIO | None = None,
 ) -> Deleted:
-    """Delete `threads`; with `cutoff`, only those still idle when their turn comes.
-
-    Args:
-        side: The saver.
-        threads: The threads to delete (`idle_threads`).
-        cutoff: Keep a thread written to at or after this time (seconds since the epoch).
-        dry_run: Delete nothing; say what would go.
-        progress: Where to write a progress line every few seconds (stderr).
-    """
-    deleted: list[Doomed] = []
-    kept: list[str] = []
-    started = last = time.monotonic()
-    for done, info in enumerate(threads):
-        if cutoff is not None:
-            # Damaged, its newest is the one listed: one stored since would be readable.
-            newest, damaged = _newest_or_damaged(side, info.thread_id)
-            if damaged or (newest is None and info.checkpoints == 0):
-                newest = info.updated_at  # still writes only: aged as listed
-            if newest is None or newest >= cutoff:
-                kept.append(info.thread_id)
-                continue
-        if not dry_run:
-            side.run(side.saver.backend.delete_threads([info.thread_id]))
-        deleted.append(info)
-        now = time.monotonic()
-        if progress is not None and now - last >= _EVERY:
-            last = now
-            verb = "looked at" if dry_run else "deleting threads:"
-            progress.write(f"{verb} {done + 1:,} of {len(threads):,} ({now - started:.0f} s)\n")
-            progress.flush()
-    return Deleted(deleted, kept)
+    """Delete the named `threads`; with `cutoff`, only those still idle when their turn comes
+    (`settle_idle`)."""
+    result, tick = Deleted(), _Progress(progress, dry_run, len(threads))
+    for info in threads:
+        if cutoff is None or _idle(info, cutoff):
+            plan = settle_idle(
+                side.saver.backend, info.thread_id, cutoff, info.checkpoints, info.updated_at,
+                dry_run=dry_run,
+            )  # fmt: skip
+            if run(plan, side.run):
+                result.deleted.append(info)
+            elif cutoff is not None:
+                result.written_since.append(info.thread_id)
+        result.looked_at += 1
+        tick(result)
+    return result
 
 
 def _delete(args: argparse.Namespace) -> int:
@@ -135,13 +148,12 @@ def _delete(args: argparse.Namespace) -> int:
         side = saver_side(opened, "delete", "call their delete_thread()")
         if args.thread:
             named = [_named(side, t) for t in dict.fromkeys(args.thread)]
-            candidates = [t for t in named if cutoff is None or _idle(t, cutoff)]
             total: int | None = len(named)
+            result = delete_named(side, named, cutoff, dry_run=args.dry_run, progress=sys.stderr)
         else:
             assert cutoff is not None
-            candidates = idle_threads(side, cutoff)
             total = None
-        result = delete_threads(side, candidates, cutoff, dry_run=args.dry_run, progress=sys.stderr)
+            result = delete_idle(side, cutoff, dry_run=args.dry_run, progress=sys.stderr)
         hint = compact_hint(side, args.url) if result.deleted and not args.dry_run else None
     _report(out, style, result, total, args, now)
     if hint:
@@ -161,6 +173,25 @@ def _named(side: SaverSide, thread_id: str) -> Doomed:
             raise ConfigError(f"no thread {thread_id!r} in {side.label}")
         return Doomed.of(listed)
     return Doomed(thread_id, None, newest)
+
+
+def _newest(side: SaverSide, thread_id: str) -> Plan[float | None]:
+    """When the thread's newest checkpoint was written; None when it has none."""
+    rows = yield from side.saver.backend.list_page(ListQuery(thread_id=thread_id, limit=1))
+    return rows[0].checkpoint.created_at if rows else None
+
+
+def _newest_or_damaged(side: SaverSide, thread_id: str) -> tuple[float | None, bool]:
+    """(`_newest`, False), or (None, True) when the thread has checkpoints but its newest
+    cannot be read (damaged: deleting the thread is what the error advises)."""
+    try:
+        return side.run(_newest(side, thread_id)), False
+    except StorageUnavailableError:
+        raise
+    except StorageError:
+        if not side.run(side.saver.backend.checkpoint_keys(thread_id)):
+            raise
+        return None, True
 
 
 def _idle(thread: Doomed, cutoff: float) -> bool:

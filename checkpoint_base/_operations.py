@@ -5,14 +5,21 @@ Written once as plans, so the sync and the async saver run the very same logic.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import datetime
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from langgraph.checkpoint.base import CheckpointMetadata
 
 from ._backend import Backend, prune_fence
 from ._convert import UNREADABLE, decode_metadata, matches_filter, sorted_writes
-from ._errors import ConfigError, DamagedDataError, PrunedHistoryError
+from ._errors import (
+    ConfigError,
+    DamagedDataError,
+    PrunedHistoryError,
+    StorageError,
+    StorageUnavailableError,
+)
 from ._plan import Plan
 from ._records import (
     EMPTY,
@@ -21,6 +28,7 @@ from ._records import (
     CheckpointRow,
     ListQuery,
     StorageSpace,
+    ThreadInfo,
     WriteRecord,
 )
 
@@ -30,13 +38,17 @@ __all__ = [
     "compact_plan",
     "delta_channels",
     "delta_history",
+    "idle_cutoff",
     "prune_plan",
+    "settle_idle",
+    "sweep_idle",
     "trim_plan",
 ]
 
 _MAX_PAGE = 500
 _FIRST_PAGE = 100
 _HISTORY_PAGE = 32
+_THREAD_PAGE = 1000
 
 
 class ListWalk:
@@ -247,6 +259,95 @@ def prune_plan(backend: Backend, thread_ids: Sequence[str], strategy: str) -> Pl
             if channels:
                 keep |= yield from chain_to_snapshots(backend, head, channels)
         yield from backend.prune(thread_id, keep)
+
+
+def idle_cutoff(idle: datetime.timedelta | float, now: float) -> float:
+    """The time (seconds since the epoch) before which a thread written `idle` ago was last
+    written; `idle` is a `timedelta` or seconds, and positive."""
+    seconds = idle.total_seconds() if isinstance(idle, datetime.timedelta) else idle
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ConfigError(
+            f"idle must be a positive duration, a timedelta or seconds; got {idle!r} "
+            "(for example timedelta(days=30))"
+        )
+    return now - seconds
+
+
+def sweep_idle(
+    backend: Backend,
+    cutoff: float,
+    *,
+    dry_run: bool = False,
+    report: Callable[[ThreadInfo, bool], None] | None = None,
+) -> Plan[list[str]]:
+    """Delete every thread whose newest checkpoint was written before `cutoff`; their ids.
+
+    A plan of plans: each request is a backend plan that the caller runs on its own, with
+    `run(sweep, saver._run)` or `arun(sweep, saver._arun)`, so that no transaction, lock or
+    connection spans more than one page of the listing or one thread's look and delete,
+    and graphs go on writing meanwhile. The threads are listed a page at a time (a thread of
+    writes only, which `list_threads` lists, is aged by its writes); each idle one is looked
+    at again just before it goes (`settle_idle`). `report(thread, deleted)` is called for
+    every idle thread of the listing, deleted or kept.
+    """
+    deleted: list[str] = []
+    after: str | None = None
+    page = _THREAD_PAGE
+    while True:
+        threads: list[ThreadInfo] = yield backend.list_threads(after, page)
+        for info in threads:
+            if info.updated_at is None or info.updated_at >= cutoff:
+                continue
+            gone = yield from settle_idle(
+                backend, info.thread_id, cutoff, info.checkpoint_count, info.updated_at,
+                dry_run=dry_run,
+            )  # fmt: skip
+            if gone:
+                deleted.append(info.thread_id)
+            if report is not None:
+                report(info, gone)
+        if len(threads) < page:
+            return deleted
+        after = threads[-1].thread_id
+
+
+def settle_idle(
+    backend: Backend,
+    thread_id: str,
+    cutoff: float | None,
+    listed_count: int | None,
+    listed_at: float | None,
+    *,
+    dry_run: bool = False,
+) -> Plan[bool]:
+    """Delete a listed thread if it is still idle (its newest checkpoint older than `cutoff`);
+    whether it went. With `cutoff` None, delete it whatever its age.
+
+    A plan of plans, as `sweep_idle`. The listing may be old by the time a thread's turn
+    comes: the thread's newest checkpoint is read again, and the thread kept if it was written
+    since. A thread whose newest checkpoint cannot be read (damaged data, which deleting the
+    thread is the advice for) and a thread of writes only are aged as listed (`listed_at`).
+    """
+    if cutoff is not None:
+        damaged = False
+        try:
+            rows: list[CheckpointRow] = yield backend.list_page(
+                ListQuery(thread_id=thread_id, limit=1)
+            )
+            newest = rows[0].checkpoint.created_at if rows else None
+        except StorageUnavailableError:
+            raise
+        except StorageError:
+            if not (yield backend.checkpoint_keys(thread_id)):
+                raise
+            newest, damaged = None, True
+        if damaged or (newest is None and listed_count == 0):
+            newest = listed_at
+        if newest is None or newest >= cutoff:
+            return False
+    if not dry_run:
+        yield backend.delete_threads([thread_id])
+    return True
 
 
 def trim_plan(

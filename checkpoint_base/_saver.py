@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
+import datetime
 import functools
 import logging
 import threading
@@ -75,10 +76,12 @@ from ._operations import (
     ListWalk,
     compact_plan,
     delta_history,
+    idle_cutoff,
     prune_plan,
+    sweep_idle,
     trim_plan,
 )
-from ._plan import AsyncExecutor, Plan, SerialWriters, SyncExecutor
+from ._plan import AsyncExecutor, Plan, SerialWriters, SyncExecutor, arun, run
 from ._records import (
     BlobRecord,
     CheckpointRecord,
@@ -638,6 +641,37 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Async twin of `prune`."""
         await self._arun(prune_plan(self.backend, [str(t) for t in thread_ids], strategy))
+
+    def delete_idle_threads(
+        self, idle: datetime.timedelta | float, *, dry_run: bool = False
+    ) -> builtins.list[str]:
+        """Delete the threads no one has written to for `idle`: a time to live for threads.
+
+        Every checkpoint, blob and write of each thread whose newest checkpoint (of any
+        namespace) was written more than `idle` ago goes, as `delete_thread` deletes them.
+        Meant for a periodic job (the `checkpointers delete --idle` command runs it too);
+        `keep_last` and `prune` bound a thread's history, this removes the threads no one came
+        back to. The threads are listed a page at a time, and each idle one is looked at
+        again just before it goes and kept if written to since; each thread's look and delete
+        is its own step, so graphs go on writing meanwhile. Afterwards, `compact()` gives the
+        space back to the disk.
+
+        Args:
+            idle: A `timedelta`, or seconds; positive.
+            dry_run: Delete nothing; return what would go.
+
+        Returns:
+            The ids of the threads deleted (or that would be), by id.
+        """
+        cutoff = idle_cutoff(idle, time.time())
+        return run(sweep_idle(self.backend, cutoff, dry_run=dry_run), self._run)
+
+    async def adelete_idle_threads(
+        self, idle: datetime.timedelta | float, *, dry_run: bool = False
+    ) -> builtins.list[str]:
+        """Async twin of `delete_idle_threads`."""
+        cutoff = idle_cutoff(idle, time.time())
+        return await arun(sweep_idle(self.backend, cutoff, dry_run=dry_run), self._arun)
 
     def compact(self, *, full: bool = False) -> Compaction:
         """Give back to the disk the space that deleted and pruned checkpoints left behind.

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from checkpoint_base import _cli_delete, connect
-from checkpoint_base._cli_delete import delete_threads, idle_threads
+from checkpoint_base import _cli_delete, _operations, connect
+from checkpoint_base._cli_delete import delete_idle
 from checkpoint_base._cli_open import open_side
 from checkpoint_base._demo import build_demo_graph
 
@@ -80,19 +80,30 @@ def test_idle_threads_go_and_active_ones_stay(cli: Cli, sqlite_url: str) -> None
     assert _threads(sqlite_url) == set(new)
 
 
-def test_a_thread_written_to_after_the_listing_is_kept(sqlite_url: str) -> None:
+def test_a_thread_written_to_after_the_listing_is_kept(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     old, _ = _old_and_new(sqlite_url)
     cutoff = time.time() - IDLE / 2
+    real_settle = _operations.settle_idle
+    resumed: list[str] = []
+
+    def settle(backend, thread_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if thread_id == old[2] and not resumed:
+            # The graph resumes the thread after the page listing it was read.
+            _write(sqlite_url, thread_id)
+            resumed.append(thread_id)
+        return real_settle(backend, thread_id, *args, **kwargs)
+
+    monkeypatch.setattr(_operations, "settle_idle", settle)
     with open_side(sqlite_url, write=True) as side:
-        listed = idle_threads(side, cutoff)
-        assert sorted(t.thread_id for t in listed) == sorted(old)
-        # The graph resumes one of them between the listing and the delete.
-        _write(sqlite_url, old[0])
-        result = delete_threads(side, listed, cutoff)
-    assert result.written_since == [old[0]]
-    assert sorted(t.thread_id for t in result.deleted) == sorted(old[1:])
-    assert old[0] in _threads(sqlite_url)
-    assert not {*old[1:]} & _threads(sqlite_url)
+        result = delete_idle(side, cutoff)
+    assert resumed == [old[2]]
+    assert result.written_since == [old[2]]
+    assert sorted(t.thread_id for t in result.deleted) == sorted(old[:2])
+    assert result.looked_at == 3
+    assert old[2] in _threads(sqlite_url)
+    assert not {*old[:2]} & _threads(sqlite_url)
 
 
 def test_named_threads(cli: Cli, sqlite_url: str) -> None:
@@ -166,10 +177,14 @@ def test_long_runs_show_progress(sqlite_url: str, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(_cli_delete, "_EVERY", 0.0)  # a line per thread instead of per 5 s
     lines = io.StringIO()
     with open_side(sqlite_url, write=True) as side:
-        cutoff = time.time() - IDLE / 2
-        result = delete_threads(side, idle_threads(side, cutoff), cutoff, progress=lines)
+        result = delete_idle(side, time.time() - IDLE / 2, progress=lines)
     assert len(result.deleted) == 3
-    assert lines.getvalue().splitlines()[-1].startswith("deleting threads: 3 of 3 (")
+    shown = lines.getvalue().splitlines()
+    assert [line.split(" (")[0] for line in shown] == [
+        "deleted 1 thread, 1 looked at",
+        "deleted 2 threads, 2 looked at",
+        "deleted 3 threads, 3 looked at",
+    ]
 
 
 def _orphan_writes(url: str, thread_id: str) -> None:

@@ -84,6 +84,11 @@ class Harness:
         else:
             self.saver.prune(thread_ids, strategy=strategy)
 
+    async def delete_idle_threads(self, idle: Any, *, dry_run: bool = False) -> list[str]:
+        if self.is_async:
+            return await self.saver.adelete_idle_threads(idle, dry_run=dry_run)
+        return self.saver.delete_idle_threads(idle, dry_run=dry_run)
+
     async def compact(self, *, full: bool = False) -> Compaction:
         if self.is_async:
             return await self.saver.acompact(full=full)
