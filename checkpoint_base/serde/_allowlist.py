@@ -138,8 +138,8 @@ class Resolver:
         cls = (
             self._classes.get(key)
             or default_classes().get(key)
+            or _attribute_path(module, qualname)  # the module's class now, after a reload too
             or SEEN.get(f"{module}:{qualname}")
-            or _attribute_path(module, qualname)
         )
         if cls is None:
             reason = (

@@ -100,6 +100,31 @@ def test_class_defined_in_a_function() -> None:
         writer.loads_typed(data)  # writing a class never allows reading it
 
 
+def test_a_reloaded_module_rebuilds_its_new_class(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After `importlib.reload` (a notebook's edit-and-rerun), a value is rebuilt as the
+    module's class now, not the one this process wrote before the reload."""
+    import importlib
+    import sys
+    import uuid
+
+    name = f"reloaded_{uuid.uuid4().hex[:8]}"
+    source = "from dataclasses import dataclass\n@dataclass\nclass Ticket:\n    id: int\n"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module(name)
+    try:
+        old = module.Ticket
+        data = MsgpackSerializer().dumps_typed(old(1))  # this process has written the old one
+        module = importlib.reload(module)
+        assert module.Ticket is not old
+        got = MsgpackSerializer(allowed=[(name, "Ticket")]).loads_typed(data)
+        assert type(got) is module.Ticket and got == module.Ticket(1)
+    finally:
+        sys.modules.pop(name, None)
+
+
 def test_allowlist_from_a_langgraph_state_schema() -> None:
     class State(TypedDict):
         messages: Annotated[list[AnyMessage], "reducer"]
