@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 
 from ._errors import CheckpointerError, StorageUnavailableError, UnknownBackendError
-from .serde import SerializationError
+from .serde import DisallowedTypeError, SerializationError, TypeNotFoundError
 
 __all__ = ["main"]
 
@@ -54,6 +54,28 @@ def _one_line(exc: BaseException) -> str:
         if isinstance(exc, kind) and fix not in text:
             text = f"{text} ({fix})"
     return text
+
+
+def _type_not_allowed(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """For a command with `--allow`, the fix of a stored class it was not told to rebuild
+    (the serializer's own message names Python calls, not the command's option)."""
+    if not hasattr(args, "allow"):
+        return None
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, (DisallowedTypeError, TypeNotFoundError)):
+        cause = cause.__cause__
+    if cause is None:
+        return None
+    assert isinstance(cause, (DisallowedTypeError, TypeNotFoundError))
+    name = f"{cause.module}:{cause.qualname}"
+    if isinstance(cause, TypeNotFoundError) and cause.module in sys.modules:
+        return f"{_one_line(cause)} (--allow {name} names a class its module does not define)"
+    return (
+        f"stored values hold {cause.module}.{cause.qualname}, a class of the application's "
+        f"own, which the command rebuilds only when told to: run it again with --allow {name} "
+        f"(or --allow {cause.module} for every class of that module); it imports "
+        f"{cause.module!r} from the current directory or PYTHONPATH"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         kind = "unreachable" if isinstance(exc, StorageUnavailableError) else "error"
-        print(f"checkpointers {args.command}: {kind}: {_one_line(exc)}", file=sys.stderr)
+        text = _type_not_allowed(exc, args) or _one_line(exc)
+        print(f"checkpointers {args.command}: {kind}: {text}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line, with how to see more
         if args.debug:

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from langgraph.checkpoint.base import CheckpointTuple
 
 from ._cli_format import Style, format_age, format_bytes, format_time, table
-from ._cli_open import every_thread, missing_thread, open_side
+from ._cli_open import ALLOW_HELP, allow_types, every_thread, missing_thread, open_side
 from ._convert import UNREADABLE, damaged_row, decode_metadata, load_blob, to_tuple
 from ._errors import ConfigError
 from ._migrate_side import SaverSide, Side
@@ -215,6 +215,7 @@ def _threads(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     out, style = sys.stdout, Style(sys.stdout)
     with open_side(args.url) as side:
+        allow_types(side, args.allow)
         rows = _namespace_rows(side, args.thread, args.ns, args.limit)
         entries: list[dict[str, Any]] = []
         for row in rows[: args.limit]:
@@ -303,6 +304,7 @@ def _readable(value: Any, width: int) -> list[str]:
 def _show(args: argparse.Namespace) -> int:
     out, style = sys.stdout, Style(sys.stdout)
     with open_side(args.url) as side:
+        allow_types(side, args.allow)
         row = _one_row(side, args.thread, args.ns, args.checkpoint)
         tup: CheckpointTuple = to_tuple(side.serde, row)
         body = {k: v for k, v in tup.checkpoint.items() if k != "channel_values"}
@@ -411,6 +413,7 @@ def add_inspect_commands(commands: Any, url_help: str) -> None:
     p.add_argument("--ns", default="", help="checkpoint namespace (default: the root graph)")
     p.add_argument("--limit", type=_positive, default=50, help="at most N checkpoints")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_allow(p)
     p.set_defaults(run=_history)
 
     p = commands.add_parser(
@@ -429,7 +432,14 @@ def add_inspect_commands(commands: Any, url_help: str) -> None:
     p.add_argument("--ns", default="", help="checkpoint namespace (default: the root graph)")
     p.add_argument("--all", action="store_true", help="also show LangGraph's internal channels")
     p.add_argument("--json", action="store_true", help="print JSON (every channel)")
+    _add_allow(p)
     p.set_defaults(run=_show)
+
+
+def _add_allow(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow", action="append", default=[], metavar="MODULE[:CLASS]", help=ALLOW_HELP
+    )
 
 
 def _positive(text: str) -> int:

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import sys
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ._connect import connect
@@ -34,7 +34,9 @@ from ._migrate_side import SaverSide, Side
 from ._records import ThreadInfo
 
 __all__ = [
+    "ALLOW_HELP",
     "URL_HELP",
+    "allow_types",
     "every_thread",
     "listed_thread",
     "missing_thread",
@@ -53,6 +55,12 @@ URLs:
   py:package.module:factory                   any BaseCheckpointSaver that factory()
                                               returns or yields (through its public API)
 """
+
+ALLOW_HELP = (
+    "rebuild this class of your own from stored values: MODULE:CLASS, or MODULE for every "
+    "class it defines (repeat); the command imports MODULE from the current directory or "
+    "PYTHONPATH"
+)
 
 _CONNECT_TIMEOUT = 5
 
@@ -264,6 +272,66 @@ def open_side(url: str, *, write: bool = False, missing_ok: bool = False) -> Ite
     else:
         with _ours(url, shown, write=write) as side:
             yield side
+
+
+def allow_types(side: Side, specs: Sequence[str]) -> None:
+    """Let `side`'s serializer rebuild the classes `specs` name (`--allow`).
+
+    Values of a type of the application's own (a dataclass or pydantic model of its state)
+    are rebuilt only once allowed, and only when their module is imported: LangGraph allows
+    the state schema's types when it compiles a graph, which a command does not. A spec is
+    `module:Class` (`module:Outer.Inner`), or `module` for every class the module defines.
+    The command imports the module: the user names it, the stored data never does.
+
+    Raises:
+        ConfigError: a spec is malformed, its module does not import, or it names no class.
+    """
+    if not specs:
+        return
+    pairs: list[tuple[str, str]] = []
+    for spec in specs:
+        pairs += _allowed_pairs(spec)
+    saver = getattr(side, "saver", None)
+    if saver is None or not hasattr(saver, "with_allowlist"):
+        return  # a `py:` saver reads through its own serializer, with its own allowlist
+    saver.serde = saver.with_allowlist(pairs).serde
+
+
+def _allowed_pairs(spec: str) -> list[tuple[str, str]]:
+    from .serde._classes import class_kind
+
+    module_name, sep, qualname = spec.strip().partition(":")
+    if not module_name or (sep and not qualname):
+        raise ConfigError(f"bad --allow {spec!r}: use MODULE:CLASS or MODULE")
+    if os.getcwd() not in sys.path:  # as `python -m` does, so a local module is found
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"cannot import {module_name!r} (from --allow {spec!r}): {exc}; run the command "
+            "from the directory that holds it, or set PYTHONPATH"
+        ) from exc
+    if qualname:
+        found: Any = module
+        for part in qualname.split("."):
+            found = getattr(found, part, None)
+        if not isinstance(found, type):
+            raise ConfigError(f"--allow {spec!r}: {module_name} has no class {qualname!r}")
+        return [(module_name, qualname)]
+    pairs = [
+        (module_name, value.__qualname__)
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and value.__module__ == module_name
+        and class_kind(value) is not None
+    ]
+    if not pairs:
+        raise ConfigError(
+            f"--allow {spec!r}: {module_name} defines no dataclass, pydantic model, enum or "
+            "named tuple; name the class as MODULE:CLASS"
+        )
+    return pairs
 
 
 def _redact(url: str) -> str:
