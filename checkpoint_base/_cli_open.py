@@ -200,18 +200,27 @@ def _langgraph_postgres(url: str, scheme: str, shown: str) -> Iterator[Side]:
         yield as_side(PostgresSaver(conn, **_official_options()), shown)
 
 
+def _import_local(module_name: str, named: str) -> Any:
+    """Import a module the user named (`py:` URLs, `--allow`), finding one in the current
+    directory as `python -m` does."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"cannot import {module_name!r} ({named}): {exc}; run the command from the "
+            "directory that holds it, or set PYTHONPATH"
+        ) from exc
+
+
 @contextlib.contextmanager
 def _python_factory(url: str, shown: str) -> Iterator[Side]:
     target = url[len("py:") :]
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"bad URL {url!r}: use py:package.module:factory")
-    if os.getcwd() not in sys.path:  # as `python -m` does, so a local module is found
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import {module_name!r} (from {url!r}): {exc}") from exc
+    module = _import_local(module_name, f"from {url!r}")
     factory: Any = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)
@@ -303,15 +312,7 @@ def _allowed_pairs(spec: str) -> list[tuple[str, str]]:
     module_name, sep, qualname = spec.strip().partition(":")
     if not module_name or (sep and not qualname):
         raise ConfigError(f"bad --allow {spec!r}: use MODULE:CLASS or MODULE")
-    if os.getcwd() not in sys.path:  # as `python -m` does, so a local module is found
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"cannot import {module_name!r} (from --allow {spec!r}): {exc}; run the command "
-            "from the directory that holds it, or set PYTHONPATH"
-        ) from exc
+    module = _import_local(module_name, f"from --allow {spec!r}")
     if qualname:
         found: Any = module
         for part in qualname.split("."):
