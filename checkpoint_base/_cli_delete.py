@@ -58,13 +58,15 @@ class Deleted:
     deleted: list[Doomed] = field(default_factory=list)
     written_since: list[str] = field(default_factory=list)
     looked_at: int = 0
+    listed: int | None = None
+    """Threads listed so far (`--idle`); None for named threads."""
 
 
 class _Progress:
     """A line on stderr every few seconds of a long delete."""
 
-    def __init__(self, out: TextIO | None, dry_run: bool, total: int | None) -> None:
-        self._out, self._dry_run, self._total = out, dry_run, total
+    def __init__(self, out: TextIO | None, dry_run: bool) -> None:
+        self._out, self._dry_run = out, dry_run
         self._started = self._last = time.monotonic()
 
     def __call__(self, result: Deleted) -> None:
@@ -73,13 +75,13 @@ class _Progress:
             return
         self._last = now
         verb = "would delete" if self._dry_run else "deleted"
-        of = f" of {self._total:,}" if self._total is not None else ""
         gone = len(result.deleted)
         noun = "thread" if gone == 1 else "threads"
-        self._out.write(
-            f"{verb} {gone:,} {noun}, {result.looked_at:,}{of} looked at "
-            f"({now - self._started:.0f} s)\n"
-        )
+        if result.listed is None:
+            seen = f"{result.looked_at:,} named looked at"
+        else:
+            seen = f"{result.looked_at:,} idle of {result.listed:,} listed"
+        self._out.write(f"{verb} {gone:,} {noun}, {seen} ({now - self._started:.0f} s)\n")
         self._out.flush()
 
 
@@ -95,7 +97,11 @@ def delete_idle(
         dry_run: Delete nothing; say what would go.
         progress: Where to write a progress line every few seconds (stderr).
     """
-    result, tick = Deleted(), _Progress(progress, dry_run, None)
+    result, tick = Deleted(listed=0), _Progress(progress, dry_run)
+
+    def listed(count: int) -> None:
+        result.listed = (result.listed or 0) + count
+        tick(result)
 
     def report(info: ThreadInfo, deleted: bool) -> None:
         result.looked_at += 1
@@ -106,7 +112,7 @@ def delete_idle(
         tick(result)
 
     backend = side.saver.backend
-    run(sweep_idle(backend, cutoff, dry_run=dry_run, report=report), side.run)
+    run(sweep_idle(backend, cutoff, dry_run=dry_run, report=report, listed=listed), side.run)
     return result
 
 
@@ -120,7 +126,7 @@ def delete_named(
 ) -> Deleted:
     """Delete the named `threads`; with `cutoff`, only those still idle when their turn comes
     (`settle_idle`)."""
-    result, tick = Deleted(), _Progress(progress, dry_run, len(threads))
+    result, tick = Deleted(), _Progress(progress, dry_run)
     for info in threads:
         if cutoff is None or _idle(info, cutoff):
             plan = settle_idle(

@@ -279,6 +279,7 @@ def sweep_idle(
     *,
     dry_run: bool = False,
     report: Callable[[ThreadInfo, bool], None] | None = None,
+    listed: Callable[[int], None] | None = None,
 ) -> Plan[list[str]]:
     """Delete every thread whose newest checkpoint was written before `cutoff`; their ids.
 
@@ -288,13 +289,16 @@ def sweep_idle(
     and graphs go on writing meanwhile. The threads are listed a page at a time (a thread of
     writes only, which `list_threads` lists, is aged by its writes); each idle one is looked
     at again just before it goes (`settle_idle`). `report(thread, deleted)` is called for
-    every idle thread of the listing, deleted or kept.
+    every idle thread of the listing, deleted or kept; `listed(n)` for every page of `n`
+    threads listed, idle or not, before they are looked at.
     """
     deleted: list[str] = []
     after: str | None = None
     page = _THREAD_PAGE
     while True:
         threads: list[ThreadInfo] = yield backend.list_threads(after, page)
+        if listed is not None:
+            listed(len(threads))
         for info in threads:
             if info.updated_at is None or info.updated_at >= cutoff:
                 continue

@@ -181,9 +181,10 @@ def test_long_runs_show_progress(sqlite_url: str, monkeypatch: pytest.MonkeyPatc
     assert len(result.deleted) == 3
     shown = lines.getvalue().splitlines()
     assert [line.split(" (")[0] for line in shown] == [
-        "deleted 1 thread, 1 looked at",
-        "deleted 2 threads, 2 looked at",
-        "deleted 3 threads, 3 looked at",
+        "deleted 0 threads, 0 idle of 5 listed",  # the page, before its threads are looked at
+        "deleted 1 thread, 1 idle of 5 listed",
+        "deleted 2 threads, 2 idle of 5 listed",
+        "deleted 3 threads, 3 idle of 5 listed",
     ]
 
 
