@@ -17,15 +17,14 @@ without encryption are still read.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import sqlite3
-import sys
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ._allow import allowed_pairs, import_local
 from ._connect import connect
 from ._encryption import serde_option
 from ._errors import ConfigError, MissingDriverError, StorageUnavailableError, UnknownBackendError
@@ -200,27 +199,13 @@ def _langgraph_postgres(url: str, scheme: str, shown: str) -> Iterator[Side]:
         yield as_side(PostgresSaver(conn, **_official_options()), shown)
 
 
-def _import_local(module_name: str, named: str) -> Any:
-    """Import a module the user named (`py:` URLs, `--allow`), finding one in the current
-    directory as `python -m` does."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        return importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"cannot import {module_name!r} ({named}): {exc}; run the command from the "
-            "directory that holds it, or set PYTHONPATH"
-        ) from exc
-
-
 @contextlib.contextmanager
 def _python_factory(url: str, shown: str) -> Iterator[Side]:
     target = url[len("py:") :]
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"bad URL {url!r}: use py:package.module:factory")
-    module = _import_local(module_name, f"from {url!r}")
+    module = import_local(module_name, f"from {url!r}")
     factory: Any = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)
@@ -284,55 +269,19 @@ def open_side(url: str, *, write: bool = False, missing_ok: bool = False) -> Ite
 
 
 def allow_types(side: Side, specs: Sequence[str]) -> None:
-    """Let `side`'s serializer rebuild the classes `specs` name (`--allow`).
-
-    Values of a type of the application's own (a dataclass or pydantic model of its state)
-    are rebuilt only once allowed, and only when their module is imported: LangGraph allows
-    the state schema's types when it compiles a graph, which a command does not. A spec is
-    `module:Class` (`module:Outer.Inner`), or `module` for every class the module defines.
-    The command imports the module: the user names it, the stored data never does.
+    """Let `side`'s serializer rebuild the classes `specs` name (`--allow`; see `_allow`):
+    a graph allows its state schema's types when it is compiled, which a command does not.
 
     Raises:
         ConfigError: a spec is malformed, its module does not import, or it names no class.
     """
     if not specs:
         return
-    pairs: list[tuple[str, str]] = []
-    for spec in specs:
-        pairs += _allowed_pairs(spec)
+    pairs = allowed_pairs(specs, "--allow")
     saver = getattr(side, "saver", None)
     if saver is None or not hasattr(saver, "with_allowlist"):
         return  # a `py:` saver reads through its own serializer, with its own allowlist
     saver.serde = saver.with_allowlist(pairs).serde
-
-
-def _allowed_pairs(spec: str) -> list[tuple[str, str]]:
-    from .serde._classes import class_kind
-
-    module_name, sep, qualname = spec.strip().partition(":")
-    if not module_name or (sep and not qualname):
-        raise ConfigError(f"bad --allow {spec!r}: use MODULE:CLASS or MODULE")
-    module = _import_local(module_name, f"from --allow {spec!r}")
-    if qualname:
-        found: Any = module
-        for part in qualname.split("."):
-            found = getattr(found, part, None)
-        if not isinstance(found, type):
-            raise ConfigError(f"--allow {spec!r}: {module_name} has no class {qualname!r}")
-        return [(module_name, qualname)]
-    pairs = [
-        (module_name, value.__qualname__)
-        for value in vars(module).values()
-        if isinstance(value, type)
-        and value.__module__ == module_name
-        and class_kind(value) is not None
-    ]
-    if not pairs:
-        raise ConfigError(
-            f"--allow {spec!r}: {module_name} defines no dataclass, pydantic model, enum or "
-            "named tuple; name the class as MODULE:CLASS"
-        )
-    return pairs
 
 
 def _redact(url: str) -> str:

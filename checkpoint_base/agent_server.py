@@ -17,6 +17,11 @@ with the storage named by the environment (`.env`, or the deployment's variables
   thread (see `CheckpointSaver.keep_last`); unset keeps them all.
 - `LANGGRAPH_AES_KEY`: as for the server's own checkpointer, values are stored encrypted with
   this key (LangGraph's `EncryptedSerializer`, AES; `pip install 'checkpointers[encryption]'`).
+- `CHECKPOINTERS_ALLOW`: classes of the application that values may hold beyond those the
+  graphs' state schemas name (which the server allows when it compiles a graph), for example
+  a pydantic model inside an `Any` field: `my_app.models:Ticket`, or `my_app.models` for every
+  dataclass, pydantic model, enum and named tuple it defines; several separated by commas or
+  spaces. The modules are imported when the checkpointer opens.
 
 Every operation the server calls on a checkpointer is one of this package's savers'
 (`adelete_thread`, `adelete_for_runs`, `acopy_thread` and `aprune` included), and they do not
@@ -29,15 +34,17 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
+from ._allow import allowed_pairs
 from ._connect import aconnect
 from ._encryption import serde_option
 from ._errors import ConfigError
 from ._saver import CheckpointSaver
 
-__all__ = ["KEEP_LAST_VARIABLE", "URL_VARIABLE", "checkpointer"]
+__all__ = ["ALLOW_VARIABLE", "KEEP_LAST_VARIABLE", "URL_VARIABLE", "checkpointer"]
 
 URL_VARIABLE = "CHECKPOINTERS_URL"
 KEEP_LAST_VARIABLE = "CHECKPOINTERS_KEEP_LAST"
+ALLOW_VARIABLE = "CHECKPOINTERS_ALLOW"
 
 
 @contextlib.asynccontextmanager
@@ -46,7 +53,8 @@ async def checkpointer() -> AsyncIterator[CheckpointSaver]:
 
     Raises:
         ConfigError: `CHECKPOINTERS_URL` is unset, `CHECKPOINTERS_KEEP_LAST` is not a whole
-            number of at least 1, or `LANGGRAPH_AES_KEY` is not 16, 24 or 32 bytes long.
+            number of at least 1, `CHECKPOINTERS_ALLOW` names a module that does not import or
+            a class it lacks, or `LANGGRAPH_AES_KEY` is not 16, 24 or 32 bytes long.
         MissingDriverError: `LANGGRAPH_AES_KEY` is set and pycryptodome is missing.
     """
     url = os.environ.get(URL_VARIABLE, "").strip()
@@ -66,5 +74,7 @@ async def checkpointer() -> AsyncIterator[CheckpointSaver]:
                 f"{KEEP_LAST_VARIABLE}={raw!r}: give a whole number of checkpoints to keep "
                 "per namespace of a thread (at least 1), or unset it to keep every one"
             ) from None
+    specs = os.environ.get(ALLOW_VARIABLE, "").replace(",", " ").split()
+    pairs = allowed_pairs(specs, ALLOW_VARIABLE) if specs else []
     async with aconnect(url, keep_last=keep_last, **serde_option()) as saver:
-        yield saver
+        yield saver.with_allowlist(pairs) if pairs else saver
