@@ -219,7 +219,7 @@ def _report(
         if len(gone) > _SHOWN:
             out.write(f"... and {len(gone) - _SHOWN:,} more\n")
     for thread_id in result.written_since:
-        out.write(f"kept {thread_id}: written to since it was listed\n")
+        out.write(f"left {thread_id}: written to (or deleted elsewhere) since it was listed\n")
     verb = "would delete" if args.dry_run else "deleted"
     counts = [t.checkpoints for t in gone]
     idle = f" idle for more than {args.idle}" if args.idle is not None else ""
