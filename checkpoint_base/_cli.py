@@ -26,6 +26,7 @@ _FIXES = {
 
 def _parser() -> argparse.ArgumentParser:
     from ._cli_admin import add_admin_commands
+    from ._cli_check import add_check_command
     from ._cli_delete import add_delete_command
     from ._cli_inspect import add_inspect_commands
     from ._cli_migrate import add_migrate_command
@@ -33,8 +34,8 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="checkpointers",
-        description="Checkpoint savers for LangGraph: inspect, prune, delete, compact, migrate, "
-        "benchmark, demo.",
+        description="Checkpoint savers for LangGraph: inspect, check, prune, delete, compact, "
+        "migrate, benchmark, demo.",
         epilog="Run `checkpointers COMMAND --help` for a command's options and examples.\n\n"
         + URL_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     add_migrate_command(commands, URL_HELP)
     add_admin_commands(commands, URL_HELP)
     add_delete_command(commands, URL_HELP)
+    add_check_command(commands, URL_HELP)
     return parser
 
 

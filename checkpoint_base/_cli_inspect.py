@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from langgraph.checkpoint.base import CheckpointTuple
 
 from ._cli_format import Style, format_age, format_bytes, format_time, table
-from ._cli_open import ALLOW_HELP, allow_types, every_thread, missing_thread, open_side
+from ._cli_open import add_allow_argument, allow_types, every_thread, missing_thread, open_side
 from ._convert import UNREADABLE, damaged_row, decode_metadata, load_blob, to_tuple
 from ._errors import ConfigError
 from ._migrate_side import SaverSide, Side
@@ -413,7 +413,7 @@ def add_inspect_commands(commands: Any, url_help: str) -> None:
     p.add_argument("--ns", default="", help="checkpoint namespace (default: the root graph)")
     p.add_argument("--limit", type=_positive, default=50, help="at most N checkpoints")
     p.add_argument("--json", action="store_true", help="print JSON")
-    _add_allow(p)
+    add_allow_argument(p)
     p.set_defaults(run=_history)
 
     p = commands.add_parser(
@@ -432,14 +432,8 @@ def add_inspect_commands(commands: Any, url_help: str) -> None:
     p.add_argument("--ns", default="", help="checkpoint namespace (default: the root graph)")
     p.add_argument("--all", action="store_true", help="also show LangGraph's internal channels")
     p.add_argument("--json", action="store_true", help="print JSON (every channel)")
-    _add_allow(p)
+    add_allow_argument(p)
     p.set_defaults(run=_show)
-
-
-def _add_allow(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--allow", action="append", default=[], metavar="MODULE[:CLASS]", help=ALLOW_HELP
-    )
 
 
 def _positive(text: str) -> int:

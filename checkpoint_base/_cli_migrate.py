@@ -12,7 +12,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from ._cli_format import Style, format_bytes, format_seconds, parse_when
-from ._cli_open import ALLOW_HELP, allow_types, open_side
+from ._cli_open import add_allow_argument, allow_types, open_side
 from ._errors import ConfigError
 from ._migrate import DEFAULT_BATCH, MigrationProgress, MigrationReport, migrate, verify
 
@@ -240,9 +240,7 @@ def add_migrate_command(commands: Any, url_help: str) -> None:
         help="only checkpoints created since WHEN: an ISO date/time or an age like 7d, 12h",
     )
     p.add_argument("--dry-run", action="store_true", help="read and compare, write nothing")
-    p.add_argument(
-        "--allow", action="append", default=[], metavar="MODULE[:CLASS]", help=ALLOW_HELP
-    )
+    add_allow_argument(p)
     p.add_argument(
         "--verify", action="store_true", help="compare a per-thread digest of both sides after"
     )

@@ -33,8 +33,8 @@ from ._migrate_side import SaverSide, Side
 from ._records import ThreadInfo
 
 __all__ = [
-    "ALLOW_HELP",
     "URL_HELP",
+    "add_allow_argument",
     "allow_types",
     "every_thread",
     "listed_thread",
@@ -55,7 +55,7 @@ URLs:
                                               returns or yields (through its public API)
 """
 
-ALLOW_HELP = (
+_ALLOW_HELP = (
     "rebuild this class of your own from stored values: MODULE:CLASS, or MODULE for every "
     "class it defines (repeat); the command imports MODULE from the current directory or "
     "PYTHONPATH"
@@ -266,6 +266,13 @@ def open_side(url: str, *, write: bool = False, missing_ok: bool = False) -> Ite
     else:
         with _ours(url, shown, write=write) as side:
             yield side
+
+
+def add_allow_argument(parser: Any) -> None:
+    """`--allow MODULE[:CLASS]` (repeatable), for a command that reads values (`allow_types`)."""
+    parser.add_argument(
+        "--allow", action="append", default=[], metavar="MODULE[:CLASS]", help=_ALLOW_HELP
+    )
 
 
 def allow_types(side: Side, specs: Sequence[str]) -> None:

@@ -29,6 +29,8 @@ from .serde import EncryptedDataError, MsgpackSerializer
 
 __all__ = [
     "ThreadKey",
+    "blob_part",
+    "checkpoint_body",
     "checkpoint_config",
     "decode_metadata",
     "encode_metadata",
@@ -40,6 +42,7 @@ __all__ = [
     "parse_config",
     "to_records",
     "to_tuple",
+    "write_part",
     "write_records",
 ]
 
@@ -399,12 +402,12 @@ def load_blob(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
     return True, serde.loads_typed((blob.type, cast(bytes, data)))
 
 
-def _blob_part(blob: BlobRecord) -> str:
+def blob_part(blob: BlobRecord) -> str:
     """A blob, as a `DamagedDataError` names the unreadable part."""
     return f"the value of channel {blob.channel!r} at version {blob.version!r} (type {blob.type!r})"
 
 
-def _write_part(write: WriteRecord) -> str:
+def write_part(write: WriteRecord) -> str:
     """A write, as a `DamagedDataError` names the unreadable part."""
     return f"the write of task {write.task_id!r} to channel {write.channel!r} (type {write.type!r})"
 
@@ -415,7 +418,7 @@ def load_write(serde: SerializerProtocol, write: WriteRecord) -> Any:
         return serde.loads_typed((write.type, write.data))
     except UNREADABLE as exc:
         encryption = encryption_of(serde, write.type, exc)
-        raise DamagedDataError.of(write, _write_part(write), exc, encryption=encryption) from exc
+        raise DamagedDataError.of(write, write_part(write), exc, encryption=encryption) from exc
 
 
 def encryption_of(serde: SerializerProtocol, type_tag: str, exc: BaseException) -> str | None:
@@ -435,7 +438,7 @@ def load_seed(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
     except UNREADABLE as exc:
         assert blob is not None
         raise DamagedDataError(
-            _blob_part(blob),
+            blob_part(blob),
             thread_id=blob.thread_id,
             checkpoint_ns=blob.checkpoint_ns,
             detail=f"{type(exc).__name__}: {exc}",
@@ -512,13 +515,13 @@ def _unreadable(serde: SerializerProtocol, row: CheckpointRow) -> tuple[str, str
     """`unreadable_part`, with the type tag of that part ("" for the metadata)."""
     rec = row.checkpoint
     parts: list[tuple[str, str, Any]] = [
-        (f"the checkpoint (type {rec.type!r})", rec.type, lambda: _checkpoint_body(serde, rec)),
+        (f"the checkpoint (type {rec.type!r})", rec.type, lambda: checkpoint_body(serde, rec)),
         ("its metadata (JSON)", "", lambda: decode_metadata(rec.metadata)),
     ]
     for b in row.blobs:
-        parts.append((_blob_part(b), b.type, lambda b=b: load_blob(serde, b)))
+        parts.append((blob_part(b), b.type, lambda b=b: load_blob(serde, b)))
     for w in row.writes:
-        parts.append((_write_part(w), w.type, lambda w=w: _read_write(serde, w)))
+        parts.append((write_part(w), w.type, lambda w=w: _read_write(serde, w)))
     for part, type_tag, read in parts:
         try:
             read()
@@ -531,7 +534,7 @@ def _read_write(serde: SerializerProtocol, write: WriteRecord) -> None:
     serde.loads_typed((write.type, as_bytes(write.data)))
 
 
-def _checkpoint_body(serde: SerializerProtocol, rec: CheckpointRecord) -> None:
+def checkpoint_body(serde: SerializerProtocol, rec: CheckpointRecord) -> None:
     body = serde.loads_typed((rec.type, rec.checkpoint))
     if not isinstance(body, dict):
         raise TypeError(f"the checkpoint decodes to a {type(body).__name__}, not a dict")
