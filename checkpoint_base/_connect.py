@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import re
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._errors import MissingDriverError, UnknownBackendError, check_keep_last
+from ._errors import ConfigError, MissingDriverError, UnknownBackendError, check_keep_last
 
 if TYPE_CHECKING:
     from ._saver import CheckpointSaver
@@ -103,10 +104,18 @@ def connect(
     Raises:
         UnknownBackendError: no installed backend handles the scheme.
         MissingDriverError: the backend's driver is missing; the message names the extra.
-        ConfigError: `keep_last` is not None or an int >= 1.
+        ConfigError: `keep_last` is not None or an int >= 1, or the backend takes no option
+            of a name in `options` (the message says which backends do, for `ttl=` what to
+            use instead).
     """
     check_keep_last(keep_last)
-    saver = _entry(url).connect(url, **options)
+    try:
+        saver = _entry(url).connect(url, **options)
+    except TypeError as exc:
+        error = _unknown_option(url, options, exc)
+        if error is None:
+            raise
+        raise error from exc
     saver.keep_last = keep_last
     if setup:
         try:
@@ -115,6 +124,27 @@ def connect(
             saver.close()
             raise
     return saver
+
+
+def _unknown_option(url: str, options: dict[str, Any], exc: TypeError) -> ConfigError | None:
+    """The error for an option the backend does not take (its saver's `TypeError` named it),
+    or None when the `TypeError` is about something else."""
+    found = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+    if found is None or found.group(1) not in options:
+        return None
+    name = found.group(1)
+    hint = _OPTION_HINTS.get(name, "see the saver class's documentation for the options it takes")
+    return ConfigError(f"{_scheme(url)}:// savers take no option {name!r} ({exc}); {hint}")
+
+
+_OPTION_HINTS = {
+    "ttl": "Redis savers expire a thread's keys by themselves (ttl=); here, delete the threads "
+    "no one came back to from a periodic job, with saver.delete_idle_threads(timedelta(days=30)) "
+    "or `checkpointers delete URL --idle 30d`",
+    "refresh_on_read": "it goes with ttl=, which only Redis savers take",
+    "key_prefix": "it is an option of Redis savers; PostgreSQL savers take schema=",
+    "schema": "it is an option of PostgreSQL savers; Redis savers take key_prefix=",
+}
 
 
 class aconnect:
@@ -143,7 +173,13 @@ class aconnect:
         # a thread, so that an event loop that forbids blocking calls (`langgraph dev`) opens
         # savers too.
         entry = await asyncio.to_thread(_entry, self._url)
-        saver = await entry.aconnect(self._url, **self._options)
+        try:
+            saver = await entry.aconnect(self._url, **self._options)
+        except TypeError as exc:
+            error = _unknown_option(self._url, self._options, exc)
+            if error is None:
+                raise
+            raise error from exc
         saver.keep_last = self._keep_last
         if self._setup:
             try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
+from pathlib import Path
 
 import pytest
 
 from checkpoint_base import (
     CheckpointSaver,
+    ConfigError,
     MemorySaver,
     MissingDriverError,
     UnknownBackendError,
@@ -79,3 +81,30 @@ def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(MissingDriverError, match=r"pip install 'checkpointers\[nosuchdriver\]'"):
         _entry("postgresql://localhost/db")
     assert issubclass(MissingDriverError, ImportError)
+
+
+@pytest.mark.parametrize(
+    ("url", "option", "needle"),
+    [
+        ("sqlite:///{tmp}/ttl.db", "ttl", "saver.delete_idle_threads(timedelta(days=30))"),
+        ("memory://", "schema", "it is an option of PostgreSQL savers"),
+        ("memory://", "no_such_option", "see the saver class's documentation"),
+    ],
+)
+async def test_an_option_the_backend_does_not_take_is_named(
+    url: str, option: str, needle: str, tmp_path: Path
+) -> None:
+    url = url.format(tmp=tmp_path)
+    message = f"{url.split('://')[0]}:// savers take no option '{option}'"
+
+    async def open_async() -> None:
+        async with aconnect(url, **{option: 1}):
+            pass
+
+    with pytest.raises(ConfigError, match=message) as sync_error:
+        connect(url, **{option: 1})
+    with pytest.raises(ConfigError, match=message) as async_error:
+        await open_async()
+    for caught in (sync_error, async_error):
+        assert needle in str(caught.value)
+        assert isinstance(caught.value.__cause__, TypeError)
