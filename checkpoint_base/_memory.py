@@ -15,6 +15,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ._backend import Backend, Capabilities, prune_fence, thread_summary
 from ._connect import BackendEntry
+from ._errors import ConfigError
 from ._plan import Plan, run
 from ._records import (
     BlobRecord,
@@ -287,11 +288,22 @@ class MemorySaver(CheckpointSaver):
 
 
 def _connect(url: str, **options: Any) -> MemorySaver:
+    _check_url(url)
     return MemorySaver(**options)
 
 
 async def _aconnect(url: str, **options: Any) -> MemorySaver:
+    _check_url(url)
     return MemorySaver(**options)
+
+
+def _check_url(url: str) -> None:
+    rest = url.split("://", 1)[1] if "://" in url else url
+    if rest.strip("/"):
+        raise ConfigError(
+            f"memory:// takes nothing after the scheme, got {url!r}: the saver lives in this "
+            "process and has no options in its URL (pass serde= to connect())"
+        )
 
 
 BACKEND = BackendEntry(connect=_connect, aconnect=_aconnect, extra=None)

@@ -8,6 +8,8 @@ string (`?key_prefix=app&ttl=3600`), so a single URL configures `connect()` and 
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -65,13 +67,26 @@ _TRUE = {"1", "true", "yes", "on"}
 
 
 def saver_options(url: str) -> tuple[str, dict[str, Any]]:
-    """Split the saver's own options out of the URL's query string."""
+    """Split the saver's own options out of the URL's query string.
+
+    Raises:
+        ConfigError: A value of the saver's options is malformed, or (`redis://`,
+            `rediss://`) an option is neither the saver's nor one of redis-py's connection
+            options, which redis-py would only refuse at the first command.
+    """
     parts = urlsplit(url)
+    cluster = parts.scheme.lower() == "redis+cluster"
     found: dict[str, Any] = {}
     rest = []
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         convert = _SAVER_OPTIONS.get(name)
         if convert is None:
+            if not cluster and name not in _connection_options():
+                raise ConfigError(
+                    f"unknown option {name!r} in a Redis URL; the saver's: "
+                    f"{', '.join(_SAVER_OPTIONS)}; or one of redis-py's connection options "
+                    "(socket_timeout, health_check_interval, ssl_cert_reqs, ...)"
+                )
             rest.append((name, value))
             continue
         try:
@@ -79,6 +94,24 @@ def saver_options(url: str) -> tuple[str, dict[str, Any]]:
         except ValueError as exc:
             raise ConfigError(f"bad value for {name!r} in Redis URL: {value!r}") from exc
     return urlunsplit(parts._replace(query=urlencode(rest))), found
+
+
+@functools.lru_cache(maxsize=1)
+def _connection_options() -> frozenset[str]:
+    """What redis-py takes in a URL's query: the options it parses, and the keyword arguments
+    of its connection classes, to which it hands the rest (read from the installed version)."""
+    from redis import connection
+
+    names = set(getattr(connection, "URL_QUERY_ARGUMENT_PARSERS", ()))
+    for cls_name in ("AbstractConnection", "Connection", "SSLConnection"):
+        cls = getattr(connection, cls_name, None)
+        if cls is None:
+            continue
+        for param in inspect.signature(cls.__init__).parameters.values():
+            if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                names.add(param.name)
+    names.discard("self")
+    return frozenset(names)
 
 
 def _cluster_parts(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:

@@ -108,3 +108,11 @@ async def test_an_option_the_backend_does_not_take_is_named(
     for caught in (sync_error, async_error):
         assert needle in str(caught.value)
         assert isinstance(caught.value.__cause__, TypeError)
+
+
+def test_memory_url_takes_no_options() -> None:
+    for url in ("memory://", "memory:///"):
+        connect(url).close()
+    for url in ("memory://?ttl=5", "memory://name"):
+        with pytest.raises(ConfigError, match="memory:// takes nothing after the scheme"):
+            connect(url)

@@ -219,6 +219,12 @@ def test_cluster_url_parts() -> None:
         _cluster_parts("redis+cluster://h1,h2:7000")
     with pytest.raises(ConfigError, match="database 0"):
         _cluster_parts("redis+cluster://h1:7000/3")
-    plain, options = saver_options("redis://h:1/0?key_prefix=app&ttl=60&refresh_on_read=yes&x=1")
-    assert plain == "redis://h:1/0?x=1"
+    plain, options = saver_options(
+        "redis://h:1/0?key_prefix=app&ttl=60&refresh_on_read=yes&socket_keepalive=true"
+    )
+    assert plain == "redis://h:1/0?socket_keepalive=true"  # redis-py's own option, passed on
     assert options == {"key_prefix": "app", "ttl": 60.0, "refresh_on_read": True}
+    # One that neither the saver nor redis-py takes is refused here, not at the first command.
+    for unknown in ("x", "schema"):
+        with pytest.raises(ConfigError, match=f"unknown option '{unknown}' in a Redis URL"):
+            saver_options(f"redis://h:1/0?key_prefix=app&{unknown}=1")
