@@ -41,6 +41,7 @@ from ._conn import (
     connection_pragmas,
     open_options,
     synchronous_pragma,
+    why_unopened,
 )
 from ._fs import network_filesystem, warn_network
 from ._group import AsyncGroupCommit
@@ -188,7 +189,7 @@ async def open_connection(path: str, options: ConnectOptions) -> aiosqlite.Conne
         conn = await _opened(pending)
     except Exception as exc:
         if isinstance(exc, driver.Error):
-            raise translate(exc) from exc
+            raise why_unopened(path, str(exc)) or translate(exc) from exc
         raise
     try:
         for pragma in connection_pragmas(path, options.synchronous):
@@ -203,7 +204,7 @@ async def open_connection(path: str, options: ConnectOptions) -> aiosqlite.Conne
     except BaseException as exc:
         await conn.close()
         if isinstance(exc, driver.Error):
-            raise translate(exc) from exc
+            raise why_unopened(path, str(exc)) or translate(exc) from exc
         raise
     return conn
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ __all__ = [
     "database_path",
     "open_options",
     "synchronous_pragma",
+    "why_unopened",
 ]
 
 MEMORY = ":memory:"
@@ -170,3 +172,32 @@ def connection_pragmas(path: str, synchronous: str = "normal") -> tuple[str, ...
 def synchronous_pragma(synchronous: str) -> str:
     """The statement that sets `synchronous` ("normal" or "full") on a connection."""
     return _SYNCHRONOUS[synchronous]
+
+
+def why_unopened(path: str, message: str) -> ConfigError | None:
+    """What stops SQLite from opening `path`, when its error ("unable to open database
+    file", "attempt to write a readonly database") says only that it could not: a directory
+    that does not exist, a directory where the file should be, missing permissions. None
+    when none of these is the cause (a passing lock, a full disk: the caller's error)."""
+    lowered = message.lower()
+    if path == MEMORY or not ("unable to open" in lowered or "readonly" in lowered):
+        return None
+    full = os.path.abspath(path)
+    where = os.path.dirname(full)
+    if os.path.isdir(full):
+        return ConfigError(f"cannot open SQLite database {path!r}: it is a directory")
+    if not os.path.isdir(where):
+        return ConfigError(
+            f"cannot open SQLite database {path!r}: its directory {where!r} does not exist; "
+            "create it first (SQLite creates the file, not the directories above it)"
+        )
+    if os.path.exists(full) and not os.access(full, os.R_OK | os.W_OK):
+        return ConfigError(
+            f"cannot open SQLite database {path!r}: this process may not read and write it"
+        )
+    if not os.access(where, os.W_OK | os.X_OK):
+        return ConfigError(
+            f"cannot open SQLite database {path!r}: this process may not create files in "
+            f"{where!r}, where SQLite keeps the database's -wal and -shm files beside it"
+        )
+    return None

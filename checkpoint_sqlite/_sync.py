@@ -17,7 +17,7 @@ from checkpoint_base import CheckpointSaver, ConfigError, Plan, StorageError, ru
 
 from ._alone import run_alone
 from ._backend import SqliteBackend
-from ._conn import MEMORY, ConnectOptions, connection_pragmas, open_options
+from ._conn import MEMORY, ConnectOptions, connection_pragmas, open_options, why_unopened
 from ._fs import check_filesystem
 from ._group import GroupCommit
 from ._requests import Execute, Query
@@ -113,7 +113,7 @@ def open_connection(path: str, options: ConnectOptions) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         from ._session import translate
 
-        raise translate(exc) from exc
+        raise why_unopened(path, str(exc)) or translate(exc) from exc
     return conn
 
 

@@ -217,6 +217,22 @@ def test_missing_tables_say_to_run_setup(db_path: str) -> None:
         saver.close()
 
 
+async def test_what_stops_a_file_from_opening_is_named(tmp_path: Path) -> None:
+    """SQLite says only "unable to open database file"; the error says why."""
+    (tmp_path / "a-directory").mkdir()
+    cases = [
+        (tmp_path / "missing" / "dir" / "x.db", "its directory .*missing/dir' does not exist"),
+        (tmp_path / "a-directory", "it is a directory"),
+    ]
+    for path, reason in cases:
+        with pytest.raises(ConfigError, match=f"cannot open SQLite database .*: {reason}"):
+            connect(f"sqlite:///{path}")
+        with pytest.raises(ConfigError, match=reason):
+            async with aconnect(f"sqlite:///{path}"):
+                pass
+    assert not (tmp_path / "missing").exists()  # nothing created on the way
+
+
 async def test_missing_aiosqlite_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "aiosqlite", None)
     with pytest.raises(MissingDriverError, match=r"pip install 'checkpointers\[sqlite\]'"):
