@@ -12,15 +12,15 @@ import logging
 import weakref
 from collections.abc import Callable, Coroutine, Generator
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg.rows import tuple_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from checkpoint_base import ConfigError, Plan, StorageError, arun
 
-from ._errors import translate
+from ._errors import FIRST_WAIT, aprobe_pool, pool_timeout, translate
 from ._query import Begin, Fetch, Query
 from ._state import (
     PROBE,
@@ -93,6 +93,7 @@ class AsyncPostgresExecutor:
         reopen: Callable[[], AsyncConnectionPool[Any]] | None = None,
     ) -> None:
         self._pool = source if isinstance(source, AsyncConnectionPool) else None
+        self._connected = False  # the pool has given a connection (`_getconn`)
         self._conn = None if isinstance(source, AsyncConnectionPool) else source
         self._owned = owned
         self._opened = not owned
@@ -137,7 +138,9 @@ class AsyncPostgresExecutor:
                 self._guard = asyncio.get_running_loop().create_task(
                     _close_at_shutdown(weakref.ref(self._pool)), name="checkpointers-pool-guard"
                 )
-            conn = await self._pool.getconn()
+            conn = await self._getconn()
+        except StorageError:
+            raise
         except Exception as exc:
             raise translate(exc, self._schema) from exc
         state = _ARun(conn, conn.pgconn.transaction_status)
@@ -289,10 +292,28 @@ class AsyncPostgresExecutor:
             state.held = False
             self._give_back(state.conn)  # a broken connection is discarded
             await self._pool.check()  # the others likely died with it (server restart)
-            state.conn = await self._pool.getconn()
+            state.conn = await self._getconn()
             state.held = True
         else:
             state.conn = await self._reconnect(state.conn)
+
+    async def _getconn(self) -> AConn:
+        """Async twin of the sync executor's `_getconn`."""
+        pool = self._pool
+        assert pool is not None
+        first = not self._connected
+        try:
+            conn = await pool.getconn(timeout=min(FIRST_WAIT, pool.timeout) if first else None)
+        except PoolTimeout as exc:
+            probed = await aprobe_pool(pool)
+            if not first or probed is not None:
+                raise pool_timeout(exc, probed) from exc
+            try:
+                conn = await pool.getconn(timeout=max(pool.timeout - FIRST_WAIT, 0.1))
+            except PoolTimeout as again:
+                raise pool_timeout(again, await aprobe_pool(pool)) from again
+        self._connected = True
+        return cast(AConn, conn)
 
     def _give_back(self, conn: AConn) -> None:
         """Return a pooled connection where no cancellation of the caller reaches it.

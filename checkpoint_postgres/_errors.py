@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import psycopg
 from psycopg import pq
-from psycopg_pool import PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from checkpoint_base import StorageError, StorageUnavailableError
 
-__all__ = ["connection_lost", "retryable_conflict", "translate"]
+__all__ = [
+    "FIRST_WAIT",
+    "aprobe_pool",
+    "connection_lost",
+    "pool_timeout",
+    "probe_pool",
+    "retryable_conflict",
+    "translate",
+]
+
+FIRST_WAIT = 2.0
+"""Seconds an owned pool's first connection is waited for before the saver connects once
+itself to learn why it is late (`probe_pool`): a server that refuses the connection, a
+database or role that does not exist, a wrong password then fail the call at once, with
+the server's own words, where the pool retried them for its whole `timeout` (30 s) and
+then said only that it had no connection."""
+_PROBE_TIMEOUT = 10
 
 # Class 08: connection exception. 57P01-03: the server is shutting down, crashed or starting.
 _LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
@@ -75,3 +94,52 @@ def translate(exc: BaseException, schema: str) -> StorageError:
             return StorageUnavailableError(detail)
         return StorageError(detail)
     return StorageError(f"PostgreSQL operation failed: {exc!r}")
+
+
+def _probe_kwargs(pool: Any) -> dict[str, Any]:
+    kwargs = dict(pool.kwargs or {})
+    kwargs["connect_timeout"] = min(int(kwargs.get("connect_timeout") or _PROBE_TIMEOUT), 10)
+    return kwargs
+
+
+def _cannot_connect(exc: psycopg.Error) -> StorageUnavailableError:
+    text = " ".join(str(exc).split())
+    return StorageUnavailableError(f"cannot connect to PostgreSQL: {text}")
+
+
+def probe_pool(pool: ConnectionPool[Any]) -> StorageUnavailableError | None:
+    """Connect once as `pool` would: the error that says why it has no connection, or None
+    when connecting works (the pool is only slow or busy)."""
+    conninfo: Any = pool.conninfo
+    try:
+        if callable(conninfo):  # psycopg_pool's dynamic conninfo
+            conninfo = conninfo()
+        psycopg.connect(conninfo, **_probe_kwargs(pool)).close()
+    except psycopg.Error as exc:
+        return _cannot_connect(exc)
+    return None
+
+
+async def aprobe_pool(pool: AsyncConnectionPool[Any]) -> StorageUnavailableError | None:
+    """Async twin of `probe_pool`."""
+    conninfo: Any = pool.conninfo
+    try:
+        if callable(conninfo):  # psycopg_pool's dynamic conninfo
+            conninfo = conninfo()
+            if inspect.isawaitable(conninfo):
+                conninfo = await conninfo
+        conn = await psycopg.AsyncConnection.connect(conninfo, **_probe_kwargs(pool))
+    except psycopg.Error as exc:
+        return _cannot_connect(exc)
+    await conn.close()
+    return None
+
+
+def pool_timeout(exc: PoolTimeout, probed: StorageUnavailableError | None) -> StorageError:
+    """The error for a pool that gave no connection in time, with why when `probed` says."""
+    if probed is not None:
+        return StorageUnavailableError(f"{probed} (the pool: {exc})")
+    return StorageUnavailableError(
+        f"no PostgreSQL connection available from the pool: {exc}; connecting works, so "
+        "every connection was in use: raise the pool's max_size, or hold fewer at once"
+    )

@@ -26,15 +26,15 @@ import time
 import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg.rows import tuple_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from checkpoint_base import Plan, StorageError, run
 
-from ._errors import translate
+from ._errors import FIRST_WAIT, pool_timeout, probe_pool, translate
 from ._query import Begin, Fetch, Query
 from ._state import (
     PROBE,
@@ -117,6 +117,7 @@ class PostgresExecutor:
         reopen: Callable[[], ConnectionPool[Any]] | None = None,
     ) -> None:
         self._pool = source if isinstance(source, ConnectionPool) else None
+        self._connected = False  # the pool has given a connection (`_getconn`)
         self._conn = None if isinstance(source, ConnectionPool) else source
         self._owned = owned
         self._lock = threading.Lock()
@@ -149,7 +150,9 @@ class PostgresExecutor:
                 finally:
                     self._conn = state.conn
         try:
-            conn = self._pool.getconn()
+            conn = self._getconn()
+        except StorageError:
+            raise
         except Exception as exc:
             raise translate(exc, self._schema) from exc
         state = _Run(conn, conn.pgconn.transaction_status)
@@ -213,6 +216,30 @@ class PostgresExecutor:
         if state.tx is not None:
             state.statements += 1
         return result
+
+    def _getconn(self) -> Conn:
+        """A connection of the pool; why there is none when the pool times out.
+
+        The pool's first connection is waited for `FIRST_WAIT` seconds, then the executor
+        connects once itself (`probe_pool`): a refused connection, a database or role that
+        does not exist fail at once with the server's words. Later, the pool's own timeout
+        applies, and the error says whether connecting fails or every connection is busy.
+        """
+        pool = self._pool
+        assert pool is not None
+        first = not self._connected
+        try:
+            conn = pool.getconn(timeout=min(FIRST_WAIT, pool.timeout) if first else None)
+        except PoolTimeout as exc:
+            probed = probe_pool(pool)
+            if not first or probed is not None:
+                raise pool_timeout(exc, probed) from exc
+            try:
+                conn = pool.getconn(timeout=max(pool.timeout - FIRST_WAIT, 0.1))
+            except PoolTimeout as again:
+                raise pool_timeout(again, probe_pool(pool)) from again
+        self._connected = True
+        return cast(Conn, conn)
 
     def _probe(self, conn: Conn) -> None:
         """Settle `prepare_threshold="auto"` on `conn` (see `Preparing`), when it is idle:
@@ -289,7 +316,7 @@ class PostgresExecutor:
             state.held = False
             self._pool.putconn(state.conn)  # a broken connection is discarded, not reused
             self._pool.check()  # the others likely died with it (server restart)
-            state.conn = self._pool.getconn()
+            state.conn = self._getconn()
             state.held = True
         else:
             state.conn = self._reconnect(state.conn)

@@ -8,6 +8,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+import urllib.parse
 from typing import Any
 
 import psycopg
@@ -15,13 +17,14 @@ import psycopg.conninfo
 import pytest
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from checkpoint_base import ConfigError, aconnect, connect
+from checkpoint_base import ConfigError, StorageUnavailableError, aconnect, connect
 from checkpoint_postgres import (
     CONNECTION_DEFAULTS,
     POOL_DEFAULTS,
     AsyncPostgresSaver,
     PostgresSaver,
 )
+from checkpoint_postgres._errors import FIRST_WAIT
 from tests.conformance.builders import checkpoint, config
 
 from .conftest import unique
@@ -233,3 +236,61 @@ def test_a_url_names_the_schema(pg_url: str, schema: str, admin: psycopg.Connect
         connect(url, schema=schema + "_other")
     with pytest.raises(ConfigError, match="malformed PostgreSQL conninfo"):
         connect(pg_url + ("&" if "?" in pg_url else "?") + "shema=typo")
+
+
+def _elsewhere(pg_url: str, **change: str) -> str:
+    parts = urllib.parse.urlsplit(pg_url)
+    user, at, host = parts.netloc.rpartition("@")
+    if "user" in change:
+        user, at = change["user"], "@"
+    if "port" in change:
+        host = f"{host.rpartition(':')[0]}:{change['port']}"
+    netloc = f"{user}{at}{host}"
+    path = f"/{change['db']}" if "db" in change else parts.path
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, path=path))
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"db": "no_such_database_here"}, 'database "no_such_database_here" does not exist'),
+        ({"user": "no_such_role_here"}, 'role "no_such_role_here" does not exist'),
+        ({"port": "1"}, "Connection refused"),
+    ],
+)
+async def test_a_server_that_will_not_connect_fails_at_once_saying_why(
+    pg_url: str, change: dict[str, str], reason: str
+) -> None:
+    """The pool retried for its whole timeout (30 s) and said only that it had no
+    connection; now the first connection is waited for FIRST_WAIT seconds, then one
+    direct connection tells why."""
+    url = _elsewhere(pg_url, **change)
+
+    async def open_async() -> None:
+        async with aconnect(url):
+            pass
+
+    start = time.monotonic()
+    with pytest.raises(StorageUnavailableError, match="cannot connect to PostgreSQL") as sync:
+        connect(url).close()
+    middle = time.monotonic()
+    with pytest.raises(StorageUnavailableError, match="cannot connect to PostgreSQL") as asyn:
+        await open_async()
+    end = time.monotonic()
+    assert reason in str(sync.value) and reason in str(asyn.value)
+    assert middle - start < FIRST_WAIT + 8 and end - middle < FIRST_WAIT + 8
+
+
+def test_a_busy_pool_says_every_connection_is_in_use(pg_url: str, schema: str) -> None:
+    with ConnectionPool(
+        pg_url, min_size=1, max_size=1, timeout=1.0, kwargs={"autocommit": True}
+    ) as pool:
+        saver = PostgresSaver(pool, schema=schema)
+        saver.setup()
+        held = pool.getconn()  # the pool's only connection, busy elsewhere
+        try:
+            with pytest.raises(StorageUnavailableError, match="every connection was in use"):
+                saver.get_tuple(config("t"))
+        finally:
+            pool.putconn(held)
+        assert saver.get_tuple(config("t")) is None
