@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 FIRST_WAIT = 2.0
-"""Seconds an owned pool's first connection is waited for before the saver connects once
+"""Seconds a pool's first connection is waited for before the saver connects once
 itself to learn why it is late (`probe_pool`): a server that refuses the connection, a
 database or role that does not exist, a wrong password then fail the call at once, with
 the server's own words, where the pool retried them for its whole `timeout` (30 s) and
@@ -97,8 +97,13 @@ def translate(exc: BaseException, schema: str) -> StorageError:
 
 
 def _probe_kwargs(pool: Any) -> dict[str, Any]:
+    """The pool's connection arguments, with a connect timeout of at most `_PROBE_TIMEOUT`."""
     kwargs = dict(pool.kwargs or {})
-    kwargs["connect_timeout"] = min(int(kwargs.get("connect_timeout") or _PROBE_TIMEOUT), 10)
+    try:
+        seconds = float(kwargs.get("connect_timeout") or _PROBE_TIMEOUT)
+    except (TypeError, ValueError):
+        seconds = _PROBE_TIMEOUT
+    kwargs["connect_timeout"] = max(1, min(int(seconds), _PROBE_TIMEOUT))
     return kwargs
 
 
