@@ -75,12 +75,22 @@ class Checked:
 
 
 def check_threads(
-    side: Side, thread_ids: Iterable[str], progress: Callable[[Checked], None] | None = None
+    side: Side,
+    thread_ids: Iterable[str],
+    progress: Callable[[Checked], None] | None = None,
+    *,
+    named: bool = False,
 ) -> Checked:
-    """Read every checkpoint of these threads back with `side`'s serializer; see the module."""
+    """Read every checkpoint of these threads back with `side`'s serializer; see the module.
+    With `named`, a thread without checkpoints is an error (`missing_thread`); otherwise one
+    deleted since it was listed is passed over."""
     checked = Checked()
     for thread_id in thread_ids:
         rows = side.run(side.read_thread(thread_id))
+        if not rows:
+            if named:
+                raise missing_thread(side, thread_id)
+            continue
         _check_thread(side, rows, checked)
         checked.threads += 1
         if progress is not None:
@@ -166,12 +176,9 @@ def _check(args: argparse.Namespace) -> int:
         allow_types(side, args.allow)
         if args.thread:
             threads: Iterable[str] = list(dict.fromkeys(args.thread))
-            for thread_id in threads:
-                if not side.run(side.read_thread(thread_id)):
-                    raise missing_thread(side, thread_id)
         else:
             threads = (t.thread_id for t in every_thread(side) if t.checkpoint_count)
-        checked = check_threads(side, threads, _Progress(sys.stderr))
+        checked = check_threads(side, threads, _Progress(sys.stderr), named=bool(args.thread))
     if args.json:
         doc = {
             "threads": checked.threads,
