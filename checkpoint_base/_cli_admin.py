@@ -81,7 +81,7 @@ def _prune(args: argparse.Namespace) -> int:
     newer_than = None
     if args.older_than is not None:  # a ValueError says which forms a duration takes
         newer_than = time.time() - parse_duration(args.older_than)
-    with open_side(args.url, write=not args.dry_run) as opened:
+    with open_side(args.url, write=not args.dry_run, create=False) as opened:
         side = saver_side(opened, "prune", "call their prune()")
         backend = side.saver.backend
         # A thread with no checkpoint (writes only) has nothing to prune.
@@ -136,7 +136,7 @@ def compact_hint(side: SaverSide, url: str) -> str | None:
 
 def _compact(args: argparse.Namespace) -> int:
     out, err = sys.stdout, sys.stderr
-    with open_side(args.url, write=not args.dry_run) as opened:
+    with open_side(args.url, write=not args.dry_run, create=False) as opened:
         side = saver_side(opened, "compact", "run VACUUM on their database")
         backend = side.saver.backend
         if not _compacts(side):

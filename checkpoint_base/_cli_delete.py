@@ -150,7 +150,7 @@ def _delete(args: argparse.Namespace) -> int:
     cutoff = None
     if args.idle is not None:  # a ValueError says which forms a duration takes
         cutoff = now - parse_duration(args.idle)
-    with open_side(args.url, write=not args.dry_run) as opened:
+    with open_side(args.url, write=not args.dry_run, create=False) as opened:
         side = saver_side(opened, "delete", "call their delete_thread()")
         if args.thread:
             named = [_named(side, t) for t in dict.fromkeys(args.thread)]

@@ -139,9 +139,9 @@ def _connected(url: str, shown: str) -> Any:
 
 
 @contextlib.contextmanager
-def _ours(url: str, shown: str, *, write: bool) -> Iterator[Side]:
+def _ours(url: str, shown: str, *, create: bool) -> Iterator[Side]:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme == "sqlite" and not write:
+    if scheme == "sqlite" and not create:
         _require_file(_sqlite_path(url, "sqlite"), shown)
     if scheme in ("postgresql", "postgres"):
         from checkpoint_postgres._entry import url_schema
@@ -158,7 +158,9 @@ def _ours(url: str, shown: str, *, write: bool) -> Iterator[Side]:
 
 
 @contextlib.contextmanager
-def _langgraph_sqlite(url: str, scheme: str, shown: str, *, write: bool) -> Iterator[Side]:
+def _langgraph_sqlite(
+    url: str, scheme: str, shown: str, *, write: bool, create: bool | None
+) -> Iterator[Side]:
     try:
         from langgraph.checkpoint.sqlite import SqliteSaver
     except ImportError as exc:
@@ -167,6 +169,8 @@ def _langgraph_sqlite(url: str, scheme: str, shown: str, *, write: bool) -> Iter
         ) from exc
     path = _sqlite_path(url, scheme)
     if write:
+        if create is False:
+            _require_file(path, shown)
         conn = sqlite3.connect(path, check_same_thread=False)
     else:
         _require_file(path, shown)
@@ -229,12 +233,18 @@ def _python_factory(url: str, shown: str) -> Iterator[Side]:
 
 
 @contextlib.contextmanager
-def open_side(url: str, *, write: bool = False, missing_ok: bool = False) -> Iterator[Side]:
+def open_side(
+    url: str, *, write: bool = False, missing_ok: bool = False, create: bool | None = None
+) -> Iterator[Side]:
     """Open the storage `url` names (see the module docstring) as a migration side.
 
     Args:
         url: The URL.
-        write: The command will write (a missing SQLite file is then created).
+        write: The command will write (a missing SQLite file is then created, unless
+            `create` is False).
+        create: Whether a missing SQLite file is created (default: when `write`). False for
+            commands that change what is there (prune, delete, compact): a mistyped path
+            is then an error, not a new empty database.
         missing_ok: A SQLite file that does not exist reads as empty (and is not created).
 
     Raises:
@@ -258,13 +268,13 @@ def open_side(url: str, *, write: bool = False, missing_ok: bool = False) -> Ite
         with _empty(shown) as side:
             yield side
     elif scheme == "langgraph-sqlite":
-        with _langgraph_sqlite(url, scheme, shown, write=write) as side:
+        with _langgraph_sqlite(url, scheme, shown, write=write, create=create) as side:
             yield side
     elif scheme in ("langgraph-postgres", "langgraph-postgresql"):
         with _langgraph_postgres(url, scheme, shown) as side:
             yield side
     else:
-        with _ours(url, shown, write=write) as side:
+        with _ours(url, shown, create=write if create is None else create) as side:
             yield side
 
 

@@ -44,6 +44,23 @@ def test_missing_database_file(cli: Cli, tmp_path: Path) -> None:
     assert not missing.exists(), "reading created the file"
 
 
+def test_changing_commands_do_not_create_a_missing_database(cli: Cli, tmp_path: Path) -> None:
+    """A mistyped path given to prune, delete or compact is an error, not a new empty
+    database that the command then reports as pruned, deleted or compacted."""
+    missing = tmp_path / "nope.db"
+    for scheme in ("sqlite", "langgraph-sqlite"):
+        url = f"{scheme}:///{missing}"
+        for argv in (
+            ["prune", url, "--keep-last", "1"],
+            ["delete", url, "--idle", "1d"],
+            ["compact", url],
+        ):
+            assert_one_line_error(cli(*argv), "no database file at", "check the path")
+            assert not missing.exists(), argv
+    assert cli("setup", f"sqlite:///{missing}").status == 0  # setup creates it
+    assert missing.exists()
+
+
 def test_unknown_thread_checkpoint_and_namespace(cli: Cli, filled: Filled) -> None:
     thread = filled.work.thread_ids[0]
     assert_one_line_error(
