@@ -10,6 +10,7 @@ cluster, found in a directory set.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import json
 import time
@@ -87,7 +88,8 @@ class RedisBackend(Backend):
 
     Args:
         key_prefix: Namespace of every key; several applications can share a server.
-        ttl: Seconds every key of a thread lives after its last write (None: forever).
+        ttl: Seconds (or a timedelta) every key of a thread lives after its last write (None:
+            forever).
         refresh_on_read: Reading a thread also renews its TTL.
     """
 
@@ -103,11 +105,17 @@ class RedisBackend(Backend):
         self,
         *,
         key_prefix: str = DEFAULT_PREFIX,
-        ttl: float | None = None,
+        ttl: float | datetime.timedelta | None = None,
         refresh_on_read: bool = False,
     ) -> None:
-        if ttl is not None and (isinstance(ttl, bool) or not ttl > 0):
-            raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+        if isinstance(ttl, datetime.timedelta):
+            ttl = ttl.total_seconds()
+        if ttl is not None and (
+            isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0
+        ):
+            raise ValueError(
+                f"ttl must be a positive number of seconds, a timedelta or None, got {ttl!r}"
+            )
         self.layout = Layout(key_prefix, cluster=self._cluster)
         self.ttl_ms = int(ttl * 1000) if ttl else 0
         self.refresh_ms = self.ttl_ms if refresh_on_read else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -28,7 +29,11 @@ CLUSTER_RETRY_TIMEOUT = 20.0
 
 
 def _backend(
-    client: Any, cluster: bool, key_prefix: str, ttl: float | None, refresh_on_read: bool
+    client: Any,
+    cluster: bool,
+    key_prefix: str,
+    ttl: float | datetime.timedelta | None,
+    refresh_on_read: bool,
 ) -> RedisBackend:
     if client.get_encoder().decode_responses:
         raise ConfigError(
@@ -43,6 +48,10 @@ def _backend(
 
 
 def _retry(cluster: bool, timeout: float | None) -> RetryPolicy:
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+    ):
+        raise ConfigError(f"retry_timeout must be a positive number of seconds, got {timeout!r}")
     if timeout is None:
         timeout = CLUSTER_RETRY_TIMEOUT if cluster else SINGLE_RETRY_TIMEOUT
     return RetryPolicy(timeout=timeout, first_timeout=min(timeout, SINGLE_RETRY_TIMEOUT))
@@ -67,8 +76,8 @@ class RedisSaver(CheckpointSaver):
     Args:
         client: A `redis.Redis` or `redis.cluster.RedisCluster` with `decode_responses=False`.
         key_prefix: Namespace of every key, so several applications share a server.
-        ttl: Seconds every key of a thread lives after the thread's last write; None keeps
-            threads until deleted.
+        ttl: Seconds (or a timedelta) every key of a thread lives after the thread's last
+            write; None keeps threads until deleted.
         refresh_on_read: With `ttl`, reading a thread renews its time to live.
         retry_timeout: Seconds to keep retrying a request after a lost connection or during
             a failover (default 1 on a single server, 20 on a cluster).
@@ -84,7 +93,7 @@ class RedisSaver(CheckpointSaver):
         client: SyncClient,
         *,
         key_prefix: str = DEFAULT_PREFIX,
-        ttl: float | None = None,
+        ttl: float | datetime.timedelta | None = None,
         refresh_on_read: bool = False,
         retry_timeout: float | None = None,
         serde: SerializerProtocol | None = None,
@@ -143,7 +152,7 @@ class AsyncRedisSaver(CheckpointSaver):
         client: A `redis.asyncio.Redis` or `redis.asyncio.cluster.RedisCluster` with
             `decode_responses=False`.
         key_prefix: Namespace of every key.
-        ttl: Seconds every key of a thread lives after the thread's last write.
+        ttl: Seconds (or a timedelta) every key of a thread lives after the thread's last write.
         refresh_on_read: With `ttl`, reading a thread renews its time to live.
         retry_timeout: Seconds to keep retrying after a lost connection or during a failover.
         serde: The serializer.
@@ -158,7 +167,7 @@ class AsyncRedisSaver(CheckpointSaver):
         client: AsyncClient,
         *,
         key_prefix: str = DEFAULT_PREFIX,
-        ttl: float | None = None,
+        ttl: float | datetime.timedelta | None = None,
         refresh_on_read: bool = False,
         retry_timeout: float | None = None,
         serde: SerializerProtocol | None = None,

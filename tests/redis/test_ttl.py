@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import Any
 
+import pytest
+
+from checkpoint_base import ConfigError
 from checkpoint_redis._keys import Layout
 
 from .conftest import keys_under
@@ -76,3 +80,14 @@ def test_without_ttl_nothing_expires(open_saver: Any, raw: Any) -> None:
     _put_chain(saver, "forever", 2)
     keys = keys_under(raw, saver.backend.layout.prefix.decode())
     assert keys and all(raw.pttl(k) == -1 for k in keys)
+
+
+def test_ttl_takes_seconds_or_a_timedelta_and_names_anything_else(open_saver: Any) -> None:
+    assert open_saver(ttl=datetime.timedelta(minutes=2)).backend.ttl_ms == 120_000
+    assert open_saver(ttl=1.5).backend.ttl_ms == 1_500
+    for bad in (0, -5, "60", True, datetime.timedelta(0)):
+        with pytest.raises(ConfigError, match="ttl must be a positive number of seconds"):
+            open_saver(ttl=bad)
+    for bad in (0, "5", True):
+        with pytest.raises(ConfigError, match="retry_timeout must be a positive number"):
+            open_saver(retry_timeout=bad)
