@@ -49,9 +49,11 @@ def _backend(
 
 def _retry(cluster: bool, timeout: float | None) -> RetryPolicy:
     if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0
     ):
-        raise ConfigError(f"retry_timeout must be a positive number of seconds, got {timeout!r}")
+        raise ConfigError(
+            f"retry_timeout must be a number of seconds, 0 or more (0: no retry), got {timeout!r}"
+        )
     if timeout is None:
         timeout = CLUSTER_RETRY_TIMEOUT if cluster else SINGLE_RETRY_TIMEOUT
     return RetryPolicy(timeout=timeout, first_timeout=min(timeout, SINGLE_RETRY_TIMEOUT))
