@@ -23,11 +23,11 @@ from typing import Any, TextIO
 from ._cli_admin import compact_hint
 from ._cli_format import Style, format_age, format_time, parse_duration, table
 from ._cli_open import listed_thread, open_side, saver_side
-from ._errors import ConfigError, StorageError, StorageUnavailableError
+from ._errors import ConfigError
 from ._migrate_side import SaverSide
-from ._operations import settle_idle, sweep_idle
-from ._plan import Plan, run
-from ._records import ListQuery, ThreadInfo
+from ._operations import newest_or_damaged, settle_idle, sweep_idle
+from ._plan import run
+from ._records import ThreadInfo
 
 __all__ = ["add_delete_command", "delete_idle", "delete_named"]
 
@@ -170,7 +170,7 @@ def _delete(args: argparse.Namespace) -> int:
 def _named(side: SaverSide, thread_id: str) -> Doomed:
     """A thread named by --thread; an error when it is not there (neither checkpoints nor
     writes)."""
-    newest, damaged = _newest_or_damaged(side, thread_id)
+    newest, damaged = run(newest_or_damaged(side.saver.backend, thread_id), side.run)
     if damaged:  # deleted all the same, as the error advises
         return Doomed(thread_id, None, None)
     if newest is None:  # maybe writes and no checkpoint, as `threads` lists them
@@ -179,25 +179,6 @@ def _named(side: SaverSide, thread_id: str) -> Doomed:
             raise ConfigError(f"no thread {thread_id!r} in {side.label}")
         return Doomed.of(listed)
     return Doomed(thread_id, None, newest)
-
-
-def _newest(side: SaverSide, thread_id: str) -> Plan[float | None]:
-    """When the thread's newest checkpoint was written; None when it has none."""
-    rows = yield from side.saver.backend.list_page(ListQuery(thread_id=thread_id, limit=1))
-    return rows[0].checkpoint.created_at if rows else None
-
-
-def _newest_or_damaged(side: SaverSide, thread_id: str) -> tuple[float | None, bool]:
-    """(`_newest`, False), or (None, True) when the thread has checkpoints but its newest
-    cannot be read (damaged: deleting the thread is what the error advises)."""
-    try:
-        return side.run(_newest(side, thread_id)), False
-    except StorageUnavailableError:
-        raise
-    except StorageError:
-        if not side.run(side.saver.backend.checkpoint_keys(thread_id)):
-            raise
-        return None, True
 
 
 def _idle(thread: Doomed, cutoff: float) -> bool:

@@ -39,6 +39,7 @@ __all__ = [
     "delta_channels",
     "delta_history",
     "idle_cutoff",
+    "newest_or_damaged",
     "prune_plan",
     "settle_idle",
     "sweep_idle",
@@ -315,6 +316,21 @@ def sweep_idle(
         after = threads[-1].thread_id
 
 
+def newest_or_damaged(backend: Backend, thread_id: str) -> Plan[tuple[float | None, bool]]:
+    """(when the thread's newest checkpoint was written, False); (None, False) when it has
+    none; (None, True) when it has checkpoints but its newest cannot be read (damaged data,
+    which deleting the thread is the advice for). A plan of plans, as `sweep_idle`."""
+    try:
+        rows: list[CheckpointRow] = yield backend.list_page(ListQuery(thread_id=thread_id, limit=1))
+    except StorageUnavailableError:
+        raise
+    except StorageError:
+        if not (yield backend.checkpoint_keys(thread_id)):
+            raise
+        return None, True
+    return (rows[0].checkpoint.created_at if rows else None), False
+
+
 def settle_idle(
     backend: Backend,
     thread_id: str,
@@ -333,18 +349,7 @@ def settle_idle(
     thread is the advice for) and a thread of writes only are aged as listed (`listed_at`).
     """
     if cutoff is not None:
-        damaged = False
-        try:
-            rows: list[CheckpointRow] = yield backend.list_page(
-                ListQuery(thread_id=thread_id, limit=1)
-            )
-            newest = rows[0].checkpoint.created_at if rows else None
-        except StorageUnavailableError:
-            raise
-        except StorageError:
-            if not (yield backend.checkpoint_keys(thread_id)):
-                raise
-            newest, damaged = None, True
+        newest, damaged = yield from newest_or_damaged(backend, thread_id)
         if damaged or (newest is None and listed_count == 0):
             newest = listed_at
         if newest is None or newest >= cutoff:
