@@ -13,7 +13,6 @@ once named with `--allow`, as a graph allows its state schema's types when it is
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import time
@@ -24,9 +23,9 @@ from typing import Any, TextIO
 
 from ._cli_format import Style, table
 from ._cli_open import add_allow_argument, allow_types, every_thread, missing_thread, open_side
-from ._convert import UNREADABLE, blob_part, checkpoint_body, decode_metadata, load_blob, write_part
+from ._convert import UNREADABLE, RowPart, row_parts
 from ._migrate_side import Side
-from ._records import CheckpointRow
+from ._records import BlobRecord, CheckpointRow, WriteRecord
 from .serde import (
     DisallowedTypeError,
     EncryptedDataError,
@@ -102,38 +101,34 @@ def _check_thread(side: Side, rows: list[CheckpointRow], checked: Checked) -> No
     serde = side.serde
     seen: set[tuple[str, str, str]] = set()  # a value version read by several checkpoints
     for row in rows:
-        rec = row.checkpoint
         checked.checkpoints += 1
-        fail = functools.partial(_fail, checked.problems, row)
-        try:
-            checkpoint_body(serde, rec)
-        except (*UNREADABLE, SerializationError) as exc:
-            fail(f"the checkpoint (type {rec.type!r})", "checkpoint", exc)
-        try:
-            decode_metadata(rec.metadata)
-        except (*UNREADABLE, SerializationError) as exc:
-            fail("its metadata (JSON)", "metadata", exc)
-        for blob in row.blobs:
-            key = (blob.checkpoint_ns, blob.channel, blob.version)
-            if key in seen:
-                continue
-            seen.add(key)
-            checked.values += 1
+        for part in row_parts(serde, row):
+            record = part.record
+            if isinstance(record, BlobRecord):
+                key = (record.checkpoint_ns, record.channel, record.version)
+                if key in seen:
+                    continue
+                seen.add(key)
+                checked.values += 1
+            elif record is not None:
+                checked.writes += 1
             try:
-                load_blob(serde, blob)
+                part.read()
             except (*UNREADABLE, SerializationError) as exc:
-                fail(blob_part(blob), f"value {blob.channel!r}", exc)
-        for write in row.writes:
-            checked.writes += 1
-            try:
-                serde.loads_typed((write.type, write.data))
-            except (*UNREADABLE, SerializationError) as exc:
-                fail(write_part(write), f"write {write.channel!r} ({write.task_id[:8]})", exc)
+                _fail(checked.problems, row, part, exc)
 
 
-def _fail(
-    problems: list[Problem], row: CheckpointRow, part: str, short: str, exc: BaseException
-) -> None:
+def _brief(part: RowPart) -> str:
+    """The part in a few words, for the table."""
+    record = part.record
+    if isinstance(record, BlobRecord):
+        return f"value {record.channel!r}"
+    if isinstance(record, WriteRecord):
+        return f"write {record.channel!r} ({record.task_id[:8]})"
+    return part.kind
+
+
+def _fail(problems: list[Problem], row: CheckpointRow, part: RowPart, exc: BaseException) -> None:
     rec = row.checkpoint
     names = None
     error = " ".join(f"{type(exc).__name__}: {exc}".split())
@@ -147,8 +142,8 @@ def _fail(
         brief = error if len(error) <= _BRIEF else error[: _BRIEF - 3] + "..."
     problems.append(
         Problem(
-            rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id, part, error,
-            type(exc).__name__, names, (short, brief),
+            rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id, part.name, error,
+            type(exc).__name__, names, (_brief(part), brief),
         )
     )  # fmt: skip
 

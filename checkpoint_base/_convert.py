@@ -7,7 +7,9 @@ import math
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -28,9 +30,8 @@ from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, WriteR
 from .serde import EncryptedDataError, MsgpackSerializer
 
 __all__ = [
+    "RowPart",
     "ThreadKey",
-    "blob_part",
-    "checkpoint_body",
     "checkpoint_config",
     "decode_metadata",
     "encode_metadata",
@@ -40,9 +41,9 @@ __all__ = [
     "next_version",
     "normalize_filter",
     "parse_config",
+    "row_parts",
     "to_records",
     "to_tuple",
-    "write_part",
     "write_records",
 ]
 
@@ -402,12 +403,12 @@ def load_blob(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
     return True, serde.loads_typed((blob.type, cast(bytes, data)))
 
 
-def blob_part(blob: BlobRecord) -> str:
+def _blob_part(blob: BlobRecord) -> str:
     """A blob, as a `DamagedDataError` names the unreadable part."""
     return f"the value of channel {blob.channel!r} at version {blob.version!r} (type {blob.type!r})"
 
 
-def write_part(write: WriteRecord) -> str:
+def _write_part(write: WriteRecord) -> str:
     """A write, as a `DamagedDataError` names the unreadable part."""
     return f"the write of task {write.task_id!r} to channel {write.channel!r} (type {write.type!r})"
 
@@ -418,7 +419,7 @@ def load_write(serde: SerializerProtocol, write: WriteRecord) -> Any:
         return serde.loads_typed((write.type, write.data))
     except UNREADABLE as exc:
         encryption = encryption_of(serde, write.type, exc)
-        raise DamagedDataError.of(write, write_part(write), exc, encryption=encryption) from exc
+        raise DamagedDataError.of(write, _write_part(write), exc, encryption=encryption) from exc
 
 
 def encryption_of(serde: SerializerProtocol, type_tag: str, exc: BaseException) -> str | None:
@@ -438,7 +439,7 @@ def load_seed(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
     except UNREADABLE as exc:
         assert blob is not None
         raise DamagedDataError(
-            blob_part(blob),
+            _blob_part(blob),
             thread_id=blob.thread_id,
             checkpoint_ns=blob.checkpoint_ns,
             detail=f"{type(exc).__name__}: {exc}",
@@ -513,28 +514,55 @@ def unreadable_part(serde: SerializerProtocol, row: CheckpointRow) -> str | None
 
 def _unreadable(serde: SerializerProtocol, row: CheckpointRow) -> tuple[str, str] | None:
     """`unreadable_part`, with the type tag of that part ("" for the metadata)."""
-    rec = row.checkpoint
-    parts: list[tuple[str, str, Any]] = [
-        (f"the checkpoint (type {rec.type!r})", rec.type, lambda: checkpoint_body(serde, rec)),
-        ("its metadata (JSON)", "", lambda: decode_metadata(rec.metadata)),
-    ]
-    for b in row.blobs:
-        parts.append((blob_part(b), b.type, lambda b=b: load_blob(serde, b)))
-    for w in row.writes:
-        parts.append((write_part(w), w.type, lambda w=w: _read_write(serde, w)))
-    for part, type_tag, read in parts:
+    for part in row_parts(serde, row):
         try:
-            read()
+            part.read()
         except UNREADABLE:
-            return part, type_tag
+            return part.name, part.type_tag
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class RowPart:
+    """One part of a fetched row, as `to_tuple` reads it.
+
+    Attributes:
+        kind: "checkpoint", "metadata", "value" or "write".
+        name: The part as a `DamagedDataError` names it.
+        type_tag: Its serializer type tag ("" for the metadata, which is JSON).
+        record: The blob or write it is; None for the checkpoint and its metadata.
+        read: Decodes it, raising what the serializer or JSON raises.
+    """
+
+    kind: str
+    name: str
+    type_tag: str
+    record: BlobRecord | WriteRecord | None
+    read: Callable[[], object]
+
+
+def row_parts(serde: SerializerProtocol, row: CheckpointRow) -> list[RowPart]:
+    """The parts of `row` in the order `to_tuple` reads them, each to be read on its own."""
+    rec = row.checkpoint
+    parts = [
+        RowPart(
+            "checkpoint", f"the checkpoint (type {rec.type!r})", rec.type, None,
+            lambda: _checkpoint_body(serde, rec),
+        ),
+        RowPart("metadata", "its metadata (JSON)", "", None, lambda: decode_metadata(rec.metadata)),
+    ]  # fmt: skip
+    for b in row.blobs:
+        parts.append(RowPart("value", _blob_part(b), b.type, b, partial(load_blob, serde, b)))
+    for w in row.writes:
+        parts.append(RowPart("write", _write_part(w), w.type, w, partial(_read_write, serde, w)))
+    return parts
 
 
 def _read_write(serde: SerializerProtocol, write: WriteRecord) -> None:
     serde.loads_typed((write.type, as_bytes(write.data)))
 
 
-def checkpoint_body(serde: SerializerProtocol, rec: CheckpointRecord) -> None:
+def _checkpoint_body(serde: SerializerProtocol, rec: CheckpointRecord) -> None:
     body = serde.loads_typed((rec.type, rec.checkpoint))
     if not isinstance(body, dict):
         raise TypeError(f"the checkpoint decodes to a {type(body).__name__}, not a dict")
