@@ -159,7 +159,7 @@ def _ours(url: str, shown: str, *, create: bool) -> Iterator[Side]:
 
 @contextlib.contextmanager
 def _langgraph_sqlite(
-    url: str, scheme: str, shown: str, *, write: bool, create: bool | None
+    url: str, scheme: str, shown: str, *, write: bool, create: bool
 ) -> Iterator[Side]:
     try:
         from langgraph.checkpoint.sqlite import SqliteSaver
@@ -168,12 +168,11 @@ def _langgraph_sqlite(
             "reading LangGraph's SQLite saver needs it: pip install langgraph-checkpoint-sqlite"
         ) from exc
     path = _sqlite_path(url, scheme)
+    if not create:
+        _require_file(path, shown)
     if write:
-        if create is False:
-            _require_file(path, shown)
         conn = sqlite3.connect(path, check_same_thread=False)
     else:
-        _require_file(path, shown)
         uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
     with contextlib.closing(conn):
@@ -264,6 +263,7 @@ def open_side(
             f"not a URL: {shown!r}; expected scheme://..., for example sqlite:///checkpoints.db"
         )
     scheme = url.split("://", 1)[0].lower()
+    create = write if create is None else create
     if missing_ok and scheme in ("sqlite", "langgraph-sqlite") and _missing_file(url, scheme):
         with _empty(shown) as side:
             yield side
@@ -274,7 +274,7 @@ def open_side(
         with _langgraph_postgres(url, scheme, shown) as side:
             yield side
     else:
-        with _ours(url, shown, create=write if create is None else create) as side:
+        with _ours(url, shown, create=create) as side:
             yield side
 
 
