@@ -50,6 +50,7 @@ from ._records import (
     writes_only_thread,
 )
 from ._saver import CheckpointSaver, default_serde
+from ._sweeper import Sweeper
 
 __all__ = [
     "EMPTY",
@@ -77,6 +78,7 @@ __all__ = [
     "StorageError",
     "StorageSpace",
     "StorageUnavailableError",
+    "Sweeper",
     "SyncCallInEventLoopError",
     "SyncExecutor",
     "ThreadInfo",

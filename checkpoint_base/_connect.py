@@ -8,6 +8,7 @@ an entry point; nothing in this repository changes.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import importlib.metadata
 import re
 from collections.abc import Awaitable, Callable, Generator
@@ -16,6 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError, MissingDriverError, UnknownBackendError, check_keep_last
+from ._sweeper import duration_seconds
 
 if TYPE_CHECKING:
     from ._saver import CheckpointSaver
@@ -33,11 +35,14 @@ class BackendEntry:
         connect: `(url, **options) -> saver` with a sync executor.
         aconnect: `async (url, **options) -> saver` with an async executor.
         extra: The extra of `checkpointers` that installs the driver, for error messages.
+        expires: The savers take `ttl=` and expire threads themselves (Redis); for the
+            others `connect(url, ttl=...)` starts a sweeper (`sweep_idle_threads`).
     """
 
     connect: Callable[..., CheckpointSaver]
     aconnect: Callable[..., Awaitable[CheckpointSaver]]
     extra: str | None = None
+    expires: bool = False
 
 
 def installed_schemes() -> list[str]:
@@ -83,8 +88,39 @@ def _extra_of(target: str) -> str:
     return module.removeprefix("checkpoint_") or "all"
 
 
+def _ttl_options(
+    url: str,
+    entry: BackendEntry,
+    ttl: datetime.timedelta | float | None,
+    sweep_every: datetime.timedelta | float | None,
+) -> dict[str, Any]:
+    """What of `ttl` and `sweep_every` goes to the backend's saver (checked here, before
+    anything is opened)."""
+    if entry.expires:
+        if sweep_every is not None:
+            raise ConfigError(
+                f"{_scheme(url)}:// savers expire a thread's data by themselves (ttl=): "
+                "there is nothing to sweep; drop sweep_every="
+            )
+        return {} if ttl is None else {"ttl": ttl}
+    if ttl is None:
+        if sweep_every is not None:
+            raise ConfigError("sweep_every= goes with ttl=, the time to live it keeps")
+        return {}
+    duration_seconds(ttl, "ttl", "timedelta(days=30)")
+    if sweep_every is not None:
+        duration_seconds(sweep_every, "sweep_every", "timedelta(hours=1)")
+    return {}
+
+
 def connect(
-    url: str, *, setup: bool = True, keep_last: int | None = None, **options: Any
+    url: str,
+    *,
+    setup: bool = True,
+    keep_last: int | None = None,
+    ttl: datetime.timedelta | float | None = None,
+    sweep_every: datetime.timedelta | float | None = None,
+    **options: Any,
 ) -> CheckpointSaver:
     """Open a sync saver for `url`, with its storage schema set up.
 
@@ -99,30 +135,39 @@ def connect(
         setup: Run the schema migrations first (default True).
         keep_last: Keep only the newest N checkpoints of each namespace of a thread, trimmed
             as puts go (see `CheckpointSaver.keep_last`). None (default) keeps all.
-        **options: Passed to the backend (for example `serde=`, `ttl=`, `key_prefix=`).
+        ttl: Delete a thread once no one wrote to it for this long (a `timedelta` or
+            seconds). Redis savers expire its keys themselves; for the other backends the
+            saver sweeps in the background while it is open (`sweep_idle_threads`).
+        sweep_every: With `ttl` on a backend that is swept: the time between sweeps (by
+            default a tenth of `ttl`, between 1 second and 1 hour).
+        **options: Passed to the backend (for example `serde=`, `key_prefix=`).
 
     Raises:
         UnknownBackendError: no installed backend handles the scheme.
         MissingDriverError: the backend's driver is missing; the message names the extra.
-        ConfigError: `keep_last` is not None or an int >= 1, or the backend takes no option
-            of a name in `options` (the message says which backends do, for `ttl=` what to
-            use instead).
+        ConfigError: `keep_last` is not None or an int >= 1, `ttl` or `sweep_every` is not a
+            positive duration, or the backend takes no option of a name in `options` (the
+            message says which backends do).
     """
     check_keep_last(keep_last)
+    entry = _entry(url)
+    native = _ttl_options(url, entry, ttl, sweep_every)
     try:
-        saver = _entry(url).connect(url, **options)
+        saver = entry.connect(url, **options, **native)
     except TypeError as exc:
         error = _unknown_option(url, options, exc)
         if error is None:
             raise
         raise error from exc
     saver.keep_last = keep_last
-    if setup:
-        try:
+    try:
+        if setup:
             saver.setup()
-        except BaseException:
-            saver.close()
-            raise
+        if ttl is not None and not entry.expires:
+            saver.sweep_idle_threads(ttl, every=sweep_every)
+    except BaseException:
+        saver.close()
+        raise
     return saver
 
 
@@ -138,10 +183,8 @@ def _unknown_option(url: str, options: dict[str, Any], exc: TypeError) -> Config
 
 
 _OPTION_HINTS = {
-    "ttl": "Redis savers expire a thread's keys by themselves (ttl=); here, delete the threads "
-    "no one came back to from a periodic job, with saver.delete_idle_threads(timedelta(days=30)) "
-    "or `checkpointers delete URL --idle 30d`",
-    "refresh_on_read": "it goes with ttl=, which only Redis savers take",
+    "refresh_on_read": "it is an option of Redis savers; elsewhere ttl= counts from a "
+    "thread's last write (connect(url, ttl=...) sweeps the threads idle for longer)",
     "key_prefix": "it is an option of Redis savers; PostgreSQL savers take schema=",
     "schema": "it is an option of PostgreSQL savers; Redis savers take key_prefix=",
 }
@@ -154,14 +197,30 @@ class aconnect:
         url: As for `connect`.
         setup: Run the schema migrations first (default True).
         keep_last: As for `connect`.
+        ttl: As for `connect`; a backend that is swept is swept by a task on the event
+            loop that opens the saver.
+        sweep_every: As for `connect`.
         **options: Passed to the backend.
     """
 
     def __init__(
-        self, url: str, *, setup: bool = True, keep_last: int | None = None, **options: Any
+        self,
+        url: str,
+        *,
+        setup: bool = True,
+        keep_last: int | None = None,
+        ttl: datetime.timedelta | float | None = None,
+        sweep_every: datetime.timedelta | float | None = None,
+        **options: Any,
     ) -> None:
         check_keep_last(keep_last)
         _scheme(url)  # a malformed URL fails here; an unknown scheme when opened
+        if ttl is not None:
+            duration_seconds(ttl, "ttl", "timedelta(days=30)")
+        if sweep_every is not None:
+            duration_seconds(sweep_every, "sweep_every", "timedelta(hours=1)")
+        self._ttl = ttl
+        self._sweep_every = sweep_every
         self._keep_last = keep_last
         self._url = url
         self._setup = setup
@@ -173,20 +232,24 @@ class aconnect:
         # a thread, so that an event loop that forbids blocking calls (`langgraph dev`) opens
         # savers too.
         entry = await asyncio.to_thread(_entry, self._url)
+        ttl = self._ttl
+        native = _ttl_options(self._url, entry, ttl, self._sweep_every)
         try:
-            saver = await entry.aconnect(self._url, **self._options)
+            saver = await entry.aconnect(self._url, **self._options, **native)
         except TypeError as exc:
             error = _unknown_option(self._url, self._options, exc)
             if error is None:
                 raise
             raise error from exc
         saver.keep_last = self._keep_last
-        if self._setup:
-            try:
+        try:
+            if self._setup:
                 await saver.asetup()
-            except BaseException:
-                await saver.aclose()
-                raise
+            if ttl is not None and not entry.expires:
+                saver.sweep_idle_threads(ttl, every=self._sweep_every)
+        except BaseException:
+            await saver.aclose()
+            raise
         self._saver = saver
         return saver
 

@@ -91,6 +91,7 @@ from ._records import (
     WriteRecord,
 )
 from ._schema_types import enable_schema_allowlists
+from ._sweeper import Sweeper
 
 __all__ = ["CheckpointSaver", "default_serde"]
 
@@ -169,6 +170,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         self._closed = threading.Event()
         # Also shared with those clones: the encrypting serializers `with_allowlist` made.
         self._wrappers: dict[int, tuple[SerializerProtocol, EncryptedSerializer]] = {}
+        # And this: the background sweeper of `sweep_idle_threads`, if one runs.
+        self._sweepers: builtins.list[Sweeper] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         if aexecutor is not None:
             try:
@@ -345,10 +348,17 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Async twin of `setup`."""
         await self._arun(self.backend.setup())
 
+    @property
+    def closed(self) -> bool:
+        """True once `close` or `aclose` was called (on this saver or a clone of it)."""
+        return self._closed.is_set()
+
     def close(self) -> None:
-        """Release the connections the saver opened (not those it was given); any later
-        call raises `StorageError`."""
+        """Release the connections the saver opened (not those it was given), after
+        stopping its background sweeper if any; any later call raises `StorageError`."""
         self._closed.set()
+        while self._sweepers:
+            self._sweepers.pop().stop()
         if self._executor is not None:
             self._executor.close()
         elif self._aexecutor is not None:
@@ -357,6 +367,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
     async def aclose(self) -> None:
         """Async twin of `close`."""
         self._closed.set()
+        while self._sweepers:
+            await self._sweepers.pop().astop()
         if self._aexecutor is not None:
             if asyncio.get_running_loop() is not self._loop:
                 try:
@@ -672,6 +684,59 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Async twin of `delete_idle_threads`."""
         cutoff = idle_cutoff(idle, time.time())
         return await arun(sweep_idle(self.backend, cutoff, dry_run=dry_run), self._arun)
+
+    def sweep_idle_threads(
+        self,
+        idle: datetime.timedelta | float,
+        *,
+        every: datetime.timedelta | float | None = None,
+    ) -> Sweeper:
+        """Delete the threads idle for longer than `idle` in the background, until the saver
+        closes: a time to live for threads, kept by the process that uses the saver.
+
+        Runs `delete_idle_threads(idle)` at once, then every `every`: a sync saver from a
+        daemon thread of its own (`checkpointers-ttl`), an async one from a task on its event
+        loop (call this from that loop; `aconnect(url, ttl=...)` does). A thread therefore
+        goes between `idle` and `idle + every` after its last write (sooner only if it was
+        idle already). A sweep that fails is logged (logger `checkpoint_base`) and tried
+        again at the next interval; the graphs using the saver never see it. Several
+        processes may sweep the same storage: each idle thread is looked at again just
+        before it goes, so a thread written meanwhile stays. Calling it again replaces the
+        earlier sweeper; `connect(url, ttl=...)` calls it for backends that do not expire
+        data themselves (Redis savers do, with their own `ttl=`).
+
+        Args:
+            idle: The time to live after a thread's last write: a `timedelta`, or seconds.
+            every: Time between sweeps; by default a tenth of `idle`, between 1 second and
+                1 hour.
+
+        Returns:
+            The `Sweeper`: how many sweeps ran, threads deleted, the last error; `stop()`.
+
+        Raises:
+            ConfigError: `idle` or `every` is not a positive duration, or an async saver was
+                called outside an event loop.
+            StorageError: The saver is closed.
+        """
+        if self._closed.is_set():
+            raise StorageError(f"this {type(self).__name__} is closed: it cannot sweep")
+        sweeper = Sweeper(idle, every)
+        if self._executor is not None:
+            start: Callable[[], None] = functools.partial(sweeper.start_thread, self)
+        else:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise ConfigError(
+                    f"{type(self).__name__} is async: call sweep_idle_threads from its event "
+                    "loop, where the sweeps run as a task (aconnect(url, ttl=...) does)"
+                ) from None
+            start = functools.partial(sweeper.start_task, self, loop)
+        while self._sweepers:
+            self._sweepers.pop().stop()
+        start()
+        self._sweepers.append(sweeper)
+        return sweeper
 
     def compact(self, *, full: bool = False) -> Compaction:
         """Give back to the disk the space that deleted and pruned checkpoints left behind.

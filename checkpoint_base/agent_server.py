@@ -15,6 +15,9 @@ with the storage named by the environment (`.env`, or the deployment's variables
   `postgresql://...`, `redis://...`); required.
 - `CHECKPOINTERS_KEEP_LAST`: keep only the newest N checkpoints of each namespace of a
   thread (see `CheckpointSaver.keep_last`); unset keeps them all.
+- `CHECKPOINTERS_TTL`: delete a thread once no one wrote to it for this long (`30d`, `12h`,
+  `90m`, `1d12h`, or seconds): Redis expires its keys, the other backends are swept by the
+  server's process as it runs (see `connect`'s `ttl`); unset keeps threads until deleted.
 - `LANGGRAPH_AES_KEY`: as for the server's own checkpointer, values are stored encrypted with
   this key (LangGraph's `EncryptedSerializer`, AES; `pip install 'checkpointers[encryption]'`).
 - `CHECKPOINTERS_ALLOW`: classes of the application that values may hold beyond those the
@@ -35,16 +38,24 @@ import os
 from collections.abc import AsyncIterator
 
 from ._allow import allowed_pairs
+from ._cli_format import parse_duration
 from ._connect import aconnect
 from ._encryption import serde_option
 from ._errors import ConfigError
 from ._saver import CheckpointSaver
 
-__all__ = ["ALLOW_VARIABLE", "KEEP_LAST_VARIABLE", "URL_VARIABLE", "checkpointer"]
+__all__ = [
+    "ALLOW_VARIABLE",
+    "KEEP_LAST_VARIABLE",
+    "TTL_VARIABLE",
+    "URL_VARIABLE",
+    "checkpointer",
+]
 
 URL_VARIABLE = "CHECKPOINTERS_URL"
 KEEP_LAST_VARIABLE = "CHECKPOINTERS_KEEP_LAST"
 ALLOW_VARIABLE = "CHECKPOINTERS_ALLOW"
+TTL_VARIABLE = "CHECKPOINTERS_TTL"
 
 
 @contextlib.asynccontextmanager
@@ -53,7 +64,8 @@ async def checkpointer() -> AsyncIterator[CheckpointSaver]:
 
     Raises:
         ConfigError: `CHECKPOINTERS_URL` is unset, `CHECKPOINTERS_KEEP_LAST` is not a whole
-            number of at least 1, `CHECKPOINTERS_ALLOW` names a module that does not import or
+            number of at least 1, `CHECKPOINTERS_TTL` is not a positive duration,
+            `CHECKPOINTERS_ALLOW` names a module that does not import or
             a class it lacks, or `LANGGRAPH_AES_KEY` is not 16, 24 or 32 bytes long.
         MissingDriverError: `LANGGRAPH_AES_KEY` is set and pycryptodome is missing.
     """
@@ -74,7 +86,27 @@ async def checkpointer() -> AsyncIterator[CheckpointSaver]:
                 f"{KEEP_LAST_VARIABLE}={raw!r}: give a whole number of checkpoints to keep "
                 "per namespace of a thread (at least 1), or unset it to keep every one"
             ) from None
+    ttl = _ttl()
     specs = os.environ.get(ALLOW_VARIABLE, "").replace(",", " ").split()
     pairs = allowed_pairs(specs, ALLOW_VARIABLE) if specs else []
-    async with aconnect(url, keep_last=keep_last, **serde_option()) as saver:
+    async with aconnect(url, keep_last=keep_last, ttl=ttl, **serde_option()) as saver:
         yield saver.with_allowlist(pairs) if pairs else saver
+
+
+def _ttl() -> float | None:
+    raw = os.environ.get(TTL_VARIABLE, "").strip()
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            seconds = parse_duration(raw)
+        except ValueError:
+            seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(
+            f"{TTL_VARIABLE}={raw!r}: give how long a thread lives after its last write, as "
+            "a positive duration (30d, 12h, 90m, 1d12h) or seconds, or unset it to keep threads"
+        )
+    return seconds

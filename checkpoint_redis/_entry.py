@@ -26,5 +26,5 @@ async def _aconnect(url: str, **options: Any) -> AsyncRedisSaver:
     return AsyncRedisSaver.from_url(url, **options)
 
 
-BACKEND = BackendEntry(connect=_connect, aconnect=_aconnect, extra="redis")
-CLUSTER_BACKEND = BackendEntry(connect=_connect, aconnect=_aconnect, extra="redis")
+BACKEND = BackendEntry(connect=_connect, aconnect=_aconnect, extra="redis", expires=True)
+CLUSTER_BACKEND = BackendEntry(connect=_connect, aconnect=_aconnect, extra="redis", expires=True)

@@ -45,6 +45,25 @@ async def test_it_names_what_is_missing_or_wrong(monkeypatch: pytest.MonkeyPatch
             pass
 
 
+async def test_ttl_sweeps_threads_idle_for_that_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHECKPOINTERS_URL", "memory://")
+    monkeypatch.delenv("LANGGRAPH_AES_KEY", raising=False)
+    for raw, seconds in (("30d", 30 * 86400.0), (" 1d12h ", 36 * 3600.0), ("90", 90.0)):
+        monkeypatch.setenv("CHECKPOINTERS_TTL", raw)
+        async with checkpointer() as saver:
+            (sweeper,) = saver._sweepers
+            assert sweeper.idle == seconds and not sweeper.stopped
+        assert sweeper.stopped
+    monkeypatch.setenv("CHECKPOINTERS_TTL", "")
+    async with checkpointer() as saver:
+        assert saver._sweepers == []
+    for bad in ("soon", "0", "-5", "0d", "nan", "inf"):
+        monkeypatch.setenv("CHECKPOINTERS_TTL", bad)
+        with pytest.raises(ConfigError, match=f"CHECKPOINTERS_TTL={bad!r}: give how long"):
+            async with checkpointer():
+                pass
+
+
 TICKETS = """
 from dataclasses import dataclass
 

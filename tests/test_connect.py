@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import importlib.metadata
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,6 +17,7 @@ from checkpoint_base import (
     MemorySaver,
     MissingDriverError,
     UnknownBackendError,
+    _convert,
     aconnect,
     connect,
     installed_schemes,
@@ -86,7 +91,7 @@ def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.mark.parametrize(
     ("url", "option", "needle"),
     [
-        ("sqlite:///{tmp}/ttl.db", "ttl", "saver.delete_idle_threads(timedelta(days=30))"),
+        ("sqlite:///{tmp}/ttl.db", "refresh_on_read", "it is an option of Redis savers"),
         ("memory://", "schema", "it is an option of PostgreSQL savers"),
         ("memory://", "no_such_option", "see the saver class's documentation"),
     ],
@@ -116,3 +121,53 @@ def test_memory_url_takes_no_options() -> None:
     for url in ("memory://?ttl=5", "memory://name"):
         with pytest.raises(ConfigError, match="memory:// takes nothing after the scheme"):
             connect(url)
+
+
+def _put_one(saver: CheckpointSaver, thread_id: str) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    cfg = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+    saver.put(cfg, empty_checkpoint(), {}, {})
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///{tmp}/swept.db"])
+async def test_ttl_sweeps_idle_threads_while_the_saver_is_open(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = url.format(tmp=tmp_path)
+    with connect(url, ttl=datetime.timedelta(hours=1), sweep_every=0.05) as saver:
+        (sweeper,) = saver._sweepers
+        assert (sweeper.idle, sweeper.every) == (3600.0, 0.05)
+        with monkeypatch.context() as m:  # written two hours ago
+            m.setattr(_convert, "time", SimpleNamespace(time=lambda: time.time() - 7200))
+            _put_one(saver, "old")
+        _put_one(saver, "new")
+        deadline = time.monotonic() + 20
+        while sweeper.deleted < 1:
+            assert time.monotonic() < deadline, "the idle thread was not swept"
+            await asyncio.sleep(0.01)
+        assert [t.thread_id for t in saver.list_threads()] == ["new"]
+        assert sweeper._thread is not None and sweeper._thread.is_alive()
+    assert sweeper.stopped and not sweeper._thread.is_alive()
+
+    async with aconnect(url, ttl=7200) as asaver:
+        (asweeper,) = asaver._sweepers
+        assert asweeper.every == 720.0 and not asweeper.stopped
+    assert asweeper.stopped
+
+
+async def test_bad_ttl_options_are_refused_before_anything_opens(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/never.db"
+    for options, needle in (
+        ({"ttl": 0}, "ttl must be a positive duration"),
+        ({"ttl": "30d"}, "ttl must be a positive duration"),
+        ({"ttl": datetime.timedelta(0)}, "ttl must be a positive duration"),
+        ({"ttl": 60, "sweep_every": -1}, "sweep_every must be a positive duration"),
+        ({"sweep_every": 60}, "sweep_every= goes with ttl="),
+    ):
+        with pytest.raises(ConfigError, match=needle):
+            connect(url, **options)
+        with pytest.raises(ConfigError, match=needle):
+            async with aconnect(url, **options):
+                pass
+    assert not (tmp_path / "never.db").exists()

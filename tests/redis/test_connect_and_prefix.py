@@ -228,3 +228,18 @@ def test_cluster_url_parts() -> None:
     for unknown in ("x", "schema"):
         with pytest.raises(ConfigError, match=f"unknown option '{unknown}' in a Redis URL"):
             saver_options(f"redis://h:1/0?key_prefix=app&{unknown}=1")
+
+
+def test_ttl_goes_to_redis_itself_and_nothing_sweeps(url: str, raw: Any) -> None:
+    prefix = fresh_prefix()
+    try:
+        with connect(url, key_prefix=prefix, ttl=30) as saver:
+            assert isinstance(saver, RedisSaver)
+            assert saver._sweepers == []  # Redis expires the keys; no sweeper runs
+            _put_chain(saver, "t", 2)
+        keys = keys_under(raw, prefix)
+        assert keys and any(0 < raw.pttl(k) <= 30_000 for k in keys)
+        with pytest.raises(ConfigError, match="expire a thread's data by themselves"):
+            connect(url, key_prefix=prefix, ttl=30, sweep_every=5)
+    finally:
+        drop_prefix(url, prefix)

@@ -1,0 +1,205 @@
+"""A time to live for threads on backends that do not expire data themselves.
+
+`CheckpointSaver.sweep_idle_threads(idle)` (and `connect(url, ttl=...)` on SQLite, PostgreSQL
+and memory) runs `delete_idle_threads(idle)` in the background, at once and then every
+`every`, until the saver closes. A saver with a sync executor sweeps from a daemon thread of
+its own (`checkpointers-ttl`); an async-only saver from a task on its event loop, so the
+sweep never blocks the loop. A sweep that fails (the database is down, a lock timed out) is
+logged and tried again at the next interval; the graphs using the saver never see it.
+
+Redis savers expire a thread's keys by themselves (`ttl=`); `connect` passes `ttl` to them
+and starts no sweeper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ._errors import ConfigError
+
+if TYPE_CHECKING:
+    from ._saver import CheckpointSaver
+
+__all__ = ["Sweeper", "default_every", "duration_seconds"]
+
+logger = logging.getLogger("checkpoint_base")
+
+LONGEST_DEFAULT_EVERY = 3600.0
+"""The default interval is a tenth of the time to live, at most an hour, at least a second."""
+
+_STOP_WAIT = 10.0
+"""How long `stop` waits for a sweep in progress to notice (it stops before its next step)."""
+
+
+def duration_seconds(value: datetime.timedelta | float, name: str, example: str) -> float:
+    """`value` (a `timedelta` or seconds) in seconds; positive, else `ConfigError` naming it."""
+    seconds = value.total_seconds() if isinstance(value, datetime.timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ConfigError(
+            f"{name} must be a positive duration, a timedelta or seconds; got {value!r} "
+            f"(for example {example})"
+        )
+    if seconds != seconds or seconds == float("inf"):
+        raise ConfigError(f"{name} must be a finite duration; got {value!r}")
+    return float(seconds)
+
+
+def default_every(idle: float) -> float:
+    """How often to sweep for a time to live of `idle` seconds when not told."""
+    return min(LONGEST_DEFAULT_EVERY, max(1.0, idle / 10))
+
+
+def _spelled(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+class Sweeper:
+    """Deletes the threads idle for longer than `idle` seconds, every `every` seconds.
+
+    Returned by `CheckpointSaver.sweep_idle_threads`; the saver stops it when it closes.
+
+    Attributes:
+        idle: The time to live, in seconds.
+        every: Seconds between the start of one sweep and the next.
+        sweeps: Sweeps finished, successful or not.
+        deleted: Threads deleted by all of them.
+        last_error: The exception of the last sweep if it failed, else None.
+        last_sweep: When the last sweep finished (`time.time()`), or None.
+    """
+
+    def __init__(self, idle: datetime.timedelta | float, every: datetime.timedelta | float | None):
+        self.idle = duration_seconds(idle, "idle (the time to live)", "timedelta(days=30)")
+        self.every = (
+            default_every(self.idle)
+            if every is None
+            else duration_seconds(every, "every", "timedelta(hours=1)")
+        )
+        self.sweeps = 0
+        self.deleted = 0
+        self.last_error: BaseException | None = None
+        self.last_sweep: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done = threading.Event()
+
+    def __repr__(self) -> str:
+        state = "stopped" if self.stopped else "running"
+        return (
+            f"<Sweeper idle={_spelled(self.idle)} every={_spelled(self.every)} {state}, "
+            f"{self.sweeps} sweeps, {self.deleted} threads deleted>"
+        )
+
+    @property
+    def stopped(self) -> bool:
+        """True once it stopped: by `stop`, or because its saver closed."""
+        return self._done.is_set()
+
+    # -- starting --------------------------------------------------------------------------
+
+    def start_thread(self, saver: CheckpointSaver) -> None:
+        """Sweep from a daemon thread, through the saver's sync methods."""
+        self._thread = threading.Thread(
+            target=self._run_thread, args=(saver,), name="checkpointers-ttl", daemon=True
+        )
+        self._thread.start()
+
+    def start_task(self, saver: CheckpointSaver, loop: asyncio.AbstractEventLoop) -> None:
+        """Sweep from a task on `loop` (running, the caller's), through the async methods."""
+        self._loop = loop
+        self._task = loop.create_task(self._run_task(saver), name="checkpointers-ttl")
+        # Not a `finally` in the task: a task cancelled before it first runs runs none of it.
+        self._task.add_done_callback(lambda _: self._done.set())
+
+    # -- the sweeps --------------------------------------------------------------------------
+
+    def _record(self, saver: CheckpointSaver, outcome: list[str] | Exception) -> bool:
+        """Count a sweep (its deleted ids, or its error, logged); False when the sweeper
+        should end instead: it was stopped, or the saver closed, during that sweep."""
+        if isinstance(outcome, Exception) and (self._stop.is_set() or saver.closed):
+            return False
+        self.sweeps += 1
+        self.last_sweep = time.time()
+        if isinstance(outcome, Exception):
+            self.last_error = outcome
+            logger.warning(
+                "deleting threads idle for over %s failed, trying again in %s: %s",
+                _spelled(self.idle),
+                _spelled(self.every),
+                outcome,
+            )
+            return True
+        self.last_error = None
+        if outcome:
+            self.deleted += len(outcome)
+            logger.info("deleted %d threads idle for over %s", len(outcome), _spelled(self.idle))
+        return True
+
+    def _run_thread(self, saver: CheckpointSaver) -> None:
+        outcome: list[str] | Exception
+        try:
+            while not self._stop.is_set() and not saver.closed:
+                try:
+                    outcome = saver.delete_idle_threads(self.idle)
+                except Exception as exc:
+                    outcome = exc
+                if not self._record(saver, outcome):
+                    return
+                self._stop.wait(self.every)
+        finally:
+            self._done.set()
+
+    async def _run_task(self, saver: CheckpointSaver) -> None:
+        outcome: list[str] | Exception
+        while not self._stop.is_set() and not saver.closed:
+            try:
+                outcome = await saver.adelete_idle_threads(self.idle)
+            except Exception as exc:
+                outcome = exc
+            if not self._record(saver, outcome):
+                return
+            await asyncio.sleep(self.every)
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop sweeping; a sweep in progress stops before its next step (waited for, up to
+        10 s, from any thread but the event loop of a task sweeper)."""
+        self._stop.set()
+        task, loop = self._task, self._loop
+        if task is not None and loop is not None and not loop.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                task.cancel()  # `astop` waits for it; here only the request can be made
+                return
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(task.cancel)
+        elif task is not None:
+            self._done.set()  # its loop is gone, and the task with it
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(_STOP_WAIT)
+        elif task is not None:
+            self._done.wait(_STOP_WAIT)
+
+    async def astop(self) -> None:
+        """Async twin of `stop`: waits for a task sweeper to end without blocking its loop."""
+        self._stop.set()
+        task = self._task
+        if task is not None and self._loop is asyncio.get_running_loop():
+            task.cancel()
+            await asyncio.wait({task})  # the caller's own cancellation still reaches it
+            return
+        await asyncio.to_thread(self.stop)

@@ -1,0 +1,147 @@
+"""`sweep_idle_threads`: idle threads deleted in the background until the sweeper stops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from checkpoint_base import ConfigError, StorageError, Sweeper
+
+from .builders import chain, config, new_thread
+from .harness import Harness
+from .test_delete_idle import HOUR, _thread_ids, written_ago
+
+EVERY = 0.05
+
+
+async def _until(done: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def _stop(h: Harness, sweeper: Sweeper) -> None:
+    if h.is_async:
+        await sweeper.astop()
+    else:
+        sweeper.stop()
+    assert sweeper.stopped
+
+
+def _sweeper_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "checkpointers-ttl"]
+
+
+async def test_idle_threads_go_in_the_background_and_used_ones_stay(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    idle, fresh, later = new_thread(), new_thread(), new_thread()
+    with written_ago(monkeypatch, 2 * HOUR):
+        await chain(h, idle, 3)
+    await chain(h, fresh, 2)
+    sweeper = h.saver.sweep_idle_threads(HOUR, every=EVERY)
+    assert (sweeper.idle, sweeper.every) == (HOUR, EVERY)
+    try:
+        await _until(lambda: sweeper.deleted >= 1, "the idle thread to go")
+        ids = await _thread_ids(h)
+        assert idle not in ids and fresh in ids
+        assert await h.list(config(idle)) == []
+        assert len(await h.list(config(fresh))) == 2
+        assert sweeper.last_error is None and sweeper.last_sweep is not None
+
+        # A thread that turns idle later goes at a later sweep; the used one stays.
+        with written_ago(monkeypatch, 2 * HOUR):
+            await chain(h, later, 1)
+        await _until(lambda: sweeper.deleted >= 2, "the later idle thread to go")
+        ids = await _thread_ids(h)
+        assert later not in ids and fresh in ids
+        swept = sweeper.sweeps
+        await _until(lambda: sweeper.sweeps >= swept + 2, "two more sweeps")
+        assert sweeper.deleted == 2  # nothing else was idle
+    finally:
+        await _stop(h, sweeper)
+    if h.is_async and h.saver._executor is None:
+        assert sweeper._task is not None and sweeper._task.done()
+    else:
+        assert sweeper._thread is not None and not sweeper._thread.is_alive()
+    done = sweeper.sweeps
+    await asyncio.sleep(5 * EVERY)
+    assert sweeper.sweeps == done  # stopped means stopped
+    assert "stopped" in repr(sweeper)
+
+
+async def test_a_failed_sweep_is_logged_and_tried_again(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    idle = new_thread()
+    with written_ago(monkeypatch, 2 * HOUR):
+        await chain(h, idle, 1)
+    name = "adelete_idle_threads" if h.saver._executor is None else "delete_idle_threads"
+    real = getattr(h.saver, name)
+    failures = [StorageError("the database went away")]
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(h.saver, name, flaky)
+    with caplog.at_level(logging.WARNING, logger="checkpoint_base"):
+        sweeper = h.saver.sweep_idle_threads(HOUR, every=EVERY)
+        try:
+            await _until(lambda: sweeper.deleted == 1, "the sweep after the failed one")
+        finally:
+            await _stop(h, sweeper)
+    assert sweeper.sweeps >= 2 and sweeper.last_error is None
+    failed = [r for r in caplog.records if "idle for over 1h failed" in r.getMessage()]
+    assert len(failed) == 1, caplog.text
+    assert "trying again in 0.05s: the database went away" in failed[0].getMessage()
+    assert idle not in await _thread_ids(h)
+
+
+async def test_a_new_sweeper_replaces_the_old_one_and_bad_durations_are_refused(
+    h: Harness,
+) -> None:
+    first = h.saver.sweep_idle_threads(HOUR, every=HOUR)
+    second = h.saver.sweep_idle_threads(2 * HOUR)
+    try:
+        await _until(lambda: first.stopped, "the first sweeper to stop")
+        assert not second.stopped
+        assert second.every == 720.0  # a tenth of the time to live by default
+        assert h.saver._sweepers == [second]
+        for idle, every, needle in (
+            (0, None, "idle .the time to live. must be a positive duration"),
+            (-1.0, None, "idle .the time to live. must be a positive duration"),
+            (True, None, "idle .the time to live. must be a positive duration"),
+            ("30d", None, "idle .the time to live. must be a positive duration"),
+            (float("inf"), None, "must be a finite duration"),
+            (HOUR, 0, "every must be a positive duration"),
+        ):
+            with pytest.raises(ConfigError, match=needle):
+                h.saver.sweep_idle_threads(idle, every=every)  # type: ignore[arg-type]
+        # A refused call leaves the running sweeper as it was.
+        assert h.saver._sweepers == [second] and not second.stopped
+    finally:
+        await _stop(h, second)
+
+
+async def test_closing_the_saver_stops_its_sweeper(h: Harness) -> None:
+    sweeper = h.saver.sweep_idle_threads(HOUR, every=EVERY)
+    await _until(lambda: sweeper.sweeps >= 1, "a first sweep")
+    if h.is_async:
+        await h.saver.aclose()
+    else:
+        h.saver.close()
+    assert sweeper.stopped and h.saver.closed
+    assert h.saver._sweepers == []
+    assert not any(t.is_alive() for t in _sweeper_threads() if t is sweeper._thread)
+    with pytest.raises(StorageError, match="is closed: it cannot sweep"):
+        h.saver.sweep_idle_threads(HOUR)
