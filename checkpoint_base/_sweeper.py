@@ -102,8 +102,11 @@ class Sweeper:
 
     @property
     def stopped(self) -> bool:
-        """True once it stopped: by `stop`, or because its saver closed."""
-        return self._done.is_set()
+        """True once it stopped: by `stop`, because its saver closed, or, for a thread
+        sweeper, in a process forked from the one running it (threads do not survive a
+        fork: call `sweep_idle_threads` again in the child to sweep from there)."""
+        thread = self._thread
+        return self._done.is_set() or (thread is not None and not thread.is_alive())
 
     # -- starting --------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import importlib.metadata
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -171,3 +172,22 @@ async def test_bad_ttl_options_are_refused_before_anything_opens(tmp_path: Path)
             async with aconnect(url, **options):
                 pass
     assert not (tmp_path / "never.db").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_says_its_sweeper_is_not_running(tmp_path: Path) -> None:
+    with connect(f"sqlite:///{tmp_path}/forked.db", ttl=3600, sweep_every=3600) as saver:
+        (sweeper,) = saver._sweepers
+        assert not sweeper.stopped
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, then leave without running the parent's cleanup
+            os.write(write, b"stopped" if sweeper.stopped else b"running")
+            os._exit(0)
+        os.close(write)
+        said = os.read(read, 16)
+        os.close(read)
+        os.waitpid(pid, 0)
+        assert said == b"stopped"
+        assert not sweeper.stopped  # the parent's goes on
