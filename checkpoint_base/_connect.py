@@ -16,8 +16,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ConfigError, MissingDriverError, UnknownBackendError, check_keep_last
-from ._sweeper import duration_seconds
+from ._errors import (
+    ConfigError,
+    MissingDriverError,
+    UnknownBackendError,
+    check_keep_last,
+    duration_seconds,
+)
 
 if TYPE_CHECKING:
     from ._saver import CheckpointSaver

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 __all__ = [
@@ -171,3 +172,16 @@ def check_keep_last(keep_last: object) -> None:
             f"keep_last must be None (keep every checkpoint) or an int >= 1 (how many of the "
             f"newest checkpoints of each namespace of a thread to keep), got {keep_last!r}"
         )
+
+
+def duration_seconds(value: datetime.timedelta | float, name: str, example: str) -> float:
+    """`value` (a `timedelta` or seconds) in seconds; positive, else `ConfigError` naming it."""
+    seconds = value.total_seconds() if isinstance(value, datetime.timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ConfigError(
+            f"{name} must be a positive duration, a timedelta or seconds; got {value!r} "
+            f"(for example {example})"
+        )
+    if seconds == float("inf"):
+        raise ConfigError(f"{name} must be a finite duration; got {value!r}")
+    return float(seconds)

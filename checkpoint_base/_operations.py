@@ -19,6 +19,7 @@ from ._errors import (
     PrunedHistoryError,
     StorageError,
     StorageUnavailableError,
+    duration_seconds,
 )
 from ._plan import Plan
 from ._records import (
@@ -265,13 +266,7 @@ def prune_plan(backend: Backend, thread_ids: Sequence[str], strategy: str) -> Pl
 def idle_cutoff(idle: datetime.timedelta | float, now: float) -> float:
     """The time (seconds since the epoch) before which a thread written `idle` ago was last
     written; `idle` is a `timedelta` or seconds, and positive."""
-    seconds = idle.total_seconds() if isinstance(idle, datetime.timedelta) else idle
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise ConfigError(
-            f"idle must be a positive duration, a timedelta or seconds; got {idle!r} "
-            "(for example timedelta(days=30))"
-        )
-    return now - seconds
+    return now - duration_seconds(idle, "idle", "timedelta(days=30)")
 
 
 def sweep_idle(

@@ -21,12 +21,12 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ._errors import ConfigError
+from ._errors import duration_seconds
 
 if TYPE_CHECKING:
     from ._saver import CheckpointSaver
 
-__all__ = ["Sweeper", "default_every", "duration_seconds"]
+__all__ = ["Sweeper", "default_every"]
 
 logger = logging.getLogger("checkpoint_base")
 
@@ -35,19 +35,6 @@ LONGEST_DEFAULT_EVERY = 3600.0
 
 _STOP_WAIT = 10.0
 """How long `stop` waits for a sweep in progress to notice (it stops before its next step)."""
-
-
-def duration_seconds(value: datetime.timedelta | float, name: str, example: str) -> float:
-    """`value` (a `timedelta` or seconds) in seconds; positive, else `ConfigError` naming it."""
-    seconds = value.total_seconds() if isinstance(value, datetime.timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise ConfigError(
-            f"{name} must be a positive duration, a timedelta or seconds; got {value!r} "
-            f"(for example {example})"
-        )
-    if seconds != seconds or seconds == float("inf"):
-        raise ConfigError(f"{name} must be a finite duration; got {value!r}")
-    return float(seconds)
 
 
 def default_every(idle: float) -> float:

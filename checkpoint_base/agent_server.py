@@ -15,9 +15,12 @@ with the storage named by the environment (`.env`, or the deployment's variables
   `postgresql://...`, `redis://...`); required.
 - `CHECKPOINTERS_KEEP_LAST`: keep only the newest N checkpoints of each namespace of a
   thread (see `CheckpointSaver.keep_last`); unset keeps them all.
-- `CHECKPOINTERS_TTL`: delete a thread once no one wrote to it for this long (`30d`, `12h`,
-  `90m`, `1d12h`, or seconds): Redis expires its keys, the other backends are swept by the
-  server's process as it runs (see `connect`'s `ttl`); unset keeps threads until deleted.
+- `CHECKPOINTERS_TTL`: delete a thread's checkpoints once no one wrote to it for this long
+  (`30d`, `12h`, `90m`, `1d12h`, or seconds): Redis expires its keys, the other backends are
+  swept by the server's process as it runs (see `connect`'s `ttl`); unset keeps them until
+  deleted. `langgraph dev` does not apply the `ttl` of `langgraph.json`'s `checkpointer`
+  section (the in-memory runtime's thread sweep is a no-op); this does. It deletes the
+  checkpoints only: the server's record of the thread stays, with an empty state.
 - `LANGGRAPH_AES_KEY`: as for the server's own checkpointer, values are stored encrypted with
   this key (LangGraph's `EncryptedSerializer`, AES; `pip install 'checkpointers[encryption]'`).
 - `CHECKPOINTERS_ALLOW`: classes of the application that values may hold beyond those the

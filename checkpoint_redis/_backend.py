@@ -116,6 +116,9 @@ class RedisBackend(Backend):
             raise ValueError(
                 f"ttl must be a positive number of seconds, a timedelta or None, got {ttl!r}"
             )
+        if ttl is not None and not 0.001 <= ttl < 1e12:
+            # Redis expires keys by the millisecond: less would store no expiry at all.
+            raise ValueError(f"ttl must be at least 1 ms and finite, got {ttl!r} seconds")
         self.layout = Layout(key_prefix, cluster=self._cluster)
         self.ttl_ms = int(ttl * 1000) if ttl else 0
         self.refresh_ms = self.ttl_ms if refresh_on_read else 0

@@ -88,6 +88,9 @@ def test_ttl_takes_seconds_or_a_timedelta_and_names_anything_else(open_saver: An
     for bad in (0, -5, "60", True, datetime.timedelta(0)):
         with pytest.raises(ConfigError, match="ttl must be a positive number of seconds"):
             open_saver(ttl=bad)
+    for bad in (0.0004, datetime.timedelta(microseconds=10), float("inf")):
+        with pytest.raises(ConfigError, match="ttl must be at least 1 ms and finite"):
+            open_saver(ttl=bad)
     for bad in (-1, "5", True):
         with pytest.raises(ConfigError, match="retry_timeout must be a number of seconds"):
             open_saver(retry_timeout=bad)
