@@ -696,14 +696,14 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
 
         Runs `delete_idle_threads(idle)` at once, then every `every`: a sync saver from a
         daemon thread of its own (`checkpointers-ttl`), an async one from a task on its event
-        loop (call this from that loop; `aconnect(url, ttl=...)` does). A thread therefore
-        goes between `idle` and `idle + every` after its last write (sooner only if it was
-        idle already). A sweep that fails is logged (logger `checkpoint_base`) and tried
-        again at the next interval; the graphs using the saver never see it. Several
-        processes may sweep the same storage: each idle thread is looked at again just
-        before it goes, so a thread written meanwhile stays. Calling it again replaces the
-        earlier sweeper; `connect(url, ttl=...)` calls it for backends that do not expire
-        data themselves (Redis savers do, with their own `ttl=`).
+        loop (call this from that loop; `aconnect(url, ttl=...)` does), each sweep starting
+        `every` after the last one ended. A thread therefore goes between `idle` and `idle +
+        every` (and the time of a sweep) after its last write. A sweep that fails is logged
+        (logger `checkpoint_base`) and tried again at the next interval; the graphs using the
+        saver never see it. Several processes may sweep the same storage: each idle thread
+        is looked at again just before it goes, so a thread written meanwhile stays. Calling
+        it again replaces the earlier sweeper; `connect(url, ttl=...)` calls it for backends
+        that do not expire data themselves (Redis savers do, with their own `ttl=`).
 
         Args:
             idle: The time to live after a thread's last write: a `timedelta`, or seconds.

@@ -56,7 +56,7 @@ class Sweeper:
 
     Attributes:
         idle: The time to live, in seconds.
-        every: Seconds between the start of one sweep and the next.
+        every: Seconds from the end of one sweep to the start of the next.
         sweeps: Sweeps finished, successful or not.
         deleted: Threads deleted by all of them.
         last_error: The exception of the last sweep if it failed, else None.
