@@ -233,6 +233,14 @@ class Backend(ABC):
             for tid in sorted(found)[:limit]
         ]
 
+    def list_thread_ages(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        """`list_threads` for a sweep of idle threads, which reads each thread's count, newest
+        checkpoint and time only: `size_bytes` may be None. A backend whose sizes cost reads
+        of their own (every blob and write row) overrides it to leave them out; by default
+        it is `list_threads`.
+        """
+        return self.list_threads(after, limit)
+
     def space(self) -> Plan[StorageSpace]:
         """What the storage takes (`StorageSpace`); unknown (None, None) by default."""
         return done(StorageSpace())

@@ -292,7 +292,7 @@ def sweep_idle(
     after: str | None = None
     page = _THREAD_PAGE
     while True:
-        threads: list[ThreadInfo] = yield backend.list_threads(after, page)
+        threads: list[ThreadInfo] = yield backend.list_thread_ages(after, page)
         if listed is not None:
             listed(len(threads))
         for info in threads:

@@ -305,11 +305,21 @@ class PostgresBackend(Backend):
         ]
 
     def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        return self._threads(after, limit, self.sql.list_threads, self.sql.list_threads_after)
+
+    def list_thread_ages(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        return self._threads(
+            after, limit, self.sql.list_thread_ages, self.sql.list_thread_ages_after
+        )
+
+    def _threads(
+        self, after: str | None, limit: int, first: bytes, following: bytes
+    ) -> Plan[list[ThreadInfo]]:
         if limit < 1:
             return []
         if after is None:
-            rows = yield Query(self.sql.list_threads, {"limit": limit}, Fetch.ALL)
+            rows = yield Query(first, {"limit": limit}, Fetch.ALL)
         else:
             params = {"after": encode_key(after), "limit": limit}
-            rows = yield Query(self.sql.list_threads_after, params, Fetch.ALL)
+            rows = yield Query(following, params, Fetch.ALL)
         return [to_thread_info(r) for r in rows]

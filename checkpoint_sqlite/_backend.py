@@ -302,14 +302,18 @@ class SqliteBackend(Backend):
             yield Execute(statement, ((target_thread_id, source_thread_id),))
 
     def list_threads(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        return self._threads(after, limit, sql.THREAD_SUMMARIES)
+
+    def list_thread_ages(self, after: str | None, limit: int) -> Plan[list[ThreadInfo]]:
+        return self._threads(after, limit, sql.THREAD_AGES)
+
+    def _threads(self, after: str | None, limit: int, text: str) -> Plan[list[ThreadInfo]]:
         if limit <= 0:
             return []
         if after is None:
-            rows = yield Query(
-                sql.THREAD_SUMMARIES.format(after="1"), (limit + 1, limit + 1, limit)
-            )
+            rows = yield Query(text.format(after="1"), (limit + 1, limit + 1, limit))
         else:
-            summaries = sql.THREAD_SUMMARIES.format(after="thread_id > ?")
+            summaries = text.format(after="thread_id > ?")
             rows = yield Query(summaries, (after, limit + 1, after, limit + 1, limit))
         infos: dict[str, ThreadInfo] = {}
         for tid, ns, count, last, updated, size in rows:
@@ -322,7 +326,7 @@ class SqliteBackend(Backend):
                 prev.checkpoint_count + count,
                 max(prev.last_checkpoint_id or "", last),
                 max(prev.updated_at or 0.0, updated or 0.0),
-                (prev.size_bytes or 0) + size,
+                None if size is None else (prev.size_bytes or 0) + size,
                 (*prev.namespaces, ns),
             )
         return [

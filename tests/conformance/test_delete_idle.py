@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import time
 from collections.abc import Iterator
@@ -96,3 +97,33 @@ async def test_idle_must_be_a_positive_duration(h: Harness, bad: Any) -> None:
         await h.delete_idle_threads(bad)
     assert repr(bad) in str(caught.value)
     assert len(await _thread_ids(h)) == 1
+
+
+async def test_a_sweep_lists_threads_as_list_threads_does_but_for_sizes(h: Harness) -> None:
+    """`Backend.list_thread_ages`, the sweep's listing, may leave sizes out; nothing else."""
+    many, written, orphan = sorted(new_thread() for _ in range(3))
+    await chain(h, many, 3)
+    await chain(h, many, 2, "child:x")
+    last = await chain(h, written, 2)
+    await h.put_writes(last[-1], [("w", 1)], "task")
+    # Writes that name a checkpoint their thread does not hold: a thread of writes only.
+    stray = last[-1]["configurable"]["checkpoint_id"]
+    await h.put_writes(config(orphan, "", stray), [("w", 2)], "task")
+
+    async def both(after: str | None, limit: int) -> tuple[list[Any], list[Any]]:
+        backend = h.saver.backend
+        plans = (backend.list_threads(after, limit), backend.list_thread_ages(after, limit))
+        if h.is_async:
+            return [await h.saver._arun(p) for p in plans]  # type: ignore[return-value]
+        return [h.saver._run(p) for p in plans]  # type: ignore[return-value]
+
+    for after, limit in ((None, 1000), (many, 1000), (None, 2), (written, 1)):
+        full, ages = await both(after, limit)
+        assert [dataclasses.replace(t, size_bytes=None) for t in ages] == [
+            dataclasses.replace(t, size_bytes=None) for t in full
+        ]
+        # Left out, or counted (Redis's sizes, its memory usage, vary from call to call).
+        assert all(t.size_bytes is None or t.size_bytes > 0 for t in ages)
+    full, _ = await both(None, 1000)
+    assert [t.thread_id for t in full] == [many, written, orphan]
+    assert [t.checkpoint_count for t in full] == [5, 2, 0]
