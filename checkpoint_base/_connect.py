@@ -23,6 +23,7 @@ from ._errors import (
     check_keep_last,
     duration_seconds,
 )
+from ._sweeper import STRATEGIES
 
 if TYPE_CHECKING:
     from ._saver import CheckpointSaver
@@ -93,15 +94,27 @@ def _extra_of(target: str) -> str:
     return module.removeprefix("checkpoint_") or "all"
 
 
+def _swept(entry: BackendEntry, ttl: object, ttl_strategy: str) -> bool:
+    """Whether a saver opened with these options gets a sweeper (`sweep_idle_threads`):
+    `ttl` on a backend that does not expire data itself, or any that `keep_latest` asks of."""
+    return ttl is not None and (not entry.expires or ttl_strategy == "keep_latest")
+
+
 def _ttl_options(
     url: str,
     entry: BackendEntry,
     ttl: datetime.timedelta | float | None,
     sweep_every: datetime.timedelta | float | None,
+    ttl_strategy: str,
 ) -> dict[str, Any]:
     """What of `ttl` and `sweep_every` goes to the backend's saver (checked here, before
     anything is opened)."""
-    if entry.expires:
+    if ttl_strategy not in STRATEGIES:
+        raise ConfigError(
+            f"unknown ttl_strategy {ttl_strategy!r}: use 'delete' (idle threads go whole) or "
+            "'keep_latest' (they keep their latest state, their history goes)"
+        )
+    if entry.expires and ttl_strategy == "delete":
         if sweep_every is not None:
             raise ConfigError(
                 f"{_scheme(url)}:// savers expire a thread's data by themselves (ttl=): "
@@ -111,6 +124,8 @@ def _ttl_options(
     if ttl is None:
         if sweep_every is not None:
             raise ConfigError("sweep_every= goes with ttl=, the time to live it keeps")
+        if ttl_strategy != "delete":
+            raise ConfigError("ttl_strategy= goes with ttl=, the time to live it keeps")
         return {}
     duration_seconds(ttl, "ttl", "timedelta(days=30)")
     if sweep_every is not None:
@@ -125,6 +140,7 @@ def connect(
     keep_last: int | None = None,
     ttl: datetime.timedelta | float | None = None,
     sweep_every: datetime.timedelta | float | None = None,
+    ttl_strategy: str = "delete",
     **options: Any,
 ) -> CheckpointSaver:
     """Open a sync saver for `url`, with its storage schema set up.
@@ -145,18 +161,21 @@ def connect(
             saver sweeps in the background while it is open (`sweep_idle_threads`).
         sweep_every: With `ttl` on a backend that is swept: the time between sweeps (by
             default a tenth of `ttl`, between 1 second and 1 hour).
+        ttl_strategy: `"delete"` (default): an idle thread goes whole. `"keep_latest"`: it
+            keeps its latest state and loses its history (`prune_idle_threads`), on every
+            backend by a sweeper (Redis's key expiry can only delete).
         **options: Passed to the backend (for example `serde=`, `key_prefix=`).
 
     Raises:
         UnknownBackendError: no installed backend handles the scheme.
         MissingDriverError: the backend's driver is missing; the message names the extra.
         ConfigError: `keep_last` is not None or an int >= 1, `ttl` or `sweep_every` is not a
-            positive duration, or the backend takes no option of a name in `options` (the
-            message says which backends do).
+            positive duration, `ttl_strategy` is neither of the two, or the backend takes no
+            option of a name in `options` (the message says which backends do).
     """
     check_keep_last(keep_last)
     entry = _entry(url)
-    native = _ttl_options(url, entry, ttl, sweep_every)
+    native = _ttl_options(url, entry, ttl, sweep_every, ttl_strategy)
     try:
         saver = entry.connect(url, **options, **native)
     except TypeError as exc:
@@ -168,8 +187,9 @@ def connect(
     try:
         if setup:
             saver.setup()
-        if ttl is not None and not entry.expires:
-            saver.sweep_idle_threads(ttl, every=sweep_every)
+        if _swept(entry, ttl, ttl_strategy):
+            assert ttl is not None
+            saver.sweep_idle_threads(ttl, every=sweep_every, strategy=ttl_strategy)
     except BaseException:
         saver.close()
         raise
@@ -205,6 +225,7 @@ class aconnect:
         ttl: As for `connect`; a backend that is swept is swept by a task on the event
             loop that opens the saver.
         sweep_every: As for `connect`.
+        ttl_strategy: As for `connect`.
         **options: Passed to the backend.
     """
 
@@ -216,6 +237,7 @@ class aconnect:
         keep_last: int | None = None,
         ttl: datetime.timedelta | float | None = None,
         sweep_every: datetime.timedelta | float | None = None,
+        ttl_strategy: str = "delete",
         **options: Any,
     ) -> None:
         check_keep_last(keep_last)
@@ -226,6 +248,7 @@ class aconnect:
             duration_seconds(sweep_every, "sweep_every", "timedelta(hours=1)")
         self._ttl = ttl
         self._sweep_every = sweep_every
+        self._ttl_strategy = ttl_strategy
         self._keep_last = keep_last
         self._url = url
         self._setup = setup
@@ -238,7 +261,7 @@ class aconnect:
         # savers too.
         entry = await asyncio.to_thread(_entry, self._url)
         ttl = self._ttl
-        native = _ttl_options(self._url, entry, ttl, self._sweep_every)
+        native = _ttl_options(self._url, entry, ttl, self._sweep_every, self._ttl_strategy)
         try:
             saver = await entry.aconnect(self._url, **self._options, **native)
         except TypeError as exc:
@@ -250,8 +273,9 @@ class aconnect:
         try:
             if self._setup:
                 await saver.asetup()
-            if ttl is not None and not entry.expires:
-                saver.sweep_idle_threads(ttl, every=self._sweep_every)
+            if _swept(entry, ttl, self._ttl_strategy):
+                assert ttl is not None
+                saver.sweep_idle_threads(ttl, every=self._sweep_every, strategy=self._ttl_strategy)
         except BaseException:
             await saver.aclose()
             raise

@@ -274,10 +274,17 @@ def sweep_idle(
     cutoff: float,
     *,
     dry_run: bool = False,
+    keep_latest: bool = False,
     report: Callable[[ThreadInfo, bool], None] | None = None,
     listed: Callable[[int], None] | None = None,
 ) -> Plan[list[str]]:
     """Delete every thread whose newest checkpoint was written before `cutoff`; their ids.
+
+    With `keep_latest`, prune such a thread instead (`prune_plan`'s `"keep_latest"`: the
+    newest checkpoint of each namespace stays, with the ancestors a `DeltaChannel` needs)
+    when it holds anything older, and skip it when it holds one checkpoint a namespace; a
+    thread of writes only, which holds no state to keep, is deleted. The prune keeps a
+    checkpoint stored meanwhile (`Backend.prune`'s fence), so it needs no second look.
 
     A plan of plans: each request is a backend plan that the caller runs on its own, with
     `run(sweep, saver._run)` or `arun(sweep, saver._arun)`, so that no transaction, lock or
@@ -297,6 +304,15 @@ def sweep_idle(
             listed(len(threads))
         for info in threads:
             if info.updated_at is None or info.updated_at >= cutoff:
+                continue
+            if keep_latest and info.checkpoint_count > 0:
+                if info.checkpoint_count <= len(info.namespaces):
+                    continue  # one checkpoint a namespace: nothing older to prune
+                if not dry_run:
+                    yield prune_plan(backend, [info.thread_id], "keep_latest")
+                deleted.append(info.thread_id)
+                if report is not None:
+                    report(info, True)
                 continue
             gone = yield from settle_idle(
                 backend, info.thread_id, cutoff, info.checkpoint_count, info.updated_at,

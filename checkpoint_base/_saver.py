@@ -685,16 +685,45 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         cutoff = idle_cutoff(idle, time.time())
         return await arun(sweep_idle(self.backend, cutoff, dry_run=dry_run), self._arun)
 
+    def prune_idle_threads(
+        self, idle: datetime.timedelta | float, *, dry_run: bool = False
+    ) -> builtins.list[str]:
+        """Prune the threads no one has written to for `idle` to their latest state.
+
+        As `delete_idle_threads`, but each such thread keeps its newest checkpoint of each
+        namespace (and, with a `DeltaChannel`, the ancestors it rebuilds from), as
+        `prune(thread_ids, strategy="keep_latest")` keeps them: the conversation can be
+        resumed, its history is gone. A thread that holds one checkpoint a namespace is left
+        as it is; a thread of writes only (no checkpoint, so no state) is deleted. The
+        `keep_latest` strategy of LangGraph's thread TTL.
+
+        Returns:
+            The ids of the threads pruned or deleted (or that would be), by id.
+        """
+        cutoff = idle_cutoff(idle, time.time())
+        sweep = sweep_idle(self.backend, cutoff, dry_run=dry_run, keep_latest=True)
+        return run(sweep, self._run)
+
+    async def aprune_idle_threads(
+        self, idle: datetime.timedelta | float, *, dry_run: bool = False
+    ) -> builtins.list[str]:
+        """Async twin of `prune_idle_threads`."""
+        cutoff = idle_cutoff(idle, time.time())
+        sweep = sweep_idle(self.backend, cutoff, dry_run=dry_run, keep_latest=True)
+        return await arun(sweep, self._arun)
+
     def sweep_idle_threads(
         self,
         idle: datetime.timedelta | float,
         *,
         every: datetime.timedelta | float | None = None,
+        strategy: str = "delete",
     ) -> Sweeper:
         """Delete the threads idle for longer than `idle` in the background, until the saver
         closes: a time to live for threads, kept by the process that uses the saver.
 
-        Runs `delete_idle_threads(idle)` at once, then every `every`: a sync saver from a
+        Runs `delete_idle_threads(idle)` (with `strategy="keep_latest"`,
+        `prune_idle_threads(idle)`) at once, then every `every`: a sync saver from a
         daemon thread of its own (`checkpointers-ttl`), an async one from a task on its event
         loop (call this from that loop; `aconnect(url, ttl=...)` does), each sweep starting
         `every` after the last one ended. A thread therefore goes between `idle` and `idle +
@@ -709,18 +738,22 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             idle: The time to live after a thread's last write: a `timedelta`, or seconds.
             every: Time between sweeps; by default a tenth of `idle`, between 1 second and
                 1 hour.
+            strategy: `"delete"` (the default) deletes an idle thread whole; `"keep_latest"`
+                keeps its latest state and deletes its history (LangGraph's two TTL
+                strategies).
 
         Returns:
-            The `Sweeper`: how many sweeps ran, threads deleted, the last error; `stop()`.
+            The `Sweeper`: how many sweeps ran, threads deleted or pruned, the last error;
+            `stop()`.
 
         Raises:
-            ConfigError: `idle` or `every` is not a positive duration, or an async saver was
-                called outside an event loop.
+            ConfigError: `idle` or `every` is not a positive duration, `strategy` is neither
+                of the two, or an async saver was called outside an event loop.
             StorageError: The saver is closed.
         """
         if self._closed.is_set():
             raise StorageError(f"this {type(self).__name__} is closed: it cannot sweep")
-        sweeper = Sweeper(idle, every)
+        sweeper = Sweeper(idle, every, strategy)
         if self._executor is not None:
             start: Callable[[], None] = functools.partial(sweeper.start_thread, self)
         else:

@@ -21,14 +21,17 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ._errors import duration_seconds
+from ._errors import ConfigError, duration_seconds
 
 if TYPE_CHECKING:
     from ._saver import CheckpointSaver
 
-__all__ = ["Sweeper", "default_every"]
+__all__ = ["STRATEGIES", "Sweeper", "default_every"]
 
 logger = logging.getLogger("checkpoint_base")
+
+STRATEGIES = ("delete", "keep_latest")
+"""What a sweep does to an idle thread: delete it whole, or prune it to its latest state."""
 
 LONGEST_DEFAULT_EVERY = 3600.0
 """The default interval is a tenth of the time to live, at most an hour, at least a second."""
@@ -58,12 +61,25 @@ class Sweeper:
         idle: The time to live, in seconds.
         every: Seconds from the end of one sweep to the start of the next.
         sweeps: Sweeps finished, successful or not.
-        deleted: Threads deleted by all of them.
+        strategy: `"delete"` or `"keep_latest"` (see `CheckpointSaver.sweep_idle_threads`).
+        deleted: Threads deleted by all of them (with `"keep_latest"`: pruned, or deleted when
+            they held writes only).
         last_error: The exception of the last sweep if it failed, else None.
         last_sweep: When the last sweep finished (`time.time()`), or None.
     """
 
-    def __init__(self, idle: datetime.timedelta | float, every: datetime.timedelta | float | None):
+    def __init__(
+        self,
+        idle: datetime.timedelta | float,
+        every: datetime.timedelta | float | None,
+        strategy: str = "delete",
+    ):
+        if strategy not in STRATEGIES:
+            raise ConfigError(
+                f"unknown time-to-live strategy {strategy!r}: use 'delete' (idle threads go "
+                "whole) or 'keep_latest' (they keep their latest state, their history goes)"
+            )
+        self.strategy = strategy
         self.idle = duration_seconds(idle, "idle (the time to live)", "timedelta(days=30)")
         self.every = (
             default_every(self.idle)
@@ -84,8 +100,17 @@ class Sweeper:
         state = "stopped" if self.stopped else "running"
         return (
             f"<Sweeper idle={_spelled(self.idle)} every={_spelled(self.every)} {state}, "
-            f"{self.sweeps} sweeps, {self.deleted} threads deleted>"
+            f"{self.sweeps} sweeps, {self.deleted} threads {self._done_verb}>"
         )
+
+    @property
+    def _done_verb(self) -> str:
+        return "pruned" if self.strategy == "keep_latest" else "deleted"
+
+    @property
+    def _method(self) -> str:
+        """The saver's method a sweep calls (its async twin has an `a` in front)."""
+        return "prune_idle_threads" if self.strategy == "keep_latest" else "delete_idle_threads"
 
     @property
     def stopped(self) -> bool:
@@ -123,7 +148,8 @@ class Sweeper:
         if isinstance(outcome, Exception):
             self.last_error = outcome
             logger.warning(
-                "deleting threads idle for over %s failed, trying again in %s: %s",
+                "%s threads idle for over %s failed, trying again in %s: %s",
+                "pruning" if self.strategy == "keep_latest" else "deleting",
                 _spelled(self.idle),
                 _spelled(self.every),
                 outcome,
@@ -132,7 +158,12 @@ class Sweeper:
         self.last_error = None
         if outcome:
             self.deleted += len(outcome)
-            logger.info("deleted %d threads idle for over %s", len(outcome), _spelled(self.idle))
+            logger.info(
+                "%s %d threads idle for over %s",
+                self._done_verb,
+                len(outcome),
+                _spelled(self.idle),
+            )
         return True
 
     def _run_thread(self, saver: CheckpointSaver) -> None:
@@ -140,7 +171,7 @@ class Sweeper:
         try:
             while not self._stop.is_set() and not saver.closed:
                 try:
-                    outcome = saver.delete_idle_threads(self.idle)
+                    outcome = getattr(saver, self._method)(self.idle)
                 except Exception as exc:
                     outcome = exc
                 if not self._record(saver, outcome):
@@ -153,7 +184,7 @@ class Sweeper:
         outcome: list[str] | Exception
         while not self._stop.is_set() and not saver.closed:
             try:
-                outcome = await saver.adelete_idle_threads(self.idle)
+                outcome = await getattr(saver, "a" + self._method)(self.idle)
             except Exception as exc:
                 outcome = exc
             if not self._record(saver, outcome):

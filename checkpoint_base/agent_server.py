@@ -21,6 +21,9 @@ with the storage named by the environment (`.env`, or the deployment's variables
   deleted. `langgraph dev` does not apply the `ttl` of `langgraph.json`'s `checkpointer`
   section (the in-memory runtime's thread sweep is a no-op); this does. It deletes the
   checkpoints only: the server's record of the thread stays, with an empty state.
+- `CHECKPOINTERS_TTL_STRATEGY`: with `CHECKPOINTERS_TTL`, `delete` (the default) or
+  `keep_latest`: an idle thread keeps its latest state and loses its history (the two
+  strategies of `langgraph.json`'s `ttl`).
 - `LANGGRAPH_AES_KEY`: as for the server's own checkpointer, values are stored encrypted with
   this key (LangGraph's `EncryptedSerializer`, AES; `pip install 'checkpointers[encryption]'`).
 - `CHECKPOINTERS_ALLOW`: classes of the application that values may hold beyond those the
@@ -46,10 +49,12 @@ from ._connect import aconnect
 from ._encryption import serde_option
 from ._errors import ConfigError
 from ._saver import CheckpointSaver
+from ._sweeper import STRATEGIES
 
 __all__ = [
     "ALLOW_VARIABLE",
     "KEEP_LAST_VARIABLE",
+    "TTL_STRATEGY_VARIABLE",
     "TTL_VARIABLE",
     "URL_VARIABLE",
     "checkpointer",
@@ -59,6 +64,7 @@ URL_VARIABLE = "CHECKPOINTERS_URL"
 KEEP_LAST_VARIABLE = "CHECKPOINTERS_KEEP_LAST"
 ALLOW_VARIABLE = "CHECKPOINTERS_ALLOW"
 TTL_VARIABLE = "CHECKPOINTERS_TTL"
+TTL_STRATEGY_VARIABLE = "CHECKPOINTERS_TTL_STRATEGY"
 
 
 @contextlib.asynccontextmanager
@@ -67,7 +73,8 @@ async def checkpointer() -> AsyncIterator[CheckpointSaver]:
 
     Raises:
         ConfigError: `CHECKPOINTERS_URL` is unset, `CHECKPOINTERS_KEEP_LAST` is not a whole
-            number of at least 1, `CHECKPOINTERS_TTL` is not a positive duration,
+            number of at least 1, `CHECKPOINTERS_TTL` is not a positive duration (or
+            `CHECKPOINTERS_TTL_STRATEGY` neither `delete` nor `keep_latest`),
             `CHECKPOINTERS_ALLOW` names a module that does not import or
             a class it lacks, or `LANGGRAPH_AES_KEY` is not 16, 24 or 32 bytes long.
         MissingDriverError: `LANGGRAPH_AES_KEY` is set and pycryptodome is missing.
@@ -90,9 +97,16 @@ async def checkpointer() -> AsyncIterator[CheckpointSaver]:
                 "per namespace of a thread (at least 1), or unset it to keep every one"
             ) from None
     ttl = _ttl()
+    strategy = os.environ.get(TTL_STRATEGY_VARIABLE, "").strip() or "delete"
+    if strategy not in STRATEGIES or (ttl is None and strategy != "delete"):
+        raise ConfigError(
+            f"{TTL_STRATEGY_VARIABLE}={strategy!r}: give delete (idle threads go whole) or "
+            f"keep_latest (they keep their latest state), with {TTL_VARIABLE} set"
+        )
     specs = os.environ.get(ALLOW_VARIABLE, "").replace(",", " ").split()
     pairs = allowed_pairs(specs, ALLOW_VARIABLE) if specs else []
-    async with aconnect(url, keep_last=keep_last, ttl=ttl, **serde_option()) as saver:
+    options = {"ttl": ttl, "ttl_strategy": strategy, **serde_option()}
+    async with aconnect(url, keep_last=keep_last, **options) as saver:
         yield saver.with_allowlist(pairs) if pairs else saver
 
 

@@ -62,6 +62,18 @@ async def test_ttl_sweeps_threads_idle_for_that_long(monkeypatch: pytest.MonkeyP
         with pytest.raises(ConfigError, match=f"CHECKPOINTERS_TTL={bad!r}: give how long"):
             async with checkpointer():
                 pass
+    monkeypatch.setenv("CHECKPOINTERS_TTL", "7d")
+    monkeypatch.setenv("CHECKPOINTERS_TTL_STRATEGY", "keep_latest")
+    async with checkpointer() as saver:
+        (sweeper,) = saver._sweepers
+        assert sweeper.strategy == "keep_latest" and sweeper.idle == 7 * 86400.0
+    for bad_strategy, ttl in (("latest", "7d"), ("keep_latest", "")):
+        monkeypatch.setenv("CHECKPOINTERS_TTL_STRATEGY", bad_strategy)
+        monkeypatch.setenv("CHECKPOINTERS_TTL", ttl)
+        needle = f"CHECKPOINTERS_TTL_STRATEGY={bad_strategy!r}: give delete"
+        with pytest.raises(ConfigError, match=needle):
+            async with checkpointer():
+                pass
 
 
 TICKETS = """

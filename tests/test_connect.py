@@ -154,7 +154,11 @@ async def test_ttl_sweeps_idle_threads_while_the_saver_is_open(
     async with aconnect(url, ttl=7200) as asaver:
         (asweeper,) = asaver._sweepers
         assert asweeper.every == 720.0 and not asweeper.stopped
+        assert asweeper.strategy == "delete"
     assert asweeper.stopped
+    with connect(url, ttl=60, ttl_strategy="keep_latest") as saver:
+        (sweeper,) = saver._sweepers
+        assert sweeper.strategy == "keep_latest" and not sweeper.stopped
 
 
 async def test_bad_ttl_options_are_refused_before_anything_opens(tmp_path: Path) -> None:
@@ -165,6 +169,8 @@ async def test_bad_ttl_options_are_refused_before_anything_opens(tmp_path: Path)
         ({"ttl": datetime.timedelta(0)}, "ttl must be a positive duration"),
         ({"ttl": 60, "sweep_every": -1}, "sweep_every must be a positive duration"),
         ({"sweep_every": 60}, "sweep_every= goes with ttl="),
+        ({"ttl": 60, "ttl_strategy": "latest"}, "unknown ttl_strategy 'latest'"),
+        ({"ttl_strategy": "keep_latest"}, "ttl_strategy= goes with ttl="),
     ):
         with pytest.raises(ConfigError, match=needle):
             connect(url, **options)

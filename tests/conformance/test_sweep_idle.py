@@ -6,12 +6,14 @@ import asyncio
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from checkpoint_base import ConfigError, StorageError, Sweeper
+from checkpoint_base._records import uuid6_epoch
 
 from .builders import chain, config, new_thread
 from .harness import Harness
@@ -145,3 +147,63 @@ async def test_closing_the_saver_stops_its_sweeper(h: Harness) -> None:
     assert not any(t.is_alive() for t in _sweeper_threads() if t is sweeper._thread)
     with pytest.raises(StorageError, match="is closed: it cannot sweep"):
         h.saver.sweep_idle_threads(HOUR)
+
+
+def _uuid6_at(seconds: float) -> str:
+    """A UUID v6 (LangGraph's checkpoint id) whose time is `seconds` since the epoch."""
+    ticks = int(seconds * 10_000_000) + 0x01B21DD213814000  # 100 ns since 1582-10-15
+    value = (ticks >> 12) << 80 | 0x6 << 76 | (ticks & 0xFFF) << 64 | 0b10 << 62 | 12345
+    return str(uuid.UUID(int=value))
+
+
+async def _prune_idle(h: Harness, idle: float, **kwargs: Any) -> list[str]:
+    if h.is_async:
+        return await h.saver.aprune_idle_threads(idle, **kwargs)
+    return h.saver.prune_idle_threads(idle, **kwargs)
+
+
+async def test_keep_latest_prunes_idle_threads_to_their_latest_state(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    idle, single, orphan, fresh = sorted(new_thread() for _ in range(4))
+    with written_ago(monkeypatch, 2 * HOUR):
+        await chain(h, idle, 3)
+        await chain(h, idle, 2, "child:x")
+        await chain(h, single, 1)
+    # Writes whose checkpoint is not stored, named by an id two hours old: no state to keep.
+    stale_id = _uuid6_at(time.time() - 2 * HOUR)
+    assert uuid6_epoch(stale_id) == pytest.approx(time.time() - 2 * HOUR, abs=5)
+    await h.put_writes(config(orphan, "", stale_id), [("w", 1)], "task")
+    await chain(h, fresh, 3)
+    latest = {ns: await h.get_tuple(config(idle, ns)) for ns in ("", "child:x")}
+
+    assert await _prune_idle(h, HOUR, dry_run=True) == [idle, orphan]
+    assert len(await h.list(config(idle))) == 3  # a dry run changes nothing
+    assert orphan in await _thread_ids(h)
+
+    assert await _prune_idle(h, HOUR) == [idle, orphan]
+    for ns, before in latest.items():
+        kept = await h.list(config(idle, ns))
+        assert [t.config for t in kept] == [before.config]  # the latest, and only it
+        after = await h.get_tuple(config(idle, ns))
+        assert after is not None and before is not None
+        assert after.checkpoint["channel_values"] == before.checkpoint["channel_values"]
+        assert after.metadata == before.metadata
+    assert orphan not in await _thread_ids(h)  # writes only: deleted
+    assert len(await h.list(config(single))) == 1
+    assert len(await h.list(config(fresh))) == 3
+    assert await _prune_idle(h, HOUR) == []  # nothing older left to prune
+
+    # The sweeper with that strategy does the same in the background.
+    again = new_thread()
+    with written_ago(monkeypatch, 2 * HOUR):
+        await chain(h, again, 4)
+    sweeper = h.saver.sweep_idle_threads(HOUR, every=EVERY, strategy="keep_latest")
+    try:
+        await _until(lambda: sweeper.deleted >= 1, "the idle thread to be pruned")
+    finally:
+        await _stop(h, sweeper)
+    assert len(await h.list(config(again))) == 1
+    assert "threads pruned" in repr(sweeper)
+    with pytest.raises(ConfigError, match="unknown time-to-live strategy 'latest'"):
+        h.saver.sweep_idle_threads(HOUR, strategy="latest")

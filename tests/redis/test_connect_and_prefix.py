@@ -243,3 +243,16 @@ def test_ttl_goes_to_redis_itself_and_nothing_sweeps(url: str, raw: Any) -> None
             connect(url, key_prefix=prefix, ttl=30, sweep_every=5)
     finally:
         drop_prefix(url, prefix)
+
+
+def test_keep_latest_on_redis_is_swept_not_expired(url: str, raw: Any) -> None:
+    prefix = fresh_prefix()
+    try:
+        with connect(url, key_prefix=prefix, ttl=30, ttl_strategy="keep_latest") as saver:
+            (sweeper,) = saver._sweepers  # key expiry can only delete: a sweeper prunes
+            assert sweeper.strategy == "keep_latest" and sweeper.idle == 30
+            _put_chain(saver, "t", 2)
+        keys = keys_under(raw, prefix)
+        assert keys and all(raw.pttl(k) == -1 for k in keys)  # no key expires
+    finally:
+        drop_prefix(url, prefix)
