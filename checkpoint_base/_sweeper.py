@@ -2,13 +2,15 @@
 
 `CheckpointSaver.sweep_idle_threads(idle)` (and `connect(url, ttl=...)` on SQLite, PostgreSQL
 and memory) runs `delete_idle_threads(idle)` in the background, at once and then every
-`every`, until the saver closes. A saver with a sync executor sweeps from a daemon thread of
-its own (`checkpointers-ttl`); an async-only saver from a task on its event loop, so the
-sweep never blocks the loop. A sweep that fails (the database is down, a lock timed out) is
-logged and tried again at the next interval; the graphs using the saver never see it.
+`every`, until the saver closes; with the `keep_latest` strategy, `prune_idle_threads(idle)`,
+which keeps each idle thread's latest state (on Redis too). A saver with a sync executor
+sweeps from a daemon thread of its own (`checkpointers-ttl`); an async-only saver from a task
+on its event loop, so the sweep never blocks the loop. A sweep that fails (the database is
+down, a lock timed out) is logged and tried again at the next interval; the graphs using the
+saver never see it.
 
 Redis savers expire a thread's keys by themselves (`ttl=`); `connect` passes `ttl` to them
-and starts no sweeper.
+and starts no sweeper, unless the strategy is `keep_latest`, which key expiry cannot do.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def _spelled(seconds: float) -> str:
 
 
 class Sweeper:
-    """Deletes the threads idle for longer than `idle` seconds, every `every` seconds.
+    """Deletes (or, with `"keep_latest"`, prunes) the threads idle for longer than `idle`
+    seconds, every `every` seconds.
 
     Returned by `CheckpointSaver.sweep_idle_threads`; the saver stops it when it closes.
 
