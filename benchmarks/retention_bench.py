@@ -25,44 +25,22 @@ import asyncio
 import contextlib
 import statistics
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from checkpoint_base.testing.targets import Target, all_targets
+from checkpoint_base.testing.targets import Target
 
-from ._env import durable_servers, git_commit
-from ._graph import PutCall, Recording, record
+from ._env import git_commit
+from ._graph import Recording, record
 from ._handles import SaverHandle
+from ._side import durable_targets, emit, open_ours, parse, replay
 from ._storage import saver_storage_bytes
-from ._subjects import Subject
 
 SETTINGS: tuple[int | None, ...] = (None, 20, 1)
-DEFAULT_TARGETS = ("sqlite", "postgres-pool", "redis")
 
 
 def _label(keep_last: int | None) -> str:
     return "keep_last=None" if keep_last is None else f"keep_last={keep_last}"
-
-
-async def _open(target: Target, stack: contextlib.AsyncExitStack) -> SaverHandle:
-    handle = await Subject(target, "sync", "ours").open(stack)
-    assert isinstance(handle, SaverHandle)
-    return handle
-
-
-async def _replay(handle: SaverHandle, thread_id: str, rec: Recording) -> list[float]:
-    """Write the recorded thread; the seconds of each put."""
-    seconds = []
-    for call in rec.calls:
-        if isinstance(call, PutCall):
-            args = handle.prepare_put(thread_id, call)
-            start = time.perf_counter()
-            handle.put_sync(args)
-            seconds.append(time.perf_counter() - start)
-        else:
-            await handle.put_writes(handle.prepare_writes(thread_id, call))
-    return seconds
 
 
 def _vacuum_full(saver: Any) -> None:
@@ -87,13 +65,13 @@ async def _bytes(handle: SaverHandle) -> int | None:
 async def _latency(target: Target, rec: Recording, rounds: int) -> dict[int | None, list[float]]:
     samples: dict[int | None, list[float]] = {k: [] for k in SETTINGS}
     async with contextlib.AsyncExitStack() as stack:
-        handle = await _open(target, stack)
-        await _replay(handle, "warm-up", rec)
+        handle = await open_ours(target, stack)
+        await replay(handle, "warm-up", rec)
         for r in range(rounds):
             order = SETTINGS[r % len(SETTINGS) :] + SETTINGS[: r % len(SETTINGS)]
             for keep_last in order:
                 handle.saver.keep_last = keep_last
-                samples[keep_last] += await _replay(handle, f"lat-{r}-{keep_last}", rec)
+                samples[keep_last] += await replay(handle, f"lat-{r}-{keep_last}", rec)
     return samples
 
 
@@ -101,10 +79,10 @@ async def _storage(target: Target, rec: Recording) -> dict[int | None, tuple[int
     out: dict[int | None, tuple[int, int | None]] = {}
     for keep_last in SETTINGS:
         async with contextlib.AsyncExitStack() as stack:
-            handle = await _open(target, stack)
+            handle = await open_ours(target, stack)
             empty = await _bytes(handle)
             handle.saver.keep_last = keep_last
-            await _replay(handle, "stored", rec)
+            await replay(handle, "stored", rec)
             kept = len(list(handle.saver.list({"configurable": {"thread_id": "stored"}})))
             full = await _bytes(handle)
             out[keep_last] = (kept, None if full is None or empty is None else full - empty)
@@ -116,10 +94,6 @@ def _mib(n: int | None) -> str:
 
 
 async def _run(args: argparse.Namespace) -> str:
-    registry = {t.name: t for t in all_targets()}
-    unknown = [n for n in args.target if n not in registry]
-    if unknown:
-        raise SystemExit(f"unknown target(s) {unknown}; known: {sorted(registry)}")
     rec = record(args.steps, args.payload)
     lines = [
         f"# keep_last retention: put latency and storage ({args.steps} steps, "
@@ -129,9 +103,9 @@ async def _run(args: argparse.Namespace) -> str:
         "| vs keep_last=None | checkpoints kept | bytes | vs keep_last=None |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    with durable_servers([registry[n] for n in args.target]):
-        for name in args.target:
-            target = {t.name: t for t in all_targets()}[name]  # openers see the servers
+    with durable_targets(args.target) as targets:
+        for target in targets:
+            name = target.name
             print(f"{name}: latency", file=sys.stderr)
             samples = await _latency(target, rec, args.rounds)
             print(f"{name}: storage", file=sys.stderr)
@@ -153,19 +127,8 @@ async def _run(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.retention_bench")
-    parser.add_argument("--target", nargs="+", default=list(DEFAULT_TARGETS))
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--payload", type=int, default=512)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", help="also write the table to this file")
-    args = parser.parse_args(argv)
-    table: Any = asyncio.run(_run(args))
-    sys.stdout.write(table)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(table)
-    return 0
+    args = parse("python -m benchmarks.retention_bench", argv, steps=200, payload=512, rounds=5)
+    return emit(asyncio.run(_run(args)), args.out)
 
 
 if __name__ == "__main__":

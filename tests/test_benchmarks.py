@@ -496,3 +496,16 @@ def test_retention_bench_reports_each_setting(tmp_path: Path) -> None:
     assert kept == [8, 8, 1]
     sizes = [float(r[8].split()[0]) for r in rows]
     assert sizes[2] < sizes[0]  # one checkpoint kept holds less than eight
+
+
+def test_sweep_bench_prunes_then_deletes_every_thread(tmp_path: Path) -> None:
+    from benchmarks import sweep_bench
+
+    out = tmp_path / "sweep.md"
+    argv = ["--target", "sqlite", "--threads", "6", "--steps", "4", "--rounds", "1"]
+    assert sweep_bench.main([*argv, "--out", str(out)]) == 0
+    (row,) = [line.split("|") for line in out.read_text().splitlines() if line.startswith("| s")]
+    assert row[1].strip() == "sqlite"
+    assert row[2].strip() == "24"  # 6 threads of 4 checkpoints, counted before the sweeps
+    # Each column a time; the run itself asserted what each sweep found and left.
+    assert all(cell.strip().endswith(("ms", "µs")) for cell in row[3:-1])

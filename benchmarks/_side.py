@@ -1,0 +1,74 @@
+"""What the side benchmarks (`retention_bench`, `sweep_bench`) share: their command line, their
+targets on the durable benchmark servers, and where their table goes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Iterator, Sequence
+
+from checkpoint_base.testing.targets import Target, all_targets
+
+from ._env import durable_servers
+from ._graph import PutCall, Recording
+from ._handles import SaverHandle
+from ._subjects import Subject
+
+__all__ = ["DEFAULT_TARGETS", "durable_targets", "emit", "open_ours", "parse", "replay"]
+
+DEFAULT_TARGETS = ("sqlite", "postgres-pool", "redis")
+
+
+def parse(prog: str, argv: Sequence[str] | None, **numbers: int) -> argparse.Namespace:
+    """`--target NAME...`, `--out PATH`, and an integer option `--name` per keyword (its
+    default the value)."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--target", nargs="+", default=list(DEFAULT_TARGETS))
+    for name, default in numbers.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--out", help="also write the table to this file")
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def durable_targets(names: Sequence[str]) -> Iterator[list[Target]]:
+    """The named targets, opening savers on the durable benchmark servers while inside."""
+    registry = {t.name: t for t in all_targets()}
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise SystemExit(f"unknown target(s) {unknown}; known: {sorted(registry)}")
+    with durable_servers([registry[n] for n in names]):
+        started = {t.name: t for t in all_targets()}  # their openers see the servers
+        yield [started[n] for n in names]
+
+
+def emit(table: str, out: str | None) -> int:
+    """Print the table, and write it to `out` too when given; the exit status."""
+    sys.stdout.write(table)
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(table)
+    return 0
+
+
+async def open_ours(target: Target, stack: contextlib.AsyncExitStack) -> SaverHandle:
+    """A sync saver of this package for `target`, closed with `stack`."""
+    handle = await Subject(target, "sync", "ours").open(stack)
+    assert isinstance(handle, SaverHandle)
+    return handle
+
+
+async def replay(handle: SaverHandle, thread_id: str, rec: Recording) -> list[float]:
+    """Write the recorded thread; the seconds of each put."""
+    seconds = []
+    for call in rec.calls:
+        if isinstance(call, PutCall):
+            args = handle.prepare_put(thread_id, call)
+            start = time.perf_counter()
+            handle.put_sync(args)
+            seconds.append(time.perf_counter() - start)
+        else:
+            await handle.put_writes(handle.prepare_writes(thread_id, call))
+    return seconds
