@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -171,8 +172,10 @@ class SqliteFloor(_SqlFloor):
     """sqlite3 (sync) or aiosqlite (async), autocommit, on a temporary file (WAL, NORMAL).
 
     With `path=":memory:"` the floor is an in-memory database on one connection, which its
-    concurrent writers share (Python's sqlite3 is built serialized: `threadsafety == 3`).
-    `synchronous="full"` commits as the `sqlite-full` target does.
+    concurrent writers share, one statement at a time (as the saver's own in-memory database
+    is shared): SQLite is built serialized, but Python's `sqlite3` module is not safe on one
+    connection from several threads at once (on Python 3.13 two writers got "bad parameter
+    or other API misuse"). `synchronous="full"` commits as the `sqlite-full` target does.
     """
 
     def __init__(self, *, sync: bool, path: str | None = None, synchronous: str = "normal") -> None:
@@ -195,6 +198,7 @@ class SqliteFloor(_SqlFloor):
         self.path = path
         self._conn: Any = None
         self._children: list[SqliteFloor] = []
+        self._shared = threading.Lock() if path == MEMORY else None
 
     async def open(self) -> SqliteFloor:
         """Connect, set WAL and `synchronous` (files only), and create the tables."""
@@ -210,7 +214,10 @@ class SqliteFloor(_SqlFloor):
         return self
 
     def _exec(self, sql: Any, params: Sequence[Any]) -> list[Any]:
-        return self._conn.execute(sql, params).fetchall()  # type: ignore[no-any-return]
+        if self._shared is None:
+            return self._conn.execute(sql, params).fetchall()  # type: ignore[no-any-return]
+        with self._shared:
+            return self._conn.execute(sql, params).fetchall()  # type: ignore[no-any-return]
 
     async def _aexec(self, sql: Any, params: Sequence[Any]) -> list[Any]:
         async with self._conn.execute(sql, params) as cursor:
