@@ -127,10 +127,18 @@ def _ttl_options(
         if ttl_strategy != "delete":
             raise ConfigError("ttl_strategy= goes with ttl=, the time to live it keeps")
         return {}
-    duration_seconds(ttl, "ttl", "timedelta(days=30)")
+    _check_durations(ttl, sweep_every)
+    return {}
+
+
+def _check_durations(
+    ttl: datetime.timedelta | float | None, sweep_every: datetime.timedelta | float | None
+) -> None:
+    """Refuse a `ttl` or `sweep_every` given that is not a positive duration."""
+    if ttl is not None:
+        duration_seconds(ttl, "ttl", "timedelta(days=30)")
     if sweep_every is not None:
         duration_seconds(sweep_every, "sweep_every", "timedelta(hours=1)")
-    return {}
 
 
 def connect(
@@ -242,10 +250,7 @@ class aconnect:
     ) -> None:
         check_keep_last(keep_last)
         _scheme(url)  # a malformed URL fails here; an unknown scheme when opened
-        if ttl is not None:
-            duration_seconds(ttl, "ttl", "timedelta(days=30)")
-        if sweep_every is not None:
-            duration_seconds(sweep_every, "sweep_every", "timedelta(hours=1)")
+        _check_durations(ttl, sweep_every)  # here too, so that a bad value fails where written
         self._ttl = ttl
         self._sweep_every = sweep_every
         self._ttl_strategy = ttl_strategy
