@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import random
 import string
 from collections.abc import Sequence
@@ -25,11 +24,12 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
 from checkpoint_base import default_serde
+from checkpoint_base._convert import put_records
+from checkpoint_base._lists import Lists
 
 __all__ = ["PutCall", "Recording", "WritesCall", "build_agent_graph", "record", "turn_input"]
 
@@ -157,7 +157,9 @@ def _public(config: RunnableConfig) -> RunnableConfig:
 
 class _RecordingSaver(InMemorySaver):
     def __init__(self) -> None:
-        super().__init__()
+        # Our serializer, so that the messages LangGraph reads back between turns are the
+        # objects our savers give it (fields set as given; LangGraph's marks every field set).
+        super().__init__(serde=default_serde())
         self.calls: list[PutCall | WritesCall] = []
 
     def put(self, config: RunnableConfig, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
@@ -200,24 +202,32 @@ def record(steps: int, payload: int) -> Recording:
             puts += 1
             if puts == steps:
                 break
+    return Recording(steps=steps, payload=payload, calls=tuple(_with_bytes(calls)))
+
+
+def _with_bytes(calls: Sequence[PutCall | WritesCall]) -> list[PutCall | WritesCall]:
+    """The calls with `data` set: the bytes a saver of this package stores for each, in order
+    (a put of a long message list stores only the segments its parent did not; `_lists`)."""
     serde = default_serde()
-    return Recording(
-        steps=steps, payload=payload, calls=tuple(_with_bytes(serde, c) for c in calls)
-    )
-
-
-def _with_bytes(serde: SerializerProtocol, call: PutCall | WritesCall) -> PutCall | WritesCall:
-    """The call with `data` set: the bytes a saver of this package would store for it."""
-    parts: list[bytes] = []
-    if isinstance(call, PutCall):
-        values = call.checkpoint["channel_values"]
-        bare = {k: v for k, v in call.checkpoint.items() if k != "channel_values"}
-        parts.append(serde.dumps_typed(bare)[1])
-        parts.extend(serde.dumps_typed(values[ch])[1] for ch in call.new_versions if ch in values)
-        parts.append(json.dumps(call.metadata, default=str).encode())
-    else:
-        parts.extend(serde.dumps_typed(value)[1] for _, value in call.writes)
-    return dataclasses.replace(call, data=b"".join(parts))
+    lists = Lists()
+    out: list[PutCall | WritesCall] = []
+    for call in calls:
+        parts: list[bytes] = []
+        if isinstance(call, PutCall):
+            config = for_thread(call.config, "recording")
+            record, blobs, layouts = put_records(
+                serde, lists, config, fresh_checkpoint(call.checkpoint), call.metadata,
+                call.new_versions,
+            )  # fmt: skip
+            assert layouts is not None
+            lists.remember(record.thread_id, record.checkpoint_ns, record.checkpoint_id, layouts)
+            parts.append(record.checkpoint)
+            parts.extend(bytes(b.data) for b in blobs)
+            parts.append(record.metadata)
+        else:
+            parts.extend(serde.dumps_typed(value)[1] for _, value in call.writes)
+        out.append(dataclasses.replace(call, data=b"".join(parts)))
+    return out
 
 
 def for_thread(config: RunnableConfig, thread_id: str) -> RunnableConfig:

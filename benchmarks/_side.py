@@ -16,7 +16,15 @@ from ._graph import PutCall, Recording
 from ._handles import SaverHandle
 from ._subjects import Subject
 
-__all__ = ["DEFAULT_TARGETS", "durable_targets", "emit", "open_ours", "parse", "replay"]
+__all__ = [
+    "DEFAULT_TARGETS",
+    "bytes_cells",
+    "durable_targets",
+    "emit",
+    "open_ours",
+    "parse",
+    "replay",
+]
 
 DEFAULT_TARGETS = ("sqlite", "postgres-pool", "redis")
 
@@ -72,3 +80,10 @@ async def replay(handle: SaverHandle, thread_id: str, rec: Recording) -> list[fl
         else:
             await handle.put_writes(handle.prepare_writes(thread_id, call))
     return seconds
+
+
+def bytes_cells(size: int | None, base: int | None) -> str:
+    """Two table cells: `size` in MiB ("n/a" when unknown), and its ratio to `base`."""
+    mib = "n/a" if size is None else f"{size / 2**20:.2f} MiB"
+    ratio = "" if not (size and base) else f"{size / base:.3f}x"
+    return f"{mib} | {ratio}"

@@ -33,7 +33,7 @@ from checkpoint_base.testing.targets import Target
 from ._env import git_commit
 from ._graph import Recording, record
 from ._handles import SaverHandle
-from ._side import durable_targets, emit, open_ours, parse, replay
+from ._side import bytes_cells, durable_targets, emit, open_ours, parse, replay
 from ._storage import saver_storage_bytes
 
 SETTINGS: tuple[int | None, ...] = (None, 20, 1)
@@ -89,10 +89,6 @@ async def _storage(target: Target, rec: Recording) -> dict[int | None, tuple[int
     return out
 
 
-def _mib(n: int | None) -> str:
-    return "n/a" if n is None else f"{n / 2**20:.2f} MiB"
-
-
 async def _run(args: argparse.Namespace) -> str:
     rec = record(args.steps, args.payload)
     lines = [
@@ -117,11 +113,10 @@ async def _run(args: argparse.Namespace) -> str:
                 median = statistics.median(samples[keep_last])
                 mean = statistics.fmean(samples[keep_last])
                 kept, size = stored[keep_last]
-                ratio = "" if not (size and base_bytes) else f"{size / base_bytes:.3f}x"
                 lines.append(
                     f"| {name} | {_label(keep_last)} | {median * 1e6:.1f} µs "
                     f"| {median / base:.2f}x | {mean * 1e6:.1f} µs | {mean / base_mean:.2f}x "
-                    f"| {kept} | {_mib(size)} | {ratio} |"
+                    f"| {kept} | {bytes_cells(size, base_bytes)} |"
                 )
     return "\n".join(lines) + "\n"
 

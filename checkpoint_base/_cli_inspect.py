@@ -19,7 +19,7 @@ from langgraph.checkpoint.base import CheckpointTuple
 
 from ._cli_format import Style, format_age, format_bytes, format_time, table
 from ._cli_open import add_allow_argument, allow_types, every_thread, missing_thread, open_side
-from ._convert import UNREADABLE, damaged_row, decode_metadata, load_blob, to_tuple
+from ._convert import UNREADABLE, damaged_row, decode_metadata, load_channel, to_tuple
 from ._errors import ConfigError
 from ._migrate_side import SaverSide, Side
 from ._records import EMPTY, CheckpointRow, ListQuery, ThreadInfo
@@ -121,7 +121,7 @@ def _row_next(side: Side, row: CheckpointRow, body: Mapping[str, Any]) -> list[s
         blob = blobs.get((channel, version))
         has_value[channel] = blob is not None and blob.type != EMPTY
         if channel == _TASKS:
-            sends = list(load_blob(side.serde, blob)[1] or ())
+            sends = list(load_channel(side.serde, blob, blobs)[1] or ())
     return next_nodes(body, has_value, sends)
 
 
@@ -323,7 +323,9 @@ def _show(args: argparse.Namespace) -> int:
             "metadata": tup.metadata,
             "next": nxt,
             "values": _jsonable(values),
-            "channel_versions": dict(rec.channel_versions),
+            "channel_versions": {
+                ch: str(v) for ch, v in tup.checkpoint.get("channel_versions", {}).items()
+            },
             "pending_writes": [
                 {"task_id": t, "channel": c, "value": _jsonable(v)}
                 for t, c, v in tup.pending_writes or ()

@@ -7,7 +7,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -26,6 +26,19 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 
 from ._errors import ConfigError, DamagedDataError
+from ._lists import (
+    HEAD,
+    MARK,
+    MIN_ITEMS,
+    ROWS_PART,
+    Blobs,
+    Layout,
+    Lists,
+    encode_list,
+    is_segment,
+    layout_of,
+    resolve,
+)
 from ._records import EMPTY, BlobRecord, CheckpointRecord, CheckpointRow, WriteRecord, as_bytes
 from .serde import EncryptedDataError, MsgpackSerializer
 
@@ -328,19 +341,92 @@ def to_records(
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
 ) -> tuple[CheckpointRecord, list[BlobRecord]]:
-    """Split a checkpoint into its record and the blobs of the channels in `new_versions`."""
+    """Split a checkpoint into its record and the blobs of the channels in `new_versions`,
+    each a whole value (no list in segments)."""
+    record, blobs, _ = put_records(serde, None, config, checkpoint, metadata, new_versions)
+    return record, blobs
+
+
+def put_records(
+    serde: SerializerProtocol,
+    lists: Lists | None,
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    new_versions: ChannelVersions,
+) -> tuple[CheckpointRecord, list[BlobRecord], dict[str, Layout] | None]:
+    """Split a checkpoint into its record and the blobs to write.
+
+    With `lists` (and the package's serializer), a list of `MIN_ITEMS` or more items is
+    stored in segments (`_lists`), reusing the segments of the parent's layout that `lists`
+    knows; a list channel left unchanged since a parent whose layout is unknown is written
+    whole under its version, so the record never reads a head it does not name the segments
+    of. Returns the layouts of the new checkpoint too (None without `lists`).
+    """
     thread_id, checkpoint_ns, parent_id = parse_config(config)
     if not isinstance(checkpoint, Mapping) or "id" not in checkpoint:
         raise ConfigError("checkpoint must be a Checkpoint dict with an 'id'")
     body: dict[str, Any] = dict(checkpoint)
     values: dict[str, Any] = body.pop("channel_values", None) or {}
+    versions = {ch: str(v) for ch, v in checkpoint["channel_versions"].items()}
+    if lists is not None and type(serde) is not MsgpackSerializer:
+        lists = None  # another serializer (an encrypting one): bytes are not comparable
+    layouts: dict[str, Layout] | None = None
+    parent: dict[str, Layout] | None = None
+    if lists is not None:
+        layouts = {}
+        parent = lists.layouts(thread_id, checkpoint_ns, parent_id)
     blobs = []
     for channel, version in new_versions.items():
         if channel in values:
-            type_, data = serde.dumps_typed(values[channel])
+            value = values[channel]
+            if layouts is not None and type(value) is list and len(value) >= MIN_ITEMS:
+                before = parent.get(channel) if parent is not None else None
+                layout, head, new = encode_list(
+                    serde.dumps_typed, value, str(version), before, channel
+                )
+                for seg in new:
+                    blobs.append(
+                        BlobRecord(thread_id, checkpoint_ns, seg.channel, seg.version, seg.type,
+                                   seg.data)
+                    )  # fmt: skip
+                blobs.append(
+                    BlobRecord(thread_id, checkpoint_ns, channel, layout.head_version, HEAD, head)
+                )
+                layouts[channel] = layout
+                continue
+            type_, data = serde.dumps_typed(value)
         else:
             type_, data = EMPTY, b""
         blobs.append(BlobRecord(thread_id, checkpoint_ns, channel, str(version), type_, data))
+    stored_versions = versions
+    if layouts is not None:
+        for channel, version in versions.items():
+            if channel in new_versions:
+                continue
+            known = parent.get(channel) if parent is not None else None
+            if known is not None and known.version == version:
+                layouts[channel] = known
+                continue
+            if parent is not None and known is None:
+                continue  # the parent stores it whole, under this version
+            value = values.get(channel)
+            if type(value) is list and len(value) >= MIN_ITEMS:
+                # Perhaps in segments this record could not name: stored whole as well.
+                type_, data = serde.dumps_typed(value)
+                blobs.append(BlobRecord(thread_id, checkpoint_ns, channel, version, type_, data))
+        if layouts:
+            stored_versions = dict(versions)
+            for channel, layout in layouts.items():
+                stored_versions[channel] = layout.head_version
+                for seg in layout.segments:
+                    stored_versions[seg.channel] = seg.version
+    if any(channel[:1] == MARK for channel in versions):
+        bad = next(channel for channel in versions if channel[:1] == MARK)
+        raise ConfigError(
+            f"channel name {bad!r} starts with \\x01, which this package reserves for its own "
+            "storage keys: rename the state key"
+        )
     type_, data = serde.dumps_typed(body)
     stored_metadata = stored_metadata_for(config, metadata)
     run_id = stored_metadata.get("run_id")
@@ -352,11 +438,11 @@ def to_records(
         type=type_,
         checkpoint=data,
         metadata=encode_metadata(stored_metadata),
-        channel_versions={ch: str(v) for ch, v in checkpoint["channel_versions"].items()},
+        channel_versions=stored_versions,
         run_id=str(run_id) if run_id is not None else None,
         created_at=time.time(),
     )
-    return record, blobs
+    return record, blobs, layouts
 
 
 def write_records(
@@ -394,9 +480,15 @@ def sorted_writes(row: CheckpointRow) -> list[WriteRecord]:
 
 
 def load_blob(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool, Any]:
-    """(True, value) for a blob that holds a value; (False, None) for none or EMPTY."""
+    """(True, value) for a blob that holds a value; (False, None) for none or EMPTY.
+
+    Raises:
+        ValueError: `blob` is a list's head, which needs its segments: see `load_channel`.
+    """
     if blob is None or blob.type == EMPTY:
         return False, None
+    if blob.type == HEAD or blob.type == ROWS_PART:
+        raise ValueError(f"{_blob_part(blob)} is a part of a list, read without its parts")
     data = blob.data
     if type(serde) is not MsgpackSerializer:
         data = as_bytes(data)  # SerializerProtocol promises bytes; ours reads a view as well
@@ -432,10 +524,71 @@ def encryption_of(serde: SerializerProtocol, type_tag: str, exc: BaseException) 
     return "failed" if "+" in type_tag and isinstance(serde, EncryptedSerializer) else None
 
 
-def load_seed(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool, Any]:
-    """`load_blob`, or a `DamagedDataError` naming the blob's thread, channel and version."""
+def blob_map(row: CheckpointRow) -> dict[tuple[str, str], BlobRecord]:
+    """A fetched row's blobs by `(channel, version)`."""
+    return {(b.channel, b.version): b for b in row.blobs}
+
+
+def load_channel(
+    serde: SerializerProtocol,
+    blob: BlobRecord | None,
+    blobs: Blobs,
+    keep: dict[str, Layout] | None = None,
+) -> tuple[bool, Any]:
+    """`load_blob`, reading a list stored in segments from `blobs` (the row's blobs).
+
+    `keep`: receives the layout of a list read from segments, under its channel.
+    """
+    if blob is not None and blob.type == HEAD:
+        segments: list[Any] | None = [] if keep is not None else None
+        value = resolve(serde.loads_typed, blob, blobs, segments)
+        if keep is not None:
+            keep[blob.channel] = layout_of(blob.version, segments or ())
+        return True, value
+    return load_blob(serde, blob)
+
+
+def whole_list(serde: SerializerProtocol, head: BlobRecord, blobs: Blobs) -> BlobRecord:
+    """A list's head as the blob of the whole list, under LangGraph's version of the channel
+    (for a format that stores each value whole).
+
+    Raises:
+        As `resolve`, and what the serializer raises.
+    """
+    value = resolve(serde.loads_typed, head, blobs)
+    type_, data = serde.dumps_typed(value)
+    version = head.version.rpartition("+")[0]
+    return BlobRecord(head.thread_id, head.checkpoint_ns, head.channel, version, type_, data)
+
+
+def load_values(
+    serde: SerializerProtocol,
+    rec: CheckpointRecord,
+    blobs: Blobs,
+    channels: Collection[str] | None = None,
+    keep: dict[str, Layout] | None = None,
+) -> dict[str, Any]:
+    """The channel values of a checkpoint (those of `channels`, or all) from its blobs.
+
+    Raises:
+        What `load_blob` and the serializer raise on a damaged value (see `UNREADABLE`).
+    """
+    values: dict[str, Any] = {}
+    for channel, version in rec.channel_versions.items():
+        if channel[:1] == MARK or (channels is not None and channel not in channels):
+            continue
+        present, value = load_channel(serde, blobs.get((channel, version)), blobs, keep)
+        if present:
+            values[channel] = value
+    return values
+
+
+def load_seed(
+    serde: SerializerProtocol, blob: BlobRecord | None, blobs: Blobs | None = None
+) -> tuple[bool, Any]:
+    """`load_channel`, or a `DamagedDataError` naming the blob's thread, channel and version."""
     try:
-        return load_blob(serde, blob)
+        return load_channel(serde, blob, blobs or {})
     except UNREADABLE as exc:
         assert blob is not None
         raise DamagedDataError(
@@ -448,23 +601,21 @@ def load_seed(serde: SerializerProtocol, blob: BlobRecord | None) -> tuple[bool,
 
 
 def to_tuple(
-    serde: SerializerProtocol, row: CheckpointRow, metadata: CheckpointMetadata | None = None
+    serde: SerializerProtocol,
+    row: CheckpointRow,
+    metadata: CheckpointMetadata | None = None,
+    keep: dict[str, Layout] | None = None,
 ) -> CheckpointTuple:
     """Rebuild the `CheckpointTuple` that LangGraph expects from a fetched row.
 
     `metadata`: the row's metadata already decoded (a filtered `list` decodes it to check
-    the filter), else None to decode it here.
+    the filter), else None to decode it here. `keep`: receives the layouts of the lists
+    stored in segments (`load_channel`).
     """
     rec = row.checkpoint
     try:
         checkpoint: Checkpoint = serde.loads_typed((rec.type, rec.checkpoint))
-        blobs = {(b.channel, b.version): b for b in row.blobs}
-        values: dict[str, Any] = {}
-        for channel, version in rec.channel_versions.items():
-            present, value = load_blob(serde, blobs.get((channel, version)))
-            if present:
-                values[channel] = value
-        checkpoint["channel_values"] = values
+        checkpoint["channel_values"] = load_values(serde, rec, blob_map(row), keep=keep)
         return CheckpointTuple(
             config=checkpoint_config(rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id),
             checkpoint=checkpoint,
@@ -551,8 +702,12 @@ def row_parts(serde: SerializerProtocol, row: CheckpointRow) -> list[RowPart]:
         ),
         RowPart("metadata", "its metadata (JSON)", "", None, lambda: decode_metadata(rec.metadata)),
     ]  # fmt: skip
+    blobs = blob_map(row)
     for b in row.blobs:
-        parts.append(RowPart("value", _blob_part(b), b.type, b, partial(load_blob, serde, b)))
+        if is_segment(b.channel):
+            continue  # read through its head, which names it when it does not read
+        read = partial(load_channel, serde, b, blobs)
+        parts.append(RowPart("value", _blob_part(b), b.type, b, read))
     for w in row.writes:
         parts.append(RowPart("write", _write_part(w), w.type, w, partial(_read_write, serde, w)))
     return parts

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from langgraph.checkpoint.base import WRITES_IDX_MAP, BaseCheckpointSaver, CheckpointTuple
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ._convert import checkpoint_config, decode_metadata, encode_metadata, load_blob
+from ._convert import blob_map, checkpoint_config, decode_metadata, encode_metadata, load_values
 from ._errors import ConfigError
 from ._migrate_msgpack import ts_to_epoch, uuid6_epoch
 from ._migrate_side import Key, Link, Side, read_by_runs
@@ -198,13 +198,7 @@ class ApiSide(Side):
                 values = [(w.channel, serde.loads_typed((w.type, w.data))) for w in writes]
                 yield _Call("put_writes", (config, values, task_id, task_path))
             checkpoint = serde.loads_typed((rec.type, rec.checkpoint))
-            blobs = {(b.channel, b.version): b for b in row.blobs}
-            values_by_channel = {}
-            for channel, version in rec.channel_versions.items():
-                present, value = load_blob(serde, blobs.get((channel, version)))
-                if present:
-                    values_by_channel[channel] = value
-            checkpoint["channel_values"] = values_by_channel
+            checkpoint["channel_values"] = load_values(serde, rec, blob_map(row))
             parent: Any = {
                 "configurable": {
                     "thread_id": rec.thread_id,

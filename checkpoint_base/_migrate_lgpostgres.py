@@ -29,8 +29,10 @@ from ._convert import (
     encode_metadata,
     jsonb_refuses,
     raise_if_damaged,
+    whole_list,
 )
 from ._errors import ConfigError, StorageError
+from ._lists import HEAD, is_segment
 from ._migrate_msgpack import (
     JSONPLUS_READS,
     for_jsonplus,
@@ -304,7 +306,12 @@ class LangGraphPostgresSide(Side):
                         "(sqlite://, postgresql://, redis://), which holds metadata exactly, or "
                         "store that value differently (a number as a string, say)."
                     )
+                row_blobs = {(b.channel, b.version): b for b in row.blobs}
                 for b in row.blobs:
+                    if is_segment(b.channel):
+                        continue  # read through its head
+                    if b.type == HEAD:  # a list in segments: whole again
+                        b = whole_list(serde, b, row_blobs)
                     if b.type == EMPTY:
                         blobs.append(
                             (b.thread_id, b.checkpoint_ns, b.channel, b.version, EMPTY, None)

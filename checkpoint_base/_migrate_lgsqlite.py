@@ -23,8 +23,10 @@ from ._convert import (
     decode_metadata,
     encode_metadata,
     raise_if_damaged,
+    whole_list,
 )
 from ._errors import DamagedDataError, StorageError
+from ._lists import HEAD, is_segment
 from ._migrate_msgpack import (
     JSONPLUS_READS,
     KEEP_IT,
@@ -344,9 +346,11 @@ class LangGraphSqliteSide(Side):
         values = {}
         for channel, version in rec.channel_versions.items():
             blob = blobs.get((channel, version))
-            if blob is None or blob.type == EMPTY:
+            if blob is None or blob.type == EMPTY or is_segment(channel):
                 continue
             what = value_of(rec, channel)
+            if blob.type == HEAD:  # a list in segments: whole again
+                blob = whole_list(serde, blob, blobs)
             if blob.type == "bytearray":
                 raise UnsupportedTypeError(
                     f"{what} cannot go into LangGraph's SQLite storage unchanged: it is a "

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TypeVar
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ._errors import StorageError
+from ._lists import HEAD, is_segment
 from ._plan import Plan
 from ._records import CheckpointRow, ListQuery, ThreadInfo
 from ._saver import CheckpointSaver
@@ -400,6 +401,12 @@ def without_blobs(row: CheckpointRow, sent: set[tuple[str, str, str]]) -> Checkp
         if key not in sent:
             sent.add(key)
             kept.append(blob)
+    if any(blob.type == HEAD for blob in kept):
+        # A head goes with its segments, which a target that stores lists whole reads it by.
+        have = {(b.channel, b.version) for b in kept}
+        kept += [
+            b for b in row.blobs if is_segment(b.channel) and (b.channel, b.version) not in have
+        ]
     if len(kept) == len(row.blobs):
         return row
     return dataclasses.replace(row, blobs=tuple(kept))

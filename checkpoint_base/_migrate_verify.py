@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 
+from ._convert import whole_list
+from ._lists import HEAD, is_segment
 from ._migrate_msgpack import standalone_value
 from ._migrate_side import Key, key_of
 from ._records import EMPTY, CheckpointRow, as_bytes
@@ -109,8 +111,15 @@ def row_digest(row: CheckpointRow, recode: Recode | None = None, *, exact: bool 
         add(json.dumps(metadata, sort_keys=True, ensure_ascii=True))
     blobs = {(b.channel, b.version): b for b in row.blobs}
     for channel, version in sorted(rec.channel_versions.items()):
-        add(channel, str(version))
         blob = blobs.get((channel, version))
+        if recode is not None:
+            # Sides that encode differently: a list in segments counts as the whole list.
+            if is_segment(channel):
+                continue
+            if blob is not None and blob.type == HEAD:
+                blob = whole_list(recode.serde, blob, blobs)
+                version = blob.version
+        add(channel, str(version))
         if blob is None or blob.type == EMPTY:
             add("<no value>")
         else:

@@ -160,7 +160,9 @@ def _damaged_metadata(rows: Sequence[CheckpointRow], exc: Exception) -> DamagedD
     )
 
 
-DeltaWalk = tuple[dict[str, list[WriteRecord]], dict[str, BlobRecord]]
+Seed = tuple[BlobRecord, dict[tuple[str, str], BlobRecord]]
+"""A stored value of a channel: its blob, and the blobs of its row (a list's segments)."""
+DeltaWalk = tuple[dict[str, list[WriteRecord]], dict[str, Seed]]
 
 
 def delta_history(
@@ -177,7 +179,7 @@ def delta_history(
     at the target itself are pending for the next step and are not included.
     """
     writes: dict[str, list[WriteRecord]] = {ch: [] for ch in channels}
-    seeds: dict[str, BlobRecord] = {}
+    seeds: dict[str, Seed] = {}
     target = yield from backend.get(thread_id, checkpoint_ns, checkpoint_id)
     remaining = set(channels)
     cursor = target.checkpoint.parent_checkpoint_id if target else None
@@ -189,9 +191,12 @@ def delta_history(
             for write in reversed(sorted_writes(row)):
                 if write.channel in remaining:
                     writes[write.channel].append(write)
-            for channel, blob in _stored_values(row, remaining).items():
-                seeds[channel] = blob
-                remaining.discard(channel)
+            stored = _stored_values(row, remaining)
+            if stored:
+                blobs = {(b.channel, b.version): b for b in row.blobs}
+                for channel, blob in stored.items():
+                    seeds[channel] = (blob, blobs)
+                    remaining.discard(channel)
             cursor = row.checkpoint.parent_checkpoint_id
             if cursor is None or not remaining:
                 break

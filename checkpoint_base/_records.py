@@ -43,7 +43,10 @@ class CheckpointRecord:
         type: Serializer type tag of `checkpoint`.
         checkpoint: The serialized checkpoint, `channel_values` removed.
         metadata: The metadata as UTF-8 JSON text (ASCII-escaped), queryable by storage.
-        channel_versions: Channel -> version string: the blobs that hold this checkpoint's values.
+        channel_versions: Channel -> version string: the blobs that hold this checkpoint's
+            values. A list stored in segments maps its channel to its head's version, and
+            each segment's channel (starting with "\\x01") to the segment's version; the
+            checkpoint body keeps LangGraph's own versions.
         run_id: `metadata["run_id"]` when present, for `delete_for_runs`.
         created_at: Seconds since the epoch when the checkpoint was first stored.
     """
@@ -66,7 +69,8 @@ class BlobRecord:
 
     Written only for the channels of a put's `new_versions`; `type == EMPTY` says the channel
     had no value at that version. Nothing outside `checkpoint_base` may assume `data` holds a
-    whole value: a later format may store a delta against an earlier version.
+    whole value: a long list is stored as a head (type `_lists.HEAD`) and segments, blobs of
+    channels that only the checkpoint's `channel_versions` names (see `_lists`).
 
     A fetched record's `data` may be a read-only `memoryview` of the driver's reply instead of
     `bytes` (the Redis backend: a blob is stored behind its type tag, and copying each large

@@ -59,6 +59,7 @@ from ._convert import (
     next_version,
     normalize_filter,
     parse_config,
+    put_records,
     to_records,
     to_tuple,
     write_records,
@@ -71,6 +72,7 @@ from ._errors import (
     check_keep_last,
     too_large,
 )
+from ._lists import Layout, Lists
 from ._operations import (
     DeltaWalk,
     ListWalk,
@@ -85,6 +87,7 @@ from ._plan import AsyncExecutor, Plan, SerialWriters, SyncExecutor, arun, run
 from ._records import (
     BlobRecord,
     CheckpointRecord,
+    CheckpointRow,
     Compaction,
     ListQuery,
     ThreadInfo,
@@ -172,12 +175,37 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         self._wrappers: dict[int, tuple[SerializerProtocol, EncryptedSerializer]] = {}
         # And this: the background sweeper of `sweep_idle_threads`, if one runs.
         self._sweepers: builtins.list[Sweeper] = []
+        # And this: the list layouts of the checkpoints last written or read (`_lists`).
+        self._lists: Lists | None = Lists()
         self._loop: asyncio.AbstractEventLoop | None = None
         if aexecutor is not None:
             try:
                 self._loop = asyncio.get_running_loop()
             except RuntimeError:
                 self._loop = None
+
+    # -- storage of long lists ---------------------------------------------------------------
+
+    @property
+    def segment_lists(self) -> bool:
+        """Store a list of 16 or more items (a message list) in segments shared between
+        checkpoints, so a thread's storage grows about as its length, not its square.
+
+        True by default (with the package's serializer; another one, such as an encrypting
+        one, stores every value whole). Each put still serializes the whole list, and keeps a
+        stored segment only when its items serialize to exactly its bytes. Set it False
+        (`saver.segment_lists = False`) to store every value whole, as earlier versions of
+        this package did, for a store such a version must still read. Either way the saver
+        reads both.
+        """
+        return self._lists is not None
+
+    @segment_lists.setter
+    def segment_lists(self, value: bool) -> None:
+        if not value:
+            self._lists = None
+        elif self._lists is None:
+            self._lists = Lists()
 
     # -- retention -------------------------------------------------------------------------
 
@@ -422,13 +450,26 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             ConfigError: `thread_id` is missing or the config is malformed.
         """
         row = self._run(self.backend.get(*parse_config(config)))
-        return to_tuple(self.serde, row) if row is not None else None
+        return self._read_latest(row)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async twin of `get_tuple`."""
         key = parse_config(config)
         row = await self._aquick(lambda: self.backend.get(*key))
-        return to_tuple(self.serde, row) if row is not None else None
+        return self._read_latest(row)
+
+    def _read_latest(self, row: CheckpointRow | None) -> CheckpointTuple | None:
+        """`to_tuple`, remembering the row's list layouts: LangGraph's next put follows it."""
+        if row is None:
+            return None
+        lists = self._lists
+        if lists is None:
+            return to_tuple(self.serde, row)
+        layouts: dict[str, Layout] = {}
+        found = to_tuple(self.serde, row, keep=layouts)
+        rec = row.checkpoint
+        lists.remember(rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id, layouts)
+        return found
 
     def _walk(
         self,
@@ -542,15 +583,22 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         Returns:
             The config naming the stored checkpoint.
         """
-        record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
+        record, blobs, layouts = put_records(
+            self.serde, self._lists, config, checkpoint, metadata, new_versions
+        )
         try:
             if not _reads_parent_blobs(record, blobs):
                 self._run(self.backend.put_checkpoint(record, blobs))
             elif not self._run(self.backend.put_child(record, blobs)):
                 record, blobs = _whole(self.serde, config, checkpoint, metadata)
+                layouts = {}
                 self._run(self.backend.put_checkpoint(record, blobs))
         except ValueTooLargeError as exc:
             raise _put_too_large(exc, record, blobs) from exc
+        if layouts is not None and self._lists is not None:
+            self._lists.remember(
+                record.thread_id, record.checkpoint_ns, record.checkpoint_id, layouts
+            )
         if self._keep_last is not None:
             self._trim(record)
         return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
@@ -563,15 +611,22 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Async twin of `put`."""
-        record, blobs = to_records(self.serde, config, checkpoint, metadata, new_versions)
+        record, blobs, layouts = put_records(
+            self.serde, self._lists, config, checkpoint, metadata, new_versions
+        )
         try:
             if not _reads_parent_blobs(record, blobs):
                 await self._aquick(lambda: self.backend.put_checkpoint(record, blobs))
             elif not await self._aquick(lambda: self.backend.put_child(record, blobs)):
                 record, blobs = _whole(self.serde, config, checkpoint, metadata)
+                layouts = {}
                 await self._aquick(lambda: self.backend.put_checkpoint(record, blobs))
         except ValueTooLargeError as exc:
             raise _put_too_large(exc, record, blobs) from exc
+        if layouts is not None and self._lists is not None:
+            self._lists.remember(
+                record.thread_id, record.checkpoint_ns, record.checkpoint_id, layouts
+            )
         if self._keep_last is not None:
             await self._atrim(record)
         return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
@@ -831,7 +886,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
                     (w.task_id, w.channel, load_write(self.serde, w)) for w in writes[channel]
                 ]
             }
-            present, value = load_seed(self.serde, seeds.get(channel))
+            seed = seeds.get(channel)
+            present, value = (
+                load_seed(self.serde, *seed) if seed is not None else load_seed(self.serde, None)
+            )
             if present:
                 entry["seed"] = value
             result[channel] = entry

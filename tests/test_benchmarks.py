@@ -509,3 +509,19 @@ def test_sweep_bench_prunes_then_deletes_every_thread(tmp_path: Path) -> None:
     assert row[2].strip() == "24"  # 6 threads of 4 checkpoints, counted before the sweeps
     # Each column a time; the run itself asserted what each sweep found and left.
     assert all(cell.strip().endswith(("ms", "µs")) for cell in row[3:-1])
+
+
+def test_lists_bench_stores_less_in_segments_and_reads_every_checkpoint(tmp_path: Path) -> None:
+    from benchmarks import lists_bench
+
+    out = tmp_path / "lists.md"
+    argv = ["--target", "sqlite", "--steps", "40", "--rounds", "1", "--reads", "2"]
+    assert lists_bench.main([*argv, "--out", str(out)]) == 0  # it read back every checkpoint
+    rows = {
+        r[2].strip(): r
+        for r in (line.split("|") for line in out.read_text().splitlines())
+        if r[1:2] == [" sqlite "]
+    }
+    assert set(rows) == {"segments", "whole"}
+    assert rows["whole"][4].strip() == "1.00x" and rows["whole"][8].strip() == "1.000x"
+    assert float(rows["segments"][8].strip().rstrip("x")) < 0.8  # 40 steps: lists of 30

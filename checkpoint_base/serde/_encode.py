@@ -11,6 +11,7 @@ list) is written as one `ROWS` list instead (`encode_typed`, tag `msgpack.cp4`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -21,7 +22,13 @@ from ._classes import RowSpec, class_encoder, class_kind, pydantic_row_spec
 from ._errors import NestingTooDeepError, SerializationError, UnsupportedTypeError
 from ._numpy import numpy_encoder
 
-__all__ = ["encode", "encode_typed"]
+__all__ = [
+    "array_header",
+    "array_header_size",
+    "encode",
+    "encode_rows",
+    "encode_typed",
+]
 
 # Grows by one entry per class written; classes are few, so this is not bounded further.
 _WRITERS: dict[type, Encoder] = dict(ENCODERS)
@@ -88,14 +95,25 @@ def _rows(items: list[Any]) -> list[Any] | None:
     A row is a pydantic v2 model written as its class's writer would write it with a row
     marker (`pydantic_row_spec`). Anything else (another type, extra fields, an error) gives
     None, and the list is written item by item, which reports any error the usual way.
+    """
+    names: list[str] = []
+    out: list[Any] = [names]
+    if not _fill(out, names, {}, items):
+        return None
+    out.append(_ROWS_MARKER)
+    return out
+
+
+def _fill(out: list[Any], names: list[str], specs: dict[type, Any], items: list[Any]) -> bool:
+    """Append the rows of `items` to `out` (class names to `names`); False when an item is
+    not a row.
+
     The loop is the serializer's hottest: every put writes the whole message list again,
     so it reads each item's state inline rather than through a call per item (the 80
     messages of the benchmarks' 100-step agent thread: 38 -> 30 us, timed interleaved).
+    `specs`, by class: (index in names, field count, row reader, all field names,
+    sorted_names).
     """
-    names: list[str] = []
-    # By class: (index in names, field count, row reader, all field names, sorted_names).
-    specs: dict[type, tuple[Any, ...]] = {}
-    out: list[Any] = [names]
     append = out.append
     extend = out.extend
     try:
@@ -104,21 +122,53 @@ def _rows(items: list[Any]) -> list[Any] | None:
             if spec is None:
                 known = _row_spec(type(item))
                 if known is None:
-                    return None
+                    return False
                 spec = specs[type(item)] = (len(names), *known[1:])
                 names.append(known.text)
             index, count, row, all_names, sorted_names = spec
             d = item.__dict__
             if len(d) != count or item.__pydantic_extra__:
-                return None
+                return False
             fields_set = item.__pydantic_fields_set__
             append(index)
             append(None if fields_set == all_names else sorted_names(fields_set))
             extend(row(d))  # KeyError: a field never set (model_construct)
     except Exception:  # the item-by-item pass raises it properly
-        return None
-    append(_ROWS_MARKER)
-    return out
+        return False
+    return True
+
+
+def encode_rows(items: list[Any], cuts: Sequence[int]) -> tuple[list[Any], list[int]] | None:
+    """`items` as the elements of a `ROWS` list, for storing runs of rows apart (`_lists`):
+    `(out, offsets)` where `out` is `[names, element, ..., marker]` and the elements of the
+    items before cut `cuts[i]` end at `out[offsets[i]]` (`cuts`: ascending item indexes,
+    the last `len(items)`); None when an item is not a row."""
+    names: list[str] = []
+    out: list[Any] = [names]
+    specs: dict[type, Any] = {}
+    offsets: list[int] = []
+    start = 0
+    for cut in cuts:
+        if not _fill(out, names, specs, items[start:cut] if start or cut < len(items) else items):
+            return None
+        offsets.append(len(out))
+        start = cut
+    out.append(_ROWS_MARKER)
+    return out, offsets
+
+
+def array_header_size(count: int) -> int:
+    """Bytes of a msgpack array header for `count` elements."""
+    return 1 if count < 16 else 3 if count < 0x10000 else 5
+
+
+def array_header(count: int) -> bytes:
+    """A msgpack array header for `count` elements."""
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 0x10000:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
 
 
 def encode_typed(obj: Any) -> tuple[str, bytes]:

@@ -614,3 +614,63 @@ def test_official_storage_refusal_names_the_value_and_the_way_out(
     message = str(caught.value)
     assert what in message and why in message, message
     assert repr(tid) in message and "sqlite://, postgresql://, redis://" in message, message
+
+
+# -- 4c. long lists (stored in segments) through every migration ------------------------------
+
+
+def _growing_thread(saver: CheckpointSaver, steps: int) -> list[tuple[Any, list[Any]]]:
+    """A thread whose message list grows by one per checkpoint (stored in segments past
+    `MIN_ITEMS`); returns (config, list) of each checkpoint."""
+    tid = new_thread()
+    out: list[tuple[Any, list[Any]]] = []
+    messages: list[Any] = []
+    parent: str | None = None
+    for i in range(steps):
+        cls = AIMessage if i % 2 else HumanMessage
+        messages = [*messages, cls(content=f"m{i} é\x00", id=f"m{i}")]
+        version = f"{i + 1:032}.{0.25:016}"
+        cp = checkpoint({"messages": messages, "v": i}, {"messages": version, "v": version})
+        cfg = saver.put(
+            config(tid, "", parent), cp, {"step": i}, {"messages": version, "v": version}
+        )
+        parent = cid(cfg)
+        out.append((cfg, list(messages)))
+    return out
+
+
+def _check_growing(
+    saver: Any, thread: list[tuple[Any, list[Any]]], where: str, *, exact: bool = True
+) -> None:
+    """Every checkpoint's list reads back: type-strict, or (`exact=False`, LangGraph's
+    storage, which keeps no record of which fields a message was given) equal."""
+    for cfg, messages in thread:
+        got = saver.get_tuple(cfg)
+        assert got is not None, f"{where}: {cid(cfg)} is missing"
+        if exact:
+            same(messages, got.checkpoint["channel_values"]["messages"], where)
+        else:
+            assert got.checkpoint["channel_values"]["messages"] == messages, where
+
+
+@pytest.mark.skipif(len(_family_targets()) < 2, reason="migration needs two backends")
+def test_long_lists_go_round_the_migration_ring(ring: list[tuple[str, Any]]) -> None:
+    _, first = ring[0]
+    thread = _growing_thread(first, 40)
+    tid = thread[0][0]["configurable"]["thread_id"]
+    for (src_name, src), (dst_name, dst) in itertools.pairwise(ring):
+        migrate(src, dst, threads=[tid])
+        _check_growing(dst, thread, f"{src_name} -> {dst_name}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_long_lists_go_to_langgraphs_storage_whole(backend: str) -> None:
+    """LangGraph's savers store each value whole: the export reads lists out of their
+    segments, the official saver reads every checkpoint back, and so does the way home."""
+    with _to_official(backend) as (source, lg), MemorySaver() as back:
+        thread = _growing_thread(source, 40)
+        tid = thread[0][0]["configurable"]["thread_id"]
+        migrate(source, lg, threads=[tid])
+        _check_growing(lg, thread, f"langgraph-{backend}", exact=False)
+        migrate(lg, back, threads=[tid])
+        _check_growing(back, thread, f"langgraph-{backend} and back", exact=False)

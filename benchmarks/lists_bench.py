@@ -1,0 +1,139 @@
+"""What storing long lists in segments (`segment_lists`, on by default) costs and saves.
+
+For each backend (sync savers of this package on the durable benchmark servers), one recorded
+agent thread (`--steps` puts, the message list growing by one message per step, with its
+`put_writes`) is replayed with `segment_lists` on and off:
+
+- latency: on one saver, rounds of one block per setting, the order turning each round, each
+  block a fresh thread: every `put` timed, then `--reads` reads of the thread's latest
+  checkpoint (`get_tuple`, which LangGraph makes at the start of every run). Reported: the
+  median put and read, each as a ratio to the whole-value setting of the same run;
+- storage: for each setting, a fresh isolated store holding only that thread, and the bytes
+  it holds (SQLite: pages in use; PostgreSQL: table, TOAST and index bytes; Redis: `MEMORY
+  USAGE` of its keys; memory: the bytes held), against the whole-value setting. Every
+  checkpoint is read back and compared with the one recorded first.
+
+    python -m benchmarks.lists_bench                 # sqlite, postgres-pool, redis
+    python -m benchmarks.lists_bench --target memory sqlite --out benchmarks/results/lists.md
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+
+from checkpoint_base.testing.targets import Target
+
+from ._env import git_commit
+from ._graph import Recording, for_thread, record
+from ._handles import SaverHandle
+from ._side import bytes_cells, durable_targets, emit, open_ours, parse, replay
+from ._storage import saver_storage_bytes
+
+SETTINGS = (True, False)
+
+
+def _label(segments: bool) -> str:
+    return "segments" if segments else "whole"
+
+
+async def _reads(handle: SaverHandle, thread_id: str, n: int) -> list[float]:
+    config = {"configurable": {"thread_id": thread_id}}
+    seconds = []
+    for _ in range(n):
+        start = time.perf_counter()
+        found = handle.saver.get_tuple(config)
+        seconds.append(time.perf_counter() - start)
+        assert found is not None
+    return seconds
+
+
+async def _latency(
+    target: Target, rec: Recording, rounds: int, reads: int
+) -> dict[bool, tuple[list[float], list[float]]]:
+    samples: dict[bool, tuple[list[float], list[float]]] = {s: ([], []) for s in SETTINGS}
+    async with contextlib.AsyncExitStack() as stack:
+        handle = await open_ours(target, stack)
+        await replay(handle, "warm-up", rec)
+        for r in range(rounds):
+            order = SETTINGS if r % 2 == 0 else SETTINGS[::-1]
+            for segments in order:
+                handle.saver.segment_lists = segments
+                thread_id = f"lat-{r}-{_label(segments)}"
+                samples[segments][0].extend(await replay(handle, thread_id, rec))
+                samples[segments][1].extend(await _reads(handle, thread_id, reads))
+        handle.saver.segment_lists = True
+    return samples
+
+
+async def _storage(target: Target, rec: Recording) -> dict[bool, int | None]:
+    out: dict[bool, int | None] = {}
+    for segments in SETTINGS:
+        async with contextlib.AsyncExitStack() as stack:
+            handle = await open_ours(target, stack)
+            handle.saver.segment_lists = segments
+            empty = await saver_storage_bytes(handle.saver)
+            await replay(handle, "stored", rec)
+            full = await saver_storage_bytes(handle.saver)
+            _check(handle, rec)
+            out[segments] = None if full is None or empty is None else full - empty
+    return out
+
+
+def _check(handle: SaverHandle, rec: Recording) -> None:
+    """Every checkpoint of the stored thread reads back with the recorded values."""
+    saver = handle.saver
+    saver.segment_lists = not saver.segment_lists  # the reads must not lean on the cache
+    for call in rec.puts:
+        config = for_thread(call.config, "stored")
+        config["configurable"]["checkpoint_id"] = call.checkpoint["id"]
+        found = saver.get_tuple(config)
+        assert found is not None, call.checkpoint["id"]
+        values = found.checkpoint["channel_values"]
+        expected = call.checkpoint["channel_values"]
+        assert values == expected, f"checkpoint {call.checkpoint['id']} reads back changed"
+
+
+async def _run(steps: int, payload: int, rounds: int, reads: int, names: list[str]) -> str:
+    rec = record(steps, payload)
+    lines = [
+        f"# Long lists in segments: put, read and storage ({steps} steps, {payload}-character "
+        f"messages, {rounds} rounds, {reads} reads a round, git {git_commit()})",
+        "",
+        "| target | setting | put median | vs whole | get_tuple latest median | vs whole "
+        "| bytes | vs whole |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    with durable_targets(names) as targets:
+        for target in targets:
+            print(f"{target.name}: latency", file=sys.stderr)
+            samples = await _latency(target, rec, rounds, reads)
+            print(f"{target.name}: storage", file=sys.stderr)
+            stored = await _storage(target, rec)
+            put0 = statistics.median(samples[False][0])
+            read0 = statistics.median(samples[False][1])
+            for segments in SETTINGS:
+                put = statistics.median(samples[segments][0])
+                read = statistics.median(samples[segments][1])
+                lines.append(
+                    f"| {target.name} | {_label(segments)} | {put * 1e6:.1f} µs "
+                    f"| {put / put0:.2f}x | {read * 1e6:.1f} µs | {read / read0:.2f}x "
+                    f"| {bytes_cells(stored[segments], stored[False])} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(
+        "python -m benchmarks.lists_bench", argv, steps=200, payload=512, rounds=8, reads=20
+    )
+    table = asyncio.run(_run(args.steps, args.payload, args.rounds, args.reads, args.target))
+    return emit(table, args.out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
