@@ -376,7 +376,7 @@ def bench_micro(rounds: int, warmup: int) -> dict[str, Any]:
     states = [[dict(m.__dict__), None, list(m.model_fields_set)] for m in ai_messages]
     rebuild = class_builder(AIMessage, class_kind(AIMessage) or 0)
     # The same 80 messages (the get_tuple payload of the backend issues) in the map layout of
-    # cp1, the row layout of cp2 (a marker per message) and cp4's one list of rows, read by the
+    # cp1, the row layout of cp2 (a marker per message) and cp5's one list of rows, read by the
     # same decoder.
     listed = message_list(80)
     serde = MsgpackSerializer()
@@ -402,7 +402,7 @@ def bench_micro(rounds: int, warmup: int) -> dict[str, Any]:
     cases: dict[str, Callable[[], Any]] = {
         "80 messages loaded, cp1 map layout": lambda: serde.loads_typed(as_maps),
         "80 messages loaded, cp2 row layout": lambda: serde.loads_typed(as_rows),
-        "80 messages loaded, cp4 list of rows": lambda: serde.loads_typed(as_list),
+        "80 messages loaded, cp5 list of rows": lambda: serde.loads_typed(as_list),
         "small value, packer reused (x100)": lambda: [reused.pack(small) for _ in range(100)],
         "small value, new packer per call (x100)": lambda: [
             _new_packer().pack(small) for _ in range(100)
@@ -460,7 +460,7 @@ def environment() -> dict[str, Any]:
     }
 
 
-OURS = "ours (msgpack.cp2, message lists cp4, on msgpack)"
+OURS = "ours (msgpack.cp2, message lists cp5, on msgpack)"
 OFFICIAL = ("JsonPlusSerializer (default)", "JsonPlusSerializer (strict allowlist)")
 
 

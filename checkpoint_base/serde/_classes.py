@@ -119,6 +119,8 @@ class RowSpec(NamedTuple):
     """Every field name: a fields_set equal to it is written as None."""
     sorted_names: Callable[[set[str]], list[str]]
     """A fields_set's names, sorted (equal values, equal bytes whatever the hash seed)."""
+    mask_of: Callable[[set[str]], int]
+    """A fields_set as a bit mask: bit i for the i-th field of the marker's order."""
 
 
 def pydantic_row_spec(cls: type) -> RowSpec:
@@ -145,15 +147,33 @@ def pydantic_row_spec(cls: type) -> RowSpec:
         recent[0] = ((seen, ordered), *known[: _RECENT_SETS - 1])
         return ordered
 
+    bits = {name: 1 << i for i, name in enumerate(names)}
+    recent_masks: list[tuple[tuple[frozenset[str], int], ...]] = [()]
+
+    def mask_of(fields_set: set[str]) -> int:
+        known = recent_masks[0]
+        for seen, mask in known:
+            if fields_set == seen:
+                return mask
+        seen = frozenset(fields_set)
+        mask = sum(bits[name] for name in seen if name in bits)
+        recent_masks[0] = ((seen, mask), *known[: _RECENT_SETS - 1])
+        return mask
+
     return RowSpec(
-        f"{key}\0{','.join(names)}", len(names), _row_reader(names), frozenset(names), sorted_names
+        f"{key}\0{','.join(names)}",
+        len(names),
+        _row_reader(names),
+        frozenset(names),
+        sorted_names,
+        mask_of,
     )
 
 
 def pydantic_row_state(cls: type) -> tuple[str, RowState]:
     """The text of the class's `PYDANTIC_V2_ROW` marker and `state(o)`: `(None or the sorted
     fields_set, the field values)`, or None when o is not a row (`pydantic_row_spec`)."""
-    text, count, row, all_names, sorted_names = pydantic_row_spec(cls)
+    text, count, row, all_names, sorted_names, _ = pydantic_row_spec(cls)
 
     def row_state(o: Any) -> tuple[list[str] | None, tuple[Any, ...]] | None:
         d = o.__dict__
@@ -412,7 +432,8 @@ def pydantic_rows_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Build
     """The rebuilder of a `ROWS` list whose rows name the classes `kinds` by position.
 
     `kinds[i]` is `(cls, written)` for the i-th name of the list; a row of it is `i`, then
-    None or its fields_set list, then `len(written)` values (see `_codes.ROWS`). The common
+    None, its fields_set as a bit mask over `written` (cp5) or a list of names (cp4), then
+    `len(written)` values (see `_codes.ROWS`). The common
     row (written with the class's fields as they are now, of a class with no root model or
     post-init hook) is rebuilt here without a call per instance, as `pydantic_row_builder`
     would rebuild it; any other row goes through that builder.
@@ -427,6 +448,15 @@ def pydantic_rows_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Build
         else:
             fast.append((cls, written, len(written), set(written), extra_dict, *setters))
     count = len(kinds)
+    # fields_set by (class index, mask): the frozenset a mask names, built once per list.
+    masks: dict[tuple[int, int], frozenset[str]] = {}
+
+    def of_mask(index: int, mask: int) -> frozenset[str]:
+        written = kinds[index][1]
+        if mask < 0 or mask >> len(written):
+            raise MalformedDataError(f"fields_set mask {mask} names fields past {written!r}")
+        names = masks[index, mask] = frozenset(n for i, n in enumerate(written) if mask >> i & 1)
+        return names
 
     def build(a: list[Any]) -> list[Any]:
         out: list[Any] = []
@@ -442,6 +472,9 @@ def pydantic_rows_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Build
                 row = list(islice(values, widths[index]))
                 if fields_set is _END or len(row) != widths[index]:
                     raise MalformedDataError("the list of rows ends inside a row")
+                if type(fields_set) is int:  # that builder reads names
+                    named = masks.get((index, fields_set))
+                    fields_set = list(named if named is not None else of_mask(index, fields_set))
                 row.append(fields_set)
                 append(general[index](row))
                 continue
@@ -453,6 +486,9 @@ def pydantic_rows_builder(kinds: Sequence[tuple[Any, tuple[str, ...]]]) -> Build
                 raise MalformedDataError("the list of rows ends inside a row")
             if fields_set is None:
                 fields_set = written_set.copy()
+            elif type(fields_set) is int:
+                named = masks.get((index, fields_set))
+                fields_set = set(named if named is not None else of_mask(index, fields_set))
             elif type(fields_set) is list:
                 fields_set = set(fields_set)
                 if not fields_set <= written_set:  # names that are not fields are dropped

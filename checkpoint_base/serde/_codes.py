@@ -19,12 +19,16 @@ from typing import Final
 TYPE_TAG: Final = "msgpack.cp2"
 """The tag this version writes, except for lists of rows (below). cp2 added `PYDANTIC_V2_ROW`;
 cp1 data is cp2 data without it."""
-ROWS_TAG: Final = "msgpack.cp4"
-"""The tag of a value written as a `ROWS` list: cp4 is cp2 plus `ROWS`. Only such values get
-it, so everything else stays readable by versions that know cp2."""
+ROWS_TAG: Final = "msgpack.cp5"
+"""The tag of a value written as a `ROWS` list: cp5 is cp4 with a row's fields_set written as
+a bit mask of its class's written fields (an int) instead of a list of names. Only such values
+get it, so everything else stays readable by versions that know cp2."""
+ROWS_NAMES_TAG: Final = "msgpack.cp4"
+"""What a `ROWS` list with fields_set name lists was written with (read only): cp4 is cp2 plus
+`ROWS`."""
 ROW_LISTS_TAG: Final = "msgpack.cp3"
 """What a `ROW_LISTS` list was written with (read only): cp3 is cp2 plus `ROW_LISTS`."""
-READ_TAGS: Final = frozenset({"msgpack.cp1", TYPE_TAG, ROW_LISTS_TAG, ROWS_TAG})
+READ_TAGS: Final = frozenset({"msgpack.cp1", TYPE_TAG, ROW_LISTS_TAG, ROWS_NAMES_TAG, ROWS_TAG})
 
 # Standard-library and numpy values: the extension data is empty.
 TUPLE: Final = 1
@@ -55,13 +59,18 @@ NPSCALAR: Final = 25
 # A list of pydantic v2 rows (a message list), written once at the top of a value:
 #   [[name, ...], index, fields_set or None, value, ..., index, ..., Ext(ROWS, b"")]
 # where each name is a `PYDANTIC_V2_ROW` marker's text (b"module:qualname\0name,...") and
-# each row is the index of its class's name, None or its fields_set list, then one value per
-# name after the NUL. One marker for the whole list instead of one per instance: nothing to
-# look up per message, and the class names are stored once. The rows are not arrays of their
-# own, so msgpack builds no list and calls no hook per row. The 80 messages of the
-# benchmarks' 100-step thread (medians of one run, this machine): 45,081 bytes, loaded in 198
-# and written in 84 us; one marker each, 54,968 bytes, 273 and 117 us; as ROW_LISTS, 45,161
-# bytes, loaded in 220 (the last version that wrote them) and written in 113 us.
+# each row is the index of its class's name, None (every field set) or its fields_set, then
+# one value per name after the NUL. One marker for the whole list instead of one per
+# instance: nothing to look up per message, and the class names are stored once. The rows
+# are not arrays of their own, so msgpack builds no list and calls no hook per row. The 80
+# messages of the benchmarks' 100-step thread (medians of one run, this machine): 45,081
+# bytes, loaded in 198 and written in 84 us; one marker each, 54,968 bytes, 273 and 117 us;
+# as ROW_LISTS, 45,161 bytes, loaded in 220 (the last version that wrote them) and written in
+# 113 us. A fields_set is a bit mask since cp5 (an int: bit i for the i-th name after the
+# NUL), a list of names in cp4; a reader takes either. As lists, the fields_sets of messages
+# as LangGraph's nodes leave them (content and id set, say) cost msgpack a list and a hook
+# call each and the reader a set built from names: those 80 messages loaded in 259 us as
+# lists, 220 as masks, 212 with every field set (interleaved, one run).
 ROWS: Final = 27
 # The layout ROWS replaced (tag msgpack.cp3, still read): one array per row,
 #   [[name, ...], [value, ..., fields_set or None, index], ..., Ext(ROW_LISTS, b"")]

@@ -1,4 +1,4 @@
-"""Reading our own format (`msgpack.cp4`, and cp3, cp2, cp1): one msgpack pass, two hooks.
+"""Reading our own format (`msgpack.cp5`, and cp4, cp3, cp2, cp1): one msgpack pass, two hooks.
 
 `ext_hook` turns each extension object into a `Marker` (for a class: only after the allowlist
 check, so a disallowed name fails before anything of it is built). `list_hook` sees every array

@@ -1,11 +1,11 @@
-"""Writing our own format (`msgpack.cp2`, and `msgpack.cp4` for message lists) in one msgpack pass.
+"""Writing our own format (`msgpack.cp2`, and `msgpack.cp5` for message lists) in one msgpack pass.
 
 msgpack runs with `strict_types=True`, so it packs only exact `dict`, `list`, `str`, `bytes`,
 `int`, `float`, `bool` and `None` itself; everything else (tuples, subclasses such as IntEnum
 or NamedTuple, classes) reaches `_default`, which returns the value's state followed by a
 marker, and msgpack packs that in the same pass. Writers are found by exact type in a dict
 that learns each new class once. A list of pydantic models at the top of a value (a message
-list) is written as one `ROWS` list instead (`encode_typed`, tag `msgpack.cp4`).
+list) is written as one `ROWS` list instead (`encode_typed`, tag `msgpack.cp5`).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def _fill(out: list[Any], names: list[str], specs: dict[type, Any], items: list[
     so it reads each item's state inline rather than through a call per item (the 80
     messages of the benchmarks' 100-step agent thread: 38 -> 30 us, timed interleaved).
     `specs`, by class: (index in names, field count, row reader, all field names,
-    sorted_names).
+    mask_of).
     """
     append = out.append
     extend = out.extend
@@ -123,15 +123,15 @@ def _fill(out: list[Any], names: list[str], specs: dict[type, Any], items: list[
                 known = _row_spec(type(item))
                 if known is None:
                     return False
-                spec = specs[type(item)] = (len(names), *known[1:])
+                spec = specs[type(item)] = (len(names), *known[1:4], known.mask_of)
                 names.append(known.text)
-            index, count, row, all_names, sorted_names = spec
+            index, count, row, all_names, mask_of = spec
             d = item.__dict__
             if len(d) != count or item.__pydantic_extra__:
                 return False
             fields_set = item.__pydantic_fields_set__
             append(index)
-            append(None if fields_set == all_names else sorted_names(fields_set))
+            append(None if fields_set == all_names else mask_of(fields_set))
             extend(row(d))  # KeyError: a field never set (model_construct)
     except Exception:  # the item-by-item pass raises it properly
         return False

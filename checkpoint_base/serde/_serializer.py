@@ -21,7 +21,7 @@ _MAX_CHILDREN = 64
 class MsgpackSerializer:
     """A msgpack serializer for checkpoints that only rebuilds classes it was allowed to.
 
-    It writes the type tag `"msgpack.cp2"` (`"msgpack.cp4"` for a list of two or more
+    It writes the type tag `"msgpack.cp2"` (`"msgpack.cp5"` for a list of two or more
     pydantic models, such as a message list; plus `"null"`, `"bytes"` and `"bytearray"` for
     those values, as LangGraph's `JsonPlusSerializer` does). It reads its own format and the
     `msgpack`, `json`, `bytes`, `bytearray` and `null` tags of `JsonPlusSerializer` (and
@@ -123,7 +123,7 @@ class MsgpackSerializer:
             obj: The value to store.
 
         Returns:
-            `(type_tag, data)`: `("msgpack.cp2", ...)` (`"msgpack.cp4"` for a list of
+            `(type_tag, data)`: `("msgpack.cp2", ...)` (`"msgpack.cp5"` for a list of
             messages or other pydantic models), or `("null", b"")`, `("bytes", obj)`,
             `("bytearray", ...)` for those values.
 

@@ -1,4 +1,4 @@
-"""Lists of pydantic models written as one ROWS list (tag msgpack.cp4); cp3 ROW_LISTS still load."""
+"""Lists of pydantic models written as one ROWS list (tag msgpack.cp5); cp4 and cp3 still load."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _same(back: list[Any], values: list[Any]) -> None:
 
 def test_a_message_list_is_one_rows_list_naming_each_class_once() -> None:
     tag, data = SERDE.dumps_typed(MESSAGES)
-    assert tag == C.ROWS_TAG == "msgpack.cp4"
+    assert tag == C.ROWS_TAG == "msgpack.cp5"
     names, *flat, marker = msgpack.unpackb(data, strict_map_key=False)
     assert marker == ROWS
     assert [n.split("\0")[0] for n in names] == [
@@ -185,7 +185,10 @@ def test_each_decoder_keeps_a_bounded_number_of_compiled_lists() -> None:
         ([[ADDRESS], 0, None, "Oslo", ROWS], "ends inside a row"),  # a value short
         ([[ADDRESS], 0, ROWS], "ends inside a row"),
         ([[ADDRESS], 0, None, "Oslo", None, 0, None, ROWS], "ends inside a row"),
-        ([[ADDRESS], 0, 7, "Oslo", None, ROWS], "list of field names"),
+        ([[ADDRESS], 0, "city", "Oslo", None, ROWS], "list of field names"),
+        ([[ADDRESS], 0, True, "Oslo", None, ROWS], "list of field names"),
+        ([[ADDRESS], 0, 7, "Oslo", None, ROWS], "fields_set mask 7 names fields past"),
+        ([[ADDRESS], 0, -1, "Oslo", None, ROWS], "fields_set mask -1"),
         ([["tests.serde.user_types:Address\0city,city"], 0, None, "a", "b", ROWS], "twice"),
         # A class whose row the common path does not rebuild (a root model).
         ([["tests.serde.user_types:Root\0root"], 0, None, ROWS], "ends inside a row"),
@@ -211,7 +214,9 @@ def test_malformed_rows_lists_are_clear_errors(state: Any, message: str) -> None
         ([[ADDRESS], [], ROW_LISTS], "row of field values"),
         ([[ADDRESS], ["Oslo", "x", "y", None, 0], ROW_LISTS], "3 values for 2 fields"),
         ([[ADDRESS], ["Oslo", None, 0], ROW_LISTS], "1 values for 2 fields"),
-        ([[ADDRESS], ["Oslo", None, 7, 0], ROW_LISTS], "list of field names"),
+        ([[ADDRESS], ["Oslo", None, "city", 0], ROW_LISTS], "list of field names"),
+        # cp3 is read as a ROWS list: an int fields_set is a mask there too.
+        ([[ADDRESS], ["Oslo", None, 7, 0], ROW_LISTS], "fields_set mask 7"),
     ],
 )
 def test_malformed_cp3_row_lists_are_clear_errors(state: Any, message: str) -> None:
@@ -257,3 +262,18 @@ def test_many_fields_sets_of_one_class_each_come_back_and_pack_alike() -> None:
     one = AIMessage(content="g", id="w", name="p")  # a single model: the class's own writer
     back = SERDE.loads_typed(SERDE.dumps_typed(one))
     assert back == one and back.model_fields_set == one.model_fields_set
+
+
+def test_fields_sets_are_bit_masks_and_cp4_name_lists_still_load() -> None:
+    values = [u.Address(city="Oslo"), u.Address(city="Bergen", zip_code="5003")]
+    tag, data = SERDE.dumps_typed(values)
+    assert tag == "msgpack.cp5"
+    _names, *flat, _marker = msgpack.unpackb(data, strict_map_key=False)
+    assert flat == [0, 0b01, "Oslo", None, 0, None, "Bergen", "5003"]  # city is bit 0
+    # What cp4 wrote for the same list: the fields_set as a list of names.
+    cp4 = _pack([[ADDRESS], 0, ["city"], "Oslo", None, 0, None, "Bergen", "5003", ROWS])
+    for back in (SERDE.loads_typed((tag, data)), SERDE.loads_typed(("msgpack.cp4", cp4))):
+        _same(back, values)
+    # A class the common path does not rebuild reads masks too.
+    roots = [u.Profile(name="a", tags={"x"}), u.Profile(name="b")]
+    _same(SERDE.loads_typed(SERDE.dumps_typed(roots)), roots)
