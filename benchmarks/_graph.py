@@ -162,6 +162,13 @@ class _RecordingSaver(InMemorySaver):
         super().__init__(serde=default_serde())
         self.calls: list[PutCall | WritesCall] = []
 
+    def with_allowlist(self, extra_allowlist: Any) -> _RecordingSaver:
+        # InMemorySaver's would warn that our serializer takes no msgpack allowlist: it
+        # takes one of its own (the clone shares the recorded calls and the storage).
+        clone = copy.copy(self)
+        clone.serde = self.serde.with_allowlist(extra_allowlist)  # type: ignore[attr-defined]
+        return clone
+
     def put(self, config: RunnableConfig, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
         # LangGraph may reuse containers after the call: keep a private copy of each level.
         stored = dict(checkpoint)

@@ -293,8 +293,9 @@ def resolve(
         What the serializer raises on damaged data.
     """
     found = read_head(head.data)
-    segments: list[Segment] = []
-    start = 0
+    rows = found.kind == _ROWS
+    parts: list[BlobRecord] = []
+    total = found.tail_items
     for channel, version, count in found.refs:
         if type(count) is not int:
             raise ValueError(f"a list head with a segment of {count!r} items")
@@ -304,23 +305,22 @@ def resolve(
                 f"segment {channel[1:].replace(MARK, ' of ')!r} version {version!r} of the "
                 "list is not stored"
             )
-        if (blob.type == ROWS_PART) != (found.kind == _ROWS):
+        if (blob.type == ROWS_PART) != rows:
             raise ValueError(f"segment {channel!r} version {version!r} is a {blob.type!r}")
-        data = as_bytes(blob.data)
-        segments.append(Segment(channel, version, start, start + count, blob.type, data))
-        start += count
-    total = start + found.tail_items
-    if found.kind == _ROWS:
+        parts.append(blob)
+        total += count
+    if rows:
         assert isinstance(found.prefix, bytes)
-        body = b"".join([found.prefix, *(seg.data for seg in segments), found.tail])
+        # One copy of the whole list (a view of a Redis reply is joined without another).
+        body = b"".join([found.prefix, *(blob.data for blob in parts), found.tail])
         items = loads((ROWS_TAG, body))
     else:
         assert isinstance(found.prefix, str)
         items = []
-        for seg in segments:
-            part = loads((seg.type, seg.data))
+        for blob in parts:
+            part = loads((blob.type, as_bytes(blob.data)))
             if type(part) is not list:
-                raise ValueError(f"segment {seg.channel!r} holds {type(part).__name__}")
+                raise ValueError(f"segment {blob.channel!r} holds {type(part).__name__}")
             items.extend(part)
         tail = loads((found.prefix, found.tail))
         if type(tail) is not list:
@@ -332,7 +332,11 @@ def resolve(
             f"items, not the {total} its head names"
         )
     if keep is not None:
-        keep.extend(segments)
+        start = 0
+        for blob, (_, _, count) in zip(parts, found.refs, strict=True):
+            data = as_bytes(blob.data)
+            keep.append(Segment(blob.channel, blob.version, start, start + count, blob.type, data))
+            start += count
     return items
 
 

@@ -308,3 +308,25 @@ async def test_segment_lists_off_stores_whole_and_reads_both(h: Harness) -> None
         h.saver.segment_lists = True
     await t.put([*messages, _message(77), _message(78)])
     await t.check_all()
+
+
+async def test_keep_last_trims_around_segments_still_read(h: Harness) -> None:
+    t = _Thread(h)
+    h.saver.keep_last = 3
+    try:
+        messages: list[BaseMessage] = []
+        for i in range(MIN_ITEMS + 5 * TAIL):
+            messages = [*messages, _message(i)]
+            await t.put(messages)
+        kept = await h.list(config(t.tid))
+        assert 3 <= len(kept) < len(t.puts)
+        expected = {cid(stored): values for stored, values, _ in t.puts}
+        for tup in kept:
+            assert tup.checkpoint["channel_values"]["messages"] == expected[cid(tup.config)]
+        h.saver._lists.forget()  # another process goes on from what the trims left
+        await t.put([*messages, _message(999)])
+        got = await h.get_tuple(config(t.tid))
+        assert got is not None
+        assert got.checkpoint["channel_values"]["messages"] == [*messages, _message(999)]
+    finally:
+        h.saver.keep_last = None
