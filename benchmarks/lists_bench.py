@@ -8,6 +8,9 @@ agent thread (`--steps` puts, the message list growing by one message per step, 
   block a fresh thread: every `put` timed, then `--reads` reads of the thread's latest
   checkpoint (`get_tuple`, which LangGraph makes at the start of every run). Reported: the
   median put and read, each as a ratio to the whole-value setting of the same run;
+- end to end: on one saver, rounds of one block per setting (the order turning), each block
+  the agent graph compiled anew on the saver and run `--turns` turns on a fresh thread
+  (`invoke`, durability "sync"): turns per second, the median round against whole values;
 - storage: for each setting, a fresh isolated store holding only that thread, and the bytes
   it holds (SQLite: pages in use; PostgreSQL: table, TOAST and index bytes; Redis: `MEMORY
   USAGE` of its keys; memory: the bytes held), against the whole-value setting. Every
@@ -25,11 +28,12 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from checkpoint_base.testing.targets import Target
 
 from ._env import git_commit
-from ._graph import Recording, for_thread, record
+from ._graph import Recording, build_agent_graph, for_thread, record, turn_input
 from ._handles import SaverHandle
 from ._side import bytes_cells, durable_targets, emit, open_ours, parse, replay
 from ._storage import saver_storage_bytes
@@ -70,6 +74,33 @@ async def _latency(
     return samples
 
 
+def _turns(handle: SaverHandle, segments: bool, name: str, payload: int, turns: int) -> float:
+    """Turns per second of the agent graph over `turns` turns of a fresh thread (durability
+    "sync"), the saver storing lists as `segments` says."""
+    handle.saver.segment_lists = segments
+    graph = build_agent_graph(payload).compile(checkpointer=handle.saver)
+    config: Any = {"configurable": {"thread_id": name}}
+    start = time.perf_counter()
+    for turn in range(turns):
+        graph.invoke(turn_input(payload, turn), config, durability="sync")
+    return turns / (time.perf_counter() - start)
+
+
+async def _end_to_end(
+    target: Target, payload: int, turns: int, rounds: int
+) -> dict[bool, list[float]]:
+    samples: dict[bool, list[float]] = {s: [] for s in SETTINGS}
+    async with contextlib.AsyncExitStack() as stack:
+        handle = await open_ours(target, stack)
+        _turns(handle, True, "e2e-warm-up", payload, 2)
+        for r in range(rounds):
+            for segments in SETTINGS if r % 2 == 0 else SETTINGS[::-1]:
+                name = f"e2e-{r}-{_label(segments)}"
+                samples[segments].append(_turns(handle, segments, name, payload, turns))
+        handle.saver.segment_lists = True
+    return samples
+
+
 async def _storage(target: Target, rec: Recording) -> dict[bool, int | None]:
     out: dict[bool, int | None] = {}
     for segments in SETTINGS:
@@ -98,30 +129,38 @@ def _check(handle: SaverHandle, rec: Recording) -> None:
         assert values == expected, f"checkpoint {call.checkpoint['id']} reads back changed"
 
 
-async def _run(steps: int, payload: int, rounds: int, reads: int, names: list[str]) -> str:
+async def _run(
+    steps: int, payload: int, rounds: int, reads: int, turns: int, names: list[str]
+) -> str:
     rec = record(steps, payload)
     lines = [
-        f"# Long lists in segments: put, read and storage ({steps} steps, {payload}-character "
-        f"messages, {rounds} rounds, {reads} reads a round, git {git_commit()})",
+        f"# Long lists in segments: put, read, end to end and storage ({steps} steps, "
+        f"{payload}-character messages, {rounds} rounds, {reads} reads a round, "
+        f"{turns}-turn threads, git {git_commit()})",
         "",
         "| target | setting | put median | vs whole | get_tuple latest median | vs whole "
-        "| bytes | vs whole |",
-        "|---|---|---|---|---|---|---|---|",
+        "| turns/s (median round) | vs whole | bytes | vs whole |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     with durable_targets(names) as targets:
         for target in targets:
             print(f"{target.name}: latency", file=sys.stderr)
             samples = await _latency(target, rec, rounds, reads)
+            print(f"{target.name}: end to end", file=sys.stderr)
+            rates = await _end_to_end(target, payload, turns, rounds)
             print(f"{target.name}: storage", file=sys.stderr)
             stored = await _storage(target, rec)
+            rate0 = statistics.median(rates[False])
             put0 = statistics.median(samples[False][0])
             read0 = statistics.median(samples[False][1])
             for segments in SETTINGS:
                 put = statistics.median(samples[segments][0])
                 read = statistics.median(samples[segments][1])
+                rate = statistics.median(rates[segments])
                 lines.append(
                     f"| {target.name} | {_label(segments)} | {put * 1e6:.1f} µs "
                     f"| {put / put0:.2f}x | {read * 1e6:.1f} µs | {read / read0:.2f}x "
+                    f"| {rate:.1f} | {rate / rate0:.2f}x "
                     f"| {bytes_cells(stored[segments], stored[False])} |"
                 )
     return "\n".join(lines) + "\n"
@@ -129,9 +168,17 @@ async def _run(steps: int, payload: int, rounds: int, reads: int, names: list[st
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(
-        "python -m benchmarks.lists_bench", argv, steps=200, payload=512, rounds=8, reads=20
+        "python -m benchmarks.lists_bench",
+        argv,
+        steps=200,
+        payload=512,
+        rounds=8,
+        reads=20,
+        turns=20,
     )
-    table = asyncio.run(_run(args.steps, args.payload, args.rounds, args.reads, args.target))
+    table = asyncio.run(
+        _run(args.steps, args.payload, args.rounds, args.reads, args.turns, args.target)
+    )
     return emit(table, args.out)
 
 
