@@ -7,7 +7,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -34,6 +34,8 @@ from ._lists import (
     Blobs,
     Layout,
     Lists,
+    Segment,
+    channel_version,
     encode_list,
     is_segment,
     layout_of,
@@ -369,6 +371,12 @@ def put_records(
     body: dict[str, Any] = dict(checkpoint)
     values: dict[str, Any] = body.pop("channel_values", None) or {}
     versions = {ch: str(v) for ch, v in checkpoint["channel_versions"].items()}
+    reserved = next((channel for channel in versions if channel[:1] == MARK), None)
+    if reserved is not None:
+        raise ConfigError(
+            f"channel name {reserved!r} starts with \\x01, which this package reserves for "
+            "its own storage keys: rename the state key"
+        )
     if lists is not None and type(serde) is not MsgpackSerializer:
         lists = None  # another serializer (an encrypting one): bytes are not comparable
     layouts: dict[str, Layout] | None = None
@@ -421,12 +429,6 @@ def put_records(
                 stored_versions[channel] = layout.head_version
                 for seg in layout.segments:
                     stored_versions[seg.channel] = seg.version
-    if any(channel[:1] == MARK for channel in versions):
-        bad = next(channel for channel in versions if channel[:1] == MARK)
-        raise ConfigError(
-            f"channel name {bad!r} starts with \\x01, which this package reserves for its own "
-            "storage keys: rename the state key"
-        )
     type_, data = serde.dumps_typed(body)
     stored_metadata = stored_metadata_for(config, metadata)
     run_id = stored_metadata.get("run_id")
@@ -540,7 +542,7 @@ def load_channel(
     `keep`: receives the layout of a list read from segments, under its channel.
     """
     if blob is not None and blob.type == HEAD:
-        segments: list[Any] | None = [] if keep is not None else None
+        segments: list[Segment] | None = [] if keep is not None else None
         value = resolve(serde.loads_typed, blob, blobs, segments)
         if keep is not None:
             keep[blob.channel] = layout_of(blob.version, segments or ())
@@ -557,7 +559,7 @@ def whole_list(serde: SerializerProtocol, head: BlobRecord, blobs: Blobs) -> Blo
     """
     value = resolve(serde.loads_typed, head, blobs)
     type_, data = serde.dumps_typed(value)
-    version = head.version.rpartition("+")[0]
+    version = channel_version(head.version)
     return BlobRecord(head.thread_id, head.checkpoint_ns, head.channel, version, type_, data)
 
 
@@ -565,18 +567,17 @@ def load_values(
     serde: SerializerProtocol,
     rec: CheckpointRecord,
     blobs: Blobs,
-    channels: Collection[str] | None = None,
     keep: dict[str, Layout] | None = None,
 ) -> dict[str, Any]:
-    """The channel values of a checkpoint (those of `channels`, or all) from its blobs.
+    """The channel values of a checkpoint from its blobs.
 
     Raises:
         What `load_blob` and the serializer raise on a damaged value (see `UNREADABLE`).
     """
     values: dict[str, Any] = {}
     for channel, version in rec.channel_versions.items():
-        if channel[:1] == MARK or (channels is not None and channel not in channels):
-            continue
+        if channel[:1] == MARK:
+            continue  # a segment, read through its head
         present, value = load_channel(serde, blobs.get((channel, version)), blobs, keep)
         if present:
             values[channel] = value

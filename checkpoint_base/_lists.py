@@ -9,10 +9,15 @@ each written once and read by every later checkpoint whose list starts with them
 Storage (for the backends, every part is an ordinary blob):
 
 - the head: channel `C`, version `"<LangGraph's version>+<16 hex>"`, type `HEAD`, data a
-  msgpack array `[1, [[segment channel, segment version, item count], ...], tail type,
-  tail bytes]`;
-- a segment: channel `"\\x01<slot>\\x01C"`, version `"<version of the put that wrote it>+<16
-  hex>"`, an ordinary blob of the serializer (a list);
+  msgpack array `[1, kind, [[segment channel, segment version, item count], ...], a,
+  tail item count, b]` (`read_head`). A list of pydantic models (kind `_ROWS`: a message
+  list, which the serializer writes as one `ROWS` list) is stored as the bytes of that list
+  cut in runs: `a` holds its first bytes (array header, class names), each segment the
+  packed rows of its items (type `ROWS_PART`), `b` the tail's rows and the closing marker,
+  so a read joins them and decodes the list once. Another list (kind `_GENERIC`) has each
+  segment and the tail serialized on its own: `a` is the tail's type tag, `b` its bytes;
+- a segment: channel `"\\x01<slot>\\x01C"`, version `"<version of the put that wrote
+  it>+<16 hex>"`;
 - the checkpoint's `channel_versions` map (the one every backend joins blobs on) names the
   head under `C` and each segment under its channel, so a read fetches them in its one round
   trip, and a prune, trim or `delete_for_runs` keeps every segment a kept checkpoint reads.
@@ -22,12 +27,12 @@ is never re-used for other bytes (two forks of one parent, a retried put). A who
 still stored as a plain blob under LangGraph's own version, so `(C, version)` always holds
 the whole value, whatever else is stored.
 
-Writing a list (`Lists.encode`) needs the layout of the parent checkpoint's list, which the
+Writing a list (`encode_list`) needs the layout of the parent checkpoint's list, which the
 saver remembers (`Lists`, bounded) from the puts it made and the `get_tuple` reads it served:
 that is how LangGraph works, a read of the thread's latest checkpoint, then puts that each
 follow the last. The items are serialized every time, as before; a segment is kept only when
 its items serialize to exactly the bytes stored, so a message changed in place, replaced or
-removed is never lost. When the parent's layout is unknown, the list is written whole.
+removed is never lost. When the parent's layout is unknown, the list is written anew.
 
 A segment whose items no longer serialize to its bytes (a message changed in place, or
 rebuilt with other fields marked as set) is written again over the same run; from the first
@@ -64,6 +69,7 @@ __all__ = [
     "Layout",
     "Lists",
     "Segment",
+    "channel_version",
     "is_segment",
     "layout_of",
     "read_head",
@@ -121,12 +127,17 @@ class Layout:
     @property
     def version(self) -> str:
         """LangGraph's version of the channel that the head stores the value of."""
-        return self.head_version.rpartition("+")[0]
+        return channel_version(self.head_version)
 
     @property
     def size(self) -> int:
         """Bytes of segment data held in memory."""
         return sum(len(s.data) for s in self.segments)
+
+
+def channel_version(head_version: str) -> str:
+    """LangGraph's version of a channel, from the version its head is stored under."""
+    return head_version.rpartition("+")[0]
 
 
 def layout_of(head_version: str, segments: Sequence[Segment]) -> Layout:

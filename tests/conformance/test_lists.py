@@ -330,3 +330,15 @@ async def test_keep_last_trims_around_segments_still_read(h: Harness) -> None:
         assert got.checkpoint["channel_values"]["messages"] == [*messages, _message(999)]
     finally:
         h.saver.keep_last = None
+
+
+async def test_a_channel_named_like_a_segment_is_refused(h: Harness) -> None:
+    import pytest
+
+    from checkpoint_base import ConfigError
+
+    tid = new_thread()
+    cp = checkpoint({"\x010\x01messages": [1]}, {"\x010\x01messages": _version(1)})
+    with pytest.raises(ConfigError, match="reserves"):
+        await h.put(config(tid), cp, {}, {"\x010\x01messages": _version(1)})
+    assert await h.get_tuple(config(tid)) is None
