@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.checkpoint.base import Checkpoint
 
@@ -333,8 +334,6 @@ async def test_keep_last_trims_around_segments_still_read(h: Harness) -> None:
 
 
 async def test_a_channel_named_like_a_segment_is_refused(h: Harness) -> None:
-    import pytest
-
     from checkpoint_base import ConfigError
 
     tid = new_thread()
@@ -342,3 +341,44 @@ async def test_a_channel_named_like_a_segment_is_refused(h: Harness) -> None:
     with pytest.raises(ConfigError, match="reserves"):
         await h.put(config(tid), cp, {}, {"\x010\x01messages": _version(1)})
     assert await h.get_tuple(config(tid)) is None
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+async def test_a_damaged_or_missing_segment_is_named_through_its_head(
+    h: Harness, damage: str
+) -> None:
+    """A segment lost or cut short (a tool, a disk): reads of the checkpoint raise
+    `DamagedDataError` naming the list's channel; the thread's other checkpoints still read."""
+    import dataclasses
+
+    from checkpoint_base import DamagedDataError
+    from checkpoint_base._convert import put_records
+    from checkpoint_base._lists import Lists
+
+    t = _Thread(h)
+    messages = [_message(i) for i in range(MIN_ITEMS + TAIL)]
+    await t.put(messages)
+    # A child stored by hand, as a damaged database would hold it.
+    child = checkpoint({"messages": [*messages, _message(70)]}, {"messages": _version(99)})
+    record, blobs, _ = put_records(
+        h.saver.serde, Lists(), config(t.tid, "", t.parent), child, {"step": 99},
+        {"messages": _version(99)},
+    )  # fmt: skip
+    segment = next(b for b in blobs if is_segment(b.channel))
+    if damage == "missing":
+        blobs = [b for b in blobs if b is not segment]
+    else:
+        cut = dataclasses.replace(segment, data=segment.data[: len(segment.data) // 2])
+        blobs = [cut if b is segment else b for b in blobs]
+    plan = h.saver.backend.put_checkpoint(record, blobs)
+    if h.is_async:
+        await h.saver._arun(plan)
+    else:
+        h.saver._run(plan)
+    damaged = config(t.tid, "", record.checkpoint_id)
+    for read in (h.get_tuple(damaged), h.list(config(t.tid), limit=1)):
+        with pytest.raises(DamagedDataError, match="channel 'messages'") as raised:
+            await read
+        assert raised.value.checkpoint_id == record.checkpoint_id
+    first = await h.get_tuple(t.puts[0][0])
+    assert first is not None and first.checkpoint["channel_values"]["messages"] == messages
