@@ -19,7 +19,14 @@ from langgraph.checkpoint.base import CheckpointTuple
 
 from ._cli_format import Style, format_age, format_bytes, format_time, table
 from ._cli_open import add_allow_argument, allow_types, every_thread, missing_thread, open_side
-from ._convert import UNREADABLE, damaged_row, decode_metadata, load_channel, to_tuple
+from ._convert import (
+    UNREADABLE,
+    blob_map,
+    damaged_row,
+    decode_metadata,
+    load_channel,
+    to_tuple,
+)
 from ._errors import ConfigError
 from ._migrate_side import SaverSide, Side
 from ._records import EMPTY, CheckpointRow, ListQuery, ThreadInfo
@@ -114,7 +121,7 @@ def next_nodes(
 
 def _row_next(side: Side, row: CheckpointRow, body: Mapping[str, Any]) -> list[str]:
     rec = row.checkpoint
-    blobs = {(b.channel, b.version): b for b in row.blobs}
+    blobs = blob_map(row)
     has_value = {}
     sends: list[Any] = []
     for channel, version in rec.channel_versions.items():

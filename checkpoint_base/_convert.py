@@ -28,7 +28,6 @@ from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 from ._errors import ConfigError, DamagedDataError
 from ._lists import (
     HEAD,
-    MARK,
     MIN_ITEMS,
     ROWS_PART,
     Blobs,
@@ -371,7 +370,7 @@ def put_records(
     body: dict[str, Any] = dict(checkpoint)
     values: dict[str, Any] = body.pop("channel_values", None) or {}
     versions = {ch: str(v) for ch, v in checkpoint["channel_versions"].items()}
-    reserved = next((channel for channel in versions if channel[:1] == MARK), None)
+    reserved = next((channel for channel in versions if is_segment(channel)), None)
     if reserved is not None:
         raise ConfigError(
             f"channel name {reserved!r} starts with \\x01, which this package reserves for "
@@ -576,7 +575,7 @@ def load_values(
     """
     values: dict[str, Any] = {}
     for channel, version in rec.channel_versions.items():
-        if channel[:1] == MARK:
+        if is_segment(channel):
             continue  # a segment, read through its head
         present, value = load_channel(serde, blobs.get((channel, version)), blobs, keep)
         if present:

@@ -140,14 +140,16 @@ def channel_version(head_version: str) -> str:
     return head_version.rpartition("+")[0]
 
 
+def _stored_version(version: str) -> str:
+    """A new key's version for a head or segment written at LangGraph's `version`: the
+    random suffix makes it name one content (`channel_version` takes it off)."""
+    return f"{version}+{os.urandom(8).hex()}"
+
+
 def layout_of(head_version: str, segments: Sequence[Segment]) -> Layout:
     """The layout of a head read from storage (`resolve`'s `keep`)."""
     kind = _ROWS if segments and segments[0].type == ROWS_PART else _GENERIC
     return Layout(head_version, tuple(segments), kind)
-
-
-def _suffix() -> str:
-    return os.urandom(8).hex()
 
 
 def _segment_channel(slot: int, channel: str) -> str:
@@ -214,7 +216,7 @@ def encode_list(
             if changed is None:
                 kept.append(seg)
             else:  # an item changed in place (or moved): this run is written again
-                again = f"{version}+{_suffix()}"
+                again = _stored_version(version)
                 kept.append(Segment(seg.channel, again, seg.start, seg.end, *changed))
     start = kept[-1].end if kept else 0
     if n - start >= TAIL:
@@ -223,7 +225,7 @@ def encode_list(
         made = part(start, n, None)
         assert made is not None
         channel_ = _segment_channel(len(kept), channel)
-        kept.append(Segment(channel_, f"{version}+{_suffix()}", start, n, *made))
+        kept.append(Segment(channel_, _stored_version(version), start, n, *made))
     stored = {id(seg) for seg in parent.segments} if parent is not None else set()
     new = [seg for seg in kept if id(seg) not in stored]
     tail_start = kept[-1].end if kept else 0
@@ -238,7 +240,7 @@ def encode_list(
         tail_type, tail_data = dumps(items[tail_start:])
         head = [_FORMAT, kind, refs, tail_type, n - tail_start, tail_data]
     data = msgpack.packb(head, use_bin_type=True)
-    return Layout(f"{version}+{_suffix()}", tuple(kept), kind), data, new
+    return Layout(_stored_version(version), tuple(kept), kind), data, new
 
 
 class Head(NamedTuple):

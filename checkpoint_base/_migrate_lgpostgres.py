@@ -25,6 +25,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ._convert import (
     UNREADABLE,
+    blob_map,
     decode_metadata,
     encode_metadata,
     jsonb_refuses,
@@ -306,7 +307,7 @@ class LangGraphPostgresSide(Side):
                         "(sqlite://, postgresql://, redis://), which holds metadata exactly, or "
                         "store that value differently (a number as a string, say)."
                     )
-                row_blobs = {(b.channel, b.version): b for b in row.blobs}
+                row_blobs = blob_map(row)
                 for b in row.blobs:
                     if is_segment(b.channel):
                         continue  # read through its head

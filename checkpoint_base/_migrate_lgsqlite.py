@@ -20,6 +20,7 @@ from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 
 from ._convert import (
     UNREADABLE,
+    blob_map,
     decode_metadata,
     encode_metadata,
     raise_if_damaged,
@@ -342,7 +343,7 @@ class LangGraphSqliteSide(Side):
 
     def _compose(self, row: CheckpointRow, serde: SerializerProtocol) -> tuple[str, bytes]:
         rec = row.checkpoint
-        blobs = {(b.channel, b.version): b for b in row.blobs}
+        blobs = blob_map(row)
         values = {}
         for channel, version in rec.channel_versions.items():
             blob = blobs.get((channel, version))

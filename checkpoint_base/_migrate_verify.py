@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 
-from ._convert import whole_list
+from ._convert import blob_map, whole_list
 from ._lists import HEAD, is_segment
 from ._migrate_msgpack import standalone_value
 from ._migrate_side import Key, key_of
@@ -109,7 +109,7 @@ def row_digest(row: CheckpointRow, recode: Recode | None = None, *, exact: bool 
         add(bytes(rec.metadata))
     else:
         add(json.dumps(metadata, sort_keys=True, ensure_ascii=True))
-    blobs = {(b.channel, b.version): b for b in row.blobs}
+    blobs = blob_map(row)
     for channel, version in sorted(rec.channel_versions.items()):
         blob = blobs.get((channel, version))
         if recode is not None:

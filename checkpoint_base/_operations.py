@@ -12,7 +12,7 @@ from typing import Any
 from langgraph.checkpoint.base import CheckpointMetadata
 
 from ._backend import Backend, prune_fence
-from ._convert import UNREADABLE, decode_metadata, matches_filter, sorted_writes
+from ._convert import UNREADABLE, blob_map, decode_metadata, matches_filter, sorted_writes
 from ._errors import (
     ConfigError,
     DamagedDataError,
@@ -193,7 +193,7 @@ def delta_history(
                     writes[write.channel].append(write)
             stored = _stored_values(row, remaining)
             if stored:
-                blobs = {(b.channel, b.version): b for b in row.blobs}
+                blobs = blob_map(row)
                 for channel, blob in stored.items():
                     seeds[channel] = (blob, blobs)
                     remaining.discard(channel)

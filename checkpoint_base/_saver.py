@@ -458,17 +458,22 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         row = await self._aquick(lambda: self.backend.get(*key))
         return self._read_latest(row)
 
+    def _remember(self, record: CheckpointRecord, layouts: dict[str, Layout] | None) -> None:
+        """Remember the list layouts of a checkpoint just stored (`Lists.remember`)."""
+        if layouts is not None and self._lists is not None:
+            self._lists.remember(
+                record.thread_id, record.checkpoint_ns, record.checkpoint_id, layouts
+            )
+
     def _read_latest(self, row: CheckpointRow | None) -> CheckpointTuple | None:
         """`to_tuple`, remembering the row's list layouts: LangGraph's next put follows it."""
         if row is None:
             return None
-        lists = self._lists
-        if lists is None:
+        if self._lists is None:
             return to_tuple(self.serde, row)
         layouts: dict[str, Layout] = {}
         found = to_tuple(self.serde, row, keep=layouts)
-        rec = row.checkpoint
-        lists.remember(rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id, layouts)
+        self._remember(row.checkpoint, layouts)
         return found
 
     def _walk(
@@ -595,10 +600,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
                 self._run(self.backend.put_checkpoint(record, blobs))
         except ValueTooLargeError as exc:
             raise _put_too_large(exc, record, blobs) from exc
-        if layouts is not None and self._lists is not None:
-            self._lists.remember(
-                record.thread_id, record.checkpoint_ns, record.checkpoint_id, layouts
-            )
+        self._remember(record, layouts)
         if self._keep_last is not None:
             self._trim(record)
         return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
@@ -623,10 +625,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
                 await self._aquick(lambda: self.backend.put_checkpoint(record, blobs))
         except ValueTooLargeError as exc:
             raise _put_too_large(exc, record, blobs) from exc
-        if layouts is not None and self._lists is not None:
-            self._lists.remember(
-                record.thread_id, record.checkpoint_ns, record.checkpoint_id, layouts
-            )
+        self._remember(record, layouts)
         if self._keep_last is not None:
             await self._atrim(record)
         return checkpoint_config(record.thread_id, record.checkpoint_ns, record.checkpoint_id)
@@ -886,10 +885,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
                     (w.task_id, w.channel, load_write(self.serde, w)) for w in writes[channel]
                 ]
             }
-            seed = seeds.get(channel)
-            present, value = (
-                load_seed(self.serde, *seed) if seed is not None else load_seed(self.serde, None)
-            )
+            blob, blobs = seeds.get(channel, (None, None))
+            present, value = load_seed(self.serde, blob, blobs)
             if present:
                 entry["seed"] = value
             result[channel] = entry

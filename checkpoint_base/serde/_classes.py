@@ -20,7 +20,7 @@ import sys
 import weakref
 from collections.abc import Callable, Sequence
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from msgpack import ExtType
 
@@ -100,7 +100,7 @@ def _row_reader(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any,
 
 
 _RECENT_SETS = 4
-"""fields_sets a class's row writer remembers with their sorted names."""
+"""fields_sets a class's row writer remembers with their sorted names and with their masks."""
 
 RowState = Callable[[Any], tuple[list[str] | None, tuple[Any, ...]] | None]
 
@@ -131,43 +131,41 @@ def pydantic_row_spec(cls: type) -> RowSpec:
     key = key_of(cls)
     SEEN[key] = cls
     names = tuple(cls.model_fields)  # type: ignore[attr-defined]
-    # The fields_sets written lately that were not all fields, each with its names sorted.
-    # Instances of a class share a few (a HumanMessage sets content and id, an AIMessage
-    # that calls a tool tool_calls too), and comparing small sets costs less than sorting
-    # one: a set of another size is told apart at once. Replaced whole: threads share it.
-    recent: list[tuple[tuple[frozenset[str], list[str]], ...]] = [()]
-
-    def sorted_names(fields_set: set[str]) -> list[str]:
-        known = recent[0]
-        for seen, ordered in known:
-            if fields_set == seen:
-                return ordered
-        seen = frozenset(fields_set)
-        ordered = sorted(seen)
-        recent[0] = ((seen, ordered), *known[: _RECENT_SETS - 1])
-        return ordered
-
     bits = {name: 1 << i for i, name in enumerate(names)}
-    recent_masks: list[tuple[tuple[frozenset[str], int], ...]] = [()]
-
-    def mask_of(fields_set: set[str]) -> int:
-        known = recent_masks[0]
-        for seen, mask in known:
-            if fields_set == seen:
-                return mask
-        seen = frozenset(fields_set)
-        mask = sum(bits[name] for name in seen if name in bits)
-        recent_masks[0] = ((seen, mask), *known[: _RECENT_SETS - 1])
-        return mask
-
     return RowSpec(
         f"{key}\0{','.join(names)}",
         len(names),
         _row_reader(names),
         frozenset(names),
-        sorted_names,
-        mask_of,
+        _by_recent_sets(sorted),
+        _by_recent_sets(lambda seen: sum(bits[name] for name in seen if name in bits)),
     )
+
+
+T = TypeVar("T")
+
+
+def _by_recent_sets(compute: Callable[[frozenset[str]], T]) -> Callable[[set[str]], T]:
+    """`compute` of a fields_set, remembered for the last `_RECENT_SETS` sets met.
+
+    Instances of a class share a few fields_sets (a HumanMessage sets content and id, an
+    AIMessage that calls a tool tool_calls too), and comparing small sets costs less than
+    sorting one or summing its bits: a set of another size is told apart at once. The
+    memory is replaced whole, as threads share it.
+    """
+    recent: list[tuple[tuple[frozenset[str], T], ...]] = [()]
+
+    def of(fields_set: set[str]) -> T:
+        known = recent[0]
+        for seen, result in known:
+            if fields_set == seen:
+                return result
+        seen = frozenset(fields_set)
+        result = compute(seen)
+        recent[0] = ((seen, result), *known[: _RECENT_SETS - 1])
+        return result
+
+    return of
 
 
 def pydantic_row_state(cls: type) -> tuple[str, RowState]:
