@@ -1,13 +1,16 @@
-"""What the side benchmarks (`retention_bench`, `sweep_bench`) share: their command line, their
-targets on the durable benchmark servers, and where their table goes."""
+"""What the side benchmarks (`retention_bench`, `sweep_bench`, `lists_bench`) share: their
+command line, their targets on the durable benchmark servers, where their table goes, and
+PostgreSQL table maintenance."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, Literal
 
 from checkpoint_base.testing.targets import Target, all_targets
 
@@ -21,6 +24,8 @@ __all__ = [
     "bytes_cells",
     "durable_targets",
     "emit",
+    "main_of",
+    "maintain_postgres",
     "open_ours",
     "parse",
     "replay",
@@ -87,3 +92,31 @@ def bytes_cells(size: int | None, base: int | None) -> str:
     mib = "n/a" if size is None else f"{size / 2**20:.2f} MiB"
     ratio = "" if not (size and base) else f"{size / base:.3f}x"
     return f"{mib} | {ratio}"
+
+
+def main_of(
+    prog: str,
+    argv: Sequence[str] | None,
+    run: Callable[[argparse.Namespace], Awaitable[str]],
+    **numbers: int,
+) -> int:
+    """A side benchmark's `main`: parse its options (`parse`), run it, emit its table."""
+    args = parse(prog, argv, **numbers)
+    return emit(asyncio.run(run(args)), args.out)
+
+
+_MAINTAIN = {"ANALYZE": "ANALYZE {}", "VACUUM FULL": "VACUUM FULL {}"}
+
+
+def maintain_postgres(saver: Any, command: Literal["ANALYZE", "VACUUM FULL"]) -> None:
+    """Run `command` on each of a PostgreSQL saver's tables, on a connection of its own
+    (outside the pool's transactions: VACUUM refuses to run in one)."""
+    import psycopg
+    from psycopg import sql
+
+    pool = saver.conn
+    kwargs = {k: v for k, v in (pool.kwargs or {}).items() if k in ("password", "options")}
+    with psycopg.connect(pool.conninfo, autocommit=True, **kwargs) as conn:
+        for table in ("checkpoints", "blobs", "writes"):
+            name = sql.Identifier(saver.backend.schema, table)
+            conn.execute(sql.SQL(_MAINTAIN[command]).format(name))

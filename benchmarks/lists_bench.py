@@ -22,7 +22,7 @@ agent thread (`--steps` puts, the message list growing by one message per step, 
 
 from __future__ import annotations
 
-import asyncio
+import argparse
 import contextlib
 import statistics
 import sys
@@ -35,7 +35,7 @@ from checkpoint_base.testing.targets import Target
 from ._env import git_commit
 from ._graph import Recording, build_agent_graph, for_thread, record, turn_input
 from ._handles import SaverHandle
-from ._side import bytes_cells, durable_targets, emit, open_ours, parse, replay
+from ._side import bytes_cells, durable_targets, main_of, open_ours, replay
 from ._storage import saver_storage_bytes
 
 SETTINGS = (True, False)
@@ -129,9 +129,14 @@ def _check(handle: SaverHandle, rec: Recording) -> None:
         assert values == expected, f"checkpoint {call.checkpoint['id']} reads back changed"
 
 
-async def _run(
-    steps: int, payload: int, rounds: int, reads: int, turns: int, names: list[str]
-) -> str:
+async def _run(args: argparse.Namespace) -> str:
+    steps, payload, rounds, reads, turns = (
+        args.steps,
+        args.payload,
+        args.rounds,
+        args.reads,
+        args.turns,
+    )
     rec = record(steps, payload)
     lines = [
         f"# Long lists in segments: put, read, end to end and storage ({steps} steps, "
@@ -142,7 +147,7 @@ async def _run(
         "| turns/s (median round) | vs whole | bytes | vs whole |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    with durable_targets(names) as targets:
+    with durable_targets(args.target) as targets:
         for target in targets:
             print(f"{target.name}: latency", file=sys.stderr)
             samples = await _latency(target, rec, rounds, reads)
@@ -167,19 +172,8 @@ async def _run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse(
-        "python -m benchmarks.lists_bench",
-        argv,
-        steps=200,
-        payload=512,
-        rounds=8,
-        reads=20,
-        turns=20,
-    )
-    table = asyncio.run(
-        _run(args.steps, args.payload, args.rounds, args.reads, args.turns, args.target)
-    )
-    return emit(table, args.out)
+    prog = "python -m benchmarks.lists_bench"
+    return main_of(prog, argv, _run, steps=200, payload=512, rounds=8, reads=20, turns=20)
 
 
 if __name__ == "__main__":

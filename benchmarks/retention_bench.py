@@ -21,19 +21,17 @@ agent thread (`--steps` puts, the message list growing by one message per step, 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import statistics
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from checkpoint_base.testing.targets import Target
 
 from ._env import git_commit
 from ._graph import Recording, record
 from ._handles import SaverHandle
-from ._side import bytes_cells, durable_targets, emit, open_ours, parse, replay
+from ._side import bytes_cells, durable_targets, main_of, maintain_postgres, open_ours, replay
 from ._storage import saver_storage_bytes
 
 SETTINGS: tuple[int | None, ...] = (None, 20, 1)
@@ -43,22 +41,9 @@ def _label(keep_last: int | None) -> str:
     return "keep_last=None" if keep_last is None else f"keep_last={keep_last}"
 
 
-def _vacuum_full(saver: Any) -> None:
-    """Rewrite the saver's PostgreSQL tables, so that deleted rows hold no space."""
-    import psycopg
-    from psycopg import sql
-
-    pool = saver.conn
-    kwargs = {k: v for k, v in (pool.kwargs or {}).items() if k in ("password", "options")}
-    with psycopg.connect(pool.conninfo, autocommit=True, **kwargs) as conn:
-        for table in ("checkpoints", "blobs", "writes"):
-            name = sql.Identifier(saver.backend.schema, table)
-            conn.execute(sql.SQL("VACUUM FULL {}").format(name))
-
-
 async def _bytes(handle: SaverHandle) -> int | None:
     if handle.saver.backend.name == "postgres":
-        _vacuum_full(handle.saver)
+        maintain_postgres(handle.saver, "VACUUM FULL")
     return await saver_storage_bytes(handle.saver)
 
 
@@ -122,8 +107,8 @@ async def _run(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse("python -m benchmarks.retention_bench", argv, steps=200, payload=512, rounds=5)
-    return emit(asyncio.run(_run(args)), args.out)
+    prog = "python -m benchmarks.retention_bench"
+    return main_of(prog, argv, _run, steps=200, payload=512, rounds=5)
 
 
 if __name__ == "__main__":

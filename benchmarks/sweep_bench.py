@@ -32,22 +32,10 @@ from checkpoint_base.testing.targets import Target
 from ._env import git_commit
 from ._graph import record
 from ._handles import SaverHandle
-from ._side import durable_targets, emit, open_ours, parse, replay
+from ._side import durable_targets, main_of, maintain_postgres, open_ours, replay
 
 DAY = 86400.0
 IDLE = 0.5
-
-
-def _analyze(saver: Any) -> None:
-    """Gather PostgreSQL's statistics of the saver's tables (autovacuum's work after a load)."""
-    import psycopg
-    from psycopg import sql
-
-    pool = saver.conn
-    kwargs = {k: v for k, v in (pool.kwargs or {}).items() if k in ("password", "options")}
-    with psycopg.connect(pool.conninfo, autocommit=True, **kwargs) as conn:
-        for table in ("checkpoints", "blobs", "writes"):
-            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(saver.backend.schema, table)))
 
 
 def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
@@ -75,7 +63,7 @@ async def _measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.threads):
             await replay(handle, f"t{i:06d}", rec)
         if saver.backend.name == "postgres":
-            _analyze(saver)
+            maintain_postgres(saver, "ANALYZE")
         checkpoints = sum(1 for _ in saver.list(None))
         noop: list[float] = []
         listing: list[float] = []
@@ -137,8 +125,8 @@ async def _run(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse("python -m benchmarks.sweep_bench", argv, threads=1000, steps=20, rounds=5)
-    return emit(asyncio.run(_run(args)), args.out)
+    prog = "python -m benchmarks.sweep_bench"
+    return main_of(prog, argv, _run, threads=1000, steps=20, rounds=5)
 
 
 if __name__ == "__main__":
