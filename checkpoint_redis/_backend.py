@@ -331,7 +331,7 @@ class RedisBackend(Backend):
             deferred = []
             for row in raw:
                 for j, value in enumerate(row[1]):
-                    if isinstance(value, list):
+                    if isinstance(value, list) and len(value) == 1:  # not a repeat
                         if value[0] in got:
                             row[1][j] = got[value[0]]
                         else:
@@ -423,6 +423,7 @@ class RedisBackend(Backend):
         )
         rows_of: dict[tuple[bytes, bytes], Any] = {}
         for i, got in zip(order, fetched, strict=True):
+            _resolve([r for r in got if r], None)  # references count rows of one reply
             pairs = wanted[i]
             for j, r in enumerate(got):
                 rows_of[(pairs[2 * j], pairs[2 * j + 1])] = r
@@ -578,11 +579,36 @@ class RedisClusterBackend(RedisBackend):
 
 
 def _decode_rows(raw: Sequence[Any], tk: ThreadKeys | None) -> list[CheckpointRow]:
-    """The rows a read script returned, or a `DamagedDataError` for a value it cannot read."""
+    """The rows a read script returned (its `false` entries left out, blobs read beside it
+    filled in), or a `DamagedDataError` for a value it cannot read."""
+    _resolve(raw, tk)
     try:
         return [decode_row(r) for r in raw]
     except UNREADABLE as exc:
         raise _damaged(tk, exc) from exc
+
+
+def _resolve(raw: Sequence[Any], tk: ThreadKeys | None) -> None:
+    """Fill in the blobs one script reply returned once for several of its rows.
+
+    A script's `row` returns a blob the reply already holds as `[field, row, position]`
+    (1-based, rows counted as the script made them, its `false` entries left out): the
+    value at that earlier place, never itself such a triple. A list page of a long message
+    list names the same segments from every checkpoint; they cross the network once a page.
+    Raises `DamagedDataError` for a reference that names no value.
+    """
+    for row in raw:
+        blobs = row[1]
+        for j, value in enumerate(blobs):
+            if type(value) is list:
+                source: Any = value  # unread, unless the reference names a value
+                if len(value) == 3 and 0 < value[1] <= len(raw):
+                    place = raw[value[1] - 1][1]
+                    if 0 < value[2] <= len(place):
+                        source = place[value[2] - 1]
+                if type(source) is list:
+                    raise _damaged(tk, ValueError(f"blob {value[0]!r} of the reply is unread"))
+                blobs[j] = source  # None: a blob not stored, as where it was first read
 
 
 def _damaged(tk: ThreadKeys | None, exc: BaseException) -> DamagedDataError:

@@ -34,7 +34,12 @@ local END = '\0\1'
 local LETTERS = {'c', 'i', 'o', 'b', 'w', 'x', 'm', 'h'}
 local BK  -- the bucket's keys: threads, runs, exp (set by each script)
 
-local function seg(v) return (string.gsub(v, '%z', '\0\255')) .. END end
+-- A plain find first: most values hold no NUL, and gsub costs 1 us a call against 0.16 us
+-- (Redis 7.0, EVAL of 10,000 calls); a list page segments two values per blob it returns.
+local function seg(v)
+  if string.find(v, '\0', 1, true) then return (string.gsub(v, '%z', '\0\255')) .. END end
+  return v .. END
+end
 
 -- position of the last byte of the n-th segment terminator of s (0 for n == 0)
 local function after(s, n)
@@ -82,21 +87,41 @@ local INLINE = math.huge
 -- returned as {field} without being read into Lua.
 local BESIDE = {}
 
+-- Blob fields already in this reply, by base .. field: {field, row, position} of the first
+-- row (counted in calls of `row`) that returned it. A checkpoint names the blobs its parent
+-- named (an unchanged channel, the segments of a long list), so a page returns each blob
+-- once and later rows return that triple for the client to copy (`_backend._resolve`).
+local SEEN = {}
+local ROWS = 0
+
 -- a checkpoint with its blobs and writes: {value, blobs, writes}
 local function row(base, K, v)
+  ROWS = ROWS + 1
   local l = links_of(v)
   local fields = blob_fields(K, l)
-  local blobs = {}
-  if #fields > 0 and INLINE == math.huge and next(BESIDE) == nil then
-    blobs = hmget_all(base .. 'b', fields)
-  elseif #fields > 0 then
-    for j, f in ipairs(fields) do
+  local blobs, fresh, at = {}, {}, {}
+  for j, f in ipairs(fields) do
+    local key = base .. f
+    local s = SEEN[key]
+    if s then
+      blobs[j] = s
+    else
+      SEEN[key] = {f, ROWS, j}
+      fresh[#fresh + 1] = f
+      at[#at + 1] = j
+    end
+  end
+  if #fresh > 0 and INLINE == math.huge and next(BESIDE) == nil then
+    local got = hmget_all(base .. 'b', fresh)
+    for i, j in ipairs(at) do blobs[j] = got[i] end
+  else
+    for i, f in ipairs(fresh) do
       local n = BESIDE[f] or redis.call('HSTRLEN', base .. 'b', f)
       if n ~= true and n <= INLINE then
         INLINE = INLINE - n
-        blobs[j] = redis.call('HGET', base .. 'b', f)
+        blobs[at[i]] = redis.call('HGET', base .. 'b', f)
       else
-        blobs[j] = {f}
+        blobs[at[i]] = {f}
       end
     end
   end
