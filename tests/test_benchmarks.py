@@ -7,6 +7,7 @@ where the backend has one, the raw-driver floor; the plots must be PNG files.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -526,3 +527,27 @@ def test_lists_bench_stores_less_in_segments_and_reads_every_checkpoint(tmp_path
     assert [rows["whole"][i].strip() for i in (4, 6, 8, 10)] == ["1.00x"] * 3 + ["1.000x"]
     assert float(rows["segments"][10].strip().rstrip("x")) < 0.8  # 40 steps: lists of 30
     assert float(rows["segments"][7]) > 0  # turns per second of the graph
+
+
+async def test_the_postgres_floor_compresses_its_bytes_as_our_tables_do() -> None:
+    """The floor's tables use lz4 where the server has it (as checkpoint_postgres' do since
+    its migration 3), not pglz, which costs a put of a few KB more than lz4 does."""
+    from benchmarks._floors import _HAS_LZ4, PostgresFloor
+    from checkpoint_base.testing import servers
+
+    floor = await PostgresFloor(servers.postgres_url(), sync=False).open()
+    try:
+        has_lz4 = bool(await floor._run(_HAS_LZ4, ()))
+        rows = await floor._run(
+            "SELECT c.relname, a.attcompression FROM pg_catalog.pg_attribute a"
+            " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+            " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND a.attname = 'data' ORDER BY c.relname",
+            (floor.schema,),
+        )
+        assert [r[0] for r in rows] == ["floor_cp", "floor_wr"]
+        assert {r[1] for r in rows} == ({"l"} if has_lz4 else {""})
+        if not os.environ.get("CHECKPOINTERS_TEST_POSTGRES_URL"):
+            assert has_lz4  # Debian's PostgreSQL 15, which the test run starts, has it
+    finally:
+        await floor.aclose()
