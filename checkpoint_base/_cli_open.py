@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ._allow import allowed_pairs, import_local
-from ._connect import connect
+from ._connect import connect, unswept
 from ._encryption import serde_option
 from ._errors import ConfigError, MissingDriverError, StorageUnavailableError, UnknownBackendError
 from ._migrate import as_side
@@ -141,6 +141,10 @@ def _connected(url: str, shown: str) -> Any:
 @contextlib.contextmanager
 def _ours(url: str, shown: str, *, create: bool) -> Iterator[Side]:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme != "memory":
+        # The application's URL may say how long idle threads live (`?ttl=`): a command
+        # that reads, copies or changes a store does not sweep it as well.
+        url = unswept(url)
     if scheme == "sqlite" and not create:
         _require_file(_sqlite_path(url, "sqlite"), shown)
     if scheme in ("postgresql", "postgres"):

@@ -11,6 +11,7 @@ import asyncio
 import datetime
 import importlib.metadata
 import re
+import urllib.parse
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
@@ -100,6 +101,81 @@ def _swept(entry: BackendEntry, ttl: object, ttl_strategy: str) -> bool:
     return ttl is not None and (not entry.expires or ttl_strategy == "keep_latest")
 
 
+_SWEEP_KEYS = ("ttl", "sweep_every", "ttl_strategy")
+Duration = datetime.timedelta | float
+
+
+def _url_sweep(
+    url: str,
+    entry: BackendEntry,
+    ttl: Duration | None,
+    sweep_every: Duration | None,
+    ttl_strategy: str,
+) -> tuple[str, Duration | None, Duration | None, str]:
+    """`url` without the `ttl` and `sweep_every` (seconds) and `ttl_strategy` of its query,
+    and those options merged with the arguments, for a backend whose savers do not expire
+    data themselves (they are swept, `_swept`): one URL (an environment variable) can then
+    say how long idle threads live, as a Redis URL does with its own `ttl`, which stays in it
+    for the saver. The other query parameters are left as written.
+
+    Raises:
+        ConfigError: The URL gives one of them twice, or one that the arguments give too,
+            or a duration that is not a number of seconds.
+    """
+    base, sep, query = url.partition("?")
+    if entry.expires or not sep:
+        return url, ttl, sweep_every, ttl_strategy
+    kept: list[str] = []
+    found: dict[str, str] = {}
+    for piece in query.split("&"):
+        raw_key, _, value = piece.partition("=")
+        key = urllib.parse.unquote_plus(raw_key)
+        if key not in _SWEEP_KEYS:
+            kept.append(piece)
+            continue
+        if key in found:
+            raise ConfigError(f"the URL gives {key}= twice: give it once")
+        found[key] = urllib.parse.unquote_plus(value)
+    if not found:
+        return url, ttl, sweep_every, ttl_strategy
+    given: dict[str, object] = {"ttl": ttl, "sweep_every": sweep_every, "ttl_strategy": None}
+    if ttl_strategy != "delete":
+        given["ttl_strategy"] = ttl_strategy
+    for key in found:
+        if given[key] is not None:
+            raise ConfigError(
+                f"{key} is given twice, in the URL ({key}={found[key]}) and as an argument "
+                f"({given[key]!r}): give it once"
+            )
+    durations: dict[str, float] = {}
+    for key in ("ttl", "sweep_every"):
+        if key in found:
+            try:
+                durations[key] = float(found[key])
+            except ValueError:
+                raise ConfigError(
+                    f"{key}={found[key]!r} in the URL is not a number of seconds "
+                    f"(for example {key}=2592000 for 30 days)"
+                ) from None
+    rest = base + ("?" + "&".join(kept) if kept else "")
+    return (
+        rest,
+        durations.get("ttl", ttl),
+        durations.get("sweep_every", sweep_every),
+        found.get("ttl_strategy", ttl_strategy),
+    )
+
+
+def unswept(url: str) -> str:
+    """`url` without the sweep options of its query (`_url_sweep`), for a command that opens
+    a store for a moment and must not delete threads as it reads them (the command line).
+
+    Raises:
+        As `_url_sweep`, and `UnknownBackendError` / `MissingDriverError` as `connect`.
+    """
+    return _url_sweep(url, _entry(url), None, None, "delete")[0]
+
+
 def _ttl_options(
     url: str,
     entry: BackendEntry,
@@ -160,7 +236,10 @@ def connect(
 
     Args:
         url: `memory://`, `sqlite:///path.db`, `postgresql://...`, `redis://...`,
-            `rediss://...`, `redis+cluster://host:port,...`, or a third-party scheme.
+            `rediss://...`, `redis+cluster://host:port,...`, or a third-party scheme. The
+            URL of a backend that is swept may give `ttl` and `sweep_every` (seconds) and
+            `ttl_strategy` in its query (`sqlite:///checkpoints.db?ttl=2592000`), as the
+            arguments of the same names do; a Redis URL's `ttl` is the saver's own.
         setup: Run the schema migrations first (default True).
         keep_last: Keep only the newest N checkpoints of each namespace of a thread, trimmed
             as puts go (see `CheckpointSaver.keep_last`). None (default) keeps all.
@@ -183,6 +262,7 @@ def connect(
     """
     check_keep_last(keep_last)
     entry = _entry(url)
+    url, ttl, sweep_every, ttl_strategy = _url_sweep(url, entry, ttl, sweep_every, ttl_strategy)
     native = _ttl_options(url, entry, ttl, sweep_every, ttl_strategy)
     try:
         saver = entry.connect(url, **options, **native)
@@ -265,12 +345,14 @@ class aconnect:
         # a thread, so that an event loop that forbids blocking calls (`langgraph dev`) opens
         # savers too.
         entry = await asyncio.to_thread(_entry, self._url)
-        ttl = self._ttl
-        native = _ttl_options(self._url, entry, ttl, self._sweep_every, self._ttl_strategy)
+        url, ttl, sweep_every, strategy = _url_sweep(
+            self._url, entry, self._ttl, self._sweep_every, self._ttl_strategy
+        )
+        native = _ttl_options(url, entry, ttl, sweep_every, strategy)
         try:
-            saver = await entry.aconnect(self._url, **self._options, **native)
+            saver = await entry.aconnect(url, **self._options, **native)
         except TypeError as exc:
-            error = _unknown_option(self._url, self._options, exc)
+            error = _unknown_option(url, self._options, exc)
             if error is None:
                 raise
             raise error from exc
@@ -278,9 +360,9 @@ class aconnect:
         try:
             if self._setup:
                 await saver.asetup()
-            if _swept(entry, ttl, self._ttl_strategy):
+            if _swept(entry, ttl, strategy):
                 assert ttl is not None
-                saver.sweep_idle_threads(ttl, every=self._sweep_every, strategy=self._ttl_strategy)
+                saver.sweep_idle_threads(ttl, every=sweep_every, strategy=strategy)
         except BaseException:
             await saver.aclose()
             raise

@@ -302,7 +302,8 @@ def _check_url(url: str) -> None:
     if rest.strip("/"):
         raise ConfigError(
             f"memory:// takes nothing after the scheme, got {url!r}: the saver lives in this "
-            "process and has no options in its URL (pass serde= to connect())"
+            "process and has no options in its URL but connect()'s ttl, sweep_every and "
+            "ttl_strategy (pass serde= to connect())"
         )
 
 

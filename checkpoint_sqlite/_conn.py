@@ -110,6 +110,12 @@ def url_options(target: str) -> dict[str, Any]:
             raise ConfigError(
                 f"unknown option {key!r} in SQLite URL {target!r}; known: "
                 "timeout (seconds), synchronous (normal or full)"
+                + (
+                    "; ttl, sweep_every and ttl_strategy are read by "
+                    "checkpoint_base.connect(url), which sweeps idle threads"
+                    if key in ("ttl", "sweep_every", "ttl_strategy")
+                    else ""
+                )
             )
         if key in found:
             raise ConfigError(f"option {key!r} appears twice in SQLite URL {target!r}")

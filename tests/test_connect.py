@@ -9,6 +9,7 @@ import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from checkpoint_base import (
     installed_schemes,
 )
 from checkpoint_base._connect import _entry
+from checkpoint_sqlite import SqliteSaver
 
 
 def test_every_documented_scheme_is_registered() -> None:
@@ -116,10 +118,12 @@ async def test_an_option_the_backend_does_not_take_is_named(
         assert isinstance(caught.value.__cause__, TypeError)
 
 
-def test_memory_url_takes_no_options() -> None:
+def test_memory_url_takes_no_options_but_the_sweeps() -> None:
     for url in ("memory://", "memory:///"):
         connect(url).close()
-    for url in ("memory://?ttl=5", "memory://name"):
+    with connect("memory://?ttl=5") as saver:  # connect's own option (see below)
+        assert [s.idle for s in saver._sweepers] == [5.0]
+    for url in ("memory://?size=5", "memory://name", "memory://name?ttl=5"):
         with pytest.raises(ConfigError, match="memory:// takes nothing after the scheme"):
             connect(url)
 
@@ -131,6 +135,19 @@ def _put_one(saver: CheckpointSaver, thread_id: str) -> None:
     saver.put(cfg, empty_checkpoint(), {}, {})
 
 
+async def _old_thread_swept(saver: Any, sweeper: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread written two hours ago is swept; one written now stays."""
+    with monkeypatch.context() as m:
+        m.setattr(_convert, "time", SimpleNamespace(time=lambda: time.time() - 7200))
+        _put_one(saver, "old")
+    _put_one(saver, "new")
+    deadline = time.monotonic() + 20
+    while sweeper.deleted < 1:
+        assert time.monotonic() < deadline, "the idle thread was not swept"
+        await asyncio.sleep(0.01)
+    assert [t.thread_id for t in saver.list_threads()] == ["new"]
+
+
 @pytest.mark.parametrize("url", ["memory://", "sqlite:///{tmp}/swept.db"])
 async def test_ttl_sweeps_idle_threads_while_the_saver_is_open(
     url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -139,15 +156,7 @@ async def test_ttl_sweeps_idle_threads_while_the_saver_is_open(
     with connect(url, ttl=datetime.timedelta(hours=1), sweep_every=0.05) as saver:
         (sweeper,) = saver._sweepers
         assert (sweeper.idle, sweeper.every) == (3600.0, 0.05)
-        with monkeypatch.context() as m:  # written two hours ago
-            m.setattr(_convert, "time", SimpleNamespace(time=lambda: time.time() - 7200))
-            _put_one(saver, "old")
-        _put_one(saver, "new")
-        deadline = time.monotonic() + 20
-        while sweeper.deleted < 1:
-            assert time.monotonic() < deadline, "the idle thread was not swept"
-            await asyncio.sleep(0.01)
-        assert [t.thread_id for t in saver.list_threads()] == ["new"]
+        await _old_thread_swept(saver, sweeper, monkeypatch)
         assert sweeper._thread is not None and sweeper._thread.is_alive()
     assert sweeper.stopped and not sweeper._thread.is_alive()
 
@@ -159,6 +168,85 @@ async def test_ttl_sweeps_idle_threads_while_the_saver_is_open(
     with connect(url, ttl=60, ttl_strategy="keep_latest") as saver:
         (sweeper,) = saver._sweepers
         assert sweeper.strategy == "keep_latest" and not sweeper.stopped
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///{tmp}/url-swept.db"])
+async def test_a_url_says_how_long_idle_threads_live(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`?ttl=` (and `sweep_every`, `ttl_strategy`) in the URL of a swept backend, so that one
+    URL (an environment variable) configures the sweeping too."""
+    url = url.format(tmp=tmp_path)
+    with connect(url + "?ttl=3600&sweep_every=0.05") as saver:
+        (sweeper,) = saver._sweepers
+        assert (sweeper.idle, sweeper.every, sweeper.strategy) == (3600.0, 0.05, "delete")
+        await _old_thread_swept(saver, sweeper, monkeypatch)
+    async with aconnect(url + "?ttl_strategy=keep_latest&ttl=60") as asaver:
+        (asweeper,) = asaver._sweepers
+        assert (asweeper.idle, asweeper.every, asweeper.strategy) == (60.0, 6.0, "keep_latest")
+
+
+def test_a_url_keeps_its_other_options_for_the_backend(tmp_path: Path) -> None:
+    path = tmp_path / "full.db"
+    with connect(f"sqlite:///{path}?synchronous=full&ttl=60&timeout=7") as saver:
+        assert [s.idle for s in saver._sweepers] == [60.0]
+        options = saver._executor._options  # type: ignore[attr-defined]
+        assert (options.synchronous, options.timeout) == ("full", 7.0)
+    with pytest.raises(ConfigError, match="unknown option 'cache' in SQLite URL"):
+        connect(f"sqlite:///{path}?ttl=60&cache=shared")
+    # The saver classes take no sweep options: connect() does, and their error says so.
+    with pytest.raises(ConfigError, match=r"read by checkpoint_base\.connect\(url\)"):
+        SqliteSaver.open(f"sqlite:///{path}?ttl=60")
+
+
+def test_a_postgres_url_may_carry_ttl_and_schema() -> None:
+    from checkpoint_base.testing import servers
+
+    url = servers.postgres_url()
+    schema = f"url_ttl_{os.getpid()}"
+    sep = "&" if "?" in url else "?"
+    with connect(f"{url}{sep}ttl=120&schema={schema}") as saver:
+        assert [s.idle for s in saver._sweepers] == [120.0]
+        assert saver.backend.schema == schema
+        _put_one(saver, "pg")
+        assert saver.get_tuple({"configurable": {"thread_id": "pg"}}) is not None
+        saver.delete_thread("pg")
+
+
+def test_a_redis_url_keeps_its_ttl_for_the_saver() -> None:
+    from checkpoint_base.testing import servers
+
+    url = servers.redis_url()
+    sep = "&" if "?" in url else "?"
+    with connect(f"{url}{sep}ttl=120") as saver:
+        assert saver._sweepers == []  # Redis expires the keys itself
+        assert saver.backend.ttl_ms == 120_000
+
+
+async def test_sweep_options_in_a_url_are_checked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/never.db"
+    for query, options, needle in (
+        ("?ttl=abc", {}, "ttl='abc' in the URL is not a number of seconds"),
+        ("?ttl=0", {}, "ttl must be a positive duration"),
+        ("?ttl=inf", {}, "ttl must be a finite duration"),
+        ("?ttl=1&ttl=2", {}, "the URL gives ttl= twice"),
+        ("?ttl=60", {"ttl": 30}, r"ttl is given twice, in the URL \(ttl=60\) and as an argument"),
+        ("?ttl=60&ttl_strategy=keep_latest", {"ttl_strategy": "delete"}, None),
+        ("?ttl_strategy=keep_latest", {"ttl": 5, "ttl_strategy": "keep_latest"}, "given twice"),
+        ("?sweep_every=5", {}, "sweep_every= goes with ttl="),
+        ("?ttl=60&ttl_strategy=latest", {}, "unknown ttl_strategy 'latest'"),
+    ):
+        if needle is None:  # "delete" is the default: the URL's strategy stands
+            with connect(url + query, **options) as saver:
+                assert saver._sweepers[0].strategy == "keep_latest"
+            os.unlink(tmp_path / "never.db")
+            continue
+        with pytest.raises(ConfigError, match=needle):
+            connect(url + query, **options)
+        with pytest.raises(ConfigError, match=needle):
+            async with aconnect(url + query, **options):
+                pass
+        assert not (tmp_path / "never.db").exists()
 
 
 async def test_bad_ttl_options_are_refused_before_anything_opens(tmp_path: Path) -> None:

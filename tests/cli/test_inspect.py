@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,17 @@ def test_history_and_show_read_the_same_from_official_storage(
             assert (a["checkpoint_id"], a["values"]) == (b["checkpoint_id"], b["values"])
     missing = cli("show", official, thread_id, "no-such-id")
     assert missing.status != 0 and "no checkpoint 'no-such-id'" in missing.err
+
+
+def test_a_url_with_a_ttl_is_read_without_sweeping(cli: Cli, filled: Filled) -> None:
+    """The application's URL may say how long idle threads live (`?ttl=`); a command reads
+    the store and never sweeps it. Every thread here is idle for longer than that ttl, so a
+    sweeper would delete them all."""
+    url = f"{filled.url}?ttl=0.001&sweep_every=0.001"
+    time.sleep(0.01)
+    for _ in range(3):
+        result = cli("threads", url)
+        assert result.status == 0, result.err
+        time.sleep(0.01)
+    with connect(filled.url) as saver:
+        assert sorted(t.thread_id for t in saver.list_threads()) == filled.work.thread_ids
