@@ -12,7 +12,9 @@ graphs on and closed at shutdown. `checkpointer` is one, for any URL of this pac
 with the storage named by the environment (`.env`, or the deployment's variables):
 
 - `CHECKPOINTERS_URL`: the storage, as for `aconnect` (`sqlite:///checkpoints.db`,
-  `postgresql://...`, `redis://...`); required.
+  `postgresql://...`, `redis://...`); required. It may carry the time to live itself, in
+  seconds (`sqlite:///checkpoints.db?ttl=2592000`, see `connect`), instead of the two
+  variables below; the same option in both places is an error.
 - `CHECKPOINTERS_KEEP_LAST`: keep only the newest N checkpoints of each namespace of a
   thread (see `CheckpointSaver.keep_last`); unset keeps them all.
 - `CHECKPOINTERS_TTL`: delete a thread's checkpoints once no one wrote to it for this long
@@ -101,7 +103,8 @@ async def checkpointer() -> AsyncIterator[CheckpointSaver]:
     if strategy not in STRATEGIES or (ttl is None and strategy != "delete"):
         raise ConfigError(
             f"{TTL_STRATEGY_VARIABLE}={strategy!r}: give delete (idle threads go whole) or "
-            f"keep_latest (they keep their latest state), with {TTL_VARIABLE} set"
+            f"keep_latest (they keep their latest state), with {TTL_VARIABLE} set (a "
+            f"{URL_VARIABLE} that gives ttl= takes its ttl_strategy= there too)"
         )
     specs = os.environ.get(ALLOW_VARIABLE, "").replace(",", " ").split()
     pairs = allowed_pairs(specs, ALLOW_VARIABLE) if specs else []

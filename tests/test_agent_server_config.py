@@ -76,6 +76,20 @@ async def test_ttl_sweeps_threads_idle_for_that_long(monkeypatch: pytest.MonkeyP
                 pass
 
 
+async def test_the_url_may_carry_the_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LANGGRAPH_AES_KEY", raising=False)
+    monkeypatch.delenv("CHECKPOINTERS_TTL_STRATEGY", raising=False)
+    monkeypatch.setenv("CHECKPOINTERS_URL", "memory://?ttl=90&ttl_strategy=keep_latest")
+    monkeypatch.setenv("CHECKPOINTERS_TTL", "")
+    async with checkpointer() as saver:
+        (sweeper,) = saver._sweepers
+        assert (sweeper.idle, sweeper.strategy) == (90.0, "keep_latest")
+    monkeypatch.setenv("CHECKPOINTERS_TTL", "30d")
+    with pytest.raises(ConfigError, match=r"ttl is given twice, in the URL \(ttl=90\)"):
+        async with checkpointer():
+            pass
+
+
 TICKETS = """
 from dataclasses import dataclass
 
