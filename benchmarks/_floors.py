@@ -264,10 +264,6 @@ def _remove_db(path: str) -> None:
             os.unlink(path + suffix)
 
 
-_HAS_LZ4 = """SELECT 1 FROM pg_catalog.pg_settings
-    WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"""
-
-
 class PostgresFloor(_SqlFloor):
     """psycopg (sync or async), autocommit, one statement per operation, in a fresh schema."""
 
@@ -298,7 +294,9 @@ class PostgresFloor(_SqlFloor):
         if self._owned:
             for statement in self.st.ddl:
                 await self._run(statement, ())
-            if await self._run(_HAS_LZ4, ()):
+            from checkpoint_postgres._migrations import HAS_LZ4
+
+            if await self._run(HAS_LZ4, ()):
                 # The compression our tables use (checkpoint_postgres migration 3), not the
                 # server's default pglz: a floor stores its bytes the cheapest way it can.
                 for statement in self.st.lz4:

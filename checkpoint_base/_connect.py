@@ -29,7 +29,7 @@ from ._sweeper import STRATEGIES
 if TYPE_CHECKING:
     from ._saver import CheckpointSaver
 
-__all__ = ["BackendEntry", "aconnect", "connect", "installed_schemes"]
+__all__ = ["SWEEP_KEYS", "BackendEntry", "aconnect", "connect", "installed_schemes"]
 
 GROUP = "checkpointers.backends"
 
@@ -101,7 +101,8 @@ def _swept(entry: BackendEntry, ttl: object, ttl_strategy: str) -> bool:
     return ttl is not None and (not entry.expires or ttl_strategy == "keep_latest")
 
 
-_SWEEP_KEYS = ("ttl", "sweep_every", "ttl_strategy")
+SWEEP_KEYS = ("ttl", "sweep_every", "ttl_strategy")
+"""The options of `connect` that a URL of a backend that is swept may carry (`_url_sweep`)."""
 Duration = datetime.timedelta | float
 
 
@@ -130,7 +131,7 @@ def _url_sweep(
     for piece in query.split("&"):
         raw_key, _, value = piece.partition("=")
         key = urllib.parse.unquote_plus(raw_key)
-        if key not in _SWEEP_KEYS:
+        if key not in SWEEP_KEYS:
             kept.append(piece)
             continue
         if key in found:

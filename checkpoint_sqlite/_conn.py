@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from checkpoint_base import ConfigError
+from checkpoint_base._connect import SWEEP_KEYS
 
 __all__ = [
     "MEMORY",
@@ -113,7 +114,7 @@ def url_options(target: str) -> dict[str, Any]:
                 + (
                     "; ttl, sweep_every and ttl_strategy are read by "
                     "checkpoint_base.connect(url), which sweeps idle threads"
-                    if key in ("ttl", "sweep_every", "ttl_strategy")
+                    if key in SWEEP_KEYS
                     else ""
                 )
             )

@@ -532,12 +532,13 @@ def test_lists_bench_stores_less_in_segments_and_reads_every_checkpoint(tmp_path
 async def test_the_postgres_floor_compresses_its_bytes_as_our_tables_do() -> None:
     """The floor's tables use lz4 where the server has it (as checkpoint_postgres' do since
     its migration 3), not pglz, which costs a put of a few KB more than lz4 does."""
-    from benchmarks._floors import _HAS_LZ4, PostgresFloor
+    from benchmarks._floors import PostgresFloor
     from checkpoint_base.testing import servers
+    from checkpoint_postgres._migrations import HAS_LZ4
 
     floor = await PostgresFloor(servers.postgres_url(), sync=False).open()
     try:
-        has_lz4 = bool(await floor._run(_HAS_LZ4, ()))
+        has_lz4 = bool(await floor._run(HAS_LZ4, ()))
         rows = await floor._run(
             "SELECT c.relname, a.attcompression FROM pg_catalog.pg_attribute a"
             " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
