@@ -529,6 +529,61 @@ def test_lists_bench_stores_less_in_segments_and_reads_every_checkpoint(tmp_path
     assert float(rows["segments"][7]) > 0  # turns per second of the graph
 
 
+def test_cold_bench_times_each_read_both_ways_against_the_official_saver(tmp_path: Path) -> None:
+    from benchmarks import cold_bench
+
+    out = tmp_path / "cold.md"
+    argv = ["--target", "sqlite", "memory", "--steps", "12", "--rounds", "2", "--reads", "2"]
+    assert cold_bench.main([*argv, "--out", str(out)]) == 0  # every read found what it should
+    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines()]
+    rows = [
+        [cell.strip() for cell in row]
+        for row in rows
+        if row and row[0].strip() in {"sqlite", "memory"}
+    ]
+    assert [(r[0], r[1]) for r in rows] == [
+        (target, read)
+        for target in ("sqlite", "memory")
+        for read in ("get_tuple latest", "list(limit=10)")
+    ]
+    for row in rows:
+        # ours, official, speed-up; after a turn the same; then after / back to back
+        assert all(cell.endswith(("ms", "µs")) for cell in (row[2], row[3], row[5], row[6]))
+        ratios = [float(row[i].rstrip("x")) for i in (4, 7, 8)]
+        assert all(r > 0 for r in ratios)
+
+
+def test_cold_bench_reads_fail_on_a_missing_checkpoint_or_a_short_page() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from benchmarks.cold_bench import _read
+
+    empty = InMemorySaver()
+    with pytest.raises(AssertionError, match="latest checkpoint is missing"):
+        _read(empty, "get_tuple latest", "nobody", 10)()
+    with pytest.raises(AssertionError, match="a page of 0, not 10"):
+        _read(empty, "list(limit=10)", "nobody", 10)()
+
+
+def test_cold_bench_speed_up_is_the_median_of_the_rounds_ratios() -> None:
+    from benchmarks.cold_bench import READS, SAVERS, WAYS, rows
+
+    # Three rounds: official / ours = 2, 4 and 3 (back to back); a slow round of ours
+    # (the third) must not move the ratio the way pooled medians would.
+    ours = [[1.0, 1.0], [1.0, 1.0], [4.0, 4.0]]
+    theirs = [[2.0, 2.0], [4.0, 4.0], [12.0, 12.0]]
+    samples = {(n, w, s): [] for n in READS for w in WAYS for s in SAVERS}
+    for name in READS:
+        for way in WAYS:
+            samples[name, way, "ours"] = ours if way == WAYS[0] else [[2.0, 2.0]] * 3
+            samples[name, way, "official"] = theirs if way == WAYS[0] else [[3.0, 3.0]] * 3
+    (row, _) = (r.split("|")[1:-1] for r in rows("t", samples))
+    cells = [c.strip() for c in row]
+    assert cells[4] == "3.00x"  # median of 2, 4, 3
+    assert cells[7] == "1.50x"
+    assert cells[8] == "2.00x"  # ours after a turn against back to back: 2, 2 and 0.5
+
+
 async def test_the_postgres_floor_compresses_its_bytes_as_our_tables_do() -> None:
     """The floor's tables use lz4 where the server has it (as checkpoint_postgres' do since
     its migration 3), not pglz, which costs a put of a few KB more than lz4 does."""
