@@ -34,11 +34,17 @@ __all__ = [
 DEFAULT_TARGETS = ("sqlite", "postgres-pool", "redis")
 
 
-def parse(prog: str, argv: Sequence[str] | None, **numbers: int) -> argparse.Namespace:
+def parse(
+    prog: str, argv: Sequence[str] | None, *, flavors: bool = False, **numbers: int
+) -> argparse.Namespace:
     """`--target NAME...`, `--out PATH`, and an integer option `--name` per keyword (its
-    default the value)."""
+    default the value); with `flavors`, `--flavor sync async` too (both by default)."""
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--target", nargs="+", default=list(DEFAULT_TARGETS))
+    if flavors:
+        parser.add_argument(
+            "--flavor", nargs="+", choices=("sync", "async"), default=["sync", "async"]
+        )
     for name, default in numbers.items():
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--out", help="also write the table to this file")
@@ -74,13 +80,16 @@ async def open_ours(target: Target, stack: contextlib.AsyncExitStack) -> SaverHa
 
 
 async def replay(handle: SaverHandle, thread_id: str, rec: Recording) -> list[float]:
-    """Write the recorded thread; the seconds of each put."""
+    """Write the recorded thread; the seconds of each put (an async saver's awaited)."""
     seconds = []
     for call in rec.calls:
         if isinstance(call, PutCall):
             args = handle.prepare_put(thread_id, call)
             start = time.perf_counter()
-            handle.put_sync(args)
+            if handle.sync:
+                handle.put_sync(args)
+            else:
+                await handle.put(args)
             seconds.append(time.perf_counter() - start)
         else:
             await handle.put_writes(handle.prepare_writes(thread_id, call))
@@ -98,10 +107,12 @@ def main_of(
     prog: str,
     argv: Sequence[str] | None,
     run: Callable[[argparse.Namespace], Awaitable[str]],
+    *,
+    flavors: bool = False,
     **numbers: int,
 ) -> int:
     """A side benchmark's `main`: parse its options (`parse`), run it, emit its table."""
-    args = parse(prog, argv, **numbers)
+    args = parse(prog, argv, flavors=flavors, **numbers)
     return emit(asyncio.run(run(args)), args.out)
 
 

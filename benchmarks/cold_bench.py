@@ -32,8 +32,7 @@ import contextlib
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from checkpoint_base.testing.targets import Target
 
@@ -51,77 +50,85 @@ Samples = dict[tuple[str, str, str], list[list[float]]]
 """(read, way, saver) -> per round, the seconds of each timed call."""
 
 
-def _read(saver: Any, name: str, thread_id: str, page: int) -> Callable[[], None]:
-    """One read of `thread_id` by `saver`, checking what it returns."""
-    config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+Read = Callable[[], Awaitable[None]]
+
+
+def _read(handle: SaverHandle, name: str, thread_id: str, page: int) -> Read:
+    """One read of `thread_id` through `handle` (either flavor), checking what it returns."""
+    saver = type(handle.saver).__name__
     if name == "get_tuple latest":
 
-        def latest() -> None:
-            if saver.get_tuple(config) is None:
-                raise AssertionError(f"{type(saver).__name__}: the latest checkpoint is missing")
+        async def latest() -> None:
+            if not await handle.get(thread_id, None):
+                raise AssertionError(f"{saver}: the latest checkpoint is missing")
 
         return latest
 
-    def listed() -> None:
-        count = sum(1 for _ in saver.list(config, limit=10))
+    async def listed() -> None:
+        count = await handle.list(thread_id, 10, None)
         if count != page:
-            raise AssertionError(f"{type(saver).__name__}: a page of {count}, not {page}")
+            raise AssertionError(f"{saver}: a page of {count}, not {page}")
 
     return listed
 
 
-def _timed(call: Callable[[], None]) -> float:
+async def _timed(read: Read) -> float:
+    operation = read()  # made outside the clock; a sync saver's body is the blocking call
     start = time.perf_counter()
-    call()
+    await operation
     return time.perf_counter() - start
 
 
-def _round(
-    reads: dict[str, dict[str, Callable[[], None]]],
+async def _round(
+    reads: dict[str, dict[str, Read]],
     order: Sequence[str],
     count: int,
-    other_work: Callable[[], None],
+    other_work: Callable[[], Awaitable[None]],
     samples: Samples,
 ) -> None:
     """One round: every read, back to back and after a turn, for the savers in `order`."""
     for name, by_saver in reads.items():
         for saver in order:
-            call = by_saver[saver]
-            samples[name, WAYS[0], saver].append([_timed(call) for _ in range(count)])
+            read = by_saver[saver]
+            samples[name, WAYS[0], saver].append([await _timed(read) for _ in range(count)])
         after: dict[str, list[float]] = {saver: [] for saver in order}
         for _ in range(count):
             for saver in order:
-                other_work()
-                after[saver].append(_timed(by_saver[saver]))
+                await other_work()
+                after[saver].append(await _timed(by_saver[saver]))
         for saver in order:
             samples[name, WAYS[1], saver].append(after[saver])
 
 
 async def _measure(
-    target: Target, rec: Recording, rounds: int, count: int, payload: int
+    target: Target, flavor: str, rec: Recording, rounds: int, count: int, payload: int
 ) -> Samples:
     samples: Samples = {(n, w, s): [] for n in READS for w in WAYS for s in SAVERS}
     graph = build_agent_graph(payload).compile()
     turns = iter(range(1 << 30))
 
-    def other_work() -> None:
-        graph.invoke(turn_input(payload, next(turns)))
+    async def other_work() -> None:
+        """A turn of the agent graph, in the flavor's way (`invoke` or `ainvoke`)."""
+        if flavor == "sync":
+            graph.invoke(turn_input(payload, next(turns)))
+        else:
+            await graph.ainvoke(turn_input(payload, next(turns)))
 
     async with contextlib.AsyncExitStack() as stack:
-        reads: dict[str, dict[str, Callable[[], None]]] = {n: {} for n in READS}
+        reads: dict[str, dict[str, Read]] = {n: {} for n in READS}
         for kind in SAVERS:
-            handle = await Subject(target, "sync", kind).open(stack)
+            handle = await Subject(target, flavor, kind).open(stack)
             assert isinstance(handle, SaverHandle)
             await replay(handle, "read", rec)
             for name in READS:
-                reads[name][kind] = _read(handle.saver, name, "read", min(10, rec.steps))
+                reads[name][kind] = _read(handle, name, "read", min(10, rec.steps))
         for name in READS:  # warm-up: connections, statements, classes
-            for call in reads[name].values():
-                other_work()
-                call()
+            for read in reads[name].values():
+                await other_work()
+                await read()
         for r in range(rounds):
             order = SAVERS if r % 2 == 0 else SAVERS[::-1]
-            _round(reads, order, count, other_work, samples)
+            await _round(reads, order, count, other_work, samples)
     return samples
 
 
@@ -140,8 +147,8 @@ def _time(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} µs"
 
 
-def rows(target: str, samples: Samples) -> list[str]:
-    """The table's rows for one target."""
+def rows(target: str, flavor: str, samples: Samples) -> list[str]:
+    """The table's rows for one target and flavor."""
     out = []
     for name in READS:
         cells = []
@@ -151,7 +158,7 @@ def rows(target: str, samples: Samples) -> list[str]:
             speed_up = _per_round(samples[name, way, "official"], samples[name, way, "ours"])
             cells += [_time(ours), _time(theirs), f"{speed_up:.2f}x"]
         slowed = _per_round(samples[name, WAYS[1], "ours"], samples[name, WAYS[0], "ours"])
-        out.append(f"| {target} | {name} | {' | '.join(cells)} | {slowed:.2f}x |")
+        out.append(f"| {target} | {flavor} | {name} | {' | '.join(cells)} | {slowed:.2f}x |")
     return out
 
 
@@ -162,27 +169,33 @@ async def _run(args: argparse.Namespace) -> str:
         f"{args.payload}-character messages, {args.rounds} rounds of {args.reads} reads, "
         f"git {git_commit()})",
         "",
-        "| target | read | ours, back to back | official | speed-up | ours, after a turn "
-        "| official | speed-up | ours after a turn / back to back |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| target | flavor | read | ours, back to back | official | speed-up "
+        "| ours, after a turn | official | speed-up | ours after a turn / back to back |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     with durable_targets(args.target) as targets:
-        alone = [t.name for t in targets if t.official_sync is None]
+        alone = [
+            f"{t.name} ({flavor})"
+            for t in targets
+            for flavor in args.flavor
+            if (t.official_sync if flavor == "sync" else t.official_async) is None
+        ]
         if alone:
             raise SystemExit(
                 f"no official saver to compare with on {', '.join(alone)}: leave "
                 f"{'it' if len(alone) == 1 else 'them'} out of --target"
             )
         for target in targets:
-            print(f"{target.name}: reads", file=sys.stderr)
-            samples = await _measure(target, rec, args.rounds, args.reads, args.payload)
-            lines += rows(target.name, samples)
+            for flavor in args.flavor:
+                print(f"{target.name} {flavor}: reads", file=sys.stderr)
+                samples = await _measure(target, flavor, rec, args.rounds, args.reads, args.payload)
+                lines += rows(target.name, flavor, samples)
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     prog = "python -m benchmarks.cold_bench"
-    return main_of(prog, argv, _run, steps=100, payload=512, rounds=7, reads=10)
+    return main_of(prog, argv, _run, flavors=True, steps=100, payload=512, rounds=7, reads=10)
 
 
 if __name__ == "__main__":

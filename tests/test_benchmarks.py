@@ -6,6 +6,7 @@ where the backend has one, the raw-driver floor; the plots must be PNG files.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -535,34 +536,34 @@ def test_cold_bench_times_each_read_both_ways_against_the_official_saver(tmp_pat
     out = tmp_path / "cold.md"
     argv = ["--target", "sqlite", "memory", "--steps", "12", "--rounds", "2", "--reads", "2"]
     assert cold_bench.main([*argv, "--out", str(out)]) == 0  # every read found what it should
-    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines()]
-    rows = [
-        [cell.strip() for cell in row]
-        for row in rows
-        if row and row[0].strip() in {"sqlite", "memory"}
-    ]
-    assert [(r[0], r[1]) for r in rows] == [
-        (target, read)
+    lines = out.read_text().splitlines()
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines]
+    rows = [row for row in rows if row and row[0] in {"sqlite", "memory"}]
+    assert [tuple(r[:3]) for r in rows] == [
+        (target, flavor, read)
         for target in ("sqlite", "memory")
+        for flavor in ("sync", "async")
         for read in ("get_tuple latest", "list(limit=10)")
     ]
     for row in rows:
         # ours, official, speed-up; after a turn the same; then after / back to back
-        assert all(cell.endswith(("ms", "µs")) for cell in (row[2], row[3], row[5], row[6]))
-        ratios = [float(row[i].rstrip("x")) for i in (4, 7, 8)]
+        assert all(cell.endswith(("ms", "µs")) for cell in (row[3], row[4], row[6], row[7]))
+        ratios = [float(row[i].rstrip("x")) for i in (5, 8, 9)]
         assert all(r > 0 for r in ratios)
 
 
-def test_cold_bench_reads_fail_on_a_missing_checkpoint_or_a_short_page() -> None:
+@pytest.mark.parametrize("sync", [True, False])
+def test_cold_bench_reads_fail_on_a_missing_checkpoint_or_a_short_page(sync: bool) -> None:
     from langgraph.checkpoint.memory import InMemorySaver
 
+    from benchmarks._handles import SaverHandle
     from benchmarks.cold_bench import _read
 
-    empty = InMemorySaver()
+    empty = SaverHandle(InMemorySaver(), sync=sync)
     with pytest.raises(AssertionError, match="latest checkpoint is missing"):
-        _read(empty, "get_tuple latest", "nobody", 10)()
+        asyncio.run(_read(empty, "get_tuple latest", "nobody", 10)())
     with pytest.raises(AssertionError, match="a page of 0, not 10"):
-        _read(empty, "list(limit=10)", "nobody", 10)()
+        asyncio.run(_read(empty, "list(limit=10)", "nobody", 10)())
 
 
 def test_cold_bench_speed_up_is_the_median_of_the_rounds_ratios() -> None:
@@ -577,11 +578,12 @@ def test_cold_bench_speed_up_is_the_median_of_the_rounds_ratios() -> None:
         for way in WAYS:
             samples[name, way, "ours"] = ours if way == WAYS[0] else [[2.0, 2.0]] * 3
             samples[name, way, "official"] = theirs if way == WAYS[0] else [[3.0, 3.0]] * 3
-    (row, _) = (r.split("|")[1:-1] for r in rows("t", samples))
+    (row, _) = (r.split("|")[1:-1] for r in rows("t", "sync", samples))
     cells = [c.strip() for c in row]
-    assert cells[4] == "3.00x"  # median of 2, 4, 3
-    assert cells[7] == "1.50x"
-    assert cells[8] == "2.00x"  # ours after a turn against back to back: 2, 2 and 0.5
+    assert cells[:3] == ["t", "sync", "get_tuple latest"]
+    assert cells[5] == "3.00x"  # median of 2, 4, 3
+    assert cells[8] == "1.50x"
+    assert cells[9] == "2.00x"  # ours after a turn against back to back: 2, 2 and 0.5
 
 
 async def test_the_postgres_floor_compresses_its_bytes_as_our_tables_do() -> None:
