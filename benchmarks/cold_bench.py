@@ -4,25 +4,28 @@ LangGraph reads a thread's latest checkpoint (`get_tuple`) once at the start of 
 after the application's and LangGraph's own work; a history view lists a page
 (`list(limit=10)`) after serving the request that asked for it. The harness (`_w_ops`)
 times reads in blocks, ten calls of one saver back to back, so from the second call on the
-saver's code and the data it reads are in the CPU's caches. Here, for each backend (sync
-savers of this package and the official savers of the same target, on the durable benchmark
-servers), both reads of a `--steps`-checkpoint recorded agent thread are timed two ways in
+saver's code and the data it reads are in the CPU's caches. Here, for each target and each
+flavor of `--flavor`, our saver and the official saver of the same target (on the durable
+benchmark servers) read a recorded agent thread of `--steps` checkpoints, timed two ways in
 each round:
 
 - back to back: `--reads` calls of one saver, then of the other (the order turning each
   round), as the harness times them;
 - after a turn: before each timed call, one turn of the benchmarks' agent graph compiled
-  without a checkpointer runs, untimed (LangGraph and LangChain building and routing
-  messages of `--payload` characters), and the savers take turns call by call.
+  without a checkpointer runs, untimed (`invoke`, or `ainvoke` for the async flavor:
+  LangGraph and LangChain building and routing messages of `--payload` characters), and
+  the savers take turns call by call.
 
 Reported per read: the medians of each saver and the speed-up (official / ours, the median
 of the rounds' ratios, as the harness decides its targets), for each way, and how much
 slower our read is after a turn than back to back (the median of the rounds' ratios too:
 a slow spell of the machine falls on both ways of a round). Every read is checked: the latest
-checkpoint is found, a page holds ten checkpoints.
+checkpoint is found, a page holds ten checkpoints (all of a shorter thread).
 
     python -m benchmarks.cold_bench                      # sqlite, postgres-pool, redis
-    python -m benchmarks.cold_bench --target sqlite-memory --out benchmarks/results/cold.md
+    python -m benchmarks.cold_bench --target sqlite-memory --flavor sync
+    python -m benchmarks.cold_bench --target memory sqlite sqlite-full sqlite-memory postgres \
+        postgres-pool postgres-pgbouncer redis valkey --out benchmarks/results/cold.md
 """
 
 from __future__ import annotations
