@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import contextlib
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Literal
 
@@ -17,6 +16,7 @@ from checkpoint_base.testing.targets import Target, all_targets
 from ._env import durable_servers
 from ._graph import PutCall, Recording
 from ._handles import SaverHandle
+from ._runner import timed
 from ._subjects import Subject
 
 __all__ = [
@@ -80,17 +80,13 @@ async def open_ours(target: Target, stack: contextlib.AsyncExitStack) -> SaverHa
 
 
 async def replay(handle: SaverHandle, thread_id: str, rec: Recording) -> list[float]:
-    """Write the recorded thread; the seconds of each put (an async saver's awaited)."""
+    """Write the recorded thread; the seconds of each put, timed as the harness times one
+    (`timed`: a sync saver's put is the body of a coroutine made outside the clock)."""
     seconds = []
     for call in rec.calls:
         if isinstance(call, PutCall):
-            args = handle.prepare_put(thread_id, call)
-            start = time.perf_counter()
-            if handle.sync:
-                handle.put_sync(args)
-            else:
-                await handle.put(args)
-            seconds.append(time.perf_counter() - start)
+            elapsed, _ = await timed(handle.put(handle.prepare_put(thread_id, call)))
+            seconds.append(elapsed)
         else:
             await handle.put_writes(handle.prepare_writes(thread_id, call))
     return seconds

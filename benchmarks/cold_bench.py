@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import statistics
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from checkpoint_base.testing.targets import Target
@@ -42,6 +41,8 @@ from checkpoint_base.testing.targets import Target
 from ._env import git_commit
 from ._graph import Recording, build_agent_graph, record, turn_input
 from ._handles import SaverHandle
+from ._report import _time
+from ._runner import timed
 from ._side import durable_targets, main_of, replay
 from ._subjects import Subject
 
@@ -76,10 +77,9 @@ def _read(handle: SaverHandle, name: str, thread_id: str, page: int) -> Read:
 
 
 async def _timed(read: Read) -> float:
-    operation = read()  # made outside the clock; a sync saver's body is the blocking call
-    start = time.perf_counter()
-    await operation
-    return time.perf_counter() - start
+    """Seconds of one read (`timed`: the coroutine is made outside the clock)."""
+    seconds, _ = await timed(read())
+    return seconds
 
 
 async def _round(
@@ -144,10 +144,6 @@ def _per_round(slow: list[list[float]], fast: list[list[float]]) -> float:
 
 def _median(rounds: list[list[float]]) -> float:
     return statistics.median(s for r in rounds for s in r)
-
-
-def _time(seconds: float) -> str:
-    return f"{seconds * 1e3:.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} µs"
 
 
 def rows(target: str, flavor: str, samples: Samples) -> list[str]:
