@@ -430,7 +430,7 @@ class RedisBackend(Backend):
         raw = [rows_of.get((base, k)) for _key, _i, base, k in chosen]
         if not last and any(not r for r in raw):
             return None  # a checkpoint vanished between the steps: ask again
-        return _decode_rows([r for r in raw if r], None)
+        return _decode_rows([r for r in raw if r], None, resolved=True)
 
     def history(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, limit: int
@@ -578,10 +578,15 @@ class RedisClusterBackend(RedisBackend):
     _cluster = True
 
 
-def _decode_rows(raw: Sequence[Any], tk: ThreadKeys | None) -> list[CheckpointRow]:
+def _decode_rows(
+    raw: Sequence[Any], tk: ThreadKeys | None, *, resolved: bool = False
+) -> list[CheckpointRow]:
     """The rows a read script returned (its `false` entries left out, blobs read beside it
-    filled in), or a `DamagedDataError` for a value it cannot read."""
-    _resolve(raw, tk)
+    filled in), or a `DamagedDataError` for a value it cannot read. `resolved`: rows merged
+    from several replies, each already `_resolve`d on its own (a reference counts the rows of
+    its reply only)."""
+    if not resolved:
+        _resolve(raw, tk)
     try:
         return [decode_row(r) for r in raw]
     except UNREADABLE as exc:
