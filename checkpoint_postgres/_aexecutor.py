@@ -27,6 +27,8 @@ from ._state import (
     PrepareThreshold,
     Preparing,
     RunState,
+    aenter,
+    atransaction,
     reconnect_delays,
     worth_waiting,
     write_cursor,
@@ -48,7 +50,7 @@ class _ARun(RunState[AConn, AbstractAsyncContextManager[psycopg.AsyncTransaction
 
     async def begin(self) -> None:
         tx = self.conn.transaction()
-        await tx.__aenter__()
+        await aenter(tx)
         self.tx = tx
         self.statements = 0
 
@@ -258,7 +260,7 @@ class AsyncPostgresExecutor:
                     with contextlib.suppress(psycopg.Error):  # a broken one is replaced
                         await conn.set_autocommit(False)
             # The caller's connection is not in autocommit: commit this statement ourselves.
-            async with conn.transaction():
+            async with atransaction(conn):
                 return await self._perform_on(conn, query)
         return await self._perform_on(conn, query)
 

@@ -3,9 +3,11 @@ to keep trying to reconnect."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, Literal, TypeVar
 
 import psycopg
@@ -21,6 +23,8 @@ __all__ = [
     "PrepareThreshold",
     "Preparing",
     "RunState",
+    "aenter",
+    "atransaction",
     "reconnect_delays",
     "worth_waiting",
 ]
@@ -115,6 +119,42 @@ def reconnect_delays(timeout: float) -> Iterator[float]:
     while (left := deadline - time.monotonic()) > 0:
         yield min(delay, left)
         delay = min(delay * 2, 1.0)
+
+
+async def aenter(cm: contextlib.AbstractAsyncContextManager[Any]) -> None:
+    """`await cm.__aenter__()` for `conn.transaction()`, never cut short by a cancellation.
+
+    psycopg before 3.3.7 did not undo a transaction entry cancelled once its BEGIN (or
+    SAVEPOINT) was on its way: the connection stayed in the transaction, which psycopg still
+    counted as entered since `__aexit__` never runs after a failed `__aenter__`. Every later
+    plan on that connection then ran inside it and never committed, and the connection's own
+    `commit()` refused to run. So the entry runs to its end in a task of its own; when the
+    caller is cancelled meanwhile, the transaction it opened is rolled back before the
+    cancellation goes on.
+    """
+    entering = asyncio.ensure_future(cm.__aenter__())
+    try:
+        await asyncio.shield(entering)
+    except asyncio.CancelledError:
+        await asyncio.wait((entering,))
+        if not entering.cancelled() and entering.exception() is None:
+            with contextlib.suppress(Exception):  # a broken connection: nothing to undo
+                await cm.__aexit__(psycopg.Rollback, psycopg.Rollback(), None)
+        raise
+
+
+@contextlib.asynccontextmanager
+async def atransaction(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
+    """`async with conn.transaction():`, entered by `aenter`."""
+    cm = conn.transaction()
+    await aenter(cm)
+    try:
+        yield
+    except BaseException as exc:
+        if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await cm.__aexit__(None, None, None)
 
 
 C = TypeVar("C", bound=psycopg.BaseConnection[Any])
