@@ -221,7 +221,9 @@ async def _forget(client: AsyncClient) -> None:
     nothing warns of it as left open), and its socket is closed when collected."""
     if isinstance(client, AsyncRedisCluster):  # its close stops at the first node's error
         nodes = client.nodes_manager
-        for node in {*nodes.nodes_cache.values(), *nodes.startup_nodes.values()}:
+        # By identity: before redis-py 7.2 an async ClusterNode has __eq__ but no __hash__.
+        every = {id(n): n for n in (*nodes.nodes_cache.values(), *nodes.startup_nodes.values())}
+        for node in every.values():
             with contextlib.suppress(Exception):
                 await node.disconnect()  # each of its connections, whatever fails
     with contextlib.suppress(Exception):
