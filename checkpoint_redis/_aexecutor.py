@@ -119,7 +119,14 @@ class AsyncRedisExecutor:
             return None
         client: Any = self.client
         try:
-            reply = await client.execute_command(*BULK_LIMIT_QUERY)
+            if isinstance(client, AsyncRedisCluster):
+                # Asked of a node directly: before redis-py 8.2 the asyncio cluster client
+                # routed CONFIG GET nowhere ("Missing key"), target_nodes or not, so the limit
+                # went unread and the put was sent again and again for the failover budget
+                # (10 s) before it failed.
+                reply = await client.get_default_node().execute_command(*BULK_LIMIT_QUERY)
+            else:
+                reply = await client.execute_command(*BULK_LIMIT_QUERY)
         except Exception:  # CONFIG disabled, or the server is gone indeed
             reply = None
         return oversized(request, reply)
