@@ -33,7 +33,7 @@ def test_floors_of_the_package_and_its_extras() -> None:
     assert pins["langgraph-checkpoint"] == "4.3"
     assert pins["msgpack"] == "1.0.8"
     assert pins["psycopg"] == pins["psycopg-binary"] == "3.2.1"
-    assert pins["redis"] == "6.2"
+    assert pins["redis"] == "7.4.1"
     assert {"aiosqlite", "psycopg-pool", "pycryptodome"} <= pins.keys()
     assert "hiredis" not in pins  # versioned on its own: left to pip
     # Test-only packages of the dev extra are not the package's dependencies.
