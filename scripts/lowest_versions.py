@@ -92,8 +92,9 @@ def mismatches(wanted: list[tuple[str, str]]) -> list[str]:
         try:
             installed = metadata.version(name)
         except metadata.PackageNotFoundError:
-            installed = "nothing"
-        if installed == "nothing" or Version(installed) != Version(version):
+            wrong.append(f"{name}: nothing installed, the floor is {version}")
+            continue
+        if Version(installed) != Version(version):
             wrong.append(f"{name}: {installed} installed, the floor is {version}")
     return wrong
 
