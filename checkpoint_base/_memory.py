@@ -211,23 +211,13 @@ def _collect_blobs(store: MemoryStore, thread_id: str) -> None:
 
 
 def _list_page(store: MemoryStore, query: ListQuery) -> list[CheckpointRow]:
-    candidates: list[CheckpointRecord] = []
-    for (thread_id, ns), records in store.checkpoints.items():
-        if query.thread_id is not None and thread_id != query.thread_id:
-            continue
-        if query.checkpoint_ns is not None and ns != query.checkpoint_ns:
-            continue
-        for cid, rec in records.items():
-            if query.checkpoint_id is not None and cid != query.checkpoint_id:
-                continue
-            if query.before is not None and cid >= query.before:
-                continue
-            if query.cursor is not None and (cid, thread_id, ns) >= query.cursor:
-                continue
-            candidates.append(rec)
-    candidates.sort(key=lambda r: (r.checkpoint_id, r.thread_id, r.checkpoint_ns), reverse=True)
+    found = _candidates(store, query)
+    if query.limit == 1 and found:
+        found = [max(found, key=_order)]
+    else:
+        found.sort(key=_order, reverse=True)
     rows = []
-    for rec in candidates[: query.limit]:
+    for rec in found[: query.limit]:
         blobs = tuple(
             blob
             for ch, ver in rec.channel_versions.items()
@@ -236,6 +226,42 @@ def _list_page(store: MemoryStore, query: ListQuery) -> list[CheckpointRow]:
         writes = store.writes.get((rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id), {})
         rows.append(CheckpointRow(rec, blobs, tuple(writes.values())))
     return rows
+
+
+def _order(rec: CheckpointRecord) -> tuple[str, str, str]:
+    """A page's order key (`ListQuery`: descending)."""
+    return (rec.checkpoint_id, rec.thread_id, rec.checkpoint_ns)
+
+
+def _candidates(store: MemoryStore, query: ListQuery) -> list[CheckpointRecord]:
+    """The records that satisfy every condition of `query` but its limit, in no order.
+
+    A query of one thread and namespace (every `get_tuple` and `list` LangGraph makes) reads
+    that namespace's records alone, and one of a checkpoint id that record alone, so that a
+    read does not grow with the other threads the store holds.
+    """
+    if query.thread_id is not None and query.checkpoint_ns is not None:
+        records = store.checkpoints.get((query.thread_id, query.checkpoint_ns))
+        spaces = [] if records is None else [records]
+    else:
+        spaces = [
+            records
+            for (thread_id, ns), records in store.checkpoints.items()
+            if (query.thread_id is None or thread_id == query.thread_id)
+            and (query.checkpoint_ns is None or ns == query.checkpoint_ns)
+        ]
+    found: list[CheckpointRecord] = []
+    for records in spaces:
+        if query.checkpoint_id is not None:
+            one = records.get(query.checkpoint_id)
+            found += () if one is None else (one,)
+        else:
+            found += records.values()
+    if query.before is not None:
+        found = [r for r in found if r.checkpoint_id < query.before]
+    if query.cursor is not None:
+        found = [r for r in found if _order(r) < query.cursor]
+    return found
 
 
 class MemoryExecutor:
