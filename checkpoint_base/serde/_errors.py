@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import re
+from importlib import metadata
+
 __all__ = [
     "DisallowedTypeError",
     "EncryptedDataError",
@@ -69,8 +73,35 @@ class DisallowedTypeError(SerializationError):
             f"serde.with_allowlist([({module!r}, {name!r})]) or "
             f"MsgpackSerializer(allowed=[{name}]), or use it in the graph's state schema "
             f"(a graph compiled with a checkpointers saver registers its schema's types "
-            f"through with_allowlist)."
+            f"through with_allowlist{schema_hand_off(_langgraph_version())})."
         )
+
+
+SCHEMA_HAND_OFF = (1, 0, 10)
+"""The first LangGraph that hands a graph's schema types to its saver (`with_allowlist`)."""
+
+
+def schema_hand_off(langgraph: str | None) -> str:
+    """What `DisallowedTypeError` adds about LangGraph `langgraph` (its version; None when it is
+    not installed): nothing when that LangGraph registers the schema's types, else that it
+    does not and which one does."""
+    if langgraph is None:
+        return ""
+    numbers = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", langgraph)
+    if numbers is None:
+        return ""
+    if tuple(int(n or 0) for n in numbers.groups()) >= SCHEMA_HAND_OFF:
+        return ""
+    first = ".".join(map(str, SCHEMA_HAND_OFF))
+    return f"; LangGraph {langgraph}, installed here, does not: {first} and later do"
+
+
+@functools.cache
+def _langgraph_version() -> str | None:
+    try:
+        return metadata.version("langgraph")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 class TypeNotFoundError(SerializationError):

@@ -14,6 +14,7 @@ from checkpoint_base.serde import (
     DisallowedTypeError,
     MalformedDataError,
     MsgpackSerializer,
+    _errors,
 )
 
 from . import user_types as u
@@ -28,6 +29,51 @@ def test_user_types_need_allowing() -> None:
     data = _written(u.Profile(name="a"))
     with pytest.raises(DisallowedTypeError):
         MsgpackSerializer().loads_typed(data)
+
+
+@pytest.mark.parametrize(
+    ("version", "hint"),
+    [
+        ("1.0.9", "; LangGraph 1.0.9, installed here, does not: 1.0.10 and later do"),
+        ("1.0", "; LangGraph 1.0, installed here, does not: 1.0.10 and later do"),
+        ("0.6.11", "; LangGraph 0.6.11, installed here, does not: 1.0.10 and later do"),
+        ("1.0.10", ""),
+        ("1.1.0rc1", ""),
+        ("1.2.24", ""),
+        ("2", ""),
+        (None, ""),  # LangGraph not installed: no graph, nothing to say of one
+        ("unknown", ""),
+    ],
+)
+def test_the_error_says_when_langgraph_does_not_register_the_schema(
+    version: str | None, hint: str
+) -> None:
+    assert _errors.schema_hand_off(version) == hint
+
+
+def test_the_error_names_the_installed_langgraph_that_does_not_register_the_schema(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # LangGraph before 1.0.10 never calls the saver's with_allowlist when it compiles a graph,
+    # so "use it in the graph's state schema" does not help there: the error says so.
+    data = _written(u.Profile(name="a"))
+    monkeypatch.setattr(_errors, "_langgraph_version", lambda: "1.0.6")
+    with pytest.raises(DisallowedTypeError) as old:
+        MsgpackSerializer().loads_typed(data)
+    assert str(old.value).endswith(
+        "through with_allowlist; LangGraph 1.0.6, installed here, does not: 1.0.10 and later do)."
+    )
+    monkeypatch.setattr(_errors, "_langgraph_version", lambda: "1.2.24")
+    with pytest.raises(DisallowedTypeError) as new:
+        MsgpackSerializer().loads_typed(data)
+    assert str(new.value).endswith("through with_allowlist).")
+
+
+def test_the_installed_langgraph_registers_the_schema() -> None:
+    # The suite's own LangGraph is one the package supports: the error adds nothing.
+    version = _errors._langgraph_version()
+    assert version is not None
+    assert _errors.schema_hand_off(version) == ""
 
 
 @pytest.mark.parametrize(
