@@ -12,6 +12,7 @@ import uuid
 import zoneinfo
 from typing import Any
 
+import langgraph.types
 import pydantic
 import pytest
 from langchain_core import messages as lc
@@ -19,7 +20,7 @@ from langchain_core.documents import Document
 from langgraph.checkpoint.serde.base import SerializerProtocol, maybe_add_typed_methods
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.store.base import Item
-from langgraph.types import Command, Interrupt, Overwrite, Send, TimeoutPolicy
+from langgraph.types import Command, Interrupt, Overwrite, Send
 
 from checkpoint_base.serde import TYPE_TAG, MsgpackSerializer
 
@@ -150,9 +151,10 @@ MESSAGES: dict[str, Any] = {
     "document": Document(page_content="text", metadata={"source": "s"}, id="d1"),
 }
 
+# LangGraph 1.2's TimeoutPolicy (a Send's `timeout`) is not in the earlier ones the package runs on.
+_TimeoutPolicy = getattr(langgraph.types, "TimeoutPolicy", None)
 LANGGRAPH: dict[str, Any] = {
     "send": Send("worker", {"item": (1, 2)}),
-    "send with timeout": Send("worker", 1, timeout=TimeoutPolicy(run_timeout=5.0)),
     "interrupt": Interrupt(value={"question": "ok?"}, id="int-1"),
     "command": Command(
         graph=Command.PARENT, update={"x": 1}, resume="yes", goto=[Send("n", {"a": 1})]
@@ -167,6 +169,8 @@ LANGGRAPH: dict[str, Any] = {
     ),
     "delta snapshot": _DeltaSnapshot(value=[lc.HumanMessage(content="m")]),
 }
+if _TimeoutPolicy is not None:
+    LANGGRAPH["send with timeout"] = Send("worker", 1, timeout=_TimeoutPolicy(run_timeout=5.0))
 
 ALL = {**STDLIB, **USER, **MESSAGES, **LANGGRAPH}
 # Keeps its type only at the top level (see test_nested_bytearray_keeps_its_type).
