@@ -135,10 +135,21 @@ async def stored(r: Harness, config: RunnableConfig) -> list[dict[str, Any]]:
                 "versions": cp["channel_versions"],
                 "seen": cp["versions_seen"],
                 "updated": sorted(cp.get("updated_channels") or []),
-                "writes": t.pending_writes,
+                "writes": sorted(t.pending_writes, key=_write_order),
             }
         )
     return found
+
+
+def _write_order(write: tuple[str, str, Any]) -> tuple[str, str]:
+    """A pending write's place among its checkpoint's: by channel and value, never by task id.
+
+    `plain()` labels task ids in order of first appearance, so writes in the saver's order
+    would give two runs different labels for the same tasks whenever the savers order writes
+    differently (one by task path and id, one as they came), and the task ids are random.
+    """
+    _task_id, channel, value = write
+    return channel, repr(plain(value))
 
 
 def _sorted_writes(observed: Any) -> Any:
