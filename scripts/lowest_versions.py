@@ -3,10 +3,17 @@
 `scripts/test-lowest.sh` installs them over a `.venv-lowest` built with the dev extra and runs
 the suite there, so that every floor in `pyproject.toml` is a version the suite passed on, not a
 guess: the core's dependencies and those of the extras a user installs (`sqlite`, `postgres`,
-`redis`, `encryption`). The test-only packages of the dev extra stay at the versions pip chose.
+`redis`, `encryption`, and LangGraph itself from `all`). The test-only packages of the dev extra
+stay at the versions pip chose.
 
     python scripts/lowest_versions.py            # one `name==version` per line, for pip
+    python scripts/lowest_versions.py --settle   # those whose dependencies pip must then settle
     python scripts/lowest_versions.py --check    # exit 1 unless each one is what is installed
+
+The floors go in with `--no-deps` (the dev extra's test-only packages may ask for more than a
+floor). A package in `SETTLED` is then installed again with its dependencies, the floors as
+constraints: LangGraph names companions of its own release line (`langgraph-prebuilt`,
+`langgraph-sdk`) that must move back with it.
 
 A package installed through an extra of another comes at the same version when that extra
 pins it so (`psycopg[binary]`: `psycopg-binary`); one versioned on its own (`redis[hiredis]`:
@@ -21,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 if sys.version_info >= (3, 11):
@@ -28,8 +36,13 @@ if sys.version_info >= (3, 11):
 else:  # pytest needs tomli before 3.11, so the dev extra brings it
     import tomli as tomllib
 
-EXTRAS = ("sqlite", "postgres", "redis", "encryption")
-"""The extras whose dependencies are the package's own (`all` and `dev` only gather them)."""
+EXTRAS = ("sqlite", "postgres", "redis", "encryption", "all")
+"""The extras whose dependencies are the package's own (`all` adds LangGraph to the others;
+`dev` adds test-only packages). A requirement of the package itself (`checkpointers[...]`)
+only gathers other extras and is skipped."""
+
+SETTLED = ("langgraph",)
+"""Packages whose own dependencies pip settles after the floors went in without them."""
 
 # What an extra of a dependency installs: a package at the dependency's own version, or None
 # for one versioned on its own (left at the version pip chose).
@@ -47,7 +60,8 @@ def requirements(pyproject: Path = PYPROJECT) -> list[Requirement]:
     texts = list(project["dependencies"])
     for extra in EXTRAS:
         texts += project["optional-dependencies"][extra]
-    return [Requirement(t) for t in texts]
+    reqs = [Requirement(t) for t in texts]
+    return [r for r in reqs if canonicalize_name(r.name) != canonicalize_name(project["name"])]
 
 
 def floor(req: Requirement) -> str:
@@ -101,13 +115,20 @@ def mismatches(wanted: list[tuple[str, str]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument(
         "--check", action="store_true", help="fail unless each floor is what is installed"
+    )
+    what.add_argument(
+        "--settle",
+        action="store_true",
+        help="only the floors whose dependencies pip must settle (SETTLED)",
     )
     args = parser.parse_args(argv)
     wanted = pins(requirements())
     if not args.check:
-        print("\n".join(f"{name}=={version}" for name, version in wanted))
+        chosen = [(n, v) for n, v in wanted if not args.settle or n in SETTLED]
+        print("\n".join(f"{name}=={version}" for name, version in chosen))
         return 0
     wrong = mismatches(wanted)
     for line in wrong:

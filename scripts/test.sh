@@ -28,6 +28,12 @@ fi
 if [[ "${LOWEST:-0}" == 1 ]]; then
     mapfile -t floors < <("$VENV/bin/python" scripts/lowest_versions.py)
     "$VENV/bin/python" -m pip install --quiet --no-deps "${floors[@]}"
+    # LangGraph's own companions (langgraph-prebuilt, langgraph-sdk) move back with it.
+    mapfile -t settle < <("$VENV/bin/python" scripts/lowest_versions.py --settle)
+    if [[ ${#settle[@]} -gt 0 ]]; then
+        "$VENV/bin/python" -m pip install --quiet \
+            --constraint <(printf '%s\n' "${floors[@]}") "${settle[@]}"
+    fi
     "$VENV/bin/python" scripts/lowest_versions.py --check
 fi
 

@@ -36,8 +36,17 @@ def test_floors_of_the_package_and_its_extras() -> None:
     assert pins["redis"] == "7.4.1"
     assert {"aiosqlite", "psycopg-pool", "pycryptodome"} <= pins.keys()
     assert "hiredis" not in pins  # versioned on its own: left to pip
+    # LangGraph from the all extra: the first to hand the schema's types to the saver.
+    assert pins["langgraph"] == "1.0.10"
+    # The all extra's checkpointers[...] only gathers extras; the package is not its own floor.
+    assert "checkpointers" not in pins
     # Test-only packages of the dev extra are not the package's dependencies.
-    assert not {"pytest", "langgraph", "langgraph-checkpoint-sqlite"} & pins.keys()
+    assert not {"pytest", "langgraph-cli", "langgraph-checkpoint-sqlite"} & pins.keys()
+
+
+def test_settle_prints_langgraph_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    assert lv.main(["--settle"]) == 0
+    assert capsys.readouterr().out.split() == ["langgraph==1.0.10"]
 
 
 def test_command_prints_pip_pins(capsys: pytest.CaptureFixture[str]) -> None:
