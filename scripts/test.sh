@@ -28,7 +28,9 @@ fi
 if [[ "${LOWEST:-0}" == 1 ]]; then
     mapfile -t floors < <("$VENV/bin/python" scripts/lowest_versions.py)
     "$VENV/bin/python" -m pip install --quiet --no-deps "${floors[@]}"
-    # LangGraph's own companions (langgraph-prebuilt, langgraph-sdk) move back with it.
+    # LangGraph's own companions (langgraph-prebuilt, langgraph-sdk) move back with it; pip then
+    # says that langgraph-api (LangGraph's Agent Server, which .ci/run's lowest run leaves out)
+    # wants a newer langgraph-sdk.
     mapfile -t settle < <("$VENV/bin/python" scripts/lowest_versions.py --settle)
     if [[ ${#settle[@]} -gt 0 ]]; then
         "$VENV/bin/python" -m pip install --quiet \
