@@ -9,6 +9,7 @@ stay at the versions pip chose.
     python scripts/lowest_versions.py            # one `name==version` per line, for pip
     python scripts/lowest_versions.py --settle   # those whose dependencies pip must then settle
     python scripts/lowest_versions.py --check    # exit 1 unless each one is what is installed
+    python scripts/lowest_versions.py --newest langgraph   # any of these, LangGraph left out
 
 The floors go in with `--no-deps` (the dev extra's test-only packages may ask for more than a
 floor). A package in `SETTLED` is then installed again with its dependencies, the floors as
@@ -124,8 +125,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the floors whose dependencies pip must settle (SETTLED)",
     )
+    parser.add_argument(
+        "--newest",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="leave NAME out (no pin, no check): it stays at the newest version pip allows",
+    )
     args = parser.parse_args(argv)
     wanted = pins(requirements())
+    unknown = sorted(set(args.newest) - {name for name, _ in wanted})
+    if unknown:
+        parser.error(f"--newest {', '.join(unknown)}: not a dependency with a floor")
+    wanted = [(n, v) for n, v in wanted if n not in args.newest]
     if not args.check:
         chosen = [(n, v) for n, v in wanted if not args.settle or n in SETTLED]
         print("\n".join(f"{name}=={version}" for name, version in chosen))

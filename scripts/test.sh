@@ -26,17 +26,27 @@ fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
 if [[ "${LOWEST:-0}" == 1 ]]; then
-    mapfile -t floors < <("$VENV/bin/python" scripts/lowest_versions.py)
+    # LOWEST_NEWEST="langgraph": those stay at (are brought back to) the newest versions allowed.
+    newest=()
+    for name in ${LOWEST_NEWEST:-}; do
+        newest+=(--newest "$name")
+    done
+    mapfile -t floors < <("$VENV/bin/python" scripts/lowest_versions.py "${newest[@]}")
     "$VENV/bin/python" -m pip install --quiet --no-deps "${floors[@]}"
     # LangGraph's own companions (langgraph-prebuilt, langgraph-sdk) move back with it; pip then
     # says that langgraph-api (LangGraph's Agent Server, which .ci/run's lowest run leaves out)
     # wants a newer langgraph-sdk.
-    mapfile -t settle < <("$VENV/bin/python" scripts/lowest_versions.py --settle)
+    mapfile -t settle < <("$VENV/bin/python" scripts/lowest_versions.py --settle "${newest[@]}")
     if [[ ${#settle[@]} -gt 0 ]]; then
         "$VENV/bin/python" -m pip install --quiet \
             --constraint <(printf '%s\n' "${floors[@]}") "${settle[@]}"
     fi
-    "$VENV/bin/python" scripts/lowest_versions.py --check
+    if [[ -n "${LOWEST_NEWEST:-}" ]]; then
+        # shellcheck disable=SC2086  # a list of names
+        "$VENV/bin/python" -m pip install --quiet --upgrade \
+            --constraint <(printf '%s\n' "${floors[@]}") ${LOWEST_NEWEST}
+    fi
+    "$VENV/bin/python" scripts/lowest_versions.py --check "${newest[@]}"
 fi
 
 set +e

@@ -88,3 +88,28 @@ def test_check_fails_off_the_floors(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == (1 if wrong else 0)
     for line in wrong:
         assert line in err
+
+
+def test_newest_leaves_a_package_out(capsys: pytest.CaptureFixture[str]) -> None:
+    # .ci/run's delta-channel stage: the other floors, LangGraph at its newest.
+    assert lv.main(["--newest", "langgraph"]) == 0
+    lines = capsys.readouterr().out.split()
+    assert "langgraph-checkpoint==4.3" in lines
+    assert not [line for line in lines if line.startswith("langgraph==")]
+    assert lv.main(["--settle", "--newest", "langgraph"]) == 0
+    assert capsys.readouterr().out.split() == []
+
+
+def test_newest_checks_the_others(capsys: pytest.CaptureFixture[str]) -> None:
+    wanted = [(n, v) for n, v in lv.pins(lv.requirements()) if n != "langgraph"]
+    status = lv.main(["--check", "--newest", "langgraph"])
+    err = capsys.readouterr().err
+    assert status == (1 if lv.mismatches(wanted) else 0)
+    assert "langgraph:" not in err
+
+
+def test_newest_must_name_a_dependency(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        lv.main(["--newest", "pytest"])
+    assert exit_info.value.code == 2
+    assert "--newest pytest: not a dependency with a floor" in capsys.readouterr().err
