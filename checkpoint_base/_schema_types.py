@@ -15,34 +15,53 @@ import logging
 import types
 from typing import Any, get_args, get_origin
 
+from .serde._errors import langgraph_version
+
 __all__ = ["enable_schema_allowlists"]
 
 logger = logging.getLogger(__name__)
 _done = False
+_warned = False
 
 
 def enable_schema_allowlists() -> bool:
     """Turn on LangGraph's compile-time schema hand-off; True when it is on.
 
-    Safe to call often: only the first call does anything.
+    Safe to call often: only the first call does anything. On a LangGraph without the hand-off
+    (before 1.0.10) it logs a warning, once per process: a graph whose state holds types of
+    the application's own would write its checkpoints and fail to read them back.
     """
     global _done
     if _done:
         return True
+    version = langgraph_version()
+    if version is None:  # LangGraph is not installed: no graph will be compiled
+        return False
     try:
         from langgraph._internal import _serde
-    except ImportError:  # LangGraph is not installed: no graph will be compiled
-        return False
+    except ImportError:  # LangGraph before 1.0.10 has no such module
+        return _no_hand_off(version)
     if not hasattr(_serde, "STRICT_MSGPACK_ENABLED"):
-        logger.warning(
-            "this LangGraph version has no schema hand-off flag; pass your state types with "
-            "MsgpackSerializer(allowed=[...]) or saver.with_allowlist([...])"
-        )
-        return False
+        return _no_hand_off(version)
     _serde.STRICT_MSGPACK_ENABLED = True
     _walk_generic_aliases(_serde)
     _done = True
     return True
+
+
+def _no_hand_off(version: str) -> bool:
+    """Say, once per process, that LangGraph `version` will not register a graph's types."""
+    global _warned
+    if not _warned:
+        _warned = True
+        logger.warning(
+            "LangGraph %s does not hand a compiled graph's state types to its checkpointer "
+            "(LangGraph 1.0.10 and later do), so checkpoints holding your own pydantic models, "
+            "dataclasses or enums will not load: upgrade LangGraph, or allow the types with "
+            "MsgpackSerializer(allowed=[...]) or saver.with_allowlist([...])",
+            version,
+        )
+    return False
 
 
 def _walk_generic_aliases(serde: Any) -> None:

@@ -73,7 +73,7 @@ class DisallowedTypeError(SerializationError):
             f"serde.with_allowlist([({module!r}, {name!r})]) or "
             f"MsgpackSerializer(allowed=[{name}]), or use it in the graph's state schema "
             f"(a graph compiled with a checkpointers saver registers its schema's types "
-            f"through with_allowlist{schema_hand_off(_langgraph_version())})."
+            f"through with_allowlist{schema_hand_off(langgraph_version())})."
         )
 
 
@@ -97,7 +97,9 @@ def schema_hand_off(langgraph: str | None) -> str:
 
 
 @functools.cache
-def _langgraph_version() -> str | None:
+def langgraph_version() -> str | None:
+    """The installed LangGraph's version; None when it is not installed (langgraph-checkpoint
+    alone provides the `langgraph` namespace, so only the distribution's metadata tells)."""
     try:
         return metadata.version("langgraph")
     except metadata.PackageNotFoundError:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import sys
 from typing import Annotated, Any, TypedDict
 
 import pydantic
@@ -10,6 +12,7 @@ import pytest
 from langchain_core.messages import AnyMessage
 from langgraph._internal._serde import build_serde_allowlist
 
+from checkpoint_base import MemorySaver, _schema_types
 from checkpoint_base.serde import (
     DisallowedTypeError,
     MalformedDataError,
@@ -57,13 +60,13 @@ def test_the_error_names_the_installed_langgraph_that_does_not_register_the_sche
     # LangGraph before 1.0.10 never calls the saver's with_allowlist when it compiles a graph,
     # so "use it in the graph's state schema" does not help there: the error says so.
     data = _written(u.Profile(name="a"))
-    monkeypatch.setattr(_errors, "_langgraph_version", lambda: "1.0.6")
+    monkeypatch.setattr(_errors, "langgraph_version", lambda: "1.0.6")
     with pytest.raises(DisallowedTypeError) as old:
         MsgpackSerializer().loads_typed(data)
     assert str(old.value).endswith(
         "through with_allowlist; LangGraph 1.0.6, installed here, does not: 1.0.10 and later do)."
     )
-    monkeypatch.setattr(_errors, "_langgraph_version", lambda: "1.2.24")
+    monkeypatch.setattr(_errors, "langgraph_version", lambda: "1.2.24")
     with pytest.raises(DisallowedTypeError) as new:
         MsgpackSerializer().loads_typed(data)
     assert str(new.value).endswith("through with_allowlist).")
@@ -71,7 +74,7 @@ def test_the_error_names_the_installed_langgraph_that_does_not_register_the_sche
 
 def test_the_installed_langgraph_registers_the_schema() -> None:
     # The suite's own LangGraph is one the package supports: the error adds nothing.
-    version = _errors._langgraph_version()
+    version = _errors.langgraph_version()
     assert version is not None
     assert _errors.schema_hand_off(version) == ""
 
@@ -225,3 +228,39 @@ def test_repr_shows_the_additions() -> None:
     serde = MsgpackSerializer(allowed=[u.Color])
     assert repr(serde) == "MsgpackSerializer(allowed=[('tests.serde.user_types', 'Color')])"
     assert roundtrip(serde, u.Color.RED) is u.Color.RED
+
+
+def test_a_saver_on_a_langgraph_without_the_hand_off_warns_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # LangGraph 1.0.6: `langgraph._internal` has no `_serde`; creating a saver says what will
+    # fail (reading back the graph's own types) before a checkpoint is written, and only once.
+    import langgraph._internal
+
+    monkeypatch.setattr(_schema_types, "_done", False)
+    monkeypatch.setattr(_schema_types, "_warned", False)
+    monkeypatch.setattr(_schema_types, "langgraph_version", lambda: "1.0.6")
+    monkeypatch.delattr(langgraph._internal, "_serde")
+    monkeypatch.setitem(sys.modules, "langgraph._internal._serde", None)  # import fails
+    with caplog.at_level(logging.WARNING, logger=_schema_types.__name__):
+        MemorySaver()
+        assert _schema_types.enable_schema_allowlists() is False
+    said = [r.getMessage() for r in caplog.records if r.name == _schema_types.__name__]
+    assert said == [
+        "LangGraph 1.0.6 does not hand a compiled graph's state types to its checkpointer "
+        "(LangGraph 1.0.10 and later do), so checkpoints holding your own pydantic models, "
+        "dataclasses or enums will not load: upgrade LangGraph, or allow the types with "
+        "MsgpackSerializer(allowed=[...]) or saver.with_allowlist([...])"
+    ]
+
+
+def test_without_langgraph_a_saver_says_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # langgraph-checkpoint alone (no graph can be compiled): nothing to hand off, no warning.
+    monkeypatch.setattr(_schema_types, "_done", False)
+    monkeypatch.setattr(_schema_types, "_warned", False)
+    monkeypatch.setattr(_schema_types, "langgraph_version", lambda: None)
+    with caplog.at_level(logging.WARNING, logger=_schema_types.__name__):
+        assert _schema_types.enable_schema_allowlists() is False
+    assert not [r for r in caplog.records if r.name == _schema_types.__name__]
