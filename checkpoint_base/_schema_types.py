@@ -20,8 +20,8 @@ from .serde._errors import langgraph_version
 __all__ = ["enable_schema_allowlists"]
 
 logger = logging.getLogger(__name__)
-_done = False
-_warned = False
+_on: bool | None = None
+"""Whether the hand-off is on; None until the first call decided it (once per process)."""
 
 
 def enable_schema_allowlists() -> bool:
@@ -31,9 +31,13 @@ def enable_schema_allowlists() -> bool:
     (before 1.0.10) it logs a warning, once per process: a graph whose state holds types of
     the application's own would write its checkpoints and fail to read them back.
     """
-    global _done
-    if _done:
-        return True
+    global _on
+    if _on is None:
+        _on = _turn_on()
+    return _on
+
+
+def _turn_on() -> bool:
     version = langgraph_version()
     if version is None:  # LangGraph is not installed: no graph will be compiled
         return False
@@ -45,22 +49,18 @@ def enable_schema_allowlists() -> bool:
         return _no_hand_off(version)
     _serde.STRICT_MSGPACK_ENABLED = True
     _walk_generic_aliases(_serde)
-    _done = True
     return True
 
 
 def _no_hand_off(version: str) -> bool:
-    """Say, once per process, that LangGraph `version` will not register a graph's types."""
-    global _warned
-    if not _warned:
-        _warned = True
-        logger.warning(
-            "LangGraph %s does not hand a compiled graph's state types to its checkpointer "
-            "(LangGraph 1.0.10 and later do), so checkpoints holding your own pydantic models, "
-            "dataclasses or enums will not load: upgrade LangGraph, or allow the types with "
-            "MsgpackSerializer(allowed=[...]) or saver.with_allowlist([...])",
-            version,
-        )
+    """Say that LangGraph `version` will not register a graph's types."""
+    logger.warning(
+        "LangGraph %s does not hand a compiled graph's state types to its checkpointer "
+        "(LangGraph 1.0.10 and later do), so checkpoints holding your own pydantic models, "
+        "dataclasses or enums will not load: upgrade LangGraph, or allow the types with "
+        "MsgpackSerializer(allowed=[...]) or saver.with_allowlist([...])",
+        version,
+    )
     return False
 
 

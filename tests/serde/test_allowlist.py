@@ -237,8 +237,7 @@ def test_a_saver_on_a_langgraph_without_the_hand_off_warns_once(
     # fail (reading back the graph's own types) before a checkpoint is written, and only once.
     import langgraph._internal
 
-    monkeypatch.setattr(_schema_types, "_done", False)
-    monkeypatch.setattr(_schema_types, "_warned", False)
+    monkeypatch.setattr(_schema_types, "_on", None)
     monkeypatch.setattr(_schema_types, "langgraph_version", lambda: "1.0.6")
     monkeypatch.delattr(langgraph._internal, "_serde")
     monkeypatch.setitem(sys.modules, "langgraph._internal._serde", None)  # import fails
@@ -258,8 +257,7 @@ def test_without_langgraph_a_saver_says_nothing(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # langgraph-checkpoint alone (no graph can be compiled): nothing to hand off, no warning.
-    monkeypatch.setattr(_schema_types, "_done", False)
-    monkeypatch.setattr(_schema_types, "_warned", False)
+    monkeypatch.setattr(_schema_types, "_on", None)
     monkeypatch.setattr(_schema_types, "langgraph_version", lambda: None)
     with caplog.at_level(logging.WARNING, logger=_schema_types.__name__):
         assert _schema_types.enable_schema_allowlists() is False
