@@ -36,15 +36,13 @@ if [[ "${LOWEST:-0}" == 1 ]]; then
     # LangGraph's own companions (langgraph-prebuilt, langgraph-sdk) move back with it; pip then
     # says that langgraph-api (LangGraph's Agent Server, which .ci/run's lowest run leaves out)
     # wants a newer langgraph-sdk.
+    # Those, and the LOWEST_NEWEST ones, go in again with their dependencies, under the floors.
     mapfile -t settle < <("$VENV/bin/python" scripts/lowest_versions.py --settle "${newest[@]}")
-    if [[ ${#settle[@]} -gt 0 ]]; then
-        "$VENV/bin/python" -m pip install --quiet \
-            --constraint <(printf '%s\n' "${floors[@]}") "${settle[@]}"
-    fi
-    if [[ -n "${LOWEST_NEWEST:-}" ]]; then
-        # shellcheck disable=SC2086  # a list of names
+    # shellcheck disable=SC2206  # LOWEST_NEWEST is a list of names
+    again=("${settle[@]}" ${LOWEST_NEWEST:-})
+    if [[ ${#again[@]} -gt 0 ]]; then
         "$VENV/bin/python" -m pip install --quiet --upgrade \
-            --constraint <(printf '%s\n' "${floors[@]}") ${LOWEST_NEWEST}
+            --constraint <(printf '%s\n' "${floors[@]}") "${again[@]}"
     fi
     "$VENV/bin/python" scripts/lowest_versions.py --check "${newest[@]}"
 fi
