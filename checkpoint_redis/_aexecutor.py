@@ -55,6 +55,7 @@ class AsyncRedisExecutor:
         self._lanes = (
             AsyncClusterLanes(client) if owned and isinstance(client, AsyncRedisCluster) else None
         )
+        self._redirects = self._lanes or _redirects(client)
         self.reopen: Callable[[], AsyncClient] | None = None
         """Makes a client like `client`, for another event loop (`moved_loop`)."""
 
@@ -76,6 +77,7 @@ class AsyncRedisExecutor:
         self.client = client = self.reopen()
         self._lane = async_lane_for(client, self._owned)
         self._lanes = AsyncClusterLanes(client) if isinstance(client, AsyncRedisCluster) else None
+        self._redirects = self._lanes
         return _forget(old)
 
     @property
@@ -145,7 +147,8 @@ class AsyncRedisExecutor:
                     lane, "EVAL", request.script.text, len(keys), *keys, *request.args
                 )
         if isinstance(request, Command):
-            return await self.client.execute_command(*request.args)
+            args = request.args
+            return await self._redis_py(args[1] if len(args) > 1 else None, *args)
         if isinstance(request, Transaction):
             return await self._transaction(request)
         return await self._batch(request)
@@ -158,7 +161,7 @@ class AsyncRedisExecutor:
     async def _call(self, lane: AsyncLane | None, *args: Any) -> Any:
         """`RedisExecutor._call`."""
         if lane is None:
-            return await self.client.execute_command(*args)
+            return await self._redis_py(args[3] if args[2] else None, *args)
         if self._lanes is None:
             return await lane.call(*args)
         try:
@@ -174,6 +177,36 @@ class AsyncRedisExecutor:
             return await target.call_asking(*args)
         except REROUTE:
             return await self.client.execute_command(*args)
+
+    async def _redis_py(self, key: Any, *args: Any) -> Any:
+        """`execute_command` on the client. On a cluster, a command that ends in "TTL
+        exhausted" is sent again here to the node of `key`'s slot and, when that node
+        answers ASK (the slot is being migrated, the key moved already), with ASKING on one
+        connection of the node the ASK names: redis-py's asyncio client sends that ASKING on
+        another connection than the command's, which the node then answers with MOVED, back
+        and forth until its 16 tries are spent (`_cluster_lane.py`). Failing that, the
+        error is redis-py's, for the executor's retry."""
+        try:
+            return await self.client.execute_command(*args)
+        except rx.ClusterError as exhausted:
+            redirects = self._redirects
+            if type(exhausted) is not rx.ClusterError or redirects is None or key is None:
+                raise
+            lane = await redirects.for_key(key)
+            if lane is None:
+                raise
+            try:
+                try:
+                    return await lane.call(*args)
+                except rx.AskError as exc:
+                    if isinstance(exc, rx.MovedError):
+                        raise
+                    target = await redirects.for_redirect(exc)
+                    if target is None:
+                        raise
+                    return await target.call_asking(*args)
+            except REROUTE:
+                raise exhausted from None
 
     async def _transaction(self, tx: Transaction) -> list[Any]:
         lane = await self._lane_for(tx)
@@ -220,6 +253,12 @@ class AsyncRedisExecutor:
             await self._lanes.aclose()
         if self._owned:
             await self.client.aclose()
+
+
+def _redirects(client: AsyncClient) -> AsyncClusterLanes | None:
+    """For a cluster client the user passed in: lanes that only follow what redis-py could
+    not (`AsyncRedisExecutor._redis_py`), keeping none of the client's connections."""
+    return AsyncClusterLanes(client, keep=0) if isinstance(client, AsyncRedisCluster) else None
 
 
 async def _forget(client: AsyncClient) -> None:

@@ -14,7 +14,9 @@ sends the same request, follows the redirect and refreshes its map, and raises w
 cannot cure to the executor's retry. One exception: the asyncio executor follows an ASK
 itself (ASKING then the command, on one connection of the node the ASK names), as redis-py's
 asyncio client sends the ASKING it owes on one connection of the node and the command on
-another (the next of the node's free list), which the node then answers with MOVED. Every
+another (the next of the node's free list), which the node then answers with MOVED. For a
+cluster client the user passed in, which has no lanes, the asyncio executor does the same
+once redis-py has given up ("TTL exhausted"), on lanes that keep no connection. Every
 request is idempotent (`_requests.py`), so sending it again after a connection failed
 mid-call is safe. An error reply of the script itself
 (NOSCRIPT among them) is the request's answer: raised as it is.
@@ -127,8 +129,11 @@ class _NodePool:
 class AsyncClusterLanes:
     """`ClusterLanes` for an asyncio `RedisCluster`."""
 
-    def __init__(self, client: AsyncRedisCluster) -> None:
+    def __init__(self, client: AsyncRedisCluster, keep: int | None = None) -> None:
+        """`keep`: idle connections each lane keeps (default `keep_for` the node's pool);
+        0 for a client the user passed in, whose connections go back after each call."""
         self._client = client
+        self._keep = keep
         self._lanes: dict[str, AsyncLane] = {}
 
     async def for_key(self, key: bytes | None) -> AsyncLane | None:
@@ -158,8 +163,8 @@ class AsyncClusterLanes:
                 await lane.aclose()
             await self._drop_departed()
             pool = _NodePool(node)
-            keep = keep_for(pool)
-            if not keep:
+            keep = keep_for(pool) if self._keep is None else self._keep
+            if not keep and self._keep is None:
                 return None
             lane = self._lanes[node.name] = AsyncLane(pool, keep)
         return lane

@@ -158,11 +158,19 @@ class RedisExecutor:
         pipe = self.client.pipeline(transaction=True)
         queue(pipe, tx.requests)
         try:
-            results: list[Any] = pipe.execute()
-        except rx.NoScriptError:  # EXEC applied the rest; again with the scripts' text
-            pipe = self.client.pipeline(transaction=True)
-            queue(pipe, tx.requests, by_text=True)
-            results = pipe.execute()
+            try:
+                results: list[Any] = pipe.execute()
+            except rx.NoScriptError:  # EXEC applied the rest; again with the scripts' text
+                pipe = self.client.pipeline(transaction=True)
+                queue(pipe, tx.requests, by_text=True)
+                results = pipe.execute()
+        except REROUTE:
+            if tx.inline is None or not isinstance(self.client, RedisCluster):
+                raise
+            # The user's cluster client (no lanes): redis-py's transaction took ASK for
+            # MOVED until its retries ran out, and a redirect aborts the MULTI, nothing
+            # applied. The one-script form follows ASK.
+            return [self._perform(tx.inline())]
         return results
 
     def _batch(self, batch: Batch) -> list[Any]:

@@ -21,8 +21,9 @@ come back raw, without redis-py's response callbacks: the executor sends scripts
 transactions this way, whose replies it reads raw anyway. Plain commands and batches still go
 through redis-py, on the same pool; a lane keeps at most half of a pool limit set in the URL
 (`max_connections`), so they always find a connection, and with a limit of one there is no
-lane. A client passed in by the user sends everything through redis-py; a cluster client the
-saver created has a lane per master (`_cluster_lane.py`).
+lane. A client passed in by the user sends everything through redis-py (but what its asyncio
+cluster client cannot send to a slot being migrated, `_cluster_lane.py`); a cluster client the
+saver created has a lane per master.
 
 What keeps a kept connection safe to use:
 - An error reply (`ResponseError`, NOSCRIPT among them) is read whole: the connection stays.

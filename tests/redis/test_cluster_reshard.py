@@ -336,27 +336,29 @@ OWNERS = ["from-url", "passed-in"]  # the saver's own client (lanes) or the user
 
 
 @contextmanager
-def _sync_saver(url: str, prefix: str, owner: str) -> Iterator[RedisSaver]:
+def _sync_saver(url: str, prefix: str, owner: str, **options: Any) -> Iterator[RedisSaver]:
     if owner == "from-url":
-        with RedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+        with RedisSaver.from_conn_string(url, key_prefix=prefix, **options) as saver:
             yield saver
         return
     client = RedisCluster.from_url(url.replace("redis+cluster://", "redis://").split(",")[0])
     try:
-        yield RedisSaver(client, key_prefix=prefix)
+        yield RedisSaver(client, key_prefix=prefix, **options)
     finally:
         client.close()
 
 
 @asynccontextmanager
-async def _async_saver(url: str, prefix: str, owner: str) -> AsyncIterator[AsyncRedisSaver]:
+async def _async_saver(
+    url: str, prefix: str, owner: str, **options: Any
+) -> AsyncIterator[AsyncRedisSaver]:
     if owner == "from-url":
-        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
+        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix, **options) as saver:
             yield saver
         return
     client = AsyncRedisCluster.from_url(url.replace("redis+cluster://", "redis://").split(",")[0])
     try:
-        yield AsyncRedisSaver(client, key_prefix=prefix)
+        yield AsyncRedisSaver(client, key_prefix=prefix, **options)
     finally:
         await client.aclose()
 
@@ -424,19 +426,20 @@ def _all_keys_moved(url: str, prefix: str, thread_id: str, m: _Migrator) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("owner", OWNERS)
 def test_sync_thread_is_served_by_the_target_while_its_slot_is_still_migrating(
-    cluster: tuple[str, str, RedisSaver], migrator: Callable[[str], _Migrator]
+    cluster: tuple[str, str, RedisSaver], migrator: Callable[[str], _Migrator], owner: str
 ) -> None:
     url, prefix, _ = cluster
     thread_id = f"ask-{uuid.uuid4()}"
     config = {"configurable": {"thread_id": thread_id}}
     m = migrator(thread_id)
     # Less time than the migration stays open: waiting it out is not an answer.
-    with RedisSaver.from_conn_string(url, key_prefix=prefix, ttl=3600, retry_timeout=2) as saver:
+    with _sync_saver(url, prefix, owner, ttl=3600, retry_timeout=2) as saver:
         graph = _graph(lambda n: None).compile(checkpointer=saver)
         graph.invoke(INPUT, _run(config))
         _all_keys_moved(url, prefix, thread_id, m)
-        tup = saver.get_tuple(config)  # the lane meets ASK: redis-py follows it
+        tup = saver.get_tuple(config)  # ASK, met by the lane or by redis-py
         assert tup is not None and tup.checkpoint["channel_values"]["count"] == STEPS
         assert len(list(saver.list(config))) == STEPS + 2
         final = graph.invoke({"count": 0, "log": []}, _run(config))  # writes, on the target
@@ -448,16 +451,15 @@ def test_sync_thread_is_served_by_the_target_while_its_slot_is_still_migrating(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("owner", OWNERS)
 async def test_async_thread_is_served_by_the_target_while_its_slot_is_still_migrating(
-    cluster: tuple[str, str, RedisSaver], migrator: Callable[[str], _Migrator]
+    cluster: tuple[str, str, RedisSaver], migrator: Callable[[str], _Migrator], owner: str
 ) -> None:
     url, prefix, _ = cluster
     thread_id = f"ask-{uuid.uuid4()}"
     config = {"configurable": {"thread_id": thread_id}}
     m = migrator(thread_id)
-    async with AsyncRedisSaver.from_conn_string(
-        url, key_prefix=prefix, ttl=3600, retry_timeout=2
-    ) as saver:
+    async with _async_saver(url, prefix, owner, ttl=3600, retry_timeout=2) as saver:
         graph = _graph(lambda n: None).compile(checkpointer=saver)
         await graph.ainvoke(INPUT, _run(config))
         _all_keys_moved(url, prefix, thread_id, m)
