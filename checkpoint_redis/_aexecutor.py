@@ -240,6 +240,12 @@ class AsyncRedisExecutor:
         queue(pipe, batch.requests)
         try:
             results: list[Any] = await pipe.execute()
+        except rx.ClusterError as exc:
+            if type(exc) is not rx.ClusterError:
+                raise
+            # "TTL exhausted": a request met a slot being migrated (`_redis_py`), or TRYAGAIN
+            # sixteen times. One by one (idempotent), each then followed here.
+            return [await self._perform(request) for request in batch.requests]
         except rx.NoScriptError:
             # A node lacks a script: one by one, each with its EVAL fallback (idempotent).
             return [await self._perform(request) for request in batch.requests]

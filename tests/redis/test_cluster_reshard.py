@@ -19,6 +19,7 @@ import operator
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any, TypedDict
@@ -29,6 +30,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from checkpoint_base.testing import servers
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
@@ -425,6 +427,32 @@ def _all_keys_moved(url: str, prefix: str, thread_id: str, m: _Migrator) -> None
     assert _cmd(slot.other, "CLUSTER", "COUNTKEYSINSLOT", slot.slot) >= len(keys.keys)
 
 
+def _in_another_slot(saver: RedisSaver | AsyncRedisSaver, thread_id: str) -> str:
+    """A new thread id whose keys are not in `thread_id`'s slot."""
+    layout = saver.backend.layout
+    taken = key_slot(layout.thread(thread_id).keys[0])
+    while True:
+        other = f"other-{uuid.uuid4()}"
+        if key_slot(layout.thread(other).keys[0]) != taken:
+            return other
+
+
+async def _two_idle_connections(client: AsyncRedisCluster, port: int) -> None:
+    """Leave the client two idle connections to the node at `port`: redis-py's asyncio
+    client sends an ASKING on the first and the command after it on the next, so with two
+    it meets its bug (the node answers MOVED) every time, not only when it has more."""
+    node = client.get_node(host="127.0.0.1", port=port)
+    assert node is not None
+    await asyncio.gather(node.execute_command("PING"), node.execute_command("PING"))
+    assert len(node._free) >= 2
+
+
+def _per_thread(listed: list[Any], *thread_ids: str) -> dict[str, int]:
+    """How many of the checkpoints listed belong to each of `thread_ids`."""
+    found = Counter(t.config["configurable"]["thread_id"] for t in listed)
+    return {thread_id: found[thread_id] for thread_id in thread_ids}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("owner", OWNERS)
 def test_sync_thread_is_served_by_the_target_while_its_slot_is_still_migrating(
@@ -438,6 +466,8 @@ def test_sync_thread_is_served_by_the_target_while_its_slot_is_still_migrating(
     with _sync_saver(url, prefix, owner, ttl=3600, retry_timeout=2) as saver:
         graph = _graph(lambda n: None).compile(checkpointer=saver)
         graph.invoke(INPUT, _run(config))
+        other = _in_another_slot(saver, thread_id)
+        graph.invoke(INPUT, _run({"configurable": {"thread_id": other}}))
         _all_keys_moved(url, prefix, thread_id, m)
         tup = saver.get_tuple(config)  # ASK, met by the lane or by redis-py
         assert tup is not None and tup.checkpoint["channel_values"]["count"] == STEPS
@@ -445,6 +475,10 @@ def test_sync_thread_is_served_by_the_target_while_its_slot_is_still_migrating(
         final = graph.invoke({"count": 0, "log": []}, _run(config))  # writes, on the target
         assert final["count"] == STEPS and final["log"] == list(range(1, STEPS + 1)) * 2
         assert len(list(saver.list(config))) == 2 * (STEPS + 2)
+        # Across threads: one request per registry bucket (a pipeline), one bucket migrating.
+        for _ in range(2):  # the first finds nodes without the listing's scripts, not twice
+            everywhere = _per_thread(list(saver.list(None)), thread_id, other)
+            assert everywhere == {thread_id: 2 * (STEPS + 2), other: STEPS + 2}
         m.slot.close(m.slot.first, m.slot.other)
         tup = saver.get_tuple(config)  # MOVED now
         assert tup is not None and tup.checkpoint["channel_values"]["log"] == final["log"]
@@ -462,13 +496,19 @@ async def test_async_thread_is_served_by_the_target_while_its_slot_is_still_migr
     async with _async_saver(url, prefix, owner, ttl=3600, retry_timeout=2) as saver:
         graph = _graph(lambda n: None).compile(checkpointer=saver)
         await graph.ainvoke(INPUT, _run(config))
+        other = _in_another_slot(saver, thread_id)
+        await graph.ainvoke(INPUT, _run({"configurable": {"thread_id": other}}))
         _all_keys_moved(url, prefix, thread_id, m)
+        await _two_idle_connections(saver._aexecutor.client, m.slot.other)
         tup = await saver.aget_tuple(config)
         assert tup is not None and tup.checkpoint["channel_values"]["count"] == STEPS
         assert len([t async for t in saver.alist(config)]) == STEPS + 2
         final = await graph.ainvoke({"count": 0, "log": []}, _run(config))
         assert final["count"] == STEPS and final["log"] == list(range(1, STEPS + 1)) * 2
         assert len([t async for t in saver.alist(config)]) == 2 * (STEPS + 2)
+        for _ in range(2):  # the first finds nodes without the listing's scripts, not twice
+            everywhere = _per_thread([t async for t in saver.alist(None)], thread_id, other)
+            assert everywhere == {thread_id: 2 * (STEPS + 2), other: STEPS + 2}
         m.slot.close(m.slot.first, m.slot.other)
         tup = await saver.aget_tuple(config)
         assert tup is not None and tup.checkpoint["channel_values"]["log"] == final["log"]
