@@ -159,24 +159,25 @@ class AsyncRedisExecutor:
         return self._lane
 
     async def _call(self, lane: AsyncLane | None, *args: Any) -> Any:
-        """`RedisExecutor._call`."""
+        """`RedisExecutor._call`; `args` are an EVALSHA's or EVAL's."""
+        key = args[3] if args[2] else None
         if lane is None:
-            return await self._redis_py(args[3] if args[2] else None, *args)
+            return await self._redis_py(key, *args)
         if self._lanes is None:
             return await lane.call(*args)
         try:
             return await lane.call(*args)
         except rx.AskError as exc:
             if isinstance(exc, rx.MovedError):
-                return await self.client.execute_command(*args)
+                return await self._redis_py(key, *args)
             # A slot being migrated: ASKING and the command on one connection of the node
             # importing it (see `_cluster_lane.py` on redis-py's asyncio ASK).
             target = await self._lanes.for_redirect(exc)
             if target is None:
-                return await self.client.execute_command(*args)
+                return await self._redis_py(key, *args)
             return await target.call_asking(*args)
         except REROUTE:
-            return await self.client.execute_command(*args)
+            return await self._redis_py(key, *args)
 
     async def _redis_py(self, key: Any, *args: Any) -> Any:
         """`execute_command` on the client. On a cluster, a command that ends in "TTL
