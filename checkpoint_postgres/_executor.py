@@ -41,7 +41,9 @@ from ._state import (
     PrepareThreshold,
     Preparing,
     RunState,
+    begin,
     reconnect_delays,
+    transaction,
     worth_waiting,
     write_cursor,
 )
@@ -70,9 +72,7 @@ class _Run(RunState[Conn, AbstractContextManager[psycopg.Transaction]]):
     __slots__ = ()
 
     def begin(self) -> None:
-        tx = self.conn.transaction()
-        tx.__enter__()
-        self.tx = tx
+        self.tx = begin(self.conn)
         self.statements = 0
 
     def commit(self) -> None:
@@ -262,7 +262,7 @@ class PostgresExecutor:
                     with contextlib.suppress(psycopg.Error):  # a broken one is replaced
                         conn.autocommit = False
             # The caller's connection is not in autocommit: commit this statement ourselves.
-            with conn.transaction():
+            with transaction(conn):
                 return self._perform_on(conn, query)
         return self._perform_on(conn, query)
 

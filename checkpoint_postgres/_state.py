@@ -25,7 +25,9 @@ __all__ = [
     "RunState",
     "aenter",
     "atransaction",
+    "begin",
     "reconnect_delays",
+    "transaction",
     "worth_waiting",
 ]
 
@@ -119,6 +121,44 @@ def reconnect_delays(timeout: float) -> Iterator[float]:
     while (left := deadline - time.monotonic()) > 0:
         yield min(delay, left)
         delay = min(delay * 2, 1.0)
+
+
+def begin(conn: psycopg.Connection[Any]) -> psycopg.Transaction:
+    """The entered transaction of what `with conn.transaction():` opens on an idle `conn`,
+    undone when the entry is interrupted.
+
+    The sync side of `aenter`: Ctrl-C (KeyboardInterrupt) while the BEGIN is on its way
+    cannot be held off, and psycopg before 3.3.7 left the connection in the transaction it
+    began, counted as entered, and the generator of `conn.transaction()` with it: nothing
+    could roll it back. So the `Transaction` is made here (as `conn.transaction()` makes it
+    outside pipeline mode), and rolled back if the connection is still in a transaction
+    after a failed entry (later psycopg versions undo it themselves); if that fails too, the
+    connection is closed (the executor replaces a closed connection, the pool discards it).
+    """
+    tx = psycopg.Transaction(conn)
+    try:
+        tx.__enter__()
+    except BaseException:
+        if conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            with contextlib.suppress(Exception):
+                tx.__exit__(psycopg.Rollback, psycopg.Rollback(tx), None)
+            if conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                conn.close()
+        raise
+    return tx
+
+
+@contextlib.contextmanager
+def transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """`with conn.transaction():`, begun by `begin`."""
+    tx = begin(conn)
+    try:
+        yield
+    except BaseException as exc:
+        if not tx.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        tx.__exit__(None, None, None)
 
 
 async def aenter(cm: contextlib.AbstractAsyncContextManager[Any]) -> None:
