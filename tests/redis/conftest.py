@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
 import redis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
 from checkpoint_base.testing import servers
-from checkpoint_redis import RedisSaver
+from checkpoint_redis import AsyncRedisSaver, RedisSaver
 from checkpoint_redis._testing import drop_prefix, fresh_prefix
 from checkpoint_redis._urls import sync_client
 
@@ -112,3 +113,41 @@ def inspected_cluster(*, revive: bool = False) -> Iterator[tuple[str, str, Redis
         if revive:
             servers.wait_redis_cluster_ok(revive=True)  # later tests get the whole cluster
         drop_prefix(servers.redis_cluster_url(), prefix)
+
+
+OWNERS = ["from-url", "passed-in"]  # the saver's own client (lanes) or the user's (redis-py)
+
+
+def _node_url(url: str) -> str:
+    """A redis:// URL of a cluster URL's first node, for a client the user makes."""
+    return url.replace("redis+cluster://", "redis://").split(",")[0]
+
+
+@contextmanager
+def cluster_saver(url: str, prefix: str, owner: str, **options: Any) -> Iterator[RedisSaver]:
+    """A RedisSaver on the cluster at `url`: its own client, or one passed in (`OWNERS`)."""
+    if owner == "from-url":
+        with RedisSaver.from_conn_string(url, key_prefix=prefix, **options) as saver:
+            yield saver
+        return
+    client = RedisCluster.from_url(_node_url(url))
+    try:
+        yield RedisSaver(client, key_prefix=prefix, **options)
+    finally:
+        client.close()
+
+
+@asynccontextmanager
+async def async_cluster_saver(
+    url: str, prefix: str, owner: str, **options: Any
+) -> AsyncIterator[AsyncRedisSaver]:
+    """`cluster_saver` for AsyncRedisSaver."""
+    if owner == "from-url":
+        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix, **options) as saver:
+            yield saver
+        return
+    client = AsyncRedisCluster.from_url(_node_url(url))
+    try:
+        yield AsyncRedisSaver(client, key_prefix=prefix, **options)
+    finally:
+        await client.aclose()

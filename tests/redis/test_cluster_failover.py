@@ -11,21 +11,18 @@ from __future__ import annotations
 import operator
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypedDict
 
 import pytest
 import redis
 from langgraph.graph import END, START, StateGraph
-from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.cluster import RedisCluster
 
 from checkpoint_base.testing import servers
-from checkpoint_redis import AsyncRedisSaver, RedisSaver
+from checkpoint_redis import RedisSaver
 from checkpoint_redis._urls import sync_client
 
-from .conftest import inspected_cluster
+from .conftest import OWNERS, async_cluster_saver, cluster_saver, inspected_cluster
 
 STEPS = 12
 KILL_AT = 6
@@ -124,47 +121,13 @@ class _Killer:
         assert latest is not None and latest.checkpoint["channel_values"]["count"] == STEPS
 
 
-OWNERS = ["from-url", "passed-in"]  # the saver's own client (lanes) or the user's (redis-py)
-
-
-def _node_url(url: str) -> str:
-    """A redis:// URL of the cluster's first node, for a client the user makes."""
-    return url.replace("redis+cluster://", "redis://").split(",")[0]
-
-
-@contextmanager
-def _sync_saver(url: str, prefix: str, owner: str) -> Iterator[RedisSaver]:
-    if owner == "from-url":
-        with RedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
-            yield saver
-        return
-    client = RedisCluster.from_url(_node_url(url))
-    try:
-        yield RedisSaver(client, key_prefix=prefix)
-    finally:
-        client.close()
-
-
-@asynccontextmanager
-async def _async_saver(url: str, prefix: str, owner: str) -> AsyncIterator[AsyncRedisSaver]:
-    if owner == "from-url":
-        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix) as saver:
-            yield saver
-        return
-    client = AsyncRedisCluster.from_url(_node_url(url))
-    try:
-        yield AsyncRedisSaver(client, key_prefix=prefix)
-    finally:
-        await client.aclose()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("owner", OWNERS)
 def test_sync_run_survives_master_failover(cluster: tuple[str, str, Any], owner: str) -> None:
     url, prefix, inspector = cluster
     thread_id = f"failover-{uuid.uuid4()}"
     killer = _Killer(url, inspector, thread_id)
-    with _sync_saver(url, prefix, owner) as saver:
+    with cluster_saver(url, prefix, owner) as saver:
         graph = _graph(killer).compile(checkpointer=saver)
         final = graph.invoke({"count": 0, "log": []}, {"configurable": {"thread_id": thread_id}})
         lanes = saver._executor._lanes
@@ -183,7 +146,7 @@ async def test_async_run_survives_master_failover(
     url, prefix, inspector = cluster
     thread_id = f"failover-{uuid.uuid4()}"
     killer = _Killer(url, inspector, thread_id)
-    async with _async_saver(url, prefix, owner) as saver:
+    async with async_cluster_saver(url, prefix, owner) as saver:
         graph = _graph(killer).compile(checkpointer=saver)
         final = await graph.ainvoke(
             {"count": 0, "log": []}, {"configurable": {"thread_id": thread_id}}

@@ -20,8 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -29,14 +28,13 @@ import redis
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from checkpoint_base.testing import servers
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
 from checkpoint_redis._urls import sync_client
 
-from .conftest import inspected_cluster
+from .conftest import OWNERS, async_cluster_saver, cluster_saver, inspected_cluster
 
 STEPS = 12
 MIGRATE_AT = 4  # the step that opens the migration
@@ -334,37 +332,6 @@ def migrator(cluster: tuple[str, str, RedisSaver]) -> Iterator[Callable[[str], _
         servers.wait_redis_cluster_ok()
 
 
-OWNERS = ["from-url", "passed-in"]  # the saver's own client (lanes) or the user's (redis-py)
-
-
-@contextmanager
-def _sync_saver(url: str, prefix: str, owner: str, **options: Any) -> Iterator[RedisSaver]:
-    if owner == "from-url":
-        with RedisSaver.from_conn_string(url, key_prefix=prefix, **options) as saver:
-            yield saver
-        return
-    client = RedisCluster.from_url(url.replace("redis+cluster://", "redis://").split(",")[0])
-    try:
-        yield RedisSaver(client, key_prefix=prefix, **options)
-    finally:
-        client.close()
-
-
-@asynccontextmanager
-async def _async_saver(
-    url: str, prefix: str, owner: str, **options: Any
-) -> AsyncIterator[AsyncRedisSaver]:
-    if owner == "from-url":
-        async with AsyncRedisSaver.from_conn_string(url, key_prefix=prefix, **options) as saver:
-            yield saver
-        return
-    client = AsyncRedisCluster.from_url(url.replace("redis+cluster://", "redis://").split(",")[0])
-    try:
-        yield AsyncRedisSaver(client, key_prefix=prefix, **options)
-    finally:
-        await client.aclose()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("owner", OWNERS)
 def test_sync_run_survives_its_slot_moving_to_another_master(
@@ -373,7 +340,7 @@ def test_sync_run_survives_its_slot_moving_to_another_master(
     url, prefix, inspector = cluster
     thread_id = f"reshard-{uuid.uuid4()}"
     m = migrator(thread_id)
-    with _sync_saver(url, prefix, owner) as saver:
+    with cluster_saver(url, prefix, owner) as saver:
         executor = saver._executor
         executor._perform = m.attempts.spy(executor._perform, is_async=False)  # type: ignore[method-assign]
         graph = _graph(m).compile(checkpointer=saver)
@@ -392,7 +359,7 @@ async def test_async_run_survives_its_slot_moving_to_another_master(
     url, prefix, inspector = cluster
     thread_id = f"reshard-{uuid.uuid4()}"
     m = migrator(thread_id)
-    async with _async_saver(url, prefix, owner) as saver:
+    async with async_cluster_saver(url, prefix, owner) as saver:
         executor = saver._aexecutor
         executor._perform = m.attempts.spy(executor._perform, is_async=True)  # type: ignore[method-assign]
         graph = _graph(m, is_async=True).compile(checkpointer=saver)
@@ -463,7 +430,7 @@ def test_sync_thread_is_served_by_the_target_while_its_slot_is_still_migrating(
     config = {"configurable": {"thread_id": thread_id}}
     m = migrator(thread_id)
     # Less time than the migration stays open: waiting it out is not an answer.
-    with _sync_saver(url, prefix, owner, ttl=3600, retry_timeout=2) as saver:
+    with cluster_saver(url, prefix, owner, ttl=3600, retry_timeout=2) as saver:
         graph = _graph(lambda n: None).compile(checkpointer=saver)
         graph.invoke(INPUT, _run(config))
         other = _in_another_slot(saver, thread_id)
@@ -493,7 +460,7 @@ async def test_async_thread_is_served_by_the_target_while_its_slot_is_still_migr
     thread_id = f"ask-{uuid.uuid4()}"
     config = {"configurable": {"thread_id": thread_id}}
     m = migrator(thread_id)
-    async with _async_saver(url, prefix, owner, ttl=3600, retry_timeout=2) as saver:
+    async with async_cluster_saver(url, prefix, owner, ttl=3600, retry_timeout=2) as saver:
         graph = _graph(lambda n: None).compile(checkpointer=saver)
         await graph.ainvoke(INPUT, _run(config))
         other = _in_another_slot(saver, thread_id)
