@@ -241,6 +241,18 @@ class Backend(ABC):
         """
         return self.list_threads(after, limit)
 
+    def claim(self, name: str, holder: str, seconds: float) -> Plan[bool]:
+        """Take the lease `name` for `seconds` from now, for `holder`; False when another
+        holder's lease on it has not ended.
+
+        A lease lets the processes sharing a storage take turns at a chore (the sweeps of a
+        time to live): a holder may take its own lease again at any time; another waits
+        until it ends. Each backend times leases by one clock, the database server's where
+        there is one. The default takes every lease (no coordination): right for storage
+        that one process uses, and what a backend without a place to keep leases gives.
+        """
+        return done(True)
+
     def space(self) -> Plan[StorageSpace]:
         """What the storage takes (`StorageSpace`); unknown (None, None) by default."""
         return done(StorageSpace())

@@ -7,6 +7,7 @@ store; the executor applies a whole plan under one lock, so every operation is a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -44,6 +45,8 @@ class MemoryStore:
         default_factory=dict
     )
     lock: threading.RLock = field(default_factory=threading.RLock)
+    leases: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Lease name -> (holder, end on `time.monotonic`'s clock): see `Backend.claim`."""
 
 
 Op = Callable[[MemoryStore], Any]
@@ -126,6 +129,18 @@ class MemoryBackend(Backend):
                 _collect_blobs(store, thread_id)
 
         yield op
+
+    def claim(self, name: str, holder: str, seconds: float) -> Plan[bool]:
+        def op(store: MemoryStore) -> bool:
+            now = time.monotonic()
+            held = store.leases.get(name)
+            if held is not None and held[0] != holder and held[1] > now:
+                return False
+            store.leases[name] = (holder, now + seconds)
+            return True
+
+        taken: bool = yield op
+        return taken
 
     def checkpoint_keys(self, thread_id: str) -> Plan[list[tuple[str, str, str | None]]]:
         def op(store: MemoryStore) -> list[tuple[str, str, str | None]]:

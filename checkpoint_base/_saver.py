@@ -25,8 +25,10 @@ import copy
 import datetime
 import functools
 import logging
+import os
 import threading
 import time
+import uuid
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -175,6 +177,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         self._wrappers: dict[int, tuple[SerializerProtocol, EncryptedSerializer]] = {}
         # And this: the background sweeper of `sweep_idle_threads`, if one runs.
         self._sweepers: builtins.list[Sweeper] = []
+        self._lease_holder = uuid.uuid4().hex
         # And this: the list layouts of the checkpoints last written or read (`_lists`).
         self._lists: Lists | None = Lists()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -783,7 +786,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         `every` after the last one ended. A thread therefore goes between `idle` and `idle +
         every` (and the time of a sweep) after its last write. A sweep that fails is logged
         (logger `checkpoint_base`) and tried again at the next interval; the graphs using the
-        saver never see it. Several processes may sweep the same storage: each idle thread
+        saver never see it. Several processes may sweep the same storage: they take turns
+        by a lease kept in the storage (`Backend.claim`), so that one of them sweeps at each
+        interval and the others count a turn left (`Sweeper.skipped`); and each idle thread
         is looked at again just before it goes, so a thread written meanwhile stays. Calling
         it again replaces the earlier sweeper; `connect(url, ttl=...)` calls it for backends
         that do not expire data themselves (Redis savers do, with their own `ttl=`).
@@ -824,6 +829,19 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         start()
         self._sweepers.append(sweeper)
         return sweeper
+
+    def _claim_lease(self, name: str, seconds: float) -> bool:
+        """Take the storage's lease `name` for `seconds` (`Backend.claim`), as this saver in
+        this process: False while another saver (of any process) holds it."""
+        return self._run(self.backend.claim(name, self._holder(), seconds))
+
+    async def _aclaim_lease(self, name: str, seconds: float) -> bool:
+        """Async twin of `_claim_lease`."""
+        return await self._arun(self.backend.claim(name, self._holder(), seconds))
+
+    def _holder(self) -> str:
+        """This saver in this process (a forked child is another holder)."""
+        return f"{self._lease_holder}:{os.getpid()}"
 
     def compact(self, *, full: bool = False) -> Compaction:
         """Give back to the disk the space that deleted and pruned checkpoints left behind.

@@ -3,7 +3,11 @@
 `CheckpointSaver.sweep_idle_threads(idle)` (and `connect(url, ttl=...)` on SQLite, PostgreSQL
 and memory) runs `delete_idle_threads(idle)` in the background, at once and then every
 `every`, until the saver closes; with the `keep_latest` strategy, `prune_idle_threads(idle)`,
-which keeps each idle thread's latest state (on Redis too). A saver with a sync executor
+which keeps each idle thread's latest state (on Redis too). Every process that opens a saver
+with a time to live runs a sweeper, and each sweep is a listing of every thread: the sweepers
+of one storage take turns through a lease kept in it (`Backend.claim`, named by the strategy
+and the time to live, held for `every`), so that the storage is swept about once per `every`
+however many processes (or short-lived savers) there are. A saver with a sync executor
 sweeps from a daemon thread of its own (`checkpointers-ttl`); an async-only saver from a task
 on its event loop, so the sweep never blocks the loop. A sweep that fails (the database is
 down, a lock timed out) is logged and tried again at the next interval; the graphs using the
@@ -64,6 +68,8 @@ class Sweeper:
         idle: The time to live, in seconds.
         every: Seconds from the end of one sweep to the start of the next.
         sweeps: Sweeps finished, successful or not.
+        skipped: Turns at which it did not sweep because another saver of the same storage
+            (in this process or another) had swept less than `every` before (see `lease`).
         strategy: `"delete"` or `"keep_latest"` (see `CheckpointSaver.sweep_idle_threads`).
         deleted: Threads deleted by all of them (with `"keep_latest"`: pruned, or deleted when
             they held writes only).
@@ -90,6 +96,8 @@ class Sweeper:
             else duration_seconds(every, "every", "timedelta(hours=1)")
         )
         self.sweeps = 0
+        self.skipped = 0
+        self._warned_lease = False
         self.deleted = 0
         self.last_error: BaseException | None = None
         self.last_sweep: float | None = None
@@ -103,8 +111,15 @@ class Sweeper:
         state = "stopped" if self.stopped else "running"
         return (
             f"<Sweeper idle={_spelled(self.idle)} every={_spelled(self.every)} {state}, "
-            f"{self.sweeps} sweeps, {self.deleted} threads {self._done_verb}>"
+            f"{self.sweeps} sweeps, {self.skipped} left to another saver, "
+            f"{self.deleted} threads {self._done_verb}>"
         )
+
+    @property
+    def lease(self) -> str:
+        """The storage lease a sweep takes first (`Backend.claim`): sweepers of one storage
+        with the same strategy and time to live, in any process, take turns by it."""
+        return f"sweep {self.strategy} {self.idle!r}"
 
     @property
     def _done_verb(self) -> str:
@@ -141,11 +156,21 @@ class Sweeper:
 
     # -- the sweeps --------------------------------------------------------------------------
 
-    def _record(self, saver: CheckpointSaver, outcome: list[str] | Exception) -> bool:
-        """Count a sweep (its deleted ids, or its error, logged); False when the sweeper
-        should end instead: it was stopped, or the saver closed, during that sweep."""
+    def _record(self, saver: CheckpointSaver, outcome: list[str] | Exception | None) -> bool:
+        """Count a sweep (its deleted ids, or its error, logged) or a turn left to another
+        process (None); False when the sweeper should end instead: it was stopped, or the
+        saver closed, during that sweep."""
         if isinstance(outcome, Exception) and (self._stop.is_set() or saver.closed):
             return False
+        if outcome is None:
+            self.skipped += 1
+            logger.debug(
+                "not sweeping threads idle for over %s: another saver of the storage swept "
+                "less than %s ago",
+                _spelled(self.idle),
+                _spelled(self.every),
+            )
+            return True
         self.sweeps += 1
         self.last_sweep = time.time()
         if isinstance(outcome, Exception):
@@ -169,12 +194,32 @@ class Sweeper:
             )
         return True
 
+    def _unleased(self, exc: Exception) -> bool:
+        """The lease could not be taken (a role without rights on the leases table, a schema
+        not migrated yet, the database down): sweep without it, as before leases, and say
+        so once; a database that is down fails the sweep itself, which is logged."""
+        if not self._warned_lease:
+            self._warned_lease = True
+            logger.warning(
+                "sweeping threads idle for over %s without taking turns with other savers: "
+                "the storage's lease could not be taken (%s). Run setup() (or "
+                "`checkpointers setup URL`) with a role that may create tables, and let "
+                "the application's role read and write the leases table",
+                _spelled(self.idle),
+                exc,
+            )
+        return True
+
     def _run_thread(self, saver: CheckpointSaver) -> None:
-        outcome: list[str] | Exception
+        outcome: list[str] | Exception | None
         try:
             while not self._stop.is_set() and not saver.closed:
                 try:
-                    outcome = getattr(saver, self._method)(self.idle)
+                    try:
+                        claimed = saver._claim_lease(self.lease, self.every)
+                    except Exception as exc:
+                        claimed = self._unleased(exc)
+                    outcome = getattr(saver, self._method)(self.idle) if claimed else None
                 except Exception as exc:
                     outcome = exc
                 if not self._record(saver, outcome):
@@ -184,10 +229,15 @@ class Sweeper:
             self._done.set()
 
     async def _run_task(self, saver: CheckpointSaver) -> None:
-        outcome: list[str] | Exception
+        outcome: list[str] | Exception | None
         while not self._stop.is_set() and not saver.closed:
             try:
-                outcome = await getattr(saver, "a" + self._method)(self.idle)
+                try:
+                    claimed = await saver._aclaim_lease(self.lease, self.every)
+                except Exception as exc:
+                    claimed = self._unleased(exc)
+                method = getattr(saver, "a" + self._method)
+                outcome = await method(self.idle) if claimed else None
             except Exception as exc:
                 outcome = exc
             if not self._record(saver, outcome):

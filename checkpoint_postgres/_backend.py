@@ -130,6 +130,11 @@ class PostgresBackend(Backend):
                     yield Query(statement)
             yield Query(s.record_migration, {"v": v + 1})
 
+    def claim(self, name: str, holder: str, seconds: float) -> Plan[bool]:
+        params = {"name": name, "holder": holder, "seconds": float(seconds)}
+        row = yield Query(self.sql.claim, params, Fetch.ONE)
+        return row is not None
+
     def space(self) -> Plan[StorageSpace]:
         row = yield Query(self.sql.space, {"schema": self.schema}, Fetch.ONE)
         return StorageSpace(size=int(row[0]))  # free space: no core function tells

@@ -384,5 +384,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             $prune_thread$""",
         )
     ),
+    # 10: leases (`Backend.claim`): the sweepers of a time to live in several processes
+    # take turns by one row each, timed by the server's clock.
+    Migration(
+        (
+            """CREATE TABLE IF NOT EXISTS {s}.leases (
+                name text PRIMARY KEY,
+                holder text NOT NULL,
+                until timestamptz NOT NULL
+            )""",
+        )
+    ),
 )
 """Schema versions: the migration at position i brings the schema to version i + 1."""

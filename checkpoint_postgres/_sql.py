@@ -297,6 +297,12 @@ _INSERT_GATED = """INSERT INTO {s}.checkpoints ({checkpoint_columns})
 # A page of one thread by the function of migration 5.
 _LIST_PAGE = """SELECT * FROM {s}.list_page(%(thread)s, %(ns)s, %(before)s, %(c_id)s, %(c_ns)s,
     %(filter)s::jsonb, %(limit)s::int8)"""
+# A lease (`Backend.claim`, migration 10): taken when free, ended, or the holder's own.
+_CLAIM = """INSERT INTO {s}.leases AS l (name, holder, until)
+    VALUES (%(name)s, %(holder)s, clock_timestamp() + make_interval(secs => %(seconds)s))
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+    WHERE l.until <= clock_timestamp() OR l.holder = excluded.holder
+    RETURNING true"""
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s"
 # The saver's three tables in the schema (bound by name): their bytes with indexes and TOAST,
 # and whether the current role may VACUUM each (the table's owner, the database's owner, a
@@ -416,6 +422,7 @@ class Statements:
     list_page: bytes
     put_checkpoint: bytes
     put_child: bytes
+    claim: bytes
 
 
 @functools.lru_cache(maxsize=64)
@@ -464,6 +471,7 @@ def statements(schema: str) -> Statements:
         list_page=r(_LIST_PAGE),
         put_checkpoint=r(_PUT_CHECKPOINT),
         put_child=r(_PUT_CHILD),
+        claim=r(_CLAIM),
     )
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import functools
 import json
+import math
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
@@ -555,6 +556,11 @@ class RedisBackend(Backend):
             if requests:
                 yield Batch(tuple(requests))
 
+    def claim(self, name: str, holder: str, seconds: float) -> Plan[bool]:
+        ms = max(1, math.ceil(seconds * 1000))
+        taken = yield Eval(reg.LEASE, (self.layout.lease_key,), (name, holder, ms))
+        return int(taken) == 1
+
     def drop_all(self) -> Plan[int]:
         """Delete every key under this prefix, found through the registry (no KEYS/SCAN).
 
@@ -565,7 +571,8 @@ class RedisBackend(Backend):
         counts = yield from self._per_bucket(
             [Eval(reg.DROP_BUCKET, self.layout.bucket_keys(b), ()) for b in buckets]
         )
-        yield Command(("DEL", self.layout.directory_key, self.layout.schema_key))
+        layout = self.layout
+        yield Command(("DEL", layout.directory_key, layout.schema_key, layout.lease_key))
         self._known_buckets.clear()
         return sum(int(c) for c in counts)
 

@@ -27,6 +27,9 @@ Per thread (letter: type, member or field -> value):
 Per bucket (standalone: one bucket; cluster: one per slot, tagged to hash to that slot):
 `threads` (zset of seg(thread_id) + key base), `runs` (zset of `F` + seg(run) + thread member
 and `R` + seg(thread_id) + seg(run)), `exp` (zset of thread members scored by expiry time).
+
+Per prefix: `{#}:schema` (the layout version), `{#}:buckets` (the buckets in use) and
+`{#}:leases` (hash: lease name -> its end and holder, `Backend.claim`).
 """
 
 from __future__ import annotations
@@ -158,6 +161,7 @@ class Layout:
         self.cluster = cluster
         self.schema_key = self.prefix + b":{#}:schema"
         self.directory_key = self.prefix + b":{#}:buckets"
+        self.lease_key = self.prefix + b":{#}:leases"
         self._cache: dict[str, ThreadKeys] = {}
 
     def thread(self, thread_id: str) -> ThreadKeys:

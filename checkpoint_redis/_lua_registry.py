@@ -10,7 +10,7 @@ from __future__ import annotations
 from ._lua_prelude import Script
 from ._lua_prelude import script as _script
 
-__all__ = ["DELETE_RUNS", "DROP_BUCKET", "FETCH", "SCAN", "SCHEMA", "THREADS"]
+__all__ = ["DELETE_RUNS", "DROP_BUCKET", "FETCH", "LEASE", "SCAN", "SCHEMA", "THREADS"]
 
 # Merge the threads of a bucket, newest first, with a max-heap on sort keys
 # seg(cid) + seg(thread) + seg(ns) compared byte-wise.
@@ -222,5 +222,28 @@ SCHEMA = Script(
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if cur == tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[2]) end
 return cur
+""",
+)
+
+# KEYS: the prefix's leases hash (name -> "<end, ms of the server's clock> <holder>").
+# ARGV: name, holder, milliseconds. Returns 1 when taken (free, ended, or the holder's own).
+# The hash lives as long as its longest lease.
+LEASE = Script(
+    "lease",
+    r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local cut = string.find(cur, ' ', 1, true)
+  if cut and tonumber(string.sub(cur, 1, cut - 1)) > now
+      and string.sub(cur, cut + 1) ~= ARGV[2] then
+    return 0
+  end
+end
+local ms = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', now + ms) .. ' ' .. ARGV[2])
+if redis.call('PTTL', KEYS[1]) < ms then redis.call('PEXPIRE', KEYS[1], ms) end
+return 1
 """,
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Collection, Mapping, Sequence
 
 from checkpoint_base import (
@@ -88,6 +89,17 @@ class SqliteBackend(Backend):
             for statement in schema.MIGRATIONS[version]:
                 yield Execute(statement)
             yield Execute(schema.RECORD_VERSION, ((version,),))
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def claim(self, name: str, holder: str, seconds: float) -> Plan[bool]:
+        yield Begin(write=True)  # claimers of one file take the write lock in turn
+        rows = yield Query(sql.LEASE, (name,))
+        now = time.time()
+        if rows and rows[0][0] != holder and rows[0][1] > now:
+            return False
+        yield Execute(sql.TAKE_LEASE, ((name, holder, now + seconds),))
+        return True
 
     # -- space -----------------------------------------------------------------------------
 

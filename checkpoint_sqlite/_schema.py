@@ -13,6 +13,7 @@ Tables (prefix `cp_`, so a file may also hold the official saver's `checkpoints`
 - `cp_put_wide`: a view taking a whole put of up to `WIDE_SLOTS` blobs as one row, which
   its trigger splits into the blob rows and the checkpoint row (see `_sql.py`).
   `cp_put_child_wide` does the same once it found the put's parent stored (v3).
+- `cp_leases`: who holds each lease, until when (`Backend.claim`, v4).
 - `cp_migrations`: the versions applied.
 
 Rowid tables: measured against WITHOUT ROWID for `cp_checkpoints` (and `cp_blobs`) on the
@@ -187,6 +188,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
                 AND checkpoint_id = NEW.parent_checkpoint_id);
 {_WIDE_PUT}
         END""",  # noqa: S608
+    ),
+    # v4: leases (`Backend.claim`): the sweepers of a time to live in several processes
+    # take turns by one row each; `until` is seconds since the epoch (`time.time()`, the
+    # clock of the machine every process of one SQLite file runs on).
+    (
+        """CREATE TABLE cp_leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            until REAL NOT NULL
+        )""",
     ),
 ]
 """Schema migrations: position in the list is the version recorded in `cp_migrations`."""

@@ -96,6 +96,11 @@ _MALFORMED_JSON = (
 )
 
 
+_LATER_TABLES = ("cp_put_child_wide", "cp_leases")
+"""Tables and views of migrations after the first (v3, v4): missing from a database that an
+earlier version of the package set up, until `setup()` runs again."""
+
+
 class ParentGoneError(StorageError):
     """A put that checks its parent (`Backend.put_child`) found it gone and stored nothing.
 
@@ -111,7 +116,7 @@ def translate(exc: sqlite3.Error) -> StorageError:
     lowered = message.lower()
     if is_busy(exc) or any(part in lowered for part in _UNAVAILABLE):
         return StorageUnavailableError(f"SQLite: {message}")
-    if "no such table: cp_put_child_wide" in lowered:  # a view of migration v3
+    if any(f"no such table: {name}" in lowered for name in _LATER_TABLES):
         return StorageError(
             f"SQLite: {message}; the database was set up by an earlier version of "
             "checkpointers: call saver.setup() (or `checkpointers setup URL`) to apply the "

@@ -16,9 +16,11 @@ __all__ = [
     "CHECK_PARENT",
     "COPY_THREAD",
     "INSERT_BLOB",
+    "LEASE",
     "PUT_CHILD_WIDE",
     "PUT_WIDE",
     "SPACE",
+    "TAKE_LEASE",
     "TRUNCATE_WAL",
     "UPSERT_CHECKPOINT",
     "UPSERT_WRITE",
@@ -33,6 +35,11 @@ __all__ = [
     "write_rows",
     "write_statements",
 ]
+
+# A lease (`Backend.claim`, v4): read, then taken, in one write transaction.
+LEASE = "SELECT holder, until FROM cp_leases WHERE name = ?"
+TAKE_LEASE = """INSERT INTO cp_leases (name, holder, until) VALUES (?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until"""
 
 _MAX_PARAMS = 999  # bound values per statement: SQLite's smallest default limit (< 3.32)
 

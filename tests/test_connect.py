@@ -213,6 +213,50 @@ def test_a_postgres_url_may_carry_ttl_and_schema() -> None:
         saver.delete_thread("pg")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_savers_sharing_a_database_sweep_it_in_turn(backend: str, tmp_path: Path) -> None:
+    """Every process that opens a saver with a time to live sweeps, and a sweep lists every
+    thread: savers of one database take turns by a lease kept in it, so that it is swept once
+    per interval, not once per saver."""
+    schema = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/shared.db"
+    else:
+        from checkpoint_base.testing import servers
+        from checkpoint_postgres._testing import fresh_schema
+
+        schema = fresh_schema("lease")
+        base = servers.postgres_url()
+        url = f"{base}{'&' if '?' in base else '?'}schema={schema}"
+
+    def first_turn(saver: Any) -> Any:
+        (sweeper,) = saver._sweepers
+        deadline = time.monotonic() + 20
+        while sweeper.sweeps + sweeper.skipped == 0:
+            assert time.monotonic() < deadline, "the sweeper did not take its first turn"
+            time.sleep(0.01)
+        assert sweeper.last_error is None
+        return sweeper
+
+    try:
+        with connect(url, ttl=3600, sweep_every=3600) as first:
+            _put_one(first, "kept")
+            swept = first_turn(first)
+            assert (swept.sweeps, swept.skipped) == (1, 0)  # at once
+            with connect(url, ttl=3600, sweep_every=3600) as second:
+                left = first_turn(second)
+                assert (left.sweeps, left.skipped) == (0, 1)  # the first's lease runs an hour
+            with connect(url, ttl=7200, sweep_every=3600) as third:
+                other = first_turn(third)  # another time to live: another lease
+                assert (other.sweeps, other.skipped) == (1, 0)
+            assert [t.thread_id for t in first.list_threads()] == ["kept"]
+    finally:
+        if schema is not None:
+            from checkpoint_postgres._testing import drop_schema
+
+            drop_schema(servers.postgres_url(), schema)
+
+
 def test_a_redis_url_keeps_its_ttl_for_the_saver() -> None:
     from checkpoint_base.testing import servers
 

@@ -89,6 +89,13 @@ class Harness:
             return await self.saver.adelete_idle_threads(idle, dry_run=dry_run)
         return self.saver.delete_idle_threads(idle, dry_run=dry_run)
 
+    async def claim(self, name: str, holder: str, seconds: float) -> bool:
+        """`Backend.claim` through the saver's executor of this flavor."""
+        plan = self.saver.backend.claim(name, holder, seconds)
+        if self.is_async:
+            return await self.saver._arun(plan)
+        return self.saver._run(plan)
+
     async def compact(self, *, full: bool = False) -> Compaction:
         if self.is_async:
             return await self.saver.acompact(full=full)

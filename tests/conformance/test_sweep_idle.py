@@ -149,6 +149,78 @@ async def test_closing_the_saver_stops_its_sweeper(h: Harness) -> None:
         h.saver.sweep_idle_threads(HOUR)
 
 
+async def test_a_lease_is_held_by_one_holder_at_a_time(h: Harness) -> None:
+    name, other = f"test {uuid.uuid4().hex}", f"test {uuid.uuid4().hex}"
+    assert await h.claim(name, "a", 30) is True
+    assert await h.claim(name, "b", 30) is False  # a's lease runs
+    assert await h.claim(name, "a", 30) is True  # a holder takes its own again
+    assert await h.claim(other, "b", 30) is True  # another lease is free
+    assert await h.claim(name, "a", 0.2) is True  # a's lease now ends sooner
+    assert await h.claim(name, "b", 30) is False
+    await asyncio.sleep(0.4)
+    assert await h.claim(name, "b", 30) is True  # ended: b takes it
+    assert await h.claim(name, "a", 30) is False
+    assert await h.claim(other, "a", 30) is False  # b's other lease still runs
+
+
+async def test_a_sweep_waits_for_the_lease_another_saver_holds(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processes sharing a storage sweep it in turn: while another saver's sweep lease runs,
+    a sweeper counts its turns as left to it and sweeps once the lease has ended."""
+    idle = new_thread()
+    with written_ago(monkeypatch, 2 * HOUR):
+        await chain(h, idle, 1)
+    name = "adelete_idle_threads" if h.saver._executor is None else "delete_idle_threads"
+    real = getattr(h.saver, name)
+    started: list[float] = []
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started.append(time.time())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(h.saver, name, timed)
+    lease = Sweeper(HOUR, EVERY).lease
+    ends = time.time() + 1.0  # at the earliest: the claim's clock starts after this
+    assert await h.claim(lease, "a saver of another process", 1.0)
+    sweeper = h.saver.sweep_idle_threads(HOUR, every=EVERY)
+    try:
+        await _until(lambda: sweeper.deleted == 1, "a sweep once the lease ended")
+    finally:
+        await _stop(h, sweeper)
+    assert sweeper.skipped >= 1 and started
+    assert min(started) >= ends - 0.05  # none before the other holder's lease ended
+    assert idle not in await _thread_ids(h)
+    assert f"{sweeper.skipped} left to another saver" in repr(sweeper)
+
+
+async def test_a_lease_that_cannot_be_taken_does_not_stop_the_sweeps(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lease only spares work: when it cannot be taken (a role without rights on its
+    table, a schema an older version set up), the saver sweeps without it, and says so once."""
+    idle = new_thread()
+    with written_ago(monkeypatch, 2 * HOUR):
+        await chain(h, idle, 1)
+
+    def refused(*args: Any) -> Any:
+        raise StorageError("permission denied for table leases")
+
+    name = "_aclaim_lease" if h.saver._executor is None else "_claim_lease"
+    monkeypatch.setattr(h.saver, name, refused)
+    with caplog.at_level(logging.WARNING, logger="checkpoint_base"):
+        sweeper = h.saver.sweep_idle_threads(HOUR, every=EVERY)
+        try:
+            await _until(lambda: sweeper.sweeps >= 3, "sweeps without the lease")
+        finally:
+            await _stop(h, sweeper)
+    assert sweeper.deleted == 1 and sweeper.skipped == 0 and sweeper.last_error is None
+    assert idle not in await _thread_ids(h)
+    said = [r.getMessage() for r in caplog.records if "without taking turns" in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    assert "permission denied for table leases" in said[0]
+
+
 def _uuid6_at(seconds: float) -> str:
     """A UUID v6 (LangGraph's checkpoint id) whose time is `seconds` since the epoch."""
     ticks = int(seconds * 10_000_000) + 0x01B21DD213814000  # 100 ns since 1582-10-15

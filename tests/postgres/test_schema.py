@@ -16,7 +16,7 @@ from tests.conformance.builders import checkpoint, config
 
 from .conftest import CONN_KWARGS, table_names, unique
 
-TABLES = {"checkpoints", "blobs", "writes", "migrations"}
+TABLES = {"checkpoints", "blobs", "writes", "leases", "migrations"}
 
 
 @pytest.fixture

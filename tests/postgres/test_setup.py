@@ -52,7 +52,7 @@ def test_setup_outside_a_transaction(
     with psycopg.connect(pg_url, autocommit=False, prepare_threshold=None) as conn:
         PostgresSaver(conn, schema=schema).setup()  # idle, not autocommit: commits itself
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    assert table_names(admin, schema) == {"checkpoints", "blobs", "writes", "migrations"}
+    assert table_names(admin, schema) == {"checkpoints", "blobs", "writes", "leases", "migrations"}
 
 
 async def test_async_setup_through_pgbouncer(admin: psycopg.Connection[Any], schema: str) -> None:
@@ -109,7 +109,13 @@ def test_concurrent_setup_from_processes(
         assert not found, found
         assert [w.exitcode for w in workers] == [0] * processes
         for name in names:
-            assert table_names(admin, name) == {"checkpoints", "blobs", "writes", "migrations"}
+            assert table_names(admin, name) == {
+                "checkpoints",
+                "blobs",
+                "writes",
+                "leases",
+                "migrations",
+            }
             assert _versions(admin, name) == list(range(1, len(MIGRATIONS) + 1))
     finally:
         for w in workers:
