@@ -8,6 +8,9 @@ autovacuum would have done after such a load. Measured:
 - a sweep that finds nothing idle (`delete_idle_threads` with a time to live of a day), and a
   whole `list_threads` (with sizes), alternating, `--rounds` of each: what a swept saver
   costs the database at each interval;
+- taking the sweepers' lease (`Backend.claim`), which every sweep does first so that the
+  savers of one store take turns: `LEASES` claims, alternating two holders on leases that
+  have ended (each claim takes it);
 - once every thread is idle (a time to live of 0.5 s, after a pause): a `keep_latest` sweep
   (`prune_idle_threads`), which prunes each thread to its latest checkpoint; a second one,
   which finds nothing left to prune; then a `delete` sweep, which deletes every thread.
@@ -36,6 +39,7 @@ from ._side import durable_targets, main_of, maintain_postgres, open_ours, repla
 
 DAY = 86400.0
 IDLE = 0.5
+LEASES = 200
 
 
 def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
@@ -74,6 +78,15 @@ async def _measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
             seconds, listed = _timed(lambda: _list_all(saver))
             assert listed == args.threads, listed
             listing.append(seconds)
+        claims: list[float] = []
+        for i in range(LEASES):
+            # A lease of 1 ms, ended by the next claim: each claim takes it from the other.
+            holder = "ab"[i % 2]
+            start = time.perf_counter()
+            taken = saver._run(saver.backend.claim("bench", holder, 1e-3))
+            claims.append(time.perf_counter() - start)
+            assert taken, "a lease that ended was not taken"
+            await asyncio.sleep(2e-3)
         await asyncio.sleep(IDLE * 2)
         prune_s, pruned = _timed(lambda: saver.prune_idle_threads(IDLE))
         again_s, again = _timed(lambda: saver.prune_idle_threads(IDLE))
@@ -87,6 +100,7 @@ async def _measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         "checkpoints": checkpoints,
         "noop": statistics.median(noop),
         "listing": statistics.median(listing),
+        "lease": statistics.median(claims),
         "prune": prune_s,
         "again": again_s,
         "delete": delete_s,
@@ -107,9 +121,9 @@ async def _run(args: argparse.Namespace) -> str:
         f"# Time-to-live sweeps: {n:,} threads of {args.steps} agent steps "
         f"({args.rounds} rounds of the no-op sweep, git {git_commit()})",
         "",
-        "| target | checkpoints | no-op sweep | a thread | list_threads (sizes) "
+        "| target | checkpoints | no-op sweep | a thread | list_threads (sizes) | lease "
         "| keep_latest sweep | a thread | again (nothing to prune) | delete sweep | a thread |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     with durable_targets(args.target) as targets:
         for target in targets:
@@ -118,7 +132,8 @@ async def _run(args: argparse.Namespace) -> str:
             m = await _measure(target, args)
             lines.append(
                 f"| {name} | {m['checkpoints']:,} | {_ms(m['noop'])} | {_us_each(m['noop'], n)} "
-                f"| {_ms(m['listing'])} | {_ms(m['prune'])} | {_us_each(m['prune'], n)} "
+                f"| {_ms(m['listing'])} | {m['lease'] * 1e6:,.0f} µs "
+                f"| {_ms(m['prune'])} | {_us_each(m['prune'], n)} "
                 f"| {_ms(m['again'])} | {_ms(m['delete'])} | {_us_each(m['delete'], n)} |"
             )
     return "\n".join(lines) + "\n"
