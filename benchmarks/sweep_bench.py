@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import statistics
 import sys
 import time
@@ -81,10 +82,9 @@ async def _measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         claims: list[float] = []
         for i in range(LEASES):
             # A lease of 1 ms, ended by the next claim: each claim takes it from the other.
-            holder = "ab"[i % 2]
-            start = time.perf_counter()
-            taken = saver._run(saver.backend.claim("bench", holder, 1e-3))
-            claims.append(time.perf_counter() - start)
+            plan = saver.backend.claim("bench", "ab"[i % 2], 1e-3)
+            seconds, taken = _timed(functools.partial(saver._run, plan))
+            claims.append(seconds)
             assert taken, "a lease that ended was not taken"
             await asyncio.sleep(2e-3)
         await asyncio.sleep(IDLE * 2)

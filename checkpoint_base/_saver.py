@@ -177,6 +177,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         self._wrappers: dict[int, tuple[SerializerProtocol, EncryptedSerializer]] = {}
         # And this: the background sweeper of `sweep_idle_threads`, if one runs.
         self._sweepers: builtins.list[Sweeper] = []
+        # And this: who holds the storage's leases for this saver (`_holder`).
         self._lease_holder = uuid.uuid4().hex
         # And this: the list layouts of the checkpoints last written or read (`_lists`).
         self._lists: Lists | None = Lists()

@@ -194,10 +194,11 @@ class Sweeper:
             )
         return True
 
-    def _unleased(self, exc: Exception) -> bool:
+    def _warn_unleased(self, exc: Exception) -> None:
         """The lease could not be taken (a role without rights on the leases table, a schema
-        not migrated yet, the database down): sweep without it, as before leases, and say
-        so once; a database that is down fails the sweep itself, which is logged."""
+        not migrated yet, the database down): the caller sweeps without it, as before
+        leases; say so once. A database that is down fails the sweep itself, which is
+        logged."""
         if not self._warned_lease:
             self._warned_lease = True
             logger.warning(
@@ -208,7 +209,6 @@ class Sweeper:
                 _spelled(self.idle),
                 exc,
             )
-        return True
 
     def _run_thread(self, saver: CheckpointSaver) -> None:
         outcome: list[str] | Exception | None
@@ -218,7 +218,8 @@ class Sweeper:
                     try:
                         claimed = saver._claim_lease(self.lease, self.every)
                     except Exception as exc:
-                        claimed = self._unleased(exc)
+                        self._warn_unleased(exc)
+                        claimed = True
                     outcome = getattr(saver, self._method)(self.idle) if claimed else None
                 except Exception as exc:
                     outcome = exc
@@ -235,7 +236,8 @@ class Sweeper:
                 try:
                     claimed = await saver._aclaim_lease(self.lease, self.every)
                 except Exception as exc:
-                    claimed = self._unleased(exc)
+                    self._warn_unleased(exc)
+                    claimed = True
                 method = getattr(saver, "a" + self._method)
                 outcome = await method(self.idle) if claimed else None
             except Exception as exc:
