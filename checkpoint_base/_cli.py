@@ -28,14 +28,15 @@ def _parser() -> argparse.ArgumentParser:
     from ._cli_admin import add_admin_commands
     from ._cli_check import add_check_command
     from ._cli_delete import add_delete_command
+    from ._cli_diff import add_diff_command
     from ._cli_inspect import add_inspect_commands
     from ._cli_migrate import add_migrate_command
     from ._cli_open import URL_HELP
 
     parser = argparse.ArgumentParser(
         prog="checkpointers",
-        description="Checkpoint savers for LangGraph: inspect, check, prune, delete, compact, "
-        "migrate, benchmark, demo.",
+        description="Checkpoint savers for LangGraph: inspect, diff, check, prune, delete, "
+        "compact, migrate, benchmark, demo.",
         epilog="Run `checkpointers COMMAND --help` for a command's options and examples.\n\n"
         + URL_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_inspect_commands(commands, URL_HELP)
+    add_diff_command(commands, URL_HELP)
     add_migrate_command(commands, URL_HELP)
     add_admin_commands(commands, URL_HELP)
     add_delete_command(commands, URL_HELP)

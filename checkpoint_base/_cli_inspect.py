@@ -31,7 +31,18 @@ from ._errors import ConfigError
 from ._migrate_side import SaverSide, Side
 from ._records import EMPTY, CheckpointRow, ListQuery, ThreadInfo
 
-__all__ = ["add_inspect_commands", "largest_threads", "next_nodes"]
+__all__ = [
+    "add_decoding_options",
+    "add_inspect_commands",
+    "internal_channel",
+    "jsonable",
+    "largest_threads",
+    "message_line",
+    "next_nodes",
+    "one_row",
+    "readable",
+    "row_next",
+]
 
 _TASKS = "__pregel_tasks"
 _BRANCH = "branch:to:"
@@ -67,7 +78,7 @@ def _namespace_rows(side: Side, thread_id: str, ns: str, limit: int) -> list[Che
     return sorted(rows, key=lambda r: r.checkpoint.checkpoint_id, reverse=True)
 
 
-def _one_row(side: Side, thread_id: str, ns: str, checkpoint_id: str | None) -> CheckpointRow:
+def one_row(side: Side, thread_id: str, ns: str, checkpoint_id: str | None) -> CheckpointRow:
     """One checkpoint (the namespace's latest when no id), or an error that says what exists."""
     if isinstance(side, SaverSide):
         row = side.run(side.saver.backend.get(thread_id, ns, checkpoint_id))
@@ -119,7 +130,7 @@ def next_nodes(
     return sorted(nodes) + [str(getattr(p, "node", p)) for p in sends]
 
 
-def _row_next(side: Side, row: CheckpointRow, body: Mapping[str, Any]) -> list[str]:
+def row_next(side: Side, row: CheckpointRow, body: Mapping[str, Any]) -> list[str]:
     rec = row.checkpoint
     blobs = blob_map(row)
     has_value = {}
@@ -237,7 +248,7 @@ def _history(args: argparse.Namespace) -> int:
                         "step": meta.get("step"),
                         "source": meta.get("source"),
                         "created_at": rec.created_at,
-                        "next": _row_next(side, row, body),
+                        "next": row_next(side, row, body),
                         "pending_writes": len(row.writes),
                     }
                 )
@@ -268,31 +279,31 @@ def _history(args: argparse.Namespace) -> int:
 # -- show --------------------------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """A JSON-ready view of a decoded value (messages, models, dataclasses, bytes, ...)."""
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return {"__type__": type(value).__name__, **dump(mode="json")}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        return {"__type__": type(value).__name__, **{k: _jsonable(v) for k, v in fields.items()}}
+        return {"__type__": type(value).__name__, **{k: jsonable(v) for k, v in fields.items()}}
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        return [_jsonable(v) for v in items]
+        return [jsonable(v) for v in items]
     if isinstance(value, (bytes, bytearray)):
         return {"__bytes__": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, enum.Enum):
-        return _jsonable(value.value)
+        return jsonable(value.value)
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return repr(value)
 
 
-def _message_line(message: Any) -> str:
+def message_line(message: Any) -> str:
     kind = type(message).__name__
     calls = getattr(message, "tool_calls", None)
     if calls:
@@ -302,9 +313,9 @@ def _message_line(message: Any) -> str:
     return f"{kind}: {content}"
 
 
-def _readable(value: Any, width: int) -> list[str]:
+def readable(value: Any, width: int) -> list[str]:
     if isinstance(value, list) and value and all(hasattr(v, "content") for v in value):
-        return [_message_line(m) for m in value]
+        return [message_line(m) for m in value]
     return pprint.pformat(value, width=max(width, 40), sort_dicts=False).splitlines()
 
 
@@ -312,10 +323,10 @@ def _show(args: argparse.Namespace) -> int:
     out, style = sys.stdout, Style(sys.stdout)
     with open_side(args.url) as side:
         allow_types(side, args.allow)
-        row = _one_row(side, args.thread, args.ns, args.checkpoint)
+        row = one_row(side, args.thread, args.ns, args.checkpoint)
         tup: CheckpointTuple = to_tuple(side.serde, row)
         body = {k: v for k, v in tup.checkpoint.items() if k != "channel_values"}
-        nxt = _row_next(side, row, body)
+        nxt = row_next(side, row, body)
     rec = row.checkpoint
     values = tup.checkpoint.get("channel_values") or {}
     if args.json:
@@ -329,12 +340,12 @@ def _show(args: argparse.Namespace) -> int:
             ).isoformat(),
             "metadata": tup.metadata,
             "next": nxt,
-            "values": _jsonable(values),
+            "values": jsonable(values),
             "channel_versions": {
                 ch: str(v) for ch, v in tup.checkpoint.get("channel_versions", {}).items()
             },
             "pending_writes": [
-                {"task_id": t, "channel": c, "value": _jsonable(v)}
+                {"task_id": t, "channel": c, "value": jsonable(v)}
                 for t, c, v in tup.pending_writes or ()
             ],
         }
@@ -354,10 +365,10 @@ def _show(args: argparse.Namespace) -> int:
         f"source {meta.get('source')}\n"
     )
     out.write(f"{label('next')}{', '.join(nxt) or '-'}\n")
-    shown = {k: v for k, v in values.items() if args.all or not _internal(k)}
+    shown = {k: v for k, v in values.items() if args.all or not internal_channel(k)}
     out.write(style("values", "bold") + (" (none)\n" if not shown else "\n"))
     for channel, value in shown.items():
-        lines = _readable(value, width)
+        lines = readable(value, width)
         out.write(f"  {style(channel, 'cyan')}:")
         out.write(f" {lines[0]}\n" if len(lines) == 1 else "\n")
         for line in lines if len(lines) > 1 else ():
@@ -365,7 +376,7 @@ def _show(args: argparse.Namespace) -> int:
     if tup.pending_writes:
         out.write(style("pending writes", "bold") + "\n")
         for task_id, channel, value in tup.pending_writes:
-            text = " ".join(_readable(value, width))
+            text = " ".join(readable(value, width))
             out.write(f"  {task_id[:8]}  {style(channel, 'cyan')} = {text[:width]}\n")
     hidden = len(values) - len(shown)
     if hidden:
@@ -373,7 +384,7 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _internal(channel: str) -> bool:
+def internal_channel(channel: str) -> bool:
     return channel.startswith(("__", _BRANCH, "branch:"))
 
 
@@ -438,11 +449,19 @@ def add_inspect_commands(commands: Any, url_help: str) -> None:
     p.add_argument("url", help="checkpointer URL")
     p.add_argument("thread", help="thread id")
     p.add_argument("checkpoint", nargs="?", default=None, help="checkpoint id (default: latest)")
-    p.add_argument("--ns", default="", help="checkpoint namespace (default: the root graph)")
-    p.add_argument("--all", action="store_true", help="also show LangGraph's internal channels")
-    p.add_argument("--json", action="store_true", help="print JSON (every channel)")
-    add_allow_argument(p)
+    add_decoding_options(p)
     p.set_defaults(run=_show)
+
+
+def add_decoding_options(parser: Any) -> None:
+    """The options of the commands that print decoded checkpoints (`show`, `diff`): `--ns`,
+    `--all`, `--json` and `--allow`."""
+    parser.add_argument("--ns", default="", help="checkpoint namespace (default: the root graph)")
+    parser.add_argument(
+        "--all", action="store_true", help="also show LangGraph's internal channels"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON (every channel)")
+    add_allow_argument(parser)
 
 
 def _positive(text: str) -> int:

@@ -1,4 +1,4 @@
-"""`--allow`: `show`, `history` and `migrate` rebuild the application's own classes (a
+"""`--allow`: `show`, `diff`, `history` and `migrate` rebuild the application's own classes (a
 dataclass, a pydantic model of the state) once told to, and name the option when they stop on
 one; a command never imports a module because stored data names it."""
 
@@ -25,6 +25,14 @@ def test_show_names_the_option_then_rebuilds_with_it(cli: Cli, app: App) -> None
         assert shown.status == 0, shown.err
         assert "ticket: Ticket(id=2, title='next')" in shown.out
         assert "profile: Profile(name='ann')" in shown.out
+
+
+def test_diff_names_the_option_then_rebuilds_with_it(cli: Cli, app: App) -> None:
+    assert_one_line_error(cli("diff", app.url, "t1"), f"--allow {app.module}:")
+    shown = cli("diff", app.url, "t1", "--allow", app.module)
+    assert shown.status == 0, shown.err
+    assert "ticket: changed" in shown.out, shown.out
+    assert "+ Ticket(id=2, title='next')" in shown.out, shown.out
 
 
 def test_history_of_a_send_carrying_an_own_class(cli: Cli, app: App) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from .conftest import Cli
 
-COMMANDS = ["setup", "threads", "history", "show", "prune", "compact", "migrate", "demo"]
+COMMANDS = ["setup", "threads", "history", "show", "diff", "prune", "compact", "migrate", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
