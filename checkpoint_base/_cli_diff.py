@@ -88,9 +88,8 @@ def _item_line(item: Any) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class _ListEdit:
-    """How one list became another: items kept in place, and the runs removed and added."""
+    """How one list became another: the items removed and the items added."""
 
-    kept: int
     removed: list[tuple[int, Any]]  # (index in the old list, item)
     added: list[tuple[int, Any]]  # (index in the new list, item)
 
@@ -99,14 +98,12 @@ def _list_edit(old: Sequence[Any], new: Sequence[Any]) -> _ListEdit:
     matcher = difflib.SequenceMatcher(
         None, [_key(i) for i in old], [_key(i) for i in new], autojunk=False
     )
-    kept, removed, added = 0, [], []
+    removed, added = [], []
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            kept += i2 - i1
-            continue
-        removed += [(i, old[i]) for i in range(i1, i2)]
-        added += [(j, new[j]) for j in range(j1, j2)]
-    return _ListEdit(kept, removed, added)
+        if op != "equal":
+            removed += [(i, old[i]) for i in range(i1, i2)]
+            added += [(j, new[j]) for j in range(j1, j2)]
+    return _ListEdit(removed, added)
 
 
 def _count(n: int, noun: str) -> str:
@@ -127,10 +124,7 @@ def _change_lines(change: Change, width: int, style: Style) -> list[str]:
     if change.kind != "changed":
         value = after if change.kind == "added" else before
         sign = plus if change.kind == "added" else minus
-        lines = readable(value, width)
-        if len(lines) == 1:
-            return [f"{name}: {change.kind}", "  " + sign(lines[0])]
-        return [f"{name}: {change.kind}", *("  " + sign(line) for line in lines)]
+        return [f"{name}: {change.kind}", *("  " + sign(line) for line in readable(value, width))]
     if isinstance(before, list) and isinstance(after, list):
         edit = _list_edit(before, after)
         parts = [f"{len(edit.removed)} removed"] if edit.removed else []
