@@ -268,10 +268,12 @@ def add_diff_command(commands: Any, url_help: str) -> None:
         "channels whose values differ: a list by the items removed and added (messages "
         "one line each), any other value by its lines that changed. With no id, the "
         "latest checkpoint against its parent: what the last step changed; with one, that "
-        "checkpoint against its parent; with two, the first against the second.",
+        "checkpoint against its parent; with two, the first against the second. A "
+        "checkpoint is named by its id or by its step (the STEP of `history`).",
         epilog="examples:\n  checkpointers diff sqlite:///checkpoints.db demo-1a2b3c4d\n"
         "  checkpointers diff sqlite:///checkpoints.db demo-1a2b3c4d 1ef4f797-...\n"
-        "  checkpointers diff sqlite:///checkpoints.db t1 1ef4f797-... 1ef4f7a3-... --json\n\n"
+        "  checkpointers diff sqlite:///checkpoints.db t1 1ef4f797-... 1ef4f7a3-... --json\n"
+        "  checkpointers diff sqlite:///checkpoints.db t1 0 3   # from step 0 to step 3\n\n"
         + url_help,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -282,8 +284,10 @@ def add_diff_command(commands: Any, url_help: str) -> None:
         nargs="?",
         default=None,
         help="the checkpoint whose changes to show, against its parent (default: latest); "
-        "with a second id, the one to compare from",
+        "with a second, the one to compare from; an id, or the step `history` shows",
     )
-    p.add_argument("other", nargs="?", default=None, help="the checkpoint to compare to")
+    p.add_argument(
+        "other", nargs="?", default=None, help="the checkpoint to compare to (id or step)"
+    )
     add_decoding_options(p)
     p.set_defaults(run=_diff)

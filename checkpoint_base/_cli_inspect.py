@@ -10,6 +10,7 @@ import enum
 import heapq
 import json
 import pprint
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -78,8 +79,69 @@ def _namespace_rows(side: Side, thread_id: str, ns: str, limit: int) -> list[Che
     return sorted(rows, key=lambda r: r.checkpoint.checkpoint_id, reverse=True)
 
 
+_STEP = re.compile(r"-?[0-9]+")
+_PAGE = 100
+
+
+def _step_of(row: CheckpointRow) -> Any:
+    try:
+        return decode_metadata(row.checkpoint.metadata).get("step")
+    except UNREADABLE:  # damaged metadata: no step to match; reading the row says more
+        return None
+
+
+def _has_id(side: Side, thread_id: str, ns: str, checkpoint_id: str) -> bool:
+    if isinstance(side, SaverSide):
+        return side.run(side.saver.backend.get(thread_id, ns, checkpoint_id)) is not None
+    links = side.run(side.thread_keys(thread_id))
+    return any(n == ns and cid == checkpoint_id for n, cid, _parent in links)
+
+
+def _at_step(side: Side, thread_id: str, ns: str, step: int) -> str:
+    """The id of the checkpoint of `step` in a namespace (the step `history` shows), or an
+    error that says what the namespace has: no such step, or several checkpoints of it (a
+    graph resumed from an earlier checkpoint forks its history)."""
+    found: list[str] = []
+    if isinstance(side, SaverSide):
+        cursor = None
+        while True:  # pages filtered by the backend where it can; every row checked here
+            query = ListQuery(thread_id, ns, None, None, cursor, {"step": step}, _PAGE)
+            page: list[CheckpointRow] = side.run(side.saver.backend.list_page(query))
+            found += [r.checkpoint.checkpoint_id for r in page if _step_of(r) == step]
+            if len(page) < _PAGE:
+                break
+            last = page[-1].checkpoint
+            cursor = (last.checkpoint_id, last.thread_id, last.checkpoint_ns)
+    ids = _namespace_ids(side, thread_id, ns)  # also: the thread and namespace exist
+    if not isinstance(side, SaverSide):
+        for start in range(0, len(ids), _PAGE):
+            keys = [(ns, cid) for cid in ids[start : start + _PAGE]]
+            rows = side.run(side.read_checkpoints(thread_id, keys))
+            found += [r.checkpoint.checkpoint_id for r in rows if _step_of(r) == step]
+    if len(found) == 1:
+        return found[0]
+    where = f"thread {thread_id!r} namespace {ns!r}"
+    if not found:
+        raise ConfigError(
+            f"{where} has no checkpoint of step {step}; list them with: "
+            f"checkpointers history URL {thread_id}"
+        )
+    found.sort(reverse=True)
+    raise ConfigError(
+        f"{where} has {len(found)} checkpoints of step {step} (a graph resumed from an "
+        f"earlier checkpoint forks the history): {', '.join(found)}; name one by its id"
+    )
+
+
 def one_row(side: Side, thread_id: str, ns: str, checkpoint_id: str | None) -> CheckpointRow:
-    """One checkpoint (the namespace's latest when no id), or an error that says what exists."""
+    """One checkpoint (the namespace's latest when no id), or an error that says what exists.
+
+    `checkpoint_id` may also be a step number (`3`, `-1`): the checkpoint of that step.
+    """
+    is_step = checkpoint_id is not None and _STEP.fullmatch(checkpoint_id)
+    # An id that a saver gave a checkpoint comes first: LangGraph's are UUIDs, not numbers.
+    if is_step and checkpoint_id is not None and not _has_id(side, thread_id, ns, checkpoint_id):
+        checkpoint_id = _at_step(side, thread_id, ns, int(checkpoint_id))
     if isinstance(side, SaverSide):
         row = side.run(side.saver.backend.get(thread_id, ns, checkpoint_id))
         if row is not None:
@@ -442,13 +504,19 @@ def add_inspect_commands(commands: Any, url_help: str) -> None:
         description="Decode one checkpoint with the saver's serializer: its channel values, "
         "pending writes, metadata and next nodes.",
         epilog="examples:\n  checkpointers show sqlite:///checkpoints.db demo-1a2b3c4d\n"
-        "  checkpointers show sqlite:///checkpoints.db demo-1a2b3c4d 1ef4f797-... --json\n\n"
+        "  checkpointers show sqlite:///checkpoints.db demo-1a2b3c4d 1ef4f797-... --json\n"
+        "  checkpointers show sqlite:///checkpoints.db demo-1a2b3c4d 2   # the one of step 2\n\n"
         + url_help,
         formatter_class=fmt,
     )
     p.add_argument("url", help="checkpointer URL")
     p.add_argument("thread", help="thread id")
-    p.add_argument("checkpoint", nargs="?", default=None, help="checkpoint id (default: latest)")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        default=None,
+        help="checkpoint id, or the step `history` shows (default: latest)",
+    )
     add_decoding_options(p)
     p.set_defaults(run=_show)
 

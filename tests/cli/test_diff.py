@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
+from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from checkpoint_base import connect
@@ -20,6 +21,19 @@ def _config(thread_id: str, ns: str = "", checkpoint_id: str | None = None) -> A
     if checkpoint_id is not None:
         conf["checkpoint_id"] = checkpoint_id
     return {"configurable": conf}
+
+
+class _Count(TypedDict):
+    n: int
+
+
+def _counter(saver: Any) -> Any:
+    """START -> inc -> END on `n`, compiled on `saver`."""
+    builder = StateGraph(_Count)
+    builder.add_node("inc", lambda s: {"n": s["n"] + 1})
+    builder.add_edge(START, "inc")
+    builder.add_edge("inc", END)
+    return builder.compile(checkpointer=saver)
 
 
 def _apply(before: dict[str, Any], changes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -146,17 +160,9 @@ def test_diff_between_two_ids_either_way(cli: Cli, filled: Filled) -> None:
 
 
 def test_diff_of_a_first_checkpoint_lists_every_channel_as_added(cli: Cli, tmp_path: Path) -> None:
-    class State(TypedDict):
-        n: int
-
     url = f"sqlite:///{tmp_path / 'one.db'}"
     with connect(url) as saver:
-        builder = StateGraph(State)
-        builder.add_node("inc", lambda s: {"n": s["n"] + 1})
-        builder.add_edge(START, "inc")
-        builder.add_edge("inc", END)
-        graph = builder.compile(checkpointer=saver)
-        graph.invoke({"n": 1}, _config("t"))
+        _counter(saver).invoke({"n": 1}, _config("t"))
         first = list(saver.list(_config("t")))[-1]
     first_id = first.config["configurable"]["checkpoint_id"]
     doc = json.loads(cli("diff", url, "t", first_id, "--json").out)
@@ -263,3 +269,57 @@ def test_diff_of_a_message_list_that_lost_one(cli: Cli, tmp_path: Path) -> None:
     assert change["items"] == [2, 2]
     assert [(r["index"], r["value"]["id"]) for r in change["removed"]] == [(0, "m-a")]
     assert [(a["index"], a["value"]["id"]) for a in change["added"]] == [(1, "m-c")]
+
+
+def test_a_step_number_names_a_checkpoint(cli: Cli, filled: Filled, tmp_path: Path) -> None:
+    """`show` and `diff` take the step `history` shows for an id: from the saver's filtered
+    pages on ours, from the namespace's rows on LangGraph's own tables."""
+    thread_id = next(t for t in filled.work.thread_ids if "agent-done" in t)
+    official = f"langgraph-sqlite:///{tmp_path / 'official.db'}"
+    assert cli("migrate", filled.url, official, "--thread", thread_id).status == 0
+    with connect(filled.url) as saver:
+        by_step = {
+            t.metadata["step"]: t.config["configurable"]["checkpoint_id"]
+            for t in saver.list(_config(thread_id))
+        }
+    assert sorted(by_step) == [-1, 0, 1, 2, 3, 4]
+    for url in (filled.url, official):
+        for step in (-1, 2, 4):
+            doc = json.loads(cli("show", url, thread_id, str(step), "--json").out)
+            assert doc["checkpoint_id"] == by_step[step], (url, step)
+        by_ids = cli("diff", url, thread_id, by_step[0], by_step[3], "--json")
+        by_steps = cli("diff", url, thread_id, "0", "3", "--json")
+        assert by_steps.status == 0, by_steps.err
+        assert json.loads(by_steps.out) == json.loads(by_ids.out)
+        assert_one_line_error(
+            cli("show", url, thread_id, "9"), "has no checkpoint of step 9", "history URL"
+        )
+
+
+def test_a_step_of_a_forked_history_is_named_by_id(cli: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fork.db'}"
+    with connect(url) as saver:
+        graph = _counter(saver)
+        graph.invoke({"n": 1}, _config("t"))
+        first = next(s for s in graph.get_state_history(_config("t")) if s.metadata["step"] == 0)
+        graph.invoke(None, first.config)  # replayed from step 0: a second step 1
+        ones = sorted(
+            s.config["configurable"]["checkpoint_id"]
+            for s in graph.get_state_history(_config("t"))
+            if s.metadata["step"] == 1
+        )
+    assert len(ones) == 2
+    result = cli("diff", url, "t", "1")
+    assert_one_line_error(result, "has 2 checkpoints of step 1", ones[0], ones[1], "by its id")
+    shown = json.loads(cli("show", url, "t", ones[0], "--json").out)
+    assert shown["checkpoint_id"] == ones[0]
+
+
+def test_a_checkpoint_id_that_looks_like_a_step_is_an_id(cli: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ids.db'}"
+    with connect(url) as saver:
+        checkpoint = empty_checkpoint()
+        checkpoint["id"] = "7"
+        saver.put(_config("t"), checkpoint, {"source": "input", "step": 3}, {})
+    assert json.loads(cli("show", url, "t", "7", "--json").out)["checkpoint_id"] == "7"
+    assert json.loads(cli("show", url, "t", "3", "--json").out)["checkpoint_id"] == "7"
