@@ -112,8 +112,8 @@ def _at_step(side: Side, thread_id: str, ns: str, step: int) -> str:
                 break
             last = page[-1].checkpoint
             cursor = (last.checkpoint_id, last.thread_id, last.checkpoint_ns)
-    ids = _namespace_ids(side, thread_id, ns)  # also: the thread and namespace exist
-    if not isinstance(side, SaverSide):
+    else:
+        ids = _namespace_ids(side, thread_id, ns)
         for start in range(0, len(ids), _PAGE):
             keys = [(ns, cid) for cid in ids[start : start + _PAGE]]
             rows = side.run(side.read_checkpoints(thread_id, keys))
@@ -122,6 +122,7 @@ def _at_step(side: Side, thread_id: str, ns: str, step: int) -> str:
         return found[0]
     where = f"thread {thread_id!r} namespace {ns!r}"
     if not found:
+        _namespace_ids(side, thread_id, ns)  # first: no such thread, or no such namespace
         raise ConfigError(
             f"{where} has no checkpoint of step {step}; list them with: "
             f"checkpointers history URL {thread_id}"
@@ -138,9 +139,12 @@ def one_row(side: Side, thread_id: str, ns: str, checkpoint_id: str | None) -> C
 
     `checkpoint_id` may also be a step number (`3`, `-1`): the checkpoint of that step.
     """
-    is_step = checkpoint_id is not None and _STEP.fullmatch(checkpoint_id)
-    # An id that a saver gave a checkpoint comes first: LangGraph's are UUIDs, not numbers.
-    if is_step and checkpoint_id is not None and not _has_id(side, thread_id, ns, checkpoint_id):
+    if (
+        checkpoint_id is not None
+        and _STEP.fullmatch(checkpoint_id)
+        # An id that a saver gave a checkpoint comes first (LangGraph's are UUIDs).
+        and not _has_id(side, thread_id, ns, checkpoint_id)
+    ):
         checkpoint_id = _at_step(side, thread_id, ns, int(checkpoint_id))
     if isinstance(side, SaverSide):
         row = side.run(side.saver.backend.get(thread_id, ns, checkpoint_id))

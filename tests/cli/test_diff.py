@@ -224,6 +224,11 @@ def test_diff_errors_name_what_is_missing(cli: Cli, filled: Filled) -> None:
     assert_one_line_error(
         cli("diff", filled.url, thread_id, "bad-id"), "no checkpoint 'bad-id'", "history"
     )
+    # A step of a thread or namespace that does not exist says that, not "no such step".
+    assert_one_line_error(cli("diff", filled.url, "no-such-thread", "2"), "no thread")
+    assert_one_line_error(
+        cli("show", filled.url, thread_id, "2", "--ns", "nowhere"), "no namespace 'nowhere'"
+    )
 
 
 def test_diff_reads_the_same_from_official_storage(
