@@ -242,13 +242,13 @@ def _diff(args: argparse.Namespace) -> int:
 
     out.write(f"{label('thread')}{args.thread}   namespace {args.ns!r}\n")
     if older is None:
-        out.write(f"{label('from')}(nothing: the thread's first checkpoint)\n")
+        out.write(f"{label('from')}(nothing: no checkpoint before it)\n")
     else:
         out.write(f"{label('from')}{describe(older)}\n")
     out.write(f"{label('to')}{describe(newer)}\n")
     shown = [c for c in changes if args.all or not internal_channel(c.channel)]
     if not shown:
-        out.write("no channel changed\n")
+        out.write("no channel changed\n" if not changes else "no channel of the state changed\n")
     for change in shown:
         for line in _change_lines(change, width, style):
             out.write(f"  {line}\n")

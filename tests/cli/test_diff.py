@@ -169,7 +169,7 @@ def test_diff_of_a_first_checkpoint_lists_every_channel_as_added(cli: Cli, tmp_p
     assert doc["from"] is None and doc["to"]["checkpoint_id"] == first_id
     assert doc["changes"] == [{"channel": "__start__", "change": "added", "after": {"n": 1}}]
     text = cli("diff", url, "t", first_id, "--all").out.splitlines()
-    assert text[1] == "from    (nothing: the thread's first checkpoint)"
+    assert text[1] == "from    (nothing: no checkpoint before it)"
     assert text[3:] == ["  __start__: added", "    + {'n': 1}"]
     result = cli("diff", url, "t", "--json")
     assert result.status == 0, result.err
@@ -328,3 +328,22 @@ def test_a_checkpoint_id_that_looks_like_a_step_is_an_id(cli: Cli, tmp_path: Pat
         saver.put(_config("t"), checkpoint, {"source": "input", "step": 3}, {})
     assert json.loads(cli("show", url, "t", "7", "--json").out)["checkpoint_id"] == "7"
     assert json.loads(cli("show", url, "t", "3", "--json").out)["checkpoint_id"] == "7"
+
+
+def test_a_step_that_changed_only_internal_channels_says_so(cli: Cli, tmp_path: Path) -> None:
+    builder = StateGraph(_Count)
+    builder.add_node("look", lambda s: {})
+    builder.add_edge(START, "look")
+    builder.add_edge("look", END)
+    url = f"sqlite:///{tmp_path / 'noop.db'}"
+    with connect(url) as saver:
+        builder.compile(checkpointer=saver).invoke({"n": 1}, _config("t"))
+    lines = cli("diff", url, "t").out.splitlines()[3:]
+    assert lines == [
+        "no channel of the state changed",
+        "(1 internal channel changed: --all shows them)",
+    ]
+    assert cli("diff", url, "t", "--all").out.splitlines()[3:] == [
+        "  branch:to:look: removed",
+        "    - None",
+    ]
