@@ -90,17 +90,10 @@ def _step_of(row: CheckpointRow) -> Any:
         return None
 
 
-def _has_id(side: Side, thread_id: str, ns: str, checkpoint_id: str) -> bool:
-    if isinstance(side, SaverSide):
-        return side.run(side.saver.backend.get(thread_id, ns, checkpoint_id)) is not None
-    links = side.run(side.thread_keys(thread_id))
-    return any(n == ns and cid == checkpoint_id for n, cid, _parent in links)
-
-
-def _at_step(side: Side, thread_id: str, ns: str, step: int) -> str:
+def _at_step(side: Side, thread_id: str, ns: str, step: int, ids: list[str]) -> str:
     """The id of the checkpoint of `step` in a namespace (the step `history` shows), or an
     error that says what the namespace has: no such step, or several checkpoints of it (a
-    graph resumed from an earlier checkpoint forks its history)."""
+    graph resumed from an earlier checkpoint forks its history). `ids`: the namespace's."""
     found: list[str] = []
     if isinstance(side, SaverSide):
         cursor = None
@@ -113,7 +106,6 @@ def _at_step(side: Side, thread_id: str, ns: str, step: int) -> str:
             last = page[-1].checkpoint
             cursor = (last.checkpoint_id, last.thread_id, last.checkpoint_ns)
     else:
-        ids = _namespace_ids(side, thread_id, ns)
         for start in range(0, len(ids), _PAGE):
             keys = [(ns, cid) for cid in ids[start : start + _PAGE]]
             rows = side.run(side.read_checkpoints(thread_id, keys))
@@ -122,7 +114,6 @@ def _at_step(side: Side, thread_id: str, ns: str, step: int) -> str:
         return found[0]
     where = f"thread {thread_id!r} namespace {ns!r}"
     if not found:
-        _namespace_ids(side, thread_id, ns)  # first: no such thread, or no such namespace
         raise ConfigError(
             f"{where} has no checkpoint of step {step}; list them with: "
             f"checkpointers history URL {thread_id}"
@@ -139,19 +130,15 @@ def one_row(side: Side, thread_id: str, ns: str, checkpoint_id: str | None) -> C
 
     `checkpoint_id` may also be a step number (`3`, `-1`): the checkpoint of that step.
     """
-    if (
-        checkpoint_id is not None
-        and _STEP.fullmatch(checkpoint_id)
-        # An id that a saver gave a checkpoint comes first (LangGraph's are UUIDs).
-        and not _has_id(side, thread_id, ns, checkpoint_id)
-    ):
-        checkpoint_id = _at_step(side, thread_id, ns, int(checkpoint_id))
     if isinstance(side, SaverSide):
         row = side.run(side.saver.backend.get(thread_id, ns, checkpoint_id))
         if row is not None:
             return row
     ids = _namespace_ids(side, thread_id, ns)
     wanted = ids[-1] if checkpoint_id is None else checkpoint_id
+    # A number that no checkpoint has as its id (LangGraph's are UUIDs) names a step.
+    if wanted not in ids and _STEP.fullmatch(wanted):
+        wanted = _at_step(side, thread_id, ns, int(wanted), ids)
     rows = side.run(side.read_checkpoints(thread_id, [(ns, wanted)])) if wanted in ids else []
     if not rows:
         raise ConfigError(
