@@ -266,6 +266,15 @@ class Backend(ABC):
         """
         return done(None)
 
+    def older_transactions(self, seconds: float) -> Plan[tuple[str, ...]]:
+        """Wait up to `seconds` for the transactions open now to end, before a compaction.
+
+        A database whose deleted rows stay readable to transactions that began before the
+        delete (PostgreSQL) cannot give them back while one of those runs. Returns the ones
+        still open when the time ran out, one line each naming it; the default has none.
+        """
+        return done(())
+
     def scan(self, query: ListQuery) -> Plan[list[CheckpointRow]]:
         """Every row matching `query`, read page by page with `list_page`.
 

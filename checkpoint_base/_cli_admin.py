@@ -17,6 +17,7 @@ from ._migrate_side import Key, SaverSide
 from ._operations import chain_to_snapshots, delta_channels
 from ._plan import Plan
 from ._records import CheckpointRecord, ListQuery
+from ._saver import COMPACT_WAIT
 
 __all__ = ["add_admin_commands", "compact_hint", "prune_keep"]
 
@@ -154,7 +155,7 @@ def _compact(args: argparse.Namespace) -> int:
             waits = " (reads and writes of its tables wait until it is done)"
         err.write(f"compacting {side.label}{waits} ...\n")
         err.flush()
-        done = side.saver.compact(full=args.full)
+        done = side.saver.compact(full=args.full, wait=args.wait)
     before, after = done.before.size, done.after.size
     gave = ""
     if before is not None and after is not None:
@@ -169,6 +170,14 @@ def _compact(args: argparse.Namespace) -> int:
             "empty pages at the tables' end; --full gives back all of it, locking the tables "
             "(reads included) while it runs\n"
         )
+    if done.held:
+        count = len(done.held)
+        err.write(
+            f"warning: {count} transaction{'s' if count > 1 else ''} open before the "
+            f"compaction still ran after {args.wait:g} s (--wait): the rows deleted while "
+            "they were open stay until they end and compact runs again\n"
+        )
+        err.writelines(f"  {line}\n" for line in done.held)
     return 0
 
 
@@ -247,6 +256,15 @@ def add_admin_commands(commands: Any, url_help: str) -> None:
     p.add_argument("url", help="checkpointer URL")
     p.add_argument("--full", action="store_true", help="PostgreSQL: VACUUM FULL (locks the tables)")
     p.add_argument(
+        "--wait",
+        type=_seconds,
+        default=COMPACT_WAIT,
+        metavar="TIME",
+        help="PostgreSQL: how long to wait first for the transactions open at the start to "
+        "end, as they keep the rows deleted before them (seconds, or 90s, 5m; default "
+        f"{COMPACT_WAIT:g})",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="say how much space there is, change nothing"
     )
     p.set_defaults(run=_compact)
@@ -281,6 +299,19 @@ def add_admin_commands(commands: Any, url_help: str) -> None:
         "--url", default=DEFAULT_DEMO_URL, help=f"saver URL (default {DEFAULT_DEMO_URL})"
     )
     p.set_defaults(run=_demo)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            value = parse_duration(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"{e}, or a number of seconds") from None
+    if not value >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
 
 
 def _at_least_one(text: str) -> int:

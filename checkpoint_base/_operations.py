@@ -232,12 +232,16 @@ def _stored_values(row: CheckpointRow, channels: Collection[str]) -> dict[str, B
     return found
 
 
-def compact_plan(backend: Backend, full: bool) -> Plan[tuple[StorageSpace, StorageSpace]]:
-    """The storage's space, then `Backend.compact`, then its space again."""
+def compact_plan(
+    backend: Backend, full: bool, wait: float
+) -> Plan[tuple[StorageSpace, StorageSpace, tuple[str, ...]]]:
+    """The storage's space, the wait for older transactions (`Backend.older_transactions`),
+    `Backend.compact`, then the space again; with the transactions that outlasted the wait."""
     before = yield from backend.space()
+    held = yield from backend.older_transactions(wait)
     yield from backend.compact(full)
     after = yield from backend.space()
-    return before, after
+    return before, after, tuple(held)
 
 
 def prune_plan(backend: Backend, thread_ids: Sequence[str], strategy: str) -> Plan[None]:

@@ -197,11 +197,17 @@ class StorageSpace:
 class Compaction:
     """What `CheckpointSaver.compact()` did: the storage's space before and after, and how
     long it took. `before.size - after.size` is what it gave back: at least `before.free`
-    where the backend tells it (SQLite also packs pages that deletes left part empty)."""
+    where the backend tells it (SQLite also packs pages that deletes left part empty).
+
+    `held` names the transactions that were open before the compaction began and still ran
+    when its wait for them ran out (PostgreSQL): rows deleted while one of them was open
+    stay in the storage until a compaction after it ended.
+    """
 
     before: StorageSpace
     after: StorageSpace
     seconds: float
+    held: tuple[str, ...] = ()
 
 
 def writes_only_thread(

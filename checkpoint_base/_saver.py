@@ -98,7 +98,7 @@ from ._records import (
 from ._schema_types import enable_schema_allowlists
 from ._sweeper import Sweeper
 
-__all__ = ["CheckpointSaver", "default_serde"]
+__all__ = ["COMPACT_WAIT", "CheckpointSaver", "default_serde"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -107,6 +107,8 @@ Saver = TypeVar("Saver", bound="CheckpointSaver")
 
 _log = logging.getLogger("checkpoint_base")
 _TRIM_TRACKED = 10_000  # threads whose puts since their last trim a saver counts
+COMPACT_WAIT = 10.0
+"""Seconds `compact()` waits by default for transactions older than it to end."""
 
 
 def default_serde() -> SerializerProtocol:
@@ -844,7 +846,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """This saver in this process (a forked child is another holder)."""
         return f"{self._lease_holder}:{os.getpid()}"
 
-    def compact(self, *, full: bool = False) -> Compaction:
+    def compact(self, *, full: bool = False, wait: float = COMPACT_WAIT) -> Compaction:
         """Give back to the disk the space that deleted and pruned checkpoints left behind.
 
         A delete or prune frees space inside the storage, which later writes reuse; the
@@ -857,18 +859,28 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         included, while it runs. Memory and Redis give space back as they delete: nothing
         to do.
 
+        PostgreSQL keeps a deleted row while a transaction that began before the delete may
+        still read it: an open report, a session idle in transaction, autovacuum analyzing a
+        table of the database. The compaction first waits, up to `wait` seconds, for the
+        transactions open when it began to end; those still open then are named in
+        `Compaction.held`, and what they hold stays until a later compaction.
+
+        Args:
+            full: The thorough form where the backend has two (PostgreSQL's `VACUUM FULL`).
+            wait: Seconds to wait for older transactions to end (PostgreSQL); 0 waits none.
+
         Returns:
             The storage's space before and after (`Compaction`).
         """
         start = time.perf_counter()
-        before, after = self._run(compact_plan(self.backend, full))
-        return Compaction(before, after, time.perf_counter() - start)
+        before, after, held = self._run(compact_plan(self.backend, full, wait))
+        return Compaction(before, after, time.perf_counter() - start, held)
 
-    async def acompact(self, *, full: bool = False) -> Compaction:
+    async def acompact(self, *, full: bool = False, wait: float = COMPACT_WAIT) -> Compaction:
         """Async twin of `compact`."""
         start = time.perf_counter()
-        before, after = await self._arun(compact_plan(self.backend, full))
-        return Compaction(before, after, time.perf_counter() - start)
+        before, after, held = await self._arun(compact_plan(self.backend, full, wait))
+        return Compaction(before, after, time.perf_counter() - start, held)
 
     # -- delta channels --------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ the server or a proxy dropped the old one.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -58,6 +59,9 @@ __all__ = ["DEFAULT_SCHEMA", "PostgresBackend"]
 
 DEFAULT_SCHEMA = "checkpointers"
 """Tables live in their own schema by default, apart from the official saver's tables."""
+_POLL = 0.05
+"""Seconds between two looks at the transactions a compaction waits for."""
+_PAUSE = b"SELECT pg_catalog.pg_sleep(%(s)s)"
 
 
 def _lock_key(schema: str) -> int:
@@ -138,6 +142,20 @@ class PostgresBackend(Backend):
     def space(self) -> Plan[StorageSpace]:
         row = yield Query(self.sql.space, {"schema": self.schema}, Fetch.ONE)
         return StorageSpace(size=int(row[0]))  # free space: no core function tells
+
+    def older_transactions(self, seconds: float) -> Plan[tuple[str, ...]]:
+        # An autovacuum ANALYZE of a catalog, a report, a session idle in transaction: each
+        # keeps the rows deleted before it began (VACUUM FULL rewrites them too). Polled on
+        # the server: a plan waits with a statement that sleeps.
+        start = yield Query(self.sql.horizon, fetch=Fetch.ONE)
+        params = {"start": str(start[0])}
+        deadline = time.monotonic() + max(0.0, seconds)
+        while True:
+            rows = yield Query(self.sql.holders, params, Fetch.ALL)
+            left = deadline - time.monotonic()
+            if not rows or left <= 0:
+                return tuple(str(r[0]) for r in rows)
+            yield Query(_PAUSE, {"s": min(_POLL, left)}, Fetch.ONE)
 
     def compact(self, full: bool) -> Plan[None]:
         s = self.sql

@@ -322,6 +322,38 @@ _MAY_MAINTAIN = """SELECT c.relname FROM pg_catalog.pg_class c
     WHERE n.nspname = %(schema)s AND c.relkind = 'r'
         AND c.relname = ANY(%(tables)s::text[])
         AND NOT pg_catalog.has_table_privilege(c.oid, 'MAINTAIN')"""
+# VACUUM keeps a deleted row while a transaction that began before the delete may still
+# read it. `_HORIZON`, taken as a compaction starts, is one past the newest transaction
+# finished by then (its snapshot's xmax, 32 bits, as text): every delete before it is
+# older. `_HOLDERS` are the sessions, prepared transactions and replication slots whose
+# snapshot's xmin or own transaction id is older still (PostgreSQL 14+ counts only this
+# database's sessions; a walsender has none). Autovacuum's pure VACUUMs hold nothing back
+# and are left out. Without pg_read_all_stats, another role's session shows no state,
+# time or query.
+_HORIZON = """SELECT pg_catalog.mod(
+    pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::numeric, 4294967296
+)::bigint::text"""
+_HOLDERS = """SELECT 'session ' || a.pid || coalesce(' (' || nullif(concat_ws(', ',
+        nullif(a.backend_type, 'client backend'), nullif(a.usename::text, ''),
+        'application ' || quote_literal(nullif(a.application_name, '')), a.state,
+        'since ' || pg_catalog.to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS TZ'),
+        quote_literal(nullif(left(a.query, 60), ''))), '') || ')', '')
+    FROM pg_catalog.pg_stat_activity a
+    WHERE a.pid <> pg_catalog.pg_backend_pid()
+        AND (a.datid IS NULL OR a.datname = pg_catalog.current_database())
+        AND (pg_catalog.age(a.backend_xmin) > pg_catalog.age(%(start)s::xid)
+            OR pg_catalog.age(a.backend_xid) > pg_catalog.age(%(start)s::xid))
+        AND NOT (a.backend_type = 'autovacuum worker' AND a.query LIKE 'autovacuum: VACUUM %%'
+            AND a.query NOT LIKE '%%ANALYZE%%')
+    UNION ALL SELECT 'prepared transaction ' || quote_literal(p.gid) || ' (prepared '
+        || pg_catalog.to_char(p.prepared, 'YYYY-MM-DD HH24:MI:SS TZ') || ')'
+    FROM pg_catalog.pg_prepared_xacts p
+    WHERE p.database = pg_catalog.current_database()
+        AND pg_catalog.age(p.transaction) > pg_catalog.age(%(start)s::xid)
+    UNION ALL SELECT 'replication slot ' || quote_literal(r.slot_name)
+    FROM pg_catalog.pg_replication_slots r
+    WHERE pg_catalog.age(r.xmin) > pg_catalog.age(%(start)s::xid)
+    ORDER BY 1"""
 _VACUUM = "VACUUM (ANALYZE) {s}.checkpoints, {s}.blobs, {s}.writes"
 _VACUUM_FULL = "VACUUM (FULL, ANALYZE) {s}.checkpoints, {s}.blobs, {s}.writes"
 _CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {s}"
@@ -400,6 +432,8 @@ class Statements:
     space: bytes
     may_vacuum: bytes
     may_maintain: bytes
+    horizon: bytes
+    holders: bytes
     vacuum: bytes
     vacuum_full: bytes
     create_schema: bytes
@@ -449,6 +483,8 @@ def statements(schema: str) -> Statements:
         space=_SPACE.encode(),
         may_vacuum=_MAY_VACUUM.encode(),
         may_maintain=_MAY_MAINTAIN.encode(),
+        horizon=_HORIZON.encode(),
+        holders=_HOLDERS.encode(),
         vacuum=r(_VACUUM),
         vacuum_full=r(_VACUUM_FULL),
         create_schema=r(_CREATE_SCHEMA),

@@ -137,6 +137,44 @@ def test_compact_on_every_server(cli: Cli, server_url: str) -> None:
     assert _count(server_url, ids[0]) == 3
 
 
+def test_compact_names_the_transactions_it_could_not_wait_out(cli: Cli) -> None:
+    import psycopg
+
+    for url in _store_of_its_own("postgres"):
+        ids = _fill(url, 4)
+        name = f"cp-report-{os.getpid()}"
+        with psycopg.connect(url, application_name=name) as reader:
+            reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            reader.execute("SELECT 1")  # sees the rows deleted next until it ends
+            assert cli("delete", url, *(a for t in ids[1:] for a in ("--thread", t))).status == 0
+            held = cli("compact", url, "--full", "--wait", "0.2")
+            pid = reader.info.backend_pid
+        assert held.status == 0, held.err
+        lines = held.err.strip().splitlines()
+        assert lines[1].startswith("warning: ") and "still ran after 0.2 s (--wait)" in lines[1]
+        assert any(
+            line.startswith(f"  session {pid} (") and f"application '{name}'" in line
+            for line in lines[2:]
+        ), held.err
+        gave = cli("compact", url, "--full", "--wait", "1m")
+        assert gave.status == 0 and "warning" not in gave.err, gave.err
+        sizes = re.search(f": {_SIZE} -> {_SIZE}", gave.out)
+        assert sizes is not None, gave.out
+        assert _bytes(sizes.group(2)) < _bytes(sizes.group(1)) - 3 * 3 * _BLOB * 0.9, gave.out
+
+
+@pytest.mark.parametrize(
+    ("wait", "needle"), [("soon", "not a duration: 'soon'"), ("-1", "must be 0 or more")]
+)
+def test_compact_refuses_a_bad_wait(cli: Cli, tmp_path: Path, wait: str, needle: str) -> None:
+    path = tmp_path / "c.db"
+    result = cli("compact", f"sqlite:///{path}", "--wait", wait)
+    assert result.status == 2 and "Traceback" not in result.err  # argparse's usage error
+    error = result.err.strip().splitlines()[-1]
+    assert error.startswith("checkpointers compact: error: argument --wait: "), result.err
+    assert needle in error and not path.exists()
+
+
 def test_threads_largest_reads_every_thread(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

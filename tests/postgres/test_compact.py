@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
 from typing import Any
 
@@ -135,3 +136,74 @@ def test_compact_by_the_databases_owner(pg_url: str, admin: psycopg.Connection[A
     finally:
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
         admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def _reader(pg_url: str, name: str) -> psycopg.Connection[Any]:
+    """A session idle in a transaction whose snapshot predates what the test deletes next."""
+    conn = psycopg.connect(pg_url, application_name=name)
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    conn.execute("SELECT 1")  # the snapshot: every later delete stays visible to it
+    return conn
+
+
+def test_compact_waits_for_a_transaction_older_than_it(pg_url: str, schema: str) -> None:
+    with PostgresSaver.from_conn_string(pg_url, schema=schema) as saver:
+        saver.setup()
+        ids = _fill(saver, 8)
+        reader = _reader(pg_url, "cp-report-" + uuid.uuid4().hex[:8])
+        for tid in ids[1:]:
+            saver.delete_thread(tid)
+        ends = threading.Timer(0.5, reader.commit)
+        ends.start()
+        try:
+            done = saver.compact(full=True, wait=30)
+        finally:
+            ends.join()
+            reader.close()
+        assert done.held == () and done.seconds >= 0.5, done
+        assert done.before.size is not None and done.after.size is not None
+        assert done.after.size < done.before.size - 6 * 16_000, done
+        assert saver.get_tuple(config(ids[0])) is not None
+
+
+def test_compact_names_the_transaction_that_outlasted_its_wait(pg_url: str, schema: str) -> None:
+    name = "cp-report-" + uuid.uuid4().hex[:8]
+    with PostgresSaver.from_conn_string(pg_url, schema=schema) as saver:
+        saver.setup()
+        ids = _fill(saver, 8)
+        reader = _reader(pg_url, name)
+        try:
+            for tid in ids[1:]:
+                saver.delete_thread(tid)
+            held = saver.compact(full=True, wait=0.3)
+            pid = reader.info.backend_pid
+            ours = [line for line in held.held if line.startswith(f"session {pid} (")]
+            assert len(ours) == 1, held.held
+            assert f"application '{name}'" in ours[0] and "idle in transaction" in ours[0]
+            assert "since " in ours[0] and held.seconds >= 0.3
+            assert held.before.size is not None and held.after.size is not None
+            assert held.after.size > held.before.size - 7 * 16_000 // 2, held  # rows kept
+            reader.commit()
+            done = saver.compact(full=True)
+        finally:
+            reader.close()
+        assert not any(line.startswith(f"session {pid} ") for line in done.held), done
+        assert done.after.size is not None
+        assert done.after.size < held.after.size - 6 * 16_000, (held, done)
+
+
+async def test_acompact_waits_for_a_transaction_older_than_it(pg_url: str, schema: str) -> None:
+    async with AsyncPostgresSaver.from_conn_string(pg_url, schema=schema) as saver:
+        await saver.asetup()
+        await saver.aput(config("kept"), checkpoint({"blob": os.urandom(16_000)}), {}, {"blob": 1})
+        await saver.aput(config("gone"), checkpoint({"blob": os.urandom(16_000)}), {}, {"blob": 1})
+        reader = _reader(pg_url, "cp-report-" + uuid.uuid4().hex[:8])
+        try:
+            await saver.adelete_thread("gone")
+            asyncio.get_running_loop().call_later(0.3, reader.commit)
+            done = await saver.acompact(full=True)
+        finally:
+            reader.close()
+        assert done.held == () and done.seconds >= 0.3, done
+        assert done.before.size is not None and done.after.size is not None
+        assert done.after.size < done.before.size - 16_000 // 2, done
