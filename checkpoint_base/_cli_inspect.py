@@ -283,12 +283,38 @@ def _threads(args: argparse.Namespace) -> int:
 # -- history -----------------------------------------------------------------------------------
 
 
+def _versions(side: Side, row: CheckpointRow, body: Any = None) -> dict[str, Any]:
+    """The channel versions a checkpoint stores (its body decoded unless given)."""
+    rec = row.checkpoint
+    try:
+        if body is None:
+            body = side.serde.loads_typed((rec.type, rec.checkpoint))
+        return dict(body.get("channel_versions") or {})
+    except (*UNREADABLE, AttributeError) as exc:
+        raise damaged_row(side.serde, row, exc) from exc
+
+
+def _changed(
+    versions: Mapping[str, Any], parent_id: str | None, stored: Mapping[str, Mapping[str, Any]]
+) -> list[str] | None:
+    """The channels whose version differs from the parent's, which the step before the
+    checkpoint wrote: every channel of a first checkpoint; None (unknown) when the parent is
+    no longer stored (pruned)."""
+    if parent_id is None:
+        return sorted(versions)
+    before = stored.get(parent_id)
+    if before is None:
+        return None
+    return sorted(k for k, v in versions.items() if before.get(k) != v)
+
+
 def _history(args: argparse.Namespace) -> int:
     out, style = sys.stdout, Style(sys.stdout)
     with open_side(args.url) as side:
         allow_types(side, args.allow)
         rows = _namespace_rows(side, args.thread, args.ns, args.limit)
         entries: list[dict[str, Any]] = []
+        stored: dict[str, dict[str, Any]] = {}
         for row in rows[: args.limit]:
             rec = row.checkpoint
             try:
@@ -307,6 +333,18 @@ def _history(args: argparse.Namespace) -> int:
                 )
             except UNREADABLE as exc:
                 raise damaged_row(side.serde, row, exc) from exc
+            stored[rec.checkpoint_id] = _versions(side, row, body)
+        # Parents not shown: the oldest shown one's (read with the page), a fork's.
+        wanted = {p for e in entries if (p := e["parent_checkpoint_id"]) and p not in stored}
+        parents = [r for r in rows[args.limit :] if r.checkpoint.checkpoint_id in wanted]
+        absent = sorted(wanted - {r.checkpoint.checkpoint_id for r in parents})
+        if absent:
+            keys = [(args.ns, cid) for cid in absent]
+            parents += side.run(side.read_checkpoints(args.thread, keys))
+        stored.update((r.checkpoint.checkpoint_id, _versions(side, r)) for r in parents)
+        for e in entries:
+            versions = stored[e["checkpoint_id"]]
+            e["changed"] = _changed(versions, e["parent_checkpoint_id"], stored)
     if args.json:
         out.write(json.dumps(entries, indent=2) + "\n")
         return 0
@@ -315,6 +353,7 @@ def _history(args: argparse.Namespace) -> int:
             str(e["step"]),
             str(e["source"]),
             format_time(e["created_at"]),
+            _changed_cell(e["changed"]),
             ",".join(e["next"]) or "-",
             str(e["pending_writes"]),
             e["checkpoint_id"],
@@ -322,11 +361,17 @@ def _history(args: argparse.Namespace) -> int:
         for e in entries
     ]
     out.write(f"thread {args.thread}  namespace {args.ns!r}  (newest first)\n")
-    headers = ["STEP", "SOURCE", "CREATED", "NEXT", "WRITES", "CHECKPOINT"]
-    out.write(table(headers, table_rows, style, right=(0, 4), shrink=3) + "\n")
+    headers = ["STEP", "SOURCE", "CREATED", "CHANGED", "NEXT", "WRITES", "CHECKPOINT"]
+    out.write(table(headers, table_rows, style, right=(0, 5), shrink=3) + "\n")
     if len(rows) > args.limit:
         out.write(style("older checkpoints not shown: --limit N", "dim") + "\n")
     return 0
+
+
+def _changed_cell(changed: list[str] | None) -> str:
+    if changed is None:
+        return "?"
+    return ",".join(c for c in changed if not internal_channel(c)) or "-"
 
 
 # -- show --------------------------------------------------------------------------------------
@@ -473,8 +518,10 @@ def add_inspect_commands(commands: Any, url_help: str) -> None:
 
     p = commands.add_parser(
         "history",
-        help="the checkpoints of a thread: step, source, time, next nodes",
-        description="The checkpoints of one thread and namespace, newest first. NEXT is what "
+        help="the checkpoints of a thread: step, source, time, changes, next nodes",
+        description="The checkpoints of one thread and namespace, newest first. CHANGED is "
+        "what the step before each wrote: the channels whose version differs from its "
+        "parent's (`?`: the parent was pruned; `diff` shows the values). NEXT is what "
         "LangGraph would run next, derived from the stored trigger channels (see `show`).",
         epilog="examples:\n  checkpointers history sqlite:///checkpoints.db demo-1a2b3c4d\n"
         "  checkpointers history sqlite:///checkpoints.db t1 --ns 'review:4f1c...' --json\n\n"

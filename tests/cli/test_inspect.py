@@ -11,6 +11,7 @@ from checkpoint_base import connect
 from tests.migration.workload import _GRAPHS
 
 from .conftest import Cli, Filled
+from .test_diff import _counter
 
 
 def _config(thread_id: str, ns: str = "") -> Any:
@@ -69,11 +70,58 @@ def test_history_table(cli: Cli, filled: Filled) -> None:
     assert result.status == 0
     lines = result.out.strip().splitlines()
     assert lines[0].startswith(f"thread {thread_id}")
-    assert lines[1].split() == ["STEP", "SOURCE", "CREATED", "NEXT", "WRITES", "CHECKPOINT"]
+    headers = ["STEP", "SOURCE", "CREATED", "CHANGED", "NEXT", "WRITES", "CHECKPOINT"]
+    assert lines[1].split() == headers
     steps = [line.split()[0] for line in lines[2:]]
     assert steps == ["4", "3", "2", "1", "0", "-1"]
-    assert lines[2].split()[4] == "-"  # the final checkpoint runs nothing next
-    assert lines[-1].split()[4] == "__start__"
+    assert lines[2].split()[4:6] == ["messages", "-"]  # the answer; nothing runs next
+    assert lines[-1].split()[4:6] == ["-", "__start__"]  # the input: LangGraph's channel only
+
+
+def _changed_by_langgraph(graph: Any, thread_id: str) -> list[tuple[str, list[str]]]:
+    """Each checkpoint's id and the channels whose version differs from its parent's."""
+    states = list(graph.checkpointer.list(_config(thread_id)))
+    versions = {s.config["configurable"]["checkpoint_id"]: s.checkpoint["channel_versions"]
+                for s in states}  # fmt: skip
+    changed = []
+    for s in states:
+        mine = s.checkpoint["channel_versions"]
+        parent = (
+            versions[s.parent_config["configurable"]["checkpoint_id"]] if s.parent_config else {}
+        )
+        changed.append((s.config["configurable"]["checkpoint_id"],
+                        sorted(k for k, v in mine.items() if parent.get(k) != v)))  # fmt: skip
+    return changed
+
+
+def test_history_changed_channels_match_the_versions(
+    cli: Cli, filled: Filled, tmp_path: Path
+) -> None:
+    official = f"langgraph-sqlite:///{tmp_path / 'official.db'}"
+    assert cli("migrate", filled.url, official).status == 0
+    with connect(filled.url) as saver:
+        for thread_id, (graph_name, _) in filled.work.threads.items():
+            expected = _changed_by_langgraph(_GRAPHS[graph_name](saver), thread_id)
+            assert any(channels for _, channels in expected), thread_id
+            for url in (filled.url, official):
+                result = cli("history", url, thread_id, "--json")
+                assert result.status == 0, result.err
+                got = [(e["checkpoint_id"], e["changed"]) for e in json.loads(result.out)]
+                assert got == expected, (url, thread_id)
+                # Past --limit, the oldest shown still compares with its (unshown) parent.
+                two = json.loads(cli("history", url, thread_id, "--json", "--limit", "2").out)
+                assert [(e["checkpoint_id"], e["changed"]) for e in two] == expected[:2]
+
+
+def test_history_of_a_checkpoint_whose_parent_was_pruned(cli: Cli, filled: Filled) -> None:
+    thread_id = next(t for t in filled.work.thread_ids if "agent-done" in t)
+    with connect(filled.url) as saver:
+        saver.prune([thread_id], strategy="keep_latest")
+    entries = json.loads(cli("history", filled.url, thread_id, "--json").out)
+    assert len(entries) == 1 and entries[0]["parent_checkpoint_id"] is not None
+    assert entries[0]["changed"] is None  # unknown: nothing to compare with
+    lines = cli("history", filled.url, thread_id).out.strip().splitlines()
+    assert lines[2].split()[4:6] == ["?", "-"]
 
 
 def test_history_of_a_subgraph_namespace(cli: Cli, filled: Filled) -> None:
@@ -186,3 +234,20 @@ def test_a_url_with_a_ttl_is_read_without_sweeping(cli: Cli, filled: Filled) -> 
         time.sleep(0.01)
     with connect(filled.url) as saver:
         assert sorted(t.thread_id for t in saver.list_threads()) == filled.work.thread_ids
+
+
+def test_history_of_a_fork_compares_with_a_parent_past_the_page(cli: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fork.db'}"
+    with connect(url) as saver:
+        graph = _counter(saver)
+        graph.invoke({"n": 1}, _config("t"))
+        first = next(s for s in graph.get_state_history(_config("t")) if s.metadata["step"] == 0)
+        graph.invoke(None, first.config)  # replayed from step 0: a second step 1, newest
+        expected = _changed_by_langgraph(graph, "t")
+    # LangGraph writes the replay as a fork of step 0 (step 1), then the replayed step 2.
+    shown = json.loads(cli("history", url, "t", "--json", "--limit", "2").out)
+    assert [e["step"] for e in shown] == [2, 1]
+    # The fork's parent, step 0, is not on the page (the first run's step 1 is): read alone.
+    assert shown[1]["parent_checkpoint_id"] == first.config["configurable"]["checkpoint_id"]
+    assert [(e["checkpoint_id"], e["changed"]) for e in shown] == expected[:2]
+    assert "n" in shown[0]["changed"]
