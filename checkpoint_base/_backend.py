@@ -257,12 +257,14 @@ class Backend(ABC):
         """What the storage takes (`StorageSpace`); unknown (None, None) by default."""
         return done(StorageSpace())
 
-    def compact(self, full: bool) -> Plan[None]:
+    def compact(self, full: bool) -> Plan[Sequence[str] | None]:
         """Give back to the disk the space that deleted checkpoints left behind.
 
         The default does nothing: storage that frees space as it deletes (memory, Redis).
         `full` asks for the thorough form where a backend has two (PostgreSQL: `VACUUM FULL`,
-        which locks the tables while it rewrites them, instead of `VACUUM`).
+        which locks the tables while it rewrites them, instead of `VACUUM`). Returns what
+        kept some of the space from going back, one line each (a reader holding SQLite's
+        WAL), or None.
         """
         return done(None)
 

@@ -170,7 +170,7 @@ def _compact(args: argparse.Namespace) -> int:
             "empty pages at the tables' end; --full gives back all of it, locking the tables "
             "(reads included) while it runs\n"
         )
-    if done.held:
+    if done.held and backend.name == "postgres":
         count = len(done.held)
         err.write(
             f"warning: {count} transaction{'s' if count > 1 else ''} open before the "
@@ -178,6 +178,8 @@ def _compact(args: argparse.Namespace) -> int:
             "they were open stay until they end and compact runs again\n"
         )
         err.writelines(f"  {line}\n" for line in done.held)
+    else:
+        err.writelines(f"warning: {line}\n" for line in done.held)
     return 0
 
 

@@ -236,12 +236,13 @@ def compact_plan(
     backend: Backend, full: bool, wait: float
 ) -> Plan[tuple[StorageSpace, StorageSpace, tuple[str, ...]]]:
     """The storage's space, the wait for older transactions (`Backend.older_transactions`),
-    `Backend.compact`, then the space again; with the transactions that outlasted the wait."""
+    `Backend.compact`, then the space again; with what held space back (the transactions
+    that outlasted the wait, what the compaction said)."""
     before = yield from backend.space()
     held = yield from backend.older_transactions(wait)
-    yield from backend.compact(full)
+    kept = yield from backend.compact(full)
     after = yield from backend.space()
-    return before, after, tuple(held)
+    return before, after, (*held, *(kept or ()))
 
 
 def prune_plan(backend: Backend, thread_ids: Sequence[str], strategy: str) -> Plan[None]:

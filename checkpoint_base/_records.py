@@ -199,9 +199,11 @@ class Compaction:
     long it took. `before.size - after.size` is what it gave back: at least `before.free`
     where the backend tells it (SQLite also packs pages that deletes left part empty).
 
-    `held` names the transactions that were open before the compaction began and still ran
-    when its wait for them ran out (PostgreSQL): rows deleted while one of them was open
-    stay in the storage until a compaction after it ended.
+    `held` says, one line each, what kept space from going back: on PostgreSQL the
+    transactions that were open before the compaction began and still ran when its wait for
+    them ran out (rows deleted while one was open stay until a compaction after it ended);
+    on SQLite a reader that kept the WAL from being emptied (the files shrink at the first
+    checkpoint after it ends; `after` is the database's size once that happens).
     """
 
     before: StorageSpace

@@ -863,7 +863,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         still read it: an open report, a session idle in transaction, autovacuum analyzing a
         table of the database. The compaction first waits, up to `wait` seconds, for the
         transactions open when it began to end; those still open then are named in
-        `Compaction.held`, and what they hold stays until a later compaction.
+        `Compaction.held`, and what they hold stays until a later compaction. On SQLite a
+        reader that outlasts the busy timeout keeps the WAL from being emptied, which
+        `held` says too.
 
         Args:
             full: The thorough form where the backend has two (PostgreSQL's `VACUUM FULL`).

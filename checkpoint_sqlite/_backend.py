@@ -107,11 +107,12 @@ class SqliteBackend(Backend):
         size, free = (yield Query(sql.SPACE))[0]
         return StorageSpace(size=size, free=free)
 
-    def compact(self, full: bool) -> Plan[None]:
+    def compact(self, full: bool) -> Plan[tuple[str, ...]]:
         # VACUUM rebuilds the file from the live rows (SQLite has no lighter form for a
         # database created without auto_vacuum); in WAL mode the new pages go through the
         # WAL, which TRUNCATE then copies back and empties (a later checkpoint does, when
-        # a reader still holds it). Both run in autocommit: VACUUM refuses a transaction.
+        # a reader still holds it, waited for up to the busy timeout). Both run in
+        # autocommit: VACUUM refuses a transaction.
         before = (yield Query(sql.SPACE))[0]
         try:
             yield Query(sql.VACUUM)
@@ -132,7 +133,14 @@ class SqliteBackend(Backend):
                     "database is unchanged."
                 ) from exc
             logger.warning("SQLite compacted the database, then reported: %s", exc)
-        yield Query(sql.TRUNCATE_WAL)
+        busy, frames, _copied = (yield Query(sql.TRUNCATE_WAL))[0]
+        if busy:  # the pages are in the WAL, which only grew: the files take more than before
+            return (
+                f"a reader of the database (another connection's open transaction) kept SQLite "
+                f"from emptying its WAL ({frames:,} pages, the compacted database): the files "
+                "shrink once it ends and compact runs again",
+            )
+        return ()
 
     # -- writes ----------------------------------------------------------------------------
 

@@ -163,6 +163,30 @@ def test_compact_names_the_transactions_it_could_not_wait_out(cli: Cli) -> None:
         assert _bytes(sizes.group(2)) < _bytes(sizes.group(1)) - 3 * 3 * _BLOB * 0.9, gave.out
 
 
+def test_compact_says_when_a_reader_kept_the_wal(cli: Cli, tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "c.db"
+    url = f"sqlite:///{path}"
+    ids = _fill(url, 4)
+    assert cli("delete", url, *(a for t in ids[1:] for a in ("--thread", t))).status == 0
+    before = _file(path)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        held = cli("compact", url + "?timeout=0.2")
+        assert _file(path) > before  # the compacted pages wait in the WAL
+    finally:
+        reader.close()
+    assert held.status == 0, held.err
+    warning = held.err.strip().splitlines()[-1]
+    assert warning.startswith("warning: a reader of the database") and "WAL" in warning
+    again = cli("compact", url)
+    assert again.status == 0 and "warning" not in again.err, again.err
+    assert _file(path) < before - 3 * 3 * _BLOB * 0.9  # the deleted threads' blobs
+
+
 @pytest.mark.parametrize(
     ("wait", "needle"), [("soon", "not a duration: 'soon'"), ("-1", "must be 0 or more")]
 )

@@ -1,9 +1,12 @@
-"""compact() on SQLite when the temporary directory has no room for the copy of the data."""
+"""compact() on SQLite: when the temporary directory has no room for the copy of the data, and
+when a reader keeps the WAL from being emptied."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from checkpoint_base import connect
+from checkpoint_base import aconnect, connect
 from tests.conformance.builders import checkpoint, config
 
 _VALUE = 250_000
@@ -108,3 +111,54 @@ def test_compacted_before_the_temporary_directory_filled(tmp_path: Path, full_tm
     )
     assert db.stat().st_size == after
     _intact(url, 12)
+
+
+def _files(path: Path) -> int:
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def _filled(url: str, threads: int) -> None:
+    with connect(url) as saver:
+        for i in range(threads):
+            saver.put(config(f"t{i}"), checkpoint({"b": os.urandom(20_000)}), {}, {"b": 1})
+        for i in range(1, threads):
+            saver.delete_thread(f"t{i}")
+
+
+def test_a_reader_that_holds_the_wal_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    _filled(f"sqlite:///{path}", 30)
+    with connect(f"sqlite:///{path}?timeout=0.3") as saver:
+        reader = sqlite3.connect(path, isolation_level=None)
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM sqlite_master").fetchall()  # holds a snapshot
+            held = saver.compact()
+            on_disk = _files(path)
+        finally:
+            reader.close()
+        assert len(held.held) == 1 and "kept SQLite from emptying its WAL" in held.held[0], held
+        assert held.after.size is not None and held.after.size < 200_000  # the live data
+        assert on_disk > 20 * 20_000  # the compacted pages wait in the WAL beside the old file
+        done = saver.compact()
+        assert done.held == () and _files(path) == done.after.size < 200_000, done
+        assert saver.get_tuple(config("t0")) is not None
+
+
+def test_async_compact_names_the_reader_too(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    _filled(f"sqlite:///{path}", 10)
+
+    async def main() -> None:
+        async with aconnect(f"sqlite:///{path}?timeout=0.3") as saver:
+            reader = sqlite3.connect(path, isolation_level=None)
+            try:
+                reader.execute("BEGIN")
+                reader.execute("SELECT count(*) FROM sqlite_master").fetchall()
+                held = await saver.acompact()
+            finally:
+                reader.close()
+            assert len(held.held) == 1 and "WAL" in held.held[0], held
+            assert (await saver.acompact()).held == ()
+
+    asyncio.run(main())
