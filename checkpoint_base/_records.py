@@ -202,8 +202,8 @@ class Compaction:
     `held` says, one line each, what kept space from going back: on PostgreSQL the
     transactions that were open before the compaction began and still ran when its wait for
     them ran out (rows deleted while one was open stay until a compaction after it ended);
-    on SQLite a reader that kept the WAL from being emptied (the files shrink at the first
-    checkpoint after it ends; `after` is the database's size once that happens).
+    on SQLite a reader that kept the WAL from being emptied (`after` is the database's size;
+    its files shrink to it once the reader ends and a compaction runs again).
     """
 
     before: StorageSpace

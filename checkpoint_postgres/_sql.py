@@ -326,10 +326,10 @@ _MAY_MAINTAIN = """SELECT c.relname FROM pg_catalog.pg_class c
 # read it. `_HORIZON`, taken as a compaction starts, is one past the newest transaction
 # finished by then (its snapshot's xmax, 32 bits, as text): every delete before it is
 # older. `_HOLDERS` are the sessions, prepared transactions and replication slots whose
-# snapshot's xmin or own transaction id is older still (PostgreSQL 14+ counts only this
-# database's sessions; a walsender has none). Autovacuum's pure VACUUMs hold nothing back
-# and are left out. Without pg_read_all_stats, another role's session shows no state,
-# time or query.
+# snapshot's xmin or own transaction id is older still, in this database (what PostgreSQL
+# 14+ counts for its tables; 13 counts every database's, which go unnamed) or in none (a
+# walsender). Autovacuum's pure VACUUMs hold nothing back and are left out. Without
+# pg_read_all_stats, another role's session shows no state, time or query.
 _HORIZON = """SELECT pg_catalog.mod(
     pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::numeric, 4294967296
 )::bigint::text"""
