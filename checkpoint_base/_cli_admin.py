@@ -147,6 +147,13 @@ def _compact(args: argparse.Namespace) -> int:
             space = side.run(backend.space())
             free = "unknown" if space.free is None else format_bytes(space.free)
             out.write(f"{side.label}: {format_bytes(space.size)}, free inside it: {free}\n")
+            held = side.run(backend.older_transactions(0))
+            if held:
+                out.write(
+                    f"transactions open now: {len(held)} (the rows deleted since each began "
+                    "stay until it ends; compact waits up to --wait for them)\n"
+                )
+                out.writelines(f"  {line}\n" for line in held)
             return 0
         waits = ""
         if backend.name == "sqlite":

@@ -147,6 +147,7 @@ def test_compact_names_the_transactions_it_could_not_wait_out(cli: Cli) -> None:
             reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             reader.execute("SELECT 1")  # sees the rows deleted next until it ends
             assert cli("delete", url, *(a for t in ids[1:] for a in ("--thread", t))).status == 0
+            dry = cli("compact", url, "--dry-run")
             held = cli("compact", url, "--full", "--wait", "0.2")
             pid = reader.info.backend_pid
         assert held.status == 0, held.err
@@ -156,6 +157,8 @@ def test_compact_names_the_transactions_it_could_not_wait_out(cli: Cli) -> None:
             line.startswith(f"  session {pid} (") and f"application '{name}'" in line
             for line in lines[2:]
         ), held.err
+        assert dry.status == 0 and "compact waits up to --wait for them" in dry.out, dry.out
+        assert f"\n  session {pid} (" in dry.out
         gave = cli("compact", url, "--full", "--wait", "1m")
         assert gave.status == 0 and "warning" not in gave.err, gave.err
         sizes = re.search(f": {_SIZE} -> {_SIZE}", gave.out)
