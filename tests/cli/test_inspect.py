@@ -78,9 +78,10 @@ def test_history_table(cli: Cli, filled: Filled) -> None:
     assert lines[-1].split()[4:6] == ["-", "__start__"]  # the input: LangGraph's channel only
 
 
-def _changed_by_langgraph(graph: Any, thread_id: str) -> list[tuple[str, list[str]]]:
-    """Each checkpoint's id and the channels whose version differs from its parent's."""
-    states = list(graph.checkpointer.list(_config(thread_id)))
+def _changed_by_versions(saver: Any, thread_id: str) -> list[tuple[str, list[str]]]:
+    """Each checkpoint's id (newest first, through the saver's `list`) and the channels whose
+    version differs from its parent's."""
+    states = list(saver.list(_config(thread_id)))
     versions = {s.config["configurable"]["checkpoint_id"]: s.checkpoint["channel_versions"]
                 for s in states}  # fmt: skip
     changed = []
@@ -100,8 +101,8 @@ def test_history_changed_channels_match_the_versions(
     official = f"langgraph-sqlite:///{tmp_path / 'official.db'}"
     assert cli("migrate", filled.url, official).status == 0
     with connect(filled.url) as saver:
-        for thread_id, (graph_name, _) in filled.work.threads.items():
-            expected = _changed_by_langgraph(_GRAPHS[graph_name](saver), thread_id)
+        for thread_id in filled.work.thread_ids:
+            expected = _changed_by_versions(saver, thread_id)
             assert any(channels for _, channels in expected), thread_id
             for url in (filled.url, official):
                 result = cli("history", url, thread_id, "--json")
@@ -243,7 +244,7 @@ def test_history_of_a_fork_compares_with_a_parent_past_the_page(cli: Cli, tmp_pa
         graph.invoke({"n": 1}, _config("t"))
         first = next(s for s in graph.get_state_history(_config("t")) if s.metadata["step"] == 0)
         graph.invoke(None, first.config)  # replayed from step 0: a second step 1, newest
-        expected = _changed_by_langgraph(graph, "t")
+        expected = _changed_by_versions(saver, "t")
     # LangGraph writes the replay as a fork of step 0 (step 1), then the replayed step 2.
     shown = json.loads(cli("history", url, "t", "--json", "--limit", "2").out)
     assert [e["step"] for e in shown] == [2, 1]
