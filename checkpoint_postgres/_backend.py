@@ -61,7 +61,9 @@ DEFAULT_SCHEMA = "checkpointers"
 """Tables live in their own schema by default, apart from the official saver's tables."""
 _POLL = 0.05
 """Seconds between two looks at the transactions a compaction waits for."""
-_PAUSE = b"SELECT pg_catalog.pg_sleep(%(s)s)"
+_PAUSE = b"SELECT pg_catalog.pg_sleep(%(s)s), pg_catalog.pg_stat_clear_snapshot()"
+"""A pause between two looks; the next look reads the sessions afresh even inside a
+transaction (the caller's), where PostgreSQL keeps showing its first look otherwise."""
 
 
 def _lock_key(schema: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -48,9 +49,23 @@ def test_compact_inside_the_callers_transaction_says_why(pg_url: str, schema: st
     with psycopg.connect(pg_url) as conn:
         saver = PostgresSaver(conn, schema=schema)
         saver.setup()
+        saver.put(config("gone"), checkpoint({"a": 1}), {}, {"a": 1})
+        reader = _reader(pg_url, "cp-report-" + uuid.uuid4().hex[:8])
+        saver.delete_thread("gone")
+        ends = threading.Timer(0.3, reader.commit)
+        ends.start()
         busy = pytest.raises(StorageError, match="VACUUM cannot run inside a transaction")
-        with conn.transaction(), busy:
-            saver.compact()
+        start = time.monotonic()
+        try:
+            with conn.transaction(), busy:
+                # The wait sees the reader end (not the transaction's first look), then
+                # the VACUUM refuses.
+                saver.compact(wait=60)
+        finally:
+            ends.join()
+            reader.close()
+        assert time.monotonic() - start < 30  # not the whole wait
+        assert saver.get_tuple(config("gone")) is None
 
 
 def test_async_compact_on_a_connection_without_autocommit(pg_url: str, schema: str) -> None:
