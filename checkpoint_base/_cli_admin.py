@@ -10,7 +10,7 @@ from collections.abc import Collection
 from typing import Any
 
 from ._backend import Backend
-from ._cli_format import Style, format_bytes, parse_duration, redact, table
+from ._cli_format import Style, format_bytes, parse_duration, parse_seconds, redact, table
 from ._cli_open import every_thread, missing_thread, open_side, saver_side
 from ._errors import ConfigError
 from ._migrate_side import Key, SaverSide
@@ -312,12 +312,9 @@ def add_admin_commands(commands: Any, url_help: str) -> None:
 
 def _seconds(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        try:
-            value = parse_duration(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(f"{e}, or a number of seconds") from None
+        value = parse_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if not value >= 0:  # also NaN
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
     return value

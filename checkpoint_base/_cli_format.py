@@ -18,6 +18,7 @@ __all__ = [
     "format_seconds",
     "format_time",
     "parse_duration",
+    "parse_seconds",
     "parse_when",
     "redact",
     "table",
@@ -136,6 +137,22 @@ def parse_duration(text: str) -> float:
     if not compact or pos != len(compact):
         raise ValueError(f"not a duration: {text!r}; use forms like 90s, 15m, 12h, 7d, 2w, 1d12h")
     return total
+
+
+def parse_seconds(text: str) -> float:
+    """A number of seconds ("90", "2.5") or a duration ("90s", "12h", "1d12h") -> seconds.
+
+    Raises:
+        ValueError: neither; the message shows the accepted forms.
+    """
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or a number of seconds") from None
 
 
 def parse_when(text: str, now: float | None = None) -> float:

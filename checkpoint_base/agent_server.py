@@ -46,7 +46,7 @@ import os
 from collections.abc import AsyncIterator
 
 from ._allow import allowed_pairs
-from ._cli_format import parse_duration
+from ._cli_format import parse_seconds
 from ._connect import aconnect
 from ._encryption import serde_option
 from ._errors import ConfigError
@@ -118,12 +118,9 @@ def _ttl() -> float | None:
     if not raw:
         return None
     try:
-        seconds = float(raw)
+        seconds = parse_seconds(raw)
     except ValueError:
-        try:
-            seconds = parse_duration(raw)
-        except ValueError:
-            seconds = 0.0
+        seconds = 0.0
     if not seconds > 0 or seconds == float("inf"):
         raise ConfigError(
             f"{TTL_VARIABLE}={raw!r}: give how long a thread lives after its last write, as "
