@@ -36,6 +36,16 @@ def _counter(saver: Any) -> Any:
     return builder.compile(checkpointer=saver)
 
 
+def _forked(saver: Any) -> tuple[Any, Any]:
+    """Thread "t" of `_counter` run once, then replayed from its step 0 (LangGraph writes a
+    fork of step 0 as a second step 1): the graph and step 0's state."""
+    graph = _counter(saver)
+    graph.invoke({"n": 1}, _config("t"))
+    first = next(s for s in graph.get_state_history(_config("t")) if s.metadata["step"] == 0)
+    graph.invoke(None, first.config)
+    return graph, first
+
+
 def _apply(before: dict[str, Any], changes: list[dict[str, Any]]) -> dict[str, Any]:
     """The values `changes` (diff --json) make of `before` (both as JSON)."""
     values = dict(before)
@@ -304,10 +314,7 @@ def test_a_step_number_names_a_checkpoint(cli: Cli, filled: Filled, tmp_path: Pa
 def test_a_step_of_a_forked_history_is_named_by_id(cli: Cli, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fork.db'}"
     with connect(url) as saver:
-        graph = _counter(saver)
-        graph.invoke({"n": 1}, _config("t"))
-        first = next(s for s in graph.get_state_history(_config("t")) if s.metadata["step"] == 0)
-        graph.invoke(None, first.config)  # replayed from step 0: a second step 1
+        graph, _ = _forked(saver)
         ones = sorted(
             s.config["configurable"]["checkpoint_id"]
             for s in graph.get_state_history(_config("t"))

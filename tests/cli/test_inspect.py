@@ -11,7 +11,7 @@ from checkpoint_base import connect
 from tests.migration.workload import _GRAPHS
 
 from .conftest import Cli, Filled
-from .test_diff import _counter
+from .test_diff import _forked
 
 
 def _config(thread_id: str, ns: str = "") -> Any:
@@ -240,10 +240,7 @@ def test_a_url_with_a_ttl_is_read_without_sweeping(cli: Cli, filled: Filled) -> 
 def test_history_of_a_fork_compares_with_a_parent_past_the_page(cli: Cli, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fork.db'}"
     with connect(url) as saver:
-        graph = _counter(saver)
-        graph.invoke({"n": 1}, _config("t"))
-        first = next(s for s in graph.get_state_history(_config("t")) if s.metadata["step"] == 0)
-        graph.invoke(None, first.config)  # replayed from step 0: a second step 1, newest
+        _, first = _forked(saver)
         expected = _changed_by_versions(saver, "t")
     # LangGraph writes the replay as a fork of step 0 (step 1), then the replayed step 2.
     shown = json.loads(cli("history", url, "t", "--json", "--limit", "2").out)
