@@ -44,6 +44,17 @@ class StorageUnavailableError(StorageError):
     """The database cannot be reached (refused, timed out, connection lost)."""
 
 
+class StorageFullError(StorageUnavailableError):
+    """The storage has no room left for the call's data: a full disk under SQLite or
+    PostgreSQL, a SQLite database at its `max_page_count`, a Redis server at `maxmemory`
+    that evicts nothing.
+
+    Nothing of the call was stored (a `put` stores its checkpoint whole or not at all), and
+    the saver works again once there is room: the message says how to make some. A subclass
+    of `StorageUnavailableError`, as which a full SQLite or PostgreSQL disk was raised before.
+    """
+
+
 class ValueTooLargeError(StorageError, ValueError):
     """The database refused a value larger than it takes in one field or argument.
 

@@ -9,7 +9,7 @@ import psycopg
 from psycopg import pq
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from checkpoint_base import StorageError, StorageUnavailableError
+from checkpoint_base import StorageError, StorageFullError, StorageUnavailableError
 
 __all__ = [
     "FIRST_WAIT",
@@ -40,6 +40,8 @@ _UNDEFINED_FUNCTION = "42883"
 # Class 54, program limit exceeded (psycopg: an OperationalError): the request itself is
 # too big or too deep, not the server unreachable.
 _LIMIT_CLASS = "54"
+_DISK_FULL = "53100"
+"""SQLSTATE disk_full: the server could not extend a file (a table, its index or TOAST)."""
 
 
 def connection_lost(exc: BaseException, conn: psycopg.BaseConnection[object] | None) -> bool:
@@ -89,6 +91,14 @@ def translate(exc: BaseException, schema: str) -> StorageError:
                 "most 8 kB, which thread ids, namespaces, channel and task names of several "
                 "kB exceed; a field of at most 1 GB; JSON no deeper than max_stack_depth "
                 "allows): it fails the same way when sent again; make it smaller"
+            )
+        if state == _DISK_FULL:
+            return StorageFullError(
+                f"{detail} -- the disk of the PostgreSQL server (where the saver's tables or "
+                "their tablespace live) is full; nothing of this call was stored. Free space "
+                "on that disk (while it is full, even VACUUM may fail); then delete or prune "
+                "threads (`checkpointers delete --idle 30d`, `checkpointers prune`) and run "
+                "`checkpointers compact`, so that new checkpoints reuse their room"
             )
         if isinstance(exc, psycopg.OperationalError) or state.startswith("08"):
             return StorageUnavailableError(detail)

@@ -210,6 +210,16 @@ class AsyncRedisExecutor:
                 raise exhausted from None
 
     async def _transaction(self, tx: Transaction) -> list[Any]:
+        try:
+            return await self._multi(tx)
+        except rx.OutOfMemoryError:
+            if tx.inline is None:
+                raise
+            # A server at maxmemory refuses every command queued in MULTI, reads too: the
+            # one-script form (see `RedisExecutor._transaction`).
+            return [await self._perform(tx.inline())]
+
+    async def _multi(self, tx: Transaction) -> list[Any]:
         lane = await self._lane_for(tx)
         if lane is not None:  # EXEC's replies raw: no caller reads them
             try:

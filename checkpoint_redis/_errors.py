@@ -10,6 +10,7 @@ from redis import exceptions as rx
 from checkpoint_base import (
     DamagedDataError,
     StorageError,
+    StorageFullError,
     StorageUnavailableError,
     ValueTooLargeError,
 )
@@ -130,7 +131,13 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
             "proto-max-bulk-len on every node (CONFIG SET proto-max-bulk-len)."
         )
     if isinstance(exc, rx.OutOfMemoryError):
-        return StorageError(f"Redis is out of memory (maxmemory reached; {detail})")
+        return StorageFullError(
+            f"Redis is out of memory ({detail}): the server reached its maxmemory and, "
+            "evicting nothing (maxmemory-policy noeviction), refuses writes; nothing of this "
+            "call was stored. Make room: delete or prune threads (`checkpointers delete "
+            "--idle 30d`, `checkpointers prune`), give threads a time to live (`ttl=`), or "
+            "raise maxmemory"
+        )
     return StorageError(f"Redis error ({detail})")
 
 

@@ -139,6 +139,17 @@ class RedisExecutor:
             return client.execute_command(*args)
 
     def _transaction(self, tx: Transaction) -> list[Any]:
+        try:
+            return self._multi(tx)
+        except rx.OutOfMemoryError:
+            if tx.inline is None:
+                raise
+            # A server at maxmemory refuses every command queued in MULTI, reads too. The
+            # one-script form runs outside MULTI, where only a write is refused (the
+            # script's first: nothing of it applies).
+            return [self._perform(tx.inline())]
+
+    def _multi(self, tx: Transaction) -> list[Any]:
         lane = self._lane_for(tx)
         if lane is not None:  # EXEC's replies raw: no caller reads them
             try:

@@ -24,8 +24,8 @@ from checkpoint_base import (
     Plan,
     SchemaVersionError,
     StorageError,
+    StorageFullError,
     StorageSpace,
-    StorageUnavailableError,
     ThreadInfo,
     WriteRecord,
     prune_fence,
@@ -116,23 +116,22 @@ class SqliteBackend(Backend):
         before = (yield Query(sql.SPACE))[0]
         try:
             yield Query(sql.VACUUM)
-        except StorageUnavailableError as exc:
-            if "disk is full" not in str(exc):
-                raise
+        except StorageFullError as exc:
             # SQLite says only "database or disk is full", though the disk of the database
             # may have room: the copy goes to its temporary directory first. In WAL mode it
             # may say so after the compacted file was committed (the copy fit its page
             # cache): then the compaction stands.
+            said = f"SQLite: {exc.__cause__ or exc}"  # its words, without the put's advice
             size, free = (yield Query(sql.SPACE))[0]
             if (size, free) == tuple(before):
-                raise StorageUnavailableError(
-                    f"{exc}: compacting writes a copy of the live data "
+                raise StorageFullError(
+                    f"{said}: compacting writes a copy of the live data "
                     f"({(size - free) / 1e6:.1f} MB) to SQLite's temporary directory "
                     f"({_TEMP_DIRS}), then as much again beside the database (its WAL): free "
                     "that much space there, or point SQLITE_TMPDIR at a disk with room. The "
                     "database is unchanged."
                 ) from exc
-            logger.warning("SQLite compacted the database, then reported: %s", exc)
+            logger.warning("SQLite compacted the database, then reported: %s", said)
         busy, frames, _copied = (yield Query(sql.TRUNCATE_WAL))[0]
         if busy:  # the pages are in the WAL, which only grew: the files take more than before
             return (

@@ -28,7 +28,12 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from checkpoint_base import StorageError, StorageUnavailableError, ValueTooLargeError
+from checkpoint_base import (
+    StorageError,
+    StorageFullError,
+    StorageUnavailableError,
+    ValueTooLargeError,
+)
 
 from ._requests import Atomic, Begin, Execute
 from ._schema import PARENT_GONE
@@ -54,7 +59,15 @@ _UNAVAILABLE = (
     "database table is locked",
     "unable to open database",
     "disk i/o error",
-    "database or disk is full",
+)
+_SQLITE_FULL = 13
+_FULL = "database or disk is full"
+_MAKE_ROOM = (
+    "the disk that holds the database (and its -wal file) has no room left, or the "
+    "database reached its max_page_count. Nothing of this call was stored. Free space on "
+    "that disk first (while it is full, SQLite cannot record a delete either); then "
+    "delete or prune threads (`checkpointers delete --idle 30d`, `checkpointers prune`) "
+    "and compact (`checkpointers compact`) to give their space back to the disk"
 )
 _SAVEPOINT = "cp_plan"
 _BEGIN_WRITE = "BEGIN IMMEDIATE"
@@ -88,6 +101,16 @@ def is_busy(exc: BaseException) -> bool:
     return "locked" in message or "busy" in message
 
 
+def is_full(exc: BaseException) -> bool:
+    """True for SQLITE_FULL: no room on the disk, or the database at its `max_page_count`."""
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return bool(code & 0xFF == _SQLITE_FULL)
+    return _FULL in str(exc).lower()
+
+
 _MALFORMED_JSON = (
     "a stored JSON column (metadata or channel_versions of cp_checkpoints) was damaged or "
     "written by another program. Find its thread and checkpoint with: SELECT thread_id, "
@@ -114,6 +137,8 @@ def translate(exc: sqlite3.Error) -> StorageError:
     if message == PARENT_GONE and isinstance(exc, sqlite3.IntegrityError):
         return ParentGoneError(f"SQLite: {message}")
     lowered = message.lower()
+    if is_full(exc):
+        return StorageFullError(f"SQLite: {message}: {_MAKE_ROOM}")
     if is_busy(exc) or any(part in lowered for part in _UNAVAILABLE):
         return StorageUnavailableError(f"SQLite: {message}")
     if any(f"no such table: {name}" in lowered for name in _LATER_TABLES):

@@ -1,0 +1,141 @@
+"""A Redis server at `maxmemory` that evicts nothing: writes refused whole, reads go on.
+
+With `maxmemory-policy noeviction` (what `setup()` asks for; the others may drop part of a
+thread) a full server refuses every command that may take memory. A put or put_writes then
+fails with a `StorageFullError` saying how to make room, and nothing of it is stored: the
+put is one script or one MULTI/EXEC, and Redis refuses a script's first write or a queued
+command before anything applies. Reads must go on, and deleting a thread must work, since
+that is how room is made.
+
+Reads broke: a read that sends a script and an HMGET together does it in one MULTI/EXEC,
+and Redis (7.0 here) refuses every command queued in MULTI while it is over `maxmemory`,
+reads included, so `get_tuple` and `list` failed with "OOM command not allowed" until
+memory was freed (Valkey 9.1 queues them). Now such a transaction runs again as its
+one-script form, outside MULTI, where a full server refuses only writes; also when the
+server has lost the saver's scripts (a restart, a failover, `SCRIPT FLUSH`) and the script
+is sent by its text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from redis.cluster import RedisCluster
+
+from checkpoint_base import StorageFullError
+from checkpoint_redis import AsyncRedisSaver, RedisSaver
+
+from ..conformance.builders import checkpoint, cid, config, new_thread
+from .conftest import keys_under
+
+_BIG = "x" * 200_000
+
+
+def _primaries(raw: Any) -> dict[str, Any]:
+    return {"target_nodes": RedisCluster.PRIMARIES} if isinstance(raw, RedisCluster) else {}
+
+
+def _settings(raw: Any) -> dict[str, Any]:
+    found = raw.config_get("maxmemory*", **_primaries(raw))
+    if isinstance(raw, RedisCluster) and "maxmemory" not in found:  # {node: {name: value}}
+        found = next(iter(found.values()))
+    return dict(found)
+
+
+@pytest.fixture
+def full(raw: Any) -> Iterator[Any]:
+    """A function that fills every master (maxmemory of 1 byte, noeviction) and one that
+    empties their script caches; the settings are restored after the test."""
+    before = _settings(raw)
+    nodes = _primaries(raw)
+
+    def fill() -> None:
+        raw.config_set("maxmemory-policy", "noeviction", **nodes)
+        raw.config_set("maxmemory", 1, **nodes)
+
+    def room() -> None:
+        raw.config_set("maxmemory", before["maxmemory"], **nodes)
+        raw.config_set("maxmemory-policy", before["maxmemory-policy"], **nodes)
+
+    try:
+        yield fill, room
+    finally:
+        room()
+
+
+def _refused(exc: StorageFullError) -> None:
+    message = str(exc)
+    assert message.startswith("Redis is out of memory (OutOfMemoryError: "), message
+    assert "maxmemory" in message and "nothing of this call was stored" in message, message
+    assert "ttl=" in message and "checkpointers delete --idle" in message, message
+
+
+def _flush_scripts(raw: Any) -> None:
+    raw.script_flush()  # on a cluster, redis-py sends it to every master
+
+
+def test_sync(raw: Any, open_saver: Any, full: Any) -> None:
+    fill, room = full
+    saver: RedisSaver = open_saver()
+    prefix = saver.backend.layout.prefix.decode()
+    tid, other = new_thread(), new_thread()
+    first = saver.put(config(tid), checkpoint({"a": 1, "b": "small"}), {}, {"a": 1, "b": 1})
+    saver.put_writes(first, [("a", 2)], "task-0")
+    saver.put(config(other), checkpoint({"a": 1}), {}, {"a": 1})
+    before = keys_under(raw, prefix)
+    fill()
+    big = checkpoint({"a": 1, "b": _BIG}, {"a": 1, "b": 2})
+    with pytest.raises(StorageFullError) as raised:
+        saver.put(first, big, {"step": 1}, {"b": 2})
+    _refused(raised.value)
+    with pytest.raises(StorageFullError) as raised:
+        saver.put_writes(first, [("a", 3), ("b", _BIG)], "task-1")
+    _refused(raised.value)
+    assert keys_under(raw, prefix) == before
+    # Reads go on, also once the server has lost the saver's scripts.
+    for flush in (False, True):
+        if flush:
+            _flush_scripts(raw)
+        latest = saver.get_tuple(config(tid))
+        assert latest is not None and cid(latest.config) == cid(first)
+        assert latest.checkpoint["channel_values"] == {"a": 1, "b": "small"}
+        assert latest.pending_writes == [("task-0", "a", 2)]
+        assert [cid(t.config) for t in saver.list(config(tid))] == [cid(first)]
+    # Deleting a thread makes room, full or not.
+    saver.delete_thread(other)
+    assert saver.get_tuple(config(other)) is None
+    room()
+    second = saver.put(first, big, {"step": 1}, {"b": 2})
+    latest = saver.get_tuple(config(tid))
+    assert latest is not None and cid(latest.config) == cid(second)
+    assert latest.checkpoint["channel_values"] == {"a": 1, "b": _BIG}
+
+
+async def test_async(url: str, raw: Any, open_saver: Any, full: Any) -> None:
+    fill, room = full
+    prefix = open_saver().backend.layout.prefix.decode()
+    tid = new_thread()
+    async with AsyncRedisSaver.from_url(url, key_prefix=prefix) as saver:
+        first = await saver.aput(config(tid), checkpoint({"b": "small"}), {"step": 0}, {"b": 1})
+        before = keys_under(raw, prefix)
+        fill()
+        with pytest.raises(StorageFullError) as raised:
+            await saver.aput(first, checkpoint({"b": _BIG}, {"b": 2}), {"step": 1}, {"b": 2})
+        _refused(raised.value)
+        with pytest.raises(StorageFullError) as raised:
+            await saver.aput_writes(first, [("b", _BIG)], "task-1")
+        _refused(raised.value)
+        assert keys_under(raw, prefix) == before
+        _flush_scripts(raw)
+        latest = await saver.aget_tuple(config(tid))
+        assert latest is not None and cid(latest.config) == cid(first)
+        assert [t.checkpoint["channel_values"] async for t in saver.alist(config(tid))] == [
+            {"b": "small"}
+        ]
+        room()
+        second = await saver.aput(first, checkpoint({"b": _BIG}, {"b": 2}), {}, {"b": 2})
+        latest = await saver.aget_tuple(config(tid))
+        assert latest is not None and cid(latest.config) == cid(second)
+        assert latest.checkpoint["channel_values"] == {"b": _BIG}
