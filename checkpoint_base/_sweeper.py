@@ -27,7 +27,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ._errors import ConfigError, duration_seconds
+from ._errors import ConfigError, StorageFullError, duration_seconds
 
 if TYPE_CHECKING:
     from ._saver import CheckpointSaver
@@ -199,6 +199,14 @@ class Sweeper:
         not migrated yet, the database down): the caller sweeps without it, as before
         leases; say so once. A database that is down fails the sweep itself, which is
         logged."""
+        if isinstance(exc, StorageFullError):  # no room for the lease's row: not a setup
+            logger.warning(
+                "sweeping threads idle for over %s without taking turns with other savers: "
+                "the storage is full (%s)",
+                _spelled(self.idle),
+                exc,
+            )
+            return
         if not self._warned_lease:
             self._warned_lease = True
             logger.warning(

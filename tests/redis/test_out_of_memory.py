@@ -139,3 +139,25 @@ async def test_async(url: str, raw: Any, open_saver: Any, full: Any) -> None:
         latest = await saver.aget_tuple(config(tid))
         assert latest is not None and cid(latest.config) == cid(second)
         assert latest.checkpoint["channel_values"] == {"b": _BIG}
+
+
+def test_reads_that_renew_the_time_to_live(raw: Any, open_saver: Any, full: Any) -> None:
+    """A read of a saver with `ttl` and `refresh_on_read` renews the thread's keys in its one
+    script; a full server refuses that renewal, which failed the read. Now the read goes on
+    without it, and renews again once there is room."""
+    fill, room = full
+    saver: RedisSaver = open_saver(ttl=60, refresh_on_read=True)
+    prefix = saver.backend.layout.prefix.decode()
+    tid = new_thread()
+    first = saver.put(config(tid), checkpoint({"a": 1}), {}, {"a": 1})
+    fill()
+    latest = saver.get_tuple(config(tid))
+    assert latest is not None and cid(latest.config) == cid(first)
+    assert [cid(t.config) for t in saver.list(config(tid))] == [cid(first)]
+    room()
+    keys = [key for key in keys_under(raw, prefix) if raw.pttl(key) > 0]  # not the schema's
+    assert len(keys) >= 5  # the thread's, and its bucket's
+    for key in keys:
+        raw.pexpire(key, 10_000)
+    assert saver.get_tuple(config(tid)) is not None
+    assert all(raw.pttl(key) > 50_000 for key in keys)  # renewed to about 60 s

@@ -12,6 +12,7 @@ stored, reads go on working, and once there is room the saver writes again.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import aiosqlite
@@ -96,3 +97,28 @@ async def test_async(tmp_path: Path) -> None:
         latest = await saver.aget_tuple(config(tid))
         assert latest is not None and cid(latest.config) == cid(second)
         assert latest.checkpoint["channel_values"] == {"b": _BIG} and latest.pending_writes == []
+
+
+def test_the_time_to_live_sweeps_a_full_database(tmp_path: Path) -> None:
+    """The time-to-live sweep deletes idle threads of a database at its `max_page_count`,
+    and the pages it frees take a put again."""
+    conn = sqlite3.connect(tmp_path / "c.db", check_same_thread=False)
+    try:
+        saver = SqliteSaver(conn)
+        tid = new_thread()
+        saver.put(config(tid), checkpoint({"b": _BIG}), {}, {"b": 1})
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(StorageFullError):
+            saver.put(config(new_thread()), checkpoint({"b": _BIG}), {}, {"b": 1})
+        time.sleep(0.3)
+        sweeper = saver.sweep_idle_threads(0.2, every=60)
+        deadline = time.monotonic() + 10
+        while sweeper.sweeps == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sweeper.stop()
+        assert sweeper.sweeps >= 1 and sweeper.last_error is None, sweeper.last_error
+        assert sweeper.deleted == 1 and saver.get_tuple(config(tid)) is None
+        assert saver.put(config(new_thread()), checkpoint({"b": _BIG}), {}, {"b": 1})
+    finally:
+        conn.close()
