@@ -112,6 +112,13 @@ class PostgresBackend(Backend):
 
     def setup(self) -> Plan[None]:
         s = self.sql
+        # An up-to-date schema is only read, outside a transaction: setup() (which connect()
+        # and the command line run) then works on a read replica, in a read-only session,
+        # and for a role that may not create anything.
+        if (yield Query(s.migrations_exist, {"schema": self.schema}, Fetch.ONE)) is not None:
+            version = int((yield Query(s.applied, fetch=Fetch.ONE))[0])
+            if self._known(version) == len(MIGRATIONS):
+                return
         yield BEGIN
         # Held until commit: a second process waits here, then finds the work done.
         yield Query(b"SELECT pg_advisory_xact_lock(%(key)s)", {"key": _lock_key(self.schema)})
@@ -122,19 +129,22 @@ class PostgresBackend(Backend):
             yield Query(s.create_schema)
         yield Query(s.create_migrations)
         row = yield Query(s.applied, fetch=Fetch.ONE)
-        version = int(row[0])
-        if version > len(MIGRATIONS):
-            raise SchemaVersionError(
-                f"schema {self.schema!r} is at version {version}, newer than the {len(MIGRATIONS)} "
-                "this version of checkpointers knows: upgrade the package"
-            )
-        for v in range(version, len(MIGRATIONS)):
+        for v in range(self._known(int(row[0])), len(MIGRATIONS)):
             check = s.migration_checks[v]
             applies = check is None or (yield Query(check, fetch=Fetch.ONE)) is not None
             if applies:
                 for statement in s.migrations[v]:
                     yield Query(statement)
             yield Query(s.record_migration, {"v": v + 1})
+
+    def _known(self, version: int) -> int:
+        """`version`, unless it is newer than this package knows: `SchemaVersionError`."""
+        if version > len(MIGRATIONS):
+            raise SchemaVersionError(
+                f"schema {self.schema!r} is at version {version}, newer than the {len(MIGRATIONS)} "
+                "this version of checkpointers knows: upgrade the package"
+            )
+        return version
 
     def claim(self, name: str, holder: str, seconds: float) -> Plan[bool]:
         params = {"name": name, "holder": holder, "seconds": float(seconds)}

@@ -40,6 +40,8 @@ _UNDEFINED_FUNCTION = "42883"
 # Class 54, program limit exceeded (psycopg: an OperationalError): the request itself is
 # too big or too deep, not the server unreachable.
 _LIMIT_CLASS = "54"
+_READ_ONLY = "25006"
+"""SQLSTATE read_only_sql_transaction: a write sent to a standby, or in a read-only session."""
 _DISK_FULL = "53100"
 """SQLSTATE disk_full: the server could not extend a file (a table, its index or TOAST)."""
 
@@ -91,6 +93,13 @@ def translate(exc: BaseException, schema: str) -> StorageError:
                 "most 8 kB, which thread ids, namespaces, channel and task names of several "
                 "kB exceed; a field of at most 1 GB; JSON no deeper than max_stack_depth "
                 "allows): it fails the same way when sent again; make it smaller"
+            )
+        if state == _READ_ONLY:
+            return StorageError(
+                f"{detail} -- the server takes no writes: it is a standby (a read replica, "
+                "or a primary demoted by a failover), or the session is read-only "
+                "(default_transaction_read_only). Point the saver at the primary; with "
+                "several hosts in the conninfo, target_session_attrs=read-write picks it"
             )
         if state == _DISK_FULL:
             return StorageFullError(

@@ -304,6 +304,10 @@ _CLAIM = """INSERT INTO {s}.leases AS l (name, holder, until)
     WHERE l.until <= clock_timestamp() OR l.holder = excluded.holder
     RETURNING true"""
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s"
+# Whether the schema holds the migrations table (by name, bound: no error when it does not).
+_MIGRATIONS_EXIST = """SELECT 1 FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = %(schema)s AND c.relname = 'migrations' AND c.relkind = 'r'"""
 # The saver's three tables in the schema (bound by name): their bytes with indexes and TOAST,
 # and whether the current role may VACUUM each (the table's owner, the database's owner, a
 # superuser; PostgreSQL 17 also grants MAINTAIN, which `_MAY_MAINTAIN` asks on such servers).
@@ -429,6 +433,7 @@ class Statements:
     migrations: tuple[tuple[bytes, ...], ...]
     migration_checks: tuple[bytes | None, ...]
     schema_exists: bytes
+    migrations_exist: bytes
     space: bytes
     may_vacuum: bytes
     may_maintain: bytes
@@ -480,6 +485,7 @@ def statements(schema: str) -> Statements:
         ),
         migration_checks=tuple(None if m.only_if is None else r(m.only_if) for m in MIGRATIONS),
         schema_exists=_SCHEMA_EXISTS.encode(),
+        migrations_exist=_MIGRATIONS_EXIST.encode(),
         space=_SPACE.encode(),
         may_vacuum=_MAY_VACUUM.encode(),
         may_maintain=_MAY_MAINTAIN.encode(),

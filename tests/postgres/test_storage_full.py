@@ -53,6 +53,7 @@ def small_tablespace(
     where = tempfile.mkdtemp(prefix="checkpointers-full-")
     os.chmod(where, 0o755)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", where], check=True)
+    in_use = False  # the server has files there: unmounting then would crash it
     try:
         os.chown(where, owner, pwd.getpwuid(owner).pw_gid)
         admin.execute(
@@ -60,6 +61,7 @@ def small_tablespace(
                 sql.Identifier(_TABLESPACE), sql.Literal(where)
             )
         )
+        in_use = True
 
         def grow() -> None:  # room on that disk again
             subprocess.run(["mount", "-o", "remount,size=16m", where], check=True)
@@ -69,9 +71,12 @@ def small_tablespace(
         finally:
             drop_schema(pg_url, schema)
             admin.execute(sql.SQL("DROP TABLESPACE {}").format(sql.Identifier(_TABLESPACE)))
+            admin.execute("CHECKPOINT")  # the server's writes of those files are done
+            in_use = False
     finally:
-        subprocess.run(["umount", where], check=True)
-        os.rmdir(where)
+        if not in_use:  # else left mounted: its files go with the test server's data
+            subprocess.run(["umount", where], check=True)
+            os.rmdir(where)
 
 
 def _in(pg_url: str) -> str:
