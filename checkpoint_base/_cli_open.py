@@ -91,8 +91,13 @@ def _require_file(path: str, url: str) -> None:
         )
 
 
-def _probe_postgres(url: str, shown: str) -> None:
-    """Fail fast, in one line, when the server cannot be reached (a pool would wait 30 s)."""
+def _probe_postgres(url: str, shown: str, tables_of: str | None = None) -> bool:
+    """Fail fast, in one line, when the server cannot be reached (a pool would wait 30 s).
+
+    Returns whether schema `tables_of` holds the saver's tables (True when not asked): a
+    command that must not create them looks first, since opening a saver runs `setup()`,
+    which would create them, in a mistyped `?schema=` too.
+    """
     try:
         import psycopg
     except ImportError as exc:
@@ -106,7 +111,12 @@ def _probe_postgres(url: str, shown: str) -> None:
     except psycopg.ProgrammingError as exc:
         raise ConfigError(f"malformed PostgreSQL URL {shown}: {exc}") from exc
     try:
-        psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT).close()
+        with psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT) as conn:
+            if tables_of is None:
+                return True
+            from checkpoint_postgres._sql import MIGRATIONS_EXIST
+
+            return conn.execute(MIGRATIONS_EXIST, {"schema": tables_of}).fetchone() is not None
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageUnavailableError(
@@ -139,7 +149,7 @@ def _connected(url: str, shown: str) -> Any:
 
 
 @contextlib.contextmanager
-def _ours(url: str, shown: str, *, create: bool) -> Iterator[Side]:
+def _ours(url: str, shown: str, *, create: bool, missing_ok: bool) -> Iterator[Side]:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme != "memory":
         # The application's URL may say how long idle threads live (`?ttl=`): a command
@@ -148,9 +158,21 @@ def _ours(url: str, shown: str, *, create: bool) -> Iterator[Side]:
     if scheme == "sqlite" and not create:
         _require_file(_sqlite_path(url, "sqlite"), shown)
     if scheme in ("postgresql", "postgres"):
+        from checkpoint_postgres._backend import DEFAULT_SCHEMA
         from checkpoint_postgres._entry import url_schema
 
-        _probe_postgres(url_schema(url)[0], shown)  # schema= is the saver's, not libpq's
+        conninfo, schema = url_schema(url)  # schema= is the saver's, not libpq's
+        schema = schema or DEFAULT_SCHEMA
+        if not _probe_postgres(conninfo, shown, None if create else schema):
+            if not missing_ok:
+                raise ConfigError(
+                    f"no checkpoint tables in schema {schema!r} at {shown}: check the schema "
+                    "(?schema=name in the URL; 'checkpointers' by default), or create them "
+                    "with `checkpointers setup URL`"
+                )
+            with _empty(shown) as side:  # nothing created, as for a missing SQLite file
+                yield side
+            return
     if scheme == "memory":
         raise ConfigError(
             "memory:// lives only as long as this command: there is nothing to read and what "
@@ -245,10 +267,12 @@ def open_side(
         url: The URL.
         write: The command will write (a missing SQLite file is then created, unless
             `create` is False).
-        create: Whether a missing SQLite file is created (default: when `write`). False for
-            commands that change what is there (prune, delete, compact): a mistyped path
-            is then an error, not a new empty database.
-        missing_ok: A SQLite file that does not exist reads as empty (and is not created).
+        create: Whether a missing SQLite file, or the saver's PostgreSQL tables, are
+            created (default: when `write`). False for commands that read or change what is
+            there (prune, delete, compact): a mistyped path or schema is then an error, not
+            a new empty store.
+        missing_ok: A SQLite file that does not exist, or a PostgreSQL schema without the
+            saver's tables, reads as empty (and is not created).
 
     Raises:
         UnknownBackendError: the scheme is unknown.
@@ -278,7 +302,7 @@ def open_side(
         with _langgraph_postgres(url, scheme, shown) as side:
             yield side
     else:
-        with _ours(url, shown, create=create) as side:
+        with _ours(url, shown, create=create, missing_ok=missing_ok) as side:
             yield side
 
 

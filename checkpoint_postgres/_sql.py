@@ -26,6 +26,7 @@ from ._migrations import MIGRATIONS
 __all__ = [
     "BLOB_COLUMNS",
     "MAX_VALUES_ROWS",
+    "MIGRATIONS_EXIST",
     "PUT_FUNCTION_BLOBS",
     "WRITE_COLUMNS",
     "Statements",
@@ -305,7 +306,7 @@ _CLAIM = """INSERT INTO {s}.leases AS l (name, holder, until)
     RETURNING true"""
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s"
 # Whether the schema holds the migrations table (by name, bound: no error when it does not).
-_MIGRATIONS_EXIST = """SELECT 1 FROM pg_catalog.pg_class c
+MIGRATIONS_EXIST = """SELECT 1 FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = %(schema)s AND c.relname = 'migrations' AND c.relkind = 'r'"""
 # The saver's three tables in the schema (bound by name): their bytes with indexes and TOAST,
@@ -485,7 +486,7 @@ def statements(schema: str) -> Statements:
         ),
         migration_checks=tuple(None if m.only_if is None else r(m.only_if) for m in MIGRATIONS),
         schema_exists=_SCHEMA_EXISTS.encode(),
-        migrations_exist=_MIGRATIONS_EXIST.encode(),
+        migrations_exist=MIGRATIONS_EXIST.encode(),
         space=_SPACE.encode(),
         may_vacuum=_MAY_VACUUM.encode(),
         may_maintain=_MAY_MAINTAIN.encode(),

@@ -181,3 +181,44 @@ def test_an_export_langgraph_storage_cannot_hold_is_refused_in_one_line(
         result, "error: the value of channel 'raw'", "of thread 't1'", "it is a bytearray"
     )
     assert "unexpected" not in result.err
+
+
+def test_a_postgres_schema_without_the_tables_is_not_created(cli: Cli, filled: Filled) -> None:
+    """A mistyped `?schema=` given to a command that reads or changes a store is an error,
+    not a new schema whose empty tables the command then reports on (opening a saver runs
+    setup(), which created them); a dry-run migration into it reads it as empty and creates
+    nothing either. `setup` and a migration do create it."""
+    import psycopg
+
+    from checkpoint_base.testing import servers
+    from checkpoint_postgres._testing import drop_schema, fresh_schema
+
+    base = servers.postgres_url()
+    name = fresh_schema("cli")
+    url = f"{base}{'&' if '?' in base else '?'}schema={name}"
+
+    def exists() -> bool:
+        with psycopg.connect(base) as conn:
+            query = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
+            return conn.execute(query, (name,)).fetchone() is not None
+
+    try:
+        for argv in (
+            ["threads", url],
+            ["history", url, "t"],
+            ["check", url],
+            ["prune", url, "--keep-last", "1"],
+            ["delete", url, "--idle", "1d"],
+            ["compact", url],
+        ):
+            result = cli(*argv)
+            assert_one_line_error(result, f"no checkpoint tables in schema {name!r}", "setup URL")
+            assert not exists(), argv
+        dry = cli("migrate", filled.url, url, "--dry-run")
+        assert dry.status == 0, dry.err
+        assert "(does not exist yet)" in dry.out and not exists()
+        assert cli("setup", url).status == 0 and exists()
+        listed = cli("threads", url)
+        assert listed.status == 0 and "no threads" in listed.out, listed
+    finally:
+        drop_schema(base, name)
