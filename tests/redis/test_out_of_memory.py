@@ -28,6 +28,7 @@ from checkpoint_base import StorageFullError
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
 
 from ..conformance.builders import checkpoint, cid, config, new_thread
+from ..storage_full import arefused_when_full, refused_when_full
 from .conftest import keys_under
 
 _BIG = "x" * 200_000
@@ -86,13 +87,7 @@ def test_sync(raw: Any, open_saver: Any, full: Any) -> None:
     saver.put(config(other), checkpoint({"a": 1}), {}, {"a": 1})
     before = keys_under(raw, prefix)
     fill()
-    big = checkpoint({"a": 1, "b": _BIG}, {"a": 1, "b": 2})
-    with pytest.raises(StorageFullError) as raised:
-        saver.put(first, big, {"step": 1}, {"b": 2})
-    _refused(raised.value)
-    with pytest.raises(StorageFullError) as raised:
-        saver.put_writes(first, [("a", 3), ("b", _BIG)], "task-1")
-    _refused(raised.value)
+    refused_when_full(saver, first, _BIG, _refused)
     assert keys_under(raw, prefix) == before
     # Reads go on, also once the server has lost the saver's scripts.
     for flush in (False, True):
@@ -107,6 +102,7 @@ def test_sync(raw: Any, open_saver: Any, full: Any) -> None:
     saver.delete_thread(other)
     assert saver.get_tuple(config(other)) is None
     room()
+    big = checkpoint({"a": 1, "b": _BIG}, {"a": 1, "b": 2})
     second = saver.put(first, big, {"step": 1}, {"b": 2})
     latest = saver.get_tuple(config(tid))
     assert latest is not None and cid(latest.config) == cid(second)
@@ -121,12 +117,7 @@ async def test_async(url: str, raw: Any, open_saver: Any, full: Any) -> None:
         first = await saver.aput(config(tid), checkpoint({"b": "small"}), {"step": 0}, {"b": 1})
         before = keys_under(raw, prefix)
         fill()
-        with pytest.raises(StorageFullError) as raised:
-            await saver.aput(first, checkpoint({"b": _BIG}, {"b": 2}), {"step": 1}, {"b": 2})
-        _refused(raised.value)
-        with pytest.raises(StorageFullError) as raised:
-            await saver.aput_writes(first, [("b", _BIG)], "task-1")
-        _refused(raised.value)
+        await arefused_when_full(saver, first, _BIG, _refused)
         assert keys_under(raw, prefix) == before
         _flush_scripts(raw)
         latest = await saver.aget_tuple(config(tid))

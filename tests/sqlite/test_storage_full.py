@@ -22,6 +22,7 @@ from checkpoint_base import StorageFullError, StorageUnavailableError
 from checkpoint_sqlite import AsyncSqliteSaver, SqliteSaver
 
 from ..conformance.builders import checkpoint, cid, config, new_thread
+from ..storage_full import arefused_when_full, refused_when_full
 
 _BIG = "x" * 400_000  # about a hundred pages of 4 kB: never in the free pages of the file
 
@@ -49,13 +50,7 @@ def test_sync(tmp_path: Path) -> None:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages}")
         before = conn.execute(_COUNTS).fetchone()
-        big = checkpoint({"a": 1, "b": _BIG}, {"a": 1, "b": 2})
-        with pytest.raises(StorageFullError) as raised:
-            saver.put(first, big, {"step": 1}, {"b": 2})
-        _refused(raised.value)
-        with pytest.raises(StorageFullError) as raised:
-            saver.put_writes(first, [("a", 3), ("b", _BIG)], "task-1")
-        _refused(raised.value)
+        refused_when_full(saver, first, _BIG, _refused)
         assert conn.execute(_COUNTS).fetchone() == before and not conn.in_transaction
         # Reads go on: the thread is as it was before the refused calls.
         latest = saver.get_tuple(config(tid))
@@ -65,6 +60,7 @@ def test_sync(tmp_path: Path) -> None:
         assert len(list(saver.list(config(tid)))) == 1
         # Room again: the same put goes through.
         conn.execute(f"PRAGMA max_page_count = {pages * 1000}")
+        big = checkpoint({"a": 1, "b": _BIG}, {"a": 1, "b": 2})
         second = saver.put(first, big, {"step": 1}, {"b": 2})
         latest = saver.get_tuple(config(tid))
         assert latest is not None and cid(latest.config) == cid(second)
@@ -83,12 +79,7 @@ async def test_async(tmp_path: Path) -> None:
         assert row is not None
         pages = row[0]
         await conn.execute(f"PRAGMA max_page_count = {pages}")
-        with pytest.raises(StorageFullError) as raised:
-            await saver.aput(first, checkpoint({"b": _BIG}, {"b": 2}), {"step": 1}, {"b": 2})
-        _refused(raised.value)
-        with pytest.raises(StorageFullError) as raised:
-            await saver.aput_writes(first, [("b", _BIG)], "task-1")
-        _refused(raised.value)
+        await arefused_when_full(saver, first, _BIG, _refused)
         assert [t.checkpoint["channel_values"] async for t in saver.alist(config(tid))] == [
             {"b": "small"}
         ]
