@@ -79,9 +79,7 @@ while #out < limit do
   out[#out + 1] = row(base, K, v)
 end
 local ttl = tonumber(ARGV[8])
--- pcall: a server at maxmemory refuses the renewal's first write (nothing of it applies);
--- the read goes on without it
-if ttl > 0 and #out > 0 then pcall(touch, base, ttl, tonumber(ARGV[9]), ARGV[10]) end
+if ttl > 0 and #out > 0 then renew(base, ttl, tonumber(ARGV[9]), ARGV[10]) end
 return out
 """,
 )
@@ -103,7 +101,7 @@ while #out < limit do
   K = nst .. seg(l[1])
 end
 local ttl = tonumber(ARGV[4])
-if ttl > 0 and #out > 0 then pcall(touch, base, ttl, tonumber(ARGV[5]), ARGV[6]) end  -- as LIST
+if ttl > 0 and #out > 0 then renew(base, ttl, tonumber(ARGV[5]), ARGV[6]) end
 return out
 """,
 )

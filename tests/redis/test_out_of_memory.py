@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from redis.cluster import RedisCluster
 
-from checkpoint_base import StorageFullError
+from checkpoint_base import StorageError, StorageFullError
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
 
 from ..conformance.builders import checkpoint, cid, config, new_thread
@@ -152,3 +152,21 @@ def test_reads_that_renew_the_time_to_live(raw: Any, open_saver: Any, full: Any)
         raw.pexpire(key, 10_000)
     assert saver.get_tuple(config(tid)) is not None
     assert all(raw.pttl(key) > 50_000 for key in keys)  # renewed to about 60 s
+
+
+def test_a_renewal_that_fails_otherwise_fails_the_read(raw: Any, open_saver: Any) -> None:
+    """Only a full server's refusal is let go: a renewal that fails for another reason (here
+    the expiry index of the thread's bucket holds another application's string) fails the
+    read, as before, rather than leave the thread's time to live silently unkept."""
+    saver: RedisSaver = open_saver(ttl=60, refresh_on_read=True)
+    prefix = saver.backend.layout.prefix.decode()
+    tid = new_thread()
+    saver.put(config(tid), checkpoint({"a": 1}), {}, {"a": 1})
+    (index,) = [key for key in keys_under(raw, prefix) if key.endswith(b":exp")]
+    raw.delete(index)
+    raw.set(index, b"another application's value")
+    try:
+        with pytest.raises(StorageError, match="WRONGTYPE"):
+            saver.get_tuple(config(tid))
+    finally:
+        raw.delete(index)  # the fixture's drop of the prefix reads that index
