@@ -167,14 +167,17 @@ local function touch(base, ttl, now, member)
   end
 end
 
--- a read's `touch`: a server at maxmemory refuses the renewal's first write (the ZADD, so
--- nothing of it applies) and the read goes on without it; any other error fails the read
+-- a read's `touch`: a server that takes no writes (at maxmemory, or a replica) refuses the
+-- renewal's first write (the ZADD, so nothing of it applies), and the read goes on without
+-- it; any other error fails the read
 local function renew(base, ttl, now, member)
   local ok, err = pcall(touch, base, ttl, now, member)
   if not ok then
     local text = type(err) == 'table' and err.err or tostring(err)
     if string.sub(text, 1, 1) == '-' then text = string.sub(text, 2) end  -- as Redis 6 says it
-    if string.sub(text, 1, 4) ~= 'OOM ' then error(err) end
+    if string.sub(text, 1, 4) ~= 'OOM ' and string.sub(text, 1, 9) ~= 'READONLY ' then
+      error(err)
+    end
   end
 end
 

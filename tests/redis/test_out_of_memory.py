@@ -18,6 +18,8 @@ is sent by its text.
 
 from __future__ import annotations
 
+import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +27,10 @@ import pytest
 from redis.cluster import RedisCluster
 
 from checkpoint_base import StorageError, StorageFullError
+from checkpoint_base.testing import servers
+from checkpoint_base.testing._redis import LocalRedis, command, info
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
+from checkpoint_redis._testing import drop_prefix, fresh_prefix
 
 from ..conformance.builders import checkpoint, cid, config, new_thread
 from ..storage_full import arefused_when_full, refused_when_full
@@ -170,3 +175,49 @@ def test_a_renewal_that_fails_otherwise_fails_the_read(raw: Any, open_saver: Any
             saver.get_tuple(config(tid))
     finally:
         raw.delete(index)  # the fixture's drop of the prefix reads that index
+
+
+@pytest.fixture
+def replica() -> Iterator[str]:
+    """The URL of a replica of the single test server, in sync with it; stopped after."""
+    master = urllib.parse.urlsplit(servers.redis_url())
+    if master.hostname != "127.0.0.1" or master.password:
+        pytest.skip("the test server is not a local one this run may replicate")
+    server = LocalRedis(durable=False)
+    server.start()
+    try:
+        command(server.port, "REPLICAOF", "127.0.0.1", str(master.port))
+        deadline = time.monotonic() + 30
+        while info(server.port, "replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica did not sync"
+            time.sleep(0.05)
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_renewing_reads_on_a_replica(replica: str) -> None:
+    """A replica takes no writes either: a saver reading from it (a reporting process on a
+    read replica, with the application's `ttl` and `refresh_on_read`) reads without renewing;
+    the renewal failed the read. Its writes are refused, named as what they are."""
+    prefix, tid = fresh_prefix(), new_thread()
+    with RedisSaver.from_conn_string(servers.redis_url(), key_prefix=prefix, ttl=60) as writer:
+        writer.setup()
+        first = writer.put(config(tid), checkpoint({"a": 1}), {}, {"a": 1})
+    options = {"ttl": 60, "refresh_on_read": True, "retry_timeout": 0.5}
+    try:
+        _read_from(replica, prefix, tid, cid(first), options)
+    finally:
+        drop_prefix(servers.redis_url(), prefix)
+
+
+def _read_from(replica: str, prefix: str, tid: str, first: str, options: dict[str, Any]) -> None:
+    with RedisSaver.from_conn_string(replica, key_prefix=prefix, **options) as reader:
+        deadline = time.monotonic() + 10
+        while (latest := reader.get_tuple(config(tid))) is None:  # the replica catches up
+            assert time.monotonic() < deadline, "the replica never got the checkpoint"
+            time.sleep(0.05)
+        assert cid(latest.config) == first
+        assert [cid(t.config) for t in reader.list(config(tid))] == [first]
+        with pytest.raises(StorageError, match="read only replica"):
+            reader.put(config(new_thread()), checkpoint({"a": 1}), {}, {"a": 1})
