@@ -184,9 +184,10 @@ def test_setup_on_an_empty_database() -> None:
         if check is not None:
             answers[check] = None  # this server lacks the feature: skip, but record
     seen, _ = collect(backend.setup(), answers)
-    assert seen[0] is BEGIN
-    assert b"pg_advisory_xact_lock" in seen[1].sql
-    statements = [q.sql for q in seen[1:]]
+    assert seen[0].sql == s.migrations_exist  # no migrations table: on to the work
+    assert seen[1] is BEGIN
+    assert b"pg_advisory_xact_lock" in seen[2].sql
+    statements = [q.sql for q in seen[2:]]
     assert s.create_schema in statements
     recorded = [q.params["v"] for q in seen if isinstance(q, Query) and q.sql == s.record_migration]
     assert recorded == list(range(1, len(MIGRATIONS) + 1))
@@ -198,11 +199,19 @@ def test_setup_on_an_empty_database() -> None:
 def test_setup_up_to_date_and_newer() -> None:
     backend = PostgresBackend(SCHEMA)
     s = backend.sql
-    seen, _ = collect(backend.setup(), {s.schema_exists: (1,), s.applied: (len(MIGRATIONS),)})
+    # Up to date: two reads, no transaction, lock or DDL (a read replica takes this path).
+    current = {s.migrations_exist: (1,), s.applied: (len(MIGRATIONS),)}
+    seen, _ = collect(backend.setup(), current)
+    assert [q.sql for q in seen] == [s.migrations_exist, s.applied]
+    with pytest.raises(SchemaVersionError):
+        collect(backend.setup(), {**current, s.applied: (len(MIGRATIONS) + 1,)})
+    # Up to date by the time the lock is held (another process migrated meanwhile).
+    locked = {s.migrations_exist: None, s.schema_exists: (1,), s.applied: (len(MIGRATIONS),)}
+    seen, _ = collect(backend.setup(), locked)
     assert s.create_schema not in [getattr(q, "sql", None) for q in seen]
     assert not any(getattr(q, "sql", None) == s.record_migration for q in seen)
     with pytest.raises(SchemaVersionError):
-        collect(backend.setup(), {s.schema_exists: (1,), s.applied: (len(MIGRATIONS) + 1,)})
+        collect(backend.setup(), {**locked, s.applied: (len(MIGRATIONS) + 1,)})
 
 
 def test_list_page_binds_every_condition() -> None:
