@@ -90,25 +90,28 @@ def autocommits(conn: Any) -> bool:
     return conn.isolation_level is None
 
 
-def is_busy(exc: BaseException) -> bool:
-    """True for SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock."""
-    if not isinstance(exc, sqlite3.OperationalError):
+def _coded(
+    exc: BaseException, kind: type[sqlite3.Error], codes: tuple[int, ...], words: tuple[str, ...]
+) -> bool:
+    """Whether `exc` is a `kind` whose primary result code is one of `codes`; before Python
+    3.11 (no code on the exception), whether its message holds one of `words`."""
+    if not isinstance(exc, kind):
         return False
     code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
     if code is not None:
-        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+        return code & 0xFF in codes
     message = str(exc).lower()
-    return "locked" in message or "busy" in message
+    return any(word in message for word in words)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock."""
+    return _coded(exc, sqlite3.OperationalError, (_SQLITE_BUSY, _SQLITE_LOCKED), ("locked", "busy"))
 
 
 def is_full(exc: BaseException) -> bool:
     """True for SQLITE_FULL: no room on the disk, or the database at its `max_page_count`."""
-    if not isinstance(exc, sqlite3.Error):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
-    if code is not None:
-        return bool(code & 0xFF == _SQLITE_FULL)
-    return _FULL in str(exc).lower()
+    return _coded(exc, sqlite3.Error, (_SQLITE_FULL,), (_FULL,))
 
 
 _MALFORMED_JSON = (
