@@ -237,8 +237,9 @@ def connect(
 
     Args:
         url: `memory://`, `sqlite:///path.db`, `postgresql://...`, `redis://...`,
-            `rediss://...`, `redis+cluster://host:port,...`, or a third-party scheme. The
-            URL of a backend that is swept may give `ttl` and `sweep_every` (seconds) and
+            `rediss://...`, `redis+cluster://host:port,...`,
+            `redis+sentinel://host:port,.../service`, or a third-party scheme. The URL of a
+            backend that is swept may give `ttl` and `sweep_every` (seconds) and
             `ttl_strategy` in its query (`sqlite:///checkpoints.db?ttl=2592000`), as the
             arguments of the same names do; a Redis URL's `ttl` is the saver's own.
         setup: Run the schema migrations first (default True).

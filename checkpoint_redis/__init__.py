@@ -6,8 +6,9 @@
         saver.setup()
         graph = builder.compile(checkpointer=saver)
 
-Or through `checkpoint_base.connect("redis://...")`, `"rediss://..."` (TLS) and
-`"redis+cluster://host:port,host:port"`. Requires `pip install 'checkpointers[redis]'`.
+Or through `checkpoint_base.connect("redis://...")`, `"rediss://..."` (TLS),
+`"redis+cluster://host:port,host:port"` and `"redis+sentinel://host:port,host:port/service"`.
+Requires `pip install 'checkpointers[redis]'`.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from ._backend import DEFAULT_PREFIX, MIGRATIONS, RedisBackend, RedisClusterBack
 from ._errors import RetryPolicy
 from ._eviction import EvictionWarning
 from ._saver import AsyncRedisSaver, RedisSaver
+from ._sentinel import FailoverWarning
 
 __all__ = [
     "DEFAULT_PREFIX",
     "MIGRATIONS",
     "AsyncRedisSaver",
     "EvictionWarning",
+    "FailoverWarning",
     "RedisBackend",
     "RedisClusterBackend",
     "RedisSaver",

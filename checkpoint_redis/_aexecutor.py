@@ -22,6 +22,7 @@ from ._cluster_lane import REROUTE, AsyncClusterLanes, slot_key
 from ._errors import (
     BULK_LIMIT_QUERY,
     RetryPolicy,
+    demoted,
     maybe_oversized,
     oversized,
     retryable,
@@ -29,6 +30,7 @@ from ._errors import (
 )
 from ._lane import AsyncLane, async_lane_for
 from ._requests import Batch, Command, Eval, Transaction, commands, queue
+from ._sentinel import is_sentinel
 
 __all__ = ["AsyncClient", "AsyncRedisExecutor"]
 
@@ -101,6 +103,8 @@ class AsyncRedisExecutor:
                     raise too_big from exc
                 if not retryable(exc):
                     raise translate(exc, request) from exc
+                if demoted(exc):
+                    await self._forget()
                 now = time.monotonic()
                 started = now if started is None else started
                 timeout = self._retry.timeout if self._answered else self._retry.first_timeout
@@ -111,6 +115,14 @@ class AsyncRedisExecutor:
                 return result
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry.max_delay)
+
+    async def _forget(self) -> None:
+        """`RedisExecutor._forget`."""
+        if self._lane is not None:
+            await self._lane.aclose(disconnect=True)
+        client: Any = self.client  # a Sentinel client is a redis.Redis
+        if is_sentinel(client):
+            await client.connection_pool.disconnect(inuse_connections=False)
 
     async def _oversized(
         self, request: Eval | Command | Transaction | Batch, exc: Exception

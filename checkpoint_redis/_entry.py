@@ -1,4 +1,5 @@
-"""The `redis://`, `rediss://` and `redis+cluster://` entries of `checkpoint_base.connect()`."""
+"""The `redis://`, `rediss://`, `redis+cluster://` and `redis+sentinel://` entries of
+`checkpoint_base.connect()`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
         "the redis:// backend needs redis-py: pip install 'checkpointers[redis]'"
     ) from exc
 
-__all__ = ["BACKEND", "CLUSTER_BACKEND"]
+__all__ = ["BACKEND", "CLUSTER_BACKEND", "SENTINEL_BACKEND"]
 
 
 def _connect(url: str, **options: Any) -> RedisSaver:
@@ -28,3 +29,4 @@ async def _aconnect(url: str, **options: Any) -> AsyncRedisSaver:
 
 BACKEND = BackendEntry(connect=_connect, aconnect=_aconnect, extra="redis", expires=True)
 CLUSTER_BACKEND = BackendEntry(connect=_connect, aconnect=_aconnect, extra="redis", expires=True)
+SENTINEL_BACKEND = BackendEntry(connect=_connect, aconnect=_aconnect, extra="redis", expires=True)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import exceptions as rx
+from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFoundError
+from redis.sentinel import MasterNotFoundError
 
 from checkpoint_base import (
     DamagedDataError,
@@ -20,6 +22,7 @@ from ._keys import thread_of
 __all__ = [
     "BULK_LIMIT_QUERY",
     "RetryPolicy",
+    "demoted",
     "largest_argument",
     "maybe_oversized",
     "oversized",
@@ -75,11 +78,36 @@ class RetryPolicy:
     first_timeout: float = 1.0
 
 
+# A master refusing writes for want of replicas in sync (`min-replicas-to-write`): a replica
+# is down or lagging, or the master was just demoted by a failover and lost them all.
+_NOREPLICAS = "NOREPLICAS"
+# What redis-py's Sentinel connection raises for a READONLY reply from its "master".
+_SENTINEL_DEMOTED = "The previous master is now a slave"
+
+
+def _no_replicas(exc: BaseException) -> bool:
+    # Anywhere in the message: a script's error may put its position first (Redis 6).
+    return isinstance(exc, rx.ResponseError) and _NOREPLICAS in str(exc)
+
+
+def demoted(exc: BaseException) -> bool:
+    """True when `exc` says the server reached is no longer the master, or may not be
+    (`NOREPLICAS`): connections kept to it must be dropped, so that the next one asks anew
+    (a Sentinel, or the DNS name of a managed service's primary endpoint)."""
+    return (
+        isinstance(exc, rx.ReadOnlyError)
+        or _no_replicas(exc)
+        or (isinstance(exc, rx.ConnectionError) and str(exc).startswith(_SENTINEL_DEMOTED))
+    )
+
+
 def retryable(exc: BaseException) -> bool:
     """True when `exc` is transient: the request may succeed if sent again."""
     if isinstance(exc, _PERMANENT):
         return False
     if isinstance(exc, (rx.ConnectionError, *_TRANSIENT)) or _closed_under_a_write(exc):
+        return True
+    if _no_replicas(exc):
         return True
     # redis-py's cluster client raises a bare RedisClusterException (not a RedisError) when
     # no node answers, and a bare ClusterError ("TTL exhausted") when a command met redirects
@@ -120,6 +148,19 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
             return found
     if isinstance(exc, _PERMANENT) and not isinstance(exc, rx.RedisError):
         return StorageError(f"Redis cluster rejected the request ({detail})")
+    if _no_replicas(exc):
+        return StorageUnavailableError(
+            f"the Redis master refuses writes: fewer replicas are in sync than its "
+            f"min-replicas-to-write asks for ({detail}); nothing of this call was stored. A "
+            "replica is down or lagging, or a failover demoted this master: start or repair "
+            "a replica, or raise retry_timeout to wait for the failover"
+        )
+    if isinstance(exc, (MasterNotFoundError, AsyncMasterNotFoundError)):
+        return StorageUnavailableError(
+            f"no Sentinel named a master that is up ({detail}). Check the service name (the "
+            "path of a redis+sentinel:// URL) against the Sentinels' `sentinel monitor` "
+            "lines, and that the Sentinels listed are reachable"
+        )
     if retryable(exc):
         return StorageUnavailableError(f"Redis is unreachable or failing over ({detail})")
     if isinstance(exc, rx.ClusterCrossSlotError):

@@ -73,8 +73,11 @@ def _message(risks: Mapping[str, str], ttl: bool) -> str:
 def _by_node(client: Any, reply: Any) -> dict[str, Mapping[str, Any]]:
     if isinstance(client, (RedisCluster, AsyncRedisCluster)):
         return {str(node): info for node, info in reply.items() if isinstance(info, Mapping)}
-    kwargs = client.connection_pool.connection_kwargs
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
     node = f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+    if getattr(pool, "service_name", None) is not None:  # found through Sentinel
+        node = f"the master of Sentinel service {pool.service_name!r}"
     return {node: reply} if isinstance(reply, Mapping) else {}
 
 

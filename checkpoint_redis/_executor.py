@@ -22,6 +22,7 @@ from ._cluster_lane import REROUTE, ClusterLanes, slot_key
 from ._errors import (
     BULK_LIMIT_QUERY,
     RetryPolicy,
+    demoted,
     maybe_oversized,
     oversized,
     retryable,
@@ -29,6 +30,7 @@ from ._errors import (
 )
 from ._lane import Lane, lane_for
 from ._requests import Batch, Command, Eval, Transaction, commands, queue
+from ._sentinel import is_sentinel
 
 __all__ = ["RedisExecutor", "SyncClient"]
 
@@ -76,6 +78,8 @@ class RedisExecutor:
                     raise too_big from exc
                 if not retryable(exc):
                     raise translate(exc, request) from exc
+                if demoted(exc):
+                    self._forget()
                 now = time.monotonic()
                 started = now if started is None else started
                 timeout = self._retry.timeout if self._answered else self._retry.first_timeout
@@ -86,6 +90,15 @@ class RedisExecutor:
                 return result
             time.sleep(delay)
             delay = min(delay * 2, self._retry.max_delay)
+
+    def _forget(self) -> None:
+        """Drop the connections kept to a server that is no longer the master (`demoted`):
+        the next ones ask a Sentinel (or the name's DNS) where the master is now."""
+        if self._lane is not None:
+            self._lane.close(disconnect=True)
+        client: Any = self.client  # a Sentinel client is a redis.Redis
+        if is_sentinel(client):
+            client.connection_pool.disconnect(inuse_connections=False)
 
     def _oversized(
         self, request: Eval | Command | Transaction | Batch, exc: Exception

@@ -18,6 +18,7 @@ from ._backend import DEFAULT_PREFIX, RedisBackend, RedisClusterBackend
 from ._errors import RetryPolicy
 from ._eviction import acheck_eviction, check_eviction
 from ._executor import RedisExecutor, SyncClient
+from ._sentinel import acheck_replicas, check_replicas, is_sentinel
 from ._urls import async_client, saver_options, sync_client
 
 __all__ = ["AsyncRedisSaver", "RedisSaver"]
@@ -26,6 +27,8 @@ SINGLE_RETRY_TIMEOUT = 1.0
 """Seconds a single server gets to come back (a reconnect, a restart in progress)."""
 CLUSTER_RETRY_TIMEOUT = 20.0
 """Seconds a cluster gets to promote a replica: Redis' default `cluster-node-timeout` is 15 s."""
+SENTINEL_RETRY_TIMEOUT = 35.0
+"""Seconds Sentinels get to replace a master: their default `down-after-milliseconds` is 30 s."""
 
 
 def _backend(
@@ -47,7 +50,7 @@ def _backend(
         raise ConfigError(str(exc)) from exc
 
 
-def _retry(cluster: bool, timeout: float | None) -> RetryPolicy:
+def _retry(client: Any, cluster: bool, timeout: float | None) -> RetryPolicy:
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0
     ):
@@ -55,15 +58,22 @@ def _retry(cluster: bool, timeout: float | None) -> RetryPolicy:
             f"retry_timeout must be a number of seconds, 0 or more (0: no retry), got {timeout!r}"
         )
     if timeout is None:
-        timeout = CLUSTER_RETRY_TIMEOUT if cluster else SINGLE_RETRY_TIMEOUT
+        timeout = (
+            CLUSTER_RETRY_TIMEOUT
+            if cluster
+            else SENTINEL_RETRY_TIMEOUT
+            if is_sentinel(client)
+            else SINGLE_RETRY_TIMEOUT
+        )
     return RetryPolicy(timeout=timeout, first_timeout=min(timeout, SINGLE_RETRY_TIMEOUT))
 
 
 class RedisSaver(CheckpointSaver):
     """A LangGraph checkpointer on Redis or Valkey (core commands only, no modules).
 
-    Works on a single server and on Redis Cluster: every key of a thread shares one hash
-    tag, so each operation is one atomic script in one slot.
+    Works on a single server, on a master that Redis Sentinel names, and on Redis Cluster:
+    every key of a thread shares one hash tag, so each operation is one atomic script in one
+    slot.
 
     A saver built from a URL (`from_url`, `from_conn_string`, `connect`) sends its scripts
     and transactions on connections it keeps (on a cluster, those of the keys' master), past
@@ -76,13 +86,16 @@ class RedisSaver(CheckpointSaver):
             graph = builder.compile(checkpointer=saver)
 
     Args:
-        client: A `redis.Redis` or `redis.cluster.RedisCluster` with `decode_responses=False`.
+        client: A `redis.Redis` (one from `redis.sentinel.Sentinel.master_for` too) or a
+            `redis.cluster.RedisCluster`, with `decode_responses=False`.
         key_prefix: Namespace of every key, so several applications share a server.
         ttl: Seconds (or a timedelta) every key of a thread lives after the thread's last
             write; None keeps threads until deleted.
         refresh_on_read: With `ttl`, reading a thread renews its time to live.
         retry_timeout: Seconds to keep retrying a request after a lost connection or during
-            a failover (default 1 on a single server, 20 on a cluster).
+            a failover (default 1 on a single server, 20 on a cluster, 35 behind Sentinel:
+            above the Sentinels' `down-after-milliseconds`, 30 s by default, plus the
+            failover itself).
         serde: The serializer (default: the package's safe msgpack serializer).
         close_client: Close `client` when the saver closes.
 
@@ -103,7 +116,9 @@ class RedisSaver(CheckpointSaver):
     ) -> None:
         cluster = isinstance(client, RedisCluster)
         backend = _backend(client, cluster, key_prefix, ttl, refresh_on_read)
-        executor = RedisExecutor(client, owned=close_client, retry=_retry(cluster, retry_timeout))
+        executor = RedisExecutor(
+            client, owned=close_client, retry=_retry(client, cluster, retry_timeout)
+        )
         backend.read_hints = executor.cheap_transactions
         super().__init__(backend, executor=executor, serde=serde)
         self.client = client
@@ -112,18 +127,24 @@ class RedisSaver(CheckpointSaver):
     def setup(self) -> None:
         """Create or migrate the key layout (idempotent), then check the server's eviction
         policy: `EvictionWarning` when a node may evict some keys of a thread and keep
-        others (an `allkeys-*` `maxmemory-policy`, or `volatile-*` with `ttl=`)."""
+        others (an `allkeys-*` `maxmemory-policy`, or `volatile-*` with `ttl=`); behind
+        Sentinel, `FailoverWarning` when the master takes writes without a replica
+        (`min-replicas-to-write 0`), which a failover can lose."""
         super().setup()
         check_eviction(self.client, self._ttl)
+        check_replicas(self.client)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisSaver:
         """A saver on a new client for `url`, closed with the saver.
 
         Args:
-            url: `redis://[user:password@]host:port/db`, `rediss://...` (TLS), or
-                `redis+cluster://[user:password@]host:port,host:port[?ssl=true]`. The query
-                may carry `key_prefix`, `ttl`, `refresh_on_read` and `retry_timeout`.
+            url: `redis://[user:password@]host:port/db`, `rediss://...` (TLS),
+                `redis+cluster://[user:password@]host:port,host:port[?ssl=true]`, or
+                `redis+sentinel://[user:password@]host:port,host:port/service[/db]` (the
+                Sentinels, and the service they monitor; `sentinel_password=` in the query
+                when the Sentinels ask for one). The query may carry `key_prefix`, `ttl`,
+                `refresh_on_read` and `retry_timeout`.
             **options: The constructor's keyword arguments (they win over the URL's).
 
         Raises:
@@ -151,8 +172,8 @@ class AsyncRedisSaver(CheckpointSaver):
             graph = builder.compile(checkpointer=saver)
 
     Args:
-        client: A `redis.asyncio.Redis` or `redis.asyncio.cluster.RedisCluster` with
-            `decode_responses=False`.
+        client: A `redis.asyncio.Redis` (one from `redis.asyncio.sentinel.Sentinel.master_for`
+            too) or a `redis.asyncio.cluster.RedisCluster`, with `decode_responses=False`.
         key_prefix: Namespace of every key.
         ttl: Seconds (or a timedelta) every key of a thread lives after the thread's last write.
         refresh_on_read: With `ttl`, reading a thread renews its time to live.
@@ -178,7 +199,7 @@ class AsyncRedisSaver(CheckpointSaver):
         cluster = isinstance(client, AsyncRedisCluster)
         backend = _backend(client, cluster, key_prefix, ttl, refresh_on_read)
         executor = AsyncRedisExecutor(
-            client, owned=close_client, retry=_retry(cluster, retry_timeout)
+            client, owned=close_client, retry=_retry(client, cluster, retry_timeout)
         )
         backend.read_hints = executor.cheap_transactions
         super().__init__(backend, aexecutor=executor, serde=serde)
@@ -194,6 +215,7 @@ class AsyncRedisSaver(CheckpointSaver):
         """`RedisSaver.setup`."""
         await super().asetup()
         await acheck_eviction(self.client, self._ttl)
+        await acheck_replicas(self.client)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> AsyncRedisSaver:

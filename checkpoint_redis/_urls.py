@@ -1,4 +1,12 @@
-"""Clients from URLs: `redis://`, `rediss://` (TLS) and `redis+cluster://host:port,host:port`.
+"""Clients from URLs: `redis://`, `rediss://` (TLS), `redis+cluster://host:port,host:port` and
+`redis+sentinel://host:port,host:port/service`.
+
+    redis+sentinel://[user:password@]host:port[,host:port...]/service[/db][?option=value...]
+
+lists Sentinels; the path names the service they monitor (`sentinel monitor <service> ...`)
+and, after it, the database. `user:password` authenticate to the master; the Sentinels' own
+credentials, when they have some, ride in the query (`sentinel_username`,
+`sentinel_password`). What a failover does to such a client: `_sentinel.py`.
 
 Timeouts and retries are set on purpose: redis-py's own retries (3 by default, with back-off)
 turned an unreachable server into a 15 s hang; here redis-py does not retry and the executor
@@ -11,7 +19,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -19,11 +27,13 @@ import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode as _ClusterNode
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from checkpoint_base import ConfigError
 
@@ -64,6 +74,15 @@ _SAVER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "retry_timeout": float,
 }
 _TRUE = {"1", "true", "yes", "on"}
+SENTINEL_SCHEME = "redis+sentinel"
+_SENTINEL_EXAMPLE = "redis+sentinel://host:26379,host:26380/service[/db]"
+# Options a redis+sentinel:// query may carry besides the saver's, and their types.
+_MASTER_OPTIONS = {
+    "socket_timeout": float,
+    "socket_connect_timeout": float,
+    "max_connections": int,
+}
+_SENTINEL_OPTIONS = {"sentinel_username": str, "sentinel_password": str}
 
 
 def saver_options(url: str) -> tuple[str, dict[str, Any]]:
@@ -75,7 +94,8 @@ def saver_options(url: str) -> tuple[str, dict[str, Any]]:
             options, which redis-py would only refuse at the first command.
     """
     parts = urlsplit(url)
-    cluster = parts.scheme.lower() == "redis+cluster"
+    # redis+cluster:// and redis+sentinel:// options are checked where their URLs are read
+    cluster = parts.scheme.lower() in ("redis+cluster", SENTINEL_SCHEME)
     found: dict[str, Any] = {}
     rest = []
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -114,22 +134,31 @@ def _connection_options() -> frozenset[str]:
     return frozenset(names)
 
 
-def _cluster_parts(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
-    parts = urlsplit(url)
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    kwargs: dict[str, Any] = {}
+def _nodes(url: str, usage: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """The `host:port,host:port` list of a URL's network location, and the credentials
+    before it (`username`, `password`).
+
+    Raises:
+        ConfigError: An item of the list is not `host:port`; the message quotes `usage`.
+    """
+    userinfo, _, hosts = urlsplit(url).netloc.rpartition("@")
+    credentials: dict[str, Any] = {}
     if userinfo:
         user, _, password = userinfo.partition(":")
-        kwargs["username"] = unquote(user) or None
-        kwargs["password"] = unquote(password) or None
+        credentials["username"] = unquote(user) or None
+        credentials["password"] = unquote(password) or None
     nodes = []
     for item in hosts.split(","):
         host, _, port = item.strip().rpartition(":")
         if not host or not port.isdigit():
-            raise ConfigError(
-                f"redis+cluster URL needs host:port,host:port,...; got {item!r} in {url!r}"
-            )
+            raise ConfigError(f"{usage}; got {item!r} in {url!r}")
         nodes.append((host.strip("[]"), int(port)))
+    return nodes, credentials
+
+
+def _cluster_parts(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    parts = urlsplit(url)
+    nodes, kwargs = _nodes(url, "redis+cluster URL needs host:port,host:port,...")
     if parts.path.strip("/") not in ("", "0"):
         raise ConfigError(f"Redis Cluster has only database 0; got path {parts.path!r}")
     for name, value in parse_qsl(parts.query):
@@ -144,8 +173,96 @@ def _cluster_parts(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     return nodes, kwargs
 
 
+def _sentinel_parts(
+    url: str,
+) -> tuple[list[tuple[str, int]], str, dict[str, Any], dict[str, Any]]:
+    """(sentinels, service, the master's connection options, the Sentinels' options).
+
+    Raises:
+        ConfigError: The URL is malformed, names no service, or carries an unknown option.
+    """
+    parts = urlsplit(url)
+    sentinels, master = _nodes(
+        url,
+        f"a {SENTINEL_SCHEME} URL lists its Sentinels as host:port,host:port,... "
+        f"(e.g. {_SENTINEL_EXAMPLE})",
+    )
+    path = [unquote(p) for p in parts.path.split("/") if p]
+    if not path or len(path) > 2:
+        raise ConfigError(
+            f"a {SENTINEL_SCHEME} URL names the service the Sentinels monitor as its path, "
+            f"then optionally the database; got path {parts.path!r} in {url!r} "
+            f"(e.g. {_SENTINEL_EXAMPLE})"
+        )
+    if len(path) == 2:
+        if not path[1].isdigit():
+            raise ConfigError(f"the database in {url!r} must be a number, got {path[1]!r}")
+        master["db"] = int(path[1])
+    own: dict[str, Any] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        convert = _MASTER_OPTIONS.get(name) or _SENTINEL_OPTIONS.get(name)
+        if convert is None:
+            tls = (
+                " (TLS through Sentinel: build the client yourself, `Sentinel(...)"
+                ".master_for(...)`, and pass it to RedisSaver)"
+                if name in ("ssl", "tls")
+                else ""
+            )
+            known = ", ".join([*_MASTER_OPTIONS, *_SENTINEL_OPTIONS])
+            raise ConfigError(
+                f"unknown option {name!r} in a {SENTINEL_SCHEME} URL{tls}; the saver's options and "
+                f"{known} are taken"
+            )
+        try:
+            converted = convert(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"bad value for {name!r} in a {SENTINEL_SCHEME} URL: {value!r}"
+            ) from exc
+        if name in _SENTINEL_OPTIONS:
+            own[name.removeprefix("sentinel_")] = converted
+        else:
+            master[name] = converted
+    return sentinels, path[0], master, own
+
+
+def _sentinel_client(url: str) -> SyncClient:
+    """A blocking client of the master that the Sentinels of `url` name.
+
+    Nothing is sent yet: the first command asks the Sentinels for the master's address.
+    """
+    sentinels, service, master, own = _sentinel_parts(url)
+    timeouts = {k: v for k, v in {**CLIENT_DEFAULTS, **master}.items() if k.startswith("socket_")}
+    manager = Sentinel(
+        sentinels,
+        sentinel_kwargs={**timeouts, **own, "retry": Retry(NoBackoff(), 0)},
+        retry=Retry(NoBackoff(), 0),
+        **{**CLIENT_DEFAULTS, **master},
+    )
+    return cast(SyncClient, manager.master_for(service))
+
+
+def _async_sentinel_client(url: str) -> AsyncClient:
+    """`_sentinel_client` for asyncio."""
+    sentinels, service, master, own = _sentinel_parts(url)
+    timeouts = {k: v for k, v in {**CLIENT_DEFAULTS, **master}.items() if k.startswith("socket_")}
+    manager = AsyncSentinel(
+        sentinels,
+        sentinel_kwargs={**timeouts, **own, "retry": AsyncRetry(NoBackoff(), 0)},
+        retry=AsyncRetry(NoBackoff(), 0),
+        **{**CLIENT_DEFAULTS, **master},
+    )
+    return cast(AsyncClient, manager.master_for(service))
+
+
+def _sentinel(url: str) -> bool:
+    return url.lower().startswith(f"{SENTINEL_SCHEME}://")
+
+
 def sync_client(url: str) -> SyncClient:
-    """A blocking client for `url` (single server or cluster)."""
+    """A blocking client for `url` (single server, cluster, or a master found by Sentinel)."""
+    if _sentinel(url):
+        return _sentinel_client(url)
     if url.lower().startswith("redis+cluster://"):
         nodes, kwargs = _cluster_parts(url)
         try:  # the blocking cluster client reads the slot map at once
@@ -163,7 +280,9 @@ def sync_client(url: str) -> SyncClient:
 
 
 def async_client(url: str) -> AsyncClient:
-    """An asyncio client for `url` (single server or cluster)."""
+    """An asyncio client for `url` (single server, cluster, or a master found by Sentinel)."""
+    if _sentinel(url):
+        return _async_sentinel_client(url)
     if url.lower().startswith("redis+cluster://"):
         nodes, kwargs = _cluster_parts(url)
         return AsyncRedisCluster(

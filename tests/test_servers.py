@@ -178,6 +178,47 @@ def test_killed_cluster_master_fails_over_keeping_replicated_writes() -> None:
         servers.kill_redis_cluster_master(killed)
 
 
+@pytest.mark.slow
+def test_redis_sentinel_set_fails_over_and_comes_back_whole() -> None:
+    url = servers.redis_sentinel_url()
+    assert url.startswith("redis+sentinel://") and url.endswith("/checkpointers")
+    if not _ours("redis_sentinel"):
+        with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_REDIS_SENTINEL_URL"):
+            servers.redis_sentinel()
+        return
+    sentinel = servers.redis_sentinel()
+    assert len(sentinel.sentinel_ports) == 3 and len(sentinel.data) == 3
+    master = Redis(port=sentinel.master_port(), socket_timeout=5)
+    try:
+        replication = master.info("replication")
+        assert replication["role"] == "master" and replication["connected_slaves"] == 2
+        assert master.config_get("min-replicas-to-write") == {"min-replicas-to-write": "1"}
+        master.set("test_servers:sentinel", "before")
+        assert master.execute_command("WAIT", 2, 5000) == 2
+    finally:
+        master.close()
+    started = time.monotonic()
+    old, new = sentinel.failover()
+    assert old != new and sentinel.master_port() == new
+    assert time.monotonic() - started < 15  # measured 1.1-1.3 s
+    moved = Redis(port=new, socket_timeout=5)
+    try:
+        assert moved.get("test_servers:sentinel") == b"before"
+        sentinel.wait_whole(30)  # the old master demoted, a replica of the new one
+        assert Redis(port=old, socket_timeout=5).info("replication")["role"] == "slave"
+        killed = sentinel.kill_master()
+        assert killed == new
+        servers.redis_sentinel()  # revives the killed node and waits until all is whole
+        assert sentinel.master_port() != killed
+        assert killed in {node.port for node in sentinel.data}
+        assert all(node.proc.alive() for node in sentinel.data)
+        assert len(set(servers.owned_pids()) & {p.pid for p in sentinel.procs()}) == 6
+    finally:
+        with Redis(port=sentinel.master_port(), socket_timeout=5) as client:
+            client.delete("test_servers:sentinel")
+        moved.close()
+
+
 def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     before = servers.owned_pids()
     wanted = {
@@ -185,6 +226,7 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
         "CHECKPOINTERS_TEST_PGBOUNCER_URL": "postgresql://u@bouncer.invalid:6432/x",
         "CHECKPOINTERS_TEST_REDIS_URL": "redis://cache.invalid:6379/3",
         "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL": "redis+cluster://a.invalid:7000,b.invalid:7001",
+        "CHECKPOINTERS_TEST_REDIS_SENTINEL_URL": "redis+sentinel://s.invalid:26379/svc",
     }
     for var, value in wanted.items():
         monkeypatch.setenv(var, value)
@@ -196,11 +238,17 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
             servers.redis_cluster_url(durable=durable)
             == wanted["CHECKPOINTERS_TEST_REDIS_CLUSTER_URL"]
         )
+        assert (
+            servers.redis_sentinel_url(durable=durable)
+            == wanted["CHECKPOINTERS_TEST_REDIS_SENTINEL_URL"]
+        )
     assert servers.owned_pids() == before
     with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_POSTGRES_URL"):
         servers.restart_postgres()
     with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_REDIS_CLUSTER_URL"):
         servers.kill_redis_cluster_master()
+    with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_REDIS_SENTINEL_URL"):
+        servers.redis_sentinel()
     # An empty variable counts as unset.
     monkeypatch.setenv("CHECKPOINTERS_TEST_REDIS_URL", "")
     assert servers.redis_url() != wanted["CHECKPOINTERS_TEST_REDIS_URL"]

@@ -1,10 +1,12 @@
-"""Real PostgreSQL, PgBouncer, Redis, Redis Cluster and Valkey servers for tests and benchmarks.
+"""Real PostgreSQL, PgBouncer, Redis, Redis Cluster, Redis Sentinel and Valkey servers for tests
+and benchmarks.
 
 Each kind is resolved once per process, in this order:
 
 1. its environment variable, read on every call: ``CHECKPOINTERS_TEST_POSTGRES_URL``,
    ``CHECKPOINTERS_TEST_PGBOUNCER_URL``, ``CHECKPOINTERS_TEST_REDIS_URL``,
-   ``CHECKPOINTERS_TEST_REDIS_CLUSTER_URL``, ``CHECKPOINTERS_TEST_VALKEY_URL``;
+   ``CHECKPOINTERS_TEST_REDIS_CLUSTER_URL``, ``CHECKPOINTERS_TEST_REDIS_SENTINEL_URL``,
+   ``CHECKPOINTERS_TEST_VALKEY_URL``;
 2. testcontainers, when it is installed and a Docker engine answers (PostgreSQL and Redis only);
 3. the local binaries from Debian's packages (``bash scripts/install-system-deps.sh``), started
    on 127.0.0.1 in a fresh directory under /tmp, as ``postgres`` where the server refuses root;
@@ -35,6 +37,7 @@ from checkpoint_base.testing._containers import (
 from checkpoint_base.testing._pg import LocalPgBouncer, LocalPostgres
 from checkpoint_base.testing._procs import Proc, ServerUnavailable
 from checkpoint_base.testing._redis import LocalRedis
+from checkpoint_base.testing._sentinel import LocalRedisSentinel
 
 __all__ = [
     "ENV_VARS",
@@ -44,6 +47,8 @@ __all__ = [
     "pgbouncer_url",
     "postgres_url",
     "redis_cluster_url",
+    "redis_sentinel",
+    "redis_sentinel_url",
     "redis_url",
     "restart_postgres",
     "stop_all",
@@ -56,6 +61,7 @@ ENV_VARS = {
     "pgbouncer": "CHECKPOINTERS_TEST_PGBOUNCER_URL",
     "redis": "CHECKPOINTERS_TEST_REDIS_URL",
     "redis_cluster": "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL",
+    "redis_sentinel": "CHECKPOINTERS_TEST_REDIS_SENTINEL_URL",
     "valkey": "CHECKPOINTERS_TEST_VALKEY_URL",
 }
 
@@ -79,6 +85,11 @@ _LABELS = {
     "redis_cluster": (
         "Redis Cluster",
         "redis+cluster://host:7000,host:7001",
+        _debian("redis-server"),
+    ),
+    "redis_sentinel": (
+        "Redis Sentinel",
+        "redis+sentinel://host:26379,host:26380/service",
         _debian("redis-server"),
     ),
     "valkey": (
@@ -132,6 +143,8 @@ def _candidates(kind: str, durable: bool, tried: list[str]) -> list[_Server]:
         found.append(LocalRedis(durable=durable))
     elif kind == "valkey":
         found.append(LocalRedis(durable=durable, flavor="valkey"))
+    elif kind == "redis_sentinel":
+        found.append(LocalRedisSentinel(durable=durable))
     else:
         found.append(LocalRedisCluster(durable=durable))
     return found
@@ -276,6 +289,38 @@ def redis_cluster_url(*, durable: bool = False) -> str:
         return server.url
 
 
+def redis_sentinel_url(*, durable: bool = False) -> str:
+    """URL of a Redis master with two replicas behind three Sentinels, started on first call.
+
+    Every data node runs with ``min-replicas-to-write 1``; the Sentinels call a master down
+    after 1 s without an answer.
+
+    Args:
+        durable: keep Redis' default snapshots on every data node.
+
+    Returns:
+        ``redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/checkpointers``.
+
+    Raises:
+        ServerUnavailable: no such set could be had.
+    """
+    return _url("redis_sentinel", durable)
+
+
+def redis_sentinel(*, durable: bool = False) -> LocalRedisSentinel:
+    """The Sentinel set this process started (for tests that fail it over or kill its master),
+    once it is whole: every data node up and in its role, every Sentinel agreeing.
+
+    Raises:
+        ServerUnavailable: the set is not ours (env URL), or is not whole within 30 s.
+    """
+    server = _owned("redis_sentinel", durable, "redis_sentinel")
+    assert isinstance(server, LocalRedisSentinel)
+    with _lock:
+        server.revive()
+    return server
+
+
 def _owned(kind: str, durable: bool, action: str) -> _Server:
     if _env_url(kind):
         raise ServerUnavailable(
@@ -356,6 +401,8 @@ def wait_redis_cluster_ok(
 def _procs(server: _Server) -> list[Proc]:
     if isinstance(server, LocalRedisCluster):
         return [node.proc for node in server.nodes]
+    if isinstance(server, LocalRedisSentinel):
+        return server.procs()
     proc = getattr(server, "proc", None)
     return [proc] if isinstance(proc, Proc) else []
 

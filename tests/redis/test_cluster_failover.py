@@ -2,72 +2,25 @@
 
 The saver rides out the failover (its bounded retry), the run finishes, and every checkpoint
 written before the kill is readable afterwards. Redis replicates asynchronously, so before
-the kill the test waits until the replica has what the master acknowledged: a crash within
-that window can lose a write on any Redis deployment, whatever the client.
+the kill the test waits until the replica has what the master acknowledged
+(`failover.wait_replicated`).
 """
 
 from __future__ import annotations
 
-import operator
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Annotated, Any, TypedDict
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-import redis
-from langgraph.graph import END, START, StateGraph
 
 from checkpoint_base.testing import servers
 from checkpoint_redis import RedisSaver
 from checkpoint_redis._urls import sync_client
 
 from .conftest import OWNERS, async_cluster_saver, cluster_saver, inspected_cluster
-
-STEPS = 12
-KILL_AT = 6
-
-
-class State(TypedDict):
-    count: int
-    log: Annotated[list[int], operator.add]
-
-
-def _graph(hook: Callable[[], None]) -> StateGraph:
-    def step(state: State) -> dict[str, Any]:
-        n = state["count"] + 1
-        if n == KILL_AT:
-            hook()
-        return {"count": n, "log": [n]}
-
-    def route(state: State) -> str:
-        return "step" if state["count"] < STEPS else END
-
-    builder = StateGraph(State)
-    builder.add_node("step", step)
-    builder.add_edge(START, "step")
-    builder.add_conditional_edges("step", route)
-    return builder
-
-
-def _wait_replicated(port: int, timeout: float = 10.0) -> None:
-    """Until every replica of the master at `port` has its whole replication stream.
-
-    A master left without replica by an earlier kill gets one, fully synced, from
-    `kill_redis_cluster_master` itself before it kills.
-    """
-    client = redis.Redis(port=port, socket_timeout=2)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            info = client.info("replication")
-            offsets = [v["offset"] for k, v in info.items() if k.startswith("slave")]
-            if not offsets or min(offsets) >= info["master_repl_offset"]:
-                return
-            time.sleep(0.02)
-        raise TimeoutError(f"replicas of {port} did not catch up")
-    finally:
-        client.close()
+from .failover import STEPS, counting_graph, wait_replicated
 
 
 @pytest.fixture
@@ -102,7 +55,7 @@ class _Killer:
             ]
             if not self.before:
                 time.sleep(0.05)
-        _wait_replicated(self.port)
+        wait_replicated(self.port)
         assert servers.kill_redis_cluster_master(self.port) == self.port
         self.killed_at = time.monotonic()
 
@@ -128,7 +81,7 @@ def test_sync_run_survives_master_failover(cluster: tuple[str, str, Any], owner:
     thread_id = f"failover-{uuid.uuid4()}"
     killer = _Killer(url, inspector, thread_id)
     with cluster_saver(url, prefix, owner) as saver:
-        graph = _graph(killer).compile(checkpointer=saver)
+        graph = counting_graph(killer).compile(checkpointer=saver)
         final = graph.invoke({"count": 0, "log": []}, {"configurable": {"thread_id": thread_id}})
         lanes = saver._executor._lanes
         if owner == "from-url":
@@ -147,7 +100,7 @@ async def test_async_run_survives_master_failover(
     thread_id = f"failover-{uuid.uuid4()}"
     killer = _Killer(url, inspector, thread_id)
     async with async_cluster_saver(url, prefix, owner) as saver:
-        graph = _graph(killer).compile(checkpointer=saver)
+        graph = counting_graph(killer).compile(checkpointer=saver)
         final = await graph.ainvoke(
             {"count": 0, "log": []}, {"configurable": {"thread_id": thread_id}}
         )

@@ -1,0 +1,298 @@
+"""A Redis master, two replicas and three Sentinels on loopback, for tests.
+
+Every data node runs with `min-replicas-to-write 1`, as a Sentinel deployment should: a
+master that lost its replicas (one demoted by a failover) refuses writes instead of taking
+writes it would drop when the Sentinels make it a replica.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from checkpoint_base.testing._procs import (
+    Proc,
+    ServerUnavailable,
+    make_run_dir,
+    remove_dir,
+    start_listening,
+    stop_procs,
+    wait_until,
+)
+from checkpoint_base.testing._redis import (
+    RespError,
+    command,
+    info,
+    node_argv,
+    pong,
+    redis_binary,
+)
+
+__all__ = ["SERVICE", "LocalRedisSentinel"]
+
+SERVICE = "checkpointers"
+"""The name the Sentinels monitor the master under (the URL's path)."""
+
+# Sentinels call a master down after this long without an answer, then fail over: a killed
+# master is replaced a few seconds later (tests/test_servers.py measures it).
+_DOWN_AFTER_MS = 1000
+# A Sentinel tries no new failover of the same master within twice this of the last one:
+# the default (3 minutes) would leave a master killed after a failover unreplaced.
+_FAILOVER_TIMEOUT_MS = 3000
+_SENTINELS = 3
+_QUORUM = 2
+
+
+@dataclass(slots=True)
+class _Data:
+    """A data node: the master, or a replica."""
+
+    port: int
+    argv: list[str]
+    proc: Proc
+
+
+def _sentinel_argv(
+    binary: str, run_dir: Path, index: int, master: int, ports: list[int]
+) -> list[str]:
+    """Command line of one Sentinel, whose configuration file it rewrites (it must own one)."""
+    conf = run_dir / f"sentinel{index}.conf"
+    conf.write_text(
+        f"port {ports[0]}\n"
+        "bind 127.0.0.1\n"
+        f"dir {run_dir}\n"
+        f"sentinel monitor {SERVICE} 127.0.0.1 {master} {_QUORUM}\n"
+        f"sentinel down-after-milliseconds {SERVICE} {_DOWN_AFTER_MS}\n"
+        f"sentinel failover-timeout {SERVICE} {_FAILOVER_TIMEOUT_MS}\n"
+        f"sentinel parallel-syncs {SERVICE} 1\n"
+    )
+    return [binary, str(conf), "--sentinel", "--daemonize", "no", "--loglevel", "warning"]
+
+
+def _sentinel_view(port: int) -> dict[str, str]:
+    """SENTINEL MASTER of the service, as a dict (empty when the Sentinel does not answer)."""
+    try:
+        reply = command(port, "SENTINEL", "MASTER", SERVICE)
+    except (OSError, RespError, ConnectionError):
+        return {}
+    if not isinstance(reply, list):
+        return {}
+    return {str(k): str(v) for k, v in zip(reply[::2], reply[1::2], strict=True)}
+
+
+def _same(argv: list[str], ports: list[int]) -> list[str]:
+    """A command line fixed beforehand (its port included): a restart in place."""
+    return argv
+
+
+def _replica_of(argv: list[str], master: int) -> list[str]:
+    """`argv` with its `--replicaof` (if any) pointing at `master`."""
+    if "--replicaof" in argv:
+        at = argv.index("--replicaof")
+        argv = argv[:at] + argv[at + 3 :]
+    return [*argv, "--replicaof", "127.0.0.1", str(master)]
+
+
+def _pong_at(port: int, ports: list[int]) -> bool:
+    return pong(port)
+
+
+@dataclass
+class LocalRedisSentinel:
+    """A master with two replicas, watched by three Sentinels (quorum 2), all on loopback."""
+
+    durable: bool
+    data: list[_Data] = field(default_factory=list)
+    sentinels: list[tuple[int, Proc]] = field(default_factory=list)
+    run_dir: Path | None = None
+
+    def start(self) -> None:
+        """Start the master, its replica and the Sentinels; wait until all know each other.
+
+        Raises:
+            ServerUnavailable: binary missing, a process did not start, or the set did not form.
+        """
+        binary = redis_binary()
+        if binary is None:
+            raise ServerUnavailable("redis-server not found on PATH")
+        run_dir = self.run_dir = make_run_dir("redis-sentinel", None)
+        master = self._data(binary, run_dir / "a", None)
+        self.data = [master]
+        for name in ("b", "c"):
+            self.data.append(self._data(binary, run_dir / name, master.port))
+        for index in range(_SENTINELS):
+            build = functools.partial(_sentinel_argv, binary, run_dir, index, master.port)
+            proc, (port,) = start_listening(
+                f"redis sentinel {index}",
+                build,
+                log=run_dir / f"sentinel{index}.log",
+                user=None,
+                ready=lambda ports: pong(ports[0]),
+                timeout=15,
+            )
+            self.sentinels.append((port, proc))
+        self.wait_whole(30.0)
+
+    def _data(self, binary: str, node_dir: Path, master: int | None) -> _Data:
+        node_dir.mkdir()
+
+        def build(ports: list[int]) -> list[str]:
+            argv = [*node_argv(binary, ports[0], node_dir, self.durable)]
+            argv += ["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"]
+            argv += ["--min-replicas-to-write", "1"]
+            if master is not None:
+                argv += ["--replicaof", "127.0.0.1", str(master)]
+            return argv
+
+        proc, ports = start_listening(
+            f"redis {'replica' if master else 'master'} for sentinel",
+            build,
+            log=node_dir / "redis.log",
+            user=None,
+            ready=lambda ports: pong(ports[0]),
+            timeout=15,
+        )
+        return _Data(ports[0], build(ports), proc)
+
+    @property
+    def url(self) -> str:
+        """redis+sentinel:// URL listing the Sentinels, with the service name as its path."""
+        hosts = ",".join(f"127.0.0.1:{port}" for port, _ in self.sentinels)
+        return f"redis+sentinel://{hosts}/{SERVICE}"
+
+    @property
+    def sentinel_ports(self) -> list[int]:
+        """The Sentinels' ports."""
+        return [port for port, _ in self.sentinels]
+
+    def master_port(self) -> int:
+        """The port of the current master, as the first Sentinel that answers says."""
+        for port in self.sentinel_ports:
+            try:
+                reply = command(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+            except (OSError, RespError, ConnectionError):
+                continue
+            if isinstance(reply, list) and len(reply) == 2:
+                return int(str(reply[1]))
+        raise ServerUnavailable("no Sentinel answers with the master's address")
+
+    def _whole(self) -> bool:
+        """Every Sentinel agrees on a master that is up, sees the replica in sync, and knows
+        the other Sentinels; the master and the replica agree on their roles."""
+        try:
+            roles = {n.port: info(n.port, "replication") for n in self.data}
+        except (OSError, RespError, ConnectionError):
+            return False
+        masters = [p for p, r in roles.items() if r.get("role") == "master"]
+        if len(masters) != 1:
+            return False
+        replicas = [r for p, r in roles.items() if p != masters[0]]
+        if any(r.get("master_link_status") != "up" for r in replicas):
+            return False
+        for port in self.sentinel_ports:
+            view = _sentinel_view(port)
+            if view.get("port") != str(masters[0]) or view.get("flags") != "master":
+                return False
+            if view.get("num-slaves") != str(len(replicas)):
+                return False
+            if view.get("num-other-sentinels") != str(_SENTINELS - 1):
+                return False
+            if view.get("failover-state", "none") != "none":
+                return False
+        return True
+
+    def wait_whole(self, timeout: float) -> None:
+        """Wait until `_whole`.
+
+        Raises:
+            ServerUnavailable: not whole within `timeout`.
+        """
+        self._wait(self._whole, timeout, "redis sentinel set (master, 2 replicas, 3 sentinels)")
+
+    def _wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        wait_until(check, None, timeout, what)
+
+    def failover(self, timeout: float = 30.0) -> tuple[int, int]:
+        """Ask a Sentinel to fail over (SENTINEL FAILOVER) and wait until the Sentinels name
+        the promoted replica and the old master has no replica left, so that it refuses
+        writes (`min-replicas-to-write`). The Sentinels demote it some seconds later
+        (`wait_whole`).
+
+        Returns:
+            (old master's port, new master's port).
+
+        Raises:
+            ServerUnavailable: the failover did not get that far within `timeout`.
+        """
+        old = self.master_port()
+        command(self.sentinel_ports[0], "SENTINEL", "FAILOVER", SERVICE)
+        self._wait(lambda: self._moved_from(old) and self._alone(old), timeout, "failover")
+        return old, self.master_port()
+
+    def _alone(self, port: int) -> bool:
+        try:
+            return info(port, "replication").get("connected_slaves") == "0"
+        except (OSError, RespError, ConnectionError):
+            return False
+
+    def _moved_from(self, old: int) -> bool:
+        try:
+            return self.master_port() != old
+        except ServerUnavailable:
+            return False
+
+    def kill_master(self) -> int:
+        """SIGKILL the current master, as a crash would; `revive` brings it back.
+
+        Returns:
+            The killed master's port.
+        """
+        port = self.master_port()
+        node = next(n for n in self.data if n.port == port)
+        node.proc.popen.kill()
+        node.proc.popen.wait(10)
+        return port
+
+    def revive(self, timeout: float = 30.0) -> None:
+        """Restart a killed data node on its port (the Sentinels make it a replica of the
+        new master) and wait until the set is whole.
+
+        Raises:
+            ServerUnavailable: the node did not come back, or the set did not form again.
+        """
+        dead = {node.port for node in self.data if not node.proc.alive()}
+        if dead:  # first a live master, or the node would come back as one
+            self._wait(lambda: self._named_live(dead), timeout, "the Sentinels' new master")
+        for index, node in enumerate(self.data):
+            if node.proc.alive():
+                continue
+            node_dir = Path(node.argv[node.argv.index("--dir") + 1])
+            argv = _replica_of(node.argv, self.master_port())  # not an empty master
+            proc, _ = start_listening(
+                f"redis data node {index} for sentinel (revived)",
+                functools.partial(_same, argv),
+                log=node_dir / "redis.log",
+                user=None,
+                ready=functools.partial(_pong_at, node.port),
+                timeout=15,
+            )
+            self.data[index] = _Data(node.port, argv, proc)
+        self.wait_whole(timeout)
+
+    def _named_live(self, dead: set[int]) -> bool:
+        try:
+            return self.master_port() not in dead
+        except ServerUnavailable:
+            return False
+
+    def procs(self) -> list[Proc]:
+        """Every process of the set."""
+        return [*(n.proc for n in self.data), *(proc for _, proc in self.sentinels)]
+
+    def stop(self) -> None:
+        """Stop every process and delete the directory."""
+        stop_procs(self.procs())
+        if self.run_dir is not None:
+            remove_dir(self.run_dir)
