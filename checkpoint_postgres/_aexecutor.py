@@ -122,6 +122,8 @@ class AsyncPostgresExecutor:
             async with self._lock:
                 conn = await self._single()
                 state = _ARun(conn, conn.pgconn.transaction_status)
+                state.replaceable = self._owned
+                state.read_only_tries = 1
                 try:
                     return await self._drive(plan, state)
                 finally:
@@ -146,6 +148,8 @@ class AsyncPostgresExecutor:
         except Exception as exc:
             raise translate(exc, self._schema) from exc
         state = _ARun(conn, conn.pgconn.transaction_status)
+        state.replaceable = True
+        state.read_only_tries = self._pool.max_size + 1  # its old ones may all be stale
         try:
             return await self._drive(plan, state)
         finally:
@@ -226,6 +230,8 @@ class AsyncPostgresExecutor:
                     continue  # unprepared this time, and from now on
                 lost, pause = state.after_error(exc, request, self._reconnect_timeout)
                 if pause is None:
+                    if state.stale and self._pool is not None:
+                        await state.conn.close()  # the pool drops it instead of handing it out
                     raise translate(exc, self._schema) from exc
             if pause:
                 await asyncio.sleep(pause)
@@ -292,12 +298,15 @@ class AsyncPostgresExecutor:
         await state.rollback()
         if self._pool is not None:
             state.held = False
-            self._give_back(state.conn)  # a broken connection is discarded
-            await self._pool.check()  # the others likely died with it (server restart)
-            state.conn = await self._getconn()
+            if state.stale:  # a demoted primary: the others may reach it too, and answer
+                await state.conn.close()
+            self._give_back(state.conn)  # a closed or broken connection is discarded
+            if not state.stale:
+                await self._pool.check()  # the others likely died with it (server restart)
+            state.replaced(await self._getconn())
             state.held = True
         else:
-            state.conn = await self._reconnect(state.conn)
+            state.replaced(await self._reconnect(state.conn))
 
     async def _getconn(self) -> AConn:
         """Async twin of the sync executor's `_getconn`."""

@@ -17,6 +17,8 @@ __all__ = [
     "connection_lost",
     "pool_timeout",
     "probe_pool",
+    "read_only",
+    "reports_read_only",
     "retryable_conflict",
     "translate",
 ]
@@ -62,6 +64,20 @@ def connection_lost(exc: BaseException, conn: psycopg.BaseConnection[object] | N
     if conn is None:
         return False
     return conn.closed or conn.broken or conn.pgconn.status == pq.ConnStatus.BAD
+
+
+def read_only(exc: BaseException) -> bool:
+    """True when the server refused a write as read-only (SQLSTATE 25006): a standby, a
+    primary demoted or fenced by a failover (Aurora's old writer, now a reader), or a
+    read-only session."""
+    return isinstance(exc, psycopg.Error) and exc.sqlstate == _READ_ONLY
+
+
+def reports_read_only(conn: psycopg.BaseConnection[Any]) -> bool:
+    """Whether the server of `conn` said, when it last answered, that it takes no writes:
+    a standby, or `default_transaction_read_only` (reported by PostgreSQL 14 and later)."""
+    status = conn.info.parameter_status
+    return status("in_hot_standby") == "on" or status("default_transaction_read_only") == "on"
 
 
 def retryable_conflict(exc: BaseException) -> bool:

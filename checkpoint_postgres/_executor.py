@@ -145,6 +145,8 @@ class PostgresExecutor:
             with self._lock:
                 conn = self._single()
                 state = _Run(conn, conn.pgconn.transaction_status)
+                state.replaceable = self._owned
+                state.read_only_tries = 1
                 try:
                     return self._drive(plan, state)
                 finally:
@@ -156,6 +158,8 @@ class PostgresExecutor:
         except Exception as exc:
             raise translate(exc, self._schema) from exc
         state = _Run(conn, conn.pgconn.transaction_status)
+        state.replaceable = True
+        state.read_only_tries = self._pool.max_size + 1  # its old ones may all be stale
         try:
             return self._drive(plan, state)
         finally:
@@ -203,6 +207,8 @@ class PostgresExecutor:
                     continue  # unprepared this time, and from now on
                 lost, pause = state.after_error(exc, request, self._reconnect_timeout)
                 if pause is None:
+                    if state.stale and self._pool is not None:
+                        state.conn.close()  # the pool drops it instead of handing it out
                     raise translate(exc, self._schema) from exc
             if pause:
                 time.sleep(pause)
@@ -314,12 +320,15 @@ class PostgresExecutor:
         state.rollback()
         if self._pool is not None:
             state.held = False
-            self._pool.putconn(state.conn)  # a broken connection is discarded, not reused
-            self._pool.check()  # the others likely died with it (server restart)
-            state.conn = self._getconn()
+            if state.stale:  # a demoted primary: the others may reach it too, and answer
+                state.conn.close()
+            self._pool.putconn(state.conn)  # a closed or broken one is discarded, not reused
+            if not state.stale:
+                self._pool.check()  # the others likely died with it (server restart)
+            state.replaced(self._getconn())
             state.held = True
         else:
-            state.conn = self._reconnect(state.conn)
+            state.replaced(self._reconnect(state.conn))
 
     def _reconnect(self, old: Conn) -> Conn:
         """A new connection with the settings of `old`, which the executor then owns."""

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import pq
 from psycopg.rows import tuple_row
 
-from ._errors import connection_lost, retryable_conflict
+from ._errors import connection_lost, read_only, reports_read_only, retryable_conflict
 from ._query import Fetch, Query
 
 __all__ = [
@@ -211,9 +211,32 @@ class RunState(Generic[C, X]):
     connection, and continuing on a new one would split it. The first retry is immediate
     (a dropped idle connection); later ones wait, within the reconnect timeout, for a server
     that is restarting or a proxy that cannot reach it yet.
+
+    A write refused as read-only (SQLSTATE 25006) on a pooled connection, or on a single one
+    of the saver's own making (`replaceable`), is taken the same way: the connection may
+    reach a primary that a failover demoted or fenced (Aurora's old writer, a Patroni
+    switchover), while a new connection finds the new one (a DNS name that moved,
+    `target_session_attrs=read-write` over several hosts). The connection is `stale`:
+    closed, never handed back to a pool, where every later write would meet the same
+    refusal. The statement runs again at once, on the next connection, as long as
+    `read_only_tries` lasts: for a pool one more than its size, for every connection it kept
+    from before may be stale too. A new connection that reports a read-only server
+    (`in_hot_standby`, `default_transaction_read_only`: PostgreSQL 14 and later) gets the
+    last try: the server the saver is pointed at takes no writes.
     """
 
-    __slots__ = ("conn", "delays", "held", "outer_tx", "statements", "tx", "want_tx")
+    __slots__ = (
+        "conn",
+        "delays",
+        "held",
+        "outer_tx",
+        "read_only_tries",
+        "replaceable",
+        "stale",
+        "statements",
+        "tx",
+        "want_tx",
+    )
 
     def __init__(self, conn: C, status: int) -> None:
         self.conn = conn
@@ -223,6 +246,9 @@ class RunState(Generic[C, X]):
         self.tx: X | None = None
         self.statements = 0  # run inside `tx` so far
         self.delays: Iterator[float] | None = None
+        self.stale = False  # the connection refused a write as read-only: close, not reuse
+        self.replaceable = False  # set by the executor: not a single connection the caller owns
+        self.read_only_tries = 0  # set by the executor
 
     def statement(self, query: Query) -> Query:
         """`query`, or its `unsynced` form when it will be a transaction of its own."""
@@ -248,8 +274,20 @@ class RunState(Generic[C, X]):
             running `query` again, or None when it must not run again).
         """
         lost = connection_lost(exc, self.conn)
+        if not lost and read_only(exc) and self.replaceable and not self.outer_tx:
+            self.stale = True
+            if self.read_only_tries > 0:
+                self.read_only_tries -= 1
+                return True, 0.0 if self.may_retry(query, lost=True) else None
         retry = (lost or retryable_conflict(exc)) and self.may_retry(query, lost)
         return lost, self.pause(timeout) if retry else None
+
+    def replaced(self, conn: C) -> None:
+        """`conn` took the place of the lost or stale one."""
+        self.conn = conn
+        if self.stale and reports_read_only(conn):
+            self.read_only_tries = 0  # this one says so itself: the last try
+        self.stale = False
 
     def pause(self, timeout: float) -> float | None:
         """Seconds to wait before the next retry, or None when the budget is spent."""

@@ -39,6 +39,8 @@ What keeps a kept connection safe to use:
   task of its own for this, as redis-py's methods drop the connection when cancelled.
 - Before a kept connection is used, a readable socket means the server closed it (its idle
   `timeout`, a restart) or sent something unasked: it is reconnected first, as the pool does.
+- When the executor drops the kept connections (the server answered that it is no longer
+  the master: `_errors.demoted`), those in use at that moment are dropped as they come back.
 - After a fork the kept connections belong to the parent: the child drops them unused.
 - A connection that redis-py marked for reconnection goes back to the pool, which handles it.
 """
@@ -206,6 +208,7 @@ class Lane:
         self._pool = pool
         self._keep = keep
         self._idle: list[Any] = []
+        self._epoch = 0  # one more each time the kept connections are dropped (`close`)
         self._pid = os.getpid()
         self._get = _get_args(pool)
         self._pack = _packer(pool)
@@ -217,25 +220,25 @@ class Lane:
 
     def call(self, *args: Any) -> Any:
         """Send one command and return its reply, as `execute_command` would without callbacks."""
-        conn = self._take()
+        epoch, conn = self._epoch, self._take()
         try:
             conn.send_packed_command(self._pack(conn, (args,)))
             reply = conn.read_response()
         except rx.ResponseError:
-            self._give(conn)  # an error reply, read whole
+            self._give(conn, epoch)  # an error reply, read whole
             raise
         except BaseException:
             conn.disconnect()
             self._pool.release(conn)
             raise
-        self._give(conn)
+        self._give(conn, epoch)
         return reply
 
     def transaction(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send the commands in one MULTI/EXEC and return EXEC's replies; the first error
         reply among them (a queuing error, EXECABORT, an error of a command run) is raised
         once every reply has been read."""
-        conn = self._take()
+        epoch, conn = self._epoch, self._take()
         try:
             conn.send_packed_command(self._pack(conn, _wrapped(commands)))
             errors: list[rx.ResponseError] = []
@@ -253,7 +256,7 @@ class Lane:
             conn.disconnect()
             self._pool.release(conn)
             raise
-        self._give(conn)
+        self._give(conn, epoch)
         return _checked(errors, replies, len(commands))
 
     def _take(self) -> Any:
@@ -271,15 +274,21 @@ class Lane:
             conn.disconnect()  # send_command connects again
         return conn
 
-    def _give(self, conn: Any) -> None:
-        if len(self._idle) < self._keep and not _marked(conn):
+    def _give(self, conn: Any, epoch: int) -> None:
+        if epoch != self._epoch:  # taken before the kept ones were dropped: dropped too
+            conn.disconnect()
+            self._pool.release(conn)
+        elif len(self._idle) < self._keep and not _marked(conn):
             self._idle.append(conn)
         else:
             self._pool.release(conn)
 
     def close(self, *, disconnect: bool = False) -> None:
         """Hand every kept connection back to the pool; closed first with `disconnect` (a
-        node that left the cluster)."""
+        node that left the cluster, a master demoted), as are those in use at the time
+        when they come back."""
+        if disconnect:
+            self._epoch += 1
         idle, self._idle = self._idle, []
         if self._pid == os.getpid():
             for conn in idle:
@@ -307,6 +316,7 @@ class AsyncLane:
         self._pool = pool
         self._keep = keep
         self._idle: list[Any] = []
+        self._epoch = 0  # `Lane._epoch`
         self._get = _get_args(pool)
         self._pack = _packer(pool)
         self._direct = _direct(pool)
@@ -342,14 +352,14 @@ class AsyncLane:
     async def _round_trip(self, commands: Sequence[Sequence[Any]], count: int) -> list[Any]:
         """Send `commands` on a kept connection and read `count` replies (`_exchange`); the
         connection is kept again, or dropped if anything but an error reply went wrong."""
-        conn = await self._take()
+        epoch, conn = self._epoch, await self._take()
         try:
             replies, cancelled = await self._exchange(conn, self._pack(conn, commands), count)
         except BaseException:
             await conn.disconnect(nowait=True)
             await self._pool.release(conn)
             raise
-        await self._give(conn)
+        await self._give(conn, epoch)
         if cancelled is not None:
             raise cancelled  # settled: the caller finds its request done, not done later
         return replies
@@ -430,14 +440,19 @@ class AsyncLane:
             raise
         return conn
 
-    async def _give(self, conn: Any) -> None:
-        if len(self._idle) < self._keep and not _marked(conn):
+    async def _give(self, conn: Any, epoch: int) -> None:
+        if epoch != self._epoch:  # `Lane._give`
+            await conn.disconnect()
+            await self._pool.release(conn)
+        elif len(self._idle) < self._keep and not _marked(conn):
             self._idle.append(conn)
         else:
             await self._pool.release(conn)
 
     async def aclose(self, *, disconnect: bool = False) -> None:
         """`Lane.close`."""
+        if disconnect:
+            self._epoch += 1
         idle, self._idle = self._idle, []
         for conn in idle:
             if disconnect:

@@ -24,7 +24,7 @@ from checkpoint_base.testing._procs import (
     wait_until,
 )
 
-__all__ = ["LocalPgBouncer", "LocalPostgres", "find_pg_bindir"]
+__all__ = ["LocalPgBouncer", "LocalPostgres", "LocalPostgresStandby", "find_pg_bindir"]
 
 # Tests need no crash safety; these make commits ~10x cheaper. Benchmarks pass durable=True.
 _TEST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
@@ -177,6 +177,60 @@ class LocalPostgres:
             "-U", _SUPERUSER, "-d", _DBNAME, "-t", "1",
         ]  # fmt: skip
         return subprocess.run(probe, env=child_env(), check=False, timeout=10).returncode == 0
+
+
+class LocalPostgresStandby(LocalPostgres):
+    """A hot standby of a `LocalPostgres` on loopback: a base backup of the primary
+    (`pg_basebackup -R`), streaming its WAL until it is promoted (`SELECT pg_promote()`)."""
+
+    def __init__(self, primary: LocalPostgres) -> None:
+        super().__init__(durable=primary.durable)
+        self.primary = primary
+
+    def start(self) -> None:
+        """Copy the primary and start streaming from it.
+
+        Raises:
+            ServerUnavailable: the primary is not running, pg_basebackup failed, or the
+                standby did not come up.
+        """
+        bindir = find_pg_bindir()
+        if bindir is None or not self.primary.port:
+            raise ServerUnavailable("a standby needs PostgreSQL's binaries and a running primary")
+        self._bindir = bindir
+        user = service_user("postgres")
+        self.run_dir = make_run_dir("pg-standby", user)
+        backup = [
+            str(bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port),
+            "-U", _SUPERUSER, "-D", str(self.run_dir / "data"), "-R", "-X", "stream",
+            "--no-sync", "-c", "fast",
+        ]  # fmt: skip
+        try:
+            done = subprocess.run(
+                backup,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=child_env(),
+                user=None if user is None else user.pw_uid,
+                group=None if user is None else user.pw_gid,
+                extra_groups=None if user is None else [],
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ServerUnavailable(f"pg_basebackup could not run: {exc}") from exc
+        if done.returncode != 0:
+            raise ServerUnavailable(
+                f"pg_basebackup failed ({done.returncode}):\n{done.stderr[-1500:]}"
+            )
+        self.proc, (self.port,) = start_listening(
+            "postgres standby",
+            lambda ports: self._argv(ports[0]),
+            log=self.run_dir / "postgres.log",
+            user=user,
+            ready=lambda ports: self._ready(ports[0]),
+            stop_signal=signal.SIGINT,
+        )
 
 
 def _connstring_value(value: str) -> str:

@@ -160,6 +160,31 @@ def test_concurrent_callers_each_get_their_own_answers(saver: RedisSaver) -> Non
     assert 1 <= len(_lane(saver)._idle) <= len(names)
 
 
+def test_a_connection_in_use_when_the_kept_ones_are_dropped_is_not_kept(
+    saver: RedisSaver, raw: Any
+) -> None:
+    """A demoted master (READONLY, NOREPLICAS) makes the executor drop the kept connections;
+    a call on another thread was using one of them then: it must not come back to be kept,
+    or a later call would reach the old master again."""
+    lane = _lane(saver)
+    saver.get_tuple(config("a"))
+    (kept,) = lane._idle
+    blocked = int(raw.info("clients")["blocked_clients"])
+    done: list[Any] = []
+    # BLPOP on a key no one writes waits 0.5 s on its own connection, the server free meanwhile
+    worker = threading.Thread(
+        target=lambda: done.append(lane.call("BLPOP", f"{fresh_prefix()}:nothing", "0.5"))
+    )
+    worker.start()
+    while int(raw.info("clients")["blocked_clients"]) == blocked:
+        assert worker.is_alive()
+    lane.close(disconnect=True)  # what `_forget` does on a demoted master
+    worker.join()
+    assert done == [None]
+    assert lane._idle == [] and not kept.is_connected  # back to the pool, closed
+    assert _owner(saver.get_tuple(config("a"))) == "value of a"
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_never_uses_the_parents_connection(saver: RedisSaver) -> None:
     lane = _lane(saver)
@@ -197,6 +222,24 @@ def test_only_a_client_the_saver_created_gets_lanes(url: str) -> None:
         assert owned._executor._lane is not None and owned._executor._lanes is None
     with RedisSaver.from_conn_string(cluster_url) as cluster:  # a lane per master
         assert cluster._executor._lane is None and cluster._executor._lanes is not None
+
+
+async def test_an_async_connection_in_use_when_the_kept_ones_are_dropped_is_not_kept(
+    asaver: AsyncRedisSaver, raw: Any
+) -> None:
+    lane = asaver._aexecutor._lane
+    assert lane is not None
+    await asaver.aput(*_checkpoint("a"))
+    (kept,) = lane._idle
+    blocked = int(raw.info("clients")["blocked_clients"])
+    waiting = asyncio.ensure_future(lane.call("BLPOP", f"{fresh_prefix()}:nothing", "0.5"))
+    while int(raw.info("clients")["blocked_clients"]) == blocked:
+        assert not waiting.done()
+        await asyncio.sleep(0.005)
+    await lane.aclose(disconnect=True)  # what `_forget` does on a demoted master
+    assert await waiting is None
+    assert lane._idle == [] and not kept.is_connected
+    assert _owner(await asaver.aget_tuple(config("a"))) == "value of a"
 
 
 async def test_async_lane_keeps_its_connection_and_survives_a_kill(

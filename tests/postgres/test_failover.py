@@ -1,0 +1,156 @@
+"""A PostgreSQL failover under a running saver: writes go on, on the new primary.
+
+After a switchover (Patroni, or Aurora promoting a reader), the old primary may stay up and
+answer, read-only: its sessions refuse every write with SQLSTATE 25006, and a pool keeps
+handing out connections to it until they reach their maximum lifetime. The saver closes a
+pooled connection that refused a write as read-only and sends the write again on a new one,
+which finds the new primary: here `target_session_attrs=read-write` over both hosts, as
+libpq offers for it; elsewhere a DNS name that moved.
+
+The pair is real: a primary and its streaming standby (`pg_basebackup -R`), started for
+each test (a promotion cannot be undone). The old primary is fenced as a switchover tool
+does, with `default_transaction_read_only`, once the standby has replayed everything.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from checkpoint_base import StorageError, aconnect, connect
+from checkpoint_base.testing._pg import LocalPostgres, LocalPostgresStandby
+from checkpoint_postgres import PostgresSaver
+from tests.conformance.builders import checkpoint, cid, config, new_thread
+
+pytestmark = pytest.mark.slow
+
+
+class Pair:
+    """A primary and its standby; `url` lists both, for the read-write one."""
+
+    def __init__(self, primary: LocalPostgres, standby: LocalPostgresStandby) -> None:
+        self.primary, self.standby = primary, standby
+
+    @property
+    def url(self) -> str:
+        hosts = f"127.0.0.1:{self.primary.port},127.0.0.1:{self.standby.port}"
+        return f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write"
+
+    def replayed(self) -> None:
+        """Wait until the standby has replayed everything the primary wrote so far."""
+        lsn = _one(self.primary.url, "SELECT pg_current_wal_lsn()")
+        with psycopg.connect(self.standby.url, autocommit=True) as conn:
+            _wait(lambda: _one(conn, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"))
+
+    def switch_over(self) -> None:
+        """Fence the primary (its sessions refuse writes from their next transaction), wait
+        until the standby has replayed all it wrote, and promote the standby."""
+        with psycopg.connect(self.primary.url, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+            conn.execute("SELECT pg_reload_conf()")
+        # A new session reads the new setting once the postmaster has signalled every
+        # backend to reload; the saver's idle ones reload before their next statement.
+        _wait(lambda: _one(self.primary.url, "SHOW default_transaction_read_only") == "on")
+        self.replayed()
+        assert _one(self.standby.url, "SELECT pg_promote(true, 30)") is True
+
+
+def _one(where: str | psycopg.Connection[Any], query: str) -> Any:
+    if isinstance(where, str):
+        with psycopg.connect(where, autocommit=True) as conn:
+            return _one(conn, query)
+    row = where.execute(query.encode()).fetchone()  # the tests' own constant queries
+    assert row is not None
+    return row[0]
+
+
+def _wait(ready: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    primary = LocalPostgres(durable=False)
+    standby: LocalPostgresStandby | None = None
+    try:
+        primary.start()
+        standby = LocalPostgresStandby(primary)
+        standby.start()
+        yield Pair(primary, standby)
+    finally:
+        if standby is not None:
+            standby.stop()
+        primary.stop()
+
+
+def _count(url: str, thread_id: str) -> int:
+    with connect(url) as saver:
+        return len(list(saver.list(config(thread_id))))
+
+
+def test_writes_after_a_switchover_reach_the_new_primary(pair: Pair) -> None:
+    tid = new_thread()
+    with connect(pair.url) as saver:
+        for i in range(6):
+            if i == 3:  # the next put meets the pool's connection to the fenced primary
+                pair.switch_over()
+            last = saver.put(config(tid), checkpoint({"a": i}), {"step": i}, {"a": i + 1})
+        latest = saver.get_tuple(config(tid))
+        assert latest is not None and cid(latest.config) == cid(last)
+    # On the new primary, all six; the old one has only what it took before the switch.
+    assert _count(pair.standby.url, tid) == 6
+    assert _count(pair.primary.url, tid) == 3
+
+
+async def test_async_writes_after_a_switchover_reach_the_new_primary(pair: Pair) -> None:
+    tid = new_thread()
+    async with aconnect(pair.url) as saver:
+        for i in range(3):
+            await saver.aput(config(tid), checkpoint({"a": i}), {"step": i}, {"a": i + 1})
+        pair.switch_over()
+        for i in range(3, 6):
+            last = await saver.aput(config(tid), checkpoint({"a": i}), {"step": i}, {"a": i + 1})
+        latest = await saver.aget_tuple(config(tid))
+        assert latest is not None and cid(latest.config) == cid(last)
+    assert _count(pair.standby.url, tid) == 6
+    assert _count(pair.primary.url, tid) == 3
+
+
+def test_a_read_only_server_is_still_an_error_and_leaves_the_pool(pair: Pair) -> None:
+    """Pointed at a standby only, a write fails (after one new connection found the same)
+    with the error that says so, and no connection that refused it goes back to the pool."""
+    with connect(pair.primary.url) as saver:  # the schema, while the primary takes writes
+        saver.put(config(new_thread()), checkpoint({"a": 0}), {}, {"a": 1})
+    pair.replayed()
+    pool = ConnectionPool(
+        pair.standby.url, min_size=2, max_size=2, kwargs={"autocommit": True}, open=True
+    )
+    try:
+        pool.wait()
+        saver = PostgresSaver(pool)
+        pids = _pids(pool)
+        with pytest.raises(StorageError, match="takes no writes"):
+            saver.put(config(new_thread()), checkpoint({"a": 0}), {}, {"a": 1})
+        assert saver.get_tuple(config(str(uuid.uuid4()))) is None  # reads go on
+        assert pids.isdisjoint(_pids(pool))  # the two that refused the write are gone
+    finally:
+        pool.close()
+
+
+def _pids(pool: ConnectionPool[Any]) -> set[int]:
+    """The server processes of both connections of a pool of two, taken together."""
+    conns = [pool.getconn(), pool.getconn()]
+    try:
+        return {_one(conn, "SELECT pg_backend_pid()") for conn in conns}
+    finally:
+        for conn in conns:
+            pool.putconn(conn)
