@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import pwd
 import shutil
 import signal
 import subprocess
@@ -63,6 +64,30 @@ def find_pg_bindir() -> Path | None:
     return None
 
 
+def _run_as(user: pwd.struct_passwd | None, name: str, argv: list[str], timeout: float) -> None:
+    """Run a PostgreSQL tool to its end, as `user` (the server's account when we are root).
+
+    Raises:
+        ServerUnavailable: it could not run, or it failed (its error output is quoted).
+    """
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=child_env(),
+            user=None if user is None else user.pw_uid,
+            group=None if user is None else user.pw_gid,
+            extra_groups=None if user is None else [],
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ServerUnavailable(f"{name} could not run: {exc}") from exc
+    if done.returncode != 0:
+        raise ServerUnavailable(f"{name} failed ({done.returncode}):\n{done.stderr[-1500:]}")
+
+
 class LocalPostgres:
     """A throwaway PostgreSQL cluster: initdb in a /tmp dir, `postgres` as our foreground child."""
 
@@ -97,22 +122,7 @@ class LocalPostgres:
             str(bindir / "initdb"), "-D", str(data), "-U", _SUPERUSER, "-A", "trust",
             "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
         ]  # fmt: skip
-        try:
-            done = subprocess.run(
-                initdb,
-                capture_output=True,
-                text=True,
-                timeout=180,
-                env=child_env(),
-                user=None if user is None else user.pw_uid,
-                group=None if user is None else user.pw_gid,
-                extra_groups=None if user is None else [],
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ServerUnavailable(f"initdb could not run: {exc}") from exc
-        if done.returncode != 0:
-            raise ServerUnavailable(f"initdb failed ({done.returncode}):\n{done.stderr[-1500:]}")
+        _run_as(user, "initdb", initdb, timeout=180)
         self.proc, (self.port,) = start_listening(
             "postgres",
             lambda ports: self._argv(ports[0]),
@@ -205,24 +215,7 @@ class LocalPostgresStandby(LocalPostgres):
             "-U", _SUPERUSER, "-D", str(self.run_dir / "data"), "-R", "-X", "stream",
             "--no-sync", "-c", "fast",
         ]  # fmt: skip
-        try:
-            done = subprocess.run(
-                backup,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                env=child_env(),
-                user=None if user is None else user.pw_uid,
-                group=None if user is None else user.pw_gid,
-                extra_groups=None if user is None else [],
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ServerUnavailable(f"pg_basebackup could not run: {exc}") from exc
-        if done.returncode != 0:
-            raise ServerUnavailable(
-                f"pg_basebackup failed ({done.returncode}):\n{done.stderr[-1500:]}"
-            )
+        _run_as(user, "pg_basebackup", backup, timeout=120)
         self.proc, (self.port,) = start_listening(
             "postgres standby",
             lambda ports: self._argv(ports[0]),
