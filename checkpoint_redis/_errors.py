@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,8 @@ class RetryPolicy:
 # A master refusing writes for want of replicas in sync (`min-replicas-to-write`): a replica
 # is down or lagging, or the master was just demoted by a failover and lost them all.
 _NOREPLICAS = "NOREPLICAS"
+# What a plain connection to a server that takes TLS only meets (redis-py's words).
+_PLAIN_REFUSED = ("Connection reset by peer", "Connection closed by server")
 # What redis-py's Sentinel connection raises for a READONLY reply from its "master".
 _SENTINEL_DEMOTED = "The previous master is now a slave"
 
@@ -101,9 +104,27 @@ def demoted(exc: BaseException) -> bool:
     )
 
 
+def _tls_refused(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error under `exc` when the handshake failed over a certificate (ours not
+    trusted by the server, or its not trusted by us): sending again fails again."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # redis-py raises its ConnectionError while handling the ssl error
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            reason = str(getattr(seen, "reason", "") or "")
+            if isinstance(seen, ssl.SSLCertVerificationError) or (
+                "CERTIFICATE" in reason or "UNKNOWN_CA" in reason
+            ):
+                return seen
+            return None
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def retryable(exc: BaseException) -> bool:
     """True when `exc` is transient: the request may succeed if sent again."""
-    if isinstance(exc, _PERMANENT):
+    if isinstance(exc, _PERMANENT) or _tls_refused(exc) is not None:
         return False
     if isinstance(exc, (rx.ConnectionError, *_TRANSIENT)) or _closed_under_a_write(exc):
         return True
@@ -148,6 +169,14 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
             return found
     if isinstance(exc, _PERMANENT) and not isinstance(exc, rx.RedisError):
         return StorageError(f"Redis cluster rejected the request ({detail})")
+    tls = _tls_refused(exc)
+    if tls is not None:
+        return StorageError(
+            f"the TLS handshake with Redis failed over a certificate ({detail}). If the "
+            "server's certificate is not trusted, give its CA in the URL "
+            "(rediss://...?ssl_ca_certs=/path/ca.pem); if the server asks for a client "
+            "certificate, give it (ssl_certfile=/path/cert.pem&ssl_keyfile=/path/key.pem)"
+        )
     if _no_replicas(exc):
         return StorageUnavailableError(
             f"the Redis master refuses writes: fewer replicas are in sync than its "
@@ -162,7 +191,10 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
             "lines, and that the Sentinels listed are reachable"
         )
     if retryable(exc):
-        return StorageUnavailableError(f"Redis is unreachable or failing over ({detail})")
+        hint = ""
+        if isinstance(exc, rx.ConnectionError) and any(m in str(exc) for m in _PLAIN_REFUSED):
+            hint = ". A server that takes TLS only closes plain connections so: rediss://"
+        return StorageUnavailableError(f"Redis is unreachable or failing over ({detail}){hint}")
     if isinstance(exc, rx.ClusterCrossSlotError):
         return StorageError(f"Redis cluster: keys of one request span slots ({detail})")
     if isinstance(exc, rx.ResponseError) and _BULK_REFUSED in str(exc):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the database servers the tests and benchmarks start (PostgreSQL, PgBouncer, Redis) from
-# Debian's packages, only those that are missing. Quiet when there is nothing to do or it works;
-# prints apt's output and exits non-zero when it fails.
+# Debian's packages, and openssl for the TLS tests' certificates, only those that are missing.
+# Quiet when there is nothing to do or it works; prints apt's output and exits non-zero when it
+# fails.
 #
 # Nothing already installed is upgraded (--no-upgrade), and `apt-get update` runs only when a
 # package is missing. The packages' own services are not started: the test run starts its own
@@ -28,6 +29,7 @@ have_postgres || missing+=(postgresql)
 have redis-server || missing+=(redis-server)
 have redis-cli || missing+=(redis-tools)
 have pgbouncer || missing+=(pgbouncer)
+have openssl || missing+=(openssl)  # the test certificates of the TLS servers
 
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 

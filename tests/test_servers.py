@@ -228,6 +228,7 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
         "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL": "redis+cluster://a.invalid:7000,b.invalid:7001",
         "CHECKPOINTERS_TEST_REDIS_SENTINEL_URL": "redis+sentinel://s.invalid:26379/svc",
         "CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL": "redis+sentinel://v.invalid:26379/svc",
+        "CHECKPOINTERS_TEST_REDIS_TLS_URL": "rediss://tls.invalid:6380/0",
     }
     for var, value in wanted.items():
         monkeypatch.setenv(var, value)
@@ -247,6 +248,7 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
             servers.redis_sentinel_url(durable=durable, flavor="valkey")
             == wanted["CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL"]
         )
+        assert servers.redis_tls_url(durable=durable) == wanted["CHECKPOINTERS_TEST_REDIS_TLS_URL"]
     assert servers.owned_pids() == before
     with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_POSTGRES_URL"):
         servers.restart_postgres()
@@ -256,6 +258,8 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
         servers.redis_sentinel()
     with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL"):
         servers.redis_sentinel(flavor="valkey")
+    with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_REDIS_TLS_URL"):
+        servers.redis_tls()
     # An empty variable counts as unset.
     monkeypatch.setenv("CHECKPOINTERS_TEST_REDIS_URL", "")
     assert servers.redis_url() != wanted["CHECKPOINTERS_TEST_REDIS_URL"]

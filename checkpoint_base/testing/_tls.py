@@ -1,0 +1,81 @@
+"""Certificates for test servers that speak TLS: a throwaway CA, a server and a client.
+
+Made with the `openssl` command (Debian's openssl package; `scripts/install-system-deps.sh`
+installs it when missing), valid for two days, for 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from checkpoint_base.testing._procs import ServerUnavailable, child_env
+
+__all__ = ["TlsFiles", "client_context", "make_certificates"]
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """PEM files: the CA's certificate, the server's and a client's certificate and key."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _openssl(directory: Path, *args: str) -> None:
+    binary = shutil.which("openssl") or shutil.which("openssl", path="/usr/bin")
+    if binary is None:
+        raise ServerUnavailable(
+            "openssl not found on PATH: install Debian's openssl package (`bash "
+            "scripts/install-system-deps.sh` installs what is missing) to make test certificates"
+        )
+    done = subprocess.run(
+        [binary, *args], cwd=directory, capture_output=True, text=True, env=child_env(),
+        timeout=60, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise ServerUnavailable(f"openssl {args[0]} failed: {done.stderr[-800:]}")
+
+
+def _signed(directory: Path, name: str, extension: str) -> None:
+    """A key and a certificate for `name`, signed by the CA in `directory`."""
+    _openssl(directory, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+             "-out", f"{name}.csr", "-subj", f"/CN=checkpointers test {name}")  # fmt: skip
+    (directory / f"{name}.ext").write_text(extension + "\n")
+    _openssl(directory, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey",
+             "ca.key", "-CAcreateserial", "-out", f"{name}.crt", "-days", "2",
+             "-extfile", f"{name}.ext")  # fmt: skip
+
+
+def make_certificates(directory: Path) -> TlsFiles:
+    """A CA, and a server (for 127.0.0.1) and a client certificate it signed, in `directory`.
+
+    Raises:
+        ServerUnavailable: openssl is missing or failed.
+    """
+    _openssl(directory, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+             "-out", "ca.crt", "-days", "2", "-subj", "/CN=checkpointers test CA")  # fmt: skip
+    _signed(directory, "server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+    _signed(directory, "client", "extendedKeyUsage=clientAuth")
+    for key in ("ca.key", "server.key", "client.key"):
+        (directory / key).chmod(0o600)
+    return TlsFiles(
+        ca=directory / "ca.crt",
+        server_cert=directory / "server.crt",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.crt",
+        client_key=directory / "client.key",
+    )
+
+
+def client_context(files: TlsFiles) -> ssl.SSLContext:
+    """A client context that trusts the test CA and presents the client certificate."""
+    context = ssl.create_default_context(cafile=str(files.ca))
+    context.load_cert_chain(str(files.client_cert), str(files.client_key))
+    return context
