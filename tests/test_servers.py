@@ -204,7 +204,7 @@ def test_redis_sentinel_set_fails_over_and_comes_back_whole() -> None:
     moved = Redis(port=new, socket_timeout=5)
     try:
         assert moved.get("test_servers:sentinel") == b"before"
-        sentinel.wait_whole(30)  # the old master demoted, a replica of the new one
+        sentinel.wait_whole(60)  # the old master demoted, a replica of the new one
         assert Redis(port=old, socket_timeout=5).info("replication")["role"] == "slave"
         killed = sentinel.kill_master()
         assert killed == new

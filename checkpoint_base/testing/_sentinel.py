@@ -138,7 +138,7 @@ class LocalRedisSentinel:
                 timeout=15,
             )
             self.sentinels.append((port, proc))
-        self.wait_whole(30.0)
+        self.wait_whole(60.0)
 
     def _data(self, binary: str, node_dir: Path, master: int | None) -> _Data:
         node_dir.mkdir()
@@ -183,39 +183,53 @@ class LocalRedisSentinel:
                 return int(str(reply[1]))
         raise ServerUnavailable("no Sentinel answers with the master's address")
 
-    def _whole(self) -> bool:
-        """Every Sentinel agrees on a master that is up, sees the replica in sync, and knows
-        the other Sentinels; the master and the replica agree on their roles."""
+    def _not_whole(self) -> str | None:
+        """Why the set is not whole yet, or None when it is: every Sentinel agrees on a
+        master that is up, sees both replicas, knows the other Sentinels and runs no
+        failover; the data nodes agree on their roles, the replicas in sync with the master."""
         try:
             roles = {n.port: info(n.port, "replication") for n in self.data}
-        except (OSError, RespError, ConnectionError):
-            return False
+        except (OSError, RespError, ConnectionError) as exc:
+            return f"a data node does not answer: {exc!r}"
         masters = [p for p, r in roles.items() if r.get("role") == "master"]
         if len(masters) != 1:
-            return False
-        replicas = [r for p, r in roles.items() if p != masters[0]]
-        if any(r.get("master_link_status") != "up" for r in replicas):
-            return False
+            return f"data nodes in the role of master: {masters}"
+        master = masters[0]
+        for port, r in roles.items():
+            if port != master and (
+                r.get("master_port") != str(master) or r.get("master_link_status") != "up"
+            ):
+                return f"replica {port} not in sync with {master}: {r.get('master_link_status')}"
         for port in self.sentinel_ports:
             view = _sentinel_view(port)
-            if view.get("port") != str(masters[0]) or view.get("flags") != "master":
-                return False
-            if view.get("num-slaves") != str(len(replicas)):
-                return False
-            if view.get("num-other-sentinels") != str(_SENTINELS - 1):
-                return False
-            if view.get("failover-state", "none") != "none":
-                return False
-        return True
+            wanted = {
+                "port": str(master),
+                "flags": "master",
+                "num-slaves": str(len(self.data) - 1),
+                "num-other-sentinels": str(_SENTINELS - 1),
+            }
+            seen = {key: view.get(key) for key in wanted}
+            if seen != wanted or view.get("failover-state", "none") != "none":
+                return f"sentinel {port} sees {seen}, failover {view.get('failover-state')}"
+        return None
 
     def wait_whole(self, timeout: float) -> None:
-        """Wait until `_whole`.
+        """Wait until the set is whole (`_not_whole`).
 
         Raises:
-            ServerUnavailable: not whole within `timeout`.
+            ServerUnavailable: not whole within `timeout`; the message says what was missing.
         """
         what = f"{self.flavor} sentinel set (master, 2 replicas, 3 sentinels)"
-        self._wait(self._whole, timeout, what)
+        missing: list[str | None] = [None]
+
+        def whole() -> bool:
+            missing[0] = self._not_whole()
+            return missing[0] is None
+
+        try:
+            self._wait(whole, timeout, what)
+        except ServerUnavailable as exc:
+            raise ServerUnavailable(f"{exc}: {missing[0]}") from None
 
     def _wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
         wait_until(check, None, timeout, what)
@@ -261,7 +275,7 @@ class LocalRedisSentinel:
         node.proc.popen.wait(10)
         return port
 
-    def revive(self, timeout: float = 30.0) -> None:
+    def revive(self, timeout: float = 60.0) -> None:
         """Restart a killed data node on its port (the Sentinels make it a replica of the
         new master) and wait until the set is whole.
 

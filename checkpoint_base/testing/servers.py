@@ -357,7 +357,7 @@ def redis_sentinel(*, durable: bool = False, flavor: str = "redis") -> LocalRedi
     once it is whole: every data node up and in its role, every Sentinel agreeing.
 
     Raises:
-        ServerUnavailable: the set is not ours (env URL), or is not whole within 30 s.
+        ServerUnavailable: the set is not ours (env URL), or is not whole within 60 s.
     """
     server = _owned(_sentinel_kind(flavor), durable, "redis_sentinel")
     assert isinstance(server, LocalRedisSentinel)

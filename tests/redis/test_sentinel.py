@@ -253,7 +253,7 @@ def test_writes_after_a_failover_reach_the_new_master(
                 assert _role(old) == "master"
             latest = saver.get_tuple(thread)  # read back at once, from the master
             assert latest is not None and latest.checkpoint["channel_values"] == {"x": i}
-        sentinel.wait_whole(30)  # the old master demoted: what it took is gone now
+        sentinel.wait_whole(60)  # the old master demoted: what it took is gone now
         listed = [t.config["configurable"]["checkpoint_id"] for t in saver.list(thread)]
         assert listed == written[::-1]
         lane = saver._executor._lane
@@ -282,7 +282,7 @@ async def test_async_writes_after_a_failover_reach_the_new_master(
                 assert _role(old) == "master"
             latest = await saver.aget_tuple(thread)
             assert latest is not None and latest.checkpoint["channel_values"] == {"x": i}
-        sentinel.wait_whole(30)
+        sentinel.wait_whole(60)
         listed = [t.config["configurable"]["checkpoint_id"] async for t in saver.alist(thread)]
         assert listed == written[::-1]
         lane = saver._aexecutor._lane
