@@ -7,9 +7,10 @@ import os
 import re
 import shutil
 import time
-import urllib.parse
 from collections.abc import Sequence
 from typing import TextIO
+
+from ._connect import redact
 
 __all__ = [
     "Style",
@@ -174,15 +175,3 @@ def parse_when(text: str, now: float | None = None) -> float:
             "2024-05-04T06:30:00+00:00) or an age (7d, 12h)"
         ) from None
     return moment.timestamp()
-
-
-def redact(url: str) -> str:
-    """The URL with its password hidden, for messages and reports."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

@@ -29,7 +29,14 @@ from ._sweeper import STRATEGIES
 if TYPE_CHECKING:
     from ._saver import CheckpointSaver
 
-__all__ = ["SWEEP_KEYS", "BackendEntry", "aconnect", "connect", "installed_schemes"]
+__all__ = [
+    "SWEEP_KEYS",
+    "BackendEntry",
+    "aconnect",
+    "connect",
+    "installed_schemes",
+    "redact",
+]
 
 GROUP = "checkpointers.backends"
 
@@ -57,10 +64,32 @@ def installed_schemes() -> list[str]:
     return sorted({ep.name for ep in importlib.metadata.entry_points(group=GROUP)})
 
 
+def redact(url: str) -> str:
+    """`url` with its passwords hidden, for messages and reports: the one before `@` (every
+    host of a multi-host URL shares it), and the value of any query option whose name says
+    password (`sentinel_password=`)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except (TypeError, ValueError, AttributeError):  # not a URL (or not text): shown as is
+        return url
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
+    query = parts.query
+    if "password" in query.lower():
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        hidden = [(k, "***" if "password" in k.lower() else v) for k, v in pairs]
+        query = urllib.parse.urlencode(hidden, safe="/*:")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # as given: urlunsplit would write `sqlite:///x.db` as `sqlite:/x.db`
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def _scheme(url: str) -> str:
     if not isinstance(url, str) or "://" not in url:
         raise UnknownBackendError(
-            f"not a checkpointer URL: {url!r}; expected scheme://..., for example "
+            f"not a checkpointer URL: {redact(url)!r}; expected scheme://..., for example "
             "sqlite:///checkpoints.db, postgresql://user@host/db, redis://host:6379/0"
         )
     return url.split("://", 1)[0].lower()
@@ -71,7 +100,7 @@ def _entry(url: str) -> BackendEntry:
     found = [ep for ep in importlib.metadata.entry_points(group=GROUP) if ep.name == scheme]
     if not found:
         raise UnknownBackendError(
-            f"no backend for URL scheme {scheme!r} in {url!r}; installed schemes: "
+            f"no backend for URL scheme {scheme!r} in {redact(url)!r}; installed schemes: "
             f"{', '.join(installed_schemes()) or 'none'}"
         )
     ep = found[0]

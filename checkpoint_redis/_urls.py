@@ -36,6 +36,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from checkpoint_base import ConfigError
+from checkpoint_base._connect import redact
 
 from ._aexecutor import AsyncClient
 from ._errors import translate
@@ -151,7 +152,7 @@ def _nodes(url: str, usage: str) -> tuple[list[tuple[str, int]], dict[str, Any]]
     for item in hosts.split(","):
         host, _, port = item.strip().rpartition(":")
         if not host or not port.isdigit():
-            raise ConfigError(f"{usage}; got {item!r} in {url!r}")
+            raise ConfigError(f"{usage}; got {item!r} in {redact(url)!r}")
         nodes.append((host.strip("[]"), int(port)))
     return nodes, credentials
 
@@ -169,7 +170,7 @@ def _cluster_parts(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
         elif name == "ssl_cert_reqs":
             kwargs[name] = value
         else:
-            raise ConfigError(f"unknown option {name!r} in redis+cluster URL {url!r}")
+            raise ConfigError(f"unknown option {name!r} in redis+cluster URL {redact(url)!r}")
     return nodes, kwargs
 
 
@@ -191,12 +192,12 @@ def _sentinel_parts(
     if not path or len(path) > 2:
         raise ConfigError(
             f"a {SENTINEL_SCHEME} URL names the service the Sentinels monitor as its path, "
-            f"then optionally the database; got path {parts.path!r} in {url!r} "
+            f"then optionally the database; got path {parts.path!r} in {redact(url)!r} "
             f"(e.g. {_SENTINEL_EXAMPLE})"
         )
     if len(path) == 2:
         if not path[1].isdigit():
-            raise ConfigError(f"the database in {url!r} must be a number, got {path[1]!r}")
+            raise ConfigError(f"the database in {redact(url)!r} must be a number, got {path[1]!r}")
         master["db"] = int(path[1])
     own: dict[str, Any] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -276,7 +277,7 @@ def sync_client(url: str) -> SyncClient:
     try:
         return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **CLIENT_DEFAULTS)
     except ValueError as exc:
-        raise ConfigError(f"bad Redis URL {url!r}: {exc}") from exc
+        raise ConfigError(f"bad Redis URL {redact(url)!r}: {exc}") from exc
 
 
 def async_client(url: str) -> AsyncClient:
@@ -293,4 +294,4 @@ def async_client(url: str) -> AsyncClient:
     try:
         return aredis.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 0), **CLIENT_DEFAULTS)
     except ValueError as exc:
-        raise ConfigError(f"bad Redis URL {url!r}: {exc}") from exc
+        raise ConfigError(f"bad Redis URL {redact(url)!r}: {exc}") from exc

@@ -56,13 +56,14 @@ async def test_aconnect_as_context_manager_and_awaitable() -> None:
     await saver2.aclose()
 
 
-@pytest.mark.parametrize("url", ["nosuch://x", "mysql://localhost/db"])
+@pytest.mark.parametrize("url", ["nosuch://x", "mysql://localhost/db", "mysql://me:pw1@db/app"])
 def test_unknown_scheme_lists_installed(url: str) -> None:
     with pytest.raises(UnknownBackendError) as info:
         connect(url)
     message = str(info.value)
     assert url.split("://")[0] in message
     assert "memory" in message and "sqlite" in message
+    assert "pw1" not in message  # the URL is shown with its password hidden
 
 
 @pytest.mark.parametrize("url", ["", "checkpoints.db", "just text"])

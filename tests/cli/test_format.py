@@ -70,6 +70,15 @@ def test_redact_hides_passwords_only() -> None:
     assert redact("postgresql://me:s3cret@db:5432/app") == "postgresql://me:***@db:5432/app"
     assert redact("postgresql://me@db/app") == "postgresql://me@db/app"
     assert redact("sqlite:///x.db") == "sqlite:///x.db"
+    # several hosts share the user part; a password may also ride in the query
+    assert (
+        redact("redis+sentinel://app:p%40ss@h1:26379,h2:26379/svc?sentinel_password=w&ttl=60")
+        == "redis+sentinel://app:***@h1:26379,h2:26379/svc?sentinel_password=***&ttl=60"
+    )
+    assert redact("redis://:only-a-password@h:6379/0") == "redis://:***@h:6379/0"
+    assert (
+        redact("rediss://h/0?ssl_ca_certs=/etc/ca.pem") == "rediss://h/0?ssl_ca_certs=/etc/ca.pem"
+    )
 
 
 class _Tty:

@@ -146,12 +146,14 @@ def test_url_names_sentinels_service_database_and_credentials() -> None:
         ("redis+sentinel://h:26379/svc?colour=blue", "unknown option 'colour'"),
         ("redis+sentinel://h:26379/svc?socket_timeout=soon", "bad value for 'socket_timeout'"),
         ("redis+sentinel://h:26379/svc?ttl=soon", "bad value for 'ttl'"),
+        ("redis+sentinel://app:topsecret@h:26379/svc/x", "'redis+sentinel://app:***@h:26379"),
     ],
 )
 def test_bad_url_is_refused_before_anything_is_sent(url: str, says: str) -> None:
     with pytest.raises(ConfigError) as caught:
         RedisSaver.from_url(url)
     assert says in str(caught.value)
+    assert "topsecret" not in str(caught.value)  # a password is never shown
     with pytest.raises(ConfigError) as caught_async:
         AsyncRedisSaver.from_url(url)
     assert says in str(caught_async.value)
