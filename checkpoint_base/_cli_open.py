@@ -27,7 +27,13 @@ from typing import Any
 from ._allow import allowed_pairs, import_local
 from ._connect import connect, unswept
 from ._encryption import serde_option
-from ._errors import ConfigError, MissingDriverError, StorageUnavailableError, UnknownBackendError
+from ._errors import (
+    ConfigError,
+    MissingDriverError,
+    StorageError,
+    StorageUnavailableError,
+    UnknownBackendError,
+)
 from ._migrate import as_side
 from ._migrate_side import SaverSide, Side
 from ._records import ThreadInfo
@@ -89,6 +95,49 @@ def _require_file(path: str, url: str) -> None:
             f"no database file at {path!r} (from {url!r}); check the path "
             "(sqlite:///rel.db is relative to the current directory, sqlite:////abs.db absolute)"
         )
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "redis+cluster", "redis+sentinel")
+
+
+def _redis_prefix(url: str) -> str:
+    from checkpoint_redis._backend import DEFAULT_PREFIX
+    from checkpoint_redis._urls import saver_options
+
+    return str(saver_options(url)[1].get("key_prefix") or DEFAULT_PREFIX)
+
+
+def _probe_redis(url: str, shown: str) -> bool:
+    """Whether a saver was set up under the URL's key prefix (its layout key exists): a
+    command that must not write looks first, since opening a saver runs `setup()`, which
+    would write that key under a mistyped `?key_prefix=` too."""
+    try:
+        from checkpoint_redis._backend import RedisBackend
+        from checkpoint_redis._errors import translate
+        from checkpoint_redis._urls import saver_options, sync_client
+    except ImportError as exc:
+        raise MissingDriverError(
+            "Redis needs redis-py: pip install 'checkpointers[redis]'"
+        ) from exc
+    plain, options = saver_options(url)
+    try:
+        layout = RedisBackend(key_prefix=options.get("key_prefix") or _redis_prefix(url)).layout
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    client: Any = None
+    try:
+        client = sync_client(plain)  # a cluster's reads its slot map here
+        return bool(client.exists(layout.schema_key))
+    except ConfigError:
+        raise
+    except Exception as exc:
+        reason = exc if isinstance(exc, StorageError) else translate(exc)
+        raise StorageUnavailableError(
+            f"cannot reach {shown}: {reason}; is the server running on that host and port?"
+        ) from exc
+    finally:
+        if client is not None:
+            client.close()
 
 
 def _probe_postgres(url: str, shown: str, tables_of: str | None = None) -> bool:
@@ -173,6 +222,16 @@ def _ours(url: str, shown: str, *, create: bool, missing_ok: bool) -> Iterator[S
             with _empty(shown) as side:  # nothing created, as for a missing SQLite file
                 yield side
             return
+    if scheme in _REDIS_SCHEMES and not create and not _probe_redis(url, shown):
+        if not missing_ok:
+            raise ConfigError(
+                f"no checkpoints under key prefix {_redis_prefix(url)!r} at {shown}: check the "
+                "prefix (?key_prefix=name in the URL; 'checkpointers' by default), or set it up "
+                "with `checkpointers setup URL`"
+            )
+        with _empty(shown) as side:  # nothing written, as for a missing SQLite file
+            yield side
+        return
     if scheme == "memory":
         raise ConfigError(
             "memory:// lives only as long as this command: there is nothing to read and what "

@@ -222,3 +222,43 @@ def test_a_postgres_schema_without_the_tables_is_not_created(cli: Cli, filled: F
         assert listed.status == 0 and "no threads" in listed.out, listed
     finally:
         drop_schema(base, name)
+
+
+def test_a_redis_key_prefix_never_set_up_is_not_written(cli: Cli, filled: Filled) -> None:
+    """A mistyped `?key_prefix=` given to a command that reads or changes a store is an
+    error, not a layout key written under it (opening a saver runs setup(), which wrote it)
+    and an empty store reported on; a dry-run migration into it reads it as empty and writes
+    nothing either. `setup` does write it."""
+    from checkpoint_base.testing import servers
+    from checkpoint_redis._testing import drop_prefix, fresh_prefix
+    from checkpoint_redis._urls import sync_client
+
+    base, prefix = servers.redis_url(), fresh_prefix()
+    url = f"{base}{'&' if '?' in base else '?'}key_prefix={prefix}"
+    client = sync_client(base)
+
+    def written() -> list[bytes]:
+        return list(client.scan_iter(match=f"{prefix}:*", count=1000))
+
+    try:
+        for argv in (
+            ["threads", url],
+            ["history", url, "t"],
+            ["check", url],
+            ["prune", url, "--keep-last", "1"],
+            ["delete", url, "--idle", "1d"],
+        ):
+            result = cli(*argv)
+            assert_one_line_error(
+                result, f"no checkpoints under key prefix {prefix!r}", "setup URL"
+            )
+            assert written() == [], argv
+        dry = cli("migrate", filled.url, url, "--dry-run")
+        assert dry.status == 0, dry.err
+        assert written() == []
+        assert cli("setup", url).status == 0 and written()
+        listed = cli("threads", url)
+        assert listed.status == 0 and "no threads" in listed.out, listed
+    finally:
+        drop_prefix(base, prefix)
+        client.close()
