@@ -82,6 +82,8 @@ class RetryPolicy:
 # A master refusing writes for want of replicas in sync (`min-replicas-to-write`): a replica
 # is down or lagging, or the master was just demoted by a failover and lost them all.
 _NOREPLICAS = "NOREPLICAS"
+# What OpenSSL calls a handshake refused over a certificate (its reasons, in upper case).
+_CERTIFICATE_WORDS = ("CERTIFICATE", "UNKNOWN_CA")
 # What a plain connection to a server that takes TLS only meets (redis-py's words).
 _PLAIN_REFUSED = ("Connection reset by peer", "Connection closed by server")
 # What redis-py's Sentinel connection raises for a READONLY reply from its "master".
@@ -104,27 +106,28 @@ def demoted(exc: BaseException) -> bool:
     )
 
 
-def _tls_refused(exc: BaseException) -> ssl.SSLError | None:
-    """The TLS error under `exc` when the handshake failed over a certificate (ours not
-    trusted by the server, or its not trusted by us): sending again fails again."""
+def _tls_refused(exc: BaseException) -> bool:
+    """Whether the TLS handshake failed over a certificate (ours not trusted by the server,
+    or its not trusted by us): sending again fails again. Behind Sentinel the handshake
+    errors with each Sentinel are only quoted in the MasterNotFoundError."""
+    if isinstance(exc, (MasterNotFoundError, AsyncMasterNotFoundError)):
+        return any(word in str(exc) for word in _CERTIFICATE_WORDS)
     seen: BaseException | None = exc
     for _ in range(8):  # redis-py raises its ConnectionError while handling the ssl error
         if seen is None:
-            return None
+            return False
         if isinstance(seen, ssl.SSLError):
             reason = str(getattr(seen, "reason", "") or "")
-            if isinstance(seen, ssl.SSLCertVerificationError) or (
-                "CERTIFICATE" in reason or "UNKNOWN_CA" in reason
-            ):
-                return seen
-            return None
+            return isinstance(seen, ssl.SSLCertVerificationError) or any(
+                word in reason for word in _CERTIFICATE_WORDS
+            )
         seen = seen.__cause__ or seen.__context__
-    return None
+    return False
 
 
 def retryable(exc: BaseException) -> bool:
     """True when `exc` is transient: the request may succeed if sent again."""
-    if isinstance(exc, _PERMANENT) or _tls_refused(exc) is not None:
+    if isinstance(exc, _PERMANENT) or _tls_refused(exc):
         return False
     if isinstance(exc, (rx.ConnectionError, *_TRANSIENT)) or _closed_under_a_write(exc):
         return True
@@ -169,8 +172,7 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
             return found
     if isinstance(exc, _PERMANENT) and not isinstance(exc, rx.RedisError):
         return StorageError(f"Redis cluster rejected the request ({detail})")
-    tls = _tls_refused(exc)
-    if tls is not None:
+    if _tls_refused(exc):
         return StorageError(
             f"the TLS handshake with Redis failed over a certificate ({detail}). If the "
             "server's certificate is not trusted, give its CA in the URL "

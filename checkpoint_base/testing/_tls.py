@@ -61,7 +61,9 @@ def make_certificates(directory: Path) -> TlsFiles:
     """
     _openssl(directory, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
              "-out", "ca.crt", "-days", "2", "-subj", "/CN=checkpointers test CA")  # fmt: skip
-    _signed(directory, "server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+    # the servers present theirs as clients too (a replica to its master, a Sentinel)
+    usage = "extendedKeyUsage=serverAuth,clientAuth"
+    _signed(directory, "server", f"subjectAltName=IP:127.0.0.1\n{usage}")
     _signed(directory, "client", "extendedKeyUsage=clientAuth")
     for key in ("ca.key", "server.key", "client.key"):
         (directory / key).chmod(0o600)

@@ -66,6 +66,7 @@ ENV_VARS = {
     "redis_cluster": "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL",
     "redis_sentinel": "CHECKPOINTERS_TEST_REDIS_SENTINEL_URL",
     "redis_tls": "CHECKPOINTERS_TEST_REDIS_TLS_URL",
+    "redis_sentinel_tls": "CHECKPOINTERS_TEST_REDIS_SENTINEL_TLS_URL",
     "valkey": "CHECKPOINTERS_TEST_VALKEY_URL",
     "valkey_sentinel": "CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL",
 }
@@ -106,6 +107,11 @@ _LABELS = {
         "Redis Sentinel",
         "redis+sentinel://host:26379,host:26380/service",
         _debian("redis-server"),
+    ),
+    "redis_sentinel_tls": (
+        "Redis Sentinel over TLS",
+        "redis+sentinel://host:26379/service?ssl=true&ssl_ca_certs=/path/ca.pem",
+        _debian("redis-server") + " (and openssl, for the test certificates)",
     ),
     "valkey": ("Valkey", "redis://host:6379/0", _VALKEY_FIX),
     "valkey_sentinel": (
@@ -160,8 +166,9 @@ def _candidates(kind: str, durable: bool, tried: list[str]) -> list[_Server]:
         found.append(LocalRedis(durable=durable, flavor="valkey"))
     elif kind == "redis_tls":
         found.append(LocalRedis(durable=durable, tls=True))
-    elif kind in ("redis_sentinel", "valkey_sentinel"):
-        found.append(LocalRedisSentinel(durable=durable, flavor=kind.split("_")[0]))
+    elif kind in ("redis_sentinel", "valkey_sentinel", "redis_sentinel_tls"):
+        flavor, tls = kind.split("_")[0], kind.endswith("_tls")
+        found.append(LocalRedisSentinel(durable=durable, flavor=flavor, tls=tls))
     else:
         found.append(LocalRedisCluster(durable=durable))
     return found
@@ -332,7 +339,7 @@ def redis_tls(*, durable: bool = False) -> LocalRedis:
     return server
 
 
-def redis_sentinel_url(*, durable: bool = False, flavor: str = "redis") -> str:
+def redis_sentinel_url(*, durable: bool = False, flavor: str = "redis", tls: bool = False) -> str:
     """URL of a Redis (or Valkey, `flavor="valkey"`) master with two replicas behind three
     Sentinels, started on first call.
 
@@ -342,34 +349,38 @@ def redis_sentinel_url(*, durable: bool = False, flavor: str = "redis") -> str:
     Args:
         durable: keep the server's default snapshots on every data node.
         flavor: "redis" (redis-server) or "valkey" (valkey-server), for all six processes.
+        tls: every process takes TLS only (Redis alone), with a throwaway CA's certificates.
 
     Returns:
-        ``redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/checkpointers``.
+        ``redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/checkpointers``, with
+        ``?ssl=true&ssl_ca_certs=...`` over TLS.
 
     Raises:
         ServerUnavailable: no such set could be had.
     """
-    return _url(_sentinel_kind(flavor), durable)
+    return _url(_sentinel_kind(flavor, tls), durable)
 
 
-def redis_sentinel(*, durable: bool = False, flavor: str = "redis") -> LocalRedisSentinel:
+def redis_sentinel(
+    *, durable: bool = False, flavor: str = "redis", tls: bool = False
+) -> LocalRedisSentinel:
     """The Sentinel set this process started (for tests that fail it over or kill its master),
     once it is whole: every data node up and in its role, every Sentinel agreeing.
 
     Raises:
         ServerUnavailable: the set is not ours (env URL), or is not whole within 60 s.
     """
-    server = _owned(_sentinel_kind(flavor), durable, "redis_sentinel")
+    server = _owned(_sentinel_kind(flavor, tls), durable, "redis_sentinel")
     assert isinstance(server, LocalRedisSentinel)
     with _lock:
         server.revive()
     return server
 
 
-def _sentinel_kind(flavor: str) -> str:
-    if flavor not in ("redis", "valkey"):
-        raise ValueError(f"flavor must be 'redis' or 'valkey', got {flavor!r}")
-    return f"{flavor}_sentinel"
+def _sentinel_kind(flavor: str, tls: bool) -> str:
+    if flavor not in ("redis", "valkey") or (tls and flavor != "redis"):
+        raise ValueError(f"flavor must be 'redis' or 'valkey' (TLS: 'redis'), got {flavor!r}")
+    return f"{flavor}_sentinel{'_tls' if tls else ''}"
 
 
 def _owned(kind: str, durable: bool, action: str) -> _Server:

@@ -128,6 +128,9 @@ def test_url_names_sentinels_service_database_and_credentials() -> None:
         "max_connections": 20,
     }
     assert own == {"password": "watch"}
+    # TLS options go to the master's connections and to the Sentinels' alike; any implies ssl
+    *_, tls_master, tls_own = _sentinel_parts("redis+sentinel://h:1/svc?ssl_ca_certs=/ca.pem")
+    assert tls_master == {"ssl": True, "ssl_ca_certs": "/ca.pem"} == tls_own
     plain, options = saver_options(f"{url}&key_prefix=app&ttl=60")
     assert options == {"key_prefix": "app", "ttl": 60.0}
     assert "key_prefix" not in plain and "sentinel_password=watch" in plain
@@ -142,7 +145,8 @@ def test_url_names_sentinels_service_database_and_credentials() -> None:
         ("redis+sentinel://h:26379/svc/zero", "must be a number, got 'zero'"),
         ("redis+sentinel://h/svc", "host:port,host:port"),
         ("redis+sentinel://h:26379,/svc", "got '' in"),
-        ("redis+sentinel://h:26379/svc?ssl=true", "TLS through Sentinel"),
+        ("redis+sentinel://h:26379/svc?ssl=false&ssl_ca_certs=/ca.pem", "ssl=false with TLS"),
+        ("redis+sentinel://h:26379/svc?tls=yes", "unknown option 'tls'"),
         ("redis+sentinel://h:26379/svc?colour=blue", "unknown option 'colour'"),
         ("redis+sentinel://h:26379/svc?socket_timeout=soon", "bad value for 'socket_timeout'"),
         ("redis+sentinel://h:26379/svc?ttl=soon", "bad value for 'ttl'"),
@@ -223,8 +227,8 @@ def _checkpoint(i: int) -> Any:
     return checkpoint
 
 
-def _role(port: int) -> str:
-    reply = command(port, "ROLE")
+def _role(port: int, tls: LocalRedisSentinel | None = None) -> str:
+    reply = command(port, "ROLE", tls=None if tls is None else tls._context)
     assert isinstance(reply, list)
     return str(reply[0])
 
@@ -495,3 +499,66 @@ def test_retry_budget_outlasts_a_default_failover(url: str) -> None:
         assert saver._executor._retry.first_timeout <= 1
     with RedisSaver.from_conn_string(url, retry_timeout=5) as saver:
         assert saver._executor._retry.timeout == 5
+
+
+# -- TLS: every Sentinel and data node takes TLS only, and they replicate over it -------------
+
+
+@pytest.fixture
+def tls_sentinel() -> Iterator[LocalRedisSentinel]:
+    found = servers.redis_sentinel(tls=True)
+    try:
+        yield found
+    finally:
+        found.revive()
+
+
+def test_graph_and_a_failover_over_tls(tls_sentinel: LocalRedisSentinel) -> None:
+    prefix = fresh_prefix()
+    url = f"{tls_sentinel.url}&key_prefix={prefix}"
+    try:
+        with connect(url) as saver:
+            thread_id = f"tls-{uuid.uuid4()}"
+            graph = counting_graph().compile(checkpointer=saver)
+            first = graph.invoke(
+                {"count": 0, "log": []}, {"configurable": {"thread_id": thread_id}}
+            )
+            assert first["count"] == STEPS
+            old, new = tls_sentinel.failover()
+            thread = _thread(f"after-{uuid.uuid4()}")
+            stored = saver.put(thread, _checkpoint(1), {}, {"x": 2})  # to the new master
+            assert _role(old, tls_sentinel) == "master"  # not after the old one's demotion
+            latest = saver.get_tuple(thread)
+            assert latest is not None and latest.config == stored
+            lane = saver._executor._lane
+            assert lane is not None and {c.port for c in lane._idle} == {new}
+            assert all(type(c).__name__ == "SentinelManagedSSLConnection" for c in lane._idle)
+            tls_sentinel.wait_whole(60)
+            again = graph.get_state({"configurable": {"thread_id": thread_id}})
+            assert again.values == first
+    finally:
+        drop_prefix(tls_sentinel.url, prefix)
+
+
+async def test_async_graph_over_tls(tls_sentinel: LocalRedisSentinel) -> None:
+    prefix = fresh_prefix()
+    try:
+        async with aconnect(f"{tls_sentinel.url}&key_prefix={prefix}") as saver:
+            graph = counting_graph().compile(checkpointer=saver)
+            config = {"configurable": {"thread_id": f"tls-{uuid.uuid4()}"}}
+            final = await graph.ainvoke({"count": 0, "log": []}, config)
+            assert final["count"] == STEPS
+            assert (await graph.aget_state(config)).values == final
+    finally:
+        drop_prefix(tls_sentinel.url, prefix)
+
+
+def test_sentinels_whose_certificate_is_not_trusted(tls_sentinel: LocalRedisSentinel) -> None:
+    untrusted = tls_sentinel.url.split("&ssl_ca_certs=")[0]  # ssl=true, the system's CAs only
+    with (
+        RedisSaver.from_conn_string(untrusted) as saver,
+        pytest.raises(StorageError) as caught,
+    ):
+        saver.setup()
+    assert not isinstance(caught.value, StorageUnavailableError)  # not retried
+    assert "ssl_ca_certs=" in str(caught.value)
