@@ -301,6 +301,9 @@ class AsyncPostgresExecutor:
             if state.stale:  # a demoted primary: the others may reach it too, and answer
                 await state.conn.close()
             self._give_back(state.conn)  # a closed or broken connection is discarded
+            drain = getattr(self._pool, "drain", None)  # psycopg_pool >= 3.3
+            if drain is not None and state.stale and state.drain():
+                await drain()  # `PostgresExecutor._replace`
             if not state.stale:
                 await self._pool.check()  # the others likely died with it (server restart)
             state.replaced(await self._getconn())

@@ -323,6 +323,11 @@ class PostgresExecutor:
             if state.stale:  # a demoted primary: the others may reach it too, and answer
                 state.conn.close()
             self._pool.putconn(state.conn)  # a closed or broken one is discarded, not reused
+            drain = getattr(self._pool, "drain", None)  # psycopg_pool >= 3.3
+            if drain is not None and state.stale and state.drain():
+                # Every connection from before goes, those in use as they come back: the
+                # next one is new, on whatever server is the primary now.
+                drain()
             if not state.stale:
                 self._pool.check()  # the others likely died with it (server restart)
             state.replaced(self._getconn())

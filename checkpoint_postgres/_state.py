@@ -218,16 +218,18 @@ class RunState(Generic[C, X]):
     switchover), while a new connection finds the new one (a DNS name that moved,
     `target_session_attrs=read-write` over several hosts). The connection is `stale`:
     closed, never handed back to a pool, where every later write would meet the same
-    refusal. The statement runs again at once, on the next connection, as long as
-    `read_only_tries` lasts: for a pool one more than its size, for every connection it kept
-    from before may be stale too. A new connection that reports a read-only server
-    (`in_hot_standby`, `default_transaction_read_only`: PostgreSQL 14 and later) gets the
-    last try: the server the saver is pointed at takes no writes.
+    refusal; the pool is drained (psycopg_pool 3.3 and later), so that the others from
+    before go too. The statement runs again at once, on the next connection, as long as
+    `read_only_tries` lasts: for a pool one more than its size, as an older psycopg_pool
+    may still hand out connections from before. A new connection that reports a read-only
+    server (`in_hot_standby`, `default_transaction_read_only`: PostgreSQL 14 and later)
+    gets the last try: the server the saver is pointed at takes no writes.
     """
 
     __slots__ = (
         "conn",
         "delays",
+        "drained",
         "held",
         "outer_tx",
         "read_only_tries",
@@ -249,6 +251,7 @@ class RunState(Generic[C, X]):
         self.stale = False  # the connection refused a write as read-only: close, not reuse
         self.replaceable = False  # set by the executor: not a single connection the caller owns
         self.read_only_tries = 0  # set by the executor
+        self.drained = False
 
     def statement(self, query: Query) -> Query:
         """`query`, or its `unsynced` form when it will be a transaction of its own."""
@@ -281,6 +284,11 @@ class RunState(Generic[C, X]):
                 return True, 0.0 if self.may_retry(query, lost=True) else None
         retry = (lost or retryable_conflict(exc)) and self.may_retry(query, lost)
         return lost, self.pause(timeout) if retry else None
+
+    def drain(self) -> bool:
+        """Whether to drain the pool now: once a run, at its first stale connection."""
+        first, self.drained = not self.drained, True
+        return first
 
     def replaced(self, conn: C) -> None:
         """`conn` took the place of the lost or stale one."""

@@ -100,12 +100,18 @@ def _count(url: str, thread_id: str) -> int:
 def test_writes_after_a_switchover_reach_the_new_primary(pair: Pair) -> None:
     tid = new_thread()
     with connect(pair.url) as saver:
+        pool = saver._executor._pool
+        assert pool is not None
         for i in range(6):
-            if i == 3:  # the next put meets the pool's connection to the fenced primary
+            if i == 3:  # the next put meets the pool's connections to the fenced primary
+                _hold(pool, 4)  # four of them
                 pair.switch_over()
             last = saver.put(config(tid), checkpoint({"a": i}), {"step": i}, {"a": i + 1})
         latest = saver.get_tuple(config(tid))
         assert latest is not None and cid(latest.config) == cid(last)
+        assert _hold(pool, 4) == {pair.standby.port}
+        if hasattr(pool, "drain"):  # psycopg_pool >= 3.3: the others went at the first refusal
+            assert pool.get_stats().get("returns_bad") == 1  # one refused, not each of four
     # On the new primary, all six; the old one has only what it took before the switch.
     assert _count(pair.standby.url, tid) == 6
     assert _count(pair.primary.url, tid) == 3
@@ -151,6 +157,17 @@ def _pids(pool: ConnectionPool[Any]) -> set[int]:
     conns = [pool.getconn(), pool.getconn()]
     try:
         return {_one(conn, "SELECT pg_backend_pid()") for conn in conns}
+    finally:
+        for conn in conns:
+            pool.putconn(conn)
+
+
+def _hold(pool: ConnectionPool[Any], count: int) -> set[int]:
+    """Take `count` connections of the pool at once (it opens what it lacks), give them
+    back, and return the ports of the servers they reached."""
+    conns = [pool.getconn() for _ in range(count)]
+    try:
+        return {int(conn.info.port) for conn in conns}
     finally:
         for conn in conns:
             pool.putconn(conn)
