@@ -138,7 +138,7 @@ class LocalRedisSentinel:
     run_dir: Path | None = None
 
     def start(self) -> None:
-        """Start the master, its replica and the Sentinels; wait until all know each other.
+        """Start the master, its two replicas and the Sentinels; wait until all know each other.
 
         Raises:
             ServerUnavailable: binary missing, a process did not start, or the set did not form.
