@@ -1,8 +1,10 @@
 """Redis behind Sentinel: `redis+sentinel://` URLs, failovers and crashes, and what `setup()` says.
 
-The set is real: a master, two replicas and three Sentinels started from redis-server, every
-data node with `min-replicas-to-write 1` (`checkpoint_base/testing/_sentinel.py`). Each test
-that fails the set over or kills its master leaves it whole again for the next one.
+The set is real: a master, two replicas and three Sentinels, every data node with
+`min-replicas-to-write 1` (`checkpoint_base/testing/_sentinel.py`), all redis-server or all
+valkey-server (each test that uses the set runs on both), and at the end a set of Redis
+processes that take TLS only. Each test that fails a set over or kills its master leaves it
+whole again for the next one.
 """
 
 from __future__ import annotations
