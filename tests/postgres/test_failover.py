@@ -46,7 +46,7 @@ class Pair:
         """Wait until the standby has replayed everything the primary wrote so far."""
         lsn = _one(self.primary.url, "SELECT pg_current_wal_lsn()")
         with psycopg.connect(self.standby.url, autocommit=True) as conn:
-            _wait(lambda: _one(conn, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"))
+            _wait(lambda: _one(conn, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", str(lsn)))
 
     def switch_over(self) -> None:
         """Fence the primary (its sessions refuse writes from their next transaction), wait
@@ -61,11 +61,11 @@ class Pair:
         assert _one(self.standby.url, "SELECT pg_promote(true, 30)") is True
 
 
-def _one(where: str | psycopg.Connection[Any], query: str) -> Any:
+def _one(where: str | psycopg.Connection[Any], query: str, *params: Any) -> Any:
     if isinstance(where, str):
         with psycopg.connect(where, autocommit=True) as conn:
-            return _one(conn, query)
-    row = where.execute(query.encode()).fetchone()  # the tests' own constant queries
+            return _one(conn, query, *params)
+    row = where.execute(query.encode(), params or None).fetchone()  # the tests' own queries
     assert row is not None
     return row[0]
 
