@@ -181,7 +181,7 @@ def test_a_connection_in_use_when_the_kept_ones_are_dropped_is_not_kept(
     lane.close(disconnect=True)  # what `_forget` does on a demoted master
     worker.join()
     assert done == [None]
-    assert lane._idle == [] and not kept.is_connected  # back to the pool, closed
+    assert lane._idle == [] and kept._sock is None  # back to the pool, closed
     assert _owner(saver.get_tuple(config("a"))) == "value of a"
 
 
