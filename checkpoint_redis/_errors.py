@@ -86,6 +86,8 @@ _NOREPLICAS = "NOREPLICAS"
 _CERTIFICATE_WORDS = ("CERTIFICATE", "UNKNOWN_CA")
 # What a plain connection to a server that takes TLS only meets (redis-py's words).
 _PLAIN_REFUSED = ("Connection reset by peer", "Connection closed by server")
+# What a TLS connection meets when the server closed it mid-handshake or right after it.
+_TLS_CLOSED = "EOF occurred in violation of protocol"
 # What redis-py's Sentinel connection raises for a READONLY reply from its "master".
 _SENTINEL_DEMOTED = "The previous master is now a slave"
 
@@ -196,6 +198,13 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
         hint = ""
         if isinstance(exc, rx.ConnectionError) and any(m in str(exc) for m in _PLAIN_REFUSED):
             hint = ". A server that takes TLS only closes plain connections so: rediss://"
+        elif isinstance(exc, rx.ConnectionError) and _TLS_CLOSED in str(exc):
+            # TLS 1.3: the client's handshake ends before the server checks its certificate;
+            # the refusal comes as an alert, or, to a write, as this.
+            hint = (
+                ". A TLS server that asks for a client certificate closes a connection "
+                "without one so: give ssl_certfile= and ssl_keyfile= in the URL"
+            )
         return StorageUnavailableError(f"Redis is unreachable or failing over ({detail}){hint}")
     if isinstance(exc, rx.ClusterCrossSlotError):
         return StorageError(f"Redis cluster: keys of one request span slots ({detail})")

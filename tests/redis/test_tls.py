@@ -107,7 +107,11 @@ def test_a_client_certificate_when_the_server_asks_one(url: str) -> None:
     try:
         with RedisSaver.from_conn_string(url) as saver, pytest.raises(StorageError) as caught:
             saver.setup()
-        assert not isinstance(caught.value, StorageUnavailableError)
+        # TLS 1.3: the client's handshake ends before the server checks for a certificate, so
+        # the refusal reaches the client as an alert naming it (not retried), or, when the
+        # client writes first, as the connection closed (retried, as a dropped one is).
+        if "CERTIFICATE" in str(caught.value):
+            assert not isinstance(caught.value, StorageUnavailableError)
         assert "ssl_certfile=" in str(caught.value)
         cert, key = quote(str(files.client_cert), safe="/"), quote(str(files.client_key), safe="/")
         with RedisSaver.from_conn_string(f"{url}&ssl_certfile={cert}&ssl_keyfile={key}") as saver:
@@ -122,3 +126,16 @@ def test_a_client_certificate_when_the_server_asks_one(url: str) -> None:
             assert saver.get_tuple(stored) is not None
     finally:
         command(server.port, "CONFIG", "SET", "tls-auth-clients", "optional", tls=context)
+
+
+def test_a_tls_connection_closed_by_the_server_names_the_client_certificate() -> None:
+    """What the client meets when it wrote before the server's refusal arrived (seen in CI)."""
+    from redis import exceptions as rx
+
+    from checkpoint_redis._errors import retryable, translate
+
+    closed = rx.ConnectionError(
+        "Error 8 while writing to socket. EOF occurred in violation of protocol (_ssl.c:2427)."
+    )
+    assert retryable(closed)  # a dropped connection looks the same: it is retried
+    assert "ssl_certfile=" in str(translate(closed))
