@@ -119,9 +119,9 @@ def _probe_redis(url: str, shown: str) -> bool:
         raise MissingDriverError(
             "Redis needs redis-py: pip install 'checkpointers[redis]'"
         ) from exc
-    plain, options = saver_options(url)
+    plain, _ = saver_options(url)
     try:
-        layout = RedisBackend(key_prefix=options.get("key_prefix") or _redis_prefix(url)).layout
+        layout = RedisBackend(key_prefix=_redis_prefix(url)).layout
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     client: Any = None
@@ -206,6 +206,7 @@ def _ours(url: str, shown: str, *, create: bool, missing_ok: bool) -> Iterator[S
         url = unswept(url)
     if scheme == "sqlite" and not create:
         _require_file(_sqlite_path(url, "sqlite"), shown)
+    missing: str | None = None  # why the store the URL names is not there
     if scheme in ("postgresql", "postgres"):
         from checkpoint_postgres._backend import DEFAULT_SCHEMA
         from checkpoint_postgres._entry import url_schema
@@ -213,23 +214,21 @@ def _ours(url: str, shown: str, *, create: bool, missing_ok: bool) -> Iterator[S
         conninfo, schema = url_schema(url)  # schema= is the saver's, not libpq's
         schema = schema or DEFAULT_SCHEMA
         if not _probe_postgres(conninfo, shown, None if create else schema):
-            if not missing_ok:
-                raise ConfigError(
-                    f"no checkpoint tables in schema {schema!r} at {shown}: check the schema "
-                    "(?schema=name in the URL; 'checkpointers' by default), or create them "
-                    "with `checkpointers setup URL`"
-                )
-            with _empty(shown) as side:  # nothing created, as for a missing SQLite file
-                yield side
-            return
-    if scheme in _REDIS_SCHEMES and not create and not _probe_redis(url, shown):
-        if not missing_ok:
-            raise ConfigError(
-                f"no checkpoints under key prefix {_redis_prefix(url)!r} at {shown}: check the "
-                "prefix (?key_prefix=name in the URL; 'checkpointers' by default), or set it up "
+            missing = (
+                f"no checkpoint tables in schema {schema!r} at {shown}: check the schema "
+                "(?schema=name in the URL; 'checkpointers' by default), or create them "
                 "with `checkpointers setup URL`"
             )
-        with _empty(shown) as side:  # nothing written, as for a missing SQLite file
+    elif scheme in _REDIS_SCHEMES and not create and not _probe_redis(url, shown):
+        missing = (
+            f"no checkpoints under key prefix {_redis_prefix(url)!r} at {shown}: check the "
+            "prefix (?key_prefix=name in the URL; 'checkpointers' by default), or set it up "
+            "with `checkpointers setup URL`"
+        )
+    if missing is not None:
+        if not missing_ok:
+            raise ConfigError(missing)
+        with _empty(shown) as side:  # nothing created, as for a missing SQLite file
             yield side
         return
     if scheme == "memory":
