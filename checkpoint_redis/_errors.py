@@ -84,8 +84,14 @@ class RetryPolicy:
 _NOREPLICAS = "NOREPLICAS"
 # What OpenSSL calls a handshake refused over a certificate (its reasons, in upper case).
 _CERTIFICATE_WORDS = ("CERTIFICATE", "UNKNOWN_CA")
-# What a plain connection to a server that takes TLS only meets (redis-py's words).
-_PLAIN_REFUSED = ("Connection reset by peer", "Connection closed by server")
+# What a plain connection to a server that takes TLS only meets (redis-py's words; the last
+# two, its asyncio cluster client's, the second of them seen on a loaded machine).
+_PLAIN_REFUSED = (
+    "Connection reset by peer",
+    "Connection closed by server",
+    "Connection closed by the server before write",
+    "while writing to socket. Connection lost",
+)
 # What a TLS connection meets when the server closed it mid-handshake or right after it.
 _TLS_CLOSED = "EOF occurred in violation of protocol"
 # What redis-py's Sentinel connection raises for a READONLY reply from its "master".
@@ -177,9 +183,9 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
     if _tls_refused(exc):
         return StorageError(
             f"the TLS handshake with Redis failed over a certificate ({detail}). If the "
-            "server's certificate is not trusted, give its CA in the URL "
-            "(rediss://...?ssl_ca_certs=/path/ca.pem); if the server asks for a client "
-            "certificate, give it (ssl_certfile=/path/cert.pem&ssl_keyfile=/path/key.pem)"
+            "server's certificate is not trusted, give its CA in the URL's query "
+            "(?ssl_ca_certs=/path/ca.pem); if the server asks for a client certificate, give "
+            "it (ssl_certfile=/path/cert.pem&ssl_keyfile=/path/key.pem)"
         )
     if _no_replicas(exc):
         return StorageUnavailableError(
@@ -196,9 +202,14 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
         )
     if retryable(exc):
         hint = ""
-        if isinstance(exc, rx.ConnectionError) and any(m in str(exc) for m in _PLAIN_REFUSED):
-            hint = ". A server that takes TLS only closes plain connections so: rediss://"
-        elif isinstance(exc, rx.ConnectionError) and _TLS_CLOSED in str(exc):
+        # a cluster client that reached no node says why in a RedisClusterException
+        dropped = isinstance(exc, (rx.ConnectionError, rx.RedisClusterException))
+        if dropped and any(m in str(exc) for m in _PLAIN_REFUSED):
+            hint = (
+                ". A server that takes TLS only closes plain connections so: rediss://, or "
+                "ssl=true in the query of a redis+cluster:// or redis+sentinel:// URL"
+            )
+        elif dropped and _TLS_CLOSED in str(exc):
             # TLS 1.3: the client's handshake ends before the server checks its certificate;
             # the refusal comes as an alert, or, to a write, as this.
             hint = (

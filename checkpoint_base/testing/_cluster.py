@@ -1,13 +1,17 @@
-"""A Redis Cluster of three masters and three replicas on loopback, for tests."""
+"""A Redis Cluster of three masters and three replicas on loopback, for tests; with `tls`,
+every node takes TLS connections only and its cluster bus and replication speak TLS too."""
 
 from __future__ import annotations
 
 import functools
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote
 
+from checkpoint_base._connect import redact
 from checkpoint_base.testing._procs import (
     Proc,
     ServerExited,
@@ -28,6 +32,7 @@ from checkpoint_base.testing._redis import (
     pong,
     redis_binary,
 )
+from checkpoint_base.testing._tls import TlsFiles, client_context, make_certificates
 
 __all__ = ["LocalRedisCluster", "external_cluster_ok"]
 
@@ -57,9 +62,9 @@ class _View:
     has_slots: bool
 
 
-def _views(port: int) -> list[_View]:
+def _views(port: int, tls: ssl.SSLContext | None) -> list[_View]:
     views = []
-    for line in str(command(port, "CLUSTER", "NODES")).splitlines():
+    for line in str(command(port, "CLUSTER", "NODES", tls=tls)).splitlines():
         fields = line.split()
         addr = fields[1].split("@", 1)[0]
         views.append(
@@ -74,19 +79,26 @@ def _views(port: int) -> list[_View]:
     return views
 
 
-def _state_ok(port: int) -> bool:
-    state = info(port, "cluster")
+def _state_ok(port: int, tls: ssl.SSLContext | None) -> bool:
+    state = info(port, "cluster", tls=tls)
     return state.get("cluster_state") == "ok" and state.get("cluster_slots_ok") == str(_SLOTS)
 
 
 @dataclass
 class LocalRedisCluster:
-    """Three masters and three replicas on loopback, formed with CLUSTER MEET/ADDSLOTSRANGE."""
+    """Three masters and three replicas on loopback, formed with CLUSTER MEET/ADDSLOTSRANGE;
+    with `tls`, on TLS only, with certificates of a throwaway CA (`_tls.py`)."""
 
     durable: bool
+    tls: bool = False
     nodes: list[_Node] = field(default_factory=list)
     run_dir: Path | None = None
     dead: set[int] = field(default_factory=set)
+    certificates: TlsFiles | None = None
+    _context: ssl.SSLContext | None = None
+
+    def _command(self, port: int, *args: str | int) -> object:
+        return command(port, *args, tls=self._context)
 
     def start(self) -> None:
         """Start six nodes, assign slots, attach replicas and wait until the cluster is whole.
@@ -98,6 +110,9 @@ class LocalRedisCluster:
         if binary is None:
             raise ServerUnavailable("redis-server not found on PATH")
         self.run_dir = make_run_dir("redis-cluster", None)
+        if self.tls:
+            self.certificates = make_certificates(self.run_dir)
+            self._context = client_context(self.certificates)
         for index in range(6):
             node_dir = self.run_dir / f"node{index}"
             node_dir.mkdir()
@@ -107,7 +122,7 @@ class LocalRedisCluster:
                 build,
                 log=node_dir / "redis.log",
                 user=None,
-                ready=lambda ports: pong(ports[0]),
+                ready=lambda ports: pong(ports[0], self._context),
                 nports=2,
                 timeout=15,
             )
@@ -115,7 +130,7 @@ class LocalRedisCluster:
         self._form()
 
     def _argv(self, binary: str, node_dir: Path, ports: list[int]) -> list[str]:
-        return [
+        argv = [
             *node_argv(binary, ports[0], node_dir, self.durable),
             "--cluster-enabled", "yes",
             "--cluster-config-file", str(node_dir / "nodes.conf"),
@@ -124,33 +139,47 @@ class LocalRedisCluster:
             "--repl-diskless-sync", "yes",
             "--repl-diskless-sync-delay", "0",  # the default 5 s would delay every replica sync
         ]  # fmt: skip
+        files = self.certificates
+        if files is None:
+            return argv
+        at = argv.index("--port")
+        argv[at : at + 2] = ["--port", "0", "--tls-port", str(ports[0])]
+        return [
+            *argv,
+            "--tls-cluster", "yes",  # the bus, and the port CLUSTER SLOTS gives clients
+            "--tls-replication", "yes",
+            "--tls-cert-file", str(files.server_cert),
+            "--tls-key-file", str(files.server_key),
+            "--tls-ca-cert-file", str(files.ca),
+            "--tls-auth-clients", "optional",
+        ]  # fmt: skip
 
     def _form(self) -> None:
         # Measured 2.1 s from the first node's start to a whole cluster; the floor is 2 s, as a
         # master does not report ok until 2 s after it started (CLUSTER_WRITABLE_DELAY).
         masters, replicas = self.nodes[:3], self.nodes[3:]
         for node in self.nodes:
-            node.node_id = str(command(node.port, "CLUSTER", "MYID"))
+            node.node_id = str(self._command(node.port, "CLUSTER", "MYID"))
         for index, node in enumerate(masters):
             low, high = index * _SLOTS // 3, (index + 1) * _SLOTS // 3 - 1
-            command(node.port, "CLUSTER", "ADDSLOTSRANGE", low, high)
+            self._command(node.port, "CLUSTER", "ADDSLOTSRANGE", low, high)
             # Distinct epochs up front spare the nodes a round of collision resolution.
-            command(node.port, "CLUSTER", "SET-CONFIG-EPOCH", index + 1)
+            self._command(node.port, "CLUSTER", "SET-CONFIG-EPOCH", index + 1)
         first = self.nodes[0]
         for node in self.nodes[1:]:
-            command(first.port, "CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
+            self._command(first.port, "CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
         ids = {node.node_id for node in self.nodes}
 
         def all_met() -> bool:
             for node in self.nodes:
-                views = _views(node.port)
+                views = _views(node.port, self._context)
                 if {v.node_id for v in views} != ids or any("handshake" in v.flags for v in views):
                     return False
             return True
 
         self._wait(all_met, 20, "redis cluster nodes meeting")
         for replica, master in zip(replicas, masters, strict=True):
-            command(replica.port, "CLUSTER", "REPLICATE", master.node_id)
+            self._command(replica.port, "CLUSTER", "REPLICATE", master.node_id)
         self._wait(self._whole, 30, "redis cluster with replicas in sync")
 
     def _wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -171,14 +200,14 @@ class LocalRedisCluster:
     def _whole(self) -> bool:
         # Every node: state ok, 3 live masters owning slots, 3 live replicas, replica links up.
         for node in self.nodes:
-            views = _views(node.port)
+            views = _views(node.port, self._context)
             masters = {v.node_id for v in views if "master" in v.flags and v.has_slots}
             replicas = [v for v in views if "slave" in v.flags and v.master_id in masters]
-            if len(masters) != 3 or len(replicas) != 3 or not _state_ok(node.port):
+            if len(masters) != 3 or len(replicas) != 3 or not _state_ok(node.port, self._context):
                 return False
             if any("fail" in v.flags or "fail?" in v.flags for v in views):
                 return False
-            role = info(node.port, "replication")
+            role = info(node.port, "replication", tls=self._context)
             if role.get("role") == "slave" and role.get("master_link_status") != "up":
                 return False
         return True
@@ -191,7 +220,7 @@ class LocalRedisCluster:
         """Ports of the masters that serve slots now, as a live node sees them."""
         for node in self.live():
             try:
-                views = _views(node.port)
+                views = _views(node.port, self._context)
             except (OSError, RespError):
                 continue
             alive = {n.port for n in self.live()}
@@ -204,8 +233,12 @@ class LocalRedisCluster:
 
     @property
     def url(self) -> str:
-        """redis+cluster:// URL listing the current masters."""
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.master_ports())
+        """redis+cluster:// URL listing the current masters; with `tls`, trusting the test CA
+        (`?ssl_ca_certs=...`, which turns TLS on)."""
+        url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.master_ports())
+        if self.certificates is None:
+            return url
+        return f"{url}?ssl_ca_certs={quote(str(self.certificates.ca), safe='/')}"
 
     def kill_master(self, port: int | None) -> int:
         """Revive nodes killed earlier, then SIGKILL one master that has a replica in sync.
@@ -238,7 +271,12 @@ class LocalRedisCluster:
                 offset = node.proc.log.stat().st_size
                 node.proc = spawn(node.proc.name, node.argv, log=node.proc.log, user=None)
                 try:
-                    wait_until(functools.partial(pong, node.port), node.proc, 15, node.proc.name)
+                    wait_until(
+                        functools.partial(pong, node.port, self._context),
+                        node.proc,
+                        15,
+                        node.proc.name,
+                    )
                 except (ServerExited, ServerUnavailable):
                     raise ServerUnavailable(
                         f"cluster node {node.port} did not come back:\n"
@@ -267,9 +305,13 @@ class LocalRedisCluster:
         alive = {n.port for n in self.live()}
         try:
             for port in alive:
-                if not _state_ok(port):
+                if not _state_ok(port, self._context):
                     return False
-                owners = {v.port for v in _views(port) if "master" in v.flags and v.has_slots}
+                owners = {
+                    v.port
+                    for v in _views(port, self._context)
+                    if "master" in v.flags and v.has_slots
+                }
                 if not owners <= alive:
                     return False
         except (OSError, RespError):
@@ -283,28 +325,44 @@ class LocalRedisCluster:
             remove_dir(self.run_dir)
 
 
+def _external_context(query: str) -> ssl.SSLContext | None:
+    """A client context for an external cluster's URL query: None unless it asks for TLS
+    (`ssl=true`, or a CA or client certificate)."""
+    options = dict(parse_qsl(query))
+    tls = options.get("ssl", options.get("tls", "")).lower() in ("1", "true", "yes", "on")
+    if not tls and not any(k in options for k in ("ssl_ca_certs", "ssl_certfile")):
+        return None
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    if "ssl_certfile" in options:
+        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+    return context
+
+
 def external_cluster_ok(url: str, timeout: float) -> None:
-    """Wait until each node listed in a redis+cluster:// URL reports cluster_state:ok.
+    """Wait until each node listed in a redis+cluster:// URL reports cluster_state:ok (over TLS
+    when the URL's query asks for it).
 
     Raises:
         TimeoutError: some node did not report ok in time.
     """
-    rest = url.split("://", 1)[1].split("/", 1)[0]
+    rest, _, query = url.split("://", 1)[1].partition("?")
+    rest = rest.split("/", 1)[0]
+    context = _external_context(query)
     password = None
     if "@" in rest:
         auth, rest = rest.rsplit("@", 1)
-        password = auth.split(":", 1)[-1] or None
+        password = unquote(auth.split(":", 1)[-1]) or None
     addrs = [(h, int(p)) for h, p in (a.rsplit(":", 1) for a in rest.split(","))]
     deadline = time.monotonic() + timeout
     while True:
         try:
             if all(
-                info(port, "cluster", host, password).get("cluster_state") == "ok"
+                info(port, "cluster", host, password, context).get("cluster_state") == "ok"
                 for host, port in addrs
             ):
                 return
         except (OSError, RespError):
             pass
         if time.monotonic() > deadline:
-            raise TimeoutError(f"redis cluster at {url} not ok after {timeout} s")
+            raise TimeoutError(f"redis cluster at {redact(url)} not ok after {timeout} s")
         time.sleep(0.05)

@@ -6,7 +6,8 @@ Each kind is resolved once per process, in this order:
 1. its environment variable, read on every call: ``CHECKPOINTERS_TEST_POSTGRES_URL``,
    ``CHECKPOINTERS_TEST_PGBOUNCER_URL``, ``CHECKPOINTERS_TEST_REDIS_URL``,
    ``CHECKPOINTERS_TEST_REDIS_CLUSTER_URL``, ``CHECKPOINTERS_TEST_REDIS_SENTINEL_URL``,
-   ``CHECKPOINTERS_TEST_REDIS_TLS_URL``,
+   ``CHECKPOINTERS_TEST_REDIS_TLS_URL``, ``CHECKPOINTERS_TEST_REDIS_CLUSTER_TLS_URL``,
+   ``CHECKPOINTERS_TEST_REDIS_SENTINEL_TLS_URL``,
    ``CHECKPOINTERS_TEST_VALKEY_URL``, ``CHECKPOINTERS_TEST_VALKEY_SENTINEL_URL``;
 2. testcontainers, when it is installed and a Docker engine answers (PostgreSQL and Redis only);
 3. the local binaries from Debian's packages (``bash scripts/install-system-deps.sh``), started
@@ -47,6 +48,7 @@ __all__ = [
     "owned_pids",
     "pgbouncer_url",
     "postgres_url",
+    "redis_cluster",
     "redis_cluster_url",
     "redis_sentinel",
     "redis_sentinel_url",
@@ -64,6 +66,7 @@ ENV_VARS = {
     "pgbouncer": "CHECKPOINTERS_TEST_PGBOUNCER_URL",
     "redis": "CHECKPOINTERS_TEST_REDIS_URL",
     "redis_cluster": "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL",
+    "redis_cluster_tls": "CHECKPOINTERS_TEST_REDIS_CLUSTER_TLS_URL",
     "redis_sentinel": "CHECKPOINTERS_TEST_REDIS_SENTINEL_URL",
     "redis_tls": "CHECKPOINTERS_TEST_REDIS_TLS_URL",
     "redis_sentinel_tls": "CHECKPOINTERS_TEST_REDIS_SENTINEL_TLS_URL",
@@ -97,6 +100,11 @@ _LABELS = {
         "Redis Cluster",
         "redis+cluster://host:7000,host:7001",
         _debian("redis-server"),
+    ),
+    "redis_cluster_tls": (
+        "Redis Cluster over TLS",
+        "redis+cluster://host:7000,host:7001?ssl_ca_certs=/path/ca.pem",
+        _debian("redis-server") + " (and openssl, for the test certificates)",
     ),
     "redis_tls": (
         "Redis over TLS",
@@ -170,7 +178,7 @@ def _candidates(kind: str, durable: bool, tried: list[str]) -> list[_Server]:
         flavor, tls = kind.split("_")[0], kind.endswith("_tls")
         found.append(LocalRedisSentinel(durable=durable, flavor=flavor, tls=tls))
     else:
-        found.append(LocalRedisCluster(durable=durable))
+        found.append(LocalRedisCluster(durable=durable, tls=kind.endswith("_tls")))
     return found
 
 
@@ -289,7 +297,7 @@ def valkey_url(*, durable: bool = False) -> str:
     return _url("valkey", durable)
 
 
-def redis_cluster_url(*, durable: bool = False) -> str:
+def redis_cluster_url(*, durable: bool = False, tls: bool = False) -> str:
     """URL of a Redis Cluster of 3 masters with one replica each, started on first call.
 
     The local cluster uses ``cluster-node-timeout`` 1000 ms, so a killed master is replaced within
@@ -297,20 +305,39 @@ def redis_cluster_url(*, durable: bool = False) -> str:
 
     Args:
         durable: keep Redis' default snapshots on every node.
+        tls: a cluster whose nodes take TLS only (their bus and replication too), with a
+            throwaway CA's certificates.
 
     Returns:
-        ``redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3``.
+        ``redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3``, with
+        ``?ssl_ca_certs=...`` over TLS.
 
     Raises:
         ServerUnavailable: no cluster could be had.
     """
-    env = _env_url("redis_cluster")
+    kind = _cluster_kind(tls)
+    env = _env_url(kind)
     if env:
         return env
-    server = _server("redis_cluster", durable)
+    server = _server(kind, durable)
     assert isinstance(server, LocalRedisCluster)
     with _lock:
         return server.url
+
+
+def redis_cluster(*, durable: bool = False, tls: bool = False) -> LocalRedisCluster:
+    """The cluster this process started, for its certificates (a client's among them).
+
+    Raises:
+        ServerUnavailable: the cluster is not ours (env URL), or could not be had.
+    """
+    server = _owned(_cluster_kind(tls), durable, "redis_cluster")
+    assert isinstance(server, LocalRedisCluster)
+    return server
+
+
+def _cluster_kind(tls: bool) -> str:
+    return "redis_cluster_tls" if tls else "redis_cluster"
 
 
 def redis_tls_url(*, durable: bool = False) -> str:
@@ -409,7 +436,9 @@ def restart_postgres(*, durable: bool = False) -> None:
         server.restart()
 
 
-def kill_redis_cluster_master(port: int | None = None, *, durable: bool = False) -> int:
+def kill_redis_cluster_master(
+    port: int | None = None, *, durable: bool = False, tls: bool = False
+) -> int:
     """SIGKILL one master of the test Redis Cluster, as a crash would.
 
     Nodes killed by an earlier call are first restarted and resynced (they rejoin as replicas),
@@ -418,6 +447,7 @@ def kill_redis_cluster_master(port: int | None = None, *, durable: bool = False)
     Args:
         port: the master to kill; by default the one serving slot 0.
         durable: act on the durable cluster instead of the test one.
+        tls: act on the cluster that takes TLS only.
 
     Returns:
         The port of the killed master.
@@ -426,14 +456,14 @@ def kill_redis_cluster_master(port: int | None = None, *, durable: bool = False)
         ServerUnavailable: the cluster is not ours (env URL) or could not be restored first.
         ValueError: `port` is not a master of the cluster.
     """
-    server = _owned("redis_cluster", durable, "kill_redis_cluster_master")
+    server = _owned(_cluster_kind(tls), durable, "kill_redis_cluster_master")
     assert isinstance(server, LocalRedisCluster)
     with _lock:
         return server.kill_master(port)
 
 
 def wait_redis_cluster_ok(
-    timeout: float = 30.0, *, revive: bool = False, durable: bool = False
+    timeout: float = 30.0, *, revive: bool = False, durable: bool = False, tls: bool = False
 ) -> None:
     """Wait until the test Redis Cluster serves every slot again.
 
@@ -445,16 +475,17 @@ def wait_redis_cluster_ok(
         revive: then also restart the masters killed by :func:`kill_redis_cluster_master` and
             wait until they are in-sync replicas, leaving a whole cluster for later tests.
         durable: wait on the durable cluster instead of the test one.
+        tls: wait on the cluster that takes TLS only.
 
     Raises:
         TimeoutError: not ok within `timeout`.
         ServerUnavailable: no cluster could be had, or `revive` failed.
     """
-    env = _env_url("redis_cluster")
+    env = _env_url(_cluster_kind(tls))
     if env:
         external_cluster_ok(env, timeout)
         return
-    server = _server("redis_cluster", durable)
+    server = _server(_cluster_kind(tls), durable)
     assert isinstance(server, LocalRedisCluster)
     with _lock:
         server.wait_ok(timeout, revive=revive)

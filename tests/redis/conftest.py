@@ -98,29 +98,36 @@ def keys_under(client: Any, prefix: str) -> set[bytes]:
 
 
 @contextmanager
-def inspected_cluster(*, revive: bool = False) -> Iterator[tuple[str, str, RedisSaver]]:
-    """The test cluster, once its slots are all served: its URL, a fresh key prefix, and a
-    sync saver on that prefix to read what the test's savers wrote; the prefix is dropped at
-    the end (after the killed masters come back, with `revive`)."""
-    url = servers.redis_cluster_url()
-    servers.wait_redis_cluster_ok()
+def inspected_cluster(
+    *, revive: bool = False, tls: bool = False
+) -> Iterator[tuple[str, str, RedisSaver]]:
+    """The test cluster (the one on TLS, with `tls`), once its slots are all served: its URL,
+    a fresh key prefix, and a sync saver on that prefix to read what the test's savers wrote;
+    the prefix is dropped at the end (after the killed masters come back, with `revive`)."""
+    url = servers.redis_cluster_url(tls=tls)
+    servers.wait_redis_cluster_ok(tls=tls)
     prefix = fresh_prefix()
     inspector = RedisSaver.from_url(url, key_prefix=prefix)
     try:
         yield url, prefix, inspector
     finally:
         inspector.close()
-        if revive:
-            servers.wait_redis_cluster_ok(revive=True)  # later tests get the whole cluster
-        drop_prefix(servers.redis_cluster_url(), prefix)
+        if revive:  # later tests get the whole cluster
+            servers.wait_redis_cluster_ok(revive=True, tls=tls)
+        drop_prefix(servers.redis_cluster_url(tls=tls), prefix)
 
 
 OWNERS = ["from-url", "passed-in"]  # the saver's own client (lanes) or the user's (redis-py)
 
 
 def _node_url(url: str) -> str:
-    """A redis:// URL of a cluster URL's first node, for a client the user makes."""
-    return url.replace("redis+cluster://", "redis://").split(",")[0]
+    """A redis:// URL of a cluster URL's first node, for a client the user makes; rediss://
+    with the CA of a cluster's `ssl_ca_certs`."""
+    hosts, _, query = url.partition("?")
+    first = hosts.split(",")[0]
+    if "ssl_ca_certs=" not in query:
+        return first.replace("redis+cluster://", "redis://")
+    return f"{first.replace('redis+cluster://', 'rediss://')}?{query}"
 
 
 @contextmanager

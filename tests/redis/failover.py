@@ -39,13 +39,14 @@ def counting_graph(hook: Callable[[], None] | None = None) -> StateGraph[Any]:
     return builder
 
 
-def wait_replicated(port: int, timeout: float = 10.0) -> None:
-    """Until every replica of the master at `port` has its whole replication stream.
+def wait_replicated(port: int, timeout: float = 10.0, **connection: Any) -> None:
+    """Until every replica of the master at `port` has its whole replication stream
+    (`connection`: more of redis-py's connection options, TLS ones for a TLS server).
 
     Redis replicates asynchronously: a crash before that can lose a write on any deployment,
     whatever the client.
     """
-    client = redis.Redis(port=port, socket_timeout=2)
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, **connection)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

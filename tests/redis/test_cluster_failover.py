@@ -23,9 +23,15 @@ from .conftest import OWNERS, async_cluster_saver, cluster_saver, inspected_clus
 from .failover import STEPS, counting_graph, wait_replicated
 
 
+@pytest.fixture(params=[False, True], ids=["plain", "tls"])
+def tls(request: pytest.FixtureRequest) -> bool:
+    """Whether the cluster takes TLS only (its bus and replication too)."""
+    return bool(request.param)
+
+
 @pytest.fixture
-def cluster() -> Iterator[tuple[str, str, Any]]:
-    with inspected_cluster(revive=True) as found:
+def cluster(tls: bool) -> Iterator[tuple[str, str, Any]]:
+    with inspected_cluster(revive=True, tls=tls) as found:
         yield found
 
 
@@ -35,6 +41,7 @@ class _Killer:
     def __init__(self, url: str, inspector: RedisSaver, thread_id: str) -> None:
         self.inspector = inspector
         self.thread_id = thread_id
+        self.tls = servers.redis_cluster(tls=True) if "ssl_ca_certs=" in url else None
         raw = sync_client(url)
         key = inspector.backend.layout.thread(thread_id).keys[0]
         node = raw.get_node_from_key(key)
@@ -55,8 +62,13 @@ class _Killer:
             ]
             if not self.before:
                 time.sleep(0.05)
-        wait_replicated(self.port)
-        assert servers.kill_redis_cluster_master(self.port) == self.port
+        if self.tls is None:
+            wait_replicated(self.port)
+        else:
+            assert self.tls.certificates is not None
+            wait_replicated(self.port, ssl=True, ssl_ca_certs=str(self.tls.certificates.ca))
+        tls = self.tls is not None
+        assert servers.kill_redis_cluster_master(self.port, tls=tls) == self.port
         self.killed_at = time.monotonic()
 
     def check(self, final: Any) -> None:

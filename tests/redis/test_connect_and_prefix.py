@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from typing import Any
@@ -219,6 +220,30 @@ def test_cluster_url_parts() -> None:
         _cluster_parts("redis+cluster://h1,h2:7000")
     with pytest.raises(ConfigError, match="database 0"):
         _cluster_parts("redis+cluster://h1:7000/3")
+    # the options a Sentinel URL takes for its master's connections, and TLS: any implies ssl
+    _, tls = _cluster_parts(
+        "redis+cluster://h1:7000?ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem"
+        "&ssl_cert_reqs=required&socket_timeout=4&socket_connect_timeout=1&max_connections=20"
+    )
+    assert tls == {
+        "ssl": True,
+        "ssl_ca_certs": "/ca.pem",
+        "ssl_certfile": "/c.pem",
+        "ssl_keyfile": "/k.pem",
+        "ssl_cert_reqs": "required",
+        "socket_timeout": 4.0,
+        "socket_connect_timeout": 1.0,
+        "max_connections": 20,
+    }
+    assert _cluster_parts("redis+cluster://h1:7000?tls=yes")[1] == {"ssl": True}  # older spelling
+    for query, says in [
+        ("ssl=false&ssl_ca_certs=/ca.pem", "ssl=false with TLS"),
+        ("socket_timeout=soon", "bad value for 'socket_timeout'"),
+        ("max_connections=many", "bad value for 'max_connections'"),
+        ("colour=blue", "unknown option 'colour' in a redis+cluster URL"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(says)):
+            _cluster_parts(f"redis+cluster://h1:7000?{query}")
     plain, options = saver_options(
         "redis://h:1/0?key_prefix=app&ttl=60&refresh_on_read=yes&socket_keepalive=true"
     )

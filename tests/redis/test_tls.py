@@ -1,13 +1,16 @@
-"""Redis over TLS: `rediss://` against a real server that takes TLS connections only.
+"""Redis over TLS: `rediss://` against a real server that takes TLS connections only, and
+`redis+cluster://...?ssl_ca_certs=` against a cluster whose nodes do (their bus and
+replication too; a failover over TLS: `test_cluster_failover.py`).
 
-The server's certificate comes from a throwaway CA (`checkpoint_base/testing/_tls.py`); it
-checks a client certificate when one is presented, and a test makes it require one.
+The servers' certificates come from a throwaway CA (`checkpoint_base/testing/_tls.py`); they
+check a client certificate when one is presented, and a test makes them require one.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -23,25 +26,49 @@ from checkpoint_redis._testing import drop_prefix, fresh_prefix
 
 from .failover import STEPS, counting_graph
 
+DEPLOYMENTS = ["single", "cluster"]
+
+
+@pytest.fixture(params=DEPLOYMENTS)
+def deployment(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _base_url(deployment: str) -> str:
+    if deployment == "cluster":
+        return servers.redis_cluster_url(tls=True)
+    return servers.redis_tls_url()
+
 
 @pytest.fixture
-def url() -> Iterator[str]:
-    """The TLS server's URL (trusting its CA) with a fresh key prefix, dropped after."""
-    base, prefix = servers.redis_tls_url(), fresh_prefix()
+def url(deployment: str) -> Iterator[str]:
+    """The TLS deployment's URL (trusting its CA) with a fresh key prefix, dropped after."""
+    base, prefix = _base_url(deployment), fresh_prefix()
     try:
         yield f"{base}&key_prefix={prefix}"
     finally:
         drop_prefix(base, prefix)
 
 
-def _port(url: str) -> int:
-    return int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+def _ports(url: str) -> list[int]:
+    hosts = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    return [int(item.rsplit(":", 1)[1]) for item in hosts.split(",")]
 
 
 def _without_ca(url: str) -> str:
+    """`url` trusting no CA of its own; TLS stays on (the cluster's `ssl_ca_certs` said so)."""
     base, _, query = url.partition("?")
     kept = [part for part in query.split("&") if not part.startswith("ssl_ca_certs=")]
+    if base.startswith("redis+cluster://"):
+        kept.append("ssl=true")
     return f"{base}?{'&'.join(kept)}"
+
+
+def _kept_connections(executor: Any) -> list[Any]:
+    """The connections a saver's executor keeps: its lane's, or its cluster lanes'."""
+    lanes = [executor._lane] if executor._lanes is None else list(executor._lanes._lanes.values())
+    assert lanes and all(lane is not None and lane._idle for lane in lanes)
+    return [conn for lane in lanes for conn in lane._idle]
 
 
 def test_graph_runs_over_tls(url: str) -> None:
@@ -52,9 +79,8 @@ def test_graph_runs_over_tls(url: str) -> None:
         final = graph.invoke({"count": 0, "log": []}, config)
         assert final == {"count": STEPS, "log": list(range(1, STEPS + 1))}
         assert len(list(graph.get_state_history(config))) == STEPS + 2
-        lane = saver._executor._lane  # the saver's kept connections speak TLS too
-        assert lane is not None and lane._idle
-        assert all(isinstance(conn, SSLConnection) for conn in lane._idle)
+        kept = _kept_connections(saver._executor)  # the saver's kept connections speak TLS too
+        assert all(isinstance(conn, SSLConnection) for conn in kept)
 
 
 async def test_async_graph_runs_over_tls(url: str) -> None:
@@ -65,17 +91,16 @@ async def test_async_graph_runs_over_tls(url: str) -> None:
         final = await graph.ainvoke({"count": 0, "log": []}, config)
         assert final == {"count": STEPS, "log": list(range(1, STEPS + 1))}
         assert (await graph.aget_state(config)).values == final
-        lane = saver._aexecutor._lane
-        assert lane is not None and lane._idle
-        assert all(isinstance(conn, AsyncSSLConnection) for conn in lane._idle)
+        kept = _kept_connections(saver._aexecutor)
+        assert all(isinstance(conn, AsyncSSLConnection) for conn in kept)
 
 
 def test_an_untrusted_certificate_fails_at_once_and_names_the_fix(url: str) -> None:
     with (
-        RedisSaver.from_conn_string(_without_ca(url)) as saver,
         pytest.raises(StorageError) as caught,
+        RedisSaver.from_conn_string(_without_ca(url)) as saver,
     ):
-        saver.setup()
+        saver.setup()  # (a cluster's client fails as it is made: it reads the slot map)
     assert not isinstance(caught.value, StorageUnavailableError)  # not retried: it cannot pass
     assert "certificate" in str(caught.value) and "ssl_ca_certs=" in str(caught.value)
 
@@ -88,25 +113,47 @@ async def test_async_an_untrusted_certificate_fails_at_once_and_names_the_fix(ur
     assert "ssl_ca_certs=" in str(caught.value)
 
 
-def test_a_plain_connection_to_a_tls_server_points_at_rediss(url: str) -> None:
-    plain = f"redis://127.0.0.1:{_port(url)}/0?key_prefix={fresh_prefix()}"
+def test_a_plain_connection_to_a_tls_server_points_at_rediss(url: str, deployment: str) -> None:
+    port = _ports(url)[0]
+    if deployment == "cluster":
+        plain, fix = f"redis+cluster://127.0.0.1:{port}", "ssl=true in the query of a redis+"
+    else:
+        plain, fix = f"redis://127.0.0.1:{port}/0", "rediss://"
     with (
-        RedisSaver.from_conn_string(plain) as saver,
         pytest.raises(StorageUnavailableError) as caught,
+        RedisSaver.from_conn_string(f"{plain}?key_prefix={fresh_prefix()}") as saver,
     ):
-        saver.setup()
-    assert "rediss://" in str(caught.value)
+        saver.setup()  # (a cluster's client fails as it is made: it reads the slot map)
+    assert fix in str(caught.value)
 
 
-def test_a_client_certificate_when_the_server_asks_one(url: str) -> None:
+async def test_async_a_plain_connection_to_a_tls_cluster_points_at_ssl() -> None:
+    port = _ports(servers.redis_cluster_url(tls=True))[0]
+    plain = f"redis+cluster://127.0.0.1:{port}?key_prefix={fresh_prefix()}"
+    async with AsyncRedisSaver.from_conn_string(plain) as saver:
+        with pytest.raises(StorageUnavailableError) as caught:
+            await saver.asetup()
+    assert "ssl=true in the query of a redis+cluster://" in str(caught.value)
+
+
+def _tls_nodes(deployment: str) -> tuple[Any, list[int]]:
+    """The certificates of the TLS deployment we started, and the ports of its nodes."""
+    if deployment == "cluster":
+        cluster = servers.redis_cluster(tls=True)
+        return cluster.certificates, [node.port for node in cluster.nodes]
     server = servers.redis_tls()
-    files = server.certificates
+    return server.certificates, [server.port]
+
+
+def test_a_client_certificate_when_the_server_asks_one(url: str, deployment: str) -> None:
+    files, ports = _tls_nodes(deployment)
     assert files is not None
     context = client_context(files)
-    command(server.port, "CONFIG", "SET", "tls-auth-clients", "yes", tls=context)
+    for port in ports:
+        command(port, "CONFIG", "SET", "tls-auth-clients", "yes", tls=context)
     try:
-        with RedisSaver.from_conn_string(url) as saver, pytest.raises(StorageError) as caught:
-            saver.setup()
+        with pytest.raises(StorageError) as caught, RedisSaver.from_conn_string(url) as saver:
+            saver.setup()  # (a cluster's client fails as it is made: it reads the slot map)
         # TLS 1.3: the client's handshake ends before the server checks for a certificate, so
         # the refusal reaches the client as an alert naming it (not retried), or, when the
         # client writes first, as the connection closed (retried, as a dropped one is).
@@ -125,7 +172,8 @@ def test_a_client_certificate_when_the_server_asks_one(url: str) -> None:
             )  # fmt: skip
             assert saver.get_tuple(stored) is not None
     finally:
-        command(server.port, "CONFIG", "SET", "tls-auth-clients", "optional", tls=context)
+        for port in ports:
+            command(port, "CONFIG", "SET", "tls-auth-clients", "optional", tls=context)
 
 
 def test_a_tls_connection_closed_by_the_server_names_the_client_certificate() -> None:
