@@ -97,6 +97,15 @@ def _require_file(path: str, url: str) -> None:
         )
 
 
+def _unwritable(path: str) -> bool:
+    """Whether this process may read the SQLite file at `path` but not write it, or not
+    create its -wal and -shm files beside it."""
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        return False
+    where = os.path.dirname(os.path.abspath(path))
+    return not os.access(path, os.W_OK) or not os.access(where, os.W_OK | os.X_OK)
+
+
 _REDIS_SCHEMES = ("redis", "rediss", "redis+cluster", "redis+sentinel")
 
 
@@ -198,7 +207,7 @@ def _connected(url: str, shown: str) -> Any:
 
 
 @contextlib.contextmanager
-def _ours(url: str, shown: str, *, create: bool, missing_ok: bool) -> Iterator[Side]:
+def _ours(url: str, shown: str, *, write: bool, create: bool, missing_ok: bool) -> Iterator[Side]:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme != "memory":
         # The application's URL may say how long idle threads live (`?ttl=`): a command
@@ -206,6 +215,10 @@ def _ours(url: str, shown: str, *, create: bool, missing_ok: bool) -> Iterator[S
         url = unswept(url)
     if scheme == "sqlite" and not create:
         _require_file(_sqlite_path(url, "sqlite"), shown)
+    if scheme == "sqlite" and not write and _unwritable(_sqlite_path(url, "sqlite")):
+        # a command that only reads may read a file this process may not write (another
+        # user's, a read-only mount); read-write, SQLite would refuse to open it
+        url += ("&" if "?" in url else "?") + "read_only=true"
     missing: str | None = None  # why the store the URL names is not there
     if scheme in ("postgresql", "postgres"):
         from checkpoint_postgres._backend import DEFAULT_SCHEMA
@@ -360,7 +373,7 @@ def open_side(
         with _langgraph_postgres(url, scheme, shown) as side:
             yield side
     else:
-        with _ours(url, shown, create=create, missing_ok=missing_ok) as side:
+        with _ours(url, shown, write=write, create=create, missing_ok=missing_ok) as side:
             yield side
 
 

@@ -151,6 +151,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             checkpoint.
     """
 
+    read_only: bool = False
+    """True for a saver whose connections may only read (SQLite's `read_only=True`): its
+    writes fail, and it cannot sweep idle threads."""
+
     def __init__(
         self,
         backend: Backend,
@@ -810,11 +814,17 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
 
         Raises:
             ConfigError: `idle` or `every` is not a positive duration, `strategy` is neither
-                of the two, or an async saver was called outside an event loop.
+                of the two, an async saver was called outside an event loop, or the saver
+                is read-only.
             StorageError: The saver is closed.
         """
         if self._closed.is_set():
             raise StorageError(f"this {type(self).__name__} is closed: it cannot sweep")
+        if self.read_only:
+            raise ConfigError(
+                f"this {type(self).__name__} was opened read-only: it cannot delete idle "
+                "threads; drop ttl= (and sweep_every=), or open it with write access"
+            )
         sweeper = Sweeper(idle, every, strategy)
         if self._executor is not None:
             start: Callable[[], None] = functools.partial(sweeper.start_thread, self)

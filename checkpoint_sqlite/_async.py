@@ -37,7 +37,9 @@ from ._alone import DONE, after_write, resumed, run_alone, standalone_write
 from ._backend import SqliteBackend
 from ._conn import (
     MEMORY,
+    READ_PROBE,
     ConnectOptions,
+    connect_target,
     connection_pragmas,
     open_options,
     synchronous_pragma,
@@ -181,18 +183,20 @@ def _close_abandoned(opening: asyncio.Future[aiosqlite.Connection]) -> None:
 async def open_connection(path: str, options: ConnectOptions) -> aiosqlite.Connection:
     """A connection of the saver's own, in autocommit mode (transactions are explicit)."""
     driver = _driver()
+    target, uri = connect_target(path, options.read_only)
+    pragmas = READ_PROBE if options.read_only else connection_pragmas(path, options.synchronous)
     try:
         pending = driver.connect(
-            path, timeout=options.timeout, isolation_level=None, cached_statements=256
+            target, timeout=options.timeout, isolation_level=None, cached_statements=256, uri=uri
         )
         _daemonize(pending)
         conn = await _opened(pending)
     except Exception as exc:
         if isinstance(exc, driver.Error):
-            raise why_unopened(path, str(exc)) or translate(exc) from exc
+            raise why_unopened(path, str(exc), options.read_only) or translate(exc) from exc
         raise
     try:
-        for pragma in connection_pragmas(path, options.synchronous):
+        for pragma in pragmas:
             for pause in busy_pauses(options.timeout):
                 try:
                     await conn.execute_fetchall(pragma)
@@ -204,7 +208,7 @@ async def open_connection(path: str, options: ConnectOptions) -> aiosqlite.Conne
     except BaseException as exc:
         await conn.close()
         if isinstance(exc, driver.Error):
-            raise why_unopened(path, str(exc)) or translate(exc) from exc
+            raise why_unopened(path, str(exc), options.read_only) or translate(exc) from exc
         raise
     return conn
 
@@ -464,12 +468,14 @@ class AsyncPooledExecutor:
             return self._quick
         conn = None
         try:  # opening a file takes no lock; these settings are the connection's own
+            target, uri = connect_target(self._path, self._options.read_only)
             conn = sqlite3.connect(
-                self._path,
+                target,
                 timeout=0,
                 isolation_level=None,
                 check_same_thread=False,
                 cached_statements=64,
+                uri=uri,
             )
             conn.execute(synchronous_pragma(self._options.synchronous))
             for pragma in self._valve:  # checkpoints are the thread's job (see `_wal`)
@@ -667,6 +673,7 @@ class AsyncSqliteSaver(CheckpointSaver):
         serde: SerializerProtocol | None = None,
         timeout: float | None = None,
         synchronous: str | None = None,
+        read_only: bool | None = None,
         max_idle: int = 4,
         max_connections: int = 16,
     ) -> AsyncSqliteSaver:
@@ -680,6 +687,11 @@ class AsyncSqliteSaver(CheckpointSaver):
                 (default 5).
             synchronous: `"normal"` (default: a commit survives a crash of the process) or
                 `"full"` (it also survives a power loss; each commit waits for the disk).
+            read_only: Open the file read-only (SQLite's `mode=ro`): reads work on a file
+                this process may read but not write, or that it must not change; any write
+                fails, and `setup()` only checks that the schema is up to date. The file must
+                exist, and unless the directory is writable, its `-shm` file too (it exists
+                while a process has the database open).
             max_idle: Idle connections (each one a thread) kept for reuse.
             max_connections: At most this many connections at once.
 
@@ -692,6 +704,7 @@ class AsyncSqliteSaver(CheckpointSaver):
             conn_string,
             timeout=timeout,
             synchronous=synchronous,
+            read_only=read_only,
             max_idle=max_idle,
             max_connections=max_connections,
         )
@@ -704,6 +717,7 @@ class AsyncSqliteSaver(CheckpointSaver):
         )
         saver = cls.__new__(cls)
         CheckpointSaver.__init__(saver, SqliteBackend(), aexecutor=executor, serde=serde)
+        saver.read_only = options.read_only
         return saver
 
     @classmethod
@@ -715,6 +729,7 @@ class AsyncSqliteSaver(CheckpointSaver):
         serde: SerializerProtocol | None = None,
         timeout: float | None = None,
         synchronous: str | None = None,
+        read_only: bool | None = None,
     ) -> AsyncIterator[AsyncSqliteSaver]:
         """Open a saver on a database file (or `:memory:`), set up, closed on exit.
 
@@ -724,11 +739,14 @@ class AsyncSqliteSaver(CheckpointSaver):
             serde: The serializer.
             timeout: Seconds to wait for another connection's lock before retrying.
             synchronous: `"normal"` (default) or `"full"`, as for `open`.
+            read_only: Open the file read-only, as for `open`.
 
         Yields:
             The saver, with its tables created or migrated.
         """
-        saver = await cls.open(conn_string, serde=serde, timeout=timeout, synchronous=synchronous)
+        saver = await cls.open(
+            conn_string, serde=serde, timeout=timeout, synchronous=synchronous, read_only=read_only
+        )
         try:
             await saver.asetup()
             yield saver

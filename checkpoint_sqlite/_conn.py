@@ -12,7 +12,9 @@ from checkpoint_base._connect import SWEEP_KEYS
 
 __all__ = [
     "MEMORY",
+    "READ_PROBE",
     "ConnectOptions",
+    "connect_target",
     "connection_pragmas",
     "database_path",
     "open_options",
@@ -42,12 +44,15 @@ class ConnectOptions:
         max_connections: Async only: at most this many connections (threads) at once.
         synchronous: `"normal"` (default) or `"full"`: when a commit reaches the disk (see
             `connection_pragmas`).
+        read_only: Open every connection read-only (`mode=ro`): a file this process may
+            read but not write, or one it must not change; any write fails.
     """
 
     timeout: float = DEFAULT_TIMEOUT
     max_idle: int = 8
     max_connections: int = 16
     synchronous: str = "normal"
+    read_only: bool = False
 
     def __post_init__(self) -> None:
         if self.timeout < 0 or self.max_idle < 0 or self.max_connections < 1:
@@ -65,11 +70,12 @@ def open_options(
     *,
     timeout: float | None,
     synchronous: str | None,
+    read_only: bool | None = None,
     **limits: Any,
 ) -> tuple[str, ConnectOptions]:
     """The database path and connection options of `SqliteSaver.open` and its async twin.
 
-    A `sqlite:///` URL may carry `timeout` and `synchronous` in its query
+    A `sqlite:///` URL may carry `timeout`, `synchronous` and `read_only` in its query
     (`sqlite:///app.db?synchronous=full&timeout=10`); a keyword argument gives the same
     option. An unknown query option, or one given both ways with different values, is an
     error: nothing in the URL is ignored.
@@ -79,7 +85,8 @@ def open_options(
     """
     query = url_options(conn_string)
     chosen: dict[str, Any] = {}
-    for name, value in (("timeout", timeout), ("synchronous", synchronous)):
+    given = (("timeout", timeout), ("synchronous", synchronous), ("read_only", read_only))
+    for name, value in given:
         in_url = query.get(name)
         if value is not None and in_url is not None and in_url != value:
             raise ConfigError(
@@ -89,11 +96,22 @@ def open_options(
         picked = value if value is not None else in_url
         if picked is not None:
             chosen[name] = picked
-    return database_path(conn_string), ConnectOptions(**chosen, **limits)
+    path = database_path(conn_string)
+    if path == MEMORY and chosen.get("read_only"):
+        raise ConfigError(
+            "read_only=true on an in-memory SQLite database: it starts empty, with nothing to "
+            "read; give a file (sqlite:///path.db)"
+        )
+    return path, ConnectOptions(**chosen, **limits)
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLEANS.update({"0": False, "false": False, "no": False, "off": False})
 
 
 def url_options(target: str) -> dict[str, Any]:
-    """The options in the query of a `sqlite:///` URL: `timeout` (seconds), `synchronous`.
+    """The options in the query of a `sqlite:///` URL: `timeout` (seconds), `synchronous`,
+    `read_only` (true or false).
 
     Raises:
         ConfigError: An option is unknown, repeated or malformed.
@@ -107,10 +125,10 @@ def url_options(target: str) -> dict[str, Any]:
         raise ConfigError(f"malformed query in SQLite URL {target!r}: {exc}") from exc
     found: dict[str, Any] = {}
     for key, value in pairs:
-        if key not in ("timeout", "synchronous"):
+        if key not in ("timeout", "synchronous", "read_only"):
             raise ConfigError(
                 f"unknown option {key!r} in SQLite URL {target!r}; known: "
-                "timeout (seconds), synchronous (normal or full)"
+                "timeout (seconds), synchronous (normal or full), read_only (true or false)"
                 + (
                     "; ttl, sweep_every and ttl_strategy are read by "
                     "checkpoint_base.connect(url), which sweeps idle threads"
@@ -127,6 +145,12 @@ def url_options(target: str) -> dict[str, Any]:
                 raise ConfigError(
                     f"timeout in SQLite URL {target!r} must be a number of seconds, got {value!r}"
                 ) from None
+        elif key == "read_only":
+            if value.lower() not in _BOOLEANS:
+                raise ConfigError(
+                    f"read_only in SQLite URL {target!r} must be true or false, got {value!r}"
+                )
+            found[key] = _BOOLEANS[value.lower()]
         else:
             found[key] = value.lower()
     return found
@@ -160,6 +184,20 @@ def database_path(target: str) -> str:
     return path
 
 
+READ_PROBE = ("PRAGMA schema_version",)
+"""What a read-only connection runs when opened, instead of the settings of
+`connection_pragmas` (it changes neither the journal mode nor how commits sync): SQLite opens
+a file lazily, and this read fails at once where the connection cannot read."""
+
+
+def connect_target(path: str, read_only: bool) -> tuple[str, bool]:
+    """What `sqlite3.connect` takes for `path`: the path itself, or a `file:` URI with
+    `mode=ro` for a read-only connection; and whether it is a URI."""
+    if not read_only:
+        return path, False
+    return f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro", True
+
+
 def connection_pragmas(path: str, synchronous: str = "normal") -> tuple[str, ...]:
     """The settings of every connection the saver opens itself.
 
@@ -181,10 +219,11 @@ def synchronous_pragma(synchronous: str) -> str:
     return _SYNCHRONOUS[synchronous]
 
 
-def why_unopened(path: str, message: str) -> ConfigError | None:
+def why_unopened(path: str, message: str, read_only: bool = False) -> ConfigError | None:
     """What stops SQLite from opening `path`, when its error ("unable to open database
     file", "attempt to write a readonly database") says only that it could not: a directory
-    that does not exist, a directory where the file should be, missing permissions. None
+    that does not exist, a directory where the file should be, missing permissions, and for
+    a read-only connection (`read_only`) a missing file or a WAL index it cannot have. None
     when none of these is the cause (a passing lock, a full disk: the caller's error)."""
     lowered = message.lower()
     if path == MEMORY or not ("unable to open" in lowered or "readonly" in lowered):
@@ -198,13 +237,40 @@ def why_unopened(path: str, message: str) -> ConfigError | None:
             f"cannot open SQLite database {path!r}: its directory {where!r} does not exist; "
             "create it first (SQLite creates the file, not the directories above it)"
         )
+    if read_only:
+        return _why_unread(path, full, where)
     if os.path.exists(full) and not os.access(full, os.R_OK | os.W_OK):
         return ConfigError(
-            f"cannot open SQLite database {path!r}: this process may not read and write it"
+            f"cannot open SQLite database {path!r}: this process may not read and write it; "
+            "to read it only, open it read-only (sqlite:///path.db?read_only=true)"
         )
     if not os.access(where, os.W_OK | os.X_OK):
         return ConfigError(
             f"cannot open SQLite database {path!r}: this process may not create files in "
             f"{where!r}, where SQLite keeps the database's -wal and -shm files beside it"
+        )
+    return None
+
+
+def _why_unread(path: str, full: str, where: str) -> ConfigError | None:
+    if not os.path.exists(full):
+        return ConfigError(
+            f"cannot open SQLite database {path!r} read-only: it does not exist (read_only "
+            "opens an existing file, never creates one)"
+        )
+    if not os.access(full, os.R_OK):
+        return ConfigError(f"cannot open SQLite database {path!r}: this process may not read it")
+    if not os.path.exists(full + "-shm") and not os.access(where, os.W_OK | os.X_OK):
+        return ConfigError(
+            f"cannot read SQLite database {path!r} read-only: the file is in WAL mode, and "
+            f"SQLite reads it only through its -shm file, which does not exist (no process "
+            f"has the database open) and which this process may not create in {where!r}. "
+            "Read it while the application that writes it has it open, or read a copy in a "
+            "directory this process may write (cp the .db file, with its -wal file if any)"
+        )
+    if os.path.exists(full + "-shm") and not os.access(full + "-shm", os.R_OK):
+        return ConfigError(
+            f"cannot read SQLite database {path!r} read-only: this process may not read its "
+            f"WAL index {path + '-shm'!r}"
         )
     return None

@@ -155,6 +155,12 @@ def translate(exc: sqlite3.Error) -> StorageError:
             f"SQLite: {message}; the checkpoint tables are missing: call saver.setup() "
             "(connect() and from_conn_string() do it for you)"
         )
+    if "readonly database" in lowered:
+        return StorageError(
+            f"SQLite: {message}: this connection may only read (a saver opened with "
+            "read_only=true, or a file or medium this process may not write); a write, or "
+            "setup() of a database whose schema is not up to date, needs one that may write"
+        )
     if "malformed json" in lowered:
         return StorageError(f"SQLite: {message}; {_MALFORMED_JSON}")
     if getattr(exc, "sqlite_errorcode", None) == _SQLITE_TOOBIG or "too big" in lowered:

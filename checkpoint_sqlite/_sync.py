@@ -17,7 +17,15 @@ from checkpoint_base import CheckpointSaver, ConfigError, Plan, StorageError, ru
 
 from ._alone import run_alone
 from ._backend import SqliteBackend
-from ._conn import MEMORY, ConnectOptions, connection_pragmas, open_options, why_unopened
+from ._conn import (
+    MEMORY,
+    READ_PROBE,
+    ConnectOptions,
+    connect_target,
+    connection_pragmas,
+    open_options,
+    why_unopened,
+)
 from ._fs import check_filesystem
 from ._group import GroupCommit
 from ._requests import Execute, Query
@@ -89,16 +97,19 @@ def _run_on(
 
 def open_connection(path: str, options: ConnectOptions) -> sqlite3.Connection:
     """A connection of the saver's own: autocommit (transactions are explicit), any thread."""
+    target, uri = connect_target(path, options.read_only)
+    pragmas = READ_PROBE if options.read_only else connection_pragmas(path, options.synchronous)
     try:
         conn = sqlite3.connect(
-            path,
+            target,
             timeout=options.timeout,
             isolation_level=None,
             check_same_thread=False,
             cached_statements=256,
+            uri=uri,
         )
         try:
-            for pragma in connection_pragmas(path, options.synchronous):
+            for pragma in pragmas:
                 for pause in busy_pauses(options.timeout):
                     try:
                         conn.execute(pragma).fetchall()
@@ -113,7 +124,7 @@ def open_connection(path: str, options: ConnectOptions) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         from ._session import translate
 
-        raise why_unopened(path, str(exc)) or translate(exc) from exc
+        raise why_unopened(path, str(exc), options.read_only) or translate(exc) from exc
     return conn
 
 
@@ -353,6 +364,7 @@ class SqliteSaver(CheckpointSaver):
         serde: SerializerProtocol | None = None,
         timeout: float | None = None,
         synchronous: str | None = None,
+        read_only: bool | None = None,
         max_idle: int = 8,
     ) -> SqliteSaver:
         """Open a saver with connections of its own; call `setup()`, then `close()` it.
@@ -365,13 +377,22 @@ class SqliteSaver(CheckpointSaver):
                 (default 5).
             synchronous: `"normal"` (default: a commit survives a crash of the process) or
                 `"full"` (it also survives a power loss; each commit waits for the disk).
+            read_only: Open the file read-only (SQLite's `mode=ro`): reads work on a file
+                this process may read but not write, or that it must not change; any write
+                fails, and `setup()` only checks that the schema is up to date. The file must
+                exist, and unless the directory is writable, its `-shm` file too (it exists
+                while a process has the database open).
             max_idle: Idle connections kept for reuse.
 
         Raises:
             ConfigError: `conn_string` is not a SQLite path or URL, or an option is invalid.
         """
         path, options = open_options(
-            conn_string, timeout=timeout, synchronous=synchronous, max_idle=max_idle
+            conn_string,
+            timeout=timeout,
+            synchronous=synchronous,
+            read_only=read_only,
+            max_idle=max_idle,
         )
         executor: PooledExecutor | SharedExecutor
         if path == MEMORY:
@@ -381,6 +402,7 @@ class SqliteSaver(CheckpointSaver):
             executor = PooledExecutor(path, options)
         saver = cls.__new__(cls)
         CheckpointSaver.__init__(saver, SqliteBackend(), executor=executor, serde=serde)
+        saver.read_only = options.read_only
         return saver
 
     @classmethod
@@ -392,6 +414,7 @@ class SqliteSaver(CheckpointSaver):
         serde: SerializerProtocol | None = None,
         timeout: float | None = None,
         synchronous: str | None = None,
+        read_only: bool | None = None,
     ) -> Iterator[SqliteSaver]:
         """Open a saver on a database file (or `:memory:`), set up, closed on exit.
 
@@ -401,11 +424,14 @@ class SqliteSaver(CheckpointSaver):
             serde: The serializer.
             timeout: Seconds to wait for another connection's lock before retrying.
             synchronous: `"normal"` (default) or `"full"`, as for `open`.
+            read_only: Open the file read-only, as for `open`.
 
         Yields:
             The saver, with its tables created or migrated.
         """
-        saver = cls.open(conn_string, serde=serde, timeout=timeout, synchronous=synchronous)
+        saver = cls.open(
+            conn_string, serde=serde, timeout=timeout, synchronous=synchronous, read_only=read_only
+        )
         try:
             saver.setup()
             yield saver

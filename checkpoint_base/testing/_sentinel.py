@@ -330,7 +330,9 @@ class LocalRedisSentinel:
         """
         dead = {node.port for node in self.data if not node.proc.alive()}
         if dead:  # first a live master, or the node would come back as one
-            self._wait(lambda: self._named_live(dead), timeout, "the Sentinels' new master")
+            self._wait(
+                lambda: self._named_live(dead), timeout, "the Sentinels agreeing on a new master"
+            )
         for index, node in enumerate(self.data):
             if node.proc.alive():
                 continue
@@ -348,10 +350,20 @@ class LocalRedisSentinel:
         self.wait_whole(timeout)
 
     def _named_live(self, dead: set[int]) -> bool:
-        try:
-            return self.master_port() not in dead
-        except ServerUnavailable:
-            return False
+        """Whether every Sentinel names one master, and not a node in `dead`: a node revived
+        while one of them still names it would be made master again by that one's view."""
+        named = set()
+        for port in self.sentinel_ports:
+            try:
+                reply = command(
+                    port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE, tls=self._context
+                )
+            except (OSError, RespError, ConnectionError):
+                return False
+            if not isinstance(reply, list) or len(reply) != 2:
+                return False
+            named.add(int(str(reply[1])))
+        return len(named) == 1 and not named & dead
 
     def procs(self) -> list[Proc]:
         """Every process of the set."""
