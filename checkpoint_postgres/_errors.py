@@ -20,6 +20,7 @@ __all__ = [
     "read_only",
     "reports_read_only",
     "retryable_conflict",
+    "tls_refused",
     "translate",
 ]
 
@@ -126,6 +127,9 @@ def translate(exc: BaseException, schema: str) -> StorageError:
                 "`checkpointers compact`, so that new checkpoints reuse their room"
             )
         if isinstance(exc, psycopg.OperationalError) or state.startswith("08"):
+            hint = tls_refused(" ".join(str(exc).split()))  # a reconnection refused so
+            if hint is not None:
+                return StorageError(f"{detail} -- {hint}")
             return StorageUnavailableError(detail)
         return StorageError(detail)
     return StorageError(f"PostgreSQL operation failed: {exc!r}")
@@ -142,12 +146,59 @@ def _probe_kwargs(pool: Any) -> dict[str, Any]:
     return kwargs
 
 
-def _cannot_connect(exc: psycopg.Error) -> StorageUnavailableError:
+# What libpq and the server say when a connection fails over TLS in a way that sending it
+# again cannot cure, and what to change (psycopg 3.2 with libpq 16 and 17, PostgreSQL 15).
+_TLS_REFUSALS = (
+    (
+        ("certificate verify failed", "root certificate file", "does not match host name"),
+        "the server's TLS certificate is not trusted: give the CA that signed it in the "
+        "conninfo (sslrootcert=/path/ca.pem, with sslmode=verify-full)",
+    ),
+    (
+        (
+            "requires a valid client certificate",
+            "certificate authentication failed",
+            "alert certificate required",
+            "alert bad certificate",
+            "alert unknown ca",
+        ),
+        "the server asks for a client certificate it trusts: give it in the conninfo "
+        "(sslcert=/path/cert.pem&sslkey=/path/key.pem)",
+    ),
+    (
+        ("no encryption",),  # no pg_hba.conf line takes a plain connection (hostssl only)
+        "if the server takes only TLS connections from this host (hostssl in pg_hba.conf), "
+        "ask for TLS: sslmode=require, or sslmode=verify-full with sslrootcert=/path/ca.pem",
+    ),
+    (
+        ("server does not support SSL",),
+        "the server does not speak TLS: turn ssl on at the server, or drop sslmode=require "
+        "(verify-ca, verify-full) from the conninfo",
+    ),
+)
+
+
+def _cannot_connect(exc: psycopg.Error) -> StorageError:
+    """The error for a connection that failed: a StorageError naming the fix when TLS (or
+    pg_hba.conf's want of it) refused it, as sending it again fails again; else a
+    StorageUnavailableError with the server's or libpq's words."""
     text = " ".join(str(exc).split())
+    hint = tls_refused(text)
+    if hint is not None:
+        return StorageError(f"cannot connect to PostgreSQL: {text} -- {hint}")
     return StorageUnavailableError(f"cannot connect to PostgreSQL: {text}")
 
 
-def probe_pool(pool: ConnectionPool[Any]) -> StorageUnavailableError | None:
+def tls_refused(text: str) -> str | None:
+    """What to change when `text` says TLS (or pg_hba.conf's want of it) refused a
+    connection; None when it does not."""
+    for needles, hint in _TLS_REFUSALS:
+        if any(needle in text for needle in needles):
+            return hint
+    return None
+
+
+def probe_pool(pool: ConnectionPool[Any]) -> StorageError | None:
     """Connect once as `pool` would: the error that says why it has no connection, or None
     when connecting works (the pool is only slow or busy)."""
     conninfo: Any = pool.conninfo
@@ -160,7 +211,7 @@ def probe_pool(pool: ConnectionPool[Any]) -> StorageUnavailableError | None:
     return None
 
 
-async def aprobe_pool(pool: AsyncConnectionPool[Any]) -> StorageUnavailableError | None:
+async def aprobe_pool(pool: AsyncConnectionPool[Any]) -> StorageError | None:
     """Async twin of `probe_pool`."""
     conninfo: Any = pool.conninfo
     try:
@@ -175,10 +226,11 @@ async def aprobe_pool(pool: AsyncConnectionPool[Any]) -> StorageUnavailableError
     return None
 
 
-def pool_timeout(exc: PoolTimeout, probed: StorageUnavailableError | None) -> StorageError:
-    """The error for a pool that gave no connection in time, with why when `probed` says."""
+def pool_timeout(exc: PoolTimeout, probed: StorageError | None) -> StorageError:
+    """The error for a pool that gave no connection in time, with why when `probed` says
+    (of its class: a refusal over TLS is no StorageUnavailableError)."""
     if probed is not None:
-        return StorageUnavailableError(f"{probed} (the pool: {exc})")
+        return type(probed)(f"{probed} (the pool: {exc})")
     return StorageUnavailableError(
         f"no PostgreSQL connection available from the pool: {exc}; connecting works, so "
         "every connection was in use: raise the pool's max_size, or hold fewer at once"

@@ -260,6 +260,7 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
     before = servers.owned_pids()
     wanted = {
         "CHECKPOINTERS_TEST_POSTGRES_URL": "postgresql://u@db.invalid:5432/x",
+        "CHECKPOINTERS_TEST_POSTGRES_TLS_URL": "postgresql://u@tls.invalid/x?sslmode=require",
         "CHECKPOINTERS_TEST_PGBOUNCER_URL": "postgresql://u@bouncer.invalid:6432/x",
         "CHECKPOINTERS_TEST_REDIS_URL": "redis://cache.invalid:6379/3",
         "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL": "redis+cluster://a.invalid:7000,b.invalid:7001",
@@ -274,6 +275,10 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
     for durable in (False, True):
         assert servers.postgres_url(durable=durable) == wanted["CHECKPOINTERS_TEST_POSTGRES_URL"]
         assert servers.pgbouncer_url(durable=durable) == wanted["CHECKPOINTERS_TEST_PGBOUNCER_URL"]
+        assert (
+            servers.postgres_tls_url(durable=durable)
+            == wanted["CHECKPOINTERS_TEST_POSTGRES_TLS_URL"]
+        )
         assert servers.redis_url(durable=durable) == wanted["CHECKPOINTERS_TEST_REDIS_URL"]
         assert (
             servers.redis_cluster_url(durable=durable)
@@ -299,6 +304,8 @@ def test_env_urls_win_and_start_nothing(monkeypatch: pytest.MonkeyPatch) -> None
     assert servers.owned_pids() == before
     with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_POSTGRES_URL"):
         servers.restart_postgres()
+    with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_POSTGRES_TLS_URL"):
+        servers.postgres_tls()
     with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_REDIS_CLUSTER_URL"):
         servers.kill_redis_cluster_master()
     with pytest.raises(ServerUnavailable, match="CHECKPOINTERS_TEST_REDIS_CLUSTER_TLS_URL"):

@@ -24,13 +24,30 @@ from checkpoint_base.testing._procs import (
     start_listening,
     wait_until,
 )
+from checkpoint_base.testing._tls import TlsFiles, make_certificates
 
-__all__ = ["LocalPgBouncer", "LocalPostgres", "LocalPostgresStandby", "find_pg_bindir"]
+__all__ = [
+    "CERT_USER",
+    "LocalPgBouncer",
+    "LocalPostgres",
+    "LocalPostgresStandby",
+    "find_pg_bindir",
+]
 
 # Tests need no crash safety; these make commits ~10x cheaper. Benchmarks pass durable=True.
 _TEST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 _SUPERUSER = "postgres"
 _DBNAME = "postgres"
+CERT_USER = "checkpointers_cert"
+"""The role a TLS server (`LocalPostgres(tls=True)`) asks a client certificate of; it
+exists once a superuser created it (`CREATE ROLE ... LOGIN`)."""
+# Over TCP, TLS only; CERT_USER with a client certificate the test CA signed.
+_TLS_HBA = f"""\
+local all all trust
+hostssl all {CERT_USER} 127.0.0.1/32 trust clientcert=verify-ca
+hostssl all all 127.0.0.1/32 trust
+hostnossl all all 127.0.0.1/32 reject
+"""
 
 
 def find_pg_bindir() -> Path | None:
@@ -89,10 +106,16 @@ def _run_as(user: pwd.struct_passwd | None, name: str, argv: list[str], timeout:
 
 
 class LocalPostgres:
-    """A throwaway PostgreSQL cluster: initdb in a /tmp dir, `postgres` as our foreground child."""
+    """A throwaway PostgreSQL cluster: initdb in a /tmp dir, `postgres` as our foreground child.
 
-    def __init__(self, *, durable: bool) -> None:
+    With `tls`, it takes TLS connections only over TCP (`hostssl`; `hostnossl` is rejected),
+    with certificates of a throwaway CA (`_tls.py`); the role `CERT_USER` must also present
+    a client certificate that CA signed (`clientcert=verify-ca`)."""
+
+    def __init__(self, *, durable: bool, tls: bool = False) -> None:
         self.durable = durable
+        self.tls = tls
+        self.certificates: TlsFiles | None = None
         self.port = 0
         self.proc: Proc | None = None
         self.run_dir: Path | None = None
@@ -100,8 +123,13 @@ class LocalPostgres:
 
     @property
     def url(self) -> str:
-        """Connection URL of the superuser (trust authentication on loopback)."""
-        return f"postgresql://{_SUPERUSER}@127.0.0.1:{self.port}/{_DBNAME}"
+        """Connection URL of the superuser (trust authentication on loopback); with `tls`,
+        `?sslmode=verify-full&sslrootcert=` the test CA."""
+        url = f"postgresql://{_SUPERUSER}@127.0.0.1:{self.port}/{_DBNAME}"
+        if self.certificates is None:
+            return url
+        ca = quote(str(self.certificates.ca), safe="/")
+        return f"{url}?sslmode=verify-full&sslrootcert={ca}"
 
     def start(self) -> None:
         """Create the cluster and start the server.
@@ -123,6 +151,11 @@ class LocalPostgres:
             "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
         ]  # fmt: skip
         _run_as(user, "initdb", initdb, timeout=180)
+        if self.tls:
+            tls_dir = self.run_dir / "tls"
+            tls_dir.mkdir()
+            self.certificates = make_certificates(tls_dir, user)
+            (data / "pg_hba.conf").write_text(_TLS_HBA)
         self.proc, (self.port,) = start_listening(
             "postgres",
             lambda ports: self._argv(ports[0]),
@@ -175,6 +208,14 @@ class LocalPostgres:
             "-c", f"unix_socket_directories={self.run_dir}",
             "-c", "max_connections=200",
         ]  # fmt: skip
+        files = self.certificates
+        if files is not None:
+            argv += [
+                "-c", "ssl=on",
+                "-c", f"ssl_cert_file={files.server_cert}",
+                "-c", f"ssl_key_file={files.server_key}",
+                "-c", f"ssl_ca_file={files.ca}",
+            ]  # fmt: skip
         if not self.durable:
             for setting in _TEST_SETTINGS:
                 argv += ["-c", setting]

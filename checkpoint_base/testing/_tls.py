@@ -6,6 +6,8 @@ installs it when missing), valid for two days, for 127.0.0.1 only.
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import ssl
 import subprocess
@@ -53,8 +55,9 @@ def _signed(directory: Path, name: str, extension: str) -> None:
              "-extfile", f"{name}.ext")  # fmt: skip
 
 
-def make_certificates(directory: Path) -> TlsFiles:
-    """A CA, and a server (for 127.0.0.1) and a client certificate it signed, in `directory`.
+def make_certificates(directory: Path, owner: pwd.struct_passwd | None = None) -> TlsFiles:
+    """A CA, and a server (for 127.0.0.1) and a client certificate it signed, in `directory`;
+    with `owner`, the files are that account's (a server that runs as it reads its key).
 
     Raises:
         ServerUnavailable: openssl is missing or failed.
@@ -67,6 +70,9 @@ def make_certificates(directory: Path) -> TlsFiles:
     _signed(directory, "client", "extendedKeyUsage=clientAuth")
     for key in ("ca.key", "server.key", "client.key"):
         (directory / key).chmod(0o600)
+    if owner is not None:
+        for made in directory.iterdir():
+            os.chown(made, owner.pw_uid, owner.pw_gid)
     return TlsFiles(
         ca=directory / "ca.crt",
         server_cert=directory / "server.crt",

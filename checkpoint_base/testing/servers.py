@@ -4,7 +4,8 @@ and benchmarks.
 Each kind is resolved once per process, in this order:
 
 1. its environment variable, read on every call: ``CHECKPOINTERS_TEST_POSTGRES_URL``,
-   ``CHECKPOINTERS_TEST_PGBOUNCER_URL``, ``CHECKPOINTERS_TEST_REDIS_URL``,
+   ``CHECKPOINTERS_TEST_POSTGRES_TLS_URL``, ``CHECKPOINTERS_TEST_PGBOUNCER_URL``,
+   ``CHECKPOINTERS_TEST_REDIS_URL``,
    ``CHECKPOINTERS_TEST_REDIS_CLUSTER_URL``, ``CHECKPOINTERS_TEST_REDIS_SENTINEL_URL``,
    ``CHECKPOINTERS_TEST_REDIS_TLS_URL``, ``CHECKPOINTERS_TEST_REDIS_CLUSTER_TLS_URL``,
    ``CHECKPOINTERS_TEST_REDIS_SENTINEL_TLS_URL``,
@@ -47,6 +48,8 @@ __all__ = [
     "kill_redis_cluster_master",
     "owned_pids",
     "pgbouncer_url",
+    "postgres_tls",
+    "postgres_tls_url",
     "postgres_url",
     "redis_cluster",
     "redis_cluster_url",
@@ -63,6 +66,7 @@ __all__ = [
 
 ENV_VARS = {
     "postgres": "CHECKPOINTERS_TEST_POSTGRES_URL",
+    "postgres_tls": "CHECKPOINTERS_TEST_POSTGRES_TLS_URL",
     "pgbouncer": "CHECKPOINTERS_TEST_PGBOUNCER_URL",
     "redis": "CHECKPOINTERS_TEST_REDIS_URL",
     "redis_cluster": "CHECKPOINTERS_TEST_REDIS_CLUSTER_URL",
@@ -93,6 +97,11 @@ _LABELS = {
         "PostgreSQL",
         "postgresql://user:password@host:5432/dbname",
         _debian("postgresql"),
+    ),
+    "postgres_tls": (
+        "PostgreSQL over TLS",
+        "postgresql://user@host:5432/dbname?sslmode=verify-full&sslrootcert=/path/ca.pem",
+        _debian("postgresql") + " (and openssl, for the test certificates)",
     ),
     "pgbouncer": ("PgBouncer", "postgresql://user@host:6432/dbname", _debian("pgbouncer")),
     "redis": ("Redis", "redis://host:6379/0", _debian("redis-server")),
@@ -166,6 +175,8 @@ def _candidates(kind: str, durable: bool, tried: list[str]) -> list[_Server]:
         tried.append("testcontainers: not used for this kind")
     if kind == "postgres":
         found.append(LocalPostgres(durable=durable))
+    elif kind == "postgres_tls":
+        found.append(LocalPostgres(durable=durable, tls=True))
     elif kind == "pgbouncer":
         found.append(LocalPgBouncer(postgres_url(durable=durable)))
     elif kind == "redis":
@@ -250,6 +261,31 @@ def postgres_url(*, durable: bool = False) -> str:
         ServerUnavailable: no server could be had; the message says what was tried and the fix.
     """
     return _url("postgres", durable)
+
+
+def postgres_tls_url(*, durable: bool = False) -> str:
+    """URL of a PostgreSQL server that takes TLS connections only over TCP, started on first
+    call; its certificates come from a throwaway CA (`LocalPostgres.certificates`).
+
+    Returns:
+        ``postgresql://postgres@127.0.0.1:PORT/postgres?sslmode=verify-full&sslrootcert=...``
+        for a local server.
+
+    Raises:
+        ServerUnavailable: no server could be had.
+    """
+    return _url("postgres_tls", durable)
+
+
+def postgres_tls(*, durable: bool = False) -> LocalPostgres:
+    """The TLS server this process started, for its certificates (a client's among them).
+
+    Raises:
+        ServerUnavailable: the server is not ours (env URL), or could not be had.
+    """
+    server = _owned("postgres_tls", durable, "postgres_tls")
+    assert isinstance(server, LocalPostgres)
+    return server
 
 
 def pgbouncer_url(*, durable: bool = False) -> str:
