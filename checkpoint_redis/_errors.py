@@ -133,9 +133,23 @@ def _tls_refused(exc: BaseException) -> bool:
     return False
 
 
+def _auth_refused(exc: BaseException) -> bool:
+    """Whether the server refused the client's credentials (NOAUTH, WRONGPASS): sending
+    again fails again. A cluster client that reached no node raises a
+    RedisClusterException with the AuthenticationError as its cause."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, rx.AuthenticationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def retryable(exc: BaseException) -> bool:
     """True when `exc` is transient: the request may succeed if sent again."""
-    if isinstance(exc, _PERMANENT) or _tls_refused(exc):
+    if isinstance(exc, _PERMANENT) or _tls_refused(exc) or _auth_refused(exc):
         return False
     if isinstance(exc, (rx.ConnectionError, *_TRANSIENT)) or _closed_under_a_write(exc):
         return True
@@ -186,6 +200,13 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
             "server's certificate is not trusted, give its CA in the URL's query "
             "(?ssl_ca_certs=/path/ca.pem); if the server asks for a client certificate, give "
             "it (ssl_certfile=/path/cert.pem&ssl_keyfile=/path/key.pem)"
+        )
+    if _auth_refused(exc):
+        return StorageError(
+            f"Redis refused the credentials ({detail}): give the server's password in the URL "
+            "(redis://:password@host:6379/0, or user:password@ for an ACL user; "
+            "redis+cluster:// and redis+sentinel:// URLs take them the same way, and the "
+            "Sentinels' own as sentinel_password=)"
         )
     if _no_replicas(exc):
         return StorageUnavailableError(
