@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,37 @@ _PLAIN_REFUSED = (
 )
 # What a TLS connection meets when the server closed it mid-handshake or right after it.
 _TLS_CLOSED = "EOF occurred in violation of protocol"
+# How redis-py's MasterNotFoundError quotes a Sentinel that refused the client's credentials.
+_SENTINEL_AUTH = "AuthenticationError"
+_CLIENT_REPR = re.compile(r"<redis\.(?:asyncio\.)?client\.Redis\(")
+_ADDRESS = re.compile(r"host=([^,()<>]+),port=(\d+)")
+
+
+def compact_clients(text: str) -> str:
+    """`text` with each repr of a redis-py client in it (redis-py's MasterNotFoundError
+    quotes one per Sentinel, a few kB with its pool and connection) cut to its address."""
+    out: list[str] = []
+    at = 0
+    for found in _CLIENT_REPR.finditer(text):
+        if found.start() < at:
+            continue  # inside a repr already cut
+        depth, end = 0, len(text)
+        for index in range(found.start(), len(text)):
+            if text[index] == "<":
+                depth += 1
+            elif text[index] == ">":
+                depth -= 1
+                if depth == 0:
+                    end = index + 1
+                    break
+        address = _ADDRESS.search(text, found.start(), end)
+        out.append(text[at : found.start()])
+        out.append(f"Sentinel {address.group(1)}:{address.group(2)}" if address else "a Sentinel")
+        at = end
+    out.append(text[at:])
+    return "".join(out)
+
+
 # What redis-py's Sentinel connection raises for a READONLY reply from its "master".
 _SENTINEL_DEMOTED = "The previous master is now a slave"
 
@@ -151,6 +183,8 @@ def retryable(exc: BaseException) -> bool:
     """True when `exc` is transient: the request may succeed if sent again."""
     if isinstance(exc, _PERMANENT) or _tls_refused(exc) or _auth_refused(exc):
         return False
+    if isinstance(exc, (MasterNotFoundError, AsyncMasterNotFoundError)):
+        return _SENTINEL_AUTH not in str(exc)  # each Sentinel's error is only quoted there
     if isinstance(exc, (rx.ConnectionError, *_TRANSIENT)) or _closed_under_a_write(exc):
         return True
     if _no_replicas(exc):
@@ -195,6 +229,7 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
     if isinstance(exc, _PERMANENT) and not isinstance(exc, rx.RedisError):
         return StorageError(f"Redis cluster rejected the request ({detail})")
     if _tls_refused(exc):
+        detail = f"{type(exc).__name__}: {compact_clients(str(exc))}"
         return StorageError(
             f"the TLS handshake with Redis failed over a certificate ({detail}). If the "
             "server's certificate is not trusted, give its CA in the URL's query "
@@ -216,6 +251,13 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
             "a replica, or raise retry_timeout to wait for the failover"
         )
     if isinstance(exc, (MasterNotFoundError, AsyncMasterNotFoundError)):
+        detail = f"{type(exc).__name__}: {compact_clients(str(exc))}"
+        if _SENTINEL_AUTH in str(exc):
+            return StorageError(
+                f"the Sentinels refused the credentials ({detail}): give theirs in the query "
+                "of the redis+sentinel:// URL (sentinel_password=, and sentinel_username= for "
+                "an ACL user); the master's go before the host (redis+sentinel://:password@...)"
+            )
         return StorageUnavailableError(
             f"no Sentinel named a master that is up ({detail}). Check the service name (the "
             "path of a redis+sentinel:// URL) against the Sentinels' `sentinel monitor` "
