@@ -177,9 +177,9 @@ def _probe_postgres(url: str, shown: str, tables_of: str | None = None) -> bool:
             return conn.execute(MIGRATIONS_EXIST, {"schema": tables_of}).fetchone() is not None
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        from checkpoint_postgres._errors import tls_refused
+        from checkpoint_postgres._errors import refusal
 
-        hint = tls_refused(" ".join(str(exc).split()))
+        hint = refusal(" ".join(str(exc).split()))
         if hint is not None:  # nothing to do with the server being up
             raise StorageError(
                 f"cannot connect to PostgreSQL at {shown}: {reason} -- {hint}"

@@ -18,9 +18,9 @@ __all__ = [
     "pool_timeout",
     "probe_pool",
     "read_only",
+    "refusal",
     "reports_read_only",
     "retryable_conflict",
-    "tls_refused",
     "translate",
 ]
 
@@ -127,7 +127,7 @@ def translate(exc: BaseException, schema: str) -> StorageError:
                 "`checkpointers compact`, so that new checkpoints reuse their room"
             )
         if isinstance(exc, psycopg.OperationalError) or state.startswith("08"):
-            hint = tls_refused(" ".join(str(exc).split()))  # a reconnection refused so
+            hint = refusal(" ".join(str(exc).split()))  # a reconnection refused so
             if hint is not None:
                 return StorageError(f"{detail} -- {hint}")
             return StorageUnavailableError(detail)
@@ -146,9 +146,15 @@ def _probe_kwargs(pool: Any) -> dict[str, Any]:
     return kwargs
 
 
-# What libpq and the server say when a connection fails over TLS in a way that sending it
-# again cannot cure, and what to change (psycopg 3.2 with libpq 16 and 17, PostgreSQL 15).
-_TLS_REFUSALS = (
+# What libpq and the server say when a connection is refused in a way that sending it again
+# cannot cure (TLS, credentials), and what to change (psycopg 3.2 with libpq 16 and 17,
+# PostgreSQL 15).
+_REFUSALS = (
+    (
+        ("password authentication failed", "no password supplied"),
+        "the server refused the credentials: give the role's password in the URL "
+        "(postgresql://user:password@host/db, percent-encoded), PGPASSWORD or ~/.pgpass",
+    ),
     (
         ("certificate verify failed", "root certificate file", "does not match host name"),
         "the server's TLS certificate is not trusted: give the CA that signed it in the "
@@ -179,20 +185,20 @@ _TLS_REFUSALS = (
 
 
 def _cannot_connect(exc: psycopg.Error) -> StorageError:
-    """The error for a connection that failed: a StorageError naming the fix when TLS (or
-    pg_hba.conf's want of it) refused it, as sending it again fails again; else a
-    StorageUnavailableError with the server's or libpq's words."""
+    """The error for a connection that failed: a StorageError naming the fix when the
+    credentials or TLS (or pg_hba.conf's want of it) refused it, as sending it again fails
+    again; else a StorageUnavailableError with the server's or libpq's words."""
     text = " ".join(str(exc).split())
-    hint = tls_refused(text)
+    hint = refusal(text)
     if hint is not None:
         return StorageError(f"cannot connect to PostgreSQL: {text} -- {hint}")
     return StorageUnavailableError(f"cannot connect to PostgreSQL: {text}")
 
 
-def tls_refused(text: str) -> str | None:
-    """What to change when `text` says TLS (or pg_hba.conf's want of it) refused a
-    connection; None when it does not."""
-    for needles, hint in _TLS_REFUSALS:
+def refusal(text: str) -> str | None:
+    """What to change when `text` says the credentials or TLS (or pg_hba.conf's want of it)
+    refused a connection; None when it does not."""
+    for needles, hint in _REFUSALS:
         if any(needle in text for needle in needles):
             return hint
     return None

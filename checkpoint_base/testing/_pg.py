@@ -28,6 +28,7 @@ from checkpoint_base.testing._tls import TlsFiles, make_certificates
 
 __all__ = [
     "CERT_USER",
+    "SCRAM_USER",
     "LocalPgBouncer",
     "LocalPostgres",
     "LocalPostgresStandby",
@@ -41,10 +42,15 @@ _DBNAME = "postgres"
 CERT_USER = "checkpointers_cert"
 """The role a TLS server (`LocalPostgres(tls=True)`) asks a client certificate of; it
 exists once a superuser created it (`CREATE ROLE ... LOGIN`)."""
-# Over TCP, TLS only; CERT_USER with a client certificate the test CA signed.
+SCRAM_USER = "checkpointers_scram"
+"""The role a TLS server authenticates by password (`scram-sha-256`; every other role is
+trusted); it exists once a superuser created it with a password."""
+# Over TCP, TLS only; CERT_USER with a client certificate the test CA signed, SCRAM_USER
+# with its password.
 _TLS_HBA = f"""\
 local all all trust
 hostssl all {CERT_USER} 127.0.0.1/32 trust clientcert=verify-ca
+hostssl all {SCRAM_USER} 127.0.0.1/32 scram-sha-256
 hostssl all all 127.0.0.1/32 trust
 hostnossl all all 127.0.0.1/32 reject
 """
@@ -110,7 +116,8 @@ class LocalPostgres:
 
     With `tls`, it takes TLS connections only over TCP (`hostssl`; `hostnossl` is rejected),
     with certificates of a throwaway CA (`_tls.py`); the role `CERT_USER` must also present
-    a client certificate that CA signed (`clientcert=verify-ca`)."""
+    a client certificate that CA signed (`clientcert=verify-ca`), and `SCRAM_USER` its
+    password."""
 
     def __init__(self, *, durable: bool, tls: bool = False) -> None:
         self.durable = durable

@@ -27,7 +27,7 @@ from psycopg import sql
 from checkpoint_base import StorageError, StorageUnavailableError, aconnect, connect
 from checkpoint_base._cli import main
 from checkpoint_base.testing import servers
-from checkpoint_base.testing._pg import CERT_USER
+from checkpoint_base.testing._pg import CERT_USER, SCRAM_USER
 from checkpoint_base.testing._tls import make_certificates
 from checkpoint_postgres import AsyncPostgresSaver, PostgresSaver
 from checkpoint_postgres._testing import drop_schema, fresh_schema
@@ -170,6 +170,31 @@ def test_a_client_certificate_when_the_server_asks_one(cert_user: str, url: str)
         stored = saver.put(config(f"t-{uuid.uuid4()}"), checkpoint({"a": 1}), {}, {"a": 1})
         got = saver.get_tuple(stored)
         assert got is not None and got.checkpoint["channel_values"] == {"a": 1}
+
+
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_refused_credentials_fail_at_once_and_say_where_they_go(
+    tls_url: str, url: str, flavor: str
+) -> None:
+    secret = uuid.uuid4().hex
+    with psycopg.connect(tls_url, autocommit=True) as admin:
+        role = sql.Identifier(SCRAM_USER)
+        if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (SCRAM_USER,)).fetchone():
+            admin.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(secret)))
+        else:
+            admin.execute(
+                sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+                    role, sql.Literal(secret)
+                )
+            )
+    as_role = url.replace("postgresql://postgres@", f"postgresql://{SCRAM_USER}@", 1)
+    for given, says in [("", "no password supplied"), (":wrong", "password authentication failed")]:
+        error = _refused(as_role.replace(f"{SCRAM_USER}@", f"{SCRAM_USER}{given}@", 1), flavor)
+        assert not isinstance(error, StorageUnavailableError)  # not retried: it cannot pass
+        assert says in str(error) and "postgresql://user:password@host" in str(error)
+    right = as_role.replace(f"{SCRAM_USER}@", f"{SCRAM_USER}:{secret}@", 1)
+    with connect(right) as saver:
+        assert saver.get_tuple(config("nothing")) is None
 
 
 def test_the_command_line_names_the_fix(
