@@ -101,7 +101,7 @@ _CLIENT_REPR = re.compile(r"<redis\.(?:asyncio\.)?client\.Redis\(")
 _ADDRESS = re.compile(r"host=([^,()<>]+),port=(\d+)")
 
 
-def compact_clients(text: str) -> str:
+def _compact_clients(text: str) -> str:
     """`text` with each repr of a redis-py client in it (redis-py's MasterNotFoundError
     quotes one per Sentinel, a few kB with its pool and connection) cut to its address."""
     out: list[str] = []
@@ -229,7 +229,7 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
     if isinstance(exc, _PERMANENT) and not isinstance(exc, rx.RedisError):
         return StorageError(f"Redis cluster rejected the request ({detail})")
     if _tls_refused(exc):
-        detail = f"{type(exc).__name__}: {compact_clients(str(exc))}"
+        detail = f"{type(exc).__name__}: {_compact_clients(str(exc))}"
         return StorageError(
             f"the TLS handshake with Redis failed over a certificate ({detail}). If the "
             "server's certificate is not trusted, give its CA in the URL's query "
@@ -251,7 +251,7 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
             "a replica, or raise retry_timeout to wait for the failover"
         )
     if isinstance(exc, (MasterNotFoundError, AsyncMasterNotFoundError)):
-        detail = f"{type(exc).__name__}: {compact_clients(str(exc))}"
+        detail = f"{type(exc).__name__}: {_compact_clients(str(exc))}"
         if _SENTINEL_AUTH in str(exc):
             return StorageError(
                 f"the Sentinels refused the credentials ({detail}): give theirs in the query "
