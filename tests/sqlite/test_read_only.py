@@ -111,7 +111,7 @@ def _empty_file(tmp_path: Path) -> Path:
 
 def _tables(path: Path) -> int:
     with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0])
+        return int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
 
 
 def test_setup_of_a_database_that_needs_its_tables_fails_read_only(tmp_path: Path) -> None:
