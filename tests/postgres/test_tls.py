@@ -32,6 +32,7 @@ from checkpoint_base.testing._tls import make_certificates
 from checkpoint_postgres import AsyncPostgresSaver, PostgresSaver
 from checkpoint_postgres._testing import drop_schema, fresh_schema
 from tests.conformance.builders import checkpoint, config
+from tests.postgres.conftest import terminate_others
 
 
 class _State(TypedDict):
@@ -103,6 +104,28 @@ async def test_async_graph_runs_over_tls(url: str) -> None:
                 await conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
             ).fetchone()
             assert conn.pgconn.ssl_in_use and row == (True,)
+
+
+def test_a_tls_connection_the_server_closed_is_replaced(tls_url: str, url: str) -> None:
+    """What Cloud SQL's idle timeout or a failover does to pooled connections over TLS
+    ("SSL connection has been closed unexpectedly"): the next call takes a new one."""
+    with connect(url) as saver, psycopg.connect(tls_url, autocommit=True) as admin:
+        graph = _graph().compile(checkpointer=saver)
+        graph.invoke({"log": []}, _THREAD)
+        assert terminate_others(admin) >= 1  # the saver's pooled connection among them
+        graph.invoke({"log": []}, _THREAD)
+        assert graph.get_state(_THREAD).values == {"log": [1, 2]}
+        assert len(list(graph.get_state_history(_THREAD))) == 6
+
+
+async def test_async_a_tls_connection_the_server_closed_is_replaced(tls_url: str, url: str) -> None:
+    async with aconnect(url) as saver:
+        graph = _graph().compile(checkpointer=saver)
+        await graph.ainvoke({"log": []}, _THREAD)
+        with psycopg.connect(tls_url, autocommit=True) as admin:
+            assert terminate_others(admin) >= 1
+        await graph.ainvoke({"log": []}, _THREAD)
+        assert (await graph.aget_state(_THREAD)).values == {"log": [1, 2]}
 
 
 def _refused(url: str, flavor: str) -> StorageError:
