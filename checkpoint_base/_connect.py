@@ -331,6 +331,8 @@ _OPTION_HINTS = {
     "thread's last write (connect(url, ttl=...) sweeps the threads idle for longer)",
     "key_prefix": "it is an option of Redis savers; PostgreSQL savers take schema=",
     "schema": "it is an option of PostgreSQL savers; Redis savers take key_prefix=",
+    "read_only": "it is an option of SQLite savers; PostgreSQL savers read as they are through "
+    "a role or session that may only read (default_transaction_read_only)",
 }
 
 

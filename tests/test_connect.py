@@ -97,6 +97,7 @@ def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     [
         ("sqlite:///{tmp}/ttl.db", "refresh_on_read", "it is an option of Redis savers"),
         ("memory://", "schema", "it is an option of PostgreSQL savers"),
+        ("memory://", "read_only", "it is an option of SQLite savers"),
         ("memory://", "no_such_option", "see the saver class's documentation"),
     ],
 )
