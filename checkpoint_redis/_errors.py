@@ -93,6 +93,8 @@ _PLAIN_REFUSED = (
     "Connection closed by the server before write",
     "while writing to socket. Connection lost",
 )
+# What OpenSSL says of a certificate valid for other names than the host connected to.
+_HOSTNAME_MISMATCH = "Hostname mismatch"
 # What a TLS connection meets when the server closed it mid-handshake or right after it.
 _TLS_CLOSED = "EOF occurred in violation of protocol"
 # How redis-py's MasterNotFoundError quotes a Sentinel that refused the client's credentials.
@@ -235,6 +237,13 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
             "server's certificate is not trusted, give its CA in the URL's query "
             "(?ssl_ca_certs=/path/ca.pem); if the server asks for a client certificate, give "
             "it (ssl_certfile=/path/cert.pem&ssl_keyfile=/path/key.pem)"
+            + (
+                "; the certificate names another host than the one connected to: connect by a "
+                "name it gives, or, where nodes are reached by address (a cluster announcing "
+                "its nodes' IPs), ssl_check_hostname=false"
+                if _HOSTNAME_MISMATCH in str(exc)
+                else ""
+            )
         )
     if _auth_refused(exc):
         return StorageError(

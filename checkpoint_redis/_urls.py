@@ -76,6 +76,20 @@ _SAVER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "retry_timeout": float,
 }
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _flag(value: str, name: str) -> bool:
+    """`value` as a boolean.
+
+    Raises:
+        ValueError: It is none of 1/0, true/false, yes/no, on/off.
+    """
+    if value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    raise ValueError(f"{name} takes true or false")
+
+
 SENTINEL_SCHEME = "redis+sentinel"
 CLUSTER_SCHEME = "redis+cluster"
 _CLUSTER_EXAMPLE = "redis+cluster://host:7000,host:7001"
@@ -99,6 +113,7 @@ _TLS_OPTIONS: dict[str, Callable[[str], Any]] = {
     "ssl_certfile": str,
     "ssl_keyfile": str,
     "ssl_cert_reqs": str,
+    "ssl_check_hostname": lambda v: _flag(v, "ssl_check_hostname"),
 }
 _CLUSTER_ALIASES: dict[str, Callable[[str], Any]] = {"tls": _TLS_OPTIONS["ssl"]}
 

@@ -236,10 +236,13 @@ def test_cluster_url_parts() -> None:
         "max_connections": 20,
     }
     assert _cluster_parts("redis+cluster://h1:7000?tls=yes")[1] == {"ssl": True}  # older spelling
+    no_check = _cluster_parts("redis+cluster://h1:7000?ssl_check_hostname=off")[1]
+    assert no_check == {"ssl": True, "ssl_check_hostname": False}
     for query, says in [
         ("ssl=false&ssl_ca_certs=/ca.pem", "ssl=false with TLS"),
         ("socket_timeout=soon", "bad value for 'socket_timeout'"),
         ("max_connections=many", "bad value for 'max_connections'"),
+        ("ssl_check_hostname=maybe", "bad value for 'ssl_check_hostname'"),
         ("colour=blue", "unknown option 'colour' in a redis+cluster URL"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(says)):

@@ -113,6 +113,27 @@ async def test_async_an_untrusted_certificate_fails_at_once_and_names_the_fix(ur
     assert "ssl_ca_certs=" in str(caught.value)
 
 
+def test_a_certificate_for_another_host_names_ssl_check_hostname(url: str) -> None:
+    """The test certificates name the address 127.0.0.1 only; `127.1`, its short spelling,
+    reaches the same address under another name (redis-py's cluster client would turn
+    `localhost` into 127.0.0.1 itself)."""
+    by_name = url.replace("127.0.0.1:", "127.1:")
+    with pytest.raises(StorageError) as caught, RedisSaver.from_conn_string(by_name) as saver:
+        saver.setup()
+    assert not isinstance(caught.value, StorageUnavailableError)
+    assert "Hostname mismatch" in str(caught.value)
+    assert "ssl_check_hostname=false" in str(caught.value)
+    with RedisSaver.from_conn_string(f"{by_name}&ssl_check_hostname=false") as saver:
+        stored = saver.put(
+            {"configurable": {"thread_id": "t", "checkpoint_ns": ""}},
+            {"v": 4, "id": str(uuid.uuid4()), "ts": "", "channel_values": {},
+             "channel_versions": {}, "versions_seen": {}, "updated_channels": None},
+            {},
+            {},
+        )  # fmt: skip
+        assert saver.get_tuple(stored) is not None
+
+
 def test_a_plain_connection_to_a_tls_server_points_at_rediss(url: str, deployment: str) -> None:
     port = _ports(url)[0]
     if deployment == "cluster":
