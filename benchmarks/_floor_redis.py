@@ -19,9 +19,14 @@ __all__ = ["RedisFloor", "redis_client"]
 
 
 def redis_client(url: str, *, sync: bool) -> Any:
-    """A redis-py client for `redis://`, `rediss://` or `redis+cluster://h:p,h:p` URLs."""
+    """A redis-py client for `redis://`, `rediss://` or `redis+cluster://h:p,h:p` URLs, with
+    the URL's credentials and connection options (TLS among them) and redis-py's defaults
+    for the rest; the saver's own options (`key_prefix`, ...) are left out."""
+    from checkpoint_redis._urls import _cluster_parts, saver_options
+
+    url = saver_options(url)[0]
     if url.startswith("redis+cluster://"):
-        hosts = url.split("://", 1)[1].split("/", 1)[0].split(",")
+        hosts, options = _cluster_parts(url)
         if sync:
             from redis.cluster import ClusterNode, RedisCluster
         else:
@@ -29,8 +34,7 @@ def redis_client(url: str, *, sync: bool) -> Any:
                 ClusterNode,
                 RedisCluster,
             )
-        nodes = [ClusterNode(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in hosts]
-        return RedisCluster(startup_nodes=nodes)
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in hosts], **options)
     if sync:
         import redis
 

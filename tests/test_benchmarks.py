@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -609,3 +610,31 @@ async def test_the_postgres_floor_compresses_its_bytes_as_our_tables_do() -> Non
             assert has_lz4  # Debian's PostgreSQL 15, which the test run starts, has it
     finally:
         await floor.aclose()
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_the_redis_floor_reaches_a_cluster_with_credentials_and_tls(sync: bool) -> None:
+    """The floor's client takes what the saver's URL gives (it read host:port pairs alone, so
+    a password or TLS option failed it); the saver's own options stay out."""
+    from benchmarks._floor_redis import redis_client
+    from checkpoint_base.testing import servers
+
+    url = f"{servers.redis_cluster_url(tls=True)}&key_prefix=bench"
+    client = redis_client(url, sync=sync)
+    key = f"{{floor}}:{uuid.uuid4()}"
+    if sync:
+        try:
+            assert client.set(key, b"v") and client.get(key) == b"v"
+            client.delete(key)
+        finally:
+            client.close()
+        return
+
+    async def roundtrip() -> None:
+        try:
+            assert await client.set(key, b"v") and await client.get(key) == b"v"
+            await client.delete(key)
+        finally:
+            await client.aclose()
+
+    asyncio.run(roundtrip())
