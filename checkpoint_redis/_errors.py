@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,22 +149,28 @@ def demoted(exc: BaseException) -> bool:
     )
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the errors it was raised from or while handling, at most 8 of them."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
 def _tls_refused(exc: BaseException) -> bool:
     """Whether the TLS handshake failed over a certificate (ours not trusted by the server,
     or its not trusted by us): sending again fails again. Behind Sentinel the handshake
     errors with each Sentinel are only quoted in the MasterNotFoundError."""
     if isinstance(exc, (MasterNotFoundError, AsyncMasterNotFoundError)):
         return any(word in str(exc) for word in _CERTIFICATE_WORDS)
-    seen: BaseException | None = exc
-    for _ in range(8):  # redis-py raises its ConnectionError while handling the ssl error
-        if seen is None:
-            return False
+    for seen in _chain(exc):  # redis-py raises its ConnectionError while handling the ssl error
         if isinstance(seen, ssl.SSLError):
             reason = str(getattr(seen, "reason", "") or "")
             return isinstance(seen, ssl.SSLCertVerificationError) or any(
                 word in reason for word in _CERTIFICATE_WORDS
             )
-        seen = seen.__cause__ or seen.__context__
     return False
 
 
@@ -171,14 +178,7 @@ def _auth_refused(exc: BaseException) -> bool:
     """Whether the server refused the client's credentials (NOAUTH, WRONGPASS): sending
     again fails again. A cluster client that reached no node raises a
     RedisClusterException with the AuthenticationError as its cause."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if isinstance(seen, rx.AuthenticationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(isinstance(seen, rx.AuthenticationError) for seen in _chain(exc))
 
 
 def retryable(exc: BaseException) -> bool:
