@@ -23,6 +23,7 @@ from checkpoint_base.testing._redis import command
 from checkpoint_base.testing._tls import client_context
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
 from checkpoint_redis._testing import drop_prefix, fresh_prefix
+from tests.conformance.builders import checkpoint, config
 
 from .failover import STEPS, counting_graph
 
@@ -62,6 +63,11 @@ def _without_ca(url: str) -> str:
     if base.startswith("redis+cluster://"):
         kept.append("ssl=true")
     return f"{base}?{'&'.join(kept)}"
+
+
+def _stores_a_checkpoint(saver: RedisSaver) -> None:
+    stored = saver.put(config("t"), checkpoint({}), {}, {})
+    assert saver.get_tuple(stored) is not None
 
 
 def _kept_connections(executor: Any) -> list[Any]:
@@ -124,14 +130,7 @@ def test_a_certificate_for_another_host_names_ssl_check_hostname(url: str) -> No
     assert "Hostname mismatch" in str(caught.value)
     assert "ssl_check_hostname=false" in str(caught.value)
     with RedisSaver.from_conn_string(f"{by_name}&ssl_check_hostname=false") as saver:
-        stored = saver.put(
-            {"configurable": {"thread_id": "t", "checkpoint_ns": ""}},
-            {"v": 4, "id": str(uuid.uuid4()), "ts": "", "channel_values": {},
-             "channel_versions": {}, "versions_seen": {}, "updated_channels": None},
-            {},
-            {},
-        )  # fmt: skip
-        assert saver.get_tuple(stored) is not None
+        _stores_a_checkpoint(saver)
 
 
 def test_a_plain_connection_to_a_tls_server_points_at_rediss(url: str, deployment: str) -> None:
@@ -184,14 +183,7 @@ def test_a_client_certificate_when_the_server_asks_one(url: str, deployment: str
         cert, key = quote(str(files.client_cert), safe="/"), quote(str(files.client_key), safe="/")
         with RedisSaver.from_conn_string(f"{url}&ssl_certfile={cert}&ssl_keyfile={key}") as saver:
             saver.setup()
-            stored = saver.put(
-                {"configurable": {"thread_id": "t", "checkpoint_ns": ""}},
-                {"v": 4, "id": str(uuid.uuid4()), "ts": "", "channel_values": {},
-                 "channel_versions": {}, "versions_seen": {}, "updated_channels": None},
-                {},
-                {},
-            )  # fmt: skip
-            assert saver.get_tuple(stored) is not None
+            _stores_a_checkpoint(saver)
     finally:
         for port in ports:
             command(port, "CONFIG", "SET", "tls-auth-clients", "optional", tls=context)
