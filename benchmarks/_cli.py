@@ -14,6 +14,8 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from checkpoint_base import ConfigError
+from checkpoint_base._schemes import canonical_url
 from checkpoint_base.testing.targets import Target, all_targets
 
 from . import _w_concurrency, _w_e2e, _w_migration, _w_ops, _w_serde, _w_storage
@@ -149,10 +151,18 @@ def _select(args: argparse.Namespace, registry: list[Target]) -> Iterator[list[s
     try:
         for value in args.backend:
             if "://" in value:
+                value = canonical_url(value)  # postgresql+asyncpg:// as postgresql://
                 scheme = value.split("://", 1)[0].lower()
                 if scheme not in SCHEMES:
                     raise UsageError(f"no backend for URL scheme {scheme!r}: {value}")
                 family, var, cluster = SCHEMES[scheme]
+                if family == "postgres":  # the official saver reads it too: libpq's form
+                    from checkpoint_postgres._urls import libpq_url
+
+                    try:
+                        value = libpq_url(value)
+                    except ConfigError as exc:
+                        raise UsageError(str(exc)) from exc
                 if var is not None:
                     saved.setdefault(var, os.environ.get(var))
                     os.environ[var] = value

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ._allow import allowed_pairs, import_local
-from ._connect import connect, unswept
+from ._connect import backend_url, connect, unswept
 from ._encryption import serde_option
 from ._errors import (
     ConfigError,
@@ -230,8 +230,10 @@ def _ours(url: str, shown: str, *, write: bool, create: bool, missing_ok: bool) 
     if scheme in ("postgresql", "postgres"):
         from checkpoint_postgres._backend import DEFAULT_SCHEMA
         from checkpoint_postgres._entry import url_schema
+        from checkpoint_postgres._urls import libpq_url
 
         conninfo, schema = url_schema(url)  # schema= is the saver's, not libpq's
+        conninfo = libpq_url(conninfo)
         schema = schema or DEFAULT_SCHEMA
         if not _probe_postgres(conninfo, shown, None if create else schema):
             missing = (
@@ -368,6 +370,8 @@ def open_side(
         raise UnknownBackendError(
             f"not a URL: {shown!r}; expected scheme://..., for example sqlite:///checkpoints.db"
         )
+    if not url.lower().startswith("langgraph-"):
+        url = backend_url(url)  # postgresql+asyncpg:// as postgresql://, valkey:// as redis://
     scheme = url.split("://", 1)[0].lower()
     create = write if create is None else create
     if missing_ok and scheme in ("sqlite", "langgraph-sqlite") and _missing_file(url, scheme):

@@ -24,6 +24,7 @@ from ._errors import (
     check_keep_last,
     duration_seconds,
 )
+from ._schemes import canonical_url, scheme_hint
 from ._sweeper import STRATEGIES
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ __all__ = [
     "SWEEP_KEYS",
     "BackendEntry",
     "aconnect",
+    "backend_url",
     "connect",
     "installed_schemes",
     "redact",
@@ -96,14 +98,37 @@ def _scheme(url: str) -> str:
 
 
 def _entry(url: str) -> BackendEntry:
+    return _resolve(url)[1]
+
+
+def backend_url(url: str) -> str:
+    """`url` as `connect` gives it to its backend: as written when a backend registers its
+    scheme (a third-party `valkey://` backend keeps its URLs), else with the scheme a backend
+    of this package registers for it (`canonical_url`: `postgresql+asyncpg://` opens as
+    `postgresql://`, `valkey://` as `redis://`)."""
     scheme = _scheme(url)
-    found = [ep for ep in importlib.metadata.entry_points(group=GROUP) if ep.name == scheme]
+    if any(ep.name == scheme for ep in importlib.metadata.entry_points(group=GROUP)):
+        return url
+    return canonical_url(url)
+
+
+def _resolve(url: str) -> tuple[str, BackendEntry]:
+    """The URL to give the backend of `url` (`backend_url`) and that backend."""
+    scheme = _scheme(url)
+    url = backend_url(url)
+    name = _scheme(url)
+    found = [ep for ep in importlib.metadata.entry_points(group=GROUP) if ep.name == name]
     if not found:
+        hint = scheme_hint(url)
         raise UnknownBackendError(
-            f"no backend for URL scheme {scheme!r} in {redact(url)!r}; installed schemes: "
-            f"{', '.join(installed_schemes()) or 'none'}"
+            f"no backend for URL scheme {scheme!r} in {redact(url)!r}"
+            + (f": {hint}" if hint else "")
+            + f"; installed schemes: {', '.join(installed_schemes()) or 'none'}"
         )
-    ep = found[0]
+    return url, _load(found[0], name)
+
+
+def _load(ep: importlib.metadata.EntryPoint, scheme: str) -> BackendEntry:
     try:
         entry = ep.load()
     except MissingDriverError:
@@ -203,7 +228,8 @@ def unswept(url: str) -> str:
     Raises:
         As `_url_sweep`, and `UnknownBackendError` / `MissingDriverError` as `connect`.
     """
-    return _url_sweep(url, _entry(url), None, None, "delete")[0]
+    url, entry = _resolve(url)
+    return _url_sweep(url, entry, None, None, "delete")[0]
 
 
 def _ttl_options(
@@ -267,7 +293,9 @@ def connect(
     Args:
         url: `memory://`, `sqlite:///path.db`, `postgresql://...`, `redis://...`,
             `rediss://...`, `redis+cluster://host:port,...`,
-            `redis+sentinel://host:port,.../service`, or a third-party scheme. The URL of a
+            `redis+sentinel://host:port,.../service`, or a third-party scheme; SQLAlchemy's
+            driver-qualified spellings (`postgresql+asyncpg://`, `sqlite+aiosqlite://`) and
+            Valkey's (`valkey://`) too (`backend_url`). The URL of a
             backend that is swept may give `ttl` and `sweep_every` (seconds) and
             `ttl_strategy` in its query (`sqlite:///checkpoints.db?ttl=2592000`), as the
             arguments of the same names do; a Redis URL's `ttl` is the saver's own.
@@ -292,7 +320,7 @@ def connect(
             option of a name in `options` (the message says which backends do).
     """
     check_keep_last(keep_last)
-    entry = _entry(url)
+    url, entry = _resolve(url)
     url, ttl, sweep_every, ttl_strategy = _url_sweep(url, entry, ttl, sweep_every, ttl_strategy)
     native = _ttl_options(url, entry, ttl, sweep_every, ttl_strategy)
     try:
@@ -377,9 +405,9 @@ class aconnect:
         # Finding the backend reads the installed packages' metadata (file system calls): on
         # a thread, so that an event loop that forbids blocking calls (`langgraph dev`) opens
         # savers too.
-        entry = await asyncio.to_thread(_entry, self._url)
+        url, entry = await asyncio.to_thread(_resolve, self._url)
         url, ttl, sweep_every, strategy = _url_sweep(
-            self._url, entry, self._ttl, self._sweep_every, self._ttl_strategy
+            url, entry, self._ttl, self._sweep_every, self._ttl_strategy
         )
         native = _ttl_options(url, entry, ttl, sweep_every, strategy)
         try:

@@ -23,6 +23,7 @@ from ._aexecutor import AsyncPostgresExecutor
 from ._backend import DEFAULT_SCHEMA, PostgresBackend
 from ._executor import PostgresExecutor
 from ._state import AUTO, PrepareThreshold
+from ._urls import libpq_url
 
 __all__ = ["CONNECTION_DEFAULTS", "POOL_DEFAULTS", "AsyncPostgresSaver", "PostgresSaver"]
 
@@ -161,6 +162,7 @@ class PostgresSaver(CheckpointSaver):
         owned = isinstance(conn, str)
         reopen: Callable[[], ConnectionPool[Any]] | None = None
         if isinstance(conn, str):
+            conn = libpq_url(conn)  # postgresql+asyncpg://...?ssl=require too
             settings = _pool_settings(conn, prepare_threshold, pool_options)
 
             def reopen() -> ConnectionPool[Any]:  # another like it, for a forked child
@@ -254,6 +256,7 @@ class AsyncPostgresSaver(CheckpointSaver):
         owned = isinstance(conn, str)
         reopen: Callable[[], AsyncConnectionPool[Any]] | None = None
         if isinstance(conn, str):
+            conn = libpq_url(conn)  # postgresql+asyncpg://...?ssl=require too
             settings = _pool_settings(conn, prepare_threshold, pool_options)
 
             def reopen() -> AsyncConnectionPool[Any]:  # another like it, for another loop

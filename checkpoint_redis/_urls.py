@@ -38,6 +38,7 @@ from redis.sentinel import Sentinel
 
 from checkpoint_base import ConfigError
 from checkpoint_base._connect import redact
+from checkpoint_base._schemes import canonical_url
 
 from ._aexecutor import AsyncClient
 from ._errors import translate
@@ -126,7 +127,7 @@ def saver_options(url: str) -> tuple[str, dict[str, Any]]:
             `rediss://`) an option is neither the saver's nor one of redis-py's connection
             options, which redis-py would only refuse at the first command.
     """
-    parts = urlsplit(url)
+    parts = urlsplit(canonical_url(url))  # valkey:// as redis://
     # redis+cluster:// and redis+sentinel:// options are checked where their URLs are read
     cluster = parts.scheme.lower() in ("redis+cluster", SENTINEL_SCHEME)
     found: dict[str, Any] = {}

@@ -9,6 +9,7 @@ from typing import Any
 
 from checkpoint_base import ConfigError
 from checkpoint_base._connect import SWEEP_KEYS
+from checkpoint_base._schemes import canonical_url
 
 __all__ = [
     "MEMORY",
@@ -168,7 +169,7 @@ def database_path(target: str) -> str:
     """
     if "://" not in target:
         return target
-    scheme, rest = target.split("://", 1)
+    scheme, rest = canonical_url(target).split("://", 1)  # sqlite+aiosqlite:// too
     if scheme.lower() != "sqlite":
         raise ConfigError(f"not a SQLite URL: {target!r}; expected sqlite:///path.db")
     if rest in ("", "/"):

@@ -144,6 +144,29 @@ def test_bad_command_lines() -> None:
     assert main(["--backend", "no-such-backend", "--json", "-", "--no-progress"]) == 2
 
 
+def test_a_backend_url_may_name_its_driver() -> None:
+    """`--backend postgresql+asyncpg://...?ssl=...` points the PostgreSQL targets (ours and
+    the official saver, which reads the same variable) at that server in libpq's form."""
+    import argparse
+
+    from benchmarks._cli import UsageError, _select
+
+    registry = all_targets()
+    variable = "CHECKPOINTERS_TEST_POSTGRES_URL"
+    before = os.environ.get(variable)
+    wanted = argparse.Namespace(backend=["postgresql+asyncpg://me@db.example/b?ssl=require"])
+    with _select(wanted, registry) as names:
+        assert os.environ[variable] == "postgresql://me@db.example/b?sslmode=require"
+        assert names and all(t.backend == "postgres" for t in registry if t.name in names), names
+    assert os.environ.get(variable) == before
+    refused = argparse.Namespace(backend=["postgresql+asyncpg://db/b?command_timeout=5"])
+    with (
+        pytest.raises(UsageError, match="command_timeout= in the PostgreSQL URL"),
+        _select(refused, registry),
+    ):
+        pass
+
+
 def test_goals_give_each_rounds_ratio(run: tuple[int, dict, Path]) -> None:
     _, report, _ = run
     rounds = report["sizes"]["rounds"]

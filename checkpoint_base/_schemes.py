@@ -1,0 +1,86 @@
+"""URL schemes as applications already write them: SQLAlchemy's driver-qualified spellings
+(`postgresql+asyncpg://`, `sqlite+aiosqlite://`) and Valkey's own names (`valkey://`).
+
+An application's database URL usually comes from its settings, written once for SQLAlchemy
+or for a Valkey client. `canonical_url` gives the scheme a backend of this package
+registers, so that the same variable opens a saver; everything after `://` is kept as
+written. Each backend's URL parser calls it too, so a saver class given such a URL directly
+(`SqliteSaver.open`, `PostgresSaver(url)`, `RedisSaver.from_url`) takes it as well.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["DRIVERS", "RENAMED", "canonical_url", "scheme_hint"]
+
+_POSTGRES_DRIVERS = frozenset(
+    {"psycopg", "psycopg_async", "psycopg2", "psycopg2cffi", "asyncpg", "pg8000"}
+)
+DRIVERS: Final[dict[str, frozenset[str]]] = {
+    "postgresql": _POSTGRES_DRIVERS,
+    "postgres": _POSTGRES_DRIVERS,
+    "sqlite": frozenset({"pysqlite", "aiosqlite"}),
+}
+"""Base scheme -> the SQLAlchemy drivers whose `base+driver://` URLs name a database this
+package opens the same way (it connects with its own driver: psycopg, sqlite3, aiosqlite)."""
+
+RENAMED: Final[dict[str, str]] = {
+    "valkey": "redis",
+    "valkeys": "rediss",
+    "valkey+cluster": "redis+cluster",
+    "valkey+sentinel": "redis+sentinel",
+}
+"""Valkey's schemes (valkey-py takes `valkey://` and `valkeys://`) -> the Redis scheme that
+opens the same server: the Redis backend speaks to Valkey as it is."""
+
+# Drivers that take a database of the same name this package cannot open as it is.
+_FOREIGN = {
+    "pysqlcipher": "an encrypted SQLCipher database, which sqlite3 cannot read; to store "
+    "values encrypted, give a saver LangGraph's EncryptedSerializer (serde=)",
+}
+
+
+def _split(url: object) -> tuple[str, str] | None:
+    if not isinstance(url, str) or "://" not in url:
+        return None
+    scheme, rest = url.split("://", 1)
+    return scheme.lower(), rest
+
+
+def canonical_url(url: str) -> str:
+    """`url` with a scheme of `RENAMED`, or a `base+driver` scheme of `DRIVERS`, written as
+    the backend registers it (`postgresql+asyncpg://u@h/db` -> `postgresql://u@h/db`,
+    `valkeys://h:6380` -> `rediss://h:6380`); any other URL as given.
+
+    Query options that only another driver knows are left for the backend to refuse by name
+    (PostgreSQL takes asyncpg's `ssl=` as `sslmode=`; see `checkpoint_postgres`).
+    """
+    parts = _split(url)
+    if parts is None:
+        return url
+    scheme, rest = parts
+    if scheme in RENAMED:
+        return f"{RENAMED[scheme]}://{rest}"
+    base, plus, driver = scheme.partition("+")
+    if plus and driver in DRIVERS.get(base, ()):
+        return f"{base}://{rest}"
+    return url
+
+
+def scheme_hint(url: str) -> str | None:
+    """What to write instead of `url`'s scheme when it is a driver-qualified spelling this
+    package does not take (`postgresql+mysterydriver://`), else None."""
+    parts = _split(url)
+    if parts is None:
+        return None
+    base, plus, driver = parts[0].partition("+")
+    if not plus or base not in DRIVERS:
+        return None
+    if driver in _FOREIGN:
+        return f"{base}+{driver}:// names {_FOREIGN[driver]}"
+    known = ", ".join(f"{base}+{d}" for d in sorted(DRIVERS[base]))
+    return (
+        f"write {base}://...: this package connects with its own driver, and takes the "
+        f"driver-qualified spellings {known}"
+    )
