@@ -106,7 +106,7 @@ def _unwritable(path: str) -> bool:
     return not os.access(path, os.W_OK) or not os.access(where, os.W_OK | os.X_OK)
 
 
-_REDIS_SCHEMES = ("redis", "rediss", "redis+cluster", "redis+sentinel")
+_REDIS_SCHEMES = ("redis", "rediss", "redis+cluster", "redis+sentinel", "unix")
 
 
 def _redis_prefix(url: str) -> str:

@@ -293,7 +293,8 @@ def connect(
     Args:
         url: `memory://`, `sqlite:///path.db`, `postgresql://...`, `redis://...`,
             `rediss://...`, `redis+cluster://host:port,...`,
-            `redis+sentinel://host:port,.../service`, or a third-party scheme; SQLAlchemy's
+            `redis+sentinel://host:port,.../service`, `unix:///path/redis.sock` (Redis on
+            a Unix socket), or a third-party scheme; SQLAlchemy's
             driver-qualified spellings (`postgresql+asyncpg://`, `sqlite+aiosqlite://`) and
             Valkey's (`valkey://`) too (`backend_url`). The URL of a
             backend that is swept may give `ttl` and `sweep_every` (seconds) and

@@ -144,7 +144,8 @@ class RedisSaver(CheckpointSaver):
                 options, `ssl_ca_certs=` among them, in the query), or
                 `redis+sentinel://[user:password@]host:port,host:port/service[/db]` (the
                 Sentinels, and the service they monitor; `sentinel_password=` in the query
-                when the Sentinels ask for one). The query may carry `key_prefix`, `ttl`,
+                when the Sentinels ask for one), or `unix:///path/redis.sock?db=0` (a
+                server's Unix socket). The query may carry `key_prefix`, `ttl`,
                 `refresh_on_read` and `retry_timeout`.
             **options: The constructor's keyword arguments (they win over the URL's).
 

@@ -147,7 +147,10 @@ def saver_options(url: str) -> tuple[str, dict[str, Any]]:
             found[name] = convert(value)
         except ValueError as exc:
             raise ConfigError(f"bad value for {name!r} in Redis URL: {value!r}") from exc
-    return urlunsplit(parts._replace(query=urlencode(rest))), found
+    plain = urlunsplit(parts._replace(query=urlencode(rest)))
+    if not parts.netloc:  # unix:///path.sock: urlunsplit writes unix:/path.sock
+        plain = plain.replace(":", "://", 1)
+    return plain, found
 
 
 @functools.lru_cache(maxsize=1)

@@ -37,6 +37,8 @@ def test_every_documented_scheme_is_registered() -> None:
         "redis",
         "rediss",
         "redis+cluster",
+        "redis+sentinel",
+        "unix",
     } <= set(installed_schemes())
 
 

@@ -152,10 +152,13 @@ class LocalRedis:
     it takes TLS connections only, with certificates of a throwaway CA (`_tls.py`), and
     client certificates when a client presents one (`tls-auth-clients optional`)."""
 
-    def __init__(self, *, durable: bool, flavor: str = "redis", tls: bool = False) -> None:
+    def __init__(
+        self, *, durable: bool, flavor: str = "redis", tls: bool = False, socket: bool = False
+    ) -> None:
         self.durable = durable
         self.flavor = flavor
         self.tls = tls
+        self.socket = socket
         self.certificates: TlsFiles | None = None
         self.port = 0
         self.proc: Proc | None = None
@@ -168,6 +171,14 @@ class LocalRedis:
             ca = quote(str(self.certificates.ca), safe="/")
             return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={ca}"
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def socket_path(self) -> Path:
+        """The Unix socket the server also listens on (`socket=True`), readable by its owner
+        only."""
+        if not self.socket or self.run_dir is None:
+            raise RuntimeError("this server listens on no Unix socket: start it with socket=True")
+        return self.run_dir / f"{self.flavor}.sock"
 
     def start(self) -> None:
         """Start the server.
@@ -187,6 +198,8 @@ class LocalRedis:
 
         def build(ports: list[int]) -> list[str]:
             argv = node_argv(binary, ports[0], run_dir, self.durable)
+            if self.socket:
+                argv += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
             if files is None:
                 return argv
             at = argv.index("--port")
