@@ -22,6 +22,7 @@ from ._cluster_lane import REROUTE, AsyncClusterLanes, slot_key
 from ._errors import (
     BULK_LIMIT_QUERY,
     RetryPolicy,
+    cluster_answered,
     demoted,
     maybe_oversized,
     oversized,
@@ -107,7 +108,8 @@ class AsyncRedisExecutor:
                     await self._forget()
                 now = time.monotonic()
                 started = now if started is None else started
-                timeout = self._retry.timeout if self._answered else self._retry.first_timeout
+                answered = self._answered or cluster_answered(self.client)
+                timeout = self._retry.timeout if answered else self._retry.first_timeout
                 if now + delay - started > timeout:
                     raise translate(exc, request) from exc
             else:

@@ -22,6 +22,7 @@ from ._cluster_lane import REROUTE, ClusterLanes, slot_key
 from ._errors import (
     BULK_LIMIT_QUERY,
     RetryPolicy,
+    cluster_answered,
     demoted,
     maybe_oversized,
     oversized,
@@ -82,7 +83,8 @@ class RedisExecutor:
                     self._forget()
                 now = time.monotonic()
                 started = now if started is None else started
-                timeout = self._retry.timeout if self._answered else self._retry.first_timeout
+                answered = self._answered or cluster_answered(self.client)
+                timeout = self._retry.timeout if answered else self._retry.first_timeout
                 if now + delay - started > timeout:
                     raise translate(exc, request) from exc
             else:

@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 
+from checkpoint_base import aconnect, connect
 from checkpoint_base.testing import servers
 from checkpoint_redis import RedisSaver
+from checkpoint_redis._errors import RetryPolicy
 from checkpoint_redis._urls import sync_client
+from tests.conformance.builders import checkpoint, config
 
 from .conftest import OWNERS, async_cluster_saver, cluster_saver, inspected_cluster
 from .failover import STEPS, counting_graph, wait_replicated
@@ -122,3 +125,34 @@ async def test_async_run_survives_master_failover(
         else:
             assert lanes is None
     killer.check(final)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+async def test_a_saver_opened_during_a_failover_waits_for_it(flavor: str) -> None:
+    """A saver opened while the master of its first key's slot is down, before a replica
+    took over (a pod started during an ElastiCache failover), opens once the failover is
+    done. Its client read the slot map from a live node, so the cluster has answered: the
+    dead master is a failover under way, given the whole retry budget, not the second a
+    server never reached gets (setup's first GET failed at that second before)."""
+    with inspected_cluster(revive=True) as (url, prefix, inspector):
+        raw = sync_client(url)
+        port = int(raw.get_node_from_key(inspector.backend.layout.schema_key).port)
+        raw.close()
+        wait_replicated(port)
+        assert servers.kill_redis_cluster_master(port) == port
+        killed = time.monotonic()
+        if flavor == "sync":
+            with connect(url, key_prefix=prefix) as saver:
+                opened = time.monotonic()
+                stored = saver.put(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+                assert saver.get_tuple(stored) is not None
+        else:
+            async with aconnect(url, key_prefix=prefix) as asaver:
+                opened = time.monotonic()
+                stored = await asaver.aput(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+                assert await asaver.aget_tuple(stored) is not None
+        # The scenario happened: no replica can take over within the node timeout (1 s), so
+        # the saver's setup waited past the short budget of a server never reached.
+        assert opened - killed > RetryPolicy(timeout=0).first_timeout
+        assert inspector.get_tuple(stored) is not None
