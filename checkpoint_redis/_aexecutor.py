@@ -22,11 +22,11 @@ from ._cluster_lane import REROUTE, AsyncClusterLanes, slot_key
 from ._errors import (
     BULK_LIMIT_QUERY,
     RetryPolicy,
-    cluster_answered,
     demoted,
     maybe_oversized,
     oversized,
     retryable,
+    topology_known,
     translate,
 )
 from ._lane import AsyncLane, async_lane_for
@@ -108,7 +108,7 @@ class AsyncRedisExecutor:
                     await self._forget()
                 now = time.monotonic()
                 started = now if started is None else started
-                answered = self._answered or cluster_answered(self.client)
+                answered = self._answered or topology_known(self.client)
                 timeout = self._retry.timeout if answered else self._retry.first_timeout
                 if now + delay - started > timeout:
                     raise translate(exc, request) from exc

@@ -81,14 +81,17 @@ class RetryPolicy:
     first_timeout: float = 1.0
 
 
-def cluster_answered(client: Any) -> bool:
-    """Whether a node of `client`'s cluster has answered: a cluster client holds a slot map
-    (the blocking one reads it when it is made, the asyncio one at its first command). A
-    master of that map that cannot be reached is then a failover under way, which gets the
-    whole `RetryPolicy.timeout`, not the `first_timeout` of a server never reached: a saver
-    opened while a replica is being promoted waits for it instead of failing in a second."""
+def topology_known(client: Any) -> bool:
+    """Whether the deployment behind `client` has answered: a cluster client holds a slot
+    map (the blocking one reads it when it is made, the asyncio one at its first command), or
+    a Sentinel named the master (redis-py's Sentinel pool keeps the address it was given). A
+    master that cannot be reached then is a failover under way, which gets the whole
+    `RetryPolicy.timeout`, not the `first_timeout` of a server never reached: a saver opened
+    while a replica is being promoted waits for it instead of failing in a second."""
     nodes = getattr(client, "nodes_manager", None)
-    return bool(getattr(nodes, "slots_cache", None))
+    if nodes is not None:
+        return bool(getattr(nodes, "slots_cache", None))
+    return getattr(getattr(client, "connection_pool", None), "master_address", None) is not None
 
 
 # A master refusing writes for want of replicas in sync (`min-replicas-to-write`): a replica

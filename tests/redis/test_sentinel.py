@@ -38,10 +38,12 @@ from checkpoint_base.testing import servers
 from checkpoint_base.testing._redis import command
 from checkpoint_base.testing._sentinel import SERVICE, LocalRedisSentinel
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
+from checkpoint_redis._errors import RetryPolicy
 from checkpoint_redis._sentinel import FailoverWarning
 from checkpoint_redis._testing import drop_prefix, fresh_prefix
 from checkpoint_redis._urls import _sentinel_parts, saver_options
 
+from ..conformance.builders import checkpoint, config
 from ..conformance.sync_as_async import SyncAsAsync
 from .failover import STEPS, counting_graph, wait_replicated
 
@@ -370,6 +372,35 @@ async def test_async_run_survives_a_killed_master(
                 {"count": 0, "log": []}, {"configurable": {"thread_id": thread_id}}
             )
         killer.check(final)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("api", ["sync", "async"])
+async def test_a_saver_opened_during_a_failover_waits_for_it(
+    sentinel: LocalRedisSentinel, url: str, api: str
+) -> None:
+    """A saver opened just after the master died, while the Sentinels still name it (a
+    process started during a failover), opens once a replica took over. A Sentinel named the
+    master, so the deployment has answered: the master that refuses connections is a failover
+    under way, given the Sentinel retry budget, not the second of a server never reached
+    (setup's first GET failed after that second before)."""
+    wait_replicated(sentinel.master_port())
+    killed_port = sentinel.kill_master()
+    killed = time.monotonic()
+    if api == "sync":
+        with connect(url) as saver:
+            opened = time.monotonic()
+            stored = saver.put(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+            assert saver.get_tuple(stored) is not None
+    else:
+        async with aconnect(url) as asaver:
+            opened = time.monotonic()
+            stored = await asaver.aput(config("t"), checkpoint({"a": 1}), {}, {"a": 1})
+            assert await asaver.aget_tuple(stored) is not None
+    # The scenario happened: the Sentinels take 1 s (down-after-milliseconds) to see the
+    # master gone, so setup waited past the short budget of a server never reached.
+    assert opened - killed > RetryPolicy(timeout=0).first_timeout
+    assert sentinel.master_port() != killed_port
 
 
 # -- what goes wrong, said plainly ------------------------------------------------------------
