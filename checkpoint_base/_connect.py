@@ -12,7 +12,7 @@ import datetime
 import importlib.metadata
 import re
 import urllib.parse
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -106,8 +106,12 @@ def backend_url(url: str) -> str:
     scheme (a third-party `valkey://` backend keeps its URLs), else with the scheme a backend
     of this package registers for it (`canonical_url`: `postgresql+asyncpg://` opens as
     `postgresql://`, `valkey://` as `redis://`)."""
+    return _backend_url(url, importlib.metadata.entry_points(group=GROUP))
+
+
+def _backend_url(url: str, registered: Iterable[importlib.metadata.EntryPoint]) -> str:
     scheme = _scheme(url)
-    if any(ep.name == scheme for ep in importlib.metadata.entry_points(group=GROUP)):
+    if any(ep.name == scheme for ep in registered):
         return url
     return canonical_url(url)
 
@@ -115,9 +119,10 @@ def backend_url(url: str) -> str:
 def _resolve(url: str) -> tuple[str, BackendEntry]:
     """The URL to give the backend of `url` (`backend_url`) and that backend."""
     scheme = _scheme(url)
-    url = backend_url(url)
+    registered = importlib.metadata.entry_points(group=GROUP)
+    url = _backend_url(url, registered)
     name = _scheme(url)
-    found = [ep for ep in importlib.metadata.entry_points(group=GROUP) if ep.name == name]
+    found = [ep for ep in registered if ep.name == name]
     if not found:
         hint = scheme_hint(url)
         raise UnknownBackendError(
