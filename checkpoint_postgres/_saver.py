@@ -23,7 +23,7 @@ from ._aexecutor import AsyncPostgresExecutor
 from ._backend import DEFAULT_SCHEMA, PostgresBackend
 from ._executor import PostgresExecutor
 from ._state import AUTO, PrepareThreshold
-from ._urls import libpq_url
+from ._urls import libpq_url, says_pooler
 
 __all__ = ["CONNECTION_DEFAULTS", "POOL_DEFAULTS", "AsyncPostgresSaver", "PostgresSaver"]
 
@@ -84,6 +84,24 @@ def _pool_settings(
     settings["kwargs"] = kwargs
     settings.setdefault("name", "checkpointers")
     return settings
+
+
+def _pooled(conn: object, prepare_threshold: PrepareThreshold) -> PrepareThreshold:
+    """`prepare_threshold`, or None (never prepare) for a URL that says it reaches the server
+    through a pooler (`pgbouncer=true`, as Prisma and the pooled URLs of Supabase and Neon
+    write it): "auto" would tell PgBouncer itself, but not every pooler shows itself.
+
+    Raises:
+        ConfigError: The URL says `pgbouncer=true` and `prepare_threshold` asks to prepare.
+    """
+    if not isinstance(conn, str) or not says_pooler(conn):
+        return prepare_threshold
+    if prepare_threshold is not None and prepare_threshold != AUTO:
+        raise ConfigError(
+            f"the URL says pgbouncer=true, a pooler that cannot keep prepared statements, and "
+            f"prepare_threshold={prepare_threshold!r} asks to prepare them: give one of the two"
+        )
+    return None
 
 
 def _check_prepare(prepare_threshold: PrepareThreshold) -> None:
@@ -157,6 +175,7 @@ class PostgresSaver(CheckpointSaver):
         pool_options: Mapping[str, Any] | None = None,
         reconnect_timeout: float = 30.0,
     ) -> None:
+        prepare_threshold = _pooled(conn, prepare_threshold)
         _check_prepare(prepare_threshold)
         backend = _backend(schema, prepare_threshold)
         owned = isinstance(conn, str)
@@ -251,6 +270,7 @@ class AsyncPostgresSaver(CheckpointSaver):
         pool_options: Mapping[str, Any] | None = None,
         reconnect_timeout: float = 30.0,
     ) -> None:
+        prepare_threshold = _pooled(conn, prepare_threshold)
         _check_prepare(prepare_threshold)
         backend = _backend(schema, prepare_threshold)
         owned = isinstance(conn, str)

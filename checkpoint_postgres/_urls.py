@@ -3,7 +3,8 @@
 Applications often keep one database URL for SQLAlchemy, whose asyncpg driver spells the TLS
 mode `ssl=` and takes statement cache options that libpq does not know (libpq refuses the
 whole URL: 'invalid URI query parameter'). `libpq_url` gives the scheme libpq reads, takes
-`ssl=` as libpq's `sslmode=`, and refuses asyncpg's own options by name with what to do.
+`ssl=` as libpq's `sslmode=`, leaves out Prisma's `pgbouncer=` (which the saver reads itself:
+`says_pooler`), and refuses asyncpg's own options by name with what to do.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ import urllib.parse
 from checkpoint_base import ConfigError
 from checkpoint_base._schemes import canonical_url
 
-__all__ = ["libpq_url"]
+__all__ = ["POOLER_FLAG", "libpq_url", "says_pooler"]
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 """libpq's `sslmode` values, which asyncpg's `ssl=` takes as well."""
+
+POOLER_FLAG = "pgbouncer"
+"""Prisma's query option for a URL that reaches the server through PgBouncer (the pooled URLs
+of Supabase and Neon carry `pgbouncer=true`): the saver then never prepares statements."""
 
 _NOT_PREPARED = (
     "drop it: this saver decides itself, preparing statements on a direct server and never "
@@ -37,13 +42,14 @@ _ASYNCPG_OPTIONS = {
 
 def libpq_url(conninfo: str) -> str:
     """`conninfo` as libpq takes it: a driver-qualified URL (`postgresql+asyncpg://`) with
-    libpq's scheme, and asyncpg's `ssl=MODE` written `sslmode=MODE`. A `key=value` conninfo,
-    and a URL with neither, are returned as given.
+    libpq's scheme, asyncpg's `ssl=MODE` written `sslmode=MODE`, and Prisma's `pgbouncer=`
+    left out (`says_pooler` reads it). A `key=value` conninfo, and a URL with none of these,
+    are returned as given.
 
     Raises:
-        ConfigError: `ssl=` gives no mode of libpq's, or a different one than `sslmode=`; or
-            the URL carries an option of asyncpg's that libpq does not take (named, with
-            what to do instead).
+        ConfigError: `ssl=` gives no mode of libpq's, or a different one than `sslmode=`;
+            `pgbouncer=` is neither true nor false; or the URL carries an option of asyncpg's
+            that libpq does not take (named, with what to do instead).
     """
     if "://" not in conninfo:
         return conninfo
@@ -59,26 +65,54 @@ def libpq_url(conninfo: str) -> str:
                 f"{key}= in the PostgreSQL URL is an option of asyncpg, which libpq (the "
                 f"driver of this package, through psycopg) does not take: {_ASYNCPG_OPTIONS[key]}"
             )
-    if "ssl" not in keys:
+    values = [urllib.parse.unquote_plus(piece.partition("=")[2]) for piece in pieces]
+    pairs = list(zip(keys, values))  # noqa: B905 (one key and value per piece)
+    for key, value in pairs:
+        if key == POOLER_FLAG:
+            _pooler_value(value)
+    if "ssl" not in keys and POOLER_FLAG not in keys:
         return url
-    modes = {
-        key: urllib.parse.unquote_plus(piece.partition("=")[2]).lower()
-        for key, piece in zip(keys, pieces)  # noqa: B905 (one key per piece)
-        if key in ("ssl", "sslmode")
-    }
-    mode = modes["ssl"]
-    if keys.count("ssl") > 1 or mode not in SSL_MODES:
-        raise ConfigError(
-            f"ssl={mode} in the PostgreSQL URL: libpq takes the TLS mode as sslmode=, one of "
-            f"{', '.join(SSL_MODES)} (asyncpg's ssl= is taken as sslmode= when it names one)"
-        )
-    if modes.get("sslmode", mode) != mode:
-        raise ConfigError(
-            f"the PostgreSQL URL gives ssl={mode} and sslmode={modes['sslmode']}: give one"
-        )
+    modes = {key: value.lower() for key, value in pairs if key in ("ssl", "sslmode")}
+    if "ssl" in keys:
+        mode = modes["ssl"]
+        if keys.count("ssl") > 1 or mode not in SSL_MODES:
+            raise ConfigError(
+                f"ssl={mode} in the PostgreSQL URL: libpq takes the TLS mode as sslmode=, one "
+                f"of {', '.join(SSL_MODES)} (asyncpg's ssl= is taken as sslmode= when it "
+                "names one)"
+            )
+        if modes.get("sslmode", mode) != mode:
+            raise ConfigError(
+                f"the PostgreSQL URL gives ssl={mode} and sslmode={modes['sslmode']}: give one"
+            )
     kept = [
-        f"sslmode={mode}" if key == "ssl" else piece
+        f"sslmode={modes['ssl']}" if key == "ssl" else piece
         for key, piece in zip(keys, pieces)  # noqa: B905 (one key per piece)
-        if not (key == "ssl" and "sslmode" in modes)
+        if key != POOLER_FLAG and not (key == "ssl" and "sslmode" in modes)
     ]
+    if not kept:
+        return base
     return f"{base}?{'&'.join(kept)}"
+
+
+def _pooler_value(value: str) -> bool:
+    flag = _FLAGS.get(value.lower())
+    if flag is None:
+        raise ConfigError(f"{POOLER_FLAG}={value} in the PostgreSQL URL: give true or false")
+    return flag
+
+
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def says_pooler(conninfo: str) -> bool:
+    """Whether a URL says it goes through a pooler (`pgbouncer=true`, Prisma's option).
+
+    Raises:
+        ConfigError: `pgbouncer=` is neither true nor false.
+    """
+    if "://" not in conninfo or "?" not in conninfo:
+        return False
+    query = conninfo.partition("?")[2]
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    return any(_pooler_value(value) for key, value in pairs if key == POOLER_FLAG)

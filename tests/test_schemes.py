@@ -25,7 +25,7 @@ from checkpoint_base._cli import main
 from checkpoint_base._connect import backend_url
 from checkpoint_base._schemes import DRIVERS, RENAMED, canonical_url
 from checkpoint_base.testing import servers
-from checkpoint_postgres._urls import SSL_MODES, libpq_url
+from checkpoint_postgres._urls import SSL_MODES, libpq_url, says_pooler
 
 
 def _with_scheme(url: str, scheme: str) -> str:
@@ -155,6 +155,28 @@ def test_asyncpg_ssl_is_libpq_sslmode(mode: str) -> None:
     )
     same = f"postgresql+asyncpg://me@db/app?sslmode={mode}&ssl={mode.upper()}"
     assert libpq_url(same) == f"postgresql://me@db/app?sslmode={mode}"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected", "pooled"),
+    [
+        ("postgresql://db/app?pgbouncer=true", "postgresql://db/app", True),
+        (
+            "postgresql+psycopg://db/app?sslmode=require&pgbouncer=true&connect_timeout=5",
+            "postgresql://db/app?sslmode=require&connect_timeout=5",
+            True,
+        ),
+        (
+            "postgres://db/app?pgbouncer=false&ssl=require",
+            "postgres://db/app?sslmode=require",
+            False,
+        ),
+        ("postgresql://db/app?sslmode=require", "postgresql://db/app?sslmode=require", False),
+    ],
+)
+def test_prismas_pgbouncer_flag_is_the_savers(given: str, expected: str, pooled: bool) -> None:
+    assert libpq_url(given) == expected
+    assert says_pooler(given) is pooled
 
 
 @pytest.mark.parametrize(

@@ -135,6 +135,52 @@ def test_never_probes_inside_your_transaction(pg_url: str, schema: str) -> None:
         assert not saver._executor._preparing.pending
 
 
+def _flagged(url: str, flag: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}pgbouncer={flag}"
+
+
+def test_a_url_that_says_pgbouncer_never_prepares(pg_url: str, schema: str) -> None:
+    """Prisma's `pgbouncer=true`, which the pooled URLs of Supabase and Neon carry: libpq
+    refused the URL; the saver takes it as prepare_threshold=None, so a pooler that does not
+    show itself to "auto" never sees a prepared statement. `pgbouncer=false` leaves "auto"."""
+    flagged = _flagged(pg_url, "true")
+    with PostgresSaver.from_conn_string(
+        flagged, schema=schema, pool_options={"min_size": 1, "max_size": 1}
+    ) as saver:
+        saver.setup()
+        _work(saver, "flagged")
+        assert saver.backend.plan_cached_gets is True
+        with saver.conn.connection() as used:  # the one connection that did all the work
+            assert _prepared(used) == 0
+    with PostgresSaver.from_conn_string(_flagged(pg_url, "false"), schema=schema) as direct:
+        direct.setup()
+        _work(direct, "unflagged")
+        assert direct.backend.plan_cached_gets is False
+
+
+async def test_pgbouncer_true_through_pgbouncer(schema: str) -> None:
+    flagged = _flagged(servers.pgbouncer_url(), "true")
+    async with AsyncPostgresSaver.from_conn_string(flagged, schema=schema) as saver:
+        await saver.asetup()
+        await _awork(saver, "aflagged")
+        assert saver.backend.plan_cached_gets is True
+
+
+@pytest.mark.parametrize(
+    ("flag", "threshold", "needle"),
+    [
+        ("true", 5, "prepare_threshold=5 asks to prepare them"),
+        ("true", 0, "prepare_threshold=0 asks to prepare them"),
+        ("maybe", "auto", "pgbouncer=maybe in the PostgreSQL URL: give true or false"),
+    ],
+)
+def test_pgbouncer_flag_conflicts_are_refused(
+    pg_url: str, flag: str, threshold: Any, needle: str
+) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        PostgresSaver(_flagged(pg_url, flag), prepare_threshold=threshold)
+
+
 @pytest.mark.parametrize("bad", ["always", -1, True, 1.5])
 def test_a_bad_threshold_is_refused(pg_url: str, bad: Any) -> None:
     with pytest.raises(ConfigError, match="prepare_threshold"):
