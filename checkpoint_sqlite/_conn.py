@@ -110,6 +110,17 @@ _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
 _BOOLEANS.update({"0": False, "false": False, "no": False, "off": False})
 
 
+# Options of sqlite3.connect and SQLite's URI filenames that SQLAlchemy URLs carry, with what
+# to write instead: the saver opens and configures its own connections.
+_FOREIGN_OPTIONS = {
+    "mode": "for a read-only database write read_only=true (mode=ro is SQLite's URI form)",
+    "uri": "give the file's path (sqlite:///path.db): the saver builds any URI itself",
+    "check_same_thread": "drop it: the saver's connections are its own, safe across threads",
+    "immutable": "open it with read_only=true (immutable=1 is not taken: SQLite would read a "
+    "file that another process changes without its locks)",
+}
+
+
 def url_options(target: str) -> dict[str, Any]:
     """The options in the query of a `sqlite:///` URL: `timeout` (seconds), `synchronous`,
     `read_only` (true or false).
@@ -134,6 +145,8 @@ def url_options(target: str) -> dict[str, Any]:
                     "; ttl, sweep_every and ttl_strategy are read by "
                     "checkpoint_base.connect(url), which sweeps idle threads"
                     if key in SWEEP_KEYS
+                    else f"; {_FOREIGN_OPTIONS[key]}"
+                    if key in _FOREIGN_OPTIONS
                     else ""
                 )
             )

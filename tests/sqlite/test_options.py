@@ -96,6 +96,11 @@ def test_open_options_merges_url_and_keywords() -> None:
         ("sqlite:///a.db?synchronous=full", {"synchronous": "normal"}, "given twice"),
         ("sqlite:///a.db?timeout=1", {"timeout": 2.0}, "given twice"),
         ("sqlite:///a.db?timeout", {}, "malformed query"),
+        # What SQLAlchemy's SQLite URLs carry for sqlite3: named, with what to write instead.
+        ("sqlite+pysqlite:///a.db?mode=ro&uri=true", {}, "'mode'.*write read_only=true"),
+        ("sqlite:///a.db?uri=true", {}, "'uri'.*give the file's path"),
+        ("sqlite+aiosqlite:///a.db?check_same_thread=false", {}, "safe across threads"),
+        ("sqlite:///a.db?immutable=1", {}, "'immutable'.*read_only=true"),
     ],
 )
 def test_bad_options_are_named(url: str, kwargs: dict[str, object], message: str) -> None:
