@@ -10,9 +10,12 @@ written. Each backend's URL parser calls it too, so a saver class given such a U
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Final
 
-__all__ = ["DRIVERS", "RENAMED", "canonical_url", "scheme_hint"]
+from ._errors import ConfigError
+
+__all__ = ["DRIVERS", "RENAMED", "TLS_RENAMED", "canonical_url", "scheme_hint"]
 
 _POSTGRES_DRIVERS = frozenset(
     {"psycopg", "psycopg_async", "psycopg2", "psycopg2cffi", "asyncpg", "pg8000"}
@@ -34,6 +37,15 @@ RENAMED: Final[dict[str, str]] = {
 """Valkey's schemes (valkey-py takes `valkey://` and `valkeys://`) -> the Redis scheme that
 opens the same server: the Redis backend speaks to Valkey as it is."""
 
+TLS_RENAMED: Final[dict[str, str]] = {
+    "rediss+cluster": "redis+cluster",
+    "rediss+sentinel": "redis+sentinel",
+    "valkeys+cluster": "redis+cluster",
+    "valkeys+sentinel": "redis+sentinel",
+}
+"""TLS spellings of the cluster and Sentinel schemes, as `rediss://` is of `redis://` -> the
+scheme that opens them with `ssl=true` in the query (how those URLs turn TLS on)."""
+
 # Drivers that take a database of the same name this package cannot open as it is.
 _FOREIGN = {
     "pysqlcipher": "an encrypted SQLCipher database, which sqlite3 cannot read; to store "
@@ -49,12 +61,16 @@ def _split(url: object) -> tuple[str, str] | None:
 
 
 def canonical_url(url: str) -> str:
-    """`url` with a scheme of `RENAMED`, or a `base+driver` scheme of `DRIVERS`, written as
-    the backend registers it (`postgresql+asyncpg://u@h/db` -> `postgresql://u@h/db`,
-    `valkeys://h:6380` -> `rediss://h:6380`); any other URL as given.
+    """`url` with a scheme of `RENAMED` or `TLS_RENAMED`, or a `base+driver` scheme of
+    `DRIVERS`, written as the backend registers it (`postgresql+asyncpg://u@h/db` ->
+    `postgresql://u@h/db`, `valkeys://h:6380` -> `rediss://h:6380`, `rediss+cluster://a:1`
+    -> `redis+cluster://a:1?ssl=true`); any other URL as given.
 
     Query options that only another driver knows are left for the backend to refuse by name
     (PostgreSQL takes asyncpg's `ssl=` as `sslmode=`; see `checkpoint_postgres`).
+
+    Raises:
+        ConfigError: A TLS scheme whose URL says `ssl=false`.
     """
     parts = _split(url)
     if parts is None:
@@ -62,10 +78,29 @@ def canonical_url(url: str) -> str:
     scheme, rest = parts
     if scheme in RENAMED:
         return f"{RENAMED[scheme]}://{rest}"
+    if scheme in TLS_RENAMED:
+        return f"{TLS_RENAMED[scheme]}://{_with_tls(scheme, rest)}"
     base, plus, driver = scheme.partition("+")
     if plus and driver in DRIVERS.get(base, ()):
         return f"{base}://{rest}"
     return url
+
+
+def _with_tls(scheme: str, rest: str) -> str:
+    """`rest` (a URL after `://`) with `ssl=true` in its query, unless it gives `ssl=` itself.
+
+    Raises:
+        ConfigError: It gives `ssl=` as anything but true.
+    """
+    query = rest.partition("?")[2]
+    given = [v for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k == "ssl"]
+    if not given:
+        if "?" not in rest:
+            return f"{rest}?ssl=true"
+        return f"{rest}{'&' if query else ''}ssl=true"
+    if any(v.lower() not in ("1", "true", "yes", "on") for v in given):
+        raise ConfigError(f"{scheme}:// speaks TLS, and the URL says ssl={given[0]}: give one")
+    return rest
 
 
 def scheme_hint(url: str) -> str | None:

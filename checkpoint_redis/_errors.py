@@ -292,7 +292,8 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
         if dropped and any(m in str(exc) for m in _PLAIN_REFUSED):
             hint = (
                 ". A server that takes TLS only closes plain connections so: rediss://, or "
-                "ssl=true in the query of a redis+cluster:// or redis+sentinel:// URL"
+                "ssl=true in the query of a redis+cluster:// or redis+sentinel:// URL "
+                "(rediss+cluster://, rediss+sentinel://)"
             )
         elif dropped and _TLS_CLOSED in str(exc):
             # TLS 1.3: the client's handshake ends before the server checks its certificate;

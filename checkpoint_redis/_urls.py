@@ -140,6 +140,12 @@ def saver_options(url: str) -> tuple[str, dict[str, Any]]:
                     f"unknown option {name!r} in a Redis URL; the saver's: "
                     f"{', '.join(_SAVER_OPTIONS)}; or one of redis-py's connection options "
                     "(socket_timeout, health_check_interval, ssl_cert_reqs, ...)"
+                    + (
+                        "; for TLS, write rediss://host:port/db (a cluster or Sentinel URL "
+                        "takes ssl=true, or rediss+cluster://, rediss+sentinel://)"
+                        if name in ("ssl", "tls")
+                        else ""
+                    )
                 )
             rest.append((name, value))
             continue

@@ -23,7 +23,7 @@ from checkpoint_base import (
 )
 from checkpoint_base._cli import main
 from checkpoint_base._connect import backend_url
-from checkpoint_base._schemes import DRIVERS, RENAMED, canonical_url
+from checkpoint_base._schemes import DRIVERS, RENAMED, TLS_RENAMED, canonical_url
 from checkpoint_base.testing import servers
 from checkpoint_postgres._urls import SSL_MODES, libpq_url, says_pooler
 
@@ -71,6 +71,14 @@ def _stored_id(saver: CheckpointSaver, thread_id: str) -> str | None:
         ("valkeys://u:p@h:6380/0", "rediss://u:p@h:6380/0"),
         ("valkey+cluster://a:1,b:2", "redis+cluster://a:1,b:2"),
         ("valkey+sentinel://a:1/mymaster", "redis+sentinel://a:1/mymaster"),
+        ("rediss+cluster://a:1,b:2", "redis+cluster://a:1,b:2?ssl=true"),
+        (
+            "rediss+cluster://a:1?ssl_ca_certs=/ca.pem",
+            "redis+cluster://a:1?ssl_ca_certs=/ca.pem&ssl=true",
+        ),
+        ("valkeys+cluster://a:1?ssl=true", "redis+cluster://a:1?ssl=true"),
+        ("rediss+sentinel://a:1/m?", "redis+sentinel://a:1/m?ssl=true"),
+        ("valkeys+sentinel://a:1/m/2", "redis+sentinel://a:1/m/2?ssl=true"),
     ],
 )
 def test_aliases_name_the_registered_scheme(given: str, expected: str) -> None:
@@ -97,9 +105,19 @@ def test_other_urls_are_left_as_written(url: str) -> None:
 
 def test_every_alias_names_an_installed_scheme() -> None:
     installed = {ep.name for ep in importlib.metadata.entry_points(group="checkpointers.backends")}
-    assert set(RENAMED.values()) <= installed
-    assert set(DRIVERS) <= installed
-    assert not set(RENAMED) & installed  # else the registered backend would win (below)
+    assert set(RENAMED.values()) | set(TLS_RENAMED.values()) | set(DRIVERS) <= installed
+    assert not (set(RENAMED) | set(TLS_RENAMED)) & installed  # else that backend would win
+
+
+def test_a_tls_scheme_that_says_ssl_false_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"rediss\+cluster:// speaks TLS.*ssl=false"):
+        connect("rediss+cluster://127.0.0.1:1?ssl=false")
+
+
+def test_a_single_server_url_asking_for_tls_in_its_query_names_rediss() -> None:
+    for option in ("ssl", "tls"):
+        with pytest.raises(ConfigError, match=f"unknown option '{option}'.*rediss://host"):
+            connect(f"redis://127.0.0.1:1/0?{option}=true")
 
 
 def test_a_registered_scheme_keeps_its_backend(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -147,6 +147,27 @@ def test_a_plain_connection_to_a_tls_server_points_at_rediss(url: str, deploymen
     assert fix in str(caught.value)
 
 
+@pytest.mark.parametrize("scheme", ["rediss+cluster", "valkeys+cluster"])
+def test_a_tls_cluster_scheme_speaks_tls(scheme: str) -> None:
+    """`rediss+cluster://` is `redis+cluster://` with `ssl=true`, as `rediss://` is for one
+    server: with the CA in the query it stores; with no query at all it speaks TLS still,
+    and fails on the certificate (a plain connection fails saying the server takes TLS)."""
+    tls_url = servers.redis_cluster_url(tls=True)
+    assert tls_url.startswith("redis+cluster://")
+    hosts, _, query = tls_url.partition("?")
+    prefix = fresh_prefix()
+    spelled = scheme + hosts.removeprefix("redis+cluster")
+    try:
+        with connect(f"{spelled}?{query}&key_prefix={prefix}") as saver:
+            _stores_a_checkpoint(saver)
+    finally:
+        drop_prefix(tls_url, prefix)
+    with pytest.raises(StorageError) as caught:
+        connect(spelled)
+    assert not isinstance(caught.value, StorageUnavailableError)
+    assert "certificate" in str(caught.value) and "ssl_ca_certs=" in str(caught.value)
+
+
 async def test_async_a_plain_connection_to_a_tls_cluster_points_at_ssl() -> None:
     port = _ports(servers.redis_cluster_url(tls=True))[0]
     plain = f"redis+cluster://127.0.0.1:{port}?key_prefix={fresh_prefix()}"
@@ -154,6 +175,7 @@ async def test_async_a_plain_connection_to_a_tls_cluster_points_at_ssl() -> None
         with pytest.raises(StorageUnavailableError) as caught:
             await saver.asetup()
     assert "ssl=true in the query of a redis+cluster://" in str(caught.value)
+    assert "rediss+cluster://" in str(caught.value)
 
 
 def _tls_nodes(deployment: str) -> tuple[Any, list[int]]:
