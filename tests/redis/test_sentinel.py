@@ -184,6 +184,16 @@ def test_graph_runs_through_connect(url: str) -> None:
         assert [h.values.get("count") for h in history][:3] == [STEPS, STEPS - 1, STEPS - 2]
 
 
+def test_valkeys_spelling_opens_the_set(url: str) -> None:
+    """`valkey+sentinel://` names the same set as `redis+sentinel://` (Valkey's scheme)."""
+    spelled = url.replace("redis+sentinel://", "valkey+sentinel://", 1)
+    assert spelled != url
+    with connect(spelled) as saver, RedisSaver.from_conn_string(url) as plain:
+        stored = saver.put(config("spelled"), checkpoint({"a": 1}), {}, {"a": 1})
+        found = plain.get_tuple(stored)
+        assert found is not None and found.checkpoint["channel_values"] == {"a": 1}
+
+
 async def test_async_graph_runs_through_connect(url: str) -> None:
     async with aconnect(url) as saver:
         assert isinstance(saver, AsyncRedisSaver)
