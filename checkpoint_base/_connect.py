@@ -300,8 +300,9 @@ def connect(
             `rediss://...`, `redis+cluster://host:port,...`,
             `redis+sentinel://host:port,.../service`, `unix:///path/redis.sock` (Redis on
             a Unix socket), or a third-party scheme; SQLAlchemy's
-            driver-qualified spellings (`postgresql+asyncpg://`, `sqlite+aiosqlite://`) and
-            Valkey's (`valkey://`) too (`backend_url`). The URL of a
+            driver-qualified spellings (`postgresql+asyncpg://`, `sqlite+aiosqlite://`),
+            Valkey's (`valkey://`) and `rediss+cluster://` / `rediss+sentinel://` (TLS) too
+            (`backend_url`). The URL of a
             backend that is swept may give `ttl` and `sweep_every` (seconds) and
             `ttl_strategy` in its query (`sqlite:///checkpoints.db?ttl=2592000`), as the
             arguments of the same names do; a Redis URL's `ttl` is the saver's own.

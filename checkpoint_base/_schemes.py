@@ -1,5 +1,6 @@
 """URL schemes as applications already write them: SQLAlchemy's driver-qualified spellings
-(`postgresql+asyncpg://`, `sqlite+aiosqlite://`) and Valkey's own names (`valkey://`).
+(`postgresql+asyncpg://`, `sqlite+aiosqlite://`), Valkey's own names (`valkey://`), and the
+TLS spellings of the cluster and Sentinel schemes (`rediss+cluster://`).
 
 An application's database URL usually comes from its settings, written once for SQLAlchemy
 or for a Valkey client. `canonical_url` gives the scheme a backend of this package
