@@ -53,7 +53,8 @@ URL_HELP = """\
 URLs:
   sqlite:///rel.db  sqlite:////abs/path.db    a saver of this package (any installed
   postgresql://user@host:5432/db[?schema=s]   backend: memory://, sqlite, postgresql,
-  redis://host:6379/0  redis+cluster://h:7000  redis, redis+cluster, ...)
+  redis://host:6379/0  redis+cluster://h:7000  redis, redis+cluster, ...); SQLAlchemy's
+  postgresql+asyncpg://...  valkey://h:6379/0   and Valkey's spellings name the same store
   langgraph-sqlite:///path.db                 LangGraph's official SqliteSaver database
   langgraph-postgres://user@host/db           LangGraph's official PostgresSaver tables
                                               (?options=-csearch_path%3Dschema for a schema)
