@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -23,6 +25,27 @@ from ._backend import SqliteBackend
 from ._sync import SqliteSaver
 
 __all__ = ["targets"]
+
+
+_URL_FOLDERS: list[tuple[int, str]] = []
+"""(process id, folder) of each folder a target's `url()` made: removed when that process
+exits (`_remove_url_folders`); a URL outlives the call that made it, so nothing else can."""
+
+
+def _url_folder() -> str:
+    folder = tempfile.mkdtemp(prefix="checkpointers-sqlite-")
+    if not _URL_FOLDERS:
+        atexit.register(_remove_url_folders)
+    _URL_FOLDERS.append((os.getpid(), folder))
+    return folder
+
+
+def _remove_url_folders() -> None:
+    """Remove the folders this process made (a forked child that exits normally inherits the
+    list, and must not remove its parent's)."""
+    for pid, folder in _URL_FOLDERS:
+        if pid == os.getpid():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
@@ -64,7 +87,7 @@ def _file_target(synchronous: str = "normal") -> Target:
                 yield saver
 
     def url() -> str:
-        folder = tempfile.mkdtemp(prefix="checkpointers-sqlite-")
+        folder = _url_folder()
         query = "" if synchronous == "normal" else "?synchronous=" + synchronous
         return "sqlite:///" + os.path.join(folder, "checkpoints.db") + query
 
