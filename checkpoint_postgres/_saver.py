@@ -88,17 +88,19 @@ def _pool_settings(
 
 def _pooled(conn: object, prepare_threshold: PrepareThreshold) -> PrepareThreshold:
     """`prepare_threshold`, or None (never prepare) for a URL that says it reaches the server
-    through a pooler (`pgbouncer=true`, as Prisma and the pooled URLs of Supabase and Neon
-    write it): "auto" would tell PgBouncer itself, but not every pooler shows itself.
+    through a pooler (`says_pooler`: `pgbouncer=true`, as Prisma and the pooled URLs of
+    Supabase and Neon write it, or asyncpg's `prepared_statement_cache_size=0`): "auto" would
+    tell PgBouncer itself, but not every pooler shows itself.
 
     Raises:
-        ConfigError: The URL says `pgbouncer=true` and `prepare_threshold` asks to prepare.
+        ConfigError: The URL says so and `prepare_threshold` asks to prepare.
     """
     if not isinstance(conn, str) or not says_pooler(conn):
         return prepare_threshold
     if prepare_threshold is not None and prepare_threshold != AUTO:
         raise ConfigError(
-            f"the URL says pgbouncer=true, a pooler that cannot keep prepared statements, and "
+            "the URL says the server is reached through a pooler that cannot keep prepared "
+            "statements (pgbouncer=true, or a statement cache size of 0), and "
             f"prepare_threshold={prepare_threshold!r} asks to prepare them: give one of the two"
         )
     return None

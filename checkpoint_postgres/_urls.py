@@ -3,8 +3,9 @@
 Applications often keep one database URL for SQLAlchemy, whose asyncpg driver spells the TLS
 mode `ssl=` and takes statement cache options that libpq does not know (libpq refuses the
 whole URL: 'invalid URI query parameter'). `libpq_url` gives the scheme libpq reads, takes
-`ssl=` as libpq's `sslmode=`, leaves out Prisma's `pgbouncer=` (which the saver reads itself:
-`says_pooler`), and refuses asyncpg's own options by name with what to do.
+`ssl=` as libpq's `sslmode=`, leaves out Prisma's `pgbouncer=` and asyncpg's statement cache
+sizes of 0 (which the saver reads itself: `says_pooler`), and refuses asyncpg's other options
+by name with what to do.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import urllib.parse
 from checkpoint_base import ConfigError
 from checkpoint_base._schemes import canonical_url
 
-__all__ = ["POOLER_FLAG", "libpq_url", "says_pooler"]
+__all__ = ["NO_CACHE_OPTIONS", "POOLER_FLAG", "libpq_url", "says_pooler"]
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 """libpq's `sslmode` values, which asyncpg's `ssl=` takes as well."""
@@ -23,13 +24,16 @@ POOLER_FLAG = "pgbouncer"
 """Prisma's query option for a URL that reaches the server through PgBouncer (the pooled URLs
 of Supabase and Neon carry `pgbouncer=true`): the saver then never prepares statements."""
 
+NO_CACHE_OPTIONS = ("prepared_statement_cache_size", "statement_cache_size")
+"""asyncpg's statement caches (SQLAlchemy's asyncpg driver and asyncpg itself): set to 0, as
+their documentation has it for PgBouncer, they say what `pgbouncer=true` says."""
+
 _NOT_PREPARED = (
     "drop it: this saver decides itself, preparing statements on a direct server and never "
-    "behind a pooler such as PgBouncer (prepare_threshold='auto'; None never prepares)"
+    "behind a pooler such as PgBouncer (prepare_threshold='auto'; None, pgbouncer=true or a "
+    "statement cache size of 0 in the URL never prepares)"
 )
 _ASYNCPG_OPTIONS = {
-    "prepared_statement_cache_size": _NOT_PREPARED,
-    "statement_cache_size": _NOT_PREPARED,
     "max_cached_statement_lifetime": _NOT_PREPARED,
     "max_cacheable_statement_size": _NOT_PREPARED,
     "command_timeout": (
@@ -42,14 +46,15 @@ _ASYNCPG_OPTIONS = {
 
 def libpq_url(conninfo: str) -> str:
     """`conninfo` as libpq takes it: a driver-qualified URL (`postgresql+asyncpg://`) with
-    libpq's scheme, asyncpg's `ssl=MODE` written `sslmode=MODE`, and Prisma's `pgbouncer=`
-    left out (`says_pooler` reads it). A `key=value` conninfo, and a URL with none of these,
-    are returned as given.
+    libpq's scheme, asyncpg's `ssl=MODE` written `sslmode=MODE`, and Prisma's `pgbouncer=` and
+    asyncpg's statement cache sizes left out (`says_pooler` reads them). A `key=value`
+    conninfo, and a URL with none of these, are returned as given.
 
     Raises:
         ConfigError: `ssl=` gives no mode of libpq's, or a different one than `sslmode=`;
-            `pgbouncer=` is neither true nor false; or the URL carries an option of asyncpg's
-            that libpq does not take (named, with what to do instead).
+            `pgbouncer=` is neither true nor false, or a statement cache size not 0; or the
+            URL carries another option of asyncpg's that libpq does not take (named, with
+            what to do instead).
     """
     if "://" not in conninfo:
         return conninfo
@@ -68,9 +73,9 @@ def libpq_url(conninfo: str) -> str:
     values = [urllib.parse.unquote_plus(piece.partition("=")[2]) for piece in pieces]
     pairs = list(zip(keys, values))  # noqa: B905 (one key and value per piece)
     for key, value in pairs:
-        if key == POOLER_FLAG:
-            _pooler_value(value)
-    if "ssl" not in keys and POOLER_FLAG not in keys:
+        if key in _SAVERS:
+            _never_prepare(key, value)
+    if "ssl" not in keys and not _SAVERS.intersection(keys):
         return url
     modes = {key: value.lower() for key, value in pairs if key in ("ssl", "sslmode")}
     if "ssl" in keys:
@@ -88,31 +93,51 @@ def libpq_url(conninfo: str) -> str:
     kept = [
         f"sslmode={modes['ssl']}" if key == "ssl" else piece
         for key, piece in zip(keys, pieces)  # noqa: B905 (one key per piece)
-        if key != POOLER_FLAG and not (key == "ssl" and "sslmode" in modes)
+        if key not in _SAVERS and not (key == "ssl" and "sslmode" in modes)
     ]
     if not kept:
         return base
     return f"{base}?{'&'.join(kept)}"
 
 
-def _pooler_value(value: str) -> bool:
-    flag = _FLAGS.get(value.lower())
-    if flag is None:
-        raise ConfigError(f"{POOLER_FLAG}={value} in the PostgreSQL URL: give true or false")
-    return flag
+_SAVERS = frozenset({POOLER_FLAG, *NO_CACHE_OPTIONS})
+"""Query options the saver reads (`says_pooler`) and libpq is not given."""
+
+
+def _never_prepare(key: str, value: str) -> bool:
+    """Whether `key=value` (one of `_SAVERS`) says never to prepare statements.
+
+    Raises:
+        ConfigError: `pgbouncer=` is neither true nor false; a statement cache size is not 0.
+    """
+    if key == POOLER_FLAG:
+        flag = _FLAGS.get(value.lower())
+        if flag is None:
+            raise ConfigError(f"{POOLER_FLAG}={value} in the PostgreSQL URL: give true or false")
+        return flag
+    if value.strip() != "0":
+        raise ConfigError(
+            f"{key}={value} in the PostgreSQL URL asks asyncpg to keep prepared statements, "
+            f"which this saver does by itself on a direct server: drop it (0, as for "
+            "PgBouncer, makes the saver never prepare)"
+        )
+    return True
 
 
 _FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def says_pooler(conninfo: str) -> bool:
-    """Whether a URL says it goes through a pooler (`pgbouncer=true`, Prisma's option).
+    """Whether a URL says it goes through a pooler, where statements are never prepared:
+    `pgbouncer=true` (Prisma's option), or an asyncpg statement cache size of 0
+    (`prepared_statement_cache_size=0`, SQLAlchemy's way through PgBouncer).
 
     Raises:
-        ConfigError: `pgbouncer=` is neither true nor false.
+        ConfigError: `pgbouncer=` is neither true nor false; a statement cache size is not 0.
     """
     if "://" not in conninfo or "?" not in conninfo:
         return False
     query = conninfo.partition("?")[2]
     pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-    return any(_pooler_value(value) for key, value in pairs if key == POOLER_FLAG)
+    # A list, not a generator: every option is checked, not only those up to a true one.
+    return any([_never_prepare(key, value) for key, value in pairs if key in _SAVERS])

@@ -190,6 +190,13 @@ def test_asyncpg_ssl_is_libpq_sslmode(mode: str) -> None:
             False,
         ),
         ("postgresql://db/app?sslmode=require", "postgresql://db/app?sslmode=require", False),
+        # SQLAlchemy's asyncpg driver through PgBouncer: no statement cache, never prepared
+        (
+            "postgresql+asyncpg://db/app?prepared_statement_cache_size=0&ssl=require",
+            "postgresql://db/app?sslmode=require",
+            True,
+        ),
+        ("postgresql://db/app?statement_cache_size=0", "postgresql://db/app", True),
     ],
 )
 def test_prismas_pgbouncer_flag_is_the_savers(given: str, expected: str, pooled: bool) -> None:
@@ -215,8 +222,10 @@ def test_libpq_urls_are_left_as_written(conninfo: str) -> None:
         ("ssl=true", ["ssl=true", "sslmode=", "verify-full"]),
         ("ssl=require&ssl=disable", ["sslmode="]),
         ("ssl=require&sslmode=disable", ["ssl=require and sslmode=disable", "give one"]),
-        ("prepared_statement_cache_size=0", ["prepared_statement_cache_size=", "PgBouncer"]),
-        ("statement_cache_size=0", ["statement_cache_size=", "prepare_threshold"]),
+        ("prepared_statement_cache_size=100", ["prepared_statement_cache_size=100", "0, as"]),
+        ("statement_cache_size=5", ["statement_cache_size=5", "never prepare"]),
+        ("pgbouncer=maybe", ["pgbouncer=maybe", "true or false"]),
+        ("max_cached_statement_lifetime=60", ["max_cached_statement_lifetime=", "PgBouncer"]),
         ("command_timeout=60", ["command_timeout=", "statement_timeout"]),
     ],
 )

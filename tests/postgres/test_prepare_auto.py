@@ -139,11 +139,15 @@ def _flagged(url: str, flag: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}pgbouncer={flag}"
 
 
-def test_a_url_that_says_pgbouncer_never_prepares(pg_url: str, schema: str) -> None:
-    """Prisma's `pgbouncer=true`, which the pooled URLs of Supabase and Neon carry: libpq
-    refused the URL; the saver takes it as prepare_threshold=None, so a pooler that does not
-    show itself to "auto" never sees a prepared statement. `pgbouncer=false` leaves "auto"."""
-    flagged = _flagged(pg_url, "true")
+@pytest.mark.parametrize(
+    "option", ["pgbouncer=true", "prepared_statement_cache_size=0", "statement_cache_size=0"]
+)
+def test_a_url_that_says_pgbouncer_never_prepares(pg_url: str, schema: str, option: str) -> None:
+    """Prisma's `pgbouncer=true`, which the pooled URLs of Supabase and Neon carry, and
+    asyncpg's statement cache sizes of 0 (SQLAlchemy's way through PgBouncer): libpq refused
+    the URL; the saver takes them as prepare_threshold=None, so a pooler that does not show
+    itself to "auto" never sees a prepared statement. `pgbouncer=false` leaves "auto"."""
+    flagged = f"{pg_url}{'&' if '?' in pg_url else '?'}{option}"
     with PostgresSaver.from_conn_string(
         flagged, schema=schema, pool_options={"min_size": 1, "max_size": 1}
     ) as saver:
@@ -169,7 +173,7 @@ async def test_pgbouncer_true_through_pgbouncer(schema: str) -> None:
 @pytest.mark.parametrize(
     ("flag", "threshold", "needle"),
     [
-        ("true", 5, "prepare_threshold=5 asks to prepare them"),
+        ("true", 5, "pgbouncer=true.*prepare_threshold=5 asks to prepare them"),
         ("true", 0, "prepare_threshold=0 asks to prepare them"),
         ("maybe", "auto", "pgbouncer=maybe in the PostgreSQL URL: give true or false"),
     ],
