@@ -49,7 +49,10 @@ def _signed(directory: Path, name: str, extension: str) -> None:
     """A key and a certificate for `name`, signed by the CA in `directory`."""
     _openssl(directory, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
              "-out", f"{name}.csr", "-subj", f"/CN=checkpointers test {name}")  # fmt: skip
-    (directory / f"{name}.ext").write_text(extension + "\n")
+    # Key identifiers: Python 3.13's default context verifies strictly (VERIFY_X509_STRICT),
+    # which refuses a certificate without an authority key identifier.
+    ids = "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer"
+    (directory / f"{name}.ext").write_text(f"{extension}\n{ids}\n")
     _openssl(directory, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey",
              "ca.key", "-CAcreateserial", "-out", f"{name}.crt", "-days", "2",
              "-extfile", f"{name}.ext")  # fmt: skip
@@ -62,8 +65,10 @@ def make_certificates(directory: Path, owner: pwd.struct_passwd | None = None) -
     Raises:
         ServerUnavailable: openssl is missing or failed.
     """
+    # A CA's key usage: Python 3.13's strict verification refuses a CA without one.
     _openssl(directory, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
-             "-out", "ca.crt", "-days", "2", "-subj", "/CN=checkpointers test CA")  # fmt: skip
+             "-out", "ca.crt", "-days", "2", "-subj", "/CN=checkpointers test CA",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
     # the servers present theirs as clients too (a replica to its master, a Sentinel)
     usage = "extendedKeyUsage=serverAuth,clientAuth"
     _signed(directory, "server", f"subjectAltName=IP:127.0.0.1\n{usage}")
