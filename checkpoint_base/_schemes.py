@@ -15,6 +15,7 @@ import urllib.parse
 from typing import Final
 
 from ._errors import ConfigError
+from ._flags import url_flag
 
 __all__ = ["DRIVERS", "RENAMED", "TLS_RENAMED", "canonical_url", "scheme_hint"]
 
@@ -99,7 +100,7 @@ def _with_tls(scheme: str, rest: str) -> str:
         if "?" not in rest:
             return f"{rest}?ssl=true"
         return f"{rest}{'&' if query else ''}ssl=true"
-    if any(v.lower() not in ("1", "true", "yes", "on") for v in given):
+    if any(url_flag(v) is not True for v in given):
         raise ConfigError(f"{scheme}:// speaks TLS, and the URL says ssl={given[0]}: give one")
     return rest
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import urllib.parse
 
 from checkpoint_base import ConfigError
+from checkpoint_base._flags import flag_words, url_flag
 from checkpoint_base._schemes import canonical_url
 
 __all__ = ["NO_CACHE_OPTIONS", "POOLER_FLAG", "libpq_url", "says_pooler"]
@@ -111,7 +112,7 @@ def _never_prepare(key: str, value: str) -> bool:
         ConfigError: `pgbouncer=` is neither true nor false; a statement cache size is not 0.
     """
     if key == POOLER_FLAG:
-        flag = _FLAGS.get(value.lower())
+        flag = url_flag(value, accept=_PGBOUNCER)
         if flag is None:
             raise ConfigError(f"{POOLER_FLAG}={value} in the PostgreSQL URL: give true or false")
         return flag
@@ -124,7 +125,9 @@ def _never_prepare(key: str, value: str) -> bool:
     return True
 
 
-_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_PGBOUNCER = flag_words("true 1 yes", "false 0 no")
+"""What `pgbouncer=` takes. Prisma itself takes only true and false (Rust's `bool` parse, in
+quaint's URL reader): no on/off here either."""
 
 
 def says_pooler(conninfo: str) -> bool:

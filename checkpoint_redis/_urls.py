@@ -38,6 +38,7 @@ from redis.sentinel import Sentinel
 
 from checkpoint_base import ConfigError
 from checkpoint_base._connect import redact
+from checkpoint_base._flags import url_flag
 from checkpoint_base._schemes import canonical_url
 
 from ._aexecutor import AsyncClient
@@ -73,11 +74,9 @@ CLIENT_DEFAULTS: dict[str, Any] = {
 _SAVER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "key_prefix": str,
     "ttl": float,
-    "refresh_on_read": lambda v: v.lower() in {"1", "true", "yes", "on"},
+    "refresh_on_read": lambda v: url_flag(v) is True,  # any other word: false
     "retry_timeout": float,
 }
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 def _flag(value: str, name: str) -> bool:
@@ -86,9 +85,10 @@ def _flag(value: str, name: str) -> bool:
     Raises:
         ValueError: It is none of 1/0, true/false, yes/no, on/off.
     """
-    if value.lower() in _TRUE | _FALSE:
-        return value.lower() in _TRUE
-    raise ValueError(f"{name} takes true or false")
+    flag = url_flag(value)
+    if flag is None:
+        raise ValueError(f"{name} takes true or false")
+    return flag
 
 
 SENTINEL_SCHEME = "redis+sentinel"
@@ -109,7 +109,7 @@ _SENTINEL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "sentinel_password": str,
 }
 _TLS_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "ssl": lambda v: v.lower() in _TRUE,
+    "ssl": lambda v: url_flag(v) is True,  # any other word: false
     "ssl_ca_certs": str,
     "ssl_certfile": str,
     "ssl_keyfile": str,

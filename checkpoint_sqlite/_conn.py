@@ -9,6 +9,7 @@ from typing import Any
 
 from checkpoint_base import ConfigError
 from checkpoint_base._connect import SWEEP_KEYS
+from checkpoint_base._flags import url_flag
 from checkpoint_base._schemes import canonical_url
 
 __all__ = [
@@ -106,10 +107,6 @@ def open_options(
     return path, ConnectOptions(**chosen, **limits)
 
 
-_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
-_BOOLEANS.update({"0": False, "false": False, "no": False, "off": False})
-
-
 # Options of sqlite3.connect and SQLite's URI filenames that SQLAlchemy URLs carry, with what
 # to write instead: the saver opens and configures its own connections.
 _FOREIGN_OPTIONS = {
@@ -160,11 +157,12 @@ def url_options(target: str) -> dict[str, Any]:
                     f"timeout in SQLite URL {target!r} must be a number of seconds, got {value!r}"
                 ) from None
         elif key == "read_only":
-            if value.lower() not in _BOOLEANS:
+            flag = url_flag(value)
+            if flag is None:
                 raise ConfigError(
                     f"read_only in SQLite URL {target!r} must be true or false, got {value!r}"
                 )
-            found[key] = _BOOLEANS[value.lower()]
+            found[key] = flag
         else:
             found[key] = value.lower()
     return found
