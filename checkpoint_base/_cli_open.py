@@ -234,7 +234,7 @@ def _ours(url: str, shown: str, *, write: bool, create: bool, missing_ok: bool) 
         from checkpoint_postgres._urls import libpq_url
 
         conninfo, schema = url_schema(url)  # schema= is the saver's, not libpq's
-        conninfo = libpq_url(conninfo)
+        conninfo = libpq_url(conninfo)  # the probe connects itself, before connect() does
         schema = schema or DEFAULT_SCHEMA
         if not _probe_postgres(conninfo, shown, None if create else schema):
             missing = (

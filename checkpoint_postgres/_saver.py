@@ -23,7 +23,7 @@ from ._aexecutor import AsyncPostgresExecutor
 from ._backend import DEFAULT_SCHEMA, PostgresBackend
 from ._executor import PostgresExecutor
 from ._state import AUTO, PrepareThreshold
-from ._urls import libpq_url, says_pooler
+from ._urls import parse_url
 
 __all__ = ["CONNECTION_DEFAULTS", "POOL_DEFAULTS", "AsyncPostgresSaver", "PostgresSaver"]
 
@@ -86,24 +86,27 @@ def _pool_settings(
     return settings
 
 
-def _pooled(conn: object, prepare_threshold: PrepareThreshold) -> PrepareThreshold:
-    """`prepare_threshold`, or None (never prepare) for a URL that says it reaches the server
-    through a pooler (`says_pooler`: `pgbouncer=true`, as Prisma and the pooled URLs of
-    Supabase and Neon write it, or asyncpg's `prepared_statement_cache_size=0`): "auto" would
-    tell PgBouncer itself, but not every pooler shows itself.
+def _from_url(conninfo: str, prepare_threshold: PrepareThreshold) -> tuple[str, PrepareThreshold]:
+    """`conninfo` as libpq takes it (`parse_url`: `postgresql+asyncpg://...?ssl=require` too),
+    and `prepare_threshold`, or None (never prepare) for a URL that says it reaches the server
+    through a pooler (`pgbouncer=true`, as Prisma and the pooled URLs of Supabase and Neon
+    write it, or asyncpg's `prepared_statement_cache_size=0`): "auto" would tell PgBouncer
+    itself, but not every pooler shows itself.
 
     Raises:
-        ConfigError: The URL says so and `prepare_threshold` asks to prepare.
+        ConfigError: As `parse_url`; or the URL says so and `prepare_threshold` asks to
+            prepare.
     """
-    if not isinstance(conn, str) or not says_pooler(conn):
-        return prepare_threshold
+    url, pooled = parse_url(conninfo)
+    if not pooled:
+        return url, prepare_threshold
     if prepare_threshold is not None and prepare_threshold != AUTO:
         raise ConfigError(
             "the URL says the server is reached through a pooler that cannot keep prepared "
             "statements (pgbouncer=true, or a statement cache size of 0), and "
             f"prepare_threshold={prepare_threshold!r} asks to prepare them: give one of the two"
         )
-    return None
+    return url, None
 
 
 def _check_prepare(prepare_threshold: PrepareThreshold) -> None:
@@ -177,13 +180,13 @@ class PostgresSaver(CheckpointSaver):
         pool_options: Mapping[str, Any] | None = None,
         reconnect_timeout: float = 30.0,
     ) -> None:
-        prepare_threshold = _pooled(conn, prepare_threshold)
+        if isinstance(conn, str):
+            conn, prepare_threshold = _from_url(conn, prepare_threshold)
         _check_prepare(prepare_threshold)
         backend = _backend(schema, prepare_threshold)
         owned = isinstance(conn, str)
         reopen: Callable[[], ConnectionPool[Any]] | None = None
         if isinstance(conn, str):
-            conn = libpq_url(conn)  # postgresql+asyncpg://...?ssl=require too
             settings = _pool_settings(conn, prepare_threshold, pool_options)
 
             def reopen() -> ConnectionPool[Any]:  # another like it, for a forked child
@@ -272,13 +275,13 @@ class AsyncPostgresSaver(CheckpointSaver):
         pool_options: Mapping[str, Any] | None = None,
         reconnect_timeout: float = 30.0,
     ) -> None:
-        prepare_threshold = _pooled(conn, prepare_threshold)
+        if isinstance(conn, str):
+            conn, prepare_threshold = _from_url(conn, prepare_threshold)
         _check_prepare(prepare_threshold)
         backend = _backend(schema, prepare_threshold)
         owned = isinstance(conn, str)
         reopen: Callable[[], AsyncConnectionPool[Any]] | None = None
         if isinstance(conn, str):
-            conn = libpq_url(conn)  # postgresql+asyncpg://...?ssl=require too
             settings = _pool_settings(conn, prepare_threshold, pool_options)
 
             def reopen() -> AsyncConnectionPool[Any]:  # another like it, for another loop

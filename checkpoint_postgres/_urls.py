@@ -2,10 +2,10 @@
 
 Applications often keep one database URL for SQLAlchemy, whose asyncpg driver spells the TLS
 mode `ssl=` and takes statement cache options that libpq does not know (libpq refuses the
-whole URL: 'invalid URI query parameter'). `libpq_url` gives the scheme libpq reads, takes
-`ssl=` as libpq's `sslmode=`, leaves out Prisma's `pgbouncer=` and asyncpg's statement cache
-sizes of 0 (which the saver reads itself: `says_pooler`), and refuses asyncpg's other options
-by name with what to do.
+whole URL: 'invalid URI query parameter'). `parse_url` gives the scheme libpq reads, takes
+`ssl=` as libpq's `sslmode=`, takes out Prisma's `pgbouncer=` and asyncpg's statement cache
+sizes of 0 (which say whether the saver may prepare statements), and refuses asyncpg's other
+options by name with what to do.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from checkpoint_base import ConfigError
 from checkpoint_base._flags import flag_words, url_flag
 from checkpoint_base._schemes import canonical_url
 
-__all__ = ["NO_CACHE_OPTIONS", "POOLER_FLAG", "libpq_url", "says_pooler"]
+__all__ = ["NO_CACHE_OPTIONS", "POOLER_FLAG", "libpq_url", "parse_url"]
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 """libpq's `sslmode` values, which asyncpg's `ssl=` takes as well."""
@@ -45,11 +45,15 @@ _ASYNCPG_OPTIONS = {
 """Query options of asyncpg (and SQLAlchemy's asyncpg driver) -> what to do instead."""
 
 
-def libpq_url(conninfo: str) -> str:
-    """`conninfo` as libpq takes it: a driver-qualified URL (`postgresql+asyncpg://`) with
-    libpq's scheme, asyncpg's `ssl=MODE` written `sslmode=MODE`, and Prisma's `pgbouncer=` and
-    asyncpg's statement cache sizes left out (`says_pooler` reads them). A `key=value`
-    conninfo, and a URL with none of these, are returned as given.
+def parse_url(conninfo: str) -> tuple[str, bool]:
+    """`conninfo` as libpq takes it, and whether it says the server is reached through a
+    pooler, where statements are never prepared: `pgbouncer=true` (Prisma's option) or an
+    asyncpg statement cache size of 0 (`prepared_statement_cache_size=0`, SQLAlchemy's way
+    through PgBouncer).
+
+    As libpq takes it: a driver-qualified URL (`postgresql+asyncpg://`) with libpq's scheme,
+    asyncpg's `ssl=MODE` written `sslmode=MODE`, and those pooler options left out. A
+    `key=value` conninfo, and a URL with none of these, are returned as given.
 
     Raises:
         ConfigError: `ssl=` gives no mode of libpq's, or a different one than `sslmode=`;
@@ -58,11 +62,11 @@ def libpq_url(conninfo: str) -> str:
             what to do instead).
     """
     if "://" not in conninfo:
-        return conninfo
+        return conninfo, False
     url = canonical_url(conninfo)
     base, sep, query = url.partition("?")
     if not sep:
-        return url
+        return url, False
     pieces = query.split("&")
     keys = [urllib.parse.unquote_plus(piece.partition("=")[0]) for piece in pieces]
     for key in keys:
@@ -73,11 +77,10 @@ def libpq_url(conninfo: str) -> str:
             )
     values = [urllib.parse.unquote_plus(piece.partition("=")[2]) for piece in pieces]
     pairs = list(zip(keys, values))  # noqa: B905 (one key and value per piece)
-    for key, value in pairs:
-        if key in _SAVERS:
-            _never_prepare(key, value)
+    # A list, not a generator: every option is checked, not only those up to a true one.
+    pooled = any([_never_prepare(key, value) for key, value in pairs if key in _SAVERS])
     if "ssl" not in keys and not _SAVERS.intersection(keys):
-        return url
+        return url, pooled
     modes = {key: value.lower() for key, value in pairs if key in ("ssl", "sslmode")}
     if "ssl" in keys:
         mode = modes["ssl"]
@@ -97,12 +100,21 @@ def libpq_url(conninfo: str) -> str:
         if key not in _SAVERS and not (key == "ssl" and "sslmode" in modes)
     ]
     if not kept:
-        return base
-    return f"{base}?{'&'.join(kept)}"
+        return base, pooled
+    return f"{base}?{'&'.join(kept)}", pooled
+
+
+def libpq_url(conninfo: str) -> str:
+    """`conninfo` as libpq takes it (`parse_url`), for a connection that is not the saver's.
+
+    Raises:
+        ConfigError: As `parse_url`.
+    """
+    return parse_url(conninfo)[0]
 
 
 _SAVERS = frozenset({POOLER_FLAG, *NO_CACHE_OPTIONS})
-"""Query options the saver reads (`says_pooler`) and libpq is not given."""
+"""Query options the saver reads (`parse_url`) and libpq is not given."""
 
 
 def _never_prepare(key: str, value: str) -> bool:
@@ -128,19 +140,3 @@ def _never_prepare(key: str, value: str) -> bool:
 _PGBOUNCER = flag_words("true 1 yes", "false 0 no")
 """What `pgbouncer=` takes. Prisma itself takes only true and false (Rust's `bool` parse, in
 quaint's URL reader): no on/off here either."""
-
-
-def says_pooler(conninfo: str) -> bool:
-    """Whether a URL says it goes through a pooler, where statements are never prepared:
-    `pgbouncer=true` (Prisma's option), or an asyncpg statement cache size of 0
-    (`prepared_statement_cache_size=0`, SQLAlchemy's way through PgBouncer).
-
-    Raises:
-        ConfigError: `pgbouncer=` is neither true nor false; a statement cache size is not 0.
-    """
-    if "://" not in conninfo or "?" not in conninfo:
-        return False
-    query = conninfo.partition("?")[2]
-    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-    # A list, not a generator: every option is checked, not only those up to a true one.
-    return any([_never_prepare(key, value) for key, value in pairs if key in _SAVERS])

@@ -25,7 +25,7 @@ from checkpoint_base._cli import main
 from checkpoint_base._connect import backend_url
 from checkpoint_base._schemes import DRIVERS, RENAMED, TLS_RENAMED, canonical_url
 from checkpoint_base.testing import servers
-from checkpoint_postgres._urls import SSL_MODES, libpq_url, says_pooler
+from checkpoint_postgres._urls import SSL_MODES, libpq_url, parse_url
 
 
 def _with_scheme(url: str, scheme: str) -> str:
@@ -200,8 +200,7 @@ def test_asyncpg_ssl_is_libpq_sslmode(mode: str) -> None:
     ],
 )
 def test_prismas_pgbouncer_flag_is_the_savers(given: str, expected: str, pooled: bool) -> None:
-    assert libpq_url(given) == expected
-    assert says_pooler(given) is pooled
+    assert parse_url(given) == (expected, pooled)
 
 
 @pytest.mark.parametrize(

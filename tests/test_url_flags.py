@@ -12,7 +12,7 @@ import pytest
 from checkpoint_base import ConfigError
 from checkpoint_base._flags import ON_OFF, url_flag
 from checkpoint_base._schemes import canonical_url
-from checkpoint_postgres._urls import libpq_url, says_pooler
+from checkpoint_postgres._urls import libpq_url, parse_url
 from checkpoint_redis._urls import _cluster_parts, saver_options
 from checkpoint_sqlite._conn import url_options
 
@@ -57,9 +57,9 @@ def _tls_scheme_ssl(value: str) -> bool:
 
 
 def _pgbouncer(value: str) -> bool:
-    url = f"postgresql://db/app?pgbouncer={quote(value)}"
-    assert libpq_url(url) == "postgresql://db/app"  # refuses what says_pooler refuses
-    return says_pooler(url)
+    url, pooled = parse_url(f"postgresql://db/app?pgbouncer={quote(value)}")
+    assert url == "postgresql://db/app"
+    return pooled
 
 
 def _on_off(word: str) -> bool | None:
