@@ -32,6 +32,7 @@ from ._errors import (
 from ._lane import AsyncLane, async_lane_for
 from ._requests import Batch, Command, Eval, Transaction, commands, queue
 from ._sentinel import is_sentinel
+from ._tls import client_tls
 
 __all__ = ["AsyncClient", "AsyncRedisExecutor"]
 
@@ -103,7 +104,7 @@ class AsyncRedisExecutor:
                 if too_big is not None:
                     raise too_big from exc
                 if not retryable(exc):
-                    raise translate(exc, request) from exc
+                    raise translate(exc, request, tls=client_tls(self.client)) from exc
                 if demoted(exc):
                     await self._forget()
                 now = time.monotonic()
@@ -111,7 +112,7 @@ class AsyncRedisExecutor:
                 answered = self._answered or topology_known(self.client)
                 timeout = self._retry.timeout if answered else self._retry.first_timeout
                 if now + delay - started > timeout:
-                    raise translate(exc, request) from exc
+                    raise translate(exc, request, tls=client_tls(self.client)) from exc
             else:
                 self._answered = True
                 return result

@@ -21,6 +21,7 @@ from checkpoint_base import (
 )
 
 from ._keys import thread_of
+from ._tls import ClientTls
 
 __all__ = [
     "BULK_LIMIT_QUERY",
@@ -100,7 +101,8 @@ _NOREPLICAS = "NOREPLICAS"
 # What OpenSSL calls a handshake refused over a certificate (its reasons, in upper case).
 _CERTIFICATE_WORDS = ("CERTIFICATE", "UNKNOWN_CA")
 # What a plain connection to a server that takes TLS only meets (redis-py's words; the last
-# two, its asyncio cluster client's, the second of them seen on a loaded machine).
+# two, its asyncio cluster client's, the second of them seen on a loaded machine); a TLS
+# connection without a client certificate meets them too, when the server asks for one.
 _PLAIN_REFUSED = (
     "Connection reset by peer",
     "Connection closed by server",
@@ -226,15 +228,46 @@ def _closed_under_a_write(exc: BaseException) -> bool:
     return where.endswith("redis/asyncio/connection.py")
 
 
+def _closed_hint(exc: BaseException, tls: ClientTls | None) -> str:
+    """What to check when the server closed the connection, or "" (another error)."""
+    # a cluster client that reached no node says why in a RedisClusterException
+    if not isinstance(exc, (rx.ConnectionError, rx.RedisClusterException)):
+        return ""
+    plain = any(m in str(exc) for m in _PLAIN_REFUSED)
+    if not plain and _TLS_CLOSED not in str(exc):
+        return ""
+    speaks_tls = tls.on if tls is not None else not plain  # unknown: as the words tell
+    if not speaks_tls:
+        return (
+            ". A server that takes TLS only closes plain connections so: rediss://, or "
+            "ssl=true in the query of a redis+cluster:// or redis+sentinel:// URL "
+            "(rediss+cluster://, rediss+sentinel://)"
+        )
+    if tls is not None and tls.certificate:
+        return ""
+    # TLS 1.3: the client's handshake ends before the server checks its certificate; the
+    # refusal comes as an alert, or, to a write, as the connection closed: an SSLEOFError
+    # (_TLS_CLOSED) on Python 3.11, the socket's own error (Connection reset by peer) on
+    # 3.13 (CPython gh-115627), "Connection closed by the server" in asyncio.
+    return (
+        ". A TLS server that asks for a client certificate closes a connection without one "
+        "so: give ssl_certfile= and ssl_keyfile= in the URL"
+    )
+
+
 # What Lua's cmsgpack says of a stored checkpoint value it cannot read (`links_of`).
 _LUA_UNREADABLE = ("Missing bytes in input", "Bad data format in input")
 
 
-def translate(exc: BaseException, request: Any = None) -> StorageError:
+def translate(
+    exc: BaseException, request: Any = None, *, tls: ClientTls | None = None
+) -> StorageError:
     """The checkpoint_base error for a redis-py error (the caller chains it with `from`).
 
     `request`, when given, is the request that failed: its keys name the thread in errors
     that the thread's own keys cause (a key of another type, a damaged checkpoint value).
+    `tls`, when known, is how the client connects (`client_tls`): a connection the server
+    closed then names the fix that fits it.
     """
     detail = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, rx.ResponseError) and request is not None:
@@ -286,23 +319,9 @@ def translate(exc: BaseException, request: Any = None) -> StorageError:
             "lines, and that the Sentinels listed are reachable"
         )
     if retryable(exc):
-        hint = ""
-        # a cluster client that reached no node says why in a RedisClusterException
-        dropped = isinstance(exc, (rx.ConnectionError, rx.RedisClusterException))
-        if dropped and any(m in str(exc) for m in _PLAIN_REFUSED):
-            hint = (
-                ". A server that takes TLS only closes plain connections so: rediss://, or "
-                "ssl=true in the query of a redis+cluster:// or redis+sentinel:// URL "
-                "(rediss+cluster://, rediss+sentinel://)"
-            )
-        elif dropped and _TLS_CLOSED in str(exc):
-            # TLS 1.3: the client's handshake ends before the server checks its certificate;
-            # the refusal comes as an alert, or, to a write, as this.
-            hint = (
-                ". A TLS server that asks for a client certificate closes a connection "
-                "without one so: give ssl_certfile= and ssl_keyfile= in the URL"
-            )
-        return StorageUnavailableError(f"Redis is unreachable or failing over ({detail}){hint}")
+        return StorageUnavailableError(
+            f"Redis is unreachable or failing over ({detail}){_closed_hint(exc, tls)}"
+        )
     if isinstance(exc, rx.ClusterCrossSlotError):
         return StorageError(f"Redis cluster: keys of one request span slots ({detail})")
     if isinstance(exc, rx.ResponseError) and _BULK_REFUSED in str(exc):

@@ -32,6 +32,7 @@ from ._errors import (
 from ._lane import Lane, lane_for
 from ._requests import Batch, Command, Eval, Transaction, commands, queue
 from ._sentinel import is_sentinel
+from ._tls import client_tls
 
 __all__ = ["RedisExecutor", "SyncClient"]
 
@@ -78,7 +79,7 @@ class RedisExecutor:
                 if too_big is not None:
                     raise too_big from exc
                 if not retryable(exc):
-                    raise translate(exc, request) from exc
+                    raise translate(exc, request, tls=client_tls(self.client)) from exc
                 if demoted(exc):
                     self._forget()
                 now = time.monotonic()
@@ -86,7 +87,7 @@ class RedisExecutor:
                 answered = self._answered or topology_known(self.client)
                 timeout = self._retry.timeout if answered else self._retry.first_timeout
                 if now + delay - started > timeout:
-                    raise translate(exc, request) from exc
+                    raise translate(exc, request, tls=client_tls(self.client)) from exc
             else:
                 self._answered = True
                 return result

@@ -44,6 +44,7 @@ from checkpoint_base._schemes import canonical_url
 from ._aexecutor import AsyncClient
 from ._errors import translate
 from ._executor import SyncClient
+from ._tls import options_tls
 
 __all__ = ["CLIENT_DEFAULTS", "async_client", "saver_options", "sync_client"]
 
@@ -333,7 +334,7 @@ def sync_client(url: str) -> SyncClient:
                 **{**CLIENT_DEFAULTS, **kwargs},
             )
         except (RedisClusterException, RedisError) as exc:
-            raise translate(exc) from exc
+            raise translate(exc, tls=options_tls(kwargs)) from exc
     try:
         return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **CLIENT_DEFAULTS)
     except ValueError as exc:

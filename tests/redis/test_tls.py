@@ -10,19 +10,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+import redis
+import redis.asyncio as aredis
+from redis import exceptions as rx
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.connection import SSLConnection as AsyncSSLConnection
 from redis.connection import SSLConnection
+from redis.sentinel import Sentinel
 
 from checkpoint_base import StorageError, StorageUnavailableError, aconnect, connect
 from checkpoint_base.testing import servers
 from checkpoint_base.testing._redis import command
 from checkpoint_base.testing._tls import client_context
 from checkpoint_redis import AsyncRedisSaver, RedisSaver
+from checkpoint_redis._errors import retryable, translate
 from checkpoint_redis._testing import drop_prefix, fresh_prefix
+from checkpoint_redis._tls import ClientTls, client_tls
+from checkpoint_redis._urls import async_client, sync_client
 from tests.conformance.builders import checkpoint, config
 
 from .failover import STEPS, counting_graph
@@ -213,12 +222,50 @@ def test_a_client_certificate_when_the_server_asks_one(url: str, deployment: str
 
 def test_a_tls_connection_closed_by_the_server_names_the_client_certificate() -> None:
     """What the client meets when it wrote before the server's refusal arrived (seen in CI)."""
-    from redis import exceptions as rx
-
-    from checkpoint_redis._errors import retryable, translate
-
     closed = rx.ConnectionError(
         "Error 8 while writing to socket. EOF occurred in violation of protocol (_ssl.c:2427)."
     )
     assert retryable(closed)  # a dropped connection looks the same: it is retried
     assert "ssl_certfile=" in str(translate(closed))
+
+
+# How a TLS connection meets a refusal for want of a client certificate, once it wrote: the
+# sync client on Python 3.11, on 3.13 (CPython gh-115627: the socket's own error), asyncio.
+_CLOSED_WORDS = [
+    "Error 8 while writing to socket. EOF occurred in violation of protocol (_ssl.c:2427).",
+    "Error 104 while writing to socket. Connection reset by peer.",
+    "Connection closed by the server before write",
+]
+
+
+@pytest.mark.parametrize("words", _CLOSED_WORDS, ids=["eof", "reset", "closed"])
+def test_a_closed_tls_connection_names_the_client_certificate_whatever_the_words(
+    words: str,
+) -> None:
+    """The client's settings tell, not the words: on 3.13 a TLS connection the server closed
+    reads as a plain one refused by a TLS server did, and was told to use rediss://."""
+    unreachable = f"Redis Cluster cannot be connected. Please provide at least one node: {words}"
+    for closed in (rx.ConnectionError(words), rx.RedisClusterUnreachableError(unreachable)):
+        bare = str(translate(closed, tls=ClientTls(on=True, certificate=False)))
+        assert "ssl_certfile=" in bare and "rediss://" not in bare
+        given = str(translate(closed, tls=ClientTls(on=True, certificate=True)))
+        assert "ssl_certfile=" not in given and "rediss://" not in given
+    plain = str(translate(rx.ConnectionError(words), tls=ClientTls(on=False, certificate=False)))
+    assert "rediss://" in plain and "ssl_certfile=" not in plain
+
+
+def test_the_tls_settings_are_read_from_each_kind_of_client() -> None:
+    bare, given, plain = ClientTls(True, False), ClientTls(True, True), ClientTls(False, False)
+    cert = "ssl_certfile=/c.pem&ssl_keyfile=/k.pem"
+    assert client_tls(redis.Redis.from_url("redis://127.0.0.1:1/0")) == plain
+    assert client_tls(redis.Redis.from_url("rediss://127.0.0.1:1/0")) == bare
+    assert client_tls(aredis.Redis.from_url(f"rediss://127.0.0.1:1/0?{cert}")) == given
+    assert client_tls(AsyncRedisCluster(host="127.0.0.1", port=1, ssl=True)) == bare
+    sentinel = Sentinel([("127.0.0.1", 1)], ssl=True, ssl_certfile="/c.pem", ssl_keyfile="/k.pem")
+    assert client_tls(sentinel.master_for("service")) == given
+    tls_url = servers.redis_cluster_url(tls=True)
+    assert client_tls(async_client(tls_url)) == bare  # (connects at its first command)
+    with closing(sync_client(tls_url)) as tls_cluster:  # (reads the slot map at once)
+        assert client_tls(tls_cluster) == bare
+    with closing(sync_client(servers.redis_cluster_url())) as plain_cluster:
+        assert client_tls(plain_cluster) == plain
