@@ -92,16 +92,17 @@ def _with_tls(scheme: str, rest: str) -> str:
     """`rest` (a URL after `://`) with `ssl=true` in its query, unless it gives `ssl=` itself.
 
     Raises:
-        ConfigError: It gives `ssl=` as anything but true.
+        ConfigError: It gives `ssl=` (or the older `tls=`) as anything but true.
     """
     query = rest.partition("?")[2]
-    given = [v for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k == "ssl"]
-    if not given:
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    for name, value in pairs:
+        if name in ("ssl", "tls") and url_flag(value) is not True:
+            raise ConfigError(f"{scheme}:// speaks TLS, and the URL says {name}={value}: give one")
+    if not any(name == "ssl" for name, _ in pairs):
         if "?" not in rest:
             return f"{rest}?ssl=true"
         return f"{rest}{'&' if query else ''}ssl=true"
-    if any(url_flag(v) is not True for v in given):
-        raise ConfigError(f"{scheme}:// speaks TLS, and the URL says ssl={given[0]}: give one")
     return rest
 
 

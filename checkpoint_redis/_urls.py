@@ -75,21 +75,30 @@ CLIENT_DEFAULTS: dict[str, Any] = {
 _SAVER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "key_prefix": str,
     "ttl": float,
-    "refresh_on_read": lambda v: url_flag(v) is True,  # any other word: false
+    "refresh_on_read": lambda v: _flag(v, "refresh_on_read"),
     "retry_timeout": float,
 }
+
+
+class _NotAFlag(ValueError):
+    """A true/false option given another word: its message says which words are taken."""
 
 
 def _flag(value: str, name: str) -> bool:
     """`value` as a boolean.
 
     Raises:
-        ValueError: It is none of 1/0, true/false, yes/no, on/off.
+        _NotAFlag: It is none of 1/0, true/false, yes/no, on/off.
     """
     flag = url_flag(value)
     if flag is None:
-        raise ValueError(f"{name} takes true or false")
+        raise _NotAFlag(f"{name} takes true or false (1/0, yes/no, on/off)")
     return flag
+
+
+def _why(exc: ValueError) -> str:
+    """What a refused option's error adds: the words a true/false option takes."""
+    return f" ({exc})" if isinstance(exc, _NotAFlag) else ""
 
 
 SENTINEL_SCHEME = "redis+sentinel"
@@ -110,7 +119,7 @@ _SENTINEL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "sentinel_password": str,
 }
 _TLS_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "ssl": lambda v: url_flag(v) is True,  # any other word: false
+    "ssl": lambda v: _flag(v, "ssl"),  # a typo must not turn TLS off
     "ssl_ca_certs": str,
     "ssl_certfile": str,
     "ssl_keyfile": str,
@@ -153,7 +162,7 @@ def saver_options(url: str) -> tuple[str, dict[str, Any]]:
         try:
             found[name] = convert(value)
         except ValueError as exc:
-            raise ConfigError(f"bad value for {name!r} in Redis URL: {value!r}") from exc
+            raise ConfigError(f"bad value for {name!r} in Redis URL: {value!r}{_why(exc)}") from exc
     plain = urlunsplit(parts._replace(query=urlencode(rest)))
     if not parts.netloc:  # unix:///path.sock: urlunsplit writes unix:/path.sock
         plain = plain.replace(":", "://", 1)
@@ -223,7 +232,9 @@ def _options(
         try:
             found[name] = convert(value)
         except ValueError as exc:
-            raise ConfigError(f"bad value for {name!r} in a {scheme} URL: {value!r}") from exc
+            raise ConfigError(
+                f"bad value for {name!r} in a {scheme} URL: {value!r}{_why(exc)}"
+            ) from exc
     tls = any(name in found for name in _TLS_OPTIONS if name != "ssl")
     if tls and found.setdefault("ssl", True) is not True:
         raise ConfigError(

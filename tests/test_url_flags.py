@@ -1,6 +1,6 @@
 """True and false in a URL's query: `url_flag`, and the words each option that reads it takes
-(each keeps its own: `pgbouncer=` no on/off, `ssl=` of a TLS scheme only true ones, Redis's
-`ssl=` and `refresh_on_read=` any other word as false)."""
+(each keeps its own: `pgbouncer=` no on/off, `ssl=` of a TLS scheme only true ones); a word
+an option does not take is refused, never read as false (Redis's `ssl=maybe` turned TLS off)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from checkpoint_base import ConfigError
 from checkpoint_base._flags import ON_OFF, url_flag
 from checkpoint_base._schemes import canonical_url
 from checkpoint_postgres._urls import libpq_url, parse_url
-from checkpoint_redis._urls import _cluster_parts, saver_options
+from checkpoint_redis._urls import _cluster_parts, _sentinel_parts, saver_options
 from checkpoint_sqlite._conn import url_options
 
 TRUE = ("1", "true", "TRUE", "yes", "Yes", "on", "ON")
@@ -47,6 +47,14 @@ def _redis_ssl(value: str) -> object:
     return _cluster_parts(f"redis+cluster://h:1?ssl={quote(value)}")[1]["ssl"]
 
 
+def _redis_tls(value: str) -> object:
+    return _cluster_parts(f"redis+cluster://h:1?tls={quote(value)}")[1]["ssl"]
+
+
+def _redis_sentinel_ssl(value: str) -> object:
+    return _sentinel_parts(f"redis+sentinel://h:1/mymaster?ssl={quote(value)}")[2]["ssl"]
+
+
 def _redis_refresh_on_read(value: str) -> object:
     return saver_options(f"redis://h:1/0?refresh_on_read={quote(value)}")[1]["refresh_on_read"]
 
@@ -75,16 +83,14 @@ def _only_true(word: str) -> bool | None:
     return True if word in TRUE else None
 
 
-def _true_or_false(word: str) -> bool:
-    return word in TRUE
-
-
 CALLERS: dict[str, tuple[Read, Callable[[str], bool | None]]] = {
     "url_flag": (url_flag, _on_off),
     "sqlite-read_only": (_refused(_sqlite_read_only), _on_off),
     "redis-ssl_check_hostname": (_refused(_redis_check_hostname), _on_off),
-    "redis-ssl": (_refused(_redis_ssl), _true_or_false),
-    "redis-refresh_on_read": (_refused(_redis_refresh_on_read), _true_or_false),
+    "redis-ssl": (_refused(_redis_ssl), _on_off),
+    "redis-tls": (_refused(_redis_tls), _on_off),
+    "redis-sentinel-ssl": (_refused(_redis_sentinel_ssl), _on_off),
+    "redis-refresh_on_read": (_refused(_redis_refresh_on_read), _on_off),
     "tls_scheme-ssl": (_refused(_tls_scheme_ssl), _only_true),
     "postgres-pgbouncer": (_refused(_pgbouncer), _true_yes_one),
 }
@@ -113,5 +119,12 @@ def test_refusals_keep_their_messages() -> None:
         libpq_url("postgresql://db/app?pgbouncer=on")
     with pytest.raises(ConfigError, match="bad value for 'ssl_check_hostname'"):
         _cluster_parts("redis+cluster://h:1?ssl_check_hostname=maybe")
+    with pytest.raises(ConfigError, match=r"'ssl' .* 'maybe' \(ssl takes true or false \(1/0"):
+        _cluster_parts("redis+cluster://h:1?ssl=maybe")
+    with pytest.raises(ConfigError, match=r"'refresh_on_read' in Redis URL: 'y' \(refresh_on"):
+        saver_options("redis://h:1/0?refresh_on_read=y")
     with pytest.raises(ConfigError, match="speaks TLS, and the URL says ssl=off: give one"):
         canonical_url("rediss+cluster://h:1?ssl=off")
+    with pytest.raises(ConfigError, match="speaks TLS, and the URL says tls=false: give one"):
+        canonical_url("rediss+cluster://h:1?tls=false")  # the older spelling, as ssl=false
+    assert canonical_url("rediss+cluster://h:1?tls=yes") == "redis+cluster://h:1?tls=yes&ssl=true"
