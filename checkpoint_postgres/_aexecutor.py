@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from checkpoint_base import ConfigError, Plan, StorageError, arun
 
-from ._errors import FIRST_WAIT, aprobe_pool, pool_timeout, translate
+from ._errors import FIRST_WAIT, answered, aprobe_pool, pool_timeout, translate
 from ._query import Begin, Fetch, Query
 from ._state import (
     PROBE,
@@ -320,7 +320,7 @@ class AsyncPostgresExecutor:
             conn = await pool.getconn(timeout=min(FIRST_WAIT, pool.timeout) if first else None)
         except PoolTimeout as exc:
             probed = await aprobe_pool(pool)
-            if not first or probed is not None:
+            if not first or (probed is not None and not answered(probed)):
                 raise pool_timeout(exc, probed) from exc
             try:
                 conn = await pool.getconn(timeout=max(pool.timeout - FIRST_WAIT, 0.1))

@@ -13,6 +13,7 @@ from checkpoint_base import StorageError, StorageFullError, StorageUnavailableEr
 
 __all__ = [
     "FIRST_WAIT",
+    "answered",
     "aprobe_pool",
     "connection_lost",
     "pool_timeout",
@@ -29,7 +30,8 @@ FIRST_WAIT = 2.0
 itself to learn why it is late (`probe_pool`): a server that refuses the connection, a
 database or role that does not exist, a wrong password then fail the call at once, with
 the server's own words, where the pool retried them for its whole `timeout` (30 s) and
-then said only that it had no connection."""
+then said only that it had no connection. A server that answered but is not ready
+(`answered`: a standby before its promotion, a server starting up) is waited for."""
 _PROBE_TIMEOUT = 10
 
 # Class 08: connection exception. 57P01-03: the server is shutting down, crashed or starting.
@@ -230,6 +232,32 @@ async def aprobe_pool(pool: AsyncConnectionPool[Any]) -> StorageError | None:
         return _cannot_connect(exc)
     await conn.close()
     return None
+
+
+# What libpq reports of a server that answered but does not take the session yet: the
+# standby of a failover before its promotion (target_session_attrs=read-write, or
+# =primary), a server starting up or recovering, or one whose connection slots are taken.
+# (PgBouncer takes the connection itself when its server is down; the first query then
+# fails, and is retried for the reconnect budget like any call's.)
+_NOT_YET = (
+    "session is read-only",
+    "server is in hot standby mode",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "too many clients already",
+    "remaining connection slots are reserved",
+)
+
+
+def answered(probed: StorageError) -> bool:
+    """Whether a connection that `probe_pool` saw fail reached a server that will take it
+    soon (`_NOT_YET`): the first call then waits the pool's whole `timeout`, as a later
+    call would, instead of failing after `FIRST_WAIT` as it does when nothing answered (a
+    wrong address) or the answer will not change (a wrong password)."""
+    return type(probed) is StorageUnavailableError and any(
+        words in str(probed) for words in _NOT_YET
+    )
 
 
 def pool_timeout(exc: PoolTimeout, probed: StorageError | None) -> StorageError:

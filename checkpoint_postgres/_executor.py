@@ -34,7 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from checkpoint_base import Plan, StorageError, run
 
-from ._errors import FIRST_WAIT, pool_timeout, probe_pool, translate
+from ._errors import FIRST_WAIT, answered, pool_timeout, probe_pool, translate
 from ._query import Begin, Fetch, Query
 from ._state import (
     PROBE,
@@ -228,8 +228,10 @@ class PostgresExecutor:
 
         The pool's first connection is waited for `FIRST_WAIT` seconds, then the executor
         connects once itself (`probe_pool`): a refused connection, a database or role that
-        does not exist fail at once with the server's words. Later, the pool's own timeout
-        applies, and the error says whether connecting fails or every connection is busy.
+        does not exist fail at once with the server's words; a server that answered but is
+        not ready yet (`answered`: a failover's standby before its promotion) is waited for
+        up to the pool's timeout. Later, the pool's own timeout applies, and the error says
+        whether connecting fails or every connection is busy.
         """
         pool = self._pool
         assert pool is not None
@@ -238,7 +240,7 @@ class PostgresExecutor:
             conn = pool.getconn(timeout=min(FIRST_WAIT, pool.timeout) if first else None)
         except PoolTimeout as exc:
             probed = probe_pool(pool)
-            if not first or probed is not None:
+            if not first or (probed is not None and not answered(probed)):
                 raise pool_timeout(exc, probed) from exc
             try:
                 conn = pool.getconn(timeout=max(pool.timeout - FIRST_WAIT, 0.1))

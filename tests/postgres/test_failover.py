@@ -14,6 +14,7 @@ does, with `default_transaction_read_only`, once the standby has replayed everyt
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,9 +24,10 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from checkpoint_base import StorageError, aconnect, connect
+from checkpoint_base import StorageError, StorageUnavailableError, aconnect, connect
 from checkpoint_base.testing._pg import LocalPostgres, LocalPostgresStandby
 from checkpoint_postgres import PostgresSaver
+from checkpoint_postgres._errors import FIRST_WAIT, answered
 from tests.conformance.builders import checkpoint, cid, config, new_thread
 
 pytestmark = pytest.mark.slow
@@ -131,6 +133,68 @@ async def test_async_writes_after_a_switchover_reach_the_new_primary(pair: Pair)
     assert _count(pair.primary.url, tid) == 3
 
 
+class Promotion:
+    """The primary stopped (its process gone, as in a crash) and the standby promoted
+    `after` seconds later, from a thread: the failover a process may start in."""
+
+    def __init__(self, pair: Pair, after: float) -> None:
+        self.tid = new_thread()
+        with connect(pair.primary.url) as saver:  # the schema, and a checkpoint to keep
+            saver.put(config(self.tid), checkpoint({"a": 0}), {}, {"a": 1})
+        pair.replayed()
+        assert pair.primary.proc is not None
+        pair.primary.proc.stop()
+        self.promoted: list[bool] = []
+        self.started = time.monotonic()
+
+        def promote() -> None:
+            time.sleep(after)
+            self.promoted.append(_one(pair.standby.url, "SELECT pg_promote(true, 30)"))
+
+        self._thread = threading.Thread(target=promote, daemon=True)
+        self._thread.start()
+
+    def done(self) -> float:
+        """Seconds from the primary's stop; the promotion must have happened."""
+        self._thread.join(40)
+        assert self.promoted == [True]
+        return time.monotonic() - self.started
+
+
+def test_a_saver_opened_before_the_promotion_waits_for_it(pair: Pair) -> None:
+    """A process that opens its saver while the primary is down and the standby is not yet
+    promoted finds only a read-only server over both hosts (target_session_attrs=read-write):
+    the server answered, so the first call waits for the promotion, up to the pool's
+    timeout, as a saver opened before would, instead of failing after `FIRST_WAIT` as it
+    does when nothing answers. It failed so (StorageUnavailableError, 'session is read-only')
+    before."""
+    failover = Promotion(pair, after=FIRST_WAIT + 1.5)
+    with connect(pair.url) as saver:
+        saver.put(config(failover.tid), checkpoint({"a": 1}), {}, {"a": 2})
+        assert len(list(saver.list(config(failover.tid)))) == 2  # the one from before too
+    assert failover.done() > FIRST_WAIT
+
+
+async def test_an_async_saver_opened_before_the_promotion_waits_for_it(pair: Pair) -> None:
+    failover = Promotion(pair, after=FIRST_WAIT + 1.5)
+    async with aconnect(pair.url) as saver:
+        await saver.aput(config(failover.tid), checkpoint({"a": 1}), {}, {"a": 2})
+        assert len([t async for t in saver.alist(config(failover.tid))]) == 2
+    assert failover.done() > FIRST_WAIT
+
+
+def test_a_saver_with_no_server_answering_still_fails_at_once(pair: Pair) -> None:
+    """With neither host answering, the first call fails after `FIRST_WAIT`, not the pool's
+    whole timeout."""
+    pair.standby.stop()
+    assert pair.primary.proc is not None
+    pair.primary.proc.stop()
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="Connection refused"), connect(pair.url) as saver:
+        saver.get_tuple(config(new_thread()))
+    assert time.monotonic() - started < FIRST_WAIT + 5
+
+
 def test_a_read_only_server_is_still_an_error_and_leaves_the_pool(pair: Pair) -> None:
     """Pointed at a standby only, a write fails (after one new connection found the same)
     with the error that says so, and no connection that refused it goes back to the pool."""
@@ -171,3 +235,23 @@ def _hold(pool: ConnectionPool[Any], count: int) -> set[int]:
     finally:
         for conn in conns:
             pool.putconn(conn)
+
+
+@pytest.mark.parametrize(
+    ("words", "waits"),
+    [
+        ('connection to server at "h", port 5433 failed: session is read-only', True),
+        ('connection to server at "h", port 5433 failed: server is in hot standby mode', True),
+        ("FATAL:  the database system is starting up", True),
+        ("FATAL:  the database system is in recovery mode", True),
+        ("FATAL:  the database system is not yet accepting connections", True),
+        ("FATAL:  sorry, too many clients already", True),
+        ("FATAL:  remaining connection slots are reserved for roles with ...", True),
+        ('connection to server at "h", port 5432 failed: Connection refused', False),
+        ('FATAL:  password authentication failed for user "app"', False),
+        ('FATAL:  database "nope" does not exist', False),
+    ],
+)
+def test_which_answers_the_first_call_waits_for(words: str, waits: bool) -> None:
+    assert answered(StorageUnavailableError(f"cannot connect to PostgreSQL: {words}")) is waits
+    assert not answered(StorageError(f"cannot connect to PostgreSQL: {words}"))  # a refusal
