@@ -21,7 +21,7 @@ from checkpoint_base import (
 )
 
 from ._keys import thread_of
-from ._tls import ClientTls
+from ._tls import ClientTls, closed_hint
 
 __all__ = [
     "BULK_LIMIT_QUERY",
@@ -100,19 +100,8 @@ def topology_known(client: Any) -> bool:
 _NOREPLICAS = "NOREPLICAS"
 # What OpenSSL calls a handshake refused over a certificate (its reasons, in upper case).
 _CERTIFICATE_WORDS = ("CERTIFICATE", "UNKNOWN_CA")
-# What a plain connection to a server that takes TLS only meets (redis-py's words; the last
-# two, its asyncio cluster client's, the second of them seen on a loaded machine); a TLS
-# connection without a client certificate meets them too, when the server asks for one.
-_PLAIN_REFUSED = (
-    "Connection reset by peer",
-    "Connection closed by server",
-    "Connection closed by the server before write",
-    "while writing to socket. Connection lost",
-)
 # What OpenSSL says of a certificate valid for other names than the host connected to.
 _HOSTNAME_MISMATCH = "Hostname mismatch"
-# What a TLS connection meets when the server closed it mid-handshake or right after it.
-_TLS_CLOSED = "EOF occurred in violation of protocol"
 # How redis-py's MasterNotFoundError quotes a Sentinel that refused the client's credentials.
 _SENTINEL_AUTH = "AuthenticationError"
 _CLIENT_REPR = re.compile(r"<redis\.(?:asyncio\.)?client\.Redis\(")
@@ -228,33 +217,6 @@ def _closed_under_a_write(exc: BaseException) -> bool:
     return where.endswith("redis/asyncio/connection.py")
 
 
-def _closed_hint(exc: BaseException, tls: ClientTls | None) -> str:
-    """What to check when the server closed the connection, or "" (another error)."""
-    # a cluster client that reached no node says why in a RedisClusterException
-    if not isinstance(exc, (rx.ConnectionError, rx.RedisClusterException)):
-        return ""
-    plain = any(m in str(exc) for m in _PLAIN_REFUSED)
-    if not plain and _TLS_CLOSED not in str(exc):
-        return ""
-    speaks_tls = tls.on if tls is not None else not plain  # unknown: as the words tell
-    if not speaks_tls:
-        return (
-            ". A server that takes TLS only closes plain connections so: rediss://, or "
-            "ssl=true in the query of a redis+cluster:// or redis+sentinel:// URL "
-            "(rediss+cluster://, rediss+sentinel://)"
-        )
-    if tls is not None and tls.certificate:
-        return ""
-    # TLS 1.3: the client's handshake ends before the server checks its certificate; the
-    # refusal comes as an alert, or, to a write, as the connection closed: an SSLEOFError
-    # (_TLS_CLOSED) on Python 3.11, the socket's own error (Connection reset by peer) on
-    # 3.13 (CPython gh-115627), "Connection closed by the server" in asyncio.
-    return (
-        ". A TLS server that asks for a client certificate closes a connection without one "
-        "so: give ssl_certfile= and ssl_keyfile= in the URL"
-    )
-
-
 # What Lua's cmsgpack says of a stored checkpoint value it cannot read (`links_of`).
 _LUA_UNREADABLE = ("Missing bytes in input", "Bad data format in input")
 
@@ -320,7 +282,7 @@ def translate(
         )
     if retryable(exc):
         return StorageUnavailableError(
-            f"Redis is unreachable or failing over ({detail}){_closed_hint(exc, tls)}"
+            f"Redis is unreachable or failing over ({detail}){closed_hint(exc, tls)}"
         )
     if isinstance(exc, rx.ClusterCrossSlotError):
         return StorageError(f"Redis cluster: keys of one request span slots ({detail})")
