@@ -80,25 +80,40 @@ _SAVER_OPTIONS: dict[str, Callable[[str], Any]] = {
 }
 
 
-class _NotAFlag(ValueError):
-    """A true/false option given another word: its message says which words are taken."""
+class _NotTaken(ValueError):
+    """An option given a word it does not take: its message says which words it takes."""
 
 
 def _flag(value: str, name: str) -> bool:
     """`value` as a boolean.
 
     Raises:
-        _NotAFlag: It is none of 1/0, true/false, yes/no, on/off.
+        _NotTaken: It is none of 1/0, true/false, yes/no, on/off.
     """
     flag = url_flag(value)
     if flag is None:
-        raise _NotAFlag(f"{name} takes true or false (1/0, yes/no, on/off)")
+        raise _NotTaken(f"{name} takes true or false (1/0, yes/no, on/off)")
     return flag
 
 
+_CERT_REQS = ("none", "optional", "required")
+
+
+def _cert_reqs(value: str) -> str:
+    """`ssl_cert_reqs=` as redis-py takes it (in lower case); a cluster client refused
+    another word only as it connected, as if no node answered.
+
+    Raises:
+        _NotTaken: It is none of `_CERT_REQS`.
+    """
+    if value not in _CERT_REQS:
+        raise _NotTaken(f"ssl_cert_reqs takes {', '.join(_CERT_REQS)}")
+    return value
+
+
 def _why(exc: ValueError) -> str:
-    """What a refused option's error adds: the words a true/false option takes."""
-    return f" ({exc})" if isinstance(exc, _NotAFlag) else ""
+    """What a refused option's error adds: the words the option takes, when it has a list."""
+    return f" ({exc})" if isinstance(exc, _NotTaken) else ""
 
 
 SENTINEL_SCHEME = "redis+sentinel"
@@ -123,7 +138,7 @@ _TLS_OPTIONS: dict[str, Callable[[str], Any]] = {
     "ssl_ca_certs": str,
     "ssl_certfile": str,
     "ssl_keyfile": str,
-    "ssl_cert_reqs": str,
+    "ssl_cert_reqs": _cert_reqs,
     "ssl_check_hostname": lambda v: _flag(v, "ssl_check_hostname"),
 }
 _CLUSTER_ALIASES: dict[str, Callable[[str], Any]] = {"tls": _TLS_OPTIONS["ssl"]}
@@ -157,16 +172,23 @@ def saver_options(url: str) -> tuple[str, dict[str, Any]]:
                         else ""
                     )
                 )
+            if name == "ssl_cert_reqs":  # redis-py refuses another word at the first call
+                _converted(name, value, _cert_reqs)
             rest.append((name, value))
             continue
-        try:
-            found[name] = convert(value)
-        except ValueError as exc:
-            raise ConfigError(f"bad value for {name!r} in Redis URL: {value!r}{_why(exc)}") from exc
+        found[name] = _converted(name, value, convert)
     plain = urlunsplit(parts._replace(query=urlencode(rest)))
     if not parts.netloc:  # unix:///path.sock: urlunsplit writes unix:/path.sock
         plain = plain.replace(":", "://", 1)
     return plain, found
+
+
+def _converted(name: str, value: str, convert: Callable[[str], Any]) -> Any:
+    """`convert(value)`, or the ConfigError naming the option of a `redis://` URL it refused."""
+    try:
+        return convert(value)
+    except ValueError as exc:
+        raise ConfigError(f"bad value for {name!r} in Redis URL: {value!r}{_why(exc)}") from exc
 
 
 @functools.lru_cache(maxsize=1)

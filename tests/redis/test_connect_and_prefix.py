@@ -243,10 +243,14 @@ def test_cluster_url_parts() -> None:
         ("socket_timeout=soon", "bad value for 'socket_timeout'"),
         ("max_connections=many", "bad value for 'max_connections'"),
         ("ssl_check_hostname=maybe", "bad value for 'ssl_check_hostname'"),
+        # redis-py refused it only when connecting, as if no node answered
+        ("ssl_cert_reqs=REQUIRED", "'REQUIRED' (ssl_cert_reqs takes none, optional, required)"),
         ("colour=blue", "unknown option 'colour' in a redis+cluster URL"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(says)):
             _cluster_parts(f"redis+cluster://h1:7000?{query}")
+    with pytest.raises(ConfigError, match=re.escape("'bogus' (ssl_cert_reqs takes none, opt")):
+        saver_options("rediss://h1:6380/0?ssl_cert_reqs=bogus")
     plain, options = saver_options(
         "redis://h:1/0?key_prefix=app&ttl=60&refresh_on_read=yes&socket_keepalive=true"
     )
