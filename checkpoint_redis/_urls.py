@@ -141,7 +141,7 @@ _TLS_OPTIONS: dict[str, Callable[[str], Any]] = {
     "ssl_cert_reqs": _cert_reqs,
     "ssl_check_hostname": lambda v: _flag(v, "ssl_check_hostname"),
 }
-_CLUSTER_ALIASES: dict[str, Callable[[str], Any]] = {"tls": _TLS_OPTIONS["ssl"]}
+_CLUSTER_ALIASES: dict[str, Callable[[str], Any]] = {"tls": lambda v: _flag(v, "tls")}
 
 
 def saver_options(url: str) -> tuple[str, dict[str, Any]]:
@@ -172,8 +172,8 @@ def saver_options(url: str) -> tuple[str, dict[str, Any]]:
                         else ""
                     )
                 )
-            if name == "ssl_cert_reqs":  # redis-py refuses another word at the first call
-                _converted(name, value, _cert_reqs)
+            if name == "ssl_cert_reqs" and not cluster:  # redis-py: only at the first call
+                _converted(name, value, _cert_reqs)  # (`_options` checks a cluster's)
             rest.append((name, value))
             continue
         found[name] = _converted(name, value, convert)

@@ -121,6 +121,8 @@ def test_refusals_keep_their_messages() -> None:
         _cluster_parts("redis+cluster://h:1?ssl_check_hostname=maybe")
     with pytest.raises(ConfigError, match=r"'ssl' .* 'maybe' \(ssl takes true or false \(1/0"):
         _cluster_parts("redis+cluster://h:1?ssl=maybe")
+    with pytest.raises(ConfigError, match=r"'tls' .* 'maybe' \(tls takes true or false"):
+        _cluster_parts("redis+cluster://h:1?tls=maybe")
     with pytest.raises(ConfigError, match=r"'refresh_on_read' in Redis URL: 'y' \(refresh_on"):
         saver_options("redis://h:1/0?refresh_on_read=y")
     with pytest.raises(ConfigError, match="speaks TLS, and the URL says ssl=off: give one"):
