@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from ._backend import Backend, Capabilities, prune_fence
 from ._connect import BackendEntry, aconnect, connect, installed_schemes
-from ._convert import jsonb_refuses
 from ._errors import (
     CheckpointerError,
     ConfigError,
@@ -28,6 +27,7 @@ from ._errors import (
     ValueTooLargeError,
 )
 from ._memory import MemorySaver, MemoryStore
+from ._metadata import jsonb_refuses
 from ._migrate import (
     MigrationProgress,
     MigrationReport,

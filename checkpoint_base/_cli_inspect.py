@@ -24,11 +24,11 @@ from ._convert import (
     UNREADABLE,
     blob_map,
     damaged_row,
-    decode_metadata,
     load_channel,
     to_tuple,
 )
 from ._errors import ConfigError
+from ._metadata import decode_metadata
 from ._migrate_side import SaverSide, Side
 from ._records import EMPTY, CheckpointRow, ListQuery, ThreadInfo
 

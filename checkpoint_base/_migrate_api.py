@@ -24,8 +24,9 @@ from typing import Any, TypeVar
 from langgraph.checkpoint.base import WRITES_IDX_MAP, BaseCheckpointSaver, CheckpointTuple
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ._convert import blob_map, checkpoint_config, decode_metadata, encode_metadata, load_values
+from ._convert import blob_map, checkpoint_config, load_values
 from ._errors import ConfigError
+from ._metadata import decode_metadata, encode_metadata
 from ._migrate_msgpack import ts_to_epoch, uuid6_epoch
 from ._migrate_side import Key, Link, Side, read_by_runs
 from ._plan import Plan

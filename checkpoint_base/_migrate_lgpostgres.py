@@ -23,17 +23,10 @@ from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ._convert import (
-    UNREADABLE,
-    blob_map,
-    decode_metadata,
-    encode_metadata,
-    jsonb_refuses,
-    raise_if_damaged,
-    whole_list,
-)
+from ._convert import UNREADABLE, blob_map, raise_if_damaged, whole_list
 from ._errors import ConfigError, StorageError
 from ._lists import HEAD, is_segment
+from ._metadata import decode_metadata, encode_metadata, jsonb_refuses
 from ._migrate_msgpack import (
     JSONPLUS_READS,
     for_jsonplus,

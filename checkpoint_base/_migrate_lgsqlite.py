@@ -18,16 +18,10 @@ from typing import Any, TypeVar
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 
-from ._convert import (
-    UNREADABLE,
-    blob_map,
-    decode_metadata,
-    encode_metadata,
-    raise_if_damaged,
-    whole_list,
-)
+from ._convert import UNREADABLE, blob_map, raise_if_damaged, whole_list
 from ._errors import DamagedDataError, StorageError
 from ._lists import HEAD, is_segment
+from ._metadata import decode_metadata, encode_metadata
 from ._migrate_msgpack import (
     JSONPLUS_READS,
     KEEP_IT,

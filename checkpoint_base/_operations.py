@@ -12,7 +12,7 @@ from typing import Any
 from langgraph.checkpoint.base import CheckpointMetadata
 
 from ._backend import Backend, prune_fence
-from ._convert import UNREADABLE, blob_map, decode_metadata, matches_filter, sorted_writes
+from ._convert import UNREADABLE, blob_map, sorted_writes
 from ._errors import (
     ConfigError,
     DamagedDataError,
@@ -21,6 +21,7 @@ from ._errors import (
     StorageUnavailableError,
     duration_seconds,
 )
+from ._metadata import decode_metadata, matches_filter
 from ._plan import Plan
 from ._records import (
     EMPTY,

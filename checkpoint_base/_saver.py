@@ -59,7 +59,6 @@ from ._convert import (
     load_seed,
     load_write,
     next_version,
-    normalize_filter,
     parse_config,
     put_records,
     to_records,
@@ -75,6 +74,7 @@ from ._errors import (
     too_large,
 )
 from ._lists import Layout, Lists
+from ._metadata import normalize_filter
 from ._operations import (
     DeltaWalk,
     ListWalk,

@@ -40,7 +40,7 @@ def _normalize(value: Any) -> Any:
 
 
 def canonical(value: Any) -> str:
-    """One JSON text per equivalence class of `checkpoint_base._convert.json_equal`."""
+    """One JSON text per equivalence class of `checkpoint_base._metadata.json_equal`."""
     kind = type(value)
     if kind is str:
         return _quote(value)

@@ -1,7 +1,7 @@
 """Metadata filters as SQL: `json_type` / `json_extract` conditions on bound JSON paths.
 
 The conditions narrow a page in storage and never drop a row that the base's Python
-semantics (`checkpoint_base._convert.matches_filter`) would keep; the saver re-checks every
+semantics (`checkpoint_base._metadata.matches_filter`) would keep; the saver re-checks every
 row, so whatever cannot be expressed exactly is widened (a type check, a float range) or
 left out. Keys and values are always bound parameters: a hostile key is data in a bound
 JSON path, never SQL.

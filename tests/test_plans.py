@@ -148,7 +148,7 @@ def test_list_walk_pages_and_hands_on_the_metadata_it_decoded() -> None:
 def test_decode_metadata_reads_what_json_loads_reads(data: bytes | str) -> None:
     import json
 
-    from checkpoint_base._convert import decode_metadata
+    from checkpoint_base._metadata import decode_metadata
 
     assert decode_metadata(data) == json.loads(data)  # type: ignore[arg-type]
 
@@ -164,7 +164,7 @@ def test_decode_metadata_reads_what_json_loads_reads(data: bytes | str) -> None:
 def test_normalize_filter_gives_what_a_json_round_trip_gives(filter: dict) -> None:
     import json
 
-    from checkpoint_base._convert import normalize_filter
+    from checkpoint_base._metadata import normalize_filter
 
     got = normalize_filter(filter)
     want = json.loads(json.dumps(filter))
@@ -176,7 +176,7 @@ def test_normalize_filter_rejects_what_json_cannot_hold() -> None:
     import enum
 
     from checkpoint_base import ConfigError
-    from checkpoint_base._convert import normalize_filter
+    from checkpoint_base._metadata import normalize_filter
 
     class Key(str, enum.Enum):
         STEP = "step"

@@ -26,7 +26,8 @@ from checkpoint_base import (
     StorageError,
     StorageUnavailableError,
 )
-from checkpoint_base._convert import MAX_METADATA_DEPTH, to_records
+from checkpoint_base._convert import to_records
+from checkpoint_base._metadata import MAX_METADATA_DEPTH
 
 from .builders import checkpoint, cid, config, new_thread
 from .harness import Harness

@@ -12,7 +12,7 @@ import enum
 import pytest
 
 from checkpoint_base import ConfigError, MemorySaver
-from checkpoint_base._convert import encode_metadata
+from checkpoint_base._metadata import encode_metadata
 
 from .builders import checkpoint, config, new_thread
 

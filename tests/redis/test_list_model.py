@@ -18,7 +18,7 @@ from checkpoint_base import (
     WriteRecord,
     run,
 )
-from checkpoint_base._convert import decode_metadata, encode_metadata, matches_filter
+from checkpoint_base._metadata import decode_metadata, encode_metadata, matches_filter
 
 THREADS = ["a", "ab", "b", "a{x}", "中", "z z", "\x00", "b:c"]
 NAMESPACES = ["", "child:1", "child:10", "\x00ns"]

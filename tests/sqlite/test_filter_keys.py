@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checkpoint_base import ListQuery
-from checkpoint_base._convert import matches_filter, normalize_filter
+from checkpoint_base._metadata import matches_filter, normalize_filter
 from checkpoint_sqlite import SqliteBackend
 from checkpoint_sqlite._conn import ConnectOptions
 from checkpoint_sqlite._filter import JsonSupport, filter_sql, json_support, path_key
