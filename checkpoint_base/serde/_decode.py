@@ -22,19 +22,14 @@ import msgpack
 from . import _codes as C
 from ._allowlist import Resolver
 from ._builtins import BUILDERS, Builder
-from ._classes import (
-    class_builder,
-    class_kind,
-    pydantic_row_builder,
-    pydantic_row_lists_builder,
-    pydantic_rows_builder,
-)
+from ._classes import class_builder, class_kind
 from ._errors import (
     MalformedDataError,
     NestingTooDeepError,
     SerializationError,
 )
 from ._numpy import build_ndarray, build_scalar
+from ._rows import pydantic_row_builder, pydantic_row_lists_builder, pydantic_rows_builder
 
 __all__ = ["BytesLike", "Decoder", "Marker"]
 

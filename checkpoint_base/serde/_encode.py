@@ -18,9 +18,10 @@ import msgpack
 
 from . import _codes as C
 from ._builtins import ENCODERS, Encoder, encode_exception, encode_secret, is_secret
-from ._classes import RowSpec, class_encoder, class_kind, pydantic_row_spec
+from ._classes import class_encoder, class_kind
 from ._errors import NestingTooDeepError, SerializationError, UnsupportedTypeError
 from ._numpy import numpy_encoder
+from ._rows import RowSpec, pydantic_row_spec
 
 __all__ = [
     "array_header",

@@ -10,7 +10,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from checkpoint_base.serde import DisallowedTypeError, MalformedDataError, MsgpackSerializer
 from checkpoint_base.serde import _codes as C
-from checkpoint_base.serde._classes import _RECENT_SETS
+from checkpoint_base.serde._rows import _RECENT_SETS
 
 from . import user_types as u
 
