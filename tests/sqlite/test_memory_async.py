@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-import checkpoint_sqlite._async as async_module
+import checkpoint_sqlite._aexecutor as aexecutor_module
 from checkpoint_base import StorageError
 from checkpoint_sqlite import AsyncSqliteSaver
 from checkpoint_sqlite._requests import Query
@@ -27,20 +27,20 @@ _SLOW = (
 def threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The thread of every plan the executor runs."""
     seen: list[int] = []
-    run_on = async_module.sync_run_on
+    run_on = aexecutor_module.sync_run_on
 
     def recorded(conn: Any, plan: Any) -> Any:
         seen.append(threading.get_ident())
         return run_on(conn, plan)
 
-    monkeypatch.setattr(async_module, "sync_run_on", recorded)
+    monkeypatch.setattr(aexecutor_module, "sync_run_on", recorded)
     return seen
 
 
 async def test_gets_and_puts_run_on_the_loop_and_lists_on_a_thread(threads: list[int]) -> None:
     loop_thread = threading.get_ident()
     async with AsyncSqliteSaver.from_conn_string(":memory:") as saver:
-        assert isinstance(saver._aexecutor, async_module.AsyncMemoryExecutor)
+        assert isinstance(saver._aexecutor, aexecutor_module.AsyncMemoryExecutor)
         threads.clear()
         stored = await saver.aput(config("t"), checkpoint({"a": 1}), {"step": 1}, {"a": 1})
         await saver.aput_writes(stored, [("a", 2)], "task")
@@ -58,7 +58,7 @@ async def test_a_cancelled_plan_keeps_the_database_until_it_ends() -> None:
     async with AsyncSqliteSaver.from_conn_string(":memory:") as saver:
         await saver.aput(config("t"), checkpoint({"a": 1}), {"step": 1}, {"a": 1})
         executor = saver._aexecutor
-        assert isinstance(executor, async_module.AsyncMemoryExecutor)
+        assert isinstance(executor, aexecutor_module.AsyncMemoryExecutor)
 
         def slow() -> Generator[Any, Any, Any]:
             rows = yield Query(_SLOW)

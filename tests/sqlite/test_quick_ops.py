@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import checkpoint_sqlite._async as async_module
+import checkpoint_sqlite._aexecutor as aexecutor_module
 import checkpoint_sqlite._group as group_module
 from checkpoint_sqlite import AsyncSqliteSaver
 from checkpoint_sqlite._backend import SqliteBackend
@@ -24,13 +24,13 @@ from tests.conformance.builders import checkpoint, config, new_thread
 def hops(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The requests performed on aiosqlite connections (each one a hop to their thread)."""
     seen: list[Any] = []
-    perform = async_module._perform
+    perform = aexecutor_module._perform
 
     async def counting(conn: Any, op: Any) -> Any:
         seen.append(op)
         return await perform(conn, op)
 
-    monkeypatch.setattr(async_module, "_perform", counting)
+    monkeypatch.setattr(aexecutor_module, "_perform", counting)
     return seen
 
 
@@ -71,7 +71,7 @@ async def test_a_locked_database_moves_the_read_off_the_loop(db_path: str, hops:
     raw.close()
     holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")
-    executor = async_module.AsyncPooledExecutor(db_path, ConnectOptions(timeout=10.0))
+    executor = aexecutor_module.AsyncPooledExecutor(db_path, ConnectOptions(timeout=10.0))
     backend = SqliteBackend()
     ticks = 0
 
