@@ -1,4 +1,4 @@
-"""The async flavor: `AsyncSqliteSaver`, on aiosqlite (its executors are in `_aexecutor.py`)."""
+"""The async flavor: `AsyncSqliteSaver`, on aiosqlite (executors: `_aexecutor.py`, `_apool.py`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from checkpoint_base import CheckpointSaver, ConfigError
 
-from ._aexecutor import AsyncMemoryExecutor, AsyncPooledExecutor, AsyncSharedExecutor, _driver
+from ._aexecutor import AsyncMemoryExecutor, AsyncSharedExecutor, _driver
+from ._apool import AsyncPooledExecutor
 from ._backend import SqliteBackend
 from ._conn import MEMORY, open_options
 from ._fs import network_filesystem, warn_network

@@ -16,7 +16,7 @@ from typing import Any
 import aiosqlite
 import pytest
 
-from checkpoint_sqlite import AsyncSqliteSaver, _aexecutor
+from checkpoint_sqlite import AsyncSqliteSaver, _aexecutor, _apool
 from tests.conformance.builders import checkpoint, config
 
 
@@ -148,7 +148,7 @@ async def test_a_connection_opened_for_a_cancelled_call_is_closed(
     try:
         await saver.asetup()
         executor = saver._aexecutor
-        assert isinstance(executor, _aexecutor.AsyncPooledExecutor) and executor._idle == []
+        assert isinstance(executor, _apool.AsyncPooledExecutor) and executor._idle == []
         monkeypatch.setattr(_aexecutor, "_driver", lambda: driver)
         call = asyncio.ensure_future(saver.adelete_thread("nobody"))  # takes a pooled one
         assert await asyncio.to_thread(entered.wait, 10)

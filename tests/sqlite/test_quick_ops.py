@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import checkpoint_sqlite._aexecutor as aexecutor_module
+import checkpoint_sqlite._apool as apool_module
 import checkpoint_sqlite._group as group_module
 from checkpoint_sqlite import AsyncSqliteSaver
 from checkpoint_sqlite._backend import SqliteBackend
@@ -71,7 +72,7 @@ async def test_a_locked_database_moves_the_read_off_the_loop(db_path: str, hops:
     raw.close()
     holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")
-    executor = aexecutor_module.AsyncPooledExecutor(db_path, ConnectOptions(timeout=10.0))
+    executor = apool_module.AsyncPooledExecutor(db_path, ConnectOptions(timeout=10.0))
     backend = SqliteBackend()
     ticks = 0
 

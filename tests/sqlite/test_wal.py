@@ -16,7 +16,7 @@ import pytest
 
 import checkpoint_sqlite._wal as wal_module
 from checkpoint_sqlite import AsyncSqliteSaver, SqliteSaver
-from checkpoint_sqlite._aexecutor import AsyncPooledExecutor
+from checkpoint_sqlite._apool import AsyncPooledExecutor
 from checkpoint_sqlite._sync import PooledExecutor
 from checkpoint_sqlite._wal import NOTIFY_EVERY, VALVE_PAGES, WAL_LIMIT_BYTES, WalCheckpointer
 from tests.conformance.builders import checkpoint, config, new_thread
