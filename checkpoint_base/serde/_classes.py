@@ -82,31 +82,11 @@ def _slot_names(cls: type) -> tuple[str, ...]:
 
 
 def class_encoder(cls: type, kind: int) -> Encoder:
-    """The writer for instances of `cls` (of the given kind)."""
+    """The writer for instances of `cls` (of the given kind); a pydantic v2 model's is
+    `_rows.pydantic_v2_encoder`."""
     key = key_of(cls)
     SEEN[key] = cls
     marker = ExtType(kind, key.encode())
-    if kind == C.PYDANTIC_V2:
-        from ._rows import pydantic_row_state  # here: _rows imports this module
-
-        names = tuple(cls.model_fields)  # type: ignore[attr-defined]
-        count = len(names)
-        row_text, row_state = pydantic_row_state(cls)
-        row_marker = ExtType(C.PYDANTIC_V2_ROW, row_text.encode())
-
-        def pydantic_v2(o: Any) -> list[Any]:
-            state = row_state(o)
-            if state is not None:
-                return [*state[1], state[0], row_marker]
-            d = o.__dict__
-            extra = getattr(o, "__pydantic_extra__", None)
-            fields_set = o.__pydantic_fields_set__
-            if len(d) != count:  # e.g. a cached_property stored in __dict__: not state
-                d = {k: d[k] for k in names if k in d}
-            unset = not extra and fields_set == d.keys()
-            return [d, extra or None, None if unset else sorted(fields_set), marker]
-
-        return pydantic_v2
     if kind == C.PYDANTIC_V1:
 
         def pydantic_v1(o: Any) -> list[Any]:

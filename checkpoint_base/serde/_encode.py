@@ -21,7 +21,7 @@ from ._builtins import ENCODERS, Encoder, encode_exception, encode_secret, is_se
 from ._classes import class_encoder, class_kind
 from ._errors import NestingTooDeepError, SerializationError, UnsupportedTypeError
 from ._numpy import numpy_encoder
-from ._rows import RowSpec, pydantic_row_spec
+from ._rows import RowSpec, pydantic_row_spec, pydantic_v2_encoder
 
 __all__ = [
     "array_header",
@@ -40,7 +40,7 @@ def _writer_for(cls: type) -> Encoder:
     if issubclass(cls, BaseException):
         writer = encode_exception
     elif (kind := class_kind(cls)) is not None:
-        writer = class_encoder(cls, kind)
+        writer = pydantic_v2_encoder(cls) if kind == C.PYDANTIC_V2 else class_encoder(cls, kind)
     elif (writer := numpy_encoder(cls)) is not None:
         pass
     elif is_secret(cls):

@@ -13,7 +13,10 @@ from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import Any, NamedTuple, TypeVar
 
-from ._builtins import Builder
+from msgpack import ExtType
+
+from . import _codes as C
+from ._builtins import Builder, Encoder
 from ._classes import SEEN, _arity, _list, _pydantic_fit, _pydantic_v2_parts, key_of
 from ._errors import MalformedDataError
 
@@ -24,6 +27,7 @@ __all__ = [
     "pydantic_row_spec",
     "pydantic_row_state",
     "pydantic_rows_builder",
+    "pydantic_v2_encoder",
 ]
 
 
@@ -126,6 +130,32 @@ def pydantic_row_state(cls: type) -> tuple[str, RowState]:
         return sorted_names(fields_set), values
 
     return text, row_state
+
+
+def pydantic_v2_encoder(cls: type) -> Encoder:
+    """The writer for instances of the pydantic v2 class `cls`: a row when the instance is one
+    (`pydantic_row_state`), else its field map, extra fields and fields_set."""
+    key = key_of(cls)
+    SEEN[key] = cls
+    marker = ExtType(C.PYDANTIC_V2, key.encode())
+    names = tuple(cls.model_fields)  # type: ignore[attr-defined]
+    count = len(names)
+    row_text, row_state = pydantic_row_state(cls)
+    row_marker = ExtType(C.PYDANTIC_V2_ROW, row_text.encode())
+
+    def pydantic_v2(o: Any) -> list[Any]:
+        state = row_state(o)
+        if state is not None:
+            return [*state[1], state[0], row_marker]
+        d = o.__dict__
+        extra = getattr(o, "__pydantic_extra__", None)
+        fields_set = o.__pydantic_fields_set__
+        if len(d) != count:  # e.g. a cached_property stored in __dict__: not state
+            d = {k: d[k] for k in names if k in d}
+        unset = not extra and fields_set == d.keys()
+        return [d, extra or None, None if unset else sorted(fields_set), marker]
+
+    return pydantic_v2
 
 
 _END = object()  # what next() gives past a ROWS list's end
